@@ -1,0 +1,207 @@
+"""Settings: built once at start-up from ``ROLLOUT_*`` variables and an optional TOML file.
+
+Every problem is collected and reported together as one ``ConfigError``. Secrets are held in
+``Secret`` so they never show in ``repr``, logs or error messages. No module-level singleton:
+build a ``Settings`` and pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bridge import errors
+
+ENV_PREFIX = "ROLLOUT_"
+DEFAULT_QUEUE = "sw-rel"
+
+
+class Secret:
+    """A secret string that hides itself in ``repr``/``str``; call ``reveal()`` to use it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself. Only pass it to the thing that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackerSettings:
+    """How to reach RT: REST2 URL, credentials (token or user + password), limits."""
+
+    url: str
+    token: Secret | None = None
+    user: str | None = None
+    password: Secret | None = None
+    timeout: float = 20.0
+    retries: int = 3
+    backoff: float = 0.5
+    verify_tls: bool = True
+
+    @property
+    def rest_url(self) -> str:
+        """The REST2 base URL, always ending in ``REST/2.0/``."""
+        base = self.url.rstrip("/")
+        if base.endswith("/REST/2.0"):
+            return base + "/"
+        return base + "/REST/2.0/"
+
+    @property
+    def web_url(self) -> str:
+        """The RT web root (the URL people open), ending in ``/``."""
+        return self.rest_url[: -len("REST/2.0/")]
+
+    def auth_description(self) -> str:
+        """How the bridge authenticates, safe to show: never the secret itself."""
+        if self.token is not None:
+            return "an auth token"
+        return f"user {self.user!r} with a password"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the ``rollout`` command needs, checked once."""
+
+    tracker: TrackerSettings
+    queue: str = DEFAULT_QUEUE
+    data_dir: Path = field(default_factory=lambda: Path(".rollout"))
+    hook_secret: Secret | None = None
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part, for messages."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _read_secret(name: str, raw: Mapping[str, Any], problems: list[str]) -> Secret | None:
+    """A secret from ``name`` or from the file named by ``name_file``; never both."""
+    value, path = raw.get(name), raw.get(f"{name}_file")
+    if value and path:
+        problems.append(f"{name} and {name}_file are both set; use one")
+        return None
+    if path:
+        try:
+            text = Path(str(path)).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            problems.append(f"{name}_file {path}: cannot read ({exc.strerror})")
+            return None
+        if not text:
+            problems.append(f"{name}_file {path} is empty")
+            return None
+        return Secret(text)
+    return Secret(str(value)) if value else None
+
+
+def _number(name: str, raw: Mapping[str, Any], default: float, problems: list[str]) -> float:
+    value = raw.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        problems.append(f"{name}: {value!r} is not a number")
+        return default
+    if number <= 0:
+        problems.append(f"{name}: must be greater than 0, got {value!r}")
+        return default
+    return number
+
+
+def _tracker_from(raw: Mapping[str, Any], problems: list[str]) -> TrackerSettings:
+    url = str(raw.get("rt_url") or "")
+    if not url:
+        problems.append("rt_url is not set (ROLLOUT_RT_URL), e.g. https://rt.example.org/")
+    else:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(f"rt_url: {redact_url(url)!r} is not an http(s) URL")
+        if parts.password:
+            problems.append("rt_url must not contain a password; use ROLLOUT_RT_PASSWORD(_FILE)")
+    token = _read_secret("rt_token", raw, problems)
+    password = _read_secret("rt_password", raw, problems)
+    user = str(raw["rt_user"]) if raw.get("rt_user") else None
+    if token is None and (user is None or password is None):
+        problems.append(
+            "no RT credentials: set ROLLOUT_RT_TOKEN(_FILE), or ROLLOUT_RT_USER and "
+            "ROLLOUT_RT_PASSWORD(_FILE)"
+        )
+    retries = _number("rt_retries", raw, 3, problems)
+    verify = str(raw.get("rt_verify_tls", "true")).lower() not in ("0", "false", "no")
+    return TrackerSettings(
+        url=redact_url(url),
+        token=token,
+        user=user,
+        password=password,
+        timeout=_number("rt_timeout", raw, 20.0, problems),
+        retries=int(retries),
+        backoff=_number("rt_backoff", raw, 0.5, problems),
+        verify_tls=verify,
+    )
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    config_file: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build ``Settings`` from a TOML file, then ``ROLLOUT_*`` variables, then ``overrides``.
+
+    Later sources win. Keys are the variable names without the prefix, in lower case
+    (``ROLLOUT_RT_URL`` is ``rt_url``). Raises ``ConfigError`` listing every problem.
+    """
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    raw: dict[str, Any] = {}
+    path = config_file or (Path(env["ROLLOUT_CONFIG"]) if env.get("ROLLOUT_CONFIG") else None)
+    if path is not None:
+        try:
+            raw.update(tomllib.loads(path.read_text(encoding="utf-8")))
+        except OSError as exc:
+            problems.append(f"config file {path}: cannot read ({exc.strerror})")
+        except tomllib.TOMLDecodeError as exc:
+            problems.append(f"config file {path}: not valid TOML ({exc})")
+    raw.update(
+        {k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+    )
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+
+    tracker = _tracker_from(raw, problems)
+    queue = str(raw.get("queue") or DEFAULT_QUEUE)
+    if not queue.strip() or len(queue) > 200:
+        problems.append(f"queue: {queue!r} is not a usable queue name")
+    hook_secret = _read_secret("hook_secret", raw, problems)
+    if problems:
+        raise errors.ConfigError(problems)
+    return Settings(
+        tracker=tracker,
+        queue=queue,
+        data_dir=Path(str(raw.get("data_dir") or ".rollout")),
+        hook_secret=hook_secret,
+    )

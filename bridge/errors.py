@@ -1,0 +1,82 @@
+"""Errors raised by the tracker edge.
+
+Hierarchy::
+
+    BridgeError                      root of everything raised by ``bridge``
+    ├── ConfigError                  settings missing or invalid (lists every problem)
+    ├── TrackerError                 talking to RT went wrong; carries ``operation``, ``ticket_id``
+    │   ├── TrackerUnavailable       transient: timeout, refused connection, 5xx, 429
+    │   ├── TrackerBadAnswer         transient: RT (or a proxy) answered something unparseable
+    │   ├── TrackerAuthFailed        permanent: 401/403, credentials or rights are wrong
+    │   ├── TrackerNotFound          permanent: ticket, attachment, queue... does not exist
+    │   └── TrackerRejected          permanent: RT refused the request (400, or a change it ignored)
+    └── SandboxError                 the throw-away RT could not be started or stopped
+
+``transient`` on an error says whether trying again later may help; retries never look at
+message text. Messages never contain credentials.
+"""
+
+from __future__ import annotations
+
+
+class BridgeError(Exception):
+    """Root of all errors raised by the ``bridge`` package."""
+
+    transient: bool = False
+
+
+class ConfigError(BridgeError):
+    """The configuration is missing or invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n  - " + "\n  - ".join(self.problems))
+
+
+class TrackerError(BridgeError):
+    """Talking to RT failed. ``operation`` names what the bridge was doing."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str,
+        ticket_id: int | None = None,
+        status_code: int | None = None,
+        attempts: int = 1,
+    ) -> None:
+        self.operation = operation
+        self.ticket_id = ticket_id
+        self.status_code = status_code
+        self.attempts = attempts
+        where = f"{operation}" + (f" (ticket {ticket_id})" if ticket_id is not None else "")
+        tries = f"; tried {attempts} times" if attempts > 1 else ""
+        super().__init__(f"{where}: {message}{tries}")
+
+
+class TrackerUnavailable(TrackerError):
+    """RT could not be reached or answered with a server error. Worth retrying later."""
+
+    transient = True
+
+
+class TrackerBadAnswer(TrackerError):
+    """RT's answer could not be understood (not JSON, or not the expected shape)."""
+
+    transient = True
+
+
+class TrackerAuthFailed(TrackerError):
+    """RT refused the bridge's credentials or the account lacks a right."""
+
+
+class TrackerNotFound(TrackerError):
+    """The ticket, attachment or other object does not exist (or is invisible to the bridge)."""
+
+
+class TrackerRejected(TrackerError):
+    """RT refused the request or silently ignored part of it."""
+
+
+class SandboxError(BridgeError):
+    """The sandbox RT could not be set up, started or stopped."""

@@ -1,0 +1,139 @@
+"""What the product needs in RT, as data: the queue, custom fields, groups, rights and scrip.
+
+Both ways of applying it read this one description: ``initialdata.render`` (an RT initialdata
+file for ``rt-setup-database-5 --action insert``) and ``apply.apply_setup`` (``rollout tracker
+init`` against a running RT). The scrip's Perl lives beside this file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from bridge import records
+
+SCRIP_DESCRIPTION = "Rollout bridge: tell the bridge when RolloutProgress changes"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CustomFieldSpec:
+    """A ticket custom field applied to the release queue."""
+
+    name: str
+    kind: str  # "select", "freeform", "text" (multi-line)
+    description: str
+    values: tuple[str, ...] = ()
+    default: str | None = None
+
+    @property
+    def rt_type(self) -> str:
+        """RT's Type column."""
+        return {"select": "Select", "freeform": "Freeform", "text": "Text"}[self.kind]
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupSpec:
+    """A user-defined group and the rights its members have on the release queue."""
+
+    name: str
+    description: str
+    rights: tuple[str, ...]
+    system_rights: tuple[str, ...] = ()
+
+
+_SEE = ("SeeQueue", "ShowTicket", "SeeCustomField")
+_WORK = (
+    *_SEE,
+    "ShowTicketComments",
+    "CommentOnTicket",
+    "ReplyToTicket",
+    "ModifyTicket",
+    "ModifyCustomField",
+    "Watch",
+)
+
+CUSTOM_FIELDS: tuple[CustomFieldSpec, ...] = (
+    CustomFieldSpec(
+        name="RolloutProgress",
+        kind="select",
+        description="Where the release is in the rollout workflow",
+        values=tuple(s.label for s in records.RolloutState),
+        default=records.RolloutState.SUBMITTED.label,
+    ),
+    CustomFieldSpec(
+        name="EmergencyRelease",
+        kind="select",
+        description="Yes lets the release skip staged rollout",
+        values=("No", "Yes"),
+        default="No",
+    ),
+    CustomFieldSpec(
+        name="ReleaseType",
+        kind="select",
+        description="NonIncremental goes to base, Incremental to updates",
+        values=("Incremental", "NonIncremental"),
+    ),
+    CustomFieldSpec(
+        name="AssociatedMajorRelease",
+        kind="freeform",
+        description="The major release this release belongs to (e.g. UMD-5, CAs)",
+    ),
+    CustomFieldSpec(
+        name="Sync-Protocol",
+        kind="select",
+        description="How the repository fetches the packages",
+        values=("rsync", "sftp", "https"),
+        default="rsync",
+    ),
+    CustomFieldSpec(
+        name="Sync-URL", kind="freeform", description="Where the packages are fetched from"
+    ),
+    CustomFieldSpec(
+        name="RepositoryURL",
+        kind="freeform",
+        description="Where the release is published (set by the bridge)",
+    ),
+    CustomFieldSpec(
+        name="QualityCriteria Verification Report",
+        kind="freeform",
+        description="Link to the verification report",
+    ),
+    CustomFieldSpec(
+        name="StageRollout Report", kind="freeform", description="Link to the staged-rollout report"
+    ),
+    CustomFieldSpec(
+        name="RolloutHistory",
+        kind="text",
+        description="Timeline of RolloutProgress states (written by the bridge)",
+    ),
+)
+
+GROUPS: tuple[GroupSpec, ...] = (
+    GroupSpec(name="sw-rel-qc", description="Quality control: verifies releases", rights=_WORK),
+    GroupSpec(name="sw-rel-sr", description="Staged-rollout team", rights=_WORK),
+    GroupSpec(
+        name="sw-rel-production", description="Told when a release reaches production", rights=_SEE
+    ),
+    GroupSpec(
+        name="sw-rel-admin",
+        description="Release managers (AdminCc on every release)",
+        rights=(*_WORK, "OwnTicket", "TakeTicket", "StealTicket", "ModifyQueueWatchers"),
+    ),
+    GroupSpec(
+        name="sw-rel-early-adopters",
+        description="Sites that install from staged rollout",
+        rights=("SeeQueue",),
+    ),
+    GroupSpec(
+        name="sw-rel-bridge",
+        description="Service accounts of the Rollout bridge",
+        rights=(*_WORK, "ModifyQueueWatchers"),
+        # Ticket JSON names watcher groups by id; the bridge looks their names up.
+        system_rights=("SeeGroup",),
+    ),
+)
+
+
+def scrip_code(part: str) -> str:
+    """The scrip's Perl: ``condition`` (is-applicable) or ``action`` (commit)."""
+    return resources.files(__name__).joinpath(f"scrip_{part}.pl").read_text(encoding="utf-8")
