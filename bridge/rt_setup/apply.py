@@ -1,0 +1,295 @@
+"""``rollout tracker init``: put the product's set-up into a running RT 5, idempotently.
+
+What REST2 can do (queue, custom fields and their values, groups) goes through REST2; what it
+cannot (scrip, rights, custom-field defaults) goes through RT's web admin pages
+(``web_admin.WebAdmin``). Every item is read first and only created or changed when it differs,
+so running it again changes nothing. This is an admin tool, so it talks to RT itself instead of
+through ``bridge.tracker`` (whose operations are the daemon's).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+
+from bridge import errors, rt_setup
+from bridge.config import TrackerSettings
+from bridge.rt_setup import web_admin
+
+logger = logging.getLogger(__name__)
+
+CREATED, UPDATED, UNCHANGED, SKIPPED = "created", "updated", "unchanged", "skipped"
+
+
+@dataclass
+class SetupReport:
+    """What ``apply_setup`` found and did, item by item."""
+
+    items: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, kind: str, name: str, outcome: str) -> None:
+        self.items.append((kind, name, outcome))
+        logger.info("%s %s: %s", kind, name, outcome)
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was created or updated."""
+        return any(o.startswith((CREATED, UPDATED)) for _, _, o in self.items)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every item is in place (nothing skipped)."""
+        return not any(o.startswith(SKIPPED) for _, _, o in self.items)
+
+    def render(self) -> str:
+        """One line per item, for the terminal."""
+        width = max((len(f"{k} {n}") for k, n, _ in self.items), default=0)
+        return "\n".join(f"{f'{k} {n}':<{width}}  {o}" for k, n, o in self.items)
+
+
+class _Rest:
+    """Just enough REST2 for the set-up, with errors of our own."""
+
+    def __init__(self, settings: TrackerSettings, transport: httpx2.BaseTransport | None) -> None:
+        headers = {"User-Agent": "rollout-bridge-setup"}
+        auth = None
+        if settings.token is not None:
+            headers["Authorization"] = f"token {settings.token.reveal()}"
+        elif settings.user and settings.password:
+            auth = (settings.user, settings.password.reveal())
+        self.base = settings.rest_url
+        self.client = httpx2.Client(
+            timeout=settings.timeout,
+            verify=settings.verify_tls,
+            auth=auth,
+            headers=headers,
+            transport=transport,
+        )
+
+    def call(self, method: str, path: str, what: str, **kw: Any) -> Any:
+        try:
+            response = self.client.request(method, self.base + path, **kw)
+        except httpx2.TransportError as exc:
+            raise errors.TrackerUnavailable(
+                f"cannot reach RT at {self.base} ({type(exc).__name__})", operation=what
+            ) from exc
+        if response.status_code in (401, 403):
+            raise errors.TrackerAuthFailed(
+                f"RT refused the account (HTTP {response.status_code}); tracker init needs an "
+                "RT administrator (SuperUser)",
+                operation=what,
+                status_code=response.status_code,
+            )
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 300:
+            raise errors.TrackerRejected(
+                f"RT answered HTTP {response.status_code}: {response.text[:200]}",
+                operation=what,
+                status_code=response.status_code,
+            )
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise errors.TrackerBadAnswer("RT's answer is not JSON", operation=what) from exc
+
+    def search(self, collection: str, query: list[dict[str, str]], fields: str) -> list[Any]:
+        found = self.call(
+            "POST", collection, f"find {collection}", json=query,
+            params={"fields": fields, "per_page": 100},
+        )  # fmt: skip
+        return list((found or {}).get("items", []))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def apply_setup(
+    settings: TrackerSettings,
+    queue: str,
+    *,
+    transport: httpx2.BaseTransport | None = None,
+    make_web_admin: Callable[[], web_admin.WebAdmin] | None = None,
+) -> SetupReport:
+    """Create or update the queue, fields, values, groups, rights, defaults and scrip.
+
+    Needs an RT administrator. The web part needs a user and password (RT's web pages do not
+    take auth tokens); with a token only, those items are reported as skipped.
+    Raises ``TrackerError`` subclasses when RT cannot be reached or refuses the account.
+    """
+    report = SetupReport()
+    rest = _Rest(settings, transport)
+    try:
+        queue_id = _ensure_queue(rest, queue, report)
+        cf_ids = _ensure_custom_fields(rest, queue, queue_id, report)
+        group_ids = _ensure_groups(rest, report)
+    finally:
+        rest.close()
+
+    if make_web_admin is None and not (settings.user and settings.password):
+        for what in ("scrip", "rights", "defaults"):
+            report.add(what, queue, f"{SKIPPED}: needs ROLLOUT_RT_USER and ROLLOUT_RT_PASSWORD")
+        return report
+    admin = (
+        make_web_admin()
+        if make_web_admin
+        else web_admin.WebAdmin(
+            settings.web_url,
+            settings.user or "",
+            settings.password.reveal() if settings.password else "",
+            timeout=settings.timeout,
+        )
+    )
+    try:
+        admin.login()
+        _ensure_web_parts(admin, queue, queue_id, cf_ids, group_ids, report)
+    finally:
+        admin.close()
+    return report
+
+
+def _ensure_queue(rest: _Rest, queue: str, report: SetupReport) -> int:
+    found = rest.call("GET", f"queue/{queue}", "read queue")
+    if found and found.get("id") and str(found.get("Disabled", "0")) == "0":
+        report.add("queue", queue, UNCHANGED)
+        return int(found["id"])
+    if found and found.get("id"):
+        rest.call("PUT", f"queue/{found['id']}", "enable queue", json={"Disabled": 0})
+        report.add("queue", queue, f"{UPDATED} (enabled)")
+        return int(found["id"])
+    created = rest.call(
+        "POST", "queue", "create queue",
+        json={"Name": queue, "Description": "Software releases (Rollout bridge)"},
+    )  # fmt: skip
+    report.add("queue", queue, CREATED)
+    return int(created["id"])
+
+
+def _ensure_custom_fields(
+    rest: _Rest, queue: str, queue_id: int, report: SetupReport
+) -> dict[str, int]:
+    applied = {
+        int(i["id"])
+        for i in (rest.call("GET", f"queue/{queue_id}/customfields", "read queue fields",
+                            params={"per_page": 100}) or {}).get("items", [])
+    }  # fmt: skip
+    ids: dict[str, int] = {}
+    for spec in rt_setup.CUSTOM_FIELDS:
+        matches = rest.search(
+            "customfields",
+            [
+                {"field": "Name", "value": spec.name},
+                {"field": "LookupType", "value": "RT::Queue-RT::Ticket"},
+            ],
+            "Name,Type,MaxValues,Disabled",
+        )
+        mine = [m for m in matches if m.get("Name") == spec.name and int(m["id"]) in applied]
+        if mine:
+            cf_id = int(mine[0]["id"])
+            current = mine[0]
+            if current.get("Type") != spec.rt_type:
+                raise errors.TrackerRejected(
+                    f"custom field {spec.name!r} exists with type {current.get('Type')!r}, the "
+                    f"bridge needs {spec.rt_type!r}; change or rename it in RT first",
+                    operation="tracker init",
+                )
+            outcome = UNCHANGED
+        else:
+            created = rest.call(
+                "POST", "customfield", f"create field {spec.name}",
+                json={
+                    "Name": spec.name, "Type": spec.rt_type, "MaxValues": 1,
+                    "LookupType": "RT::Queue-RT::Ticket", "Queue": queue,
+                    "Description": spec.description,
+                },
+            )  # fmt: skip
+            cf_id = int(created["id"])
+            outcome = CREATED
+        added = _ensure_values(rest, cf_id, spec.values)
+        if added and outcome == UNCHANGED:
+            outcome = f"{UPDATED} (values added: {', '.join(added)})"
+        report.add("custom field", spec.name, outcome)
+        ids[spec.name] = cf_id
+    return ids
+
+
+def _ensure_values(rest: _Rest, cf_id: int, values: Sequence[str]) -> list[str]:
+    if not values:
+        return []
+    current = rest.call(
+        "GET", f"customfield/{cf_id}/values", "read field values", params={"per_page": 100}
+    )
+    have = {str(i.get("name")) for i in (current or {}).get("items", [])}
+    added = []
+    for order, value in enumerate(values, start=1):
+        if value not in have:
+            rest.call(
+                "POST", f"customfield/{cf_id}/value", "add field value",
+                json={"Name": value, "SortOrder": order},
+            )  # fmt: skip
+            added.append(value)
+    return added
+
+
+def _ensure_groups(rest: _Rest, report: SetupReport) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for spec in rt_setup.GROUPS:
+        found = [
+            g
+            for g in rest.search(
+                "groups",
+                [{"field": "Name", "value": spec.name}, {"field": "Domain", "value": "UserDefined"}],
+                "Name",
+            )
+            if g.get("Name") == spec.name
+        ]
+        if found:
+            ids[spec.name] = int(found[0]["id"])
+            report.add("group", spec.name, UNCHANGED)
+            continue
+        created = rest.call(
+            "POST", "group", f"create group {spec.name}",
+            json={"Name": spec.name, "Description": spec.description},
+        )  # fmt: skip
+        ids[spec.name] = int(created["id"])
+        report.add("group", spec.name, CREATED)
+    return ids
+
+
+def _ensure_web_parts(
+    admin: web_admin.WebAdmin,
+    queue: str,
+    queue_id: int,
+    cf_ids: Mapping[str, int],
+    group_ids: Mapping[str, int],
+    report: SetupReport,
+) -> None:
+    for spec in rt_setup.GROUPS:
+        granted = admin.ensure_queue_rights(
+            queue_id=queue_id, group_id=group_ids[spec.name], rights=spec.rights
+        )
+        if spec.system_rights:
+            granted += admin.ensure_system_rights(
+                group_id=group_ids[spec.name], rights=spec.system_rights
+            )
+        report.add(
+            "rights", spec.name, f"{UPDATED} (granted {', '.join(granted)})" if granted else UNCHANGED
+        )
+    for cf in rt_setup.CUSTOM_FIELDS:
+        if cf.default is None:
+            continue
+        changed = admin.ensure_default_value(
+            queue_id=queue_id, custom_field_id=cf_ids[cf.name], value=cf.default
+        )
+        report.add("default", f"{cf.name}={cf.default}", UPDATED if changed else UNCHANGED)
+    outcome = admin.ensure_scrip(
+        queue_id=queue_id,
+        description=rt_setup.SCRIP_DESCRIPTION,
+        condition_code=rt_setup.scrip_code("condition"),
+        action_code=rt_setup.scrip_code("action"),
+    )
+    report.add("scrip", queue, outcome)
