@@ -118,7 +118,14 @@ def _read_secret(name: str, raw: Mapping[str, Any], problems: list[str]) -> Secr
     return Secret(str(value)) if value else None
 
 
-def _number(name: str, raw: Mapping[str, Any], default: float, problems: list[str]) -> float:
+def _number(
+    name: str,
+    raw: Mapping[str, Any],
+    default: float,
+    problems: list[str],
+    *,
+    allow_zero: bool = False,
+) -> float:
     value = raw.get(name)
     if value is None or value == "":
         return default
@@ -127,8 +134,9 @@ def _number(name: str, raw: Mapping[str, Any], default: float, problems: list[st
     except (TypeError, ValueError):
         problems.append(f"{name}: {value!r} is not a number")
         return default
-    if number <= 0:
-        problems.append(f"{name}: must be greater than 0, got {value!r}")
+    if number < 0 or (number == 0 and not allow_zero):
+        limit = "0 or more" if allow_zero else "greater than 0"
+        problems.append(f"{name}: must be {limit}, got {value!r}")
         return default
     return number
 
@@ -151,7 +159,7 @@ def _tracker_from(raw: Mapping[str, Any], problems: list[str]) -> TrackerSetting
             "no RT credentials: set ROLLOUT_RT_TOKEN(_FILE), or ROLLOUT_RT_USER and "
             "ROLLOUT_RT_PASSWORD(_FILE)"
         )
-    retries = _number("rt_retries", raw, 3, problems)
+    retries = _number("rt_retries", raw, 3, problems, allow_zero=True)
     verify = str(raw.get("rt_verify_tls", "true")).lower() not in ("0", "false", "no")
     return TrackerSettings(
         url=redact_url(url),

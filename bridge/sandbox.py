@@ -34,7 +34,7 @@ RT_SETUP_DATABASE = Path("/usr/sbin/rt-setup-database-5")
 RT_LIB = Path("/usr/share/request-tracker5/lib")
 DEBIAN_PACKAGES = ("request-tracker5", "rt5-db-sqlite", "rt5-standalone")
 ROOT_USER = "root"
-ROOT_PASSWORD = "password"  # RT's documented default for a new database; loopback only
+ROOT_PASSWORD = "password"  # noqa: S105 - RT's default for a new database; loopback only
 BRIDGE_USER = "rollout-bridge"
 STATE_FILE = "sandbox.json"
 
@@ -311,7 +311,9 @@ class Sandbox:
         )  # fmt: skip
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-15:]
-            raise errors.SandboxError(f"{what} failed (exit {result.returncode}):\n" + "\n".join(tail))
+            raise errors.SandboxError(
+                f"{what} failed (exit {result.returncode}):\n" + "\n".join(tail)
+            )
         return result.stdout
 
     def _build_database(self, token_file: Path) -> None:

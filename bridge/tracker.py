@@ -73,9 +73,7 @@ class TrackerClient:
         self._last_content_type = ""
         self._group_names: dict[str, str] = {}
         self._fields_seen: dict[int, frozenset[str]] = {}
-        self._secrets = [
-            s.reveal() for s in (settings.token, settings.password) if s is not None
-        ]
+        self._secrets = [s.reveal() for s in (settings.token, settings.password) if s is not None]
         try:
             self._rt = rt.rest2.Rt(settings.rest_url, http_timeout=None)
         except ValueError as exc:
@@ -141,9 +139,11 @@ class TrackerClient:
             self._operation = operation
             try:
                 return fn()
-            except Exception as exc:  # noqa: BLE001 - translated right here
+            except Exception as exc:
                 error = self._translate(exc, operation, ticket_id, attempt)
-                never_sent = isinstance(_root_cause(exc), httpx2.ConnectError | httpx2.ConnectTimeout)
+                never_sent = isinstance(
+                    _root_cause(exc), httpx2.ConnectError | httpx2.ConnectTimeout
+                )
                 retry = (
                     error.transient
                     and attempt <= self.settings.retries
@@ -212,7 +212,12 @@ class TrackerClient:
                 **kw,
             )
         if isinstance(exc, rt.exceptions.UnexpectedResponseError):
-            return self._for_status(exc.status_code or 0, exc.response_message or "", kw)
+            if exc.status_code:
+                return self._for_status(exc.status_code, exc.response_message or "", kw)
+            return errors.TrackerBadAnswer(
+                f"RT's answer was not what REST2 sends ({_snippet(str(exc), self._secrets, 120)})",
+                **kw,
+            )
         if isinstance(exc, ValueError | KeyError | TypeError | binascii.Error):
             kind = self._last_content_type or "no content type"
             return errors.TrackerBadAnswer(
@@ -242,7 +247,8 @@ class TrackerClient:
             return errors.TrackerNotFound("RT has no such object (HTTP 404)", status_code=404, **kw)
         if status == 429 or status >= 500:
             return errors.TrackerUnavailable(
-                f"RT answered HTTP {status}" + (f": {excerpt}" if excerpt else " with an empty body"),
+                f"RT answered HTTP {status}"
+                + (f": {excerpt}" if excerpt else " with an empty body"),
                 status_code=status,
                 **kw,
             )
@@ -448,7 +454,9 @@ class TrackerClient:
                     operation="update_ticket",
                     ticket_id=ticket_id,
                 )
-            body["CustomFields"] = {k: v if isinstance(v, str) else list(v) for k, v in custom_fields.items()}
+            body["CustomFields"] = {
+                k: v if isinstance(v, str) else list(v) for k, v in custom_fields.items()
+            }
         if cc_groups is not None or admin_cc_groups is not None:
             if current is None:
                 current = self.get_ticket(ticket_id)
@@ -475,7 +483,9 @@ class TrackerClient:
 
         messages = self._call("update_ticket", ticket_id, send)
         logger.info(
-            "updated ticket %s: %s", ticket_id, "; ".join(messages) or "nothing changed",
+            "updated ticket %s: %s",
+            ticket_id,
+            "; ".join(messages) or "nothing changed",
             extra={"operation": "update_ticket", "ticket_id": ticket_id},
         )
         return messages
@@ -495,7 +505,9 @@ class TrackerClient:
         current: records.Ticket | None = None,
     ) -> list[str]:
         """Replace the Cc and/or AdminCc groups. See ``update_ticket``."""
-        return self.update_ticket(ticket_id, cc_groups=cc, admin_cc_groups=admin_cc, current=current)
+        return self.update_ticket(
+            ticket_id, cc_groups=cc, admin_cc_groups=admin_cc, current=current
+        )
 
     def resolve(self, ticket_id: int) -> list[str]:
         """Set the ticket's status to resolved (1 round trip)."""
@@ -567,11 +579,13 @@ def _keep_people(current: Sequence[records.Watcher], groups: Sequence[str]) -> l
 
 
 def _root_cause(exc: BaseException) -> BaseException:
-    """python-rt wraps httpx2 errors in its own ConnectionError; find the httpx2 one."""
-    seen = exc
-    for _ in range(5):
-        inner = getattr(seen, "cause", None) or seen.__cause__
-        if inner is None:
+    """The httpx2 error behind ``exc`` (python-rt wraps them in its own ConnectionError), or
+    ``exc`` itself. Stops at the first httpx2 error: below it are httpcore and OS details."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
             break
-        seen = inner
-    return seen
+        if isinstance(seen, httpx2.TransportError):
+            return seen
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return exc

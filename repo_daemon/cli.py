@@ -86,7 +86,9 @@ def tracker_init(ctx: click.Context, url: str | None, user: str | None, queue: s
     click.echo(report.render())
     if not report.complete:
         raise click.exceptions.Exit(1)
-    click.echo("RT set-up " + ("updated." if report.changed else "already complete; nothing changed."))
+    click.echo(
+        "RT set-up " + ("updated." if report.changed else "already complete; nothing changed.")
+    )
 
 
 @tracker.command("initdata")
@@ -150,7 +152,9 @@ _dir_option = click.option(
     show_default=True,
     help="Where the scrip POSTs RolloutProgress changes.",
 )
-@click.option("--queue", default=config.DEFAULT_QUEUE, show_default=True)
+@click.option(
+    "--queue", default=config.DEFAULT_QUEUE, show_default=True, help="Release queue to create."
+)
 def sandbox_up(directory: Path, port: int | None, bridge_url: str, queue: str) -> None:
     """Start the sandbox RT with the product's set-up (built on first use; ~10 s)."""
     info = sandbox.Sandbox(directory, port=port, bridge_url=bridge_url, queue=queue).up()
@@ -205,20 +209,17 @@ def _print_sandbox(info: sandbox.SandboxInfo) -> None:
 
 @cli.command("demo")
 @_dir_option
-def demo(directory: Path) -> None:
-    """Bring up a sandbox RT configured for the product and say where to look."""
-    click.secho("Rollout bridge demo", bold=True)
-    info = sandbox.Sandbox(directory).up()
-    _print_sandbox(info)
-    click.echo(
-        "\nTry it: open the RT web page, create a ticket in the "
-        f"{info.queue!r} queue and change its RolloutProgress; the scrip's POST to "
-        f"{info.bridge_url} shows in {info.server_log}.\n"
-        f"Read a ticket as the bridge does:\n"
-        f"  ROLLOUT_RT_URL={info.web_url} ROLLOUT_RT_TOKEN_FILE={info.bridge_token_file} "
-        "rollout tracker show 1\n"
-        f"Stop it with: rollout tracker sandbox down --dir {directory}"
-    )
+@click.option("--exit", "stop_at_end", is_flag=True, help="Stop the sandbox RT at the end.")
+def demo(directory: Path, stop_at_end: bool) -> None:
+    """Show the product at work against a sandbox RT, with nothing to configure.
+
+    Starts a sandbox RT with the product's set-up, files a sample release, moves its
+    RolloutProgress, shows the signed change RT's scrip sends to the bridge, and reads the
+    ticket back as the bridge does. RT is left running (unless --exit) so you can look.
+    """
+    from repo_daemon import demo as demo_module
+
+    raise click.exceptions.Exit(demo_module.run_demo(directory, stop_at_end=stop_at_end))
 
 
 # -- entry point --------------------------------------------------------------------------
@@ -238,7 +239,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in args or "--verbose" in args
     try:
-        cli.main(args=args, prog_name="rollout", standalone_mode=False)
+        # Without standalone mode, click returns the code of a click.exceptions.Exit.
+        status = cli.main(args=args, prog_name="rollout", standalone_mode=False)
     except click.exceptions.Exit as done:
         return int(done.exit_code)
     except click.exceptions.Abort:
@@ -255,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         click.echo(_cause_chain(exc), err=True)
         return 1
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ from tests.hook_listener import HookListener, ReceivedHook
 
 pytestmark = pytest.mark.rt
 
-RELEASE_XML = b'<?xml version="1.0" encoding="UTF-8"?>\n<Release>\n  <Version>1.2.3</Version>\n</Release>\n'
+RELEASE_XML = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Release>\n  <Version>1.2.3</Version>\n</Release>\n'
+)
 
 
 def _file_release(manager: TrackerClient, *, emergency: str = "No") -> int:
@@ -93,7 +95,7 @@ def test_hook_signature_fails_with_another_secret(
     manager_client.set_custom_fields(ticket_id, {"RolloutProgress": "Unverified"})
     hook = hooks.wait_for(_for_ticket(ticket_id, "Unverified"))
     other = "whsec_" + base64.b64encode(b"another-secret-of-24-byte").decode()
-    with pytest.raises(Exception, match="(?i)signature"):
+    with pytest.raises(Exception, match=r"(?i)signature"):
         Webhook(other).verify(hook.body, hook.headers)
 
 
@@ -206,7 +208,7 @@ def test_refused_changes_raise_and_change_nothing(
         bridge_client.set_custom_fields(ticket_id, {"RolloutProgres": "Unverified"})
     with pytest.raises(errors.TrackerRejected, match="no group named 'sw-rel-nobody'"):
         bridge_client.set_watcher_groups(ticket_id, cc=["sw-rel-nobody"])
-    with pytest.raises(errors.TrackerNotFound, match="no attachment named 'manifest.xml'"):
+    with pytest.raises(errors.TrackerNotFound, match=r"no attachment named 'manifest\.xml'"):
         bridge_client.download_attachment(ticket_id, "manifest.xml")
     with pytest.raises(errors.TrackerNotFound):
         bridge_client.get_ticket(987654)

@@ -1,0 +1,35 @@
+# The two set-up commands from the README. Each installs what it needs when missing
+# (scripts/bootstrap) and is safe to run twice.
+VENV ?= .venv
+BIN := $(VENV)/bin
+SANDBOX ?= .rollout/sandbox
+
+.PHONY: demo test bootstrap lint unit integration demo-down clean
+
+## make demo: start a sandbox RT with the product's set-up and show the bridge reading it
+demo: bootstrap
+	$(BIN)/rollout demo --dir $(SANDBOX)
+
+## make test: lint, type-check, then the whole test suite (unit, integration, acceptance)
+test: bootstrap lint
+	$(BIN)/pytest
+
+bootstrap:
+	@scripts/bootstrap
+
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: bootstrap
+	$(BIN)/pytest tests/unit
+
+integration: bootstrap
+	$(BIN)/pytest tests/integration tests/acceptance
+
+demo-down:
+	$(BIN)/rollout tracker sandbox down --dir $(SANDBOX)
+
+clean: demo-down
+	rm -rf .rollout

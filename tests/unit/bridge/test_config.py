@@ -1,0 +1,82 @@
+"""Settings: every problem reported at once, secrets hidden, sources in the right order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge import config, errors
+
+
+def test_all_problems_are_reported_together() -> None:
+    with pytest.raises(errors.ConfigError) as caught:
+        config.load_settings({"ROLLOUT_RT_URL": "ftp://rt", "ROLLOUT_RT_TIMEOUT": "soon"})
+    problems = caught.value.problems
+    assert any("is not an http(s) URL" in p for p in problems)
+    assert any("no RT credentials" in p for p in problems)
+    assert any("rt_timeout: 'soon' is not a number" in p for p in problems)
+    assert len(problems) == 3
+
+
+def test_environment_overrides_file_and_flags_override_environment(tmp_path: Path) -> None:
+    file = tmp_path / "rollout.toml"
+    file.write_text('rt_url = "https://file.example.org/"\nqueue = "from-file"\nrt_user = "f"\n')
+    env = {"ROLLOUT_RT_URL": "https://env.example.org/", "ROLLOUT_RT_PASSWORD": "pw"}
+    settings = config.load_settings(env, config_file=file, overrides={"queue": "from-flag"})
+    assert settings.tracker.url == "https://env.example.org/"
+    assert settings.tracker.user == "f"
+    assert settings.queue == "from-flag"
+    assert settings.tracker.rest_url == "https://env.example.org/REST/2.0/"
+
+
+def test_secrets_come_from_files_and_never_show(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("1-2-abcdef\n")
+    settings = config.load_settings(
+        {"ROLLOUT_RT_URL": "https://rt.example.org", "ROLLOUT_RT_TOKEN_FILE": str(token_file)}
+    )
+    assert settings.tracker.token is not None
+    assert settings.tracker.token.reveal() == "1-2-abcdef"
+    assert "abcdef" not in repr(settings)
+    assert "abcdef" not in str(settings.tracker)
+
+
+def test_secret_and_secret_file_together_is_a_problem(tmp_path: Path) -> None:
+    env = {
+        "ROLLOUT_RT_URL": "https://rt.example.org",
+        "ROLLOUT_RT_TOKEN": "x",
+        "ROLLOUT_RT_TOKEN_FILE": str(tmp_path / "missing"),
+    }
+    with pytest.raises(errors.ConfigError, match="both set"):
+        config.load_settings(env)
+
+
+def test_password_in_the_url_is_refused_and_not_echoed() -> None:
+    env = {"ROLLOUT_RT_URL": "https://root:hunter2@rt.example.org/", "ROLLOUT_RT_TOKEN": "t"}
+    with pytest.raises(errors.ConfigError) as caught:
+        config.load_settings(env)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_unreadable_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(errors.ConfigError, match="cannot read"):
+        config.load_settings({}, config_file=tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("rt_url = \n")
+    with pytest.raises(errors.ConfigError, match="not valid TOML"):
+        config.load_settings({}, config_file=bad)
+
+
+@pytest.mark.parametrize(
+    ("url", "rest"),
+    [
+        ("https://rt.example.org", "https://rt.example.org/REST/2.0/"),
+        ("https://rt.example.org/rt/", "https://rt.example.org/rt/REST/2.0/"),
+        ("https://rt.example.org/REST/2.0", "https://rt.example.org/REST/2.0/"),
+    ],
+)
+def test_rest_url_is_derived_from_the_web_root(url: str, rest: str) -> None:
+    tracker = config.TrackerSettings(url=url, token=config.Secret("t"))
+    assert tracker.rest_url == rest
+    assert tracker.web_url == rest[: -len("REST/2.0/")]
