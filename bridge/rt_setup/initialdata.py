@@ -99,7 +99,7 @@ def render(queue: str = "sw-rel") -> str:
             "LookupType => RT::Ticket->CustomFieldLookupType, ObjectId => $queue->id );\n"
             f"            my ( $ok, $msg ) = $cf->SetDefaultValues( Object => $queue, "
             f"Values => {_perl_str(cf.default or '')} );\n"
-            "            RT->Logger->error(\"default for \" . $cf->Name . \": $msg\") unless $ok;\n"
+            '            RT->Logger->error("default for " . $cf->Name . ": $msg") unless $ok;\n'
             "        }\n"
         )
     out.append("    },\n);\n1;\n")
