@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 class RolloutState(enum.Enum):
@@ -93,3 +94,69 @@ class Attachment:
     content_type: str
     content: bytes
     transaction_id: int | None = None
+
+
+class JobStatus(enum.Enum):
+    """Where a queued change is. Each value has a description."""
+
+    QUEUED = ("queued", "Waiting to be processed (possibly until a retry time).")
+    RUNNING = ("running", "Claimed by a daemon, which holds a lease on it.")
+    DONE = ("done", "Processed.")
+    FAILED = ("failed", "Stopped by a permanent error; an operator may retry it.")
+    DEAD = ("dead", "Dead-lettered after the last retry; an operator may retry it.")
+
+    def __init__(self, label: str, description: str) -> None:
+        self.label = label
+        self.description = description
+
+    @classmethod
+    def parse(cls, value: str) -> JobStatus:
+        """The status called ``value``; raises ``ValueError`` naming the allowed ones."""
+        for status in cls:
+            if status.label == value:
+                return status
+        raise ValueError(f"unknown job status {value!r}; allowed: {', '.join(s.label for s in cls)}")
+
+
+class JobSource(enum.Enum):
+    """How a change reached the queue."""
+
+    HOOK = ("hook", "Posted by RT's scrip.")
+    RECOVERED = ("recovered", "Found in RT's history by reconciliation (the hook never came).")
+
+    def __init__(self, label: str, description: str) -> None:
+        self.label = label
+        self.description = description
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReleaseRequest:
+    """What someone asked for: a change of a ticket's RolloutProgress, as RT reported it."""
+
+    ticket_id: int
+    transaction_id: int
+    current: RolloutState
+    previous: RolloutState
+    emergency: bool = False
+    actor: str = ""
+    source: JobSource = JobSource.HOOK
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    """A queued change with its processing state."""
+
+    id: int
+    request: ReleaseRequest
+    status: JobStatus
+    attempts: int
+    scheduled_at: datetime
+    created_at: datetime
+    locked_by: str | None = None
+    locked_until: datetime | None = None
+    finished_at: datetime | None = None
+    last_error: str | None = None
+
+    @property
+    def ticket_id(self) -> int:
+        return self.request.ticket_id

@@ -3,15 +3,23 @@ set-up loaded from the shipped initialdata, and a loopback endpoint its scrip po
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pytest_postgresql.janitor import DatabaseJanitor
 
+from bridge import database, queue
 from bridge.config import Secret, TrackerSettings
 from bridge.sandbox import Sandbox, SandboxInfo
 from bridge.tracker import TrackerClient
 from tests.hook_listener import HookListener
+from tests.pg_server import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +66,56 @@ def manager_client(rt_sandbox: SandboxInfo) -> Iterator[TrackerClient]:
     )
     with TrackerClient(settings) as client:
         yield client
+
+
+# -- databases: SQLite always, and a real PostgreSQL the session starts itself ----------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    root = Path(tempfile.mkdtemp(prefix="rollout-pg-"))  # not under pytest's 0700 tmp dirs
+    server = PostgresServer(root)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database for one test, on each backend."""
+    if request.param == "sqlite":
+        url = database.default_url(tmp_path)
+        engine = database.create_engine(url)
+        database.migrate(engine)
+        engine.dispose()
+        yield url
+        return
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    name = f"test_{os.getpid()}_{next(_db_counter)}"
+    with DatabaseJanitor(
+        user=server.user, host=server.host, port=server.port, dbname=name
+    ):
+        url = server.url(name)
+        engine = database.create_engine(url)
+        database.migrate(engine)
+        engine.dispose()
+        yield url
+
+
+@pytest.fixture
+def make_queue(db_url: str) -> Iterator[Callable[..., queue.Queue]]:
+    """Queues on the test's database (several may share it, like several daemons)."""
+    engines: list[Any] = []
+
+    def make(**kwargs: Any) -> queue.Queue:
+        engine = database.create_engine(db_url)
+        engines.append(engine)
+        return queue.Queue(engine, **kwargs)
+
+    yield make
+    for engine in engines:
+        engine.dispose()
