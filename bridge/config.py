@@ -7,6 +7,8 @@ build a ``Settings`` and pass it down.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import tomllib
 from collections.abc import Mapping
@@ -79,13 +81,52 @@ class TrackerSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReceiverSettings:
+    """The HTTP receiver of RT's hooks."""
+
+    host: str = "127.0.0.1"
+    port: int = 8750
+    hook_secret: Secret | None = None
+    hook_tolerance: float = 300.0  # seconds a signed hook stays acceptable (replay window)
+    max_body_bytes: int = 65536
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonSettings:
+    """The repo daemon's scheduling, leases and retries."""
+
+    worker_name: str = ""  # default: host name and process id
+    drain_interval: float = 1.0
+    reconcile_interval: float = 60.0
+    lease_seconds: float = 300.0
+    retry_base_delay: float = 5.0
+    retry_max_attempts: int = 8
+    # The bridge's own RT account: changes it makes itself are not new work.
+    rt_bridge_user: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the ``rollout`` command needs, checked once."""
 
     tracker: TrackerSettings
     queue: str = DEFAULT_QUEUE
     data_dir: Path = field(default_factory=lambda: Path(".rollout"))
-    hook_secret: Secret | None = None
+    # None: SQLite in data_dir. A Secret, because a PostgreSQL URL may carry a password.
+    database_url: Secret | None = None
+    receiver: ReceiverSettings = field(default_factory=ReceiverSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+
+    def database(self) -> str:
+        """The database URL to use (the SQLite default when none is configured)."""
+        if self.database_url is not None:
+            return self.database_url.reveal()
+        return f"sqlite:///{(self.data_dir / 'bridge.sqlite').resolve()}"
+
+    @property
+    def hook_secret(self) -> Secret | None:
+        """The secret RT's scrip signs hooks with."""
+        return self.receiver.hook_secret
 
 
 def redact_url(url: str) -> str:
@@ -205,11 +246,56 @@ def load_settings(
     if not queue.strip() or len(queue) > 200:
         problems.append(f"queue: {queue!r} is not a usable queue name")
     hook_secret = _read_secret("hook_secret", raw, problems)
+    if hook_secret is not None:
+        problems.extend(_check_hook_secret(hook_secret))
+    data_dir = Path(str(raw.get("data_dir") or ".rollout"))
+    database_url = _read_secret("database_url", raw, problems)
+    if database_url is not None and not database_url.reveal().startswith(
+        ("sqlite:", "postgresql:", "postgresql+psycopg:")
+    ):
+        problems.append("database_url: use sqlite:///PATH or postgresql://USER@HOST/DB")
+    port = _number("listen_port", raw, 8750, problems)
+    if not 0 < port < 65536 or port != int(port):
+        problems.append(f"listen_port: {raw.get('listen_port')!r} is not a TCP port")
+    receiver = ReceiverSettings(
+        host=str(raw.get("listen_host") or "127.0.0.1"),
+        port=int(port),
+        hook_secret=hook_secret,
+        hook_tolerance=_number("hook_tolerance", raw, 300.0, problems),
+        max_body_bytes=int(_number("max_hook_bytes", raw, 65536, problems)),
+    )
+    daemon = DaemonSettings(
+        worker_name=str(raw.get("worker_name") or ""),
+        drain_interval=_number("drain_interval", raw, 1.0, problems),
+        reconcile_interval=_number("reconcile_interval", raw, 60.0, problems),
+        lease_seconds=_number("lease_seconds", raw, 300.0, problems),
+        retry_base_delay=_number("retry_base_delay", raw, 5.0, problems),
+        retry_max_attempts=int(_number("retry_max_attempts", raw, 8, problems)),
+        rt_bridge_user=str(raw["rt_bridge_user"]) if raw.get("rt_bridge_user") else None,
+    )
     if problems:
         raise errors.ConfigError(problems)
     return Settings(
         tracker=tracker,
         queue=queue,
-        data_dir=Path(str(raw.get("data_dir") or ".rollout")),
-        hook_secret=hook_secret,
+        data_dir=data_dir,
+        database_url=database_url,
+        receiver=receiver,
+        daemon=daemon,
     )
+
+
+def _check_hook_secret(secret: Secret) -> list[str]:
+    """A Standard Webhooks secret is ``whsec_`` + base64 of at least 16 bytes."""
+    value = secret.reveal()
+    body = value.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return ["hook_secret: not base64 (expected whsec_ followed by base64)"]
+    if len(key) < 16:
+        return [
+            "hook_secret: too short; use at least 16 random bytes "
+            "(`rollout tracker sandbox up` makes one)"
+        ]
+    return []

@@ -80,3 +80,41 @@ def test_rest_url_is_derived_from_the_web_root(url: str, rest: str) -> None:
     tracker = config.TrackerSettings(url=url, token=config.Secret("t"))
     assert tracker.rest_url == rest
     assert tracker.web_url == rest[: -len("REST/2.0/")]
+
+
+BASE = {"ROLLOUT_RT_URL": "https://rt.example.org", "ROLLOUT_RT_TOKEN": "t"}
+
+
+def test_receiver_and_daemon_settings_are_read_and_checked() -> None:
+    secret = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"  # 24 bytes
+    settings = config.load_settings(
+        {**BASE, "ROLLOUT_HOOK_SECRET": secret, "ROLLOUT_LISTEN_PORT": "9000",
+         "ROLLOUT_RETRY_MAX_ATTEMPTS": "3", "ROLLOUT_RT_BRIDGE_USER": "rollout-bridge"}
+    )  # fmt: skip
+    assert settings.receiver.port == 9000
+    assert settings.hook_secret is not None and settings.hook_secret.reveal() == secret
+    assert settings.daemon.retry_max_attempts == 3
+    assert settings.daemon.rt_bridge_user == "rollout-bridge"
+    assert settings.database().startswith("sqlite:///")
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"ROLLOUT_HOOK_SECRET": "whsec_%%%"}, "hook_secret: not base64"),
+        ({"ROLLOUT_HOOK_SECRET": "whsec_c2hvcnQ="}, "hook_secret: too short"),
+        ({"ROLLOUT_LISTEN_PORT": "70000"}, "listen_port"),
+        ({"ROLLOUT_DATABASE_URL": "mysql://x"}, "database_url"),
+    ],
+)
+def test_bad_receiver_settings_are_named(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(errors.ConfigError, match=problem):
+        config.load_settings({**BASE, **env})
+
+
+def test_a_database_password_stays_hidden() -> None:
+    settings = config.load_settings(
+        {**BASE, "ROLLOUT_DATABASE_URL": "postgresql://bridge:pgsecret@db.example.org/rollout"}
+    )
+    assert "pgsecret" not in repr(settings)
+    assert settings.database() == "postgresql://bridge:pgsecret@db.example.org/rollout"
