@@ -97,7 +97,7 @@ class _Rest:
         except ValueError as exc:
             raise errors.TrackerBadAnswer("RT's answer is not JSON", operation=what) from exc
 
-    def search(self, collection: str, query: list[dict[str, str]], fields: str) -> list[Any]:
+    def search(self, collection: str, query: list[dict[str, Any]], fields: str) -> list[Any]:
         found = self.call(
             "POST", collection, f"find {collection}", json=query,
             params={"fields": fields, "per_page": 100},
@@ -142,6 +142,7 @@ def apply_setup(
             settings.user or "",
             settings.password.reveal() if settings.password else "",
             timeout=settings.timeout,
+            verify_tls=settings.verify_tls,
         )
     )
     try:
@@ -178,15 +179,16 @@ def _ensure_custom_fields(
                             params={"per_page": 100}) or {}).get("items", [])
     }  # fmt: skip
     ids: dict[str, int] = {}
+    # One search for all of them: every REST2 call with a password costs RT a hash check.
+    matches = rest.search(
+        "customfields",
+        [
+            {"field": "Name", "operator": "IN", "value": [s.name for s in rt_setup.CUSTOM_FIELDS]},
+            {"field": "LookupType", "value": "RT::Queue-RT::Ticket"},
+        ],
+        "Name,Type,MaxValues,Disabled",
+    )
     for spec in rt_setup.CUSTOM_FIELDS:
-        matches = rest.search(
-            "customfields",
-            [
-                {"field": "Name", "value": spec.name},
-                {"field": "LookupType", "value": "RT::Queue-RT::Ticket"},
-            ],
-            "Name,Type,MaxValues,Disabled",
-        )
         mine = [m for m in matches if m.get("Name") == spec.name and int(m["id"]) in applied]
         if mine:
             cf_id = int(mine[0]["id"])
@@ -237,16 +239,16 @@ def _ensure_values(rest: _Rest, cf_id: int, values: Sequence[str]) -> list[str]:
 
 def _ensure_groups(rest: _Rest, report: SetupReport) -> dict[str, int]:
     ids: dict[str, int] = {}
+    existing = rest.search(
+        "groups",
+        [
+            {"field": "Name", "operator": "IN", "value": [s.name for s in rt_setup.GROUPS]},
+            {"field": "Domain", "value": "UserDefined"},
+        ],
+        "Name",
+    )
     for spec in rt_setup.GROUPS:
-        found = [
-            g
-            for g in rest.search(
-                "groups",
-                [{"field": "Name", "value": spec.name}, {"field": "Domain", "value": "UserDefined"}],
-                "Name",
-            )
-            if g.get("Name") == spec.name
-        ]
+        found = [g for g in existing if g.get("Name") == spec.name]
         if found:
             ids[spec.name] = int(found[0]["id"])
             report.add("group", spec.name, UNCHANGED)
@@ -277,7 +279,9 @@ def _ensure_web_parts(
                 group_id=group_ids[spec.name], rights=spec.system_rights
             )
         report.add(
-            "rights", spec.name, f"{UPDATED} (granted {', '.join(granted)})" if granted else UNCHANGED
+            "rights",
+            spec.name,
+            f"{UPDATED} (granted {', '.join(granted)})" if granted else UNCHANGED,
         )
     for cf in rt_setup.CUSTOM_FIELDS:
         if cf.default is None:

@@ -1,0 +1,529 @@
+"""RT's web admin pages, for the set-up that REST2 in RT 5.0 cannot do: group rights, queue
+default values of custom fields, and the scrip.
+
+Owns a browser-like session (form login at ``NoAuth/Login.html``, RT's session cookie, a
+``Referer`` on every request for RT's CSRF check), a small reader for the pages' HTML forms
+(standard library ``html.parser``), and one idempotent ``ensure_*`` operation per item: read the
+admin page, change only what is missing or different, then load the page again and check that
+RT took the change. Form field names are those of RT 5.0's Mason pages:
+``Admin/Elements/EditRights`` (``CheckACL``, ``SetRights-<principal>-<class>-<id>``),
+``Admin/Queues/DefaultValues.html`` (``Object-RT::Ticket--CustomField-<id>-Value(s)``),
+``Admin/Scrips/Create.html``, ``Modify.html`` and ``Objects.html``.
+The password is only ever sent in the login form; it is never part of a message or log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx2
+
+from bridge import errors
+from bridge.rt_setup.html_forms import Form, Page, form_data, parse_page, same_code
+
+logger = logging.getLogger(__name__)
+
+USER_DEFINED = "User Defined"  # the name of RT's scrip condition and action that run code
+LOGIN_PAGE = "NoAuth/Login.html"
+# Columns of the queue's scrip list: a link to each scrip named by its description. Passed
+# explicitly so that a site's own $AdminSearchResultFormat does not matter.
+_SCRIP_LIST_FORMAT = (
+    "'<a href=\"__WebPath__/Admin/Scrips/Modify.html?id=__id__\">__id__</a>/TITLE:#',"
+    '\'<a href="__WebPath__/Admin/Scrips/Modify.html?id=__id__">__Description__</a>'
+    "/TITLE:Description'"
+)
+_SCRIP_LINK = re.compile(r"/Admin/Scrips/Modify\.html\?id=(\d+)")
+_CF_INPUT = re.compile(r"^Object-RT::(?:Ticket|Transaction)--CustomField(?::\w+)?-(\d+)-(.+)$")
+
+
+# -- the session ----------------------------------------------------------------------------
+
+
+class WebAdmin:
+    """A logged-in session on RT's web admin pages, with idempotent set-up operations."""
+
+    def __init__(
+        self,
+        web_url: str,
+        user: str,
+        password: str,
+        *,
+        timeout: float,
+        verify_tls: bool = True,
+        transport: httpx2.BaseTransport | None = None,
+    ) -> None:
+        self.web_url = web_url.rstrip("/") + "/"
+        self.user = user
+        self._password = password
+        self._client = httpx2.Client(
+            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
+            verify=verify_tls,
+            transport=transport,
+            follow_redirects=True,
+            headers={
+                "User-Agent": "rollout-bridge-setup",
+                # RT's CSRF check ($RestrictReferrer) wants a Referer from RT itself.
+                "Referer": self.web_url,
+                "Accept-Language": "en",
+            },
+        )
+        self._logged_in = False
+
+    def __repr__(self) -> str:
+        return f"WebAdmin({self.web_url!r}, user={self.user!r})"
+
+    # -- session ----------------------------------------------------------------------
+    def login(self) -> None:
+        """Log in through RT's login form; raise ``TrackerAuthFailed`` when RT refuses."""
+        what = "RT web login"
+        answer = self._send(
+            "POST", LOGIN_PAGE, what,
+            data={"user": self.user, "pass": self._password, "next": ""},
+            follow_redirects=False,
+        )  # fmt: skip
+        # The answer to the form says little; a page that needs a session tells.
+        probe = self._send("GET", "Helpers/ShortcutHelp", what, follow_redirects=False)
+        if probe.is_redirect and LOGIN_PAGE in probe.headers.get("location", ""):
+            said = parse_page(answer.text).feedback() if answer.status_code == 200 else ""
+            raise errors.TrackerAuthFailed(
+                f"RT's web login refused user {self.user!r}"
+                + (f" ({said})" if said else "")
+                + "; check the user name and password",
+                operation=what,
+            )
+        if probe.status_code != 200:
+            raise errors.TrackerBadAnswer(
+                f"unexpected HTTP {probe.status_code} after logging in to {self.web_url}",
+                operation=what,
+                status_code=probe.status_code,
+            )
+        self._logged_in = True
+        logger.debug("logged in to %s as %s", self.web_url, self.user)
+
+    def close(self) -> None:
+        """Log out (best effort) and close the connection."""
+        try:
+            if self._logged_in:
+                self._client.get(self.web_url + "NoAuth/Logout.html", follow_redirects=False)
+        except httpx2.HTTPError:
+            pass
+        finally:
+            self._logged_in = False
+            self._client.close()
+
+    def __enter__(self) -> WebAdmin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- rights -----------------------------------------------------------------------
+    def ensure_queue_rights(
+        self, *, queue_id: int, group_id: int, rights: Sequence[str]
+    ) -> list[str]:
+        """Grant the rights the user-defined group lacks on the queue; return those granted.
+
+        Rights the group has already are kept (never revoked).
+        """
+        return self._ensure_rights(
+            "Admin/Queues/GroupRights.html",
+            {"id": str(queue_id)},
+            principal_id=group_id,
+            target=("RT::Queue", queue_id),
+            rights=rights,
+            where=f"queue #{queue_id}",
+        )
+
+    def ensure_system_rights(self, *, group_id: int, rights: Sequence[str]) -> list[str]:
+        """Grant the global (RT::System) rights the group lacks; return those granted."""
+        return self._ensure_rights(
+            "Admin/Global/GroupRights.html",
+            {},
+            principal_id=group_id,
+            target=("RT::System", 1),
+            rights=rights,
+            where="the whole RT (global rights)",
+        )
+
+    def _ensure_rights(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        *,
+        principal_id: int,
+        target: tuple[str, int],
+        rights: Sequence[str],
+        where: str,
+    ) -> list[str]:
+        """Grant the missing ``rights`` to the group on one object, keeping the others.
+
+        A group's id is its principal id in RT. ``ProcessACLs`` sets the rights of each
+        principal-object pair named in ``CheckACL`` to exactly the ``SetRights-<pair>`` boxes
+        sent, so this sends every right the page shows checked plus the missing ones, and names
+        no other pair. As with a browser's save, a right RT no longer offers (no box on the page)
+        or one granted by someone else between the read and the save would be dropped; the
+        read-back reports the latter.
+        """
+        pair = f"{principal_id}-{target[0]}-{target[1]}"
+        box = f"SetRights-{pair}"
+        what = f"grant rights on {where}"
+        form = self._form("GET", path, "ModifyGroupRights", what, params=params)
+        current = set(form.values(box))
+        missing = [r for r in dict.fromkeys(rights) if r not in current]
+        if not missing:
+            return []
+        suffix = f"-{target[0]}-{target[1]}"
+        available = {
+            c.value
+            for c in form.controls
+            if c.name.startswith("SetRights-") and c.name.endswith(suffix)
+        }
+        unknown = [r for r in missing if r not in available]
+        if available and unknown:
+            raise errors.TrackerRejected(
+                f"RT offers no right named {', '.join(unknown)} on {where}", operation=what
+            )
+        data = form_data(
+            [
+                *params.items(),
+                ("CheckACL", pair),
+                *((box, r) for r in sorted(current | set(missing))),
+            ]
+        )
+        answer = self._page("POST", path, what, data=data)
+        now = set(self._form("GET", path, "ModifyGroupRights", what, params=params).values(box))
+        not_granted = [r for r in missing if r not in now]
+        lost = sorted(current - now)
+        if not_granted or lost:
+            problem = []
+            if not_granted:
+                problem.append(f"did not grant {', '.join(not_granted)}")
+            if lost:
+                problem.append(f"lost {', '.join(lost)}")
+            raise errors.TrackerRejected(
+                f"RT {' and '.join(problem)} for group #{principal_id} on {where}"
+                + _rt_said(answer),
+                operation=what,
+            )
+        logger.info("granted %s to group #%s on %s", ", ".join(missing), principal_id, where)
+        return missing
+
+    # -- default values ---------------------------------------------------------------
+    def ensure_default_value(self, *, queue_id: int, custom_field_id: int, value: str) -> bool:
+        """Make ``value`` the queue's default for a ticket custom field; True when changed.
+
+        Sends the page's other fields (priorities, dates, article) as they are, like a browser
+        would, and no other custom field.
+        """
+        path, params = "Admin/Queues/DefaultValues.html", {"id": str(queue_id)}
+        what = f"set the default of custom field #{custom_field_id} in queue #{queue_id}"
+        form = self._form("GET", path, "ModifyDefaultValues", what, params=params)
+        name = self._cf_input(form, custom_field_id, what)
+        if form.values(name) == [value]:
+            return False
+        options = form.select_options(name)
+        if options and value not in {o.value for o in options}:
+            raise errors.TrackerRejected(
+                f"{value!r} is not one of the values of custom field #{custom_field_id}",
+                operation=what,
+            )
+        pairs = [(n, v) for n, v in form.submission() if not _CF_INPUT.match(n)]
+        magic = f"{name}-Magic"
+        if form.controls_named(magic):
+            pairs.append((magic, "1"))
+        pairs += [(name, value), ("Update", _submit_value(form, "Update"))]
+        answer = self._page("POST", path, what, data=form_data(pairs))
+        now = self._form("GET", path, "ModifyDefaultValues", what, params=params).values(name)
+        if now != [value]:
+            raise errors.TrackerRejected(
+                f"RT did not take {value!r} as the default of custom field #{custom_field_id} "
+                f"in queue #{queue_id} (it shows {', '.join(now) or 'no value'})"
+                + _rt_said(answer),
+                operation=what,
+            )
+        logger.info(
+            "default of custom field #%s in queue #%s: %s", custom_field_id, queue_id, value
+        )
+        return True
+
+    @staticmethod
+    def _cf_input(form: Form, custom_field_id: int, what: str) -> str:
+        for control in form.controls:
+            m = _CF_INPUT.match(control.name)
+            if m and int(m.group(1)) == custom_field_id and m.group(2) in ("Value", "Values"):
+                return control.name
+        raise errors.TrackerRejected(
+            f"custom field #{custom_field_id} is not on the queue's default values page "
+            "(not applied to the queue, or of a type without defaults)",
+            operation=what,
+        )
+
+    # -- scrip ------------------------------------------------------------------------
+    def ensure_scrip(
+        self,
+        *,
+        queue_id: int,
+        description: str,
+        condition_code: str,
+        action_code: str,
+        prepare_code: str = "return 1;",
+        template: str = "Blank",
+        stage: str = "TransactionCreate",
+    ) -> str:
+        """Create the User Defined scrip on the queue, or bring an existing one up to date.
+
+        The scrip is found by its description. Returns ``"created"``, ``"unchanged"`` or
+        ``"updated (...)"`` naming what was changed (code, condition, action, template,
+        enabled, applied to queue).
+        """
+        code = {
+            "CustomIsApplicableCode": condition_code,
+            "CustomPrepareCode": prepare_code,
+            "CustomCommitCode": action_code,
+        }
+        scrip_id = self._find_scrip(queue_id, description)
+        if scrip_id is None:
+            scrip_id = self._create_scrip(queue_id, description, code, template, stage)
+            self._check_scrip(scrip_id, description, code, template)
+            if not self._scrip_applied(scrip_id, queue_id):
+                raise errors.TrackerRejected(
+                    f"RT created scrip #{scrip_id} but did not apply it to queue #{queue_id}",
+                    operation="create scrip",
+                )
+            logger.info("created scrip #%s on queue #%s", scrip_id, queue_id)
+            return "created"
+        changed = self._update_scrip(scrip_id, code, template)
+        if not self._scrip_applied(scrip_id, queue_id):
+            self._apply_scrip(scrip_id, queue_id, stage)
+            changed.append("applied to queue")
+        if not changed:
+            return "unchanged"
+        logger.info("updated scrip #%s: %s", scrip_id, ", ".join(changed))
+        return f"updated ({', '.join(changed)})"
+
+    def _find_scrip(self, queue_id: int, description: str) -> int | None:
+        """The id of the scrip with this description, applied to the queue or not."""
+        page = self._page(
+            "GET", "Admin/Queues/Scrips.html", "find the scrip",
+            params={"id": str(queue_id), "Rows": "0", "Format": _SCRIP_LIST_FORMAT},
+        )  # fmt: skip
+        found = sorted(
+            {
+                int(m.group(1))
+                for link in page.links
+                if link.text == description and (m := _SCRIP_LINK.search(link.href))
+            }
+        )
+        if len(found) > 1:
+            logger.warning(
+                "several scrips are described %r (%s); keeping #%s up to date",
+                description, ", ".join(f"#{i}" for i in found), found[0],
+            )  # fmt: skip
+        return found[0] if found else None
+
+    def _create_scrip(
+        self, queue_id: int, description: str, code: Mapping[str, str], template: str, stage: str
+    ) -> int:
+        what = "create scrip"
+        path = "Admin/Scrips/Create.html"
+        form = self._form("GET", path, "CreateScrip", what, params={"Queue": str(queue_id)})
+        condition, action = self._user_defined(form, what)
+        if template not in {o.value for o in form.select_options("Template")}:
+            raise errors.TrackerRejected(f"RT has no template named {template!r}", operation=what)
+        overrides: dict[str, list[str]] = {
+            "Queue": [str(queue_id)],
+            "Description": [description],
+            "ScripCondition": [condition],
+            "ScripAction": [action],
+            "Template": [template],
+            "Stage": [stage],
+            "SetEnabled": ["1"],
+            "Enabled": ["1"],
+            **{k: [v] for k, v in code.items()},
+            "Create": [_submit_value(form, "Create")],
+        }
+        data = {**form_data(form.submission()), **overrides}
+        answer = self._send("POST", path, what, data=data)
+        # Success redirects to Modify.html?id=<new scrip>; failure shows the form again.
+        if answer.url.path.endswith("/Admin/Scrips/Modify.html"):
+            new_id = answer.url.params.get("id", "")
+            if new_id.isdigit():
+                return int(new_id)
+        raise errors.TrackerRejected(
+            f"RT did not create the scrip {description!r}" + _rt_said(parse_page(answer.text)),
+            operation=what,
+        )
+
+    def _update_scrip(self, scrip_id: int, code: Mapping[str, str], template: str) -> list[str]:
+        """Bring the scrip's condition, action, template, code and state up to date."""
+        what = f"update scrip #{scrip_id}"
+        path, params = "Admin/Scrips/Modify.html", {"id": str(scrip_id)}
+        form = self._form("GET", path, "ModifyScrip", what, params=params)
+        condition, action = self._user_defined(form, what)
+        differ = self._scrip_differences(form, code, template, condition, action)
+        if not differ:
+            return []
+        pairs = [(n, v) for n, v in form.submission() if n not in (*code, "Enabled")]
+        overrides = {
+            "ScripCondition": [condition],
+            "ScripAction": [action],
+            "Template": [template if "template" in differ else ""],
+            "SetEnabled": ["1"],
+            "Enabled": ["1"],
+            **{k: [v] for k, v in code.items()},
+            "Update": [_submit_value(form, "Update")],
+        }
+        answer = self._page("POST", path, what, data={**form_data(pairs), **overrides})
+        form = self._form("GET", path, "ModifyScrip", what, params=params)
+        still = self._scrip_differences(form, code, template, condition, action)
+        if still:
+            raise errors.TrackerRejected(
+                f"RT did not update the {', '.join(still)} of scrip #{scrip_id}" + _rt_said(answer),
+                operation=what,
+            )
+        return differ
+
+    def _check_scrip(
+        self, scrip_id: int, description: str, code: Mapping[str, str], template: str
+    ) -> None:
+        what = f"check scrip #{scrip_id}"
+        form = self._form(
+            "GET", "Admin/Scrips/Modify.html", "ModifyScrip", what, params={"id": str(scrip_id)}
+        )
+        condition, action = self._user_defined(form, what)
+        differ = self._scrip_differences(form, code, template, condition, action)
+        if form.values("Description") != [description]:
+            differ.append("description")
+        if differ:
+            raise errors.TrackerRejected(
+                f"scrip #{scrip_id} as RT saved it differs in: {', '.join(differ)}", operation=what
+            )
+
+    @staticmethod
+    def _scrip_differences(
+        form: Form, code: Mapping[str, str], template: str, condition: str, action: str
+    ) -> list[str]:
+        differ = []
+        if any(not same_code("".join(form.values(k)), v) for k, v in code.items()):
+            differ.append("code")
+        if form.values("ScripCondition") != [condition]:
+            differ.append("condition")
+        if form.values("ScripAction") != [action]:
+            differ.append("action")
+        # On Modify.html the first option (value "") names the scrip's current template.
+        options = form.select_options("Template")
+        current = next((o.label for o in options if o.value == ""), "")
+        if current != template:
+            differ.append("template")
+        if not any(c.checked for c in form.controls_named("Enabled")):
+            differ.append("enabled")
+        return differ
+
+    @staticmethod
+    def _user_defined(form: Form, what: str) -> tuple[str, str]:
+        """The ids of the User Defined condition and action offered by a scrip form."""
+        found = []
+        for name in ("ScripCondition", "ScripAction"):
+            ids = [o.value for o in form.select_options(name) if o.label == USER_DEFINED]
+            if not ids:
+                raise errors.TrackerRejected(
+                    f"RT offers no {USER_DEFINED!r} {name[5:].lower()} on its scrip page; the "
+                    "account needs the ExecuteCode right (and RT's pages in English)",
+                    operation=what,
+                )
+            found.append(ids[0])
+        return found[0], found[1]
+
+    def _scrip_applied(self, scrip_id: int, queue_id: int) -> bool:
+        """Whether the scrip runs for the queue (added to it, or global)."""
+        form = self._form(
+            "GET", "Admin/Scrips/Objects.html", "AddRemoveScrip", f"read scrip #{scrip_id}",
+            params={"id": str(scrip_id)},
+        )  # fmt: skip
+        # Checkboxes named RemoveScrip-<scrip> list what it is added to (value 0: global).
+        added = {c.value for c in form.controls_named(f"RemoveScrip-{scrip_id}")}
+        return bool(added & {"0", str(queue_id)})
+
+    def _apply_scrip(self, scrip_id: int, queue_id: int, stage: str) -> None:
+        what = f"apply scrip #{scrip_id} to queue #{queue_id}"
+        answer = self._page(
+            "POST", "Admin/Scrips/Objects.html", what,
+            data={"id": str(scrip_id), "From": "", f"AddScrip-{scrip_id}": str(queue_id),
+                  "Stage": stage, "Template": "", "Update": "1"},
+        )  # fmt: skip
+        if not self._scrip_applied(scrip_id, queue_id):
+            raise errors.TrackerRejected(
+                f"RT did not apply scrip #{scrip_id} to queue #{queue_id}" + _rt_said(answer),
+                operation=what,
+            )
+
+    # -- HTTP -------------------------------------------------------------------------
+    def _form(self, method: str, path: str, form_key: str, what: str, **kw: Any) -> Form:
+        page = self._page(method, path, what, **kw)
+        form = page.form(form_key)
+        if form is None:
+            raise errors.TrackerRejected(
+                f"RT's page {path} has no form {form_key!r}" + _rt_said(page), operation=what
+            )
+        return form
+
+    def _page(self, method: str, path: str, what: str, **kw: Any) -> Page:
+        return parse_page(self._send(method, path, what, **kw).text)
+
+    def _send(self, method: str, path: str, what: str, **kw: Any) -> httpx2.Response:
+        try:
+            response = self._client.request(method, self.web_url + path, **kw)
+        except httpx2.TransportError as exc:
+            raise errors.TrackerUnavailable(
+                f"cannot reach RT's web pages at {self.web_url} ({type(exc).__name__})",
+                operation=what,
+            ) from exc
+        status = response.status_code
+        if status >= 500 or status == 429:
+            raise errors.TrackerUnavailable(
+                f"RT answered HTTP {status} for {path}", operation=what, status_code=status
+            )
+        if status in (401, 403):
+            raise errors.TrackerAuthFailed(
+                f"RT refused {path} (HTTP {status}); tracker init needs an RT administrator "
+                "(SuperUser)",
+                operation=what,
+                status_code=status,
+            )
+        if status == 404:
+            raise errors.TrackerRejected(
+                f"RT has no page {path} (HTTP 404); is {self.web_url} RT's web root?",
+                operation=what,
+                status_code=status,
+            )
+        if status >= 400:
+            raise errors.TrackerRejected(
+                f"RT answered HTTP {status} for {path}", operation=what, status_code=status
+            )
+        if path != LOGIN_PAGE and response.url.path.endswith("/" + LOGIN_PAGE):
+            raise errors.TrackerAuthFailed(
+                "RT's web session ended (sent back to the login page)", operation=what
+            )
+        if "CSRF_Token=" in response.text:
+            raise errors.TrackerRejected(
+                "RT refused the request as a possible cross-site request forgery; give the "
+                "URL exactly as RT's $WebBaseURL",
+                operation=what,
+            )
+        return response
+
+
+def _submit_value(form: Form, name: str) -> str:
+    """The value of the submit button called ``name`` (what a click on it sends)."""
+    for control in form.controls_named(name):
+        if control.type == "submit":
+            return control.value or "1"
+    return "1"
+
+
+def _rt_said(page: Page) -> str:
+    said = page.feedback()
+    return f" (RT said: {said})" if said else ""
