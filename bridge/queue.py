@@ -1,4 +1,4 @@
-"""The durable queue of RolloutProgress changes, and the event log beside it. All queue SQL lives here.
+"""The durable queue of RolloutProgress changes and the event log beside it; all queue SQL.
 
 - ``enqueue`` / ``enqueue_many`` store changes; RT's transaction id is the dedupe key, so a hook
   that arrives twice (or a hook and reconciliation) is queued once.
@@ -80,7 +80,9 @@ class RetryPolicy:
         """When to try again, or None when the job should stop (permanent error, or spent)."""
         if not transient or attempts >= self.max_attempts:
             return None
-        return now + timedelta(seconds=self.delay(attempts, random.random() if rand is None else rand))
+        if rand is None:
+            rand = random.random()  # noqa: S311 - jitter, not cryptography
+        return now + timedelta(seconds=self.delay(attempts, rand))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,7 +268,7 @@ class Queue:
         )
 
     def release(self, job_id: int, worker: str) -> bool:
-        """Give a job back untouched (e.g. on shutdown before work began); the try is not counted."""
+        """Give a job back untouched (e.g. on shutdown before work began); not counted as a try."""
         jobs = tables.jobs
         return self._fenced(
             job_id,
@@ -433,7 +435,7 @@ class Queue:
             needs_comment=needs_comment,
         )
         with self.engine.begin() as conn:
-            return int(conn.execute(stmt).inserted_primary_key[0])
+            return int(conn.execute(stmt.returning(tables.events.c.id)).scalar_one())
 
     def events(
         self, *, kind: str | None = None, ticket_id: int | None = None, limit: int = 100
@@ -466,7 +468,9 @@ class Queue:
         if not done:
             values = {"needs_comment": False}
         with self.engine.begin() as conn:
-            conn.execute(tables.events.update().where(tables.events.c.id == event_id).values(**values))
+            conn.execute(
+                tables.events.update().where(tables.events.c.id == event_id).values(**values)
+            )
 
     def get_state(self, key: str) -> str | None:
         """A named value the bridge keeps (e.g. reconciliation's cursor), or None."""

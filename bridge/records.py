@@ -115,7 +115,8 @@ class JobStatus(enum.Enum):
         for status in cls:
             if status.label == value:
                 return status
-        raise ValueError(f"unknown job status {value!r}; allowed: {', '.join(s.label for s in cls)}")
+        allowed = ", ".join(s.label for s in cls)
+        raise ValueError(f"unknown job status {value!r}; allowed: {allowed}")
 
 
 class JobSource(enum.Enum):

@@ -7,7 +7,7 @@ free loopback port with trust authentication and is stopped at the end of the se
 
 from __future__ import annotations
 
-import glob
+import contextlib
 import os
 import pwd
 import shutil
@@ -20,7 +20,7 @@ def _bin_dir() -> Path:
     found = shutil.which("pg_ctl")
     if found:
         return Path(found).resolve().parent
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
     if not candidates:
         raise RuntimeError(
             "PostgreSQL is not installed; `apt-get install -y postgresql` (make test does)"
@@ -52,9 +52,7 @@ class PostgresServer:
             self._as = ["runuser", "-u", "postgres", "--"]
 
     def _run(self, *argv: str) -> None:
-        subprocess.run(
-            [*self._as, *argv], check=True, capture_output=True, text=True, timeout=120
-        )
+        subprocess.run([*self._as, *argv], check=True, capture_output=True, text=True, timeout=120)
 
     def start(self) -> None:
         self._run(
@@ -71,10 +69,8 @@ class PostgresServer:
         )  # fmt: skip
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self._run(str(self._bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-        except subprocess.CalledProcessError:
-            pass
 
     def url(self, dbname: str) -> str:
         """A SQLAlchemy URL for database ``dbname`` on this server."""

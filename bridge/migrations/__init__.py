@@ -1,1 +1,1 @@
-"""Alembic migrations of the bridge's database (queue, events, state). Run by ``database.migrate``."""
+"""Alembic migrations of the bridge's database, run by ``database.migrate``."""

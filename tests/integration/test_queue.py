@@ -191,7 +191,9 @@ def test_release_gives_a_job_back_without_counting_the_try(make_queue: QueueFact
 
 def test_events_comments_and_state(make_queue: QueueFactory) -> None:
     q = make_queue()
-    q.record_event("hook_refused", ticket_id=5, detail="unknown state 'Shipped'", needs_comment=True)
+    q.record_event(
+        "hook_refused", ticket_id=5, detail="unknown state 'Shipped'", needs_comment=True
+    )
     q.record_event("hook_refused", detail="bad signature")
     (pending,) = q.pending_comments()
     assert pending["ticket_id"] == 5
