@@ -40,9 +40,7 @@ def create_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(
-            parsed, connect_args={"timeout": 30, "check_same_thread": False}
-        )
+        engine = sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
         _make_sqlite_durable(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":

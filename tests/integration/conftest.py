@@ -96,9 +96,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     server: PostgresServer = request.getfixturevalue("pg_server")
     name = f"test_{os.getpid()}_{next(_db_counter)}"
-    with DatabaseJanitor(
-        user=server.user, host=server.host, port=server.port, dbname=name
-    ):
+    with DatabaseJanitor(user=server.user, host=server.host, port=server.port, dbname=name):
         url = server.url(name)
         engine = database.create_engine(url)
         database.migrate(engine)
