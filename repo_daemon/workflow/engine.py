@@ -1,0 +1,127 @@
+"""The workflow engine: given a definition, where a release is, what a person asked for and the
+facts that matter, decide what happens. Pure: no database, RT, clock or files.
+
+``decide`` answers MOVE (run these actions, end in this state), STAY (nothing to do: the release
+is already there) or BLOCK (put RolloutProgress back and say why, naming what is allowed).
+``on_failure`` says what a processing failure does.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from bridge.records import RolloutState
+from repo_daemon.workflow import model
+
+
+@dataclass(frozen=True, kw_only=True)
+class Facts:
+    """What the guards look at, gathered by the runner before it asks the engine."""
+
+    emergency: bool = False
+    # Other releases of the same major release holding its staged-rollout slot (ticket ids).
+    slot_holders: tuple[int, ...] = ()
+    # For a release in Failed: the state whose processing failed (where a retry goes).
+    failed_target: RolloutState | None = None
+
+
+class Outcome(enum.Enum):
+    """What the decision is."""
+
+    MOVE = "move"
+    STAY = "stay"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    """The engine's answer. ``state`` is where RolloutProgress must end up."""
+
+    outcome: Outcome
+    state: RolloutState
+    actions: tuple[str, ...] = ()
+    reason: str = ""
+    transition: model.Transition | None = None
+
+
+def _holds(guard: str, requested: RolloutState, facts: Facts) -> bool:
+    if guard == "emergency":
+        return facts.emergency
+    if guard == "not_emergency":
+        return not facts.emergency
+    if guard == "slot_free":
+        return not facts.slot_holders
+    if guard == "slot_taken":
+        return bool(facts.slot_holders)
+    if guard == "retrying":
+        return facts.failed_target == requested
+    raise ValueError(f"unknown guard {guard!r}")  # the loader refuses these
+
+
+def _allowed(definition: model.Definition, state: RolloutState) -> str:
+    targets = definition.allowed_targets(state)
+    if not targets:
+        return f"{state.label} is final: nothing follows it"
+    return f"from {state.label} it may go to: {', '.join(t.label for t in targets)}"
+
+
+def decide(
+    definition: model.Definition,
+    current: RolloutState,
+    requested: RolloutState,
+    facts: Facts,
+) -> Decision:
+    """What happens when a person sets RolloutProgress from ``current`` to ``requested``."""
+    if requested == current:
+        return Decision(outcome=Outcome.STAY, state=current, reason=f"already {current.label}")
+
+    def block(reason: str) -> Decision:
+        allowed = _allowed(definition, current)
+        return Decision(
+            outcome=Outcome.BLOCK,
+            state=current,
+            reason=f"{reason}; RolloutProgress stays {current.label} ({allowed})",
+        )
+
+    if current in definition.terminal:
+        return block(f"{current.label} is final")
+    if requested not in definition.states:
+        return block(f"the {definition.name} workflow does not use {requested.label}")
+    candidates = [t for t in definition.rows_from(current) if t.target == requested]
+    if not candidates:
+        return block(f"RolloutProgress cannot go from {current.label} to {requested.label}")
+    for row in candidates:
+        if all(_holds(g, requested, facts) for g in row.guards):
+            reason = f"{current.label} → {row.result.label}"
+            if row.result != requested:
+                reason += f" (asked for {requested.label})"
+            if "comment_deferred" in row.actions and facts.slot_holders:
+                holders = ", ".join(f"#{t}" for t in facts.slot_holders)
+                reason += f": the staged-rollout slot is held by {holders}"
+            return Decision(
+                outcome=Outcome.MOVE,
+                state=row.result,
+                actions=row.actions,
+                reason=reason,
+                transition=row,
+            )
+    first_unmet = next(g for g in candidates[0].guards if not _holds(g, requested, facts))
+    return block(
+        f"{current.label} → {requested.label} is not allowed now: {model.GUARDS[first_unmet][1]}"
+    )
+
+
+def on_failure(
+    definition: model.Definition, current: RolloutState, attempted: RolloutState, error: str
+) -> Decision:
+    """A processing failure while moving from ``current`` towards ``attempted``."""
+    return Decision(
+        outcome=Outcome.MOVE,
+        state=RolloutState.FAILED,
+        actions=definition.failure_actions,
+        reason=(
+            f"{current.label} → {attempted.label} failed: {error}. Fix the cause, then set "
+            f"RolloutProgress to {attempted.label} to retry, or to Rejected"
+        ),
+    )

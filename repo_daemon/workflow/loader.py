@@ -1,0 +1,218 @@
+"""Reading a workflow definition (TOML with a table of rows) and checking it.
+
+Everything wrong is collected and reported together as ``WorkflowInvalid``, each problem with
+where it is (file and row): unknown states, actions or guards, rows that cannot parse, states
+no row reaches, open states with no way out, exits from final states, a final state reached
+without resolving the ticket, and rows that an earlier row hides.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from bridge.records import RolloutState
+from repo_daemon.workflow import model
+
+TEMPLATES = ("staged", "direct")
+
+_ROW = re.compile(
+    r"^\s*\[(?P<sources>[^\]]+)\]\s*-\s*<(?P<target>[^>]+)>"
+    r"(?P<middle>(?:\s*(?:\?\w+|\{\w+\}))*)\s*->\s*\[(?P<result>[^\]]+)\]\s*$"
+)
+_TOKEN = re.compile(r"\?(\w+)|\{(\w+)\}")
+_LABELS = {s.label: s for s in RolloutState}
+
+
+def template_text(name: str) -> str:
+    """The shipped template ``name`` (see ``TEMPLATES``). Raises ``WorkflowInvalid``."""
+    if name not in TEMPLATES:
+        raise model.WorkflowInvalid(
+            name, [f"no workflow template {name!r}; templates: {', '.join(TEMPLATES)}"]
+        )
+    return (
+        resources.files("schemas").joinpath("workflows", f"{name}.toml").read_text(encoding="utf-8")
+    )
+
+
+def load_template(name: str) -> model.Definition:
+    """The shipped template ``name``, checked."""
+    return parse(template_text(name), source=f"schemas/workflows/{name}.toml")
+
+
+def load_file(path: Path) -> model.Definition:
+    """A definition from a file of one's own, checked."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise model.WorkflowInvalid(str(path), [f"cannot read it ({exc.strerror})"]) from exc
+    return parse(text, source=str(path))
+
+
+def _state(label: str, where: str, problems: list[str]) -> RolloutState | None:
+    state = _LABELS.get(label.strip())
+    if state is None:
+        problems.append(f"{where}: unknown state {label.strip()!r}; states: {', '.join(_LABELS)}")
+    return state
+
+
+def _parse_row(text: str, line: int, problems: list[str]) -> model.Transition | None:
+    where = f"row {line}"
+    match = _ROW.match(text)
+    if match is None:
+        problems.append(
+            f"{where}: cannot read {text!r}; write [From|From] - <To> ?guard {{action}} -> [Result]"
+        )
+        return None
+    sources = [_state(s, where, problems) for s in match["sources"].split("|")]
+    target = _state(match["target"], where, problems)
+    result = _state(match["result"], where, problems)
+    guards, actions = [], []
+    for guard, action in _TOKEN.findall(match["middle"]):
+        if guard:
+            if guard not in model.GUARDS:
+                problems.append(
+                    f"{where}: unknown guard ?{guard}; guards: {', '.join(model.GUARDS)}"
+                )
+            guards.append(guard)
+        else:
+            if action not in model.ACTIONS:
+                problems.append(f"{where}: unknown action {{{action}}}")
+            actions.append(action)
+    if None in sources or target is None or result is None:
+        return None
+    return model.Transition(
+        sources=tuple(s for s in sources if s is not None),
+        target=target,
+        guards=tuple(guards),
+        actions=tuple(actions),
+        result=result,
+        line=line,
+    )
+
+
+def parse(text: str, *, source: str) -> model.Definition:
+    """Parse and check a definition. Raises ``WorkflowInvalid`` listing every problem."""
+    try:
+        raw: Mapping[str, Any] = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise model.WorkflowInvalid(source, [f"not valid TOML ({exc})"]) from exc
+    problems: list[str] = []
+    for key in ("name", "initial", "terminal", "transitions", "states"):
+        if key not in raw:
+            problems.append(f"missing {key!r}")
+    if problems:
+        raise model.WorkflowInvalid(source, problems)
+
+    states: dict[RolloutState, str] = {}
+    for label, description in dict(raw["states"]).items():
+        state = _state(label, "[states]", problems)
+        if state is not None:
+            if not str(description).strip():
+                problems.append(f"[states]: {label} has no description")
+            states[state] = str(description).strip()
+    initial = _state(str(raw["initial"]), "initial", problems)
+    terminal = {
+        s for s in (_state(str(t), "terminal", problems) for t in raw["terminal"]) if s is not None
+    }
+    failure_actions = tuple(str(a) for a in raw.get("failure_actions", ()))
+    for action in failure_actions:
+        if action not in model.ACTIONS:
+            problems.append(f"failure_actions: unknown action {{{action}}}")
+    rows = [
+        row
+        for line, text_row in enumerate(raw["transitions"], start=1)
+        if (row := _parse_row(str(text_row), line, problems)) is not None
+    ]
+    if problems:
+        raise model.WorkflowInvalid(source, problems)
+
+    definition = model.Definition(
+        name=str(raw["name"]),
+        description=str(raw.get("description", "")),
+        initial=initial,  # type: ignore[arg-type]  # None was reported above
+        states=states,
+        terminal=frozenset(terminal),
+        transitions=tuple(rows),
+        failure_actions=failure_actions,
+    )
+    problems.extend(check(definition))
+    if problems:
+        raise model.WorkflowInvalid(source, problems)
+    return definition
+
+
+def check(definition: model.Definition) -> list[str]:
+    """The structural problems of a parsed definition (empty when it is sound)."""
+    problems: list[str] = []
+    used = set(definition.states)
+    failed = RolloutState.FAILED
+    if definition.initial not in used:
+        problems.append(f"initial state {definition.initial.label} is not in [states]")
+    for state in definition.terminal - used:
+        problems.append(f"terminal state {state.label} is not in [states]")
+    for row in definition.transitions:
+        for state in (*row.sources, row.target, row.result):
+            if state not in used:
+                problems.append(f"row {row.line}: {state.label} is not in [states]")
+        exits = [s for s in row.sources if s in definition.terminal]
+        if exits:
+            problems.append(
+                f"row {row.line}: leaves the final state {exits[0].label}; final states have "
+                "no exits"
+            )
+        if row.result in definition.terminal and "resolve_ticket" not in row.actions:
+            problems.append(
+                f"row {row.line}: ends in the final state {row.result.label} without "
+                "{resolve_ticket}"
+            )
+        if row.target == failed:
+            problems.append(f"row {row.line}: Failed is set by the bridge, not asked for")
+        if "retrying" in row.guards and row.sources != (failed,):
+            problems.append(f"row {row.line}: ?retrying only makes sense from [Failed]")
+        if {"slot_free", "slot_taken"} <= set(row.guards) or {"emergency", "not_emergency"} <= set(
+            row.guards
+        ):
+            problems.append(f"row {row.line}: its guards contradict each other")
+    problems.extend(_hidden_rows(definition))
+
+    # Reachability: from the initial state along rows; Failed is reached by any row with work.
+    reached = {definition.initial}
+    frontier = [definition.initial]
+    while frontier:
+        state = frontier.pop()
+        for row in definition.rows_from(state):
+            nexts = {row.result}
+            if failed in used and row.actions:
+                nexts.add(failed)
+            for nxt in nexts - reached:
+                reached.add(nxt)
+                frontier.append(nxt)
+    for state in sorted(used - reached, key=lambda s: s.label):
+        problems.append(f"state {state.label} cannot be reached from {definition.initial.label}")
+    for state in sorted(used - definition.terminal, key=lambda s: s.label):
+        if not definition.rows_from(state):
+            problems.append(f"state {state.label} is not final but no row leaves it")
+    if failed in used and not definition.failure_actions:
+        problems.append("Failed is used but failure_actions is empty: say what a failure does")
+    return problems
+
+
+def _hidden_rows(definition: model.Definition) -> list[str]:
+    """Rows that can never match because an earlier row with fewer guards always wins first."""
+    problems = []
+    rows = definition.transitions
+    for i, later in enumerate(rows):
+        for earlier in rows[:i]:
+            if (
+                earlier.target == later.target
+                and set(later.sources) <= set(earlier.sources)
+                and set(earlier.guards) <= set(later.guards)
+            ):
+                problems.append(f"row {later.line}: never used, row {earlier.line} matches first")
+                break
+    return problems

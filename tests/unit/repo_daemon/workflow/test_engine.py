@@ -1,0 +1,180 @@
+"""The workflow engine, pair by pair: every one of the 11 × 11 (from, to) changes of the shipped
+staged-rollout workflow, against an expected table written here by hand (not derived from the
+definition), then the facts that change the answer: emergencies, the staged-rollout slot and
+retries from Failed."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.records import RolloutState as S
+from repo_daemon.workflow import engine, loader, model
+from repo_daemon.workflow.engine import Facts, Outcome
+
+STAGED = loader.load_template("staged")
+DIRECT = loader.load_template("direct")
+
+SUB, UNV, INV, WFR = S.SUBMITTED, S.UNVERIFIED, S.IN_VERIFICATION, S.WAITING_FOR_RESPONSE
+STR, DEF, PRD, REJ = S.STAGE_ROLLOUT, S.DEFERRED, S.PRODUCTION, S.REJECTED
+IGN, NPB, FLD = S.IGNORED, S.NOT_PUBLISHED, S.FAILED
+ENDINGS = {REJ: REJ, IGN: IGN, NPB: NPB}
+
+# With the plainest facts (not an emergency, the slot free, nothing failed): where a change
+# from each state ends. Pairs not listed are blocked; a change to the same state is a no-op.
+EXPECTED_STAGED: dict[S, dict[S, S]] = {
+    SUB: {UNV: UNV, **ENDINGS},
+    UNV: {INV: INV, **ENDINGS},
+    INV: {UNV: UNV, WFR: WFR, STR: STR, **ENDINGS},
+    WFR: {INV: INV, STR: STR, **ENDINGS},
+    STR: {PRD: PRD, **ENDINGS},
+    DEF: {STR: STR, INV: INV, **ENDINGS},
+    PRD: {},
+    REJ: {},
+    IGN: {},
+    NPB: {},
+    FLD: {**ENDINGS},
+}
+
+PAIRS = [(a, b) for a in S for b in S]
+
+
+@pytest.mark.parametrize(("current", "requested"), PAIRS, ids=lambda s: s.label)
+def test_every_pair_of_states(current: S, requested: S) -> None:
+    decision = engine.decide(STAGED, current, requested, Facts())
+    if requested == current:
+        assert decision.outcome is Outcome.STAY
+        assert decision.actions == ()
+        return
+    expected = EXPECTED_STAGED[current].get(requested)
+    if expected is None:
+        assert decision.outcome is Outcome.BLOCK, decision.reason
+        assert decision.state == current  # put back
+        assert decision.actions == ()
+        assert f"RolloutProgress stays {current.label}" in decision.reason
+    else:
+        assert decision.outcome is Outcome.MOVE, decision.reason
+        assert decision.state == expected
+
+
+def test_the_expected_table_covers_121_pairs() -> None:
+    assert len(PAIRS) == 121
+    assert set(EXPECTED_STAGED) == set(S)
+
+
+def test_a_block_says_what_is_allowed() -> None:
+    decision = engine.decide(STAGED, STR, INV, Facts())
+    assert decision.reason == (
+        "RolloutProgress cannot go from StageRollout to InVerification; RolloutProgress stays "
+        "StageRollout (from StageRollout it may go to: Production, Rejected, Ignored, NotPublished)"
+    )
+
+
+def test_a_final_state_says_so() -> None:
+    decision = engine.decide(STAGED, PRD, STR, Facts())
+    assert decision.outcome is Outcome.BLOCK
+    assert decision.reason.startswith("Production is final")
+    assert "nothing follows it" in decision.reason
+
+
+# (current, requested, facts) -> (outcome, state, must-have actions)
+FACT_CASES = [
+    pytest.param(INV, PRD, Facts(emergency=True), Outcome.MOVE, PRD,
+                 ("promote_to_production", "resolve_ticket"), id="emergency-skips-stagerollout"),
+    pytest.param(WFR, PRD, Facts(emergency=True), Outcome.MOVE, PRD, ("promote_to_production",),
+                 id="emergency-from-waiting"),
+    pytest.param(UNV, PRD, Facts(emergency=True), Outcome.BLOCK, UNV, (),
+                 id="emergency-still-needs-verification"),
+    pytest.param(INV, STR, Facts(slot_holders=(41,)), Outcome.MOVE, DEF, ("comment_deferred",),
+                 id="slot-taken-defers"),
+    pytest.param(WFR, STR, Facts(slot_holders=(41,)), Outcome.MOVE, DEF, ("comment_deferred",),
+                 id="slot-taken-defers-from-waiting"),
+    pytest.param(INV, STR, Facts(slot_holders=(41,), emergency=True), Outcome.MOVE, STR,
+                 ("take_stage_slot", "promote_to_stagerollout"), id="emergency-never-deferred"),
+    pytest.param(DEF, STR, Facts(slot_holders=(41,)), Outcome.MOVE, DEF, ("comment_deferred",),
+                 id="deferred-stays-while-taken"),
+    pytest.param(DEF, STR, Facts(), Outcome.MOVE, STR, ("take_stage_slot",),
+                 id="deferred-moves-in-when-free"),
+    pytest.param(DEF, PRD, Facts(emergency=True), Outcome.MOVE, PRD, ("promote_to_production",),
+                 id="deferred-emergency-to-production"),
+    pytest.param(STR, PRD, Facts(), Outcome.MOVE, PRD,
+                 ("free_stage_slot", "promote_next_deferred", "resolve_ticket"),
+                 id="production-frees-slot"),
+    pytest.param(STR, REJ, Facts(), Outcome.MOVE, REJ,
+                 ("remove_release", "free_stage_slot", "promote_next_deferred", "resolve_ticket",
+                  "reply_provider"), id="rejected-from-stagerollout-frees-slot"),
+    pytest.param(INV, IGN, Facts(), Outcome.MOVE, IGN, ("remove_release", "resolve_ticket"),
+                 id="ignored-removes-and-resolves"),
+    pytest.param(FLD, UNV, Facts(failed_target=UNV), Outcome.MOVE, UNV,
+                 ("fetch_release", "sync_packages", "publish_unverified"), id="retry-intake"),
+    pytest.param(FLD, STR, Facts(failed_target=UNV), Outcome.BLOCK, FLD, (),
+                 id="retry-only-where-it-failed"),
+    pytest.param(FLD, STR, Facts(failed_target=STR, slot_holders=(7,)), Outcome.MOVE, DEF,
+                 ("comment_deferred",), id="retry-stagerollout-defers-if-taken"),
+    pytest.param(FLD, PRD, Facts(failed_target=PRD), Outcome.MOVE, PRD,
+                 ("promote_to_production", "resolve_ticket"), id="retry-production"),
+    pytest.param(FLD, REJ, Facts(failed_target=UNV), Outcome.MOVE, REJ, ("resolve_ticket",),
+                 id="reject-after-failure"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("current", "requested", "facts", "outcome", "state", "actions"), FACT_CASES
+)
+def test_facts_change_the_answer(
+    current: S, requested: S, facts: Facts, outcome: Outcome, state: S, actions: tuple[str, ...]
+) -> None:
+    decision = engine.decide(STAGED, current, requested, facts)
+    assert (decision.outcome, decision.state) == (outcome, state), decision.reason
+    assert set(actions) <= set(decision.actions)
+
+
+def test_deferral_names_the_slot_holder() -> None:
+    decision = engine.decide(STAGED, INV, STR, Facts(slot_holders=(41,)))
+    assert "held by #41" in decision.reason
+    assert "asked for StageRollout" in decision.reason
+
+
+def test_production_without_emergency_says_why() -> None:
+    decision = engine.decide(STAGED, INV, PRD, Facts())
+    assert "only an emergency release (EmergencyRelease = Yes) may do this" in decision.reason
+
+
+def test_retry_from_failed_says_where_it_may_go() -> None:
+    decision = engine.decide(STAGED, FLD, STR, Facts(failed_target=UNV))
+    assert "only be retried into the state whose processing failed" in decision.reason
+
+
+def test_intake_does_the_repository_work_in_order() -> None:
+    decision = engine.decide(STAGED, SUB, UNV, Facts())
+    assert decision.actions == (
+        "check_fields", "fetch_release", "validate_release", "sync_packages", "verify_packages",
+        "publish_unverified", "set_repository_url", "notify_watchers",
+    )  # fmt: skip
+
+
+def test_a_failure_goes_to_failed_and_says_how_to_retry() -> None:
+    decision = engine.on_failure(STAGED, SUB, UNV, "checksum of a.rpm differs")
+    assert decision.state is FLD
+    assert decision.actions == ("comment_failure", "notify_watchers")
+    assert "set RolloutProgress to Unverified to retry, or to Rejected" in decision.reason
+
+
+def test_direct_workflow_has_no_staged_rollout() -> None:
+    assert STR not in DIRECT.states and DEF not in DIRECT.states
+    assert engine.decide(DIRECT, INV, PRD, Facts()).state is PRD
+    blocked = engine.decide(DIRECT, INV, STR, Facts())
+    assert blocked.outcome is Outcome.BLOCK
+    assert "the direct workflow does not use StageRollout" in blocked.reason
+
+
+@pytest.mark.parametrize("definition", [STAGED, DIRECT], ids=lambda d: d.name)
+def test_shipped_definitions_are_sound(definition: model.Definition) -> None:
+    # No unreachable states, no exits from final states, every final row resolves the ticket.
+    from repo_daemon.workflow.loader import check
+
+    assert check(definition) == []
+    for state in definition.terminal:
+        assert definition.rows_from(state) == ()
+    for row in definition.transitions:
+        if row.result in definition.terminal:
+            assert "resolve_ticket" in row.actions

@@ -1,0 +1,135 @@
+"""Loading workflow definitions: every start-up error is named, with where it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from repo_daemon.workflow import loader, model, render
+
+HEADER = """
+name = "t"
+initial = "Submitted"
+terminal = ["Production", "Rejected"]
+failure_actions = ["comment_failure"]
+"""
+STATES = """
+[states]
+Submitted = "new"
+Unverified = "published"
+Production = "out"
+Rejected = "no"
+Failed = "broken"
+"""
+GOOD_ROWS = [
+    "[Submitted] - <Unverified> {fetch_release} -> [Unverified]",
+    "[Unverified] - <Production> {promote_to_production} {resolve_ticket} -> [Production]",
+    "[Submitted|Unverified|Failed] - <Rejected> {resolve_ticket} -> [Rejected]",
+    "[Failed] - <Unverified> ?retrying {fetch_release} -> [Unverified]",
+]
+
+
+def _text(rows: list[str], states: str = STATES, header: str = HEADER) -> str:
+    table = "transitions = [\n" + "".join(f"    {r!r},\n" for r in rows) + "]\n"
+    return header + table + states
+
+
+def _problems(rows: list[str], **kw: str) -> list[str]:
+    with pytest.raises(model.WorkflowInvalid) as caught:
+        loader.parse(_text(rows, **kw), source="test.toml")
+    assert "workflow test.toml is invalid" in str(caught.value)
+    return caught.value.problems
+
+
+def test_a_good_definition_loads() -> None:
+    definition = loader.parse(_text(GOOD_ROWS), source="test.toml")
+    assert [t.label for t in definition.allowed_targets(definition.initial)] == [
+        "Unverified",
+        "Rejected",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [
+        (["[Submitted] - <Shipped> -> [Unverified]", *GOOD_ROWS],
+         "row 1: unknown state 'Shipped'"),
+        (["[Submitted] - <Unverified> {teleport} -> [Unverified]", *GOOD_ROWS],
+         "row 1: unknown action {teleport}"),
+        (["[Submitted] - <Unverified> ?full_moon -> [Unverified]", *GOOD_ROWS],
+         "row 1: unknown guard ?full_moon"),
+        (["Submitted to Unverified", *GOOD_ROWS], "row 1: cannot read 'Submitted to Unverified'"),
+        ([*GOOD_ROWS, "[Production] - <Rejected> {resolve_ticket} -> [Rejected]"],
+         "row 5: leaves the final state Production"),
+        ([GOOD_ROWS[0], "[Unverified] - <Production> {promote_to_production} -> [Production]",
+          *GOOD_ROWS[2:]], "row 2: ends in the final state Production without {resolve_ticket}"),
+        ([*GOOD_ROWS, "[Unverified] - <Production> ?emergency {resolve_ticket} -> [Production]"],
+         "row 5: never used, row 2 matches first"),
+        ([*GOOD_ROWS, "[Unverified] - <Failed> -> [Failed]"],
+         "row 5: Failed is set by the bridge, not asked for"),
+        ([*GOOD_ROWS, "[Unverified] - <Submitted> ?retrying -> [Submitted]"],
+         "row 5: ?retrying only makes sense from [Failed]"),
+        ([*GOOD_ROWS,
+          "[Unverified] - <Rejected> ?slot_free ?slot_taken {resolve_ticket} -> [Rejected]"],
+         "row 5: its guards contradict each other"),
+        (GOOD_ROWS[1:3], "state Unverified cannot be reached from Submitted"),
+        ([GOOD_ROWS[0], GOOD_ROWS[3],
+          "[Submitted|Failed] - <Rejected> {resolve_ticket} -> [Rejected]",
+          "[Submitted] - <Production> ?emergency {resolve_ticket} -> [Production]"],
+         "state Unverified is not final but no row leaves it"),
+    ],
+    ids=[
+        "unknown-state", "unknown-action", "unknown-guard", "unreadable-row", "exit-from-final",
+        "final-without-resolve", "hidden-row", "asks-for-failed", "retrying-elsewhere",
+        "contradiction", "unreachable", "dead-end",
+    ],
+)  # fmt: skip
+def test_start_up_errors_are_named(rows: list[str], problem: str) -> None:
+    problems = _problems(rows)
+    assert any(problem in p for p in problems), problems
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    rows = ["[Submitted] - <Shipped> {teleport} -> [Unverified]", *GOOD_ROWS]
+    problems = _problems(rows)
+    assert len(problems) == 2
+
+
+def test_states_need_descriptions_and_header_keys() -> None:
+    assert "[states]: Unverified has no description" in _problems(
+        GOOD_ROWS, states=STATES.replace('"published"', '""')
+    )
+    assert "missing 'initial'" in _problems(GOOD_ROWS, header='name = "t"\nterminal = []\n')
+
+
+def test_bad_toml_and_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(model.WorkflowInvalid, match="not valid TOML"):
+        loader.parse("name = ", source="x.toml")
+    with pytest.raises(model.WorkflowInvalid, match="cannot read it"):
+        loader.load_file(tmp_path / "missing.toml")
+    with pytest.raises(model.WorkflowInvalid, match="no workflow template 'fast'"):
+        loader.load_template("fast")
+
+
+def test_a_file_of_ones_own_loads(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(_text(GOOD_ROWS))
+    assert loader.load_file(path).name == "t"
+
+
+@pytest.mark.parametrize("name", loader.TEMPLATES)
+def test_renderings_name_every_state_and_edge(name: str) -> None:
+    definition = loader.load_template(name)
+    text = render.as_text(definition)
+    mermaid = render.as_mermaid(definition)
+    dot = render.as_dot(definition)
+    for state in definition.states:
+        assert state.label in text
+        assert state.label in mermaid
+        assert f'"{state.label}"' in dot
+    assert mermaid.startswith("stateDiagram-v2\n    [*] --> Submitted\n")
+    assert "InVerification --> Production" in mermaid if name == "direct" else True
+    assert dot.startswith(f'digraph "{name}" {{') and dot.rstrip().endswith("}")
+    for row in definition.transitions:
+        assert row.render() in text
