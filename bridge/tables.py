@@ -73,3 +73,68 @@ state = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+releases = sa.Table(
+    "releases",
+    metadata,
+    # The bridge's view of each release: the state it last put the ticket in, and what the
+    # workflow's guards need. RT's field may differ while a change waits in the queue.
+    sa.Column("ticket_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("major_release", sa.String(100)),
+    sa.Column("emergency", sa.Boolean, nullable=False, default=False),
+    # In Failed: the state whose processing failed (where a retry goes).
+    sa.Column("failed_target", sa.String(32)),
+    sa.Column("last_transaction_id", sa.BigInteger),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index("ix_releases_major_state", "major_release", "state"),
+)
+
+state_history = sa.Table(
+    "state_history",
+    metadata,
+    # Every entry into and exit from a state: what the provisioning metrics are made of.
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("entered_at", sa.DateTime, nullable=False),
+    sa.Column("left_at", sa.DateTime),
+    sa.Column("transaction_id", sa.BigInteger),
+    sa.Column("actor", sa.String(200), nullable=False, default=""),
+    sa.Index("ix_state_history_ticket", "ticket_id", "id"),
+    sa.Index(
+        "uq_state_history_one_open_per_ticket",
+        "ticket_id",
+        unique=True,
+        sqlite_where=sa.text("left_at IS NULL"),
+        postgresql_where=sa.text("left_at IS NULL"),
+    ),
+)
+
+stage_slots = sa.Table(
+    "stage_slots",
+    metadata,
+    # Who is in staged rollout per major release. One regular holder at most (the index);
+    # emergency releases never wait, so they may hold a place beside it.
+    sa.Column("major_release", sa.String(100), primary_key=True),
+    sa.Column("ticket_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("emergency", sa.Boolean, nullable=False),
+    sa.Column("taken_at", sa.DateTime, nullable=False),
+    sa.Index(
+        "uq_stage_slots_one_regular_holder",
+        "major_release",
+        unique=True,
+        sqlite_where=sa.text("NOT emergency"),
+        postgresql_where=sa.text("NOT emergency"),
+    ),
+)
+
+job_steps = sa.Table(
+    "job_steps",
+    metadata,
+    # Checkpoints: the actions of a job already done, so a retried job resumes after them.
+    sa.Column("job_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("action", sa.String(64), primary_key=True),
+    sa.Column("done_at", sa.DateTime, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)
