@@ -133,3 +133,10 @@ def test_renderings_name_every_state_and_edge(name: str) -> None:
     assert dot.startswith(f'digraph "{name}" {{') and dot.rstrip().endswith("}")
     for row in definition.transitions:
         assert row.render() in text
+
+
+def test_docs_show_the_shipped_workflows() -> None:
+    docs = (Path(__file__).resolve().parents[4] / "docs" / "workflow.md").read_text()
+    for name in loader.TEMPLATES:
+        diagram = render.as_mermaid(loader.load_template(name)).rstrip()
+        assert diagram in docs, f"docs/workflow.md is stale for {name}: regenerate its diagram"
