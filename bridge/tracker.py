@@ -15,8 +15,10 @@ import logging
 import random
 import re
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx2
@@ -37,6 +39,29 @@ _REFUSAL = re.compile(
     r"no such|failed|can't",
     re.IGNORECASE,
 )
+
+
+_CHANGE_FIELDS = "ObjectType,ObjectId,Type,Field,OldValue,NewValue,Creator,Created"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldChange:
+    """One change of a ticket custom field, as RT's history records it (a ``CustomField``
+    transaction). ``old`` / ``new`` are RT's raw values (empty for none); ``actor`` is the
+    login of the account that made the change."""
+
+    transaction_id: int
+    ticket_id: int
+    field_id: int
+    old: str
+    new: str
+    actor: str
+    created: str
+
+
+def _sql_string(value: str) -> str:
+    """``value`` as a quoted TicketSQL/TransactionSQL string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _snippet(text: str, secrets: Iterable[str], limit: int = 200) -> str:
@@ -73,6 +98,7 @@ class TrackerClient:
         self._last_content_type = ""
         self._group_names: dict[str, str] = {}
         self._fields_seen: dict[int, frozenset[str]] = {}
+        self._field_ids: dict[tuple[str, str], int] = {}
         self._secrets = [s.reveal() for s in (settings.token, settings.password) if s is not None]
         try:
             self._rt = rt.rest2.Rt(settings.rest_url, http_timeout=None)
@@ -570,6 +596,158 @@ class TrackerClient:
                 page += 1
 
         return self._call("transactions_of", ticket_id, fetch)
+
+    # -- history across tickets (reconciliation) ---------------------------------------------
+
+    def custom_field_id(self, name: str, queue: str) -> int:
+        """The id of the ticket custom field ``name`` applied to ``queue`` (1 round trip, then
+        remembered). Raises ``TrackerNotFound`` when the queue does not exist, the bridge may
+        not see it, or the field is not applied to it."""
+        key = (name, queue)
+        if key in self._field_ids:
+            return self._field_ids[key]
+
+        def fetch() -> int:
+            response = self._rt.session.get(
+                self.settings.rest_url + "queue/" + urllib.parse.quote(queue, safe="")
+            )
+            no_queue = (
+                f"RT shows no queue {queue!r} to the bridge's account: it does not exist or the "
+                "account lacks SeeQueue on it; check ROLLOUT_QUEUE and docs/tracker.md"
+            )
+            if response.status_code in (403, 404):
+                # RT answers 403, not 404, for a queue name it does not know.
+                raise errors.TrackerNotFound(
+                    no_queue, operation="custom_field_id", status_code=response.status_code
+                )
+            if response.status_code != 200:
+                raise self._for_status(
+                    response.status_code,
+                    response.text,
+                    {"operation": "custom_field_id", "ticket_id": None},
+                )
+            data = response.json()
+            if not isinstance(data, dict) or not data.get("id"):
+                raise errors.TrackerNotFound(no_queue, operation="custom_field_id")
+            for item in data.get("TicketCustomFields") or ():
+                if item.get("name") == name:
+                    return int(item["id"])
+            raise errors.TrackerNotFound(
+                f"queue {queue!r} has no custom field {name!r} (or the bridge's account may "
+                "not see it); run `rollout tracker init`",
+                operation="custom_field_id",
+            )
+
+        field_id = self._call("custom_field_id", None, fetch)
+        self._field_ids[key] = field_id
+        return field_id
+
+    def _field_changes_query(self, field_id: int, queue: str, after: int | None) -> str:
+        query = (
+            "ObjectType = 'RT::Ticket' AND Type = 'CustomField' "
+            f"AND Field = '{int(field_id)}' AND TicketQueue = {_sql_string(queue)}"
+        )
+        if after is not None:
+            query += f" AND id > {int(after)}"
+        return query
+
+    def _search_transactions(
+        self, operation: str, query: str, params: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """One page of a TransactionSQL search (``POST /transactions``)."""
+        response = self._rt.session.post(
+            self.settings.rest_url + "transactions", data={"query": query}, params=dict(params)
+        )
+        if response.status_code != 200:
+            raise self._for_status(
+                response.status_code, response.text, {"operation": operation, "ticket_id": None}
+            )
+        items = response.json()["items"]
+        if not isinstance(items, list):
+            raise TypeError(f"expected a list of transactions, got {type(items).__name__}")
+        return items
+
+    def field_changes_since(
+        self,
+        field_id: int,
+        after_transaction_id: int,
+        *,
+        queue: str,
+        limit: int = 1000,
+        page_size: int = 100,
+    ) -> list[FieldChange]:
+        """Changes of custom field ``field_id`` on tickets of ``queue`` made in transactions
+        newer than ``after_transaction_id``, oldest first, at most ``limit`` of them.
+
+        One TransactionSQL search per ``page_size`` changes (RT caps pages at 100). Pages are
+        keyed by transaction id, so changes made while paging are neither skipped nor seen
+        twice; a short page ends the search (a page can also be short because RT hid
+        transactions the account may not see: the rest is found by the next call, which
+        starts after the last change returned).
+        """
+        page_size = max(1, min(page_size, 100))
+
+        def fetch() -> list[FieldChange]:
+            changes: list[FieldChange] = []
+            after = after_transaction_id
+            while len(changes) < limit:
+                items = self._search_transactions(
+                    "field_changes_since",
+                    self._field_changes_query(field_id, queue, after),
+                    {
+                        "fields": _CHANGE_FIELDS,
+                        "orderby": "id",
+                        "order": "ASC",
+                        "per_page": page_size,
+                    },
+                )
+                for item in items:
+                    change = _field_change(item, field_id)
+                    if change is not None:
+                        changes.append(change)
+                if items:
+                    after = max(after, *(int(item["id"]) for item in items))
+                if len(items) < page_size:
+                    break
+            return changes[:limit]
+
+        return self._call("field_changes_since", None, fetch)
+
+    def newest_field_change(self, field_id: int, *, queue: str) -> int | None:
+        """The id of the newest transaction that changed custom field ``field_id`` on a ticket
+        of ``queue``, or None when there is none (1 round trip)."""
+
+        def fetch() -> int | None:
+            items = self._search_transactions(
+                "newest_field_change",
+                self._field_changes_query(field_id, queue, None),
+                {"fields": "ObjectId", "orderby": "id", "order": "DESC", "per_page": 1},
+            )
+            return int(items[0]["id"]) if items else None
+
+        return self._call("newest_field_change", None, fetch)
+
+
+def _field_change(item: Mapping[str, Any], field_id: int) -> FieldChange | None:
+    """A ``FieldChange`` from one REST2 transaction item, or None when it is not a change of
+    ``field_id`` on a ticket (a second check of what the query asked for)."""
+    if (
+        item.get("ObjectType") != "RT::Ticket"
+        or item.get("Type") != "CustomField"
+        or str(item.get("Field")) != str(field_id)
+    ):
+        return None
+    creator = item.get("Creator")
+    actor = creator.get("id") if isinstance(creator, Mapping) else creator
+    return FieldChange(
+        transaction_id=int(item["id"]),
+        ticket_id=int(item["ObjectId"]),
+        field_id=int(field_id),
+        old=str(item.get("OldValue") or ""),
+        new=str(item.get("NewValue") or ""),
+        actor=str(actor or ""),
+        created=str(item.get("Created") or ""),
+    )
 
 
 def _keep_people(current: Sequence[records.Watcher], groups: Sequence[str]) -> list[str]:

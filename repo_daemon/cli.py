@@ -15,11 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import click
+import sqlalchemy as sa
 
 import bridge
-from bridge import config, errors, sandbox
+from bridge import config, database, errors, records, sandbox
+from bridge import queue as job_queue
 from bridge.rt_setup import apply, initialdata
 from bridge.tracker import TrackerClient
+from repo_daemon import errors as daemon_errors
+from repo_daemon import reconcile as reconcile_module
+from repo_daemon import service
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +60,9 @@ def cli(ctx: click.Context, verbose: bool, config_file: Path | None) -> None:
     if not verbose:
         logging.getLogger("httpx2").setLevel(logging.WARNING)
         logging.getLogger("rt").setLevel(logging.WARNING)
+        # APScheduler logs every run of every job (drain runs each second) at INFO.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("repo_daemon.scheduler.apscheduler").setLevel(logging.WARNING)
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
     ctx.obj["config_file"] = config_file
@@ -204,6 +212,319 @@ def _print_sandbox(info: sandbox.SandboxInfo) -> None:
     )
 
 
+# -- the daemon and the receiver -----------------------------------------------------------
+
+_processor_option = click.option(
+    "--processor",
+    "processor_spec",
+    metavar="MODULE:ATTR",
+    envvar="ROLLOUT_PROCESSOR",
+    help="Process jobs with this processor instead of the default (or ROLLOUT_PROCESSOR): "
+    "a factory called with (settings, queue), or an object with process(job). A hook for "
+    "tests and extensions; see docs/operations.md.",
+)
+_reconcile_option = click.option(
+    "--reconcile/--no-reconcile",
+    "reconcile_changes",
+    default=True,
+    show_default=True,
+    help="Look in RT's history for changes whose hook never came, at start and every "
+    "ROLLOUT_RECONCILE_INTERVAL seconds. With several daemons, one reconciling is enough.",
+)
+
+
+def _processor_error(exc: daemon_errors.ProcessorNotFound) -> click.BadParameter:
+    return click.BadParameter(str(exc), param_hint="'--processor'")
+
+
+@cli.command("daemon")
+@_processor_option
+@_reconcile_option
+@click.pass_context
+def daemon(ctx: click.Context, processor_spec: str | None, reconcile_changes: bool) -> None:
+    """Run the repo daemon in the foreground: drain the queue, reconcile, comment refusals.
+
+    Migrates the database first. Several daemons may share one PostgreSQL queue. SIGTERM or
+    SIGINT: the job in hand is finished, nothing more is claimed, and the daemon exits 0.
+    """
+    settings = _settings(ctx)
+    try:
+        service.run_daemon(
+            settings, processor_spec=processor_spec, reconcile_changes=reconcile_changes
+        )
+    except daemon_errors.ProcessorNotFound as exc:
+        raise _processor_error(exc) from exc
+
+
+@cli.command("serve")
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Run only the HTTP receiver of RT's hooks (until SIGTERM or SIGINT).
+
+    Migrates the database first. Use it with one or more `rollout daemon` processes on the
+    same database; `rollout run` does both in one process.
+    """
+    service.run_serve(_settings(ctx))
+
+
+@cli.command("run")
+@_processor_option
+@_reconcile_option
+@click.pass_context
+def run(ctx: click.Context, processor_spec: str | None, reconcile_changes: bool) -> None:
+    """Run the receiver and the daemon in one process (the embedded default).
+
+    The scheduler runs in the background, the receiver in the foreground; the database is
+    migrated first. SIGTERM or SIGINT stops both: the receiver answers the requests in flight,
+    the daemon finishes the job in hand and claims nothing more; then it exits 0.
+    """
+    settings = _settings(ctx)
+    try:
+        service.run_all(
+            settings, processor_spec=processor_spec, reconcile_changes=reconcile_changes
+        )
+    except daemon_errors.ProcessorNotFound as exc:
+        raise _processor_error(exc) from exc
+
+
+@cli.command("reconcile")
+@click.option(
+    "--since",
+    type=click.IntRange(min=0),
+    metavar="TXN",
+    help="Backfill: queue every RolloutProgress change after RT transaction TXN (0 for all). "
+    "Without it, start from the stored cursor (on the first run: from the newest change).",
+)
+@click.pass_context
+def reconcile(ctx: click.Context, since: int | None) -> None:
+    """Queue RolloutProgress changes in RT whose hook never reached the bridge, once.
+
+    Asks RT for the changes on tickets of the release queue after the stored cursor and queues
+    the missing ones as recovered. Changes queued already are not queued again.
+    """
+    settings = _settings(ctx)
+    with service.opened(settings) as jobs, TrackerClient(settings.tracker) as client:
+        reconciler = reconcile_module.Reconciler(jobs, client, settings.queue)
+        for report in reconciler.run_until_done(since=since):
+            click.echo(f"reconciliation: {report.summary()}")
+            for job_id in report.queued:
+                click.echo(f"  queued job {job_id}")
+
+
+# -- the database ---------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db() -> None:
+    """Look after the bridge's database (the queue, the event log, the bridge's state)."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create the database schema, or bring it to the newest version. Safe to run again.
+
+    `rollout daemon`, `serve` and `run` do this themselves at start.
+    """
+    settings = _settings(ctx)
+    with service.opened(settings) as jobs:
+        current = database.schema_is_current(jobs.engine)
+    state = "at the newest schema" if current else "NOT at the newest schema"
+    click.echo(f"database {database.redact(settings.database())} is {state}")
+    if not current:
+        raise click.exceptions.Exit(1)
+
+
+# -- the queue ------------------------------------------------------------------------------
+
+
+@cli.group("queue")
+def queue_group() -> None:
+    """Inspect the queue of RolloutProgress changes and retry failed or dead jobs."""
+
+
+def _open_jobs(ctx: click.Context) -> job_queue.Queue:
+    """The queue, for the operator commands: never migrates, says so when it should."""
+    settings = _settings(ctx)
+    jobs = service.open_queue(settings)
+    ctx.call_on_close(jobs.engine.dispose)
+    if not database.schema_is_current(jobs.engine):
+        raise errors.BridgeError(
+            f"the database {database.redact(settings.database())} has no current schema; "
+            "run `rollout db upgrade` (or start the daemon)"
+        )
+    return jobs
+
+
+def _time(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else "-"
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _change(job: records.Job) -> str:
+    return f"{job.request.previous.label} → {job.request.current.label}"
+
+
+def _job_json(job: records.Job) -> dict[str, Any]:
+    r = job.request
+    return {
+        "id": job.id,
+        "ticket_id": r.ticket_id,
+        "transaction_id": r.transaction_id,
+        "previous": r.previous.label,
+        "current": r.current.label,
+        "emergency": r.emergency,
+        "actor": r.actor,
+        "source": r.source.label,
+        "status": job.status.label,
+        "attempts": job.attempts,
+        "scheduled_at": _iso(job.scheduled_at),
+        "created_at": _iso(job.created_at),
+        "locked_by": job.locked_by,
+        "locked_until": _iso(job.locked_until),
+        "finished_at": _iso(job.finished_at),
+        "last_error": job.last_error,
+    }
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, *rows]:
+        cells = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _one_line(text: str | None, limit: int = 60) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@queue_group.command("list")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice([s.label for s in records.JobStatus]),
+    help="Only jobs in this state; repeat for several (default: all).",
+)
+@click.option("--ticket", type=int, help="Only the jobs of this ticket.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N jobs."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON.")
+@click.pass_context
+def queue_list(
+    ctx: click.Context, states: tuple[str, ...], ticket: int | None, limit: int, as_json: bool
+) -> None:
+    """List jobs, newest first, with their state, tries and last error."""
+    jobs = _open_jobs(ctx).list_jobs(
+        statuses=[records.JobStatus.parse(s) for s in states], ticket_id=ticket, limit=limit
+    )
+    if as_json:
+        click.echo(json.dumps([_job_json(j) for j in jobs], indent=2))
+        return
+    if not jobs:
+        click.echo("no jobs")
+        return
+    header = ["ID", "TICKET", "TXN", "CHANGE", "STATUS", "TRIES", "SOURCE", "SCHEDULED (UTC)",
+              "LAST ERROR"]  # fmt: skip
+    rows = [
+        [
+            str(j.id),
+            str(j.ticket_id),
+            str(j.request.transaction_id),
+            _change(j),
+            j.status.label,
+            str(j.attempts),
+            j.request.source.label,
+            _time(j.scheduled_at),
+            _one_line(j.last_error),
+        ]
+        for j in jobs
+    ]
+    click.echo(_table(header, rows, right={0, 1, 2, 5}))
+
+
+@queue_group.command("show")
+@click.argument("job_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the job and its events as JSON.")
+@click.pass_context
+def queue_show(ctx: click.Context, job_id: int, as_json: bool) -> None:
+    """Show one job in full, with its events (oldest first)."""
+    jobs = _open_jobs(ctx)
+    job = jobs.get(job_id)
+    if job is None:
+        raise job_queue.JobNotFound(f"there is no job {job_id}")
+    events = [
+        e for e in reversed(jobs.events(ticket_id=job.ticket_id, limit=10_000))
+        if e["job_id"] == job_id
+    ]  # fmt: skip
+    if as_json:
+        listed = [
+            {"id": e["id"], "at": _iso(e["at"]), "kind": e["kind"], "detail": e["detail"]}
+            for e in events
+        ]
+        click.echo(json.dumps({**_job_json(job), "events": listed}, indent=2))
+        return
+    r = job.request
+    lines = [
+        f"job {job.id}: ticket {r.ticket_id}, {_change(job)}",
+        f"  status:        {job.status.label} ({job.status.description})",
+        f"  attempts:      {job.attempts}",
+        f"  transaction:   {r.transaction_id} by {r.actor or '-'}, {r.source.label} "
+        f"({r.source.description})",
+        f"  emergency:     {'yes' if r.emergency else 'no'}",
+        f"  created:       {_time(job.created_at)} UTC",
+        f"  scheduled:     {_time(job.scheduled_at)} UTC",
+        f"  locked by:     {job.locked_by or '-'}",
+        f"  locked until:  {_time(job.locked_until)}" + (" UTC" if job.locked_until else ""),
+        f"  finished:      {_time(job.finished_at)}" + (" UTC" if job.finished_at else ""),
+        f"  last error:    {job.last_error or '-'}",
+        "events:" if events else "events: none",
+    ]
+    lines += [f"  {_time(e['at'])}  {e['kind']}  {e['detail']}".rstrip() for e in events]
+    click.echo("\n".join(lines))
+
+
+@queue_group.command("retry")
+@click.argument("job_id", type=int)
+@click.pass_context
+def queue_retry(ctx: click.Context, job_id: int) -> None:
+    """Queue a failed or dead job again, now, with a fresh count of tries.
+
+    Fix what its last error names first (`rollout queue show ID`). Jobs in any other state
+    cannot be retried (exit status 1).
+    """
+    jobs = _open_jobs(ctx)
+    before = jobs.get(job_id)
+    job = jobs.retry(job_id)
+    was = before.status.label if before is not None else "?"
+    click.echo(f"job {job.id} (ticket {job.ticket_id}, {_change(job)}) queued again; it was {was}")
+
+
+@queue_group.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@click.pass_context
+def queue_stats(ctx: click.Context, as_json: bool) -> None:
+    """Count jobs per state, and how many are due and how long the oldest has waited."""
+    stats = _open_jobs(ctx).stats()
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+        return
+    rows = [[s.label, str(stats[s.label])] for s in records.JobStatus]
+    rows.append(["due now", str(stats["due"])])
+    rows.append(["oldest due", f"{stats['oldest_due_seconds']:.0f} s"])
+    click.echo(_table(["STATE", "JOBS"], rows, right={1}))
+
+
 # -- demo ---------------------------------------------------------------------------------
 
 
@@ -252,10 +573,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.ConfigError as exc:
         click.echo(_cause_chain(exc), err=True)
         return 2
-    except errors.BridgeError as exc:
+    except (errors.BridgeError, daemon_errors.DaemonError) as exc:
         if verbose:
             traceback.print_exc()
         click.echo(_cause_chain(exc), err=True)
+        return 1
+    except sa.exc.SQLAlchemyError as exc:
+        if verbose:
+            traceback.print_exc()
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[:1]
+        click.echo(f"error: the database failed: {' '.join(first)}", err=True)
         return 1
     return status if isinstance(status, int) else 0
 

@@ -1,0 +1,35 @@
+"""Errors raised by the repository side.
+
+Hierarchy::
+
+    DaemonError                      root of everything raised by ``repo_daemon``
+    ├── ProcessingFailed             a job could not be processed; ``transient`` says whether a
+    │                                later try may help (the runner retries it with backoff)
+    └── ProcessorNotFound            ``--processor module:attr`` names nothing usable
+
+The workflow and the repository actions add their own subclasses (one per condition, named for
+what happened). ``transient`` on an error decides retries; the runner never reads message text.
+Errors raised by ``bridge`` (``bridge.errors``) carry ``transient`` the same way. Messages never
+contain credentials.
+"""
+
+from __future__ import annotations
+
+
+class DaemonError(Exception):
+    """Root of all errors raised by the ``repo_daemon`` package."""
+
+    transient: bool = False
+
+
+class ProcessingFailed(DaemonError):
+    """Processing a job failed; ``transient`` is set per instance."""
+
+    def __init__(self, message: str, *, transient: bool, ticket_id: int | None = None) -> None:
+        self.transient = transient
+        self.ticket_id = ticket_id
+        super().__init__(message)
+
+
+class ProcessorNotFound(DaemonError):
+    """The processor named by ``--processor`` / ``ROLLOUT_PROCESSOR`` cannot be loaded."""
