@@ -219,14 +219,17 @@ def load_settings(
     *,
     config_file: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    require_tracker: bool = True,
 ) -> Settings:
     """Build ``Settings`` from a TOML file, then ``ROLLOUT_*`` variables, then ``overrides``.
 
     Later sources win. Keys are the variable names without the prefix, in lower case
-    (``ROLLOUT_RT_URL`` is ``rt_url``). Raises ``ConfigError`` listing every problem.
+    (``ROLLOUT_RT_URL`` is ``rt_url``). Raises ``ConfigError`` listing every problem. With
+    ``require_tracker=False`` (commands that never call RT) missing RT settings are no problem.
     """
     env = os.environ if env is None else env
     problems: list[str] = []
+    tracker_problems: list[str] = []
     raw: dict[str, Any] = {}
     path = config_file or (Path(env["ROLLOUT_CONFIG"]) if env.get("ROLLOUT_CONFIG") else None)
     if path is not None:
@@ -241,7 +244,9 @@ def load_settings(
     )
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
 
-    tracker = _tracker_from(raw, problems)
+    tracker = _tracker_from(raw, tracker_problems)
+    if require_tracker:
+        problems.extend(tracker_problems)
     queue = str(raw.get("queue") or DEFAULT_QUEUE)
     if not queue.strip() or len(queue) > 200:
         problems.append(f"queue: {queue!r} is not a usable queue name")

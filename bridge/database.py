@@ -74,10 +74,28 @@ def _alembic_config(connection: sa.Connection) -> Config:
     return config
 
 
+# Key of the PostgreSQL advisory lock that serialises migrations of processes starting at once.
+_MIGRATION_LOCK = 0x526F6C6C  # "Roll"
+
+
 def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to the newest revision (creating it on first use). Idempotent."""
-    with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), "head")
+    """Bring the schema to the newest revision (creating it on first use). Idempotent.
+
+    On PostgreSQL several processes starting at once migrate one after another (an advisory
+    lock); SQLite's ``BEGIN IMMEDIATE`` serialises them by itself.
+    """
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
+        return
+    with engine.connect() as lock:
+        lock.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
+        try:
+            with engine.begin() as connection:
+                command.upgrade(_alembic_config(connection), "head")
+        finally:
+            lock.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
+            lock.commit()
 
 
 def schema_is_current(engine: sa.Engine) -> bool:

@@ -438,11 +438,18 @@ class Queue:
             return int(conn.execute(stmt.returning(tables.events.c.id)).scalar_one())
 
     def events(
-        self, *, kind: str | None = None, ticket_id: int | None = None, limit: int = 100
+        self,
+        *,
+        kind: str | None = None,
+        ticket_id: int | None = None,
+        job_id: int | None = None,
+        limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Events, newest first, as plain dicts."""
         ev = tables.events
         stmt = sa.select(ev).order_by(ev.c.id.desc()).limit(limit)
+        if job_id is not None:
+            stmt = stmt.where(ev.c.job_id == job_id)
         if kind is not None:
             stmt = stmt.where(ev.c.kind == kind)
         if ticket_id is not None:

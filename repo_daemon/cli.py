@@ -31,8 +31,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_SANDBOX_DIR = Path(".rollout/sandbox")
 
 
-def _settings(ctx: click.Context, **overrides: Any) -> config.Settings:
-    return config.load_settings(config_file=ctx.obj.get("config_file"), overrides=overrides)
+def _settings(
+    ctx: click.Context, *, require_tracker: bool = True, **overrides: Any
+) -> config.Settings:
+    return config.load_settings(
+        config_file=ctx.obj.get("config_file"),
+        overrides=overrides,
+        require_tracker=require_tracker,
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -264,7 +270,7 @@ def serve(ctx: click.Context) -> None:
     Migrates the database first. Use it with one or more `rollout daemon` processes on the
     same database; `rollout run` does both in one process.
     """
-    service.run_serve(_settings(ctx))
+    service.run_serve(_settings(ctx, require_tracker=False))
 
 
 @cli.command("run")
@@ -326,7 +332,7 @@ def db_upgrade(ctx: click.Context) -> None:
 
     `rollout daemon`, `serve` and `run` do this themselves at start.
     """
-    settings = _settings(ctx)
+    settings = _settings(ctx, require_tracker=False)
     with service.opened(settings) as jobs:
         current = database.schema_is_current(jobs.engine)
     state = "at the newest schema" if current else "NOT at the newest schema"
@@ -345,7 +351,7 @@ def queue_group() -> None:
 
 def _open_jobs(ctx: click.Context) -> job_queue.Queue:
     """The queue, for the operator commands: never migrates, says so when it should."""
-    settings = _settings(ctx)
+    settings = _settings(ctx, require_tracker=False)
     jobs = service.open_queue(settings)
     ctx.call_on_close(jobs.engine.dispose)
     if not database.schema_is_current(jobs.engine):
@@ -463,10 +469,7 @@ def queue_show(ctx: click.Context, job_id: int, as_json: bool) -> None:
     job = jobs.get(job_id)
     if job is None:
         raise job_queue.JobNotFound(f"there is no job {job_id}")
-    events = [
-        e for e in reversed(jobs.events(ticket_id=job.ticket_id, limit=10_000))
-        if e["job_id"] == job_id
-    ]  # fmt: skip
+    events = list(reversed(jobs.events(job_id=job_id, limit=10_000)))
     if as_json:
         listed = [
             {"id": e["id"], "at": _iso(e["at"]), "kind": e["kind"], "detail": e["detail"]}

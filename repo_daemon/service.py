@@ -27,9 +27,6 @@ from repo_daemon import processing, reconcile, refusals, runner, scheduler
 
 logger = logging.getLogger(__name__)
 
-# Key of the PostgreSQL advisory lock that serialises migrations of several starting daemons.
-_MIGRATION_LOCK = 0x526F6C6C  # "Roll"
-
 
 def worker_name(settings: config.Settings) -> str:
     """This process's name in the queue's leases: the setting, else ``hostname:pid``."""
@@ -43,18 +40,8 @@ def open_queue(settings: config.Settings) -> queue.Queue:
 
 
 def migrate(engine: sa.Engine) -> None:
-    """``database.migrate``, serialised between processes on PostgreSQL (several daemons may
-    start at once; SQLite serialises by itself)."""
-    if engine.dialect.name != "postgresql":
-        database.migrate(engine)
-        return
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
-        try:
-            database.migrate(engine)
-        finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
-            conn.commit()
+    """Bring the database to the newest schema (serialised between processes)."""
+    database.migrate(engine)
 
 
 @dataclass(kw_only=True)

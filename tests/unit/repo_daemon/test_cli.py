@@ -271,3 +271,13 @@ def test_a_bad_processor_is_a_usage_error(
     assert "Invalid value for '--processor': cannot import 'no_such_module_xyz'" in (
         capsys.readouterr().err
     )
+
+
+def test_queue_commands_need_no_rt_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROLLOUT_DATA_DIR", str(tmp_path))
+    assert cli.main(["db", "upgrade"]) == 0
+    assert cli.main(["queue", "stats"]) == 0
+    out = capsys.readouterr().out
+    assert "queued" in out
