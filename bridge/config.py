@@ -105,6 +105,33 @@ class DaemonSettings:
     rt_bridge_user: str | None = None
 
 
+DEFAULT_CC: Mapping[str, tuple[str, ...]] = {
+    "Unverified": ("sw-rel-qc",),
+    "InVerification": ("sw-rel-qc",),
+    "WaitingForResponse": ("sw-rel-qc",),
+    "StageRollout": ("sw-rel-sr", "sw-rel-early-adopters"),
+    "Deferred": ("sw-rel-sr",),
+    "Production": ("sw-rel-production",),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowSettings:
+    """Which workflow each major release follows, and who is told of each state."""
+
+    default: str = "staged"
+    per_major_release: Mapping[str, str] = field(default_factory=dict)
+    # Groups that are Cc on the ticket in each state (the list is replaced on every change).
+    cc: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CC))
+    admin_cc: tuple[str, ...] = ("sw-rel-admin",)
+
+    def workflow_for(self, major_release: str | None) -> str:
+        """The workflow template name for ``major_release``."""
+        if major_release and major_release in self.per_major_release:
+            return self.per_major_release[major_release]
+        return self.default
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the ``rollout`` command needs, checked once."""
@@ -116,6 +143,7 @@ class Settings:
     database_url: Secret | None = None
     receiver: ReceiverSettings = field(default_factory=ReceiverSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    workflow: WorkflowSettings = field(default_factory=WorkflowSettings)
 
     def database(self) -> str:
         """The database URL to use (the SQLite default when none is configured)."""
@@ -278,6 +306,7 @@ def load_settings(
         retry_max_attempts=int(_number("retry_max_attempts", raw, 8, problems)),
         rt_bridge_user=str(raw["rt_bridge_user"]) if raw.get("rt_bridge_user") else None,
     )
+    workflow = _workflow_from(raw, problems)
     if problems:
         raise errors.ConfigError(problems)
     return Settings(
@@ -287,7 +316,57 @@ def load_settings(
         database_url=database_url,
         receiver=receiver,
         daemon=daemon,
+        workflow=workflow,
     )
+
+
+_TEMPLATES = ("staged", "direct")
+_STATES = (
+    "Submitted", "Unverified", "InVerification", "WaitingForResponse", "StageRollout",
+    "Deferred", "Production", "Rejected", "Ignored", "NotPublished", "Failed",
+)  # fmt: skip
+
+
+def _pairs(value: Any, name: str, problems: list[str]) -> dict[str, str]:
+    """A mapping from a TOML table or from ``key=value,key=value`` (environment)."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): "+".join(map(str, v)) if isinstance(v, list) else str(v)
+            for k, v in value.items()
+        }
+    result: dict[str, str] = {}
+    for item in str(value).split(","):
+        if not item.strip():
+            continue
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"{name}: {item.strip()!r} is not KEY=VALUE")
+            continue
+        result[key.strip()] = val.strip()
+    return result
+
+
+def _workflow_from(raw: Mapping[str, Any], problems: list[str]) -> WorkflowSettings:
+    default = str(raw.get("workflow") or "staged")
+    if default not in _TEMPLATES:
+        problems.append(f"workflow: {default!r} is not a template ({', '.join(_TEMPLATES)})")
+    per_major = _pairs(raw.get("workflows") or {}, "workflows", problems)
+    for major, name in per_major.items():
+        if name not in _TEMPLATES:
+            problems.append(f"workflows: {major} = {name!r} is not a template")
+    cc = dict(DEFAULT_CC)
+    for state, groups in _pairs(raw.get("notify_cc") or {}, "notify_cc", problems).items():
+        if state not in _STATES:
+            problems.append(f"notify_cc: {state!r} is not a RolloutProgress state")
+            continue
+        cc[state] = tuple(g for g in groups.replace(" ", "").split("+") if g)
+    admin = raw.get("notify_admin_cc")
+    admin_cc = (
+        tuple(g for g in str(admin).replace(" ", "").split(",") if g)
+        if admin is not None
+        else ("sw-rel-admin",)
+    )
+    return WorkflowSettings(default=default, per_major_release=per_major, cc=cc, admin_cc=admin_cc)
 
 
 def _check_hook_secret(secret: Secret) -> list[str]:

@@ -124,6 +124,7 @@ class JobSource(enum.Enum):
 
     HOOK = ("hook", "Posted by RT's scrip.")
     RECOVERED = ("recovered", "Found in RT's history by reconciliation (the hook never came).")
+    BRIDGE = ("bridge", "Started by the bridge itself, e.g. a Deferred release moving in.")
 
     def __init__(self, label: str, description: str) -> None:
         self.label = label

@@ -1,10 +1,12 @@
-"""What processing a queued change means, until the workflow engine lands (issue 5).
+"""Processors besides the workflow (``repo_daemon.transitions``, the daemon's default).
 
 ``TrackerProcessor`` reads the ticket through the tracker client and records a
 ``job_processed`` event with the ticket's current RolloutProgress: it proves the path from the
-queue to RT and back without changing anything. A ticket that does not exist is a permanent
-failure (``TrackerNotFound``); RT being down is transient. ``load_processor`` resolves a
-``module:attr`` spec, the extension and test hook behind ``rollout daemon --processor``.
+queue to RT and back without changing anything (``--processor
+repo_daemon.processing:default_processor``, e.g. to watch a new installation first). A ticket
+that does not exist is a permanent failure (``TrackerNotFound``); RT being down is transient.
+``load_processor`` resolves a ``module:attr`` spec, the extension and test hook behind
+``rollout daemon --processor``.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ class TrackerProcessor:
 
 
 def default_processor(settings: config.Settings, jobs: queue.Queue) -> TrackerProcessor:
-    """The processor ``rollout daemon`` uses unless told otherwise."""
+    """The read-only processor: reads each ticket, changes nothing."""
     return TrackerProcessor(jobs, lambda: TrackerClient(settings.tracker))
 
 

@@ -245,7 +245,8 @@ class Runner:
             )
             self._fail(job, message, transient=True, report=report, extra=extra)
             return
-        if self.bridge_user and request.actor == self.bridge_user:
+        own_write = request.source is not records.JobSource.BRIDGE
+        if own_write and self.bridge_user and request.actor == self.bridge_user:
             if self.queue.complete(job.id, self.worker):
                 report.skipped += 1
                 self.queue.record_event(
@@ -340,9 +341,25 @@ class Runner:
         elif status is records.JobStatus.DEAD:
             report.dead += 1
             logger.error("job %s dead-lettered: %s", job.id, message, extra=extra)
+            self._gave_up(job, message, extra)
         else:
             report.failed += 1
             logger.error("job %s failed for good: %s", job.id, message, extra=extra)
+
+    def _gave_up(self, job: records.Job, message: str, extra: dict[str, object]) -> None:
+        """Tell the processor a job is dead-lettered, so a person hears of it (if it can)."""
+        gave_up = getattr(self.processor, "gave_up", None)
+        if gave_up is None:
+            return
+        try:
+            gave_up(job, message)
+        except Exception as exc:
+            logger.error(
+                "job %s: could not report the dead letter on the ticket: %s",
+                job.id,
+                describe_error(exc, self._secrets)[0],
+                extra=extra,
+            )
 
     def _lost(self, job: records.Job, report: DrainReport, extra: dict[str, object]) -> None:
         report.lost += 1

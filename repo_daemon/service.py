@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from bridge import config, database, queue
 from bridge.tracker import TrackerClient
-from repo_daemon import processing, reconcile, refusals, runner, scheduler
+from repo_daemon import processing, reconcile, refusals, runner, scheduler, transitions
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def build_parts(
     if processor_spec:
         processor = processing.load_processor(processor_spec, settings, jobs)
     else:
-        processor = processing.default_processor(settings, jobs)
+        processor = transitions.workflow_processor(settings, jobs)
     clients: list[TrackerClient] = []
     reconciler = None
     if reconcile_changes:
