@@ -13,6 +13,15 @@ from importlib import resources
 from bridge import records
 
 SCRIP_DESCRIPTION = "Rollout bridge: tell the bridge when RolloutProgress changes"
+# RT's default scrips mail a comment to AdminCc only. The bridge's comments on a state change
+# are meant for the groups it makes Cc (QC, staged rollout, production), not the provider:
+# this scrip mails comments to Cc too. Replies (for the provider) still mail everyone.
+COMMENT_SCRIP_DESCRIPTION = "Rollout bridge: On Comment Notify Ccs as Comment"
+COMMENT_SCRIP = {
+    "condition": "On Comment",
+    "action": "Notify Ccs as Comment",
+    "template": "Admin Comment in HTML",
+}
 
 
 @dataclass(frozen=True, kw_only=True)

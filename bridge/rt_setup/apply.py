@@ -297,3 +297,11 @@ def _ensure_web_parts(
         action_code=rt_setup.scrip_code("action"),
     )
     report.add("scrip", queue, outcome)
+    outcome = admin.ensure_scrip(
+        queue_id=queue_id,
+        description=rt_setup.COMMENT_SCRIP_DESCRIPTION,
+        condition=rt_setup.COMMENT_SCRIP["condition"],
+        action=rt_setup.COMMENT_SCRIP["action"],
+        template=rt_setup.COMMENT_SCRIP["template"],
+    )
+    report.add("scrip", "comments to Cc", outcome)

@@ -85,7 +85,13 @@ def render(queue: str = "sw-rel") -> str:
         "      CustomCommitCode => <<'ROLLOUT_ACTION',\n"
         f"{rt_setup.scrip_code('action')}"
         "ROLLOUT_ACTION\n"
-        "    },\n);\n"
+        "    },\n"
+        f"    {{ Description => {_perl_str(rt_setup.COMMENT_SCRIP_DESCRIPTION)},\n"
+        f"      Queue => {q},\n"
+        f"      ScripCondition => {_perl_str(rt_setup.COMMENT_SCRIP['condition'])},\n"
+        f"      ScripAction => {_perl_str(rt_setup.COMMENT_SCRIP['action'])},\n"
+        f"      Template => {_perl_str(rt_setup.COMMENT_SCRIP['template'])} }},\n"
+        ");\n"
     )
     defaults = [cf for cf in rt_setup.CUSTOM_FIELDS if cf.default]
     out.append("@Final = (\n    sub {\n")

@@ -267,27 +267,34 @@ class WebAdmin:
         *,
         queue_id: int,
         description: str,
-        condition_code: str,
-        action_code: str,
+        condition_code: str | None = None,
+        action_code: str | None = None,
         prepare_code: str = "return 1;",
         template: str = "Blank",
         stage: str = "TransactionCreate",
+        condition: str = USER_DEFINED,
+        action: str = USER_DEFINED,
     ) -> str:
-        """Create the User Defined scrip on the queue, or bring an existing one up to date.
+        """Create the scrip on the queue, or bring an existing one up to date.
 
-        The scrip is found by its description. Returns ``"created"``, ``"unchanged"`` or
+        A scrip with code uses RT's User Defined condition and action; one without names a
+        condition and action RT ships (e.g. "On Comment", "Notify Ccs as Comment"). The scrip
+        is found by its description. Returns ``"created"``, ``"unchanged"`` or
         ``"updated (...)"`` naming what was changed (code, condition, action, template,
         enabled, applied to queue).
         """
-        code = {
-            "CustomIsApplicableCode": condition_code,
-            "CustomPrepareCode": prepare_code,
-            "CustomCommitCode": action_code,
-        }
+        code: dict[str, str] = {}
+        if condition_code is not None or action_code is not None:
+            code = {
+                "CustomIsApplicableCode": condition_code or "",
+                "CustomPrepareCode": prepare_code,
+                "CustomCommitCode": action_code or "",
+            }
+        names = (condition, action)
         scrip_id = self._find_scrip(queue_id, description)
         if scrip_id is None:
-            scrip_id = self._create_scrip(queue_id, description, code, template, stage)
-            self._check_scrip(scrip_id, description, code, template)
+            scrip_id = self._create_scrip(queue_id, description, code, template, stage, names)
+            self._check_scrip(scrip_id, description, code, template, names)
             if not self._scrip_applied(scrip_id, queue_id):
                 raise errors.TrackerRejected(
                     f"RT created scrip #{scrip_id} but did not apply it to queue #{queue_id}",
@@ -295,7 +302,7 @@ class WebAdmin:
                 )
             logger.info("created scrip #%s on queue #%s", scrip_id, queue_id)
             return "created"
-        changed = self._update_scrip(scrip_id, code, template)
+        changed = self._update_scrip(scrip_id, code, template, names)
         if not self._scrip_applied(scrip_id, queue_id):
             self._apply_scrip(scrip_id, queue_id, stage)
             changed.append("applied to queue")
@@ -325,12 +332,18 @@ class WebAdmin:
         return found[0] if found else None
 
     def _create_scrip(
-        self, queue_id: int, description: str, code: Mapping[str, str], template: str, stage: str
+        self,
+        queue_id: int,
+        description: str,
+        code: Mapping[str, str],
+        template: str,
+        stage: str,
+        names: tuple[str, str],
     ) -> int:
         what = "create scrip"
         path = "Admin/Scrips/Create.html"
         form = self._form("GET", path, "CreateScrip", what, params={"Queue": str(queue_id)})
-        condition, action = self._user_defined(form, what)
+        condition, action = self._option_ids(form, what, names)
         if template not in {o.value for o in form.select_options("Template")}:
             raise errors.TrackerRejected(f"RT has no template named {template!r}", operation=what)
         overrides: dict[str, list[str]] = {
@@ -357,12 +370,14 @@ class WebAdmin:
             operation=what,
         )
 
-    def _update_scrip(self, scrip_id: int, code: Mapping[str, str], template: str) -> list[str]:
+    def _update_scrip(
+        self, scrip_id: int, code: Mapping[str, str], template: str, names: tuple[str, str]
+    ) -> list[str]:
         """Bring the scrip's condition, action, template, code and state up to date."""
         what = f"update scrip #{scrip_id}"
         path, params = "Admin/Scrips/Modify.html", {"id": str(scrip_id)}
         form = self._form("GET", path, "ModifyScrip", what, params=params)
-        condition, action = self._user_defined(form, what)
+        condition, action = self._option_ids(form, what, names)
         differ = self._scrip_differences(form, code, template, condition, action)
         if not differ:
             return []
@@ -387,13 +402,18 @@ class WebAdmin:
         return differ
 
     def _check_scrip(
-        self, scrip_id: int, description: str, code: Mapping[str, str], template: str
+        self,
+        scrip_id: int,
+        description: str,
+        code: Mapping[str, str],
+        template: str,
+        names: tuple[str, str],
     ) -> None:
         what = f"check scrip #{scrip_id}"
         form = self._form(
             "GET", "Admin/Scrips/Modify.html", "ModifyScrip", what, params={"id": str(scrip_id)}
         )
-        condition, action = self._user_defined(form, what)
+        condition, action = self._option_ids(form, what, names)
         differ = self._scrip_differences(form, code, template, condition, action)
         if form.values("Description") != [description]:
             differ.append("description")
@@ -423,15 +443,19 @@ class WebAdmin:
         return differ
 
     @staticmethod
-    def _user_defined(form: Form, what: str) -> tuple[str, str]:
-        """The ids of the User Defined condition and action offered by a scrip form."""
+    def _option_ids(form: Form, what: str, names: tuple[str, str]) -> tuple[str, str]:
+        """The ids of the named condition and action offered by a scrip form."""
         found = []
-        for name in ("ScripCondition", "ScripAction"):
-            ids = [o.value for o in form.select_options(name) if o.label == USER_DEFINED]
+        for field_name, label in zip(("ScripCondition", "ScripAction"), names, strict=True):
+            ids = [o.value for o in form.select_options(field_name) if o.label == label]
             if not ids:
+                hint = (
+                    "the account needs the ExecuteCode right (and RT's pages in English)"
+                    if label == USER_DEFINED
+                    else "RT's pages must be in English"
+                )
                 raise errors.TrackerRejected(
-                    f"RT offers no {USER_DEFINED!r} {name[5:].lower()} on its scrip page; the "
-                    "account needs the ExecuteCode right (and RT's pages in English)",
+                    f"RT offers no {label!r} {field_name[5:].lower()} on its scrip page; {hint}",
                     operation=what,
                 )
             found.append(ids[0])
