@@ -432,20 +432,44 @@ class TrackerClient:
 
     # -- writing --------------------------------------------------------------------------
 
-    def comment(self, ticket_id: int, text: str) -> None:
-        """Add a private comment (RT mails AdminCc). Never retried once it may have reached RT."""
-        self._correspond("comment", ticket_id, text)
+    def comment(self, ticket_id: int, text: str, *, status: str | None = None) -> None:
+        """Add a private comment (RT mails AdminCc, and Cc with the product's comment scrip).
 
-    def reply(self, ticket_id: int, text: str) -> None:
-        """Add a reply (RT mails requestors, Cc and AdminCc)."""
-        self._correspond("reply", ticket_id, text)
+        ``status`` sets the ticket's status in the same call. Never retried once it may have
+        reached RT.
+        """
+        self._correspond("comment", ticket_id, text, status)
 
-    def _correspond(self, kind: str, ticket_id: int, text: str) -> None:
+    def reply(self, ticket_id: int, text: str, *, status: str | None = None) -> None:
+        """Add a reply (RT mails requestors, Cc and AdminCc); ``status`` as for ``comment``.
+
+        A reply reopens a resolved ticket, so resolve in the same call (``status``).
+        """
+        self._correspond("reply", ticket_id, text, status)
+
+    def _correspond(self, kind: str, ticket_id: int, text: str, status: str | None) -> None:
+        path = "comment" if kind == "comment" else "correspond"
+
         def send() -> None:
-            method = self._rt.comment if kind == "comment" else self._rt.reply
-            if not method(ticket_id, content=text):
+            body: dict[str, Any] = {"Content": text, "ContentType": "text/plain"}
+            if status is not None:
+                body["Status"] = status
+            response = self._rt.session.post(
+                self.settings.rest_url + f"ticket/{int(ticket_id)}/{path}", json=body
+            )
+            if response.status_code not in (200, 201):
+                raise self._for_status(
+                    response.status_code,
+                    response.text,
+                    {"operation": kind, "ticket_id": ticket_id},
+                )
+            messages = response.json()
+            refused = [m for m in messages if isinstance(m, str) and _REFUSAL.search(m)]
+            if refused:
                 raise errors.TrackerRejected(
-                    f"RT did not record the {kind}", operation=kind, ticket_id=ticket_id
+                    f"RT refused part of the {kind}: " + "; ".join(refused),
+                    operation=kind,
+                    ticket_id=ticket_id,
                 )
 
         self._call(kind, ticket_id, send, idempotent=False)

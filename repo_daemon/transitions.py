@@ -223,22 +223,29 @@ class WorkflowProcessor:
         self._event("transition_failed", ctx.job, failure.reason)
 
     def _write_back(self, ctx: _Context, client: TrackerClient, state: RolloutState) -> None:
-        """Fields, watchers and status in one PUT, then comments and replies (checkpointed)."""
+        """Fields, watchers (and status) in one PUT, then comments and replies; checkpointed.
+
+        The PUT comes first so the new Cc groups get the comments' mail. A reply reopens a
+        resolved ticket in RT, so when there is one, the last reply carries the status instead.
+        """
         plan = ctx.plan
-        fields = dict(plan.fields)
-        if ctx.ticket.field("RolloutProgress") != state.label:
-            fields["RolloutProgress"] = state.label
-        spans = self.store.history(ctx.ticket.id)
-        pending = state if state != ctx.release.state else None
-        fields["RolloutHistory"] = plans.history_text(spans, self.store.clock(), pending=pending)
         done = self.store.steps_done(ctx.job.id)
+        status_by_reply = plan.status if plan.replies else None
         if "write_ticket" not in done:
+            fields = dict(plan.fields)
+            if ctx.ticket.field("RolloutProgress") != state.label:
+                fields["RolloutProgress"] = state.label
+            spans = self.store.history(ctx.ticket.id)
+            pending = state if state != ctx.release.state else None
+            fields["RolloutHistory"] = plans.history_text(
+                spans, self.store.clock(), pending=pending
+            )
             client.update_ticket(
                 ctx.ticket.id,
                 custom_fields=fields,
                 cc_groups=plan.cc,
                 admin_cc_groups=plan.admin_cc,
-                status=plan.status,
+                status=None if status_by_reply else plan.status,
                 current=ctx.ticket,
             )
             self.store.mark_step(ctx.job.id, "write_ticket", ", ".join(sorted(fields)))
@@ -250,7 +257,8 @@ class WorkflowProcessor:
         for i, text in enumerate(plan.replies):
             key = f"reply:{i}"
             if key not in done:
-                client.reply(ctx.ticket.id, text)
+                last = i == len(plan.replies) - 1
+                client.reply(ctx.ticket.id, text, status=status_by_reply if last else None)
                 self.store.mark_step(ctx.job.id, key, text[:200])
 
     def _promote_next_deferred(self, ctx: _Context) -> None:

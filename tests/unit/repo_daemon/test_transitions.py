@@ -78,13 +78,22 @@ class FakeTracker:
         )
         return ["ok"]
 
-    def comment(self, ticket_id: int, text: str) -> None:
+    def comment(self, ticket_id: int, text: str, *, status: str | None = None) -> None:
         self._call()
         self.comments.setdefault(ticket_id, []).append(text)
+        self._status(ticket_id, status)
 
-    def reply(self, ticket_id: int, text: str) -> None:
+    def reply(self, ticket_id: int, text: str, *, status: str | None = None) -> None:
         self._call()
         self.replies.setdefault(ticket_id, []).append(text)
+        # Like RT: a reply reopens a resolved ticket, unless it sets the status itself.
+        self._status(
+            ticket_id, status or ("open" if self.tickets[ticket_id].status == "resolved" else None)
+        )
+
+    def _status(self, ticket_id: int, status: str | None) -> None:
+        if status is not None:
+            self.tickets[ticket_id] = replace(self.tickets[ticket_id], status=status)
 
     def close(self) -> None:
         pass
