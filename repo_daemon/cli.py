@@ -528,6 +528,48 @@ def queue_stats(ctx: click.Context, as_json: bool) -> None:
     click.echo(_table(["STATE", "JOBS"], rows, right={1}))
 
 
+# -- the workflow ---------------------------------------------------------------------------
+
+
+@cli.group("workflow")
+def workflow_group() -> None:
+    """Look at the release workflow definitions (schemas/workflows/)."""
+
+
+@workflow_group.command("show")
+@click.option(
+    "--template",
+    type=click.Choice(["staged", "direct"]),
+    help="A shipped template (default: the configured default workflow, else staged).",
+)
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A definition file of your own, checked as the daemon would.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mermaid", "dot"]),
+    default="text",
+    show_default=True,
+    help="Text for people, a Mermaid state diagram, or Graphviz dot.",
+)
+def workflow_show(template: str | None, path: Path | None, fmt: str) -> None:
+    """Print a workflow: its states, its table of transitions, or a diagram of it.
+
+    Checks the definition as the daemon does at start-up and exits 2 naming every problem.
+    """
+    from repo_daemon.workflow import loader, render
+
+    if path is not None:
+        definition = loader.load_file(path)
+    else:
+        definition = loader.load_template(template or "staged")
+    click.echo(render.render(definition, fmt), nl=False)
+
+
 # -- demo ---------------------------------------------------------------------------------
 
 
@@ -573,7 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return 2
-    except errors.ConfigError as exc:
+    except (errors.ConfigError, daemon_errors.WorkflowInvalid) as exc:
         click.echo(_cause_chain(exc), err=True)
         return 2
     except (errors.BridgeError, daemon_errors.DaemonError) as exc:

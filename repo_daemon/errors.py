@@ -5,7 +5,8 @@ Hierarchy::
     DaemonError                      root of everything raised by ``repo_daemon``
     ├── ProcessingFailed             a job could not be processed; ``transient`` says whether a
     │                                later try may help (the runner retries it with backoff)
-    └── ProcessorNotFound            ``--processor module:attr`` names nothing usable
+    ├── ProcessorNotFound            ``--processor module:attr`` names nothing usable
+    └── WorkflowInvalid              a workflow definition cannot be used (lists every problem)
 
 The workflow and the repository actions add their own subclasses (one per condition, named for
 what happened). ``transient`` on an error decides retries; the runner never reads message text.
@@ -33,3 +34,12 @@ class ProcessingFailed(DaemonError):
 
 class ProcessorNotFound(DaemonError):
     """The processor named by ``--processor`` / ``ROLLOUT_PROCESSOR`` cannot be loaded."""
+
+
+class WorkflowInvalid(DaemonError):
+    """A workflow definition cannot be used; ``problems`` lists everything wrong with it."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__(f"workflow {source} is invalid:\n  - " + "\n  - ".join(self.problems))

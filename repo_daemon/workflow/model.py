@@ -9,17 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bridge.records import RolloutState
-from repo_daemon.errors import DaemonError
+from repo_daemon.errors import WorkflowInvalid
 
-
-class WorkflowInvalid(DaemonError):
-    """A workflow definition cannot be used; ``problems`` lists everything wrong with it."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = list(problems)
-        super().__init__(f"workflow {source} is invalid:\n  - " + "\n  - ".join(self.problems))
-
+__all__ = ["ACTIONS", "GUARDS", "Definition", "Transition", "WorkflowInvalid"]
 
 # What the repository does on a transition. The loader refuses any other name.
 ACTIONS: Mapping[str, str] = {
