@@ -249,17 +249,15 @@ class WorkflowProcessor:
                 current=ctx.ticket,
             )
             self.store.mark_step(ctx.job.id, "write_ticket", ", ".join(sorted(fields)))
-        for i, text in enumerate(plan.comments):
-            key = f"comment:{i}"
-            if key not in done:
-                client.comment(ctx.ticket.id, text)
-                self.store.mark_step(ctx.job.id, key, text[:200])
-        for i, text in enumerate(plan.replies):
-            key = f"reply:{i}"
-            if key not in done:
-                last = i == len(plan.replies) - 1
-                client.reply(ctx.ticket.id, text, status=status_by_reply if last else None)
-                self.store.mark_step(ctx.job.id, key, text[:200])
+        # One comment and one reply at most: each is an RT call (and a mail).
+        if plan.comments and "comment" not in done:
+            text = "\n\n".join(plan.comments)
+            client.comment(ctx.ticket.id, text)
+            self.store.mark_step(ctx.job.id, "comment", text[:200])
+        if plan.replies and "reply" not in done:
+            text = "\n\n".join(plan.replies)
+            client.reply(ctx.ticket.id, text, status=status_by_reply)
+            self.store.mark_step(ctx.job.id, "reply", text[:200])
 
     def _promote_next_deferred(self, ctx: _Context) -> None:
         major = ctx.release.major_release or ctx.ticket.field("AssociatedMajorRelease")
