@@ -118,3 +118,24 @@ def test_a_database_password_stays_hidden() -> None:
     )
     assert "pgsecret" not in repr(settings)
     assert settings.database() == "postgresql://bridge:pgsecret@db.example.org/rollout"
+
+
+def test_workflow_and_notification_settings(tmp_path: Path) -> None:
+    file = tmp_path / "rollout.toml"
+    file.write_text(
+        'workflow = "staged"\n[workflows]\nCAs = "direct"\n'
+        '[notify_cc]\nStageRollout = ["sw-rel-sr"]\n'
+    )
+    settings = config.load_settings(BASE, config_file=file)
+    assert settings.workflow.workflow_for("CAs") == "direct"
+    assert settings.workflow.workflow_for("UMD-5") == "staged"
+    assert settings.workflow.cc["StageRollout"] == ("sw-rel-sr",)
+    assert settings.workflow.cc["Unverified"] == ("sw-rel-qc",)  # defaults kept
+    env = {**BASE, "ROLLOUT_NOTIFY_CC": "Production=ops+sites", "ROLLOUT_WORKFLOWS": "X=fast"}
+    with pytest.raises(errors.ConfigError, match="workflows: X = 'fast' is not a template"):
+        config.load_settings(env)
+    env = {**BASE, "ROLLOUT_NOTIFY_CC": "Shipped=ops"}
+    with pytest.raises(errors.ConfigError, match="'Shipped' is not a RolloutProgress state"):
+        config.load_settings(env)
+    settings = config.load_settings({**BASE, "ROLLOUT_NOTIFY_CC": "Production=ops+sites"})
+    assert settings.workflow.cc["Production"] == ("ops", "sites")
