@@ -9,11 +9,16 @@ release, so tests do not share staged-rollout slots.
 from __future__ import annotations
 
 import itertools
+import json
+import time
 from collections.abc import Iterator
 
+import httpx2
 import pytest
 
-from repo_daemon import runner
+from bridge import webhooks
+from bridge.receiver import require_secret
+from repo_daemon import refusals, runner
 from tests.workflow_harness import PEOPLE, PROVIDER, Bridge, running_bridge
 
 pytestmark = pytest.mark.rt
@@ -122,3 +127,27 @@ def test_the_bridges_own_writes_never_become_work(bridge: Bridge) -> None:
     assert len(skipped) == 1
     assert all(j.status.label == "done" for j in jobs)
     assert bridge.state(ticket) == "InVerification"
+
+
+def test_a_refused_hook_that_names_a_ticket_is_explained_on_it(bridge: Bridge) -> None:
+    ticket = bridge.file_release(f"TEST-{next(_majors)}")
+    body = json.dumps(
+        {"ticket_id": ticket, "transaction_id": 999_000 + ticket, "current": "Shipped",
+         "previous": "Submitted", "emergency": False, "actor": "root"}
+    ).encode()  # fmt: skip
+    headers = webhooks.signed_headers(
+        require_secret(bridge.settings), str(999_000 + ticket), int(time.time()), body
+    )
+    answer = httpx2.post(
+        f"http://127.0.0.1:{bridge.settings.receiver.port}/hooks/rt",
+        content=body,
+        headers={**headers, "Content-Type": "application/json"},
+        timeout=20,
+    )
+    assert answer.status_code == 422
+    assert "unknown RolloutProgress value 'Shipped'" in answer.json()["error"]
+
+    assert refusals.RefusalCommenter(bridge.queue, bridge.processor._client()).run() == 1
+    (comment,) = [c for c in bridge.comments(ticket) if "Shipped" in c]
+    assert "unknown RolloutProgress value 'Shipped'" in comment
+    assert refusals.RefusalCommenter(bridge.queue, bridge.processor._client()).run() == 0
