@@ -133,6 +133,23 @@ class WorkflowSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RepositorySettings:
+    """The package repository's trees and how they are reached."""
+
+    root: Path = field(default_factory=lambda: Path(".rollout/repo"))
+    base_url: str = "http://127.0.0.1:8751/"  # where mirrors and clients see ``root``
+    # Production area of a major release, relative to root (default production/<major>).
+    production_paths: Mapping[str, str] = field(default_factory=dict)
+    keep_snapshots: int = 3  # older snapshots of an area are removed after a publish
+    sync_timeout: float = 600.0  # seconds without progress before a sync is given up
+    max_release_bytes: int = 50 * 1024**3  # a release larger than this is refused
+
+    def production_path(self, major_release: str) -> str:
+        """The production area of ``major_release``, relative to the root."""
+        return self.production_paths.get(major_release, f"production/{major_release}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the ``rollout`` command needs, checked once."""
 
@@ -144,6 +161,7 @@ class Settings:
     receiver: ReceiverSettings = field(default_factory=ReceiverSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     workflow: WorkflowSettings = field(default_factory=WorkflowSettings)
+    repository: RepositorySettings = field(default_factory=RepositorySettings)
 
     def database(self) -> str:
         """The database URL to use (the SQLite default when none is configured)."""
@@ -307,6 +325,7 @@ def load_settings(
         rt_bridge_user=str(raw["rt_bridge_user"]) if raw.get("rt_bridge_user") else None,
     )
     workflow = _workflow_from(raw, problems)
+    repository = _repository_from(raw, data_dir, problems)
     if problems:
         raise errors.ConfigError(problems)
     return Settings(
@@ -317,6 +336,31 @@ def load_settings(
         receiver=receiver,
         daemon=daemon,
         workflow=workflow,
+        repository=repository,
+    )
+
+
+def _repository_from(
+    raw: Mapping[str, Any], data_dir: Path, problems: list[str]
+) -> RepositorySettings:
+    root = Path(str(raw.get("repo_root") or data_dir / "repo"))
+    base_url = str(raw.get("repo_url") or "http://127.0.0.1:8751/")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        problems.append(f"repo_url: {base_url!r} is not an http(s) URL")
+    if not base_url.endswith("/"):
+        base_url += "/"
+    paths = _pairs(raw.get("production_paths") or {}, "production_paths", problems)
+    for major, path in paths.items():
+        if path.startswith("/") or ".." in path.split("/") or not path.strip("/"):
+            problems.append(f"production_paths: {major} = {path!r} must be a path below repo_root")
+    return RepositorySettings(
+        root=root,
+        base_url=base_url,
+        production_paths={k: v.strip("/") for k, v in paths.items()},
+        keep_snapshots=int(_number("keep_snapshots", raw, 3, problems)),
+        sync_timeout=_number("sync_timeout", raw, 600.0, problems),
+        max_release_bytes=int(_number("max_release_bytes", raw, 50 * 1024**3, problems)),
     )
 
 
