@@ -32,6 +32,9 @@ class Release:
     failed_target: records.RolloutState | None
     last_transaction_id: int | None
     updated_at: datetime
+    release_sha256: str | None = None
+    release_attachment_id: int | None = None
+    repository_path: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +64,9 @@ def _release(row: sa.Row[Any]) -> Release:
         else None,
         last_transaction_id=m["last_transaction_id"],
         updated_at=m["updated_at"],
+        release_sha256=m["release_sha256"],
+        release_attachment_id=m["release_attachment_id"],
+        repository_path=m["repository_path"],
     )
 
 
@@ -199,6 +205,25 @@ class ReleaseStore:
         for span in self.history(ticket_id):
             totals[span.state.label] = totals.get(span.state.label, 0.0) + span.seconds(now)
         return totals
+
+    def freeze_release_xml(self, ticket_id: int, *, sha256: str, attachment_id: int) -> None:
+        """Record the release.xml the release is accepted with (its bytes are stored by the
+        caller under the data directory)."""
+        rel = tables.releases
+        with self.engine.begin() as conn:
+            conn.execute(
+                rel.update()
+                .where(rel.c.ticket_id == ticket_id)
+                .values(release_sha256=sha256, release_attachment_id=attachment_id)
+            )
+
+    def set_repository_path(self, ticket_id: int, path: str | None) -> None:
+        """Record where the release is published now (relative to the repository root)."""
+        rel = tables.releases
+        with self.engine.begin() as conn:
+            conn.execute(
+                rel.update().where(rel.c.ticket_id == ticket_id).values(repository_path=path)
+            )
 
     # -- staged-rollout slots ---------------------------------------------------------------
 

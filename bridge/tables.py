@@ -87,6 +87,11 @@ releases = sa.Table(
     sa.Column("failed_target", sa.String(32)),
     sa.Column("last_transaction_id", sa.BigInteger),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    # The release.xml the release was accepted with (frozen at Submitted → Unverified).
+    sa.Column("release_sha256", sa.String(64)),
+    sa.Column("release_attachment_id", sa.BigInteger),
+    # Where the release is published now, relative to the repository root.
+    sa.Column("repository_path", sa.String(1024)),
     sa.Index("ix_releases_major_state", "major_release", "state"),
 )
 

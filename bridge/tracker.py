@@ -386,29 +386,40 @@ class TrackerClient:
                 )
             self._group_names[str(match[0]["id"])] = name
 
+    def _attachments_named(self, ticket_id: int, filename: str) -> list[dict[str, Any]]:
+        """The ticket's attachments called ``filename`` (one request, inside ``_call``)."""
+        # One request of our own: python-rt's paged search makes a second one for accounts
+        # that are not superusers (RT leaves out "pages" for them).
+        response = self._rt.session.post(
+            self.settings.rest_url + f"ticket/{int(ticket_id)}/attachments",
+            json=[{"field": "Filename", "operator": "=", "value": filename}],
+            params={"fields": "Filename,ContentType,ContentLength", "per_page": 100},
+        )
+        if response.status_code == 404:
+            return []  # RT answers 404, not [], to accounts that are not superusers
+        if response.status_code != 200:
+            raise self._for_status(
+                response.status_code,
+                response.text,
+                {"operation": self._operation, "ticket_id": ticket_id},
+            )
+        return [a for a in response.json()["items"] if a.get("Filename") == filename]
+
+    def newest_attachment_id(self, ticket_id: int, filename: str) -> int | None:
+        """The id of the newest attachment called ``filename``, or None (1 round trip)."""
+
+        def fetch() -> int | None:
+            found = self._attachments_named(ticket_id, filename)
+            return max((int(a["id"]) for a in found), default=None)
+
+        return self._call("newest_attachment_id", ticket_id, fetch)
+
     def download_attachment(self, ticket_id: int, filename: str) -> records.Attachment:
         """The newest attachment called ``filename`` on the ticket, with its exact bytes
         (2 round trips). Raises ``TrackerNotFound`` when the ticket has none."""
 
         def fetch() -> records.Attachment:
-            # One request of our own: python-rt's paged search makes a second one for
-            # accounts that are not superusers (RT leaves out "pages" for them).
-            response = self._rt.session.post(
-                self.settings.rest_url + f"ticket/{int(ticket_id)}/attachments",
-                json=[{"field": "Filename", "operator": "=", "value": filename}],
-                params={"fields": "Filename,ContentType,ContentLength", "per_page": 100},
-            )
-            if response.status_code == 404:
-                found = []  # RT answers 404, not [], to accounts that are not superusers
-            elif response.status_code != 200:
-                raise self._for_status(
-                    response.status_code,
-                    response.text,
-                    {"operation": "download_attachment", "ticket_id": ticket_id},
-                )
-            else:
-                found = list(response.json()["items"])
-            matching = [a for a in found if a.get("Filename") == filename]
+            matching = self._attachments_named(ticket_id, filename)
             if not matching:
                 raise errors.TrackerNotFound(
                     f"the ticket has no attachment named {filename!r}; attach it to the ticket",

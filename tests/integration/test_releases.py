@@ -149,3 +149,16 @@ def test_checkpoints(make_store: Callable[..., releases.ReleaseStore]) -> None:
     store.mark_step(1, "sync_packages", "again")
     assert store.steps_done(1) == {"sync_packages": "3 files"}
     assert store.steps_done(2) == {}
+
+
+def test_the_frozen_release_xml_and_where_it_is_published(
+    make_store: Callable[..., releases.ReleaseStore],
+) -> None:
+    store = make_store()
+    store.ensure(4, state=S.SUBMITTED, major_release="UMD-5", emergency=False)
+    store.freeze_release_xml(4, sha256="ab" * 32, attachment_id=17)
+    store.set_repository_path(4, "unverified/dcache/9.2.1")
+    release = store.get(4)
+    assert release is not None
+    assert (release.release_sha256, release.release_attachment_id) == ("ab" * 32, 17)
+    assert release.repository_path == "unverified/dcache/9.2.1"

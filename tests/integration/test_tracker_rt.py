@@ -230,7 +230,10 @@ def test_newest_release_xml_wins(
             files=[("Attachments", ("release.xml", newer, "application/xml"))],
             data={"JSON": '{"Content": "corrected release.xml", "ContentType": "text/plain"}'},
         ).raise_for_status()
-    assert bridge_client.download_attachment(ticket_id, "release.xml").content == newer
+    downloaded = bridge_client.download_attachment(ticket_id, "release.xml")
+    assert downloaded.content == newer
+    assert bridge_client.newest_attachment_id(ticket_id, "release.xml") == downloaded.id
+    assert bridge_client.newest_attachment_id(ticket_id, "manifest.xml") is None
 
 
 def test_wrong_token_is_refused_without_leaking_it(rt_sandbox: SandboxInfo) -> None:
