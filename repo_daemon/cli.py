@@ -570,6 +570,44 @@ def workflow_show(template: str | None, path: Path | None, fmt: str) -> None:
     click.echo(render.render(definition, fmt), nl=False)
 
 
+# -- releases -------------------------------------------------------------------------------
+
+
+@cli.group("release")
+def release_group() -> None:
+    """Check release.xml files as the bridge will (for providers and release managers)."""
+
+
+@release_group.command("validate")
+@click.argument("path", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+def release_validate(path: Path) -> None:
+    """Validate a release.xml against schemas/release.xsd and the bridge's own checks.
+
+    Prints a summary when it is valid (exit 0), or every problem with its line and element
+    (exit 1). PATH may be - for standard input.
+    """
+    from repo_daemon.actions import release
+
+    if str(path) == "-":
+        data = click.get_binary_stream("stdin").read(release.MAX_RELEASE_XML_BYTES + 1)
+        info = release.parse_release(data, source="standard input")
+    else:
+        info = release.validate_file(path)  # enforces the size limit, so reading is safe
+        data = path.read_bytes()
+    repositories = ", ".join(
+        f"{r.identifier} ({r.type}, {r.relative_path or '.'})" for r in info.repositories
+    )
+    click.echo(f"{path}: valid")
+    click.echo(f"  {info.short_name} {info.version} — {info.distribution_name}, {info.iso_date}")
+    click.echo(
+        f"  ReleaseType {info.release_type or '(from the ticket)'}, "
+        f"MajorRelease {info.major_release or '(from the ticket)'}"
+    )
+    click.echo(f"  {len(info.packages)} packages, {info.total_size:,} bytes")
+    click.echo(f"  repositories: {repositories}")
+    click.echo(f"  sha256 of release.xml: {release.release_sha256(data)}")
+
+
 # -- demo ---------------------------------------------------------------------------------
 
 

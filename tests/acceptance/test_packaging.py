@@ -28,6 +28,11 @@ def test_wheel_ships_rt_setup_files_and_the_console_script(tmp_path: Path) -> No
         "bridge/tracker.py",
         "repo_daemon/cli.py",
         "schemas/__init__.py",
+        "schemas/release.xsd",
+        "schemas/workflows/staged.toml",
+        "schemas/workflows/direct.toml",
+        "bridge/migrations/env.py",
+        "bridge/migrations/versions/0001_queue_events_state.py",
     ):
         assert shipped in names, f"{shipped} is missing from {wheel.name}"
     assert not any(n.startswith(("tests/", "fixtures/")) for n in names)

@@ -297,3 +297,16 @@ def test_workflow_show_prints_and_checks(
     )
     assert cli.main(["workflow", "show", "--file", str(bad)]) == 2
     assert "row 1: cannot read 'nonsense'" in capsys.readouterr().err
+
+
+FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
+
+
+def test_release_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["release", "validate", str(FIXTURES / "release_valid.xml")]) == 0
+    out = capsys.readouterr().out
+    assert "arc-ce 7.1.2" in out and "4 packages, 3,453,638 bytes" in out
+    assert cli.main(["release", "validate", str(FIXTURES / "release_dotdot_path.xml")]) == 1
+    assert "contains '..'" in capsys.readouterr().err
+    assert cli.main(["release", "validate", str(tmp_path / "missing.xml")]) == 1
+    assert "release.xml is invalid" in capsys.readouterr().err
