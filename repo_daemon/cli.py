@@ -589,7 +589,7 @@ def release_validate(path: Path) -> None:
     from repo_daemon.actions import release
 
     if str(path) == "-":
-        data = click.get_binary_stream("stdin").read(release.MAX_RELEASE_XML_BYTES + 1)
+        data = sys.stdin.buffer.read(release.MAX_RELEASE_XML_BYTES + 1)
         info = release.parse_release(data, source="standard input")
     else:
         info = release.validate_file(path)  # enforces the size limit, so reading is safe
