@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from urllib.parse import urlsplit
 from bridge import errors
 
 ENV_PREFIX = "ROLLOUT_"
+# One path component the bridge will create: no "..", no hidden names, no separators.
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 DEFAULT_QUEUE = "sw-rel"
 
 
@@ -352,13 +355,17 @@ def _repository_from(
         base_url += "/"
     paths = _pairs(raw.get("production_paths") or {}, "production_paths", problems)
     for major, path in paths.items():
-        if path.startswith("/") or ".." in path.split("/") or not path.strip("/"):
-            problems.append(f"production_paths: {major} = {path!r} must be a path below repo_root")
+        parts = path.strip("/").split("/")
+        if path.startswith("/") or not path.strip("/") or not all(_SAFE.match(p) for p in parts):
+            problems.append(
+                f"production_paths: {major} = {path!r} must be a relative path of names made "
+                "of letters, digits, '.', '_', '+' and '-' below repo_root"
+            )
     return RepositorySettings(
         root=root,
         base_url=base_url,
         production_paths={k: v.strip("/") for k, v in paths.items()},
-        keep_snapshots=int(_number("keep_snapshots", raw, 3, problems)),
+        keep_snapshots=int(_number("keep_snapshots", raw, 3, problems, allow_zero=True)),
         sync_timeout=_number("sync_timeout", raw, 600.0, problems),
         max_release_bytes=int(_number("max_release_bytes", raw, 50 * 1024**3, problems)),
     )

@@ -6,7 +6,12 @@ Hierarchy::
     ├── ProcessingFailed             a job could not be processed; ``transient`` says whether a
     │                                later try may help (the runner retries it with backoff)
     ├── ProcessorNotFound            ``--processor module:attr`` names nothing usable
-    └── WorkflowInvalid              a workflow definition cannot be used (lists every problem)
+    ├── WorkflowInvalid              a workflow definition cannot be used (lists every problem)
+    ├── actions.release.ReleaseInvalid   release.xml refused (every problem, with line and path)
+    ├── actions.sync.SyncError ...       fetching from the provider failed or was refused
+    ├── actions.verify.ChecksumMismatch  synced files differ from release.xml (all listed)
+    └── actions.trees.PublishFailed ...  publication refused or failed (StorageFailed and
+                                         AreaBusy are transient; the rest are permanent)
 
 The workflow and the repository actions add their own subclasses (one per condition, named for
 what happened). ``transient`` on an error decides retries; the runner never reads message text.

@@ -139,3 +139,16 @@ def test_workflow_and_notification_settings(tmp_path: Path) -> None:
         config.load_settings(env)
     settings = config.load_settings({**BASE, "ROLLOUT_NOTIFY_CC": "Production=ops+sites"})
     assert settings.workflow.cc["Production"] == ("ops", "sites")
+
+
+def test_repository_settings() -> None:
+    settings = config.load_settings(
+        {**BASE, "ROLLOUT_PRODUCTION_PATHS": "CAs=production/CAs", "ROLLOUT_KEEP_SNAPSHOTS": "0"}
+    )
+    assert settings.repository.production_path("CAs") == "production/CAs"
+    assert settings.repository.production_path("UMD-5") == "production/UMD-5"
+    assert settings.repository.keep_snapshots == 0
+    with pytest.raises(errors.ConfigError, match="production_paths: CAs = 'x/../y'"):
+        config.load_settings({**BASE, "ROLLOUT_PRODUCTION_PATHS": "CAs=x/../y"})
+    with pytest.raises(errors.ConfigError, match="repo_url"):
+        config.load_settings({**BASE, "ROLLOUT_REPO_URL": "ftp://x"})
