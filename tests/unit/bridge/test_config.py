@@ -148,7 +148,7 @@ def test_repository_settings() -> None:
     assert settings.repository.production_path("CAs") == "production/CAs"
     assert settings.repository.production_path("UMD-5") == "production/UMD-5"
     assert settings.repository.keep_snapshots == 0
-    with pytest.raises(errors.ConfigError, match="production_paths: CAs = 'x/../y'"):
+    with pytest.raises(errors.ConfigError, match=r"production_paths: CAs = 'x/\.\./y'"):
         config.load_settings({**BASE, "ROLLOUT_PRODUCTION_PATHS": "CAs=x/../y"})
     with pytest.raises(errors.ConfigError, match="repo_url"):
         config.load_settings({**BASE, "ROLLOUT_REPO_URL": "ftp://x"})
