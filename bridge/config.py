@@ -355,8 +355,8 @@ def _repository_from(
         base_url += "/"
     paths = _pairs(raw.get("production_paths") or {}, "production_paths", problems)
     for major, path in paths.items():
-        parts = path.strip("/").split("/")
-        if path.startswith("/") or not path.strip("/") or not all(_SAFE.match(p) for p in parts):
+        names = path.strip("/").split("/")
+        if path.startswith("/") or not path.strip("/") or not all(_SAFE.match(n) for n in names):
             problems.append(
                 f"production_paths: {major} = {path!r} must be a relative path of names made "
                 "of letters, digits, '.', '_', '+' and '-' below repo_root"

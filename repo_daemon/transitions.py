@@ -20,7 +20,7 @@ from bridge import config, errors, queue, records, releases
 from bridge.records import RolloutState
 from bridge.tracker import TrackerClient
 from repo_daemon import errors as daemon_errors
-from repo_daemon.actions import repository
+from repo_daemon.actions import manifest, publish, repository, work
 from repo_daemon.actions import ticket as plans
 from repo_daemon.workflow import engine, loader, model
 
@@ -50,8 +50,11 @@ class _Context:
     release: releases.Release
     decision: engine.Decision
     facts: engine.Facts
+    client: TrackerClient | None = None
     plan: plans.TicketPlan = field(default_factory=plans.TicketPlan)
     failure: str = ""
+    info: manifest.ReleaseInfo | None = None  # the frozen release.xml, once read
+    url: str | None = None  # where this transition put the release
 
 
 class WorkflowProcessor:
@@ -65,8 +68,11 @@ class WorkflowProcessor:
         client_factory: ClientFactory,
         *,
         definitions: Mapping[str, model.Definition] | None = None,
+        repository_work: work.RepositoryWork | None = None,
     ) -> None:
         self.settings = settings
+        # None: repository steps are recorded without touching files (tests of the workflow).
+        self.work = repository_work
         self.queue = jobs
         self.store = store
         self._factory = client_factory
@@ -136,7 +142,9 @@ class WorkflowProcessor:
             failed_target=release.failed_target,
         )
         decision = engine.decide(definition, release.state, request.current, facts)
-        ctx = _Context(job=job, ticket=tkt, release=release, decision=decision, facts=facts)
+        ctx = _Context(
+            job=job, ticket=tkt, release=release, decision=decision, facts=facts, client=client
+        )
         if decision.outcome is engine.Outcome.STAY:
             self._event("transition_noop", job, decision.reason)
         elif decision.outcome is engine.Outcome.BLOCK:
@@ -295,7 +303,9 @@ class WorkflowProcessor:
         if action == "check_fields":
             return repository.check_fields(tkt)
         if action in repository.REPOSITORY_ACTIONS:
-            return repository.record_only(action)
+            if self.work is None:
+                return repository.record_only(action)
+            return self._repository_action(action, ctx)
         if action == "take_stage_slot":
             if not major:
                 raise daemon_errors.ProcessingFailed(
@@ -314,7 +324,11 @@ class WorkflowProcessor:
         if action == "promote_next_deferred":
             return "after the write-back"
         if action == "set_repository_url":
-            return "RepositoryURL follows the release (with the release issue)"
+            if self.work is None:
+                return "RepositoryURL: no repository configured"
+            url = ctx.url or self.work.url_of(tkt.id) or ""
+            plan.fields["RepositoryURL"] = url
+            return f"RepositoryURL {url or '(cleared)'}"
         if action == "notify_watchers":
             plan.cc = self.settings.workflow.cc.get(state.label, ())
             plan.admin_cc = self.settings.workflow.admin_cc
@@ -352,8 +366,56 @@ class WorkflowProcessor:
             return "resolved"
         raise daemon_errors.ProcessingFailed(f"no implementation of {{{action}}}", transient=False)
 
+    def _repository_action(self, action: str, ctx: _Context) -> str:
+        """Run one repository action through ``RepositoryWork``; keep its note and URL."""
+        assert self.work is not None and ctx.client is not None
+        tkt, done = ctx.ticket, self.work
+        if action == "fetch_release":
+            intake = "sync_packages" in ctx.decision.actions
+            outcome = done.fetch_release(ctx.client, tkt, intake=intake)
+        elif action == "regenerate_metadata":
+            outcome = work.Outcome(detail="metadata is built in each snapshot before it goes live")
+        elif action == "remove_release":
+            outcome = done.remove_release(tkt)
+            ctx.url = ""
+        else:
+            if ctx.info is None:
+                ctx.info = done.info(tkt)
+            info = ctx.info
+            if action == "validate_release":
+                outcome = work.Outcome(detail=f"valid: {info.short_name} {info.version}")
+            elif action == "sync_packages":
+                outcome = done.sync_packages(tkt, info)
+            elif action == "verify_packages":
+                outcome = done.verify_packages(tkt, info)
+            elif action == "publish_unverified":
+                outcome = done.publish_unverified(tkt, info)
+            elif action in ("promote_to_stagerollout", "promote_to_production"):
+                changed = done.fetch_release(ctx.client, tkt, intake=False)
+                if changed.note:
+                    ctx.plan.comments.append(changed.note)
+                promote = getattr(done, action)
+                outcome = promote(tkt, info)
+            else:
+                raise daemon_errors.ProcessingFailed(
+                    f"no implementation of {{{action}}}", transient=False
+                )
+        if outcome.note:
+            ctx.plan.comments.append(outcome.note)
+        if outcome.url is not None:
+            ctx.url = outcome.url
+        return outcome.detail
+
 
 def workflow_processor(settings: config.Settings, jobs: queue.Queue) -> WorkflowProcessor:
-    """The default processor of ``rollout daemon``: the release workflow."""
+    """The default processor of ``rollout daemon``: the release workflow, with its
+    repository work on the configured trees."""
     store = releases.ReleaseStore(jobs.engine, clock=jobs.clock)
-    return WorkflowProcessor(settings, jobs, store, lambda: TrackerClient(settings.tracker))
+    repository_work = work.RepositoryWork(settings, store, publish.Repository(settings.repository))
+    return WorkflowProcessor(
+        settings,
+        jobs,
+        store,
+        lambda: TrackerClient(settings.tracker),
+        repository_work=repository_work,
+    )
