@@ -145,7 +145,15 @@ class RepositorySettings:
     production_paths: Mapping[str, str] = field(default_factory=dict)
     keep_snapshots: int = 3  # older snapshots of an area are removed after a publish
     sync_timeout: float = 600.0  # seconds without progress before a sync is given up
+    sync_connect_timeout: float = 30.0
     max_release_bytes: int = 50 * 1024**3  # a release larger than this is refused
+    rsync_password_file: Path | None = None  # for rsync daemons that want a password
+    sftp_user: str | None = None  # when the Sync-URL names none
+    sftp_key_file: Path | None = None  # private key for SFTP sources (no passphrase)
+    sftp_known_hosts: Path | None = None
+    sftp_allow_unknown_hosts: bool = False  # accept (and log) host keys not in known_hosts
+    https_ca_file: Path | None = None  # None: the system's trusted CAs
+    sync_allow_http: bool = False  # plain http:// Sync-URLs (checksums still verified)
 
     def production_path(self, major_release: str) -> str:
         """The production area of ``major_release``, relative to the root."""
@@ -367,8 +375,31 @@ def _repository_from(
         production_paths={k: v.strip("/") for k, v in paths.items()},
         keep_snapshots=int(_number("keep_snapshots", raw, 3, problems, allow_zero=True)),
         sync_timeout=_number("sync_timeout", raw, 600.0, problems),
+        sync_connect_timeout=_number("sync_connect_timeout", raw, 30.0, problems),
         max_release_bytes=int(_number("max_release_bytes", raw, 50 * 1024**3, problems)),
+        rsync_password_file=_path("rsync_password_file", raw, problems),
+        sftp_user=str(raw["sftp_user"]) if raw.get("sftp_user") else None,
+        sftp_key_file=_path("sftp_key_file", raw, problems),
+        sftp_known_hosts=_path("sftp_known_hosts", raw, problems),
+        sftp_allow_unknown_hosts=_flag(raw.get("sftp_allow_unknown_hosts")),
+        https_ca_file=_path("https_ca_file", raw, problems),
+        sync_allow_http=_flag(raw.get("sync_allow_http")),
     )
+
+
+def _flag(value: Any) -> bool:
+    return str(value or "false").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _path(name: str, raw: Mapping[str, Any], problems: list[str]) -> Path | None:
+    """An existing, readable file named by setting ``name``, or None when unset."""
+    value = raw.get(name)
+    if not value:
+        return None
+    path = Path(str(value))
+    if not path.is_file():
+        problems.append(f"{name}: {path} is not a readable file")
+    return path
 
 
 _TEMPLATES = ("staged", "direct")

@@ -50,9 +50,18 @@ class RepositoryWork:
         self.settings = settings
         self.store = store
         self.repository = repository
+        repo = settings.repository
         self.sync_options = sync_options or sync.SyncOptions(
-            timeout=settings.repository.sync_timeout,
-            max_bytes=settings.repository.max_release_bytes,
+            timeout=repo.sync_timeout,
+            connect_timeout=repo.sync_connect_timeout,
+            max_bytes=repo.max_release_bytes,
+            rsync_password_file=repo.rsync_password_file,
+            sftp_user=repo.sftp_user,
+            sftp_key_file=repo.sftp_key_file,
+            sftp_known_hosts=repo.sftp_known_hosts,
+            sftp_allow_unknown_hosts=repo.sftp_allow_unknown_hosts,
+            https_ca_file=repo.https_ca_file,
+            allow_http=repo.sync_allow_http,
         )
         self.data_dir = settings.data_dir.resolve()
 
