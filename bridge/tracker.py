@@ -36,9 +36,28 @@ MAX_BACKOFF_SECONDS = 30.0
 # Words RT puts in the messages of a PUT when it refused (part of) a change.
 _REFUSAL = re.compile(
     r"invalid|permission denied|couldn't|could not|does not exist|not allowed|illegal|"
-    r"no such|failed|can't",
+    r"no such|can't",
     re.IGNORECASE,
 )
+
+
+def _refusals(messages: Sequence[object], fields: Iterable[str] = ()) -> list[str]:
+    """The messages in which RT refused something.
+
+    RT describes an accepted field change as "<Field> <old> changed to <new>" (or "<Field>
+    <value> added"), quoting values that may contain any words, so messages about the fields
+    being set are only read up to the field's name.
+    """
+    refused = []
+    for message in messages:
+        if not isinstance(message, str):
+            continue
+        about_field = any(message.startswith(f"{name} ") for name in fields)
+        if about_field and not message.lower().startswith("invalid"):
+            continue
+        if _REFUSAL.search(message):
+            refused.append(message)
+    return refused
 
 
 _CHANGE_FIELDS = "ObjectType,ObjectId,Type,Field,OldValue,NewValue,Creator,Created"
@@ -320,7 +339,7 @@ class TrackerClient:
     def _parse_ticket(self, raw: Mapping[str, Any]) -> records.Ticket:
         queue = raw.get("Queue") or {}
         custom_fields = {
-            str(cf["name"]): tuple(str(v) for v in cf.get("values") or ())
+            str(cf["name"]): tuple(str(v) for v in cf.get("values") or () if v not in (None, ""))
             for cf in raw.get("CustomFields") or ()
         }
         return records.Ticket(
@@ -475,7 +494,7 @@ class TrackerClient:
                     {"operation": kind, "ticket_id": ticket_id},
                 )
             messages = response.json()
-            refused = [m for m in messages if isinstance(m, str) and _REFUSAL.search(m)]
+            refused = _refusals(messages)
             if refused:
                 raise errors.TrackerRejected(
                     f"RT refused part of the {kind}: " + "; ".join(refused),
@@ -533,7 +552,7 @@ class TrackerClient:
 
         def send() -> list[str]:
             messages = self._put(f"ticket/{int(ticket_id)}", body, ticket_id)
-            refused = [m for m in messages if _REFUSAL.search(m)]
+            refused = _refusals(messages, (custom_fields or {}).keys())
             if refused:
                 raise errors.TrackerRejected(
                     "RT refused part of the change: " + "; ".join(refused),

@@ -109,12 +109,14 @@ def build_rpm(
     return out
 
 
-def build_packages(workdir: Path, count: int = 2) -> list[BuiltPackage]:
-    """``count`` RPMs and ``count`` debs, named ``rollout-test-<i>``."""
+def build_packages(
+    workdir: Path, count: int = 2, *, prefix: str = "rollout-test"
+) -> list[BuiltPackage]:
+    """``count`` RPMs and ``count`` debs, named ``<prefix>-<i>``."""
     workdir.mkdir(parents=True, exist_ok=True)
     built = []
     for i in range(count):
-        name = f"rollout-test-{i}"
+        name = f"{prefix}-{i}"
         rpm = build_rpm(workdir, name, payload=f"rpm {i}")
         built.append(BuiltPackage(name=name, version="1.0-1", arch="noarch", kind="rpm", file=rpm))
         deb = build_deb(workdir, name, payload=f"deb {i}")
@@ -130,6 +132,8 @@ def layout_provider_tree(
     version: tuple[int, int, int] = (1, 0, 0),
     sync_url: str | None = None,
     sync_protocol: str = "rsync",
+    release_type: str | None = "NonIncremental",
+    major_release: str | None = "UMD-5",
 ) -> ProviderTree:
     """Copy ``built`` into ``root`` as ``rpms/noarch/*.rpm`` and ``debs/*.deb`` and describe
     them in a release.xml (returned, not written into the tree: the tree holds packages only)."""
@@ -157,6 +161,8 @@ def layout_provider_tree(
         sync_url=sync_url,
         sync_protocol=sync_protocol,
         kinds={p.kind for p in built},
+        release_type=release_type,
+        major_release=major_release,
     )
     return ProviderTree(root=root, packages=tuple(packages), release_xml=xml)
 
@@ -169,6 +175,8 @@ def release_xml(
     sync_url: str | None = None,
     sync_protocol: str = "rsync",
     kinds: set[str] | None = None,
+    release_type: str | None = "NonIncremental",
+    major_release: str | None = "UMD-5",
 ) -> bytes:
     """A release.xml (the names of schemas/release.xsd) listing ``entries``."""
     release = ET.Element("Release")
@@ -196,8 +204,10 @@ def release_xml(
     text(release, "SynchProtocol", sync_protocol)
     if sync_url:
         text(release, "SynchURL", sync_url)
-    text(release, "ReleaseType", "NonIncremental")
-    text(release, "MajorRelease", "UMD-5")
+    if release_type:
+        text(release, "ReleaseType", release_type)
+    if major_release:
+        text(release, "MajorRelease", major_release)
     repositories = ET.SubElement(release, "Repositories")
     kinds = kinds if kinds is not None else {p.kind for p, _ in entries}
     for kind, type_, path in (("rpm", "YUM", "rpms/noarch"), ("deb", "APT", "debs")):

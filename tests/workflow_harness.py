@@ -4,12 +4,13 @@ workflow processor, and helpers read back what RT shows and the mail it sent."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from bridge.receiver import build_server
 from bridge.sandbox import Sandbox, SandboxInfo, free_port, new_hook_secret
 from bridge.tracker import TrackerClient
 from repo_daemon import runner, transitions
+from tests.packages import ProviderTree, build_packages, layout_provider_tree
+from tests.rsync_server import RsyncDaemon
 
 PEOPLE = {
     "sw-rel-qc": "qc1@example.org",
@@ -40,6 +43,13 @@ class Bridge:
     runner: runner.Runner
     processor: transitions.WorkflowProcessor
     manager: TrackerClient
+    rsync: RsyncDaemon
+    provider_root: Path  # served by the rsync daemon as module "provider"
+    _releases: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def repo_root(self) -> Path:
+        return self.settings.repository.root
 
     def drain(self) -> None:
         """Process everything queued, including the hooks of the bridge's own writes."""
@@ -49,18 +59,45 @@ class Bridge:
                 return
         raise AssertionError("the queue did not settle")
 
-    def file_release(self, major: str, *, emergency: bool = False) -> int:
+    def provider_tree(
+        self, major: str, *, release_type: str = "Incremental"
+    ) -> tuple[ProviderTree, str]:
+        """A provider's tree of real, freshly built .rpm and .deb packages (names unique to
+        this release) with its release.xml, and its rsync URL."""
+        n = next(self._releases)
+        name = f"{major.lower()}-r{n}"
+        root = self.provider_root / name
+        built = build_packages(self.provider_root / ".build" / name, count=1, prefix=name)
+        url = self.rsync.url("provider", f"{name}/")
+        tree = layout_provider_tree(
+            root, built, short_name=name, sync_url=url, release_type=release_type,
+            major_release=major,
+        )  # fmt: skip
+        return tree, url
+
+    def file_release(
+        self,
+        major: str,
+        *,
+        emergency: bool = False,
+        release_type: str = "Incremental",
+        tree: tuple[ProviderTree, str] | None = None,
+        release_xml: bytes | None = None,
+    ) -> int:
+        """File a release as a technology provider does: fields, release.xml attached."""
+        provider, url = tree or self.provider_tree(major, release_type=release_type)
         ticket_id = self.manager.create_ticket(
             "sw-rel",
             f"Release for {major}",
             "Please publish.",
             custom_fields={
                 "AssociatedMajorRelease": major,
-                "ReleaseType": "Incremental",
-                "Sync-URL": "rsync://127.0.0.1/demo/x/",
+                "ReleaseType": release_type,
+                "Sync-URL": url,
                 "EmergencyRelease": "Yes" if emergency else "No",
             },
             requestors=[PROVIDER],
+            attachments=[("release.xml", release_xml or provider.release_xml, "application/xml")],
         )
         return ticket_id
 
@@ -139,6 +176,10 @@ def _add_people(info: SandboxInfo) -> None:
 def running_bridge(root: Path) -> Iterator[Bridge]:
     """A sandbox RT whose scrip posts to a real receiver, and a runner with the workflow
     processor, all on loopback; stopped when the block ends."""
+    provider_root = root / "provider"
+    provider_root.mkdir(parents=True, exist_ok=True)
+    rsync = RsyncDaemon(root / "rsyncd", {"provider": provider_root})
+    rsync.start()
     port = free_port()
     secret = new_hook_secret()
     box = Sandbox(root / "rt", bridge_url=f"http://127.0.0.1:{port}/hooks/rt", hook_secret=secret)
@@ -149,6 +190,7 @@ def running_bridge(root: Path) -> Iterator[Bridge]:
         data_dir=root,
         receiver=config.ReceiverSettings(port=port, hook_secret=config.Secret(secret)),
         daemon=config.DaemonSettings(rt_bridge_user="rollout-bridge", retry_max_attempts=2),
+        repository=config.RepositorySettings(root=root / "repo", base_url="http://repo.test/"),
     )
     engine = database.create_engine(settings.database())
     database.migrate(engine)
@@ -174,11 +216,14 @@ def running_bridge(root: Path) -> Iterator[Bridge]:
         runner=runner.Runner(jobs, processor, settings.daemon, worker="test"),
         processor=processor,
         manager=manager,
+        rsync=rsync,
+        provider_root=provider_root,
     )
     try:
         yield bridge
     finally:
         _stop(manager, processor, server, thread, engine, box)
+        rsync.stop()
 
 
 def _stop(

@@ -278,3 +278,14 @@ def test_update_sends_one_request_with_everything() -> None:
     assert len(script.requests) == 1
     sent = json.loads(script.requests[0].content)
     assert sent == {"CustomFields": {"RolloutProgress": "Unverified"}, "Status": "open"}
+
+
+def test_values_that_quote_refusal_words_are_not_refusals() -> None:
+    answer = [
+        "RolloutHistory 2026-11-24 Submitted 0s changed to 2026-11-24 Failed could not sync",
+        "RolloutProgress Unverified changed to Failed",
+    ]
+    client = _client(Script(httpx2.Response(200, json=answer)))
+    assert client.set_custom_fields(1, {"RolloutHistory": "x", "RolloutProgress": "Failed"}) == (
+        answer
+    )
