@@ -104,6 +104,7 @@ class DaemonSettings:
     lease_seconds: float = 300.0
     retry_base_delay: float = 5.0
     retry_max_attempts: int = 8
+    housekeeping_interval: float = 6 * 3600.0  # seconds between pool garbage collections
     # The bridge's own RT account: changes it makes itself are not new work.
     rt_bridge_user: str | None = None
 
@@ -333,6 +334,7 @@ def load_settings(
         lease_seconds=_number("lease_seconds", raw, 300.0, problems),
         retry_base_delay=_number("retry_base_delay", raw, 5.0, problems),
         retry_max_attempts=int(_number("retry_max_attempts", raw, 8, problems)),
+        housekeeping_interval=_number("housekeeping_interval", raw, 6 * 3600.0, problems),
         rt_bridge_user=str(raw["rt_bridge_user"]) if raw.get("rt_bridge_user") else None,
     )
     workflow = _workflow_from(raw, problems)

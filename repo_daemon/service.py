@@ -57,14 +57,23 @@ class Parts:
     clients: list[TrackerClient] = field(default_factory=list)
 
     def daemon(self, *, blocking: bool) -> scheduler.Daemon:
-        """A scheduler with the daemon's jobs."""
-        return scheduler.Daemon(
+        """A scheduler with the daemon's jobs (and pool garbage collection, when the
+        processor publishes)."""
+        daemon = scheduler.Daemon(
             self.settings.daemon,
             self.runner,
             reconcile=self.reconciler.run if self.reconciler is not None else None,
             comment_refusals=self.commenter.run,
             blocking=blocking,
         )
+        repository_work = getattr(self.processor, "work", None)
+        if repository_work is not None:
+            daemon.add_interval_job(
+                "collect_garbage",
+                repository_work.repository.collect_garbage,
+                self.settings.daemon.housekeeping_interval,
+            )
+        return daemon
 
     def close(self) -> None:
         close = getattr(self.processor, "close", None)

@@ -50,19 +50,7 @@ class RepositoryWork:
         self.settings = settings
         self.store = store
         self.repository = repository
-        repo = settings.repository
-        self.sync_options = sync_options or sync.SyncOptions(
-            timeout=repo.sync_timeout,
-            connect_timeout=repo.sync_connect_timeout,
-            max_bytes=repo.max_release_bytes,
-            rsync_password_file=repo.rsync_password_file,
-            sftp_user=repo.sftp_user,
-            sftp_key_file=repo.sftp_key_file,
-            sftp_known_hosts=repo.sftp_known_hosts,
-            sftp_allow_unknown_hosts=repo.sftp_allow_unknown_hosts,
-            https_ca_file=repo.https_ca_file,
-            allow_http=repo.sync_allow_http,
-        )
+        self.sync_options = sync_options or sync_options_from(settings)
         self.data_dir = settings.data_dir.resolve()
 
     # -- where things are ---------------------------------------------------------------
@@ -202,6 +190,23 @@ class RepositoryWork:
         self.store.set_repository_path(ticket.id, None)
         removed = [a.area for a in (unverified, staged) if a.changed]
         return Outcome(detail=f"removed from {', '.join(removed) or 'nothing (not there)'}")
+
+
+def sync_options_from(settings: config.Settings) -> sync.SyncOptions:
+    """The sync's options from the repository settings."""
+    repo = settings.repository
+    return sync.SyncOptions(
+        timeout=repo.sync_timeout,
+        connect_timeout=repo.sync_connect_timeout,
+        max_bytes=repo.max_release_bytes,
+        rsync_password_file=repo.rsync_password_file,
+        sftp_user=repo.sftp_user,
+        sftp_key_file=repo.sftp_key_file,
+        sftp_known_hosts=repo.sftp_known_hosts,
+        sftp_allow_unknown_hosts=repo.sftp_allow_unknown_hosts,
+        https_ca_file=repo.https_ca_file,
+        allow_http=repo.sync_allow_http,
+    )
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
