@@ -155,6 +155,10 @@ class RepositorySettings:
     sftp_allow_unknown_hosts: bool = False  # accept (and log) host keys not in known_hosts
     https_ca_file: Path | None = None  # None: the system's trusted CAs
     sync_allow_http: bool = False  # plain http:// Sync-URLs (checksums still verified)
+    signing_key: str | None = None  # GnuPG fingerprint; None: trees are published unsigned
+    gnupghome: Path | None = None
+    signing_passphrase_file: Path | None = None
+    signing_also_publish: tuple[str, ...] = ()  # further public keys (key rotation)
 
     def production_path(self, major_release: str) -> str:
         """The production area of ``major_release``, relative to the root."""
@@ -386,7 +390,25 @@ def _repository_from(
         sftp_allow_unknown_hosts=_flag(raw.get("sftp_allow_unknown_hosts")),
         https_ca_file=_path("https_ca_file", raw, problems),
         sync_allow_http=_flag(raw.get("sync_allow_http")),
+        signing_key=_signing_key(raw.get("signing_key"), "signing_key", problems),
+        gnupghome=Path(str(raw["gnupghome"])) if raw.get("gnupghome") else None,
+        signing_passphrase_file=_path("signing_passphrase_file", raw, problems),
+        signing_also_publish=tuple(
+            key
+            for item in str(raw.get("signing_also_publish") or "").split(",")
+            if (key := _signing_key(item.strip(), "signing_also_publish", problems))
+        ),
     )
+
+
+def _signing_key(value: Any, name: str, problems: list[str]) -> str | None:
+    if not value:
+        return None
+    key = str(value).strip().replace(" ", "").upper()
+    if not re.fullmatch(r"[0-9A-F]{16}|[0-9A-F]{40}", key):
+        problems.append(f"{name}: {value!r} is not a key fingerprint (40 hex digits)")
+        return None
+    return key
 
 
 def _flag(value: Any) -> bool:

@@ -20,7 +20,7 @@ from bridge import config, errors, queue, records, releases
 from bridge.records import RolloutState
 from bridge.tracker import TrackerClient
 from repo_daemon import errors as daemon_errors
-from repo_daemon.actions import manifest, publish, repository, work
+from repo_daemon.actions import manifest, repository, work
 from repo_daemon.actions import ticket as plans
 from repo_daemon.workflow import engine, loader, model
 
@@ -411,7 +411,7 @@ def workflow_processor(settings: config.Settings, jobs: queue.Queue) -> Workflow
     """The default processor of ``rollout daemon``: the release workflow, with its
     repository work on the configured trees."""
     store = releases.ReleaseStore(jobs.engine, clock=jobs.clock)
-    repository_work = work.RepositoryWork(settings, store, publish.Repository(settings.repository))
+    repository_work = work.RepositoryWork(settings, store, work.repository(settings))
     return WorkflowProcessor(
         settings,
         jobs,

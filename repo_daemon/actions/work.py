@@ -19,7 +19,7 @@ from pathlib import Path
 from bridge import config, records, releases
 from bridge.tracker import TrackerClient
 from repo_daemon import errors
-from repo_daemon.actions import manifest, publish, release, sync
+from repo_daemon.actions import manifest, metadata, publish, release, signing, sync
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +190,27 @@ class RepositoryWork:
         self.store.set_repository_path(ticket.id, None)
         removed = [a.area for a in (unverified, staged) if a.changed]
         return Outcome(detail=f"removed from {', '.join(removed) or 'nothing (not there)'}")
+
+
+def repository(settings: config.Settings) -> publish.Repository:
+    """The repository's trees, with yum/apt metadata (signed when a key is configured)
+    built into every snapshot before it goes live."""
+    repo = settings.repository
+    signer = None
+    if repo.signing_key:
+        signer = signing.Signer(
+            key_id=repo.signing_key,
+            gnupghome=repo.gnupghome,
+            passphrase_file=repo.signing_passphrase_file,
+            also_publish=repo.signing_also_publish,
+        )
+    step = metadata.metadata_step(
+        repo.root.resolve(),
+        repo.base_url,
+        signer=signer,
+        cache_root=settings.data_dir.resolve() / "metadata-cache",
+    )
+    return publish.Repository(repo, metadata=step)
 
 
 def sync_options_from(settings: config.Settings) -> sync.SyncOptions:

@@ -28,11 +28,11 @@ def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bridge]:
 
 
 def _files(root: Path) -> dict[str, str]:
-    """Relative path -> SHA-256 of every regular file below ``root`` (following the area's
-    symlink, not any inside), without the repository's own bookkeeping."""
+    """Relative path -> SHA-256 of every package file (.rpm, .deb) below ``root``: the
+    repository adds its metadata and index beside them."""
     found = {}
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.name.startswith(".rollout"):
+        if path.is_file() and path.suffix in (".rpm", ".deb"):
             found[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
 
@@ -78,6 +78,9 @@ def test_real_packages_reach_production_byte_for_byte(bridge: Bridge) -> None:
     assert after.field("RepositoryURL") == f"http://repo.test/production/{major}/updates/"
     assert not (bridge.repo_root / "unverified" / short / "1.0.0").exists()
     assert _files(staged) == {}
+    # The area is a repository apt and dnf accept: metadata built into the snapshot.
+    assert (production / "rpms" / "noarch" / "repodata" / "repomd.xml").is_file()
+    assert "Packages" in (production / "debs" / "Release").read_text()
     # Promotion copied no bytes: production's files are the pool's inodes.
     for rel in provider_files:
         inode = (production / rel).stat().st_ino

@@ -152,3 +152,11 @@ def test_repository_settings() -> None:
         config.load_settings({**BASE, "ROLLOUT_PRODUCTION_PATHS": "CAs=x/../y"})
     with pytest.raises(errors.ConfigError, match="repo_url"):
         config.load_settings({**BASE, "ROLLOUT_REPO_URL": "ftp://x"})
+
+
+def test_signing_settings() -> None:
+    key = "A" * 40
+    settings = config.load_settings({**BASE, "ROLLOUT_SIGNING_KEY": key.lower()})
+    assert settings.repository.signing_key == key
+    with pytest.raises(errors.ConfigError, match="signing_key: 'nope' is not a key fingerprint"):
+        config.load_settings({**BASE, "ROLLOUT_SIGNING_KEY": "nope"})
