@@ -173,9 +173,16 @@ def _add_people(info: SandboxInfo) -> None:
 
 
 @contextmanager
-def running_bridge(root: Path) -> Iterator[Bridge]:
+def running_bridge(
+    root: Path,
+    *,
+    repo_url: str = "http://repo.test/",
+    signing_key: str | None = None,
+    gnupghome: Path | None = None,
+) -> Iterator[Bridge]:
     """A sandbox RT whose scrip posts to a real receiver, and a runner with the workflow
-    processor, all on loopback; stopped when the block ends."""
+    processor, all on loopback; stopped when the block ends. The repository's trees are in
+    ``root/repo``, announced at ``repo_url``, signed with ``signing_key`` when given."""
     provider_root = root / "provider"
     provider_root.mkdir(parents=True, exist_ok=True)
     rsync = RsyncDaemon(root / "rsyncd", {"provider": provider_root})
@@ -190,7 +197,9 @@ def running_bridge(root: Path) -> Iterator[Bridge]:
         data_dir=root,
         receiver=config.ReceiverSettings(port=port, hook_secret=config.Secret(secret)),
         daemon=config.DaemonSettings(rt_bridge_user="rollout-bridge", retry_max_attempts=2),
-        repository=config.RepositorySettings(root=root / "repo", base_url="http://repo.test/"),
+        repository=config.RepositorySettings(
+            root=root / "repo", base_url=repo_url, signing_key=signing_key, gnupghome=gnupghome
+        ),
     )
     engine = database.create_engine(settings.database())
     database.migrate(engine)
