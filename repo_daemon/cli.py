@@ -570,6 +570,52 @@ def workflow_show(template: str | None, path: Path | None, fmt: str) -> None:
     click.echo(render.render(definition, fmt), nl=False)
 
 
+# -- the repository's trees -----------------------------------------------------------------
+
+
+@cli.group("repo")
+def repo_group() -> None:
+    """Serve and look after the repository's trees."""
+
+
+@repo_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8751, show_default=True, type=int, help="Port to listen on.")
+@click.pass_context
+def repo_serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the trees (ROLLOUT_REPO_ROOT) over HTTP for apt, dnf and mirrors.
+
+    For the embedded default and trying things out; in production use nginx (see
+    docs/serving.md). Never serves outside the root or the repository's bookkeeping
+    (.pool, .locks, .snapshots). Runs until SIGTERM or Ctrl-C.
+    """
+    from repo_daemon import serving
+
+    settings = _settings(ctx, require_tracker=False)
+    root = settings.repository.root
+    root.mkdir(parents=True, exist_ok=True)
+    click.echo(f"serving {root.resolve()} at http://{host}:{port}/", err=True)
+    serving.serve_static(root.resolve(), host, port)
+
+
+@repo_group.command("gc")
+@click.pass_context
+def repo_gc(ctx: click.Context) -> None:
+    """Remove pool files no snapshot uses and leftovers of interrupted publications.
+
+    The daemon does this on its own every ROLLOUT_HOUSEKEEPING_INTERVAL seconds.
+    """
+    from repo_daemon.actions import publish
+
+    settings = _settings(ctx, require_tracker=False)
+    report = publish.Repository(settings.repository).collect_garbage()
+    click.echo(
+        f"{report.snapshots} snapshots read; removed {report.pool_removed} pool files "
+        f"({report.pool_removed_bytes:,} bytes) and {report.stale_removed} leftovers; "
+        f"kept {report.pool_kept} pool files"
+    )
+
+
 # -- releases -------------------------------------------------------------------------------
 
 
@@ -656,17 +702,23 @@ def release_sync(
 
 @cli.command("demo")
 @_dir_option
-@click.option("--exit", "stop_at_end", is_flag=True, help="Stop the sandbox RT at the end.")
+@click.option(
+    "--exit", "stop_at_end", is_flag=True, help="Stop everything at the end instead of waiting."
+)
 def demo(directory: Path, stop_at_end: bool) -> None:
-    """Show the product at work against a sandbox RT, with nothing to configure.
+    """Walk a release from ticket to installed package, with nothing to configure.
 
-    Starts a sandbox RT with the product's set-up, files a sample release, moves its
-    RolloutProgress, shows the signed change RT's scrip sends to the bridge, and reads the
-    ticket back as the bridge does. RT is left running (unless --exit) so you can look.
+    Starts a sandbox RT with the product's set-up (its database is kept in --dir and reused),
+    a provider's rsync source with a sample release of real .rpm and .deb packages, the bridge
+    (`rollout run`) and its trees over HTTP (`rollout repo serve`). Then files a ticket and
+    moves it Submitted → Unverified → InVerification → StageRollout → Production, showing what
+    the bridge did at each step, and installs the sample package from the production tree with
+    apt-get into a throw-away root. Everything keeps running until Ctrl-C (unless --exit).
+    Each run files a new ticket and starts the bridge's side afresh in --dir/demo.
     """
-    from repo_daemon import demo as demo_module
+    from repo_daemon.demo import run as demo_run
 
-    raise click.exceptions.Exit(demo_module.run_demo(directory, stop_at_end=stop_at_end))
+    raise click.exceptions.Exit(demo_run.run_demo(directory, stop_at_end=stop_at_end))
 
 
 # -- entry point --------------------------------------------------------------------------

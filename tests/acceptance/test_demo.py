@@ -1,71 +1,116 @@
-"""The installed ``rollout`` command, run as a person would, against a real sandbox RT."""
+"""The installed ``rollout`` command, run as a person would, against a real sandbox RT: the demo
+walks a release from ticket to installed package, and can be run twice."""
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx2
 import pytest
+
+from bridge import database, releases
 
 pytestmark = pytest.mark.rt
 
 ROLLOUT = Path(sys.executable).with_name("rollout")
+HISTORY = ["Submitted", "Unverified", "InVerification", "StageRollout", "Production"]
+STEPS = [
+    "A sandbox RT 5",
+    "rsync source",
+    "The bridge (rollout run)",
+    "files the release",
+    "Submitted → Unverified",
+    "Unverified → InVerification",
+    "InVerification → StageRollout",
+    "StageRollout → Production",
+    "installs rollout-hello from the production tree with apt-get",
+]
+RESULT = re.compile(
+    r"^demo result: ticket (?P<ticket>\d+) (?P<state>\w+), history (?P<history>\S+), "
+    r"installed (?P<package>\S+) (?P<version>\S+)$",
+    re.MULTILINE,
+)
 
 
-def _rollout(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def _rollout(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(ROLLOUT), *args], capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
-def test_demo_leaves_a_working_rt_and_runs_twice(tmp_path: Path) -> None:
-    directory = tmp_path / "sandbox"
+def _dpkg_status(path: Path, package: str) -> str | None:
+    """The Status of ``package`` in a dpkg status file, or None."""
+    for stanza in path.read_text(encoding="utf-8").split("\n\n"):
+        lines = stanza.splitlines()
+        if f"Package: {package}" in lines:
+            status = [x.removeprefix("Status: ") for x in lines if x.startswith("Status: ")]
+            return status[0] if status else None
+    return None
+
+
+def _check_run(directory: Path, run: subprocess.CompletedProcess[str]) -> int:
+    """What one ``rollout demo --exit`` says and leaves behind; returns its ticket."""
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = run.stdout
+    assert "\x1b[" not in out, "no colours when the output is not a terminal"
+    for step in STEPS:
+        assert step in out, f"step {step!r} missing:\n{out}"
+    result = RESULT.search(out)
+    assert result, out
+    assert result["state"] == "Production"
+    assert result["history"] == ">".join(HISTORY)
+    assert (result["package"], result["version"]) == ("rollout-hello", "1.0-1")
+    assert "Stopped everything the demo started (--exit)." in out
+    ticket = int(result["ticket"])
+
+    # Independently of what it printed: the bridge's database has the whole history ...
+    work = directory / "demo"
+    engine = database.create_engine(f"sqlite:///{work / 'bridge' / 'bridge.sqlite'}")
     try:
-        first = _rollout("demo", "--dir", str(directory))
-        assert first.returncode == 0, first.stderr
-        assert "signature verified" in first.stdout
-        assert "RolloutProgress: Unverified" in first.stdout
-        assert "release.xml: 276 bytes, byte-exact" in first.stdout
+        spans = releases.ReleaseStore(engine).history(ticket)
+    finally:
+        engine.dispose()
+    assert [span.state.label for span in spans] == HISTORY
+    assert all(span.left_at is not None for span in spans[:-1]) and spans[-1].left_at is None
+    # ... the production tree has both packages ...
+    production = work / "repo" / "production" / "DEMO-1" / "base"
+    assert (production / "rpms/noarch/rollout-hello-1.0-1.noarch.rpm").is_file()
+    assert (production / "debs/rollout-hello_1.0-1_all.deb").is_file()
+    # ... apt-get installed the package into the throw-away root ...
+    apt = work / "apt"
+    assert _dpkg_status(apt / "var/lib/dpkg/status", "rollout-hello") == "install ok installed"
+    assert (apt / "usr/share/doc/rollout-hello/README").is_file()
+    # ... and --exit stopped what it started.
+    assert not list(work.glob("*.pid"))
+    return ticket
 
-        status = _rollout("tracker", "sandbox", "status", "--dir", str(directory), "--json")
-        assert status.returncode == 0, status.stderr
-        info = json.loads(status.stdout)
-        assert info["running"] is True
-        # The RT left running has the product's queue, fields and groups.
-        with httpx2.Client(auth=(info["root_user"], info["root_password"]), timeout=20) as rt:
-            rest = info["web_url"] + "REST/2.0/"
-            queue = rt.get(rest + "queue/sw-rel").json()
-            fields = rt.get(
-                rest + f"queue/{queue['id']}/customfields",
-                params={"per_page": 50, "fields": "Name"},
-            )
-            names = {item["Name"] for item in fields.json()["items"]}
-            assert {"RolloutProgress", "EmergencyRelease", "RolloutHistory"} <= names
-            group = rt.post(rest + "groups", json=[{"field": "Name", "value": "sw-rel-qc"}])
-            assert group.json()["total"] == 1
 
-        # Safe to run twice: the second run reuses the database and files a second ticket.
-        second = _rollout("demo", "--dir", str(directory), "--exit")
-        assert second.returncode == 0, second.stderr
-        assert "tracker show 2" in second.stdout
-        assert "sandbox RT stopped (--exit)" in second.stdout
+def test_demo_walks_a_release_to_an_installed_package_and_runs_twice(tmp_path: Path) -> None:
+    directory = tmp_path / "demo-dir"
+    try:
+        first = _rollout("demo", "--exit", "--dir", str(directory), timeout=300)
+        assert "built (first run)" in first.stdout, first.stdout + first.stderr
+        first_ticket = _check_run(directory, first)
         after = _rollout("tracker", "sandbox", "status", "--dir", str(directory))
-        assert after.returncode == 1
-        assert "stopped" in after.stdout
+        assert after.returncode == 1 and "stopped" in after.stdout
+
+        # Safe to run twice: RT's database is reused, the rest starts afresh, a new ticket.
+        second = _rollout("demo", "--exit", "--dir", str(directory), timeout=300)
+        assert "reused from an earlier run" in second.stdout, second.stdout + second.stderr
+        assert _check_run(directory, second) > first_ticket
     finally:
         _rollout("tracker", "sandbox", "down", "--dir", str(directory))
 
 
 def test_installed_command_explains_itself() -> None:
-    result = _rollout("--help", timeout=60)
+    result = _rollout("--help")
     assert result.returncode == 0
     assert "Rollout bridge" in result.stdout
     for group in ("tracker", "demo"):
         assert group in result.stdout
-    assert _rollout("tracker", "sandbox", "--help", timeout=60).returncode == 0
+    assert _rollout("tracker", "sandbox", "--help").returncode == 0
     same = subprocess.run(
         [sys.executable, "-m", "repo_daemon", "--help"], capture_output=True, text=True, check=False
     )

@@ -310,3 +310,11 @@ def test_release_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "contains '..'" in capsys.readouterr().err
     assert cli.main(["release", "validate", str(tmp_path / "missing.xml")]) == 1
     assert "release.xml is invalid" in capsys.readouterr().err
+
+
+def test_repo_gc_on_an_empty_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROLLOUT_REPO_ROOT", str(tmp_path / "repo"))
+    assert cli.main(["repo", "gc"]) == 0
+    assert "removed 0 pool files" in capsys.readouterr().out
