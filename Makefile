@@ -6,7 +6,7 @@ SANDBOX ?= .rollout/sandbox
 
 .PHONY: demo test bootstrap lint unit integration demo-down clean
 
-## make demo: start a sandbox RT with the product's set-up and show the bridge reading it
+## make demo: walk a sample release from an RT ticket to a package installed with apt-get
 demo: bootstrap
 	$(BIN)/rollout demo --dir $(SANDBOX)
 
