@@ -13,9 +13,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 from bridge.sandbox import free_port
+from repo_daemon.demo.process import ChildProcess
 
 SSHD = Path("/usr/sbin/sshd")
 
@@ -40,7 +40,7 @@ def keygen(path: Path, comment: str = "rollout-test") -> Path:
     return path
 
 
-class SftpServer:
+class SftpServer(ChildProcess):
     """sshd for one user (the current one) with one authorised key."""
 
     def __init__(self, workdir: Path) -> None:
@@ -115,27 +115,3 @@ class SftpServer:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
-
-    def __enter__(self) -> SftpServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

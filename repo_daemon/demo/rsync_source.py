@@ -12,16 +12,16 @@ import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 from bridge.sandbox import free_port
 from repo_daemon.demo import tools
 from repo_daemon.demo.errors import ServiceFailed
+from repo_daemon.demo.process import ChildProcess
 
 _MODULE = re.compile(r"[A-Za-z0-9_-]+")
 
 
-class RsyncDaemon:
+class RsyncDaemon(ChildProcess):
     """``RsyncDaemon(workdir, {"module": path})``; ``url("module")`` is ``rsync://…/module/``."""
 
     def __init__(self, workdir: Path, modules: Mapping[str, Path]) -> None:
@@ -85,27 +85,3 @@ class RsyncDaemon:
         raise ServiceFailed(
             f"rsync daemon did not listen on port {self.port} in {timeout} s: see {self.log_file}"
         )
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
-
-    def __enter__(self) -> RsyncDaemon:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
