@@ -19,7 +19,7 @@ from pathlib import Path
 from bridge import config, records, releases
 from bridge.tracker import TrackerClient
 from repo_daemon import errors
-from repo_daemon.actions import manifest, metadata, publish, release, signing, sync
+from repo_daemon.actions import index, manifest, metadata, publish, release, signing, sync
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +210,8 @@ def repository(settings: config.Settings) -> publish.Repository:
         signer=signer,
         cache_root=settings.data_dir.resolve() / "metadata-cache",
     )
-    return publish.Repository(repo, metadata=step)
+    # Metadata first, then the mirror index (index.json/html), which lists it too.
+    return publish.Repository(repo, metadata=index.compose(step, index.write_index))
 
 
 def sync_options_from(settings: config.Settings) -> sync.SyncOptions:

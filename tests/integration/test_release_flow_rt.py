@@ -78,7 +78,8 @@ def test_real_packages_reach_production_byte_for_byte(bridge: Bridge) -> None:
     assert after.field("RepositoryURL") == f"http://repo.test/production/{major}/updates/"
     assert not (bridge.repo_root / "unverified" / short / "1.0.0").exists()
     assert _files(staged) == {}
-    # The area is a repository apt and dnf accept: metadata built into the snapshot.
+    # The area is a repository apt and dnf accept, with an index for mirrors.
+    assert (production / "index.json").is_file() and (production / "index.html").is_file()
     assert (production / "rpms" / "noarch" / "repodata" / "repomd.xml").is_file()
     assert "Packages" in (production / "debs" / "Release").read_text()
     # Promotion copied no bytes: production's files are the pool's inodes.
