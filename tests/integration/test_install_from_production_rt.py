@@ -1,5 +1,5 @@
 """The point of it all: a release filed in a real RT reaches Production, and real apt-get and
-dnf clients install its packages from the production tree served over HTTP on loopback, with
+dnf clients install its packages from the production tree served by nginx on loopback, with
 the signed metadata verified."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from repo_daemon.actions import metadata, signing
-from tests.repo_clients import AptRoot, DnfRoot, TestKey, TreeServer, make_signing_key
+from tests.nginx_server import NginxServer
+from tests.repo_clients import AptRoot, DnfRoot, TestKey, make_signing_key
 from tests.workflow_harness import Bridge, running_bridge
 
 pytestmark = pytest.mark.rt
@@ -28,11 +29,11 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestKey]:
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory, key: TestKey
-) -> Iterator[tuple[Bridge, TreeServer]]:
+) -> Iterator[tuple[Bridge, NginxServer]]:
     root = tmp_path_factory.mktemp("install")
     (root / "repo").mkdir()
     with (
-        TreeServer(root / "repo") as server,
+        NginxServer(root / "nginx", root / "repo") as server,
         running_bridge(
             root, repo_url=server.url, signing_key=key.fingerprint, gnupghome=key.home
         ) as bridge,
@@ -41,7 +42,7 @@ def served(
 
 
 @pytest.fixture(scope="module")
-def production(served: tuple[Bridge, TreeServer]) -> tuple[str, Path, str]:
+def production(served: tuple[Bridge, NginxServer]) -> tuple[str, Path, str]:
     """A release walked to Production: (its RepositoryURL, the area, its package's name)."""
     bridge, _server = served
     tree, url = bridge.provider_tree(MAJOR, release_type="Incremental")
