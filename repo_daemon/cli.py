@@ -598,6 +598,33 @@ def repo_serve(ctx: click.Context, host: str, port: int) -> None:
     serving.serve_static(root.resolve(), host, port)
 
 
+@repo_group.command("nginx-conf")
+@click.option("--listen", default="127.0.0.1:8751", show_default=True, help="nginx listen value.")
+@click.option("--server-name", default="_", show_default=True, help="nginx server_name.")
+@click.pass_context
+def repo_nginx_conf(ctx: click.Context, listen: str, server_name: str) -> None:
+    """Print an nginx server block serving ROLLOUT_REPO_ROOT (see docs/serving.md)."""
+    from repo_daemon import serving
+
+    settings = _settings(ctx, require_tracker=False)
+    root = settings.repository.root.resolve()
+    click.echo(serving.render_nginx(root, listen=listen, server_name=server_name), nl=False)
+
+
+@repo_group.command("rsyncd-conf")
+@click.option("--port", default=873, show_default=True, type=int, help="rsync daemon port.")
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.pass_context
+def repo_rsyncd_conf(ctx: click.Context, port: int, address: str) -> None:
+    """Print an rsyncd.conf with a read-only module of the trees, for mirrors (see
+    docs/serving.md for the mirror command that always copies one consistent snapshot)."""
+    from repo_daemon import serving
+
+    settings = _settings(ctx, require_tracker=False)
+    root = settings.repository.root.resolve()
+    click.echo(serving.render_rsyncd(root, port=port, address=address), nl=False)
+
+
 @repo_group.command("gc")
 @click.pass_context
 def repo_gc(ctx: click.Context) -> None:
