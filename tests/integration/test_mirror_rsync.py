@@ -25,7 +25,6 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from types import TracebackType
 
@@ -35,6 +34,7 @@ from bridge.config import RepositorySettings
 from bridge.sandbox import free_port
 from repo_daemon import serving
 from repo_daemon.actions import index, manifest, publish
+from tests.release_factory import scratch_release
 
 RELEASES = 30
 FILES_PER_RELEASE = 40
@@ -46,36 +46,11 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
 def _release(scratch: Path, n: int) -> manifest.ReleaseInfo:
     """Release ``n``: files in a directory of its own and in one all releases share (so a
     listing taken from one snapshot and file contents from another would show)."""
-    packages = []
+    contents = {}
     for i in range(FILES_PER_RELEASE):
         path = f"rpms/Dist/1.{n}.0/pkg-{i:03d}.rpm" if i % 2 else f"noarch/dist-1.{n}.0-{i}.rpm"
-        data = f"release {n} file {i}\n".encode() * (1 + i % 7)
-        (scratch / path).parent.mkdir(parents=True, exist_ok=True)
-        (scratch / path).write_bytes(data)
-        packages.append(
-            manifest.PackageFile(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-        )
-    return manifest.ReleaseInfo(
-        distribution_name="Dist",
-        short_name="Dist",
-        technology_provider="Provider",
-        contact="provider@example.org",
-        description="",
-        keywords=(),
-        documentation_links=(),
-        iso_date=date(2026, 11, 24),
-        major_version=1,
-        minor_version=n,
-        revision_version=0,
-        release_notes="",
-        change_log="",
-        synch_protocol=None,
-        synch_url=None,
-        release_type="Incremental",
-        major_release="7",
-        repositories=(),
-        packages=tuple(packages),
-    )
+        contents[path] = f"release {n} file {i}\n".encode() * (1 + i % 7)
+    return scratch_release(scratch, "Dist", f"1.{n}.0", contents)
 
 
 class RsyncDaemon:

@@ -12,11 +12,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 from bridge.config import RepositorySettings
 from repo_daemon.actions import manifest, publish, trees
+from tests.release_factory import scratch_release
 
 ROOT = Path(__file__).resolve().parents[2]
 RELEASES = 50
@@ -25,40 +25,13 @@ FILES_PER_RELEASE = 200
 
 def _release(scratch: Path, short: str, version: str, files: int) -> manifest.ReleaseInfo:
     """A release whose every file says which release and path it belongs to."""
-    packages = []
+    contents = {}
     for i in range(files):
         path = (
             f"rpms/{short}/{version}/pkg-{i:04d}.rpm" if i % 2 else f"noarch/{short}-{version}-{i}"
         )
-        data = f"{short} {version} {path}\n".encode()
-        target = scratch / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        packages.append(
-            manifest.PackageFile(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-        )
-    major, minor, revision = (int(x) for x in version.split("."))
-    return manifest.ReleaseInfo(
-        distribution_name=short,
-        short_name=short,
-        technology_provider="Provider",
-        contact="provider@example.org",
-        description="",
-        keywords=(),
-        documentation_links=(),
-        iso_date=date(2026, 11, 24),
-        major_version=major,
-        minor_version=minor,
-        revision_version=revision,
-        release_notes="",
-        change_log="",
-        synch_protocol=None,
-        synch_url=None,
-        release_type="Incremental",
-        major_release="7",
-        repositories=(),
-        packages=tuple(packages),
-    )
+        contents[path] = f"{short} {version} {path}\n".encode()
+    return scratch_release(scratch, short, version, contents)
 
 
 @dataclass

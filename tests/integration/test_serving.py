@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from bridge.sandbox import free_port
 from repo_daemon import serving
 from repo_daemon.actions import index, manifest, publish, trees
 from tests.nginx_server import NginxServer, tools_missing
+from tests.release_factory import scratch_release
 
 ROOT = Path(__file__).resolve().parents[2]
 AREA = "production/7/updates"
@@ -42,35 +42,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def _release(scratch: Path, version: str, files: dict[str, bytes]) -> manifest.ReleaseInfo:
-    packages = []
-    for path, data in files.items():
-        (scratch / path).parent.mkdir(parents=True, exist_ok=True)
-        (scratch / path).write_bytes(data)
-        packages.append(
-            manifest.PackageFile(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-        )
-    major, minor, revision = (int(x) for x in version.split("."))
-    return manifest.ReleaseInfo(
-        distribution_name="Dist",
-        short_name="Dist",
-        technology_provider="Provider",
-        contact="provider@example.org",
-        description="",
-        keywords=(),
-        documentation_links=(),
-        iso_date=date(2026, 11, 24),
-        major_version=major,
-        minor_version=minor,
-        revision_version=revision,
-        release_notes="",
-        change_log="",
-        synch_protocol=None,
-        synch_url=None,
-        release_type="Incremental",
-        major_release="7",
-        repositories=(),
-        packages=tuple(packages),
-    )
+    return scratch_release(scratch, "Dist", version, files)
 
 
 def _fake_metadata(snapshot: Path, contents: trees.AreaManifest) -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from bridge.config import RepositorySettings
 from repo_daemon.actions import index, manifest, publish, trees
+from tests.release_factory import scratch_release
 
 CREATED = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
 
@@ -20,36 +21,7 @@ CREATED = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
 def _release(
     scratch: Path, short: str, version: str, files: dict[str, bytes]
 ) -> manifest.ReleaseInfo:
-    packages = []
-    for path, data in files.items():
-        target = scratch / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        packages.append(
-            manifest.PackageFile(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-        )
-    major, minor, revision = (int(x) for x in version.split("."))
-    return manifest.ReleaseInfo(
-        distribution_name=short,
-        short_name=short,
-        technology_provider="Provider",
-        contact="provider@example.org",
-        description="",
-        keywords=(),
-        documentation_links=(),
-        iso_date=date(2026, 11, 24),
-        major_version=major,
-        minor_version=minor,
-        revision_version=revision,
-        release_notes="",
-        change_log="",
-        synch_protocol=None,
-        synch_url=None,
-        release_type="Incremental",
-        major_release="7",
-        repositories=(),
-        packages=tuple(packages),
-    )
+    return scratch_release(scratch, short, version, files)
 
 
 def _repo(tmp_path: Path, step: publish.MetadataStep) -> publish.Repository:

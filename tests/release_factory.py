@@ -1,0 +1,48 @@
+"""Releases for the publication tests: files written into a scratch tree and the
+``ReleaseInfo`` that describes them (what parsing release.xml would give)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+
+from repo_daemon.actions import manifest
+
+
+def scratch_release(
+    scratch: Path, short: str, version: str, files: Mapping[str, bytes]
+) -> manifest.ReleaseInfo:
+    """Write ``files`` (path → bytes) below ``scratch``; the release ``short`` ``version`` of
+    them (Incremental, major release "7", no repositories)."""
+    packages = []
+    for path, data in files.items():
+        target = scratch / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        packages.append(
+            manifest.PackageFile(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+        )
+    major, minor, revision = (int(x) for x in version.split("."))
+    return manifest.ReleaseInfo(
+        distribution_name=short,
+        short_name=short,
+        technology_provider="Provider",
+        contact="provider@example.org",
+        description="",
+        keywords=(),
+        documentation_links=(),
+        iso_date=date(2026, 11, 24),
+        major_version=major,
+        minor_version=minor,
+        revision_version=revision,
+        release_notes="",
+        change_log="",
+        synch_protocol=None,
+        synch_url=None,
+        release_type="Incremental",
+        major_release="7",
+        repositories=(),
+        packages=tuple(packages),
+    )
