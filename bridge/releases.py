@@ -105,9 +105,10 @@ class ReleaseStore:
         now = self.clock()
         rel, hist = tables.releases, tables.state_history
         with self.engine.begin() as conn:
-            if conn.execute(sa.select(rel.c.ticket_id).where(rel.c.ticket_id == ticket_id)).first():
-                pass  # created meanwhile by another daemon
-            else:
+            created_meanwhile = conn.execute(
+                sa.select(rel.c.ticket_id).where(rel.c.ticket_id == ticket_id)
+            ).first()
+            if not created_meanwhile:
                 conn.execute(
                     rel.insert().values(
                         ticket_id=ticket_id,

@@ -55,6 +55,7 @@ class _Context:
     failure: str = ""
     info: manifest.ReleaseInfo | None = None  # the frozen release.xml, once read
     url: str | None = None  # where this transition put the release
+    verified: bool = False  # the packages were verified during this attempt's sync
 
 
 class WorkflowProcessor:
@@ -385,8 +386,12 @@ class WorkflowProcessor:
             if action == "validate_release":
                 outcome = work.Outcome(detail=f"valid: {info.short_name} {info.version}")
             elif action == "sync_packages":
-                outcome = done.sync_packages(tkt, info)
+                outcome = done.sync_packages(tkt, info)  # verifies every file as it goes
+                ctx.verified = True
+            elif action == "verify_packages" and ctx.verified:
+                outcome = work.Outcome(detail="verified during the sync")
             elif action == "verify_packages":
+                # The sync was checkpointed by an earlier attempt: check scratch again.
                 outcome = done.verify_packages(tkt, info)
             elif action == "publish_unverified":
                 outcome = done.publish_unverified(tkt, info)

@@ -167,7 +167,9 @@ def test_client_operations_read_back(
     assert after.admin_cc_groups() == ("sw-rel-admin",)
 
     # Replacing the Cc groups drops the old ones and keeps people added by hand.
-    manager_client.update_ticket(ticket_id, custom_fields={})  # no-op, no request
+    calls = manager_client.total_round_trips()
+    assert manager_client.update_ticket(ticket_id, custom_fields={}) == []  # nothing to send
+    assert manager_client.total_round_trips() == calls
     with httpx2.Client(auth=(rt_sandbox.root_user, rt_sandbox.root_password)) as http:
         http.put(
             f"{rt_sandbox.rest_url}ticket/{ticket_id}",
