@@ -24,11 +24,11 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
 from bridge.config import RepositorySettings
 from repo_daemon.actions import manifest, pool, publish
+from tests.release_factory import release_info
 
 GB = 1024**3
 MIN_FREE = 8 * GB
@@ -74,27 +74,7 @@ def _generate(scratch: Path, packages: int, each: int) -> tuple[manifest.Package
 
 
 def _release(short: str, packages: tuple[manifest.PackageFile, ...]) -> manifest.ReleaseInfo:
-    return manifest.ReleaseInfo(
-        distribution_name=short,
-        short_name=short,
-        technology_provider="benchmark",
-        contact="bench@example.org",
-        description="",
-        keywords=(),
-        documentation_links=(),
-        iso_date=date.today(),
-        major_version=1,
-        minor_version=0,
-        revision_version=0,
-        release_notes="",
-        change_log="",
-        synch_protocol=None,
-        synch_url=None,
-        release_type="Incremental",
-        major_release="7",
-        repositories=(),
-        packages=packages,
-    )
+    return release_info(short, "1.0.0", packages, technology_provider="benchmark")
 
 
 @dataclasses.dataclass

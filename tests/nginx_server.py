@@ -16,10 +16,10 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 from bridge.sandbox import free_port
 from repo_daemon import serving
+from repo_daemon.demo.process import ChildProcess
 
 
 def nginx_binary() -> str | None:
@@ -33,7 +33,7 @@ def tools_missing() -> list[str]:
     return [] if nginx_binary() else ["nginx"]
 
 
-class NginxServer:
+class NginxServer(ChildProcess):
     """``NginxServer(workdir, root)``: nginx serving the repository ``root``; ``url`` is
     ``http://127.0.0.1:<port>/``."""
 
@@ -116,27 +116,7 @@ class NginxServer:
         raise RuntimeError(f"nginx did not listen on port {self.port} in {timeout} s")
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM: nginx's fast shutdown
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        if self.proc.stderr is not None:
-            self.proc.stderr.close()
-        self.proc = None
-
-    def __enter__(self) -> NginxServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        stderr = self.proc.stderr if self.proc is not None else None
+        super().stop()  # SIGTERM: nginx's fast shutdown
+        if stderr is not None:
+            stderr.close()

@@ -3,29 +3,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from repo_daemon.actions import manifest
 
 
-def scratch_release(
-    scratch: Path, short: str, version: str, files: Mapping[str, bytes]
+def release_info(
+    short: str, version: str, packages: Iterable[manifest.PackageFile], **overrides: Any
 ) -> manifest.ReleaseInfo:
-    """Write ``files`` (path → bytes) below ``scratch``; the release ``short`` ``version`` of
-    them (Incremental, major release "7", no repositories)."""
-    packages = []
-    for path, data in files.items():
-        target = scratch / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        packages.append(
-            manifest.PackageFile(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-        )
+    """The release ``short`` ``version`` of ``packages`` (Incremental, major release "7", no
+    repositories); ``overrides`` replace any field."""
     major, minor, revision = (int(x) for x in version.split("."))
-    return manifest.ReleaseInfo(
+    info = manifest.ReleaseInfo(
         distribution_name=short,
         short_name=short,
         technology_provider="Provider",
@@ -46,3 +40,19 @@ def scratch_release(
         repositories=(),
         packages=tuple(packages),
     )
+    return dataclasses.replace(info, **overrides)
+
+
+def scratch_release(
+    scratch: Path, short: str, version: str, files: Mapping[str, bytes]
+) -> manifest.ReleaseInfo:
+    """Write ``files`` (path → bytes) below ``scratch``; the release of them (``release_info``)."""
+    packages = []
+    for path, data in files.items():
+        target = scratch / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        packages.append(
+            manifest.PackageFile(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+        )
+    return release_info(short, version, packages)

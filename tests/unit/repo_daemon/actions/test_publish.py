@@ -8,7 +8,6 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable
-from datetime import date
 from pathlib import Path
 
 import pytest
@@ -16,34 +15,23 @@ import pytest
 from bridge.config import RepositorySettings
 from repo_daemon.actions import manifest, pool, publish, trees
 from repo_daemon.actions.locks import Locks
+from tests.release_factory import release_info
 
 MakeRelease = Callable[..., manifest.ReleaseInfo]
 
 
 def _info(short: str, version: str, packages: list[manifest.PackageFile]) -> manifest.ReleaseInfo:
-    major, minor, revision = (int(x) for x in version.split("."))
-    return manifest.ReleaseInfo(
+    return release_info(
+        short,
+        version,
+        packages,
         distribution_name=f"{short} distribution",
-        short_name=short,
-        technology_provider="Provider",
-        contact="provider@example.org",
         description="test release",
-        keywords=(),
-        documentation_links=(),
-        iso_date=date(2026, 11, 24),
-        major_version=major,
-        minor_version=minor,
-        revision_version=revision,
-        release_notes="",
-        change_log="",
         synch_protocol="rsync",
         synch_url="rsync://example.org/x/",
-        release_type="Incremental",
-        major_release="7",
         repositories=(
             manifest.RepositorySpec(identifier="r", name="R", type="YUM", relative_path="rpms"),
         ),
-        packages=tuple(packages),
     )
 
 
