@@ -42,7 +42,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from repo_daemon.actions import manifest, metadata, signing
+from repo_daemon.metadata import build as metadata
+from repo_daemon.metadata import signing
+from repo_daemon.release_xml import model as manifest
 
 TOOLS = ("createrepo_c", "apt-ftparchive", "gpg", "gpgconf", "rpmbuild", "rpm", "dpkg-deb", "gzip")
 

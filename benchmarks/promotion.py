@@ -26,9 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bridge.config import RepositorySettings
-from repo_daemon.actions import manifest, pool, publish
-from tests.release_factory import release_info
+from bridge.settings.config import RepositorySettings
+from repo_daemon.publish import pool
+from repo_daemon.publish import repository as publish
+from repo_daemon.release_xml import model as manifest
+from tests.support.release_factory import release_info
 
 GB = 1024**3
 MIN_FREE = 8 * GB

@@ -6,9 +6,9 @@
 For each database (SQLite in a temporary directory; PostgreSQL started here from Debian's
 binaries, like the tests do) it measures:
 
-1. the raw durable-insert rate: ``bridge.queue.Queue.enqueue`` in a loop, one INSERT + COMMIT
+1. the raw durable-insert rate: ``bridge.store.queue.Queue.enqueue`` in a loop, one INSERT + COMMIT
    per hook, on a fresh database;
-2. the receiver: ``python -m bridge.receiver`` as a subprocess (uvicorn, httptools, uvloop,
+2. the receiver: ``python -m bridge.intake.receiver`` as a subprocess (uvicorn, httptools, uvloop,
    durable commits: SQLite WAL + synchronous=FULL, PostgreSQL synchronous_commit=on), loaded by
    ``--connections`` keep-alive HTTP/1.1 connections (one thread each, ``http.client``) posting
    signed, distinct hooks as fast as answers come back (closed loop). Bodies and signatures
@@ -44,8 +44,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bridge import database, queue, records, webhooks
-from bridge.sandbox import free_port
+from bridge import records
+from bridge.intake import webhooks
+from bridge.rt_setup.sandbox import free_port
+from bridge.store import database, queue
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,7 +128,7 @@ def raw_insert_rate(url: str, count: int) -> float:
 @contextmanager
 def postgres(workdir: Path) -> Iterator[tuple[str, str]]:
     """A throw-away PostgreSQL with two fresh databases: (raw url, receiver url)."""
-    from tests.pg_server import PostgresServer
+    from tests.support.pg_server import PostgresServer
 
     root = Path(tempfile.mkdtemp(prefix="rollout-bench-pg-"))  # readable by postgres
     server = PostgresServer(root)
@@ -222,7 +224,7 @@ def run_receiver(
     log_path = workdir / "receiver.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bridge.receiver", "--port", str(port)],
+            [sys.executable, "-m", "bridge.intake.receiver", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=log,

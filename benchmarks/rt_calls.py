@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.workflow_harness import Bridge, running_bridge
+from tests.support.workflow_harness import Bridge, running_bridge
 
 
 def _measure(

@@ -6,11 +6,11 @@ and verify, next to plain ``rsync -a`` of the same tree from the same daemon in 
 
 It writes ``--files`` files of random bytes (``rpms/noarch/*.rpm`` and ``debs/*.deb``, sizes
 spread around the mean, ``--size-gb`` in all) into a temporary directory, starts an rsync
-daemon on 127.0.0.1 serving it (``tests/rsync_server.py``), and in each run, in a rotating
+daemon on 127.0.0.1 serving it (``tests/support/rsync_server.py``), and in each run, in a rotating
 order, into fresh directories:
 
 1. ``rsync -a -- rsync://127.0.0.1:PORT/bench/ DEST/`` (plain rsync, the reference);
-2. ``repo_daemon.actions.sync.sync("rsync", …)`` alone (then, untimed in the ratio of the
+2. ``repo_daemon.sync.fetch.sync("rsync", …)`` alone (then, untimed in the ratio of the
    sync alone, ``verify.verify`` afterwards: "sync then verify");
 3. ``sync.sync_and_verify`` (each file hashed as soon as rsync completes it, then verify).
 
@@ -40,8 +40,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from repo_daemon.actions import manifest, sync, verify
-from tests.rsync_server import RsyncDaemon
+from repo_daemon.release_xml import model as manifest
+from repo_daemon.sync import fetch as sync
+from repo_daemon.sync import verify
+from tests.support.rsync_server import RsyncDaemon
 
 GB = 1000**3
 WANTED_FREE = 10 * GB

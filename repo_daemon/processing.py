@@ -1,4 +1,4 @@
-"""Processors besides the workflow (``repo_daemon.transitions``, the daemon's default).
+"""Processors besides the workflow (``repo_daemon.workflow.processor``, the daemon's default).
 
 ``TrackerProcessor`` reads the ticket through the tracker client and records a
 ``job_processed`` event with the ticket's current RolloutProgress: it proves the path from the
@@ -17,9 +17,12 @@ import threading
 from collections.abc import Callable
 from typing import Any, cast
 
-from bridge import config, queue, records
-from bridge.tracker import TrackerClient
-from repo_daemon import errors, runner
+from bridge import records
+from bridge.settings import config
+from bridge.store import queue
+from bridge.tracker.client import TrackerClient
+from repo_daemon import errors
+from repo_daemon.daemon import runner
 
 logger = logging.getLogger(__name__)
 

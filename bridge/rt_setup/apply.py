@@ -4,7 +4,7 @@ What REST2 can do (queue, custom fields and their values, groups) goes through R
 cannot (scrip, rights, custom-field defaults) goes through RT's web admin pages
 (``web_admin.WebAdmin``). Every item is read first and only created or changed when it differs,
 so running it again changes nothing. This is an admin tool, so it talks to RT itself instead of
-through ``bridge.tracker`` (whose operations are the daemon's).
+through ``bridge.tracker.client`` (whose operations are the daemon's).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import httpx2
 
 from bridge import errors, rt_setup
-from bridge.config import TrackerSettings
 from bridge.rt_setup import web_admin
+from bridge.settings.config import TrackerSettings
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The demo's folder and the bridge's settings.
 
-``--dir`` holds the sandbox RT (``bridge.sandbox``, kept between runs: its database takes the
+``--dir`` holds the sandbox RT (``rt_setup.sandbox``, kept between runs: its database takes the
 longest to build); ``--dir/demo`` holds everything else of one run and is made afresh by each
 run. The bridge is configured only through ``ROLLOUT_*`` variables; the same settings are
 written as ``bridge.toml`` so a person can run ``rollout -c …/bridge.toml queue list``. Only
@@ -18,7 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge import config, sandbox
+from bridge.rt_setup import sandbox
+from bridge.settings import config
 from repo_daemon.demo.errors import DemoFailed
 
 MARKER = ".rollout-demo"  # in the work folder: proof that it is ours to wipe

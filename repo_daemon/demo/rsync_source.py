@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from bridge.sandbox import free_port
+from bridge.rt_setup.sandbox import free_port
 from repo_daemon.demo import tools
 from repo_daemon.demo.errors import ServiceFailed
 from repo_daemon.demo.process import ChildProcess

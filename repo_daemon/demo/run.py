@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bridge import config, errors, sandbox
-from bridge.tracker import TrackerClient
+from bridge import errors
+from bridge.rt_setup import sandbox
+from bridge.settings import config
+from bridge.tracker.client import TrackerClient
 from repo_daemon.demo import layout as demo_layout
 from repo_daemon.demo import narrate, sample, services, ticket_view
 from repo_daemon.demo.apt_client import AptRoot

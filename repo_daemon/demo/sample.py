@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from repo_daemon.actions import manifest
 from repo_daemon.demo import tools
+from repo_daemon.release_xml import model as manifest
 
 
 @dataclass(frozen=True, kw_only=True)

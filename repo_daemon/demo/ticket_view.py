@@ -2,7 +2,7 @@
 
 The demo reads the ticket the way a release manager looks at it: RolloutProgress, the last
 line of RolloutHistory, RepositoryURL, and the bridge's newest comment. Fields and history go
-through ``bridge.tracker.TrackerClient``; the text of a comment (which the bridge itself never
+through ``client.TrackerClient``; the text of a comment (which the bridge itself never
 needs to read, so its client has no call for it) is one REST2 request of our own.
 """
 
@@ -13,8 +13,9 @@ import time
 
 import requests
 
-from bridge import config, records
-from bridge.tracker import TrackerClient
+from bridge import records
+from bridge.settings import config
+from bridge.tracker.client import TrackerClient
 from repo_daemon.demo.errors import StepTimedOut
 
 FAILED = records.RolloutState.FAILED.label

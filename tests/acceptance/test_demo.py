@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge import database, releases
+from bridge.store import database, releases
 
 pytestmark = pytest.mark.rt
 

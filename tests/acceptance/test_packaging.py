@@ -7,7 +7,9 @@ import sys
 import zipfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import paths
+
+ROOT = paths.ROOT
 
 
 def test_wheel_ships_rt_setup_files_and_the_console_script(tmp_path: Path) -> None:
@@ -25,14 +27,14 @@ def test_wheel_ships_rt_setup_files_and_the_console_script(tmp_path: Path) -> No
         "bridge/rt_setup/initialdata",
         "bridge/rt_setup/scrip_action.pl",
         "bridge/rt_setup/scrip_condition.pl",
-        "bridge/tracker.py",
-        "repo_daemon/cli.py",
+        "bridge/tracker/client.py",
+        "repo_daemon/cli/__init__.py",
         "schemas/__init__.py",
         "schemas/release.xsd",
         "schemas/workflows/staged.toml",
         "schemas/workflows/direct.toml",
-        "bridge/migrations/env.py",
-        "bridge/migrations/versions/0001_queue_events_state.py",
+        "bridge/store/migrations/env.py",
+        "bridge/store/migrations/versions/0001_queue_events_state.py",
     ):
         assert shipped in names, f"{shipped} is missing from {wheel.name}"
     assert not any(n.startswith(("tests/", "fixtures/")) for n in names)

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.packages import build_packages, layout_provider_tree
-from tests.rsync_server import RsyncDaemon
+from tests.support.packages import build_packages, layout_provider_tree
+from tests.support.rsync_server import RsyncDaemon
 
 ROLLOUT = Path(sys.executable).with_name("rollout")
 

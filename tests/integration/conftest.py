@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from bridge import database, queue
-from bridge.config import Secret, TrackerSettings
-from bridge.sandbox import Sandbox, SandboxInfo
-from bridge.tracker import TrackerClient
-from tests.hook_listener import HookListener
-from tests.pg_server import PostgresServer
+from bridge.rt_setup.sandbox import Sandbox, SandboxInfo
+from bridge.settings.config import Secret, TrackerSettings
+from bridge.store import database, queue
+from bridge.tracker.client import TrackerClient
+from tests.support.hook_listener import HookListener
+from tests.support.pg_server import PostgresServer
 
 
 @pytest.fixture(scope="session")

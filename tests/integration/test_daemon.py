@@ -1,7 +1,7 @@
 """Real ``rollout daemon`` processes on a real queue: exactly-once, crashes, SIGTERM.
 
 The daemons run as subprocesses (``python -m repo_daemon daemon``) with a test processor that
-appends each job it starts and finishes to a file (``tests/daemon_helpers.py``), so the file
+appends each job it starts and finishes to a file (``tests/support/daemon_helpers.py``), so the file
 shows what was done, by which process, in which order.
 """
 
@@ -17,9 +17,11 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from bridge import queue, records, webhooks
-from bridge.sandbox import free_port, new_hook_secret
-from tests.daemon_helpers import (
+from bridge import records
+from bridge.intake import webhooks
+from bridge.rt_setup.sandbox import free_port, new_hook_secret
+from bridge.store import queue
+from tests.support.daemon_helpers import (
     HOLD_ENV,
     HOLD_TICKET_ENV,
     PROCESSOR,
@@ -188,7 +190,7 @@ def test_sigterm_finishes_the_item_in_hand_and_claims_nothing_more(
     assert "daemon" in daemon.output() and "stopped" in daemon.output()
 
 
-# -- rollout serve and rollout run (the receiver of bridge/receiver.py) ------------------------
+# -- rollout serve and rollout run (the receiver of bridge/intake/receiver.py) ---------------------
 
 
 def _post_hook(port: int, ticket: int, txn: int) -> httpx2.Response:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from repo_daemon.actions import metadata, signing
-from tests.nginx_server import NginxServer
-from tests.repo_clients import AptRoot, DnfRoot, TestKey, make_signing_key
-from tests.workflow_harness import Bridge, running_bridge
+from repo_daemon.metadata import build as metadata
+from repo_daemon.metadata import signing
+from tests.support.nginx_server import NginxServer
+from tests.support.repo_clients import AptRoot, DnfRoot, TestKey, make_signing_key
+from tests.support.workflow_harness import Bridge, running_bridge
 
 pytestmark = pytest.mark.rt
 
@@ -52,7 +53,7 @@ def production(served: tuple[Bridge, NginxServer]) -> tuple[str, Path, str]:
     assert bridge.state(ticket) == "Production", bridge.comments(ticket)[-1]
     area_url = bridge.manager.get_ticket(ticket).field("RepositoryURL") or ""
     area = bridge.repo_root / "production" / MAJOR / "updates"
-    # tests/packages.py names the release's one .rpm and one .deb "<short name>-0".
+    # tests/support/packages.py names the release's one .rpm and one .deb "<short name>-0".
     return area_url, area, f"{tree.root.name}-0"
 
 

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from repo_daemon.actions import manifest, metadata, signing
-from tests import packages, repo_clients
-from tests.repo_clients import AptRoot, DnfRoot, TestKey, TreeServer
+from repo_daemon.metadata import build as metadata
+from repo_daemon.metadata import signing
+from repo_daemon.release_xml import model as manifest
+from tests.support import packages, repo_clients
+from tests.support.repo_clients import AptRoot, DnfRoot, TestKey, TreeServer
 
 AREA = "production/7"
 REPOSITORIES = (

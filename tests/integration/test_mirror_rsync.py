@@ -30,17 +30,20 @@ from types import TracebackType
 
 import pytest
 
-from bridge.config import RepositorySettings
-from bridge.sandbox import free_port
-from repo_daemon import serving
-from repo_daemon.actions import index, manifest, publish
-from tests.release_factory import scratch_release
+from bridge.rt_setup.sandbox import free_port
+from bridge.settings.config import RepositorySettings
+from repo_daemon.publish import index
+from repo_daemon.publish import repository as publish
+from repo_daemon.release_xml import model as manifest
+from repo_daemon.serving import static as serving
+from tests.support import paths
+from tests.support.release_factory import scratch_release
 
 RELEASES = 30
 FILES_PER_RELEASE = 40
 AREA = "production/7/updates"
 NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
+DOCS = paths.ROOT / "docs" / "serving.md"
 
 
 def _release(scratch: Path, n: int) -> manifest.ReleaseInfo:

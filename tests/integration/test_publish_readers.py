@@ -14,11 +14,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.config import RepositorySettings
-from repo_daemon.actions import manifest, publish, trees
-from tests.release_factory import scratch_release
+from bridge.settings.config import RepositorySettings
+from repo_daemon.publish import areas as trees
+from repo_daemon.publish import repository as publish
+from repo_daemon.release_xml import model as manifest
+from tests.support import paths
+from tests.support.release_factory import scratch_release
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = paths.ROOT
 RELEASES = 50
 FILES_PER_RELEASE = 200
 
@@ -139,8 +142,9 @@ def test_readers_never_see_a_partial_tree(tmp_path: Path) -> None:
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from bridge.config import RepositorySettings
-from repo_daemon.actions import manifest, publish
+from bridge.settings.config import RepositorySettings
+from repo_daemon.publish import repository as publish
+from repo_daemon.release_xml import model as manifest
 
 root, events, spec = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
 info = manifest.ReleaseInfo(**{

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from bridge import queue, records, tables
+from bridge import records
+from bridge.store import queue, tables
 
 S = records.RolloutState
 QueueFactory = Callable[..., queue.Queue]

@@ -18,10 +18,14 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from bridge import config, queue, receiver, records, webhooks
-from bridge.sandbox import free_port
+from bridge import records
+from bridge.intake import receiver, webhooks
+from bridge.rt_setup.sandbox import free_port
+from bridge.settings import config
+from bridge.store import queue
+from tests.support import paths
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURES = paths.ROOT / "fixtures"
 SECRET = "whsec_" + base64.b64encode(b"receiver-test-secret-24b").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"somebody-else-s-secret!!").decode()
 KEY = webhooks.key_from_secret(SECRET)

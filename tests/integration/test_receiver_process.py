@@ -1,4 +1,4 @@
-"""The receiver as its own process (``python -m bridge.receiver``, real uvicorn) on SQLite and
+"""The receiver as its own process (real uvicorn) on SQLite and
 PostgreSQL: killed with SIGKILL under load it loses no hook it answered 2xx, and it starts
 again on the same database; stopped with SIGTERM it answers what it took and exits 0."""
 
@@ -20,17 +20,19 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bridge import database, tables, webhooks
-from bridge.sandbox import free_port
+from bridge.intake import webhooks
+from bridge.rt_setup.sandbox import free_port
+from bridge.store import database, tables
+from tests.support import paths
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = paths.ROOT
 SECRET = "whsec_" + base64.b64encode(b"process-test-secret-24by").decode()
 KEY = webhooks.key_from_secret(SECRET)
 DEADLINE = 60.0
 
 
 class ReceiverProcess:
-    """``python -m bridge.receiver`` on a loopback port, configured by ``ROLLOUT_*`` only."""
+    """``python -m bridge.intake.receiver`` on a loopback port, configured by ``ROLLOUT_*`` only."""
 
     def __init__(
         self, *, db_url: str, data_dir: Path, secret: str = SECRET, port: int | None = None
@@ -66,7 +68,7 @@ class ReceiverProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bridge.receiver"],
+                [sys.executable, "-m", "bridge.intake.receiver"],
                 cwd=ROOT,
                 env=self.env(),
                 stdin=subprocess.DEVNULL,
@@ -285,7 +287,7 @@ def test_real_chunked_body_over_the_limit(db_url: str, tmp_path: Path) -> None:
 def test_refuses_to_start_without_a_hook_secret(db_url: str, tmp_path: Path) -> None:
     receiver = ReceiverProcess(db_url=db_url, data_dir=tmp_path / "data", secret="")
     result = subprocess.run(
-        [sys.executable, "-m", "bridge.receiver"],
+        [sys.executable, "-m", "bridge.intake.receiver"],
         cwd=ROOT,
         env=receiver.env(),
         capture_output=True,

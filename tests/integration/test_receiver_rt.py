@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from bridge import database, queue, records
-from bridge.config import Secret, TrackerSettings
-from bridge.sandbox import Sandbox, SandboxInfo, free_port, new_hook_secret
-from bridge.tracker import TrackerClient
+from bridge import records
+from bridge.rt_setup.sandbox import Sandbox, SandboxInfo, free_port, new_hook_secret
+from bridge.settings.config import Secret, TrackerSettings
+from bridge.store import database, queue
+from bridge.tracker.client import TrackerClient
 from tests.integration.test_receiver_process import SECRET, ReceiverProcess
 
 pytestmark = pytest.mark.rt

@@ -15,11 +15,15 @@ from typing import Any
 
 import pytest
 
-from bridge import config, queue, records
-from bridge.sandbox import SandboxInfo
-from bridge.tracker import TrackerClient
-from repo_daemon import cli, processing, reconcile, runner
-from tests.hook_listener import HookListener, ReceivedHook
+from bridge import records
+from bridge.intake import reconcile
+from bridge.rt_setup.sandbox import SandboxInfo
+from bridge.settings import config
+from bridge.store import queue
+from bridge.tracker.client import TrackerClient
+from repo_daemon import cli, processing
+from repo_daemon.daemon import runner
+from tests.support.hook_listener import HookListener, ReceivedHook
 
 pytestmark = pytest.mark.rt
 

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflow_harness import Bridge, running_bridge
+from tests.support import paths
+from tests.support.workflow_harness import Bridge, running_bridge
 
 pytestmark = pytest.mark.rt
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+FIXTURES = paths.ROOT / "fixtures"
 _majors = itertools.count(1)
 
 
@@ -62,7 +63,9 @@ def test_real_packages_reach_production_byte_for_byte(bridge: Bridge) -> None:
     assert unverified.is_symlink()  # an atomic swap, never a tree edited in place
     assert _files(unverified) == provider_files
     assert after.field("RepositoryURL") == f"http://repo.test/unverified/{short}/1.0.0/"
-    steps = [bridge.store.steps_done(job.id) for job in bridge.queue.list_jobs(ticket_id=ticket)]
+    steps = [
+        bridge.store.steps_done(job.id) for job in bridge.store.queue.list_jobs(ticket_id=ticket)
+    ]
     # Hashed once, during the sync, not again by {verify_packages}.
     assert any(s.get("verify_packages") == "verified during the sync" for s in steps)
 

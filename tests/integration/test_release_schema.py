@@ -5,16 +5,16 @@ is the valid fixture and passes every check."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import xmlschema
 from lxml import etree
 
 import schemas
-from repo_daemon.actions import release
+from repo_daemon.release_xml import parse as release
+from tests.support import paths
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = paths.ROOT
 FIXTURES = ROOT / "fixtures"
 XS = "{http://www.w3.org/2001/XMLSchema}"
 SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from bridge import database, records, releases, tables
+from bridge import records
+from bridge.store import database, releases, tables
 
 S = records.RolloutState
 

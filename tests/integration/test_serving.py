@@ -21,14 +21,18 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import RepositorySettings
-from bridge.sandbox import free_port
-from repo_daemon import serving
-from repo_daemon.actions import index, manifest, publish, trees
-from tests.nginx_server import NginxServer, tools_missing
-from tests.release_factory import scratch_release
+from bridge.rt_setup.sandbox import free_port
+from bridge.settings.config import RepositorySettings
+from repo_daemon.publish import areas as trees
+from repo_daemon.publish import index
+from repo_daemon.publish import repository as publish
+from repo_daemon.release_xml import model as manifest
+from repo_daemon.serving import static as serving
+from tests.support import paths
+from tests.support.nginx_server import NginxServer, tools_missing
+from tests.support.release_factory import scratch_release
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = paths.ROOT
 AREA = "production/7/updates"
 RPM = "rpms/noarch/tool-1.0-1.noarch.rpm"
 DEB = "debs/tool_1.0-1_all.deb"
@@ -272,7 +276,8 @@ def test_serve_static_runs_until_a_signal(
 ) -> None:
     port = free_port()
     code = (
-        "import logging, sys; from pathlib import Path; from repo_daemon import serving; "
+        "import logging, sys; from pathlib import Path; "
+        "from repo_daemon.serving import static as serving; "
         "logging.basicConfig(level=logging.INFO); "
         f"serving.serve_static(Path(sys.argv[1]), '127.0.0.1', {port}); print('stopped')"
     )

@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from repo_daemon.actions import manifest, sync, verify
-from tests import packages
-from tests.https_server import HttpsServer, make_ca
-from tests.rsync_server import RsyncDaemon
-from tests.sftp_server import SftpServer, keygen, sshd_missing
+from repo_daemon.release_xml import model as manifest
+from repo_daemon.sync import fetch as sync
+from repo_daemon.sync import verify
+from tests.support import packages, paths
+from tests.support.https_server import HttpsServer, make_ca
+from tests.support.rsync_server import RsyncDaemon
+from tests.support.sftp_server import SftpServer, keygen, sshd_missing
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = paths.ROOT
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +160,7 @@ def test_rsync_sync_and_verify_hashes_while_syncing(
 
 
 def test_rsync_to_a_closed_port_is_transient(tmp_path: Path) -> None:
-    from bridge.sandbox import free_port
+    from bridge.rt_setup.sandbox import free_port
 
     url = f"rsync://127.0.0.1:{free_port()}/rel/"
     with pytest.raises(sync.RsyncFailed) as caught:
@@ -305,7 +307,7 @@ def test_sftp_wrong_key_missing_directory_and_closed_port(
         )
     assert not caught.value.transient
 
-    from bridge.sandbox import free_port
+    from bridge.rt_setup.sandbox import free_port
 
     url = f"sftp://{sshd.user}@127.0.0.1:{free_port()}{provider.root}"
     with pytest.raises(sync.SftpFailed, match="cannot connect") as caught:

@@ -21,12 +21,12 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from bridge import errors, rt_setup
-from bridge.config import Secret, TrackerSettings
 from bridge.rt_setup import apply
+from bridge.rt_setup.sandbox import Sandbox, SandboxInfo
 from bridge.rt_setup.web_admin import WebAdmin
-from bridge.sandbox import Sandbox, SandboxInfo
+from bridge.settings.config import Secret, TrackerSettings
 from repo_daemon.cli import main
-from tests.hook_listener import HookListener, ReceivedHook
+from tests.support.hook_listener import HookListener, ReceivedHook
 
 pytestmark = pytest.mark.rt
 

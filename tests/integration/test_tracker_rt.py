@@ -10,10 +10,10 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from bridge import errors
-from bridge.config import Secret, TrackerSettings
-from bridge.sandbox import SandboxInfo
-from bridge.tracker import TrackerClient
-from tests.hook_listener import HookListener, ReceivedHook
+from bridge.rt_setup.sandbox import SandboxInfo
+from bridge.settings.config import Secret, TrackerSettings
+from bridge.tracker.client import TrackerClient
+from tests.support.hook_listener import HookListener, ReceivedHook
 
 pytestmark = pytest.mark.rt
 

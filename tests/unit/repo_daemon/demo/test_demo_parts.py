@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from bridge import config, records, releases, sandbox
-from repo_daemon.actions import ticket
+from bridge import records
+from bridge.rt_setup import sandbox
+from bridge.settings import config
+from bridge.store import releases
 from repo_daemon.demo import layout, run, services, ticket_view
 from repo_daemon.demo.errors import DemoFailed
+from repo_daemon.workflow import ticket_plan as ticket
 
 
 def _info(root: Path) -> sandbox.SandboxInfo:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from repo_daemon.workflow import loader, model, render
+from tests.support import paths
 
 HEADER = """
 name = "t"
@@ -136,7 +137,7 @@ def test_renderings_name_every_state_and_edge(name: str) -> None:
 
 
 def test_docs_show_the_shipped_workflows() -> None:
-    docs = (Path(__file__).resolve().parents[4] / "docs" / "workflow.md").read_text()
+    docs = (paths.ROOT / "docs" / "workflow.md").read_text()
     for name in loader.TEMPLATES:
         diagram = render.as_mermaid(loader.load_template(name)).rstrip()
         assert diagram in docs, f"docs/workflow.md is stale for {name}: regenerate its diagram"

@@ -1,0 +1,359 @@
+"""The HTTP receiver of RT's scrip: ``POST /hooks/rt``, ``GET /healthz``, ``GET /readyz``.
+
+``create_app`` wires the pieces: read the body under a size cap, check it with ``webhooks``
+(pure), store it through the group-commit ``inbox.Inbox``, answer 202 only once it is
+durable. Refusals are answered with ``{"error": ...}`` and recorded by the rate-limited
+``inbox.RefusalRecorder``. ``build_server`` / ``serve`` run it on uvicorn (httptools, uvloop);
+``python -m bridge.intake.receiver`` runs it from ``ROLLOUT_*`` settings. It holds no parsing rules
+and no SQL; it never logs a secret, a signature or a header.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any, Literal
+
+import pydantic
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from bridge import errors
+from bridge.intake import inbox, webhooks
+from bridge.settings import config
+from bridge.store import database
+from bridge.store import queue as jobqueue
+
+logger = logging.getLogger(__name__)
+
+HOOK_PATH = "/hooks/rt"
+NO_SECRET = "hook_secret is not set (ROLLOUT_HOOK_SECRET or ROLLOUT_HOOK_SECRET_FILE)"  # noqa: S105
+READY_TIMEOUT = 5.0  # seconds /readyz waits for the database
+RECORD_WAIT = 5.0  # seconds a refusal's answer waits for its record
+
+
+class ReceiverFailed(errors.BridgeError):
+    """The receiver could not start (e.g. the address is in use)."""
+
+
+# -- what the API speaks (for the OpenAPI document; parsing itself is in ``webhooks``) -------
+
+
+class HookBody(pydantic.BaseModel):
+    """What RT's scrip posts (JSON, or the same fields form-encoded)."""
+
+    ticket_id: int = pydantic.Field(gt=0, description="The RT ticket.")
+    transaction_id: int = pydantic.Field(gt=0, description="RT's transaction; also webhook-id.")
+    current: str = pydantic.Field(description="The new RolloutProgress value.")
+    previous: str = pydantic.Field("", description="The old value; empty means Submitted.")
+    emergency: bool = pydantic.Field(False, description="EmergencyRelease is Yes.")
+    actor: str = pydantic.Field("", description="The RT user who made the change.")
+
+
+class Accepted(pydantic.BaseModel):
+    """The hook is stored (202 ``queued``), or was stored before (200 ``duplicate``)."""
+
+    job_id: int
+    status: Literal["queued", "duplicate"]
+
+
+class Problem(pydantic.BaseModel):
+    """Why the hook was refused, or why the receiver cannot take it now."""
+
+    error: str
+
+
+_HOOK_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            webhooks.JSON_TYPE: {"schema": HookBody.model_json_schema()},
+            webhooks.FORM_TYPE: {"schema": HookBody.model_json_schema()},
+        },
+    },
+    "parameters": [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+        for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    ],
+}
+_HOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Accepted, "description": "Already queued (same transaction_id)."},
+    202: {"model": Accepted, "description": "Stored durably; the daemon will process it."},
+    400: {"model": Problem, "description": "Not JSON, or webhook-id is not transaction_id."},
+    401: {"model": Problem, "description": "Unsigned, badly signed or stale."},
+    413: {"model": Problem, "description": "Body over the size limit."},
+    415: {"model": Problem, "description": "Not JSON or form-encoded."},
+    422: {"model": Problem, "description": "A field is missing or invalid."},
+    503: {"model": Problem, "description": "The queue database is unavailable."},
+}
+
+
+def require_secret(settings: config.Settings) -> bytes:
+    """The HMAC key of the hook secret; ``ConfigError`` when there is none (or it is unusable)."""
+    secret = settings.receiver.hook_secret
+    if secret is None:
+        raise errors.ConfigError([NO_SECRET])
+    try:
+        return webhooks.key_from_secret(secret.reveal())
+    except ValueError as exc:
+        raise errors.ConfigError([f"hook_secret: {exc}"]) from None
+
+
+def _problem(status: int, message: str, **headers: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers or None)
+
+
+def _remote(request: Request) -> str:
+    client = request.client
+    return f"{client.host}:{client.port}" if client is not None else "unknown address"
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused (413) past ``limit`` bytes: by Content-Length before reading, and by
+    counting while reading, so a client that lies or sends chunks cannot get more in."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise webhooks.HookRefused(400, "Content-Length is not a number")
+        if int(declared) > limit:
+            raise webhooks.too_large(int(declared), limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise webhooks.too_large(None, limit)
+    return bytes(body)
+
+
+def create_app(
+    settings: config.Settings,
+    queue: jobqueue.Queue,
+    *,
+    clock: Callable[[], float] = time.time,
+    max_batch: int = 256,
+    freeze_gc: bool = False,
+) -> FastAPI:
+    """The receiver as an ASGI app. Its lifespan starts and stops the writer threads.
+
+    ``freeze_gc`` moves everything alive at start-up out of the garbage collector's sight
+    (``gc.freeze``): a full collection over the ~100,000 long-lived objects of SQLAlchemy,
+    FastAPI and pydantic otherwise stalls every request for 30-50 ms now and then. It is
+    process-wide, so only servers (``build_server``) turn it on. Raises ``ConfigError`` when
+    no hook secret is configured.
+    """
+    verifier = webhooks.Verifier(
+        [require_secret(settings)], tolerance=settings.receiver.hook_tolerance
+    )
+    limit = settings.receiver.max_body_bytes
+    hooks = inbox.Inbox(queue, max_batch=max_batch)
+    refusals = inbox.RefusalRecorder(queue)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        hooks.start()
+        refusals.start()
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
+        logger.info("receiving hooks at %s", HOOK_PATH)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(hooks.close)
+            await asyncio.to_thread(refusals.close)
+            logger.info(
+                "hook writer stopped: %d hooks stored in %d commits (largest %d)",
+                hooks.stored,
+                hooks.commits,
+                hooks.largest_batch,
+            )
+
+    app = FastAPI(
+        title="Rollout bridge receiver",
+        summary="Takes RT's RolloutProgress hooks into the durable queue.",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.inbox = hooks
+    app.state.refusals = refusals
+
+    async def refuse(refusal: webhooks.HookRefused, remote: str) -> JSONResponse:
+        who = "signed by RT" if refusal.signed else "signature not verified"
+        future = refusals.record(
+            signed=refusal.signed,
+            ticket_id=refusal.ticket_id,
+            transaction_id=refusal.transaction_id,
+            detail=f"HTTP {refusal.status}: {refusal.reason} (from {remote}; {who})",
+            needs_comment=refusal.needs_comment,
+        )
+        if future is not None:
+            # A failure to record is logged by the recorder; the refusal stands either way.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), RECORD_WAIT)
+        return _problem(refusal.status, refusal.reason)
+
+    @app.post(
+        HOOK_PATH,
+        status_code=202,
+        response_model=Accepted,
+        responses=_HOOK_RESPONSES,
+        openapi_extra=_HOOK_OPENAPI,
+        summary="A RolloutProgress change, posted by RT's scrip",
+    )
+    async def receive_hook(request: Request) -> JSONResponse:
+        remote = _remote(request)
+        try:
+            body = await _read_body(request, limit)
+            hook = webhooks.accept(body, request.headers, verifier, now=clock())
+        except webhooks.HookRefused as refusal:
+            return await refuse(refusal, remote)
+        try:
+            stored = await asyncio.wrap_future(hooks.submit(hook))
+        except (inbox.InboxClosed, inbox.QueueUnavailable) as exc:
+            return _problem(503, str(exc), **{"Retry-After": "5"})
+        if stored.created:
+            return JSONResponse({"job_id": stored.job_id, "status": "queued"}, status_code=202)
+        return JSONResponse({"job_id": stored.job_id, "status": "duplicate"}, status_code=200)
+
+    @app.get("/healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        summary="The queue database answers and hooks are being taken",
+        responses={503: {"model": Problem}},
+    )
+    async def readyz() -> JSONResponse:
+        if not hooks.running:
+            return _problem(503, "not taking hooks: the writer is starting or shutting down")
+        try:
+            await asyncio.wait_for(asyncio.to_thread(queue.ping), READY_TIMEOUT)
+        except TimeoutError:
+            return _problem(503, f"the queue database did not answer within {READY_TIMEOUT:g} s")
+        except Exception as exc:
+            return _problem(
+                503, f"the queue database is unavailable ({inbox.describe(exc, queue.engine)})"
+            )
+        return JSONResponse({"status": "ready"})
+
+    return app
+
+
+def build_server(
+    settings: config.Settings,
+    queue: jobqueue.Queue,
+    *,
+    access_log: bool = False,
+    freeze_gc: bool = True,
+) -> uvicorn.Server:
+    """A uvicorn server (httptools, uvloop) for the receiver on the configured address.
+
+    Logging is left to the caller (``log_config=None``); the access log is off unless asked
+    for; ``freeze_gc`` as in ``create_app``. Raises ``ConfigError`` when no hook secret is
+    configured.
+    """
+    return _build(settings, queue, access_log=access_log, freeze_gc=freeze_gc)[0]
+
+
+def _build(
+    settings: config.Settings, queue: jobqueue.Queue, *, access_log: bool, freeze_gc: bool
+) -> tuple[uvicorn.Server, FastAPI]:
+    app = create_app(settings, queue, freeze_gc=freeze_gc)
+    server_config = uvicorn.Config(
+        app,
+        host=settings.receiver.host,
+        port=settings.receiver.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=access_log,
+        log_config=None,
+        server_header=False,
+        limit_concurrency=1000,  # beyond this, uvicorn answers 503 instead of queueing
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=30,
+    )
+    return uvicorn.Server(server_config), app
+
+
+def serve(settings: config.Settings, queue: jobqueue.Queue, *, access_log: bool = False) -> None:
+    """Run the receiver until SIGTERM or SIGINT, then stop cleanly and return.
+
+    On the signal it stops accepting connections, lets every request in flight finish (each
+    one answered: stored, refused, or 503), commits what the writer holds, stops the writer.
+    Raises ``ConfigError`` without a hook secret, ``ReceiverFailed`` when it cannot start.
+    """
+    server, app = _build(settings, queue, access_log=access_log, freeze_gc=True)
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    # uvicorn handles the signals while it runs and afterwards re-raises the one it caught;
+    # a handler of ours makes that re-raise harmless, so serve() returns normally.
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, stop)
+    try:
+        server.run()
+    except SystemExit as exc:  # uvicorn exits when it cannot bind or start
+        raise ReceiverFailed(
+            f"the receiver could not start on {settings.receiver.host}:{settings.receiver.port}"
+            " (see the log above)"
+        ) from exc
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        app.state.inbox.close()
+        app.state.refusals.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bridge.intake.receiver``: run the receiver from ``ROLLOUT_*`` settings.
+
+    Returns 0 after a clean stop, 1 on failure, 2 on bad configuration.
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m bridge.intake.receiver", description="Run the hook receiver alone."
+    )
+    parser.add_argument("--host", help="listen address (default: ROLLOUT_LISTEN_HOST)")
+    parser.add_argument("--port", type=int, help="listen port (default: ROLLOUT_LISTEN_PORT)")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = config.load_settings(
+            overrides={"listen_host": args.host, "listen_port": args.port}
+        )
+        require_secret(settings)
+        engine = database.create_engine(settings.database())
+        database.migrate(engine)
+        serve(settings, jobqueue.Queue(engine), access_log=args.access_log)
+    except errors.ConfigError as exc:
+        print(f"rollout receiver: {exc}", file=sys.stderr)
+        return 2
+    except errors.BridgeError as exc:
+        print(f"rollout receiver: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

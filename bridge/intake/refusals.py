@@ -1,0 +1,98 @@
+"""Telling tickets why the bridge refused a change of them (DESIGN invariant 5).
+
+The receiver (and reconciliation) record a refused change as an event with ``needs_comment``;
+``RefusalCommenter.run`` comments each reason on its ticket once, in words a person can act on,
+and marks the event commented. A ticket that does not exist is marked so it is never tried
+again; RT being unreachable leaves the event for the next run. It decides nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Protocol
+
+from bridge import errors
+from bridge.store import queue
+
+logger = logging.getLogger(__name__)
+
+
+class Commenter(Protocol):
+    """The tracker call this needs (``bridge.tracker.client.TrackerClient`` has it)."""
+
+    def comment(self, ticket_id: int, text: str) -> None: ...
+
+
+# The receiver records "HTTP 400: <reason> (from 10.0.0.5; signed by RT)": the status and the
+# caller are for operators, not for the people working on the ticket.
+_HTTP_PREFIX = re.compile(r"^HTTP \d{3}: ")
+_CALLER_SUFFIX = re.compile(r" \(from [^()]*\)$")
+
+
+def _plain(detail: str) -> str:
+    return _CALLER_SUFFIX.sub("", _HTTP_PREFIX.sub("", detail.strip()))
+
+
+def comment_text(event: dict[str, Any]) -> str:
+    """The comment for a refused change: what happened, why, and what to do about it."""
+    txn = event.get("transaction_id")
+    which = f" (RT transaction {txn})" if txn else ""
+    reason = _plain(str(event.get("detail") or "")) or "no reason was recorded"
+    return (
+        f"The rollout bridge did not act on a change of this ticket{which}.\n"
+        "\n"
+        f"Reason: {reason}\n"
+        "\n"
+        "Nothing was published, promoted or removed for this change. Correct what the reason "
+        "names and set RolloutProgress again; the bridge will then process it. If the reason "
+        "points at the bridge itself (its configuration or its RT account), tell the release "
+        "managers."
+    )
+
+
+class RefusalCommenter:
+    """Comments the pending refusals on their tickets."""
+
+    def __init__(self, jobs: queue.Queue, tracker: Commenter, *, batch: int = 20) -> None:
+        self.queue = jobs
+        self.tracker = tracker
+        self.batch = batch
+
+    def run(self) -> int:
+        """Comment pending refusals; returns how many comments were made. Stops at the first
+        transient tracker error (RT is down: the rest waits for the next run)."""
+        made = 0
+        for event in self.queue.pending_comments(limit=self.batch):
+            event_id = int(event["id"])
+            ticket_id = event.get("ticket_id")
+            extra = {"event_id": event_id, "ticket_id": ticket_id, "action": "comment_refusal"}
+            if ticket_id is None:
+                self.queue.mark_commented(event_id, done=False)
+                continue
+            try:
+                self.tracker.comment(int(ticket_id), comment_text(event))
+            except errors.TrackerNotFound:
+                logger.warning(
+                    "refusal %s names ticket %s, which RT does not have; not commented",
+                    event_id,
+                    ticket_id,
+                    extra=extra,
+                )
+                self.queue.mark_commented(event_id, done=False)
+                continue
+            except errors.TrackerError as exc:
+                logger.warning(
+                    "could not comment refusal %s on ticket %s (%s); will try again",
+                    event_id,
+                    ticket_id,
+                    exc,
+                    extra=extra,
+                )
+                if exc.transient:
+                    break
+                continue
+            self.queue.mark_commented(event_id)
+            made += 1
+            logger.info("commented refusal %s on ticket %s", event_id, ticket_id, extra=extra)
+        return made

@@ -1,0 +1,1 @@
+"""Settings: built once at start-up from ``ROLLOUT_*`` variables and an optional file."""

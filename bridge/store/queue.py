@@ -1,0 +1,497 @@
+"""The durable queue of RolloutProgress changes and the event log beside it; all queue SQL.
+
+- ``enqueue`` / ``enqueue_many`` store changes; RT's transaction id is the dedupe key, so a hook
+  that arrives twice (or a hook and reconciliation) is queued once.
+- ``claim`` hands out work with a lease (``locked_until``): a job whose daemon died is claimed
+  again once the lease runs out. Only the oldest open change of a ticket (by transaction id) is
+  ever claimable, and a partial unique index allows one running job per ticket, so a ticket's
+  changes run strictly in order and never two at once. On PostgreSQL the claim uses
+  ``FOR UPDATE SKIP LOCKED`` so several daemons share one queue; on SQLite it is one
+  ``BEGIN IMMEDIATE`` + ``UPDATE … RETURNING``.
+- ``complete`` / ``fail`` are fenced by the worker's name: a daemon whose lease was taken over
+  cannot overwrite the new owner's result.
+
+It knows nothing of RT or of what processing a job means.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bridge import errors, records
+from bridge.store import tables
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+OPEN = (records.JobStatus.QUEUED.label, records.JobStatus.RUNNING.label)
+
+
+def utcnow() -> datetime:
+    """The current time as naive UTC, the form every table stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class AlreadyQueued(errors.BridgeError):
+    """The change (same RT transaction) is queued already, as job ``job_id``."""
+
+    def __init__(self, transaction_id: int, job_id: int) -> None:
+        self.transaction_id = transaction_id
+        self.job_id = job_id
+        super().__init__(f"transaction {transaction_id} is already queued as job {job_id}")
+
+
+class JobNotFound(errors.BridgeError):
+    """No job has that id."""
+
+
+class JobNotRetryable(errors.BridgeError):
+    """Only failed or dead-lettered jobs can be retried by hand."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """When a failed job is tried again: exponential backoff with jitter, then the dead letter.
+
+    Pure: ``next_attempt`` maps (transient?, attempts so far, now) to a time or to None (give up).
+    """
+
+    base_delay: float = 5.0
+    factor: float = 3.0
+    max_delay: float = 3600.0
+    max_attempts: int = 8
+    jitter: float = 0.25  # ± this fraction of the delay
+
+    def delay(self, attempts: int, rand: float = 0.5) -> float:
+        """Seconds before the next try after ``attempts`` tries; ``rand`` in [0, 1)."""
+        raw = min(self.max_delay, self.base_delay * self.factor ** max(0, attempts - 1))
+        return raw * (1 + self.jitter * (2 * rand - 1))
+
+    def next_attempt(
+        self, *, transient: bool, attempts: int, now: datetime, rand: float | None = None
+    ) -> datetime | None:
+        """When to try again, or None when the job should stop (permanent error, or spent)."""
+        if not transient or attempts >= self.max_attempts:
+            return None
+        if rand is None:
+            rand = random.random()  # noqa: S311 - jitter, not cryptography
+        return now + timedelta(seconds=self.delay(attempts, rand))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Enqueued:
+    """The outcome of storing one change: its job id, and whether this call created it."""
+
+    job_id: int
+    created: bool
+
+
+def _job(row: sa.Row[Any]) -> records.Job:
+    m = row._mapping
+    return records.Job(
+        id=int(m["id"]),
+        request=records.ReleaseRequest(
+            ticket_id=int(m["ticket_id"]),
+            transaction_id=int(m["transaction_id"]),
+            current=records.RolloutState.parse(m["current"]),
+            previous=records.RolloutState.parse(m["previous"]),
+            emergency=bool(m["emergency"]),
+            actor=str(m["actor"]),
+            source=next(s for s in records.JobSource if s.label == m["source"]),
+        ),
+        status=records.JobStatus.parse(m["status"]),
+        attempts=int(m["attempts"]),
+        scheduled_at=m["scheduled_at"],
+        created_at=m["created_at"],
+        locked_by=m["locked_by"],
+        locked_until=m["locked_until"],
+        finished_at=m["finished_at"],
+        last_error=m["last_error"],
+    )
+
+
+class Queue:
+    """The queue and event log on one database engine (see ``bridge.store.database``)."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        clock: Clock = utcnow,
+        lease: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.lease = lease
+        self._dialect = engine.dialect.name
+
+    # -- storing ------------------------------------------------------------------------
+
+    def _insert(self) -> Any:
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        return insert(tables.jobs)
+
+    def enqueue_many(self, requests: Sequence[records.ReleaseRequest]) -> list[Enqueued]:
+        """Store several changes in one transaction (one durable commit); in order."""
+        if not requests:
+            return []
+        now = self.clock()
+        results: list[Enqueued] = []
+        jobs = tables.jobs
+        with self.engine.begin() as conn:
+            for request in requests:
+                stmt = (
+                    self._insert()
+                    .values(
+                        ticket_id=request.ticket_id,
+                        transaction_id=request.transaction_id,
+                        current=request.current.label,
+                        previous=request.previous.label,
+                        emergency=request.emergency,
+                        actor=request.actor,
+                        source=request.source.label,
+                        status=records.JobStatus.QUEUED.label,
+                        attempts=0,
+                        scheduled_at=now,
+                        created_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=["transaction_id"])
+                    .returning(jobs.c.id)
+                )
+                new_id = conn.execute(stmt).scalar()
+                if new_id is not None:
+                    results.append(Enqueued(job_id=int(new_id), created=True))
+                    continue
+                existing = conn.execute(
+                    sa.select(jobs.c.id).where(jobs.c.transaction_id == request.transaction_id)
+                ).scalar_one()
+                results.append(Enqueued(job_id=int(existing), created=False))
+        return results
+
+    def enqueue(self, request: records.ReleaseRequest) -> int:
+        """Store one change; returns its job id. Raises ``AlreadyQueued`` for a known one."""
+        (result,) = self.enqueue_many([request])
+        if not result.created:
+            raise AlreadyQueued(request.transaction_id, result.job_id)
+        return result.job_id
+
+    # -- claiming and finishing ------------------------------------------------------------
+
+    def claim(self, worker: str, *, limit: int = 1) -> list[records.Job]:
+        """Take up to ``limit`` jobs that are due, with a lease for ``worker``.
+
+        A job is due when it is queued and its time has come, or running with an expired
+        lease (its daemon died). Only a ticket's oldest open job is ever due.
+        """
+        now = self.clock()
+        candidate, earlier = tables.jobs.alias("candidate"), tables.jobs.alias("earlier")
+        earlier_open = (
+            sa.select(earlier.c.id)
+            .where(
+                earlier.c.ticket_id == candidate.c.ticket_id,
+                earlier.c.transaction_id < candidate.c.transaction_id,
+                earlier.c.status.in_(OPEN),
+            )
+            .exists()
+        )
+        due = sa.or_(
+            sa.and_(
+                candidate.c.status == records.JobStatus.QUEUED.label,
+                candidate.c.scheduled_at <= now,
+            ),
+            sa.and_(
+                candidate.c.status == records.JobStatus.RUNNING.label,
+                candidate.c.locked_until < now,
+            ),
+        )
+        pick = (
+            sa.select(candidate.c.id)
+            .where(due, ~earlier_open)
+            .order_by(candidate.c.scheduled_at, candidate.c.id)
+            .limit(limit)
+        )
+        if self._dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        jobs = tables.jobs
+        stmt = (
+            jobs.update()
+            .where(jobs.c.id.in_(pick.scalar_subquery()))
+            .values(
+                status=records.JobStatus.RUNNING.label,
+                locked_by=worker,
+                locked_until=now + self.lease,
+                attempts=jobs.c.attempts + 1,
+            )
+            .returning(*jobs.c)
+        )
+        with self.engine.begin() as conn:
+            rows = conn.execute(stmt).all()
+        claimed = sorted((_job(r) for r in rows), key=lambda j: (j.scheduled_at, j.id))
+        for job in claimed:
+            logger.debug("claimed job %s", job.id, extra={"job_id": job.id, "worker": worker})
+        return claimed
+
+    def _fenced(self, job_id: int, worker: str, **values: Any) -> bool:
+        jobs = tables.jobs
+        stmt = (
+            jobs.update()
+            .where(
+                jobs.c.id == job_id,
+                jobs.c.status == records.JobStatus.RUNNING.label,
+                jobs.c.locked_by == worker,
+            )
+            .values(**values)
+        )
+        with self.engine.begin() as conn:
+            return bool(conn.execute(stmt).rowcount == 1)
+
+    def heartbeat(self, job_id: int, worker: str) -> bool:
+        """Extend the lease of a job ``worker`` holds; False when it no longer holds it."""
+        return self._fenced(job_id, worker, locked_until=self.clock() + self.lease)
+
+    def complete(self, job_id: int, worker: str) -> bool:
+        """Mark the job done; False (and nothing changed) when ``worker`` lost its lease."""
+        return self._fenced(
+            job_id,
+            worker,
+            status=records.JobStatus.DONE.label,
+            finished_at=self.clock(),
+            locked_until=None,
+            last_error=None,
+        )
+
+    def release(self, job_id: int, worker: str) -> bool:
+        """Give a job back untouched (e.g. on shutdown before work began); not counted as a try."""
+        jobs = tables.jobs
+        return self._fenced(
+            job_id,
+            worker,
+            status=records.JobStatus.QUEUED.label,
+            locked_by=None,
+            locked_until=None,
+            attempts=jobs.c.attempts - 1,
+        )
+
+    def fail(
+        self,
+        job: records.Job,
+        worker: str,
+        error: str,
+        *,
+        transient: bool,
+        policy: RetryPolicy,
+    ) -> records.JobStatus | None:
+        """Record a failed try: queue it again after a backoff, or stop it as failed (permanent
+        error) or dead (retries spent). Returns the new status, or None when ``worker`` had lost
+        the lease (nothing changed)."""
+        now = self.clock()
+        retry_at = policy.next_attempt(transient=transient, attempts=job.attempts, now=now)
+        if retry_at is not None:
+            status = records.JobStatus.QUEUED
+            values: dict[str, Any] = {"scheduled_at": retry_at}
+        else:
+            status = records.JobStatus.DEAD if transient else records.JobStatus.FAILED
+            values = {"finished_at": now}
+        changed = self._fenced(
+            job.id,
+            worker,
+            status=status.label,
+            locked_by=None,
+            locked_until=None,
+            last_error=error[:4000],
+            **values,
+        )
+        if not changed:
+            return None
+        kind = {"queued": "job_retry", "failed": "job_failed", "dead": "job_dead"}[status.label]
+        when = f"; next try at {retry_at:%Y-%m-%d %H:%M:%S} UTC" if retry_at else ""
+        self.record_event(
+            kind,
+            ticket_id=job.ticket_id,
+            transaction_id=job.request.transaction_id,
+            job_id=job.id,
+            detail=f"attempt {job.attempts}: {error}{when}"[:4000],
+        )
+        return status
+
+    def retry(self, job_id: int) -> records.Job:
+        """Queue a failed or dead-lettered job again, now, with a fresh count of attempts.
+
+        Raises ``JobNotFound`` or ``JobNotRetryable`` (naming its status).
+        """
+        jobs = tables.jobs
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).first()
+            if row is None:
+                raise JobNotFound(f"there is no job {job_id}")
+            status = row._mapping["status"]
+            if status not in (records.JobStatus.FAILED.label, records.JobStatus.DEAD.label):
+                raise JobNotRetryable(
+                    f"job {job_id} is {status}; only failed or dead jobs can be retried"
+                )
+            conn.execute(
+                jobs.update()
+                .where(jobs.c.id == job_id)
+                .values(
+                    status=records.JobStatus.QUEUED.label,
+                    attempts=0,
+                    scheduled_at=self.clock(),
+                    finished_at=None,
+                )
+            )
+            new = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
+        self.record_event(
+            "job_requeued",
+            ticket_id=int(row._mapping["ticket_id"]),
+            job_id=job_id,
+            detail=f"retried by an operator (was {status})",
+        )
+        return _job(new)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> records.Job | None:
+        """The job with that id, or None."""
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(tables.jobs).where(tables.jobs.c.id == job_id)).first()
+        return _job(row) if row is not None else None
+
+    def list_jobs(
+        self,
+        *,
+        statuses: Iterable[records.JobStatus] = (),
+        ticket_id: int | None = None,
+        limit: int = 100,
+    ) -> list[records.Job]:
+        """Jobs, newest first, optionally only those in ``statuses`` or of one ticket."""
+        jobs = tables.jobs
+        stmt = sa.select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        labels = [s.label for s in statuses]
+        if labels:
+            stmt = stmt.where(jobs.c.status.in_(labels))
+        if ticket_id is not None:
+            stmt = stmt.where(jobs.c.ticket_id == ticket_id)
+        with self.engine.begin() as conn:
+            return [_job(r) for r in conn.execute(stmt).all()]
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per status, how many queued jobs are due now, and the oldest due one's age."""
+        jobs = tables.jobs
+        now = self.clock()
+        with self.engine.begin() as conn:
+            counts = {
+                str(status): int(count)
+                for status, count in conn.execute(
+                    sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
+                ).all()
+            }
+            oldest = conn.execute(
+                sa.select(sa.func.min(jobs.c.scheduled_at)).where(
+                    jobs.c.status == records.JobStatus.QUEUED.label, jobs.c.scheduled_at <= now
+                )
+            ).scalar()
+            due = conn.execute(
+                sa.select(sa.func.count()).where(
+                    jobs.c.status == records.JobStatus.QUEUED.label, jobs.c.scheduled_at <= now
+                )
+            ).scalar_one()
+        result: dict[str, Any] = {s.label: int(counts.get(s.label, 0)) for s in records.JobStatus}
+        result["due"] = int(due)
+        result["oldest_due_seconds"] = (now - oldest).total_seconds() if oldest else 0.0
+        return result
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached (for readiness checks)."""
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    # -- events and state ----------------------------------------------------------------
+
+    def record_event(
+        self,
+        kind: str,
+        *,
+        ticket_id: int | None = None,
+        transaction_id: int | None = None,
+        job_id: int | None = None,
+        detail: str = "",
+        needs_comment: bool = False,
+    ) -> int:
+        """Append to the event log; returns the event's id."""
+        stmt = tables.events.insert().values(
+            at=self.clock(),
+            kind=kind,
+            ticket_id=ticket_id,
+            transaction_id=transaction_id,
+            job_id=job_id,
+            detail=detail,
+            needs_comment=needs_comment,
+        )
+        with self.engine.begin() as conn:
+            return int(conn.execute(stmt.returning(tables.events.c.id)).scalar_one())
+
+    def events(
+        self,
+        *,
+        kind: str | None = None,
+        ticket_id: int | None = None,
+        job_id: int | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Events, newest first, as plain dicts."""
+        ev = tables.events
+        stmt = sa.select(ev).order_by(ev.c.id.desc()).limit(limit)
+        if job_id is not None:
+            stmt = stmt.where(ev.c.job_id == job_id)
+        if kind is not None:
+            stmt = stmt.where(ev.c.kind == kind)
+        if ticket_id is not None:
+            stmt = stmt.where(ev.c.ticket_id == ticket_id)
+        with self.engine.begin() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt).all()]
+
+    def pending_comments(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Events whose reason still has to be commented on their ticket, oldest first."""
+        ev = tables.events
+        stmt = (
+            sa.select(ev)
+            .where(ev.c.needs_comment.is_(True), ev.c.commented_at.is_(None))
+            .order_by(ev.c.id)
+            .limit(limit)
+        )
+        with self.engine.begin() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt).all()]
+
+    def mark_commented(self, event_id: int, *, done: bool = True) -> None:
+        """The event's comment was made (or, with ``done=False``, will never be: no ticket)."""
+        values: dict[str, Any] = {"commented_at": self.clock()}
+        if not done:
+            values = {"needs_comment": False}
+        with self.engine.begin() as conn:
+            conn.execute(
+                tables.events.update().where(tables.events.c.id == event_id).values(**values)
+            )
+
+    def get_state(self, key: str) -> str | None:
+        """A named value the bridge keeps (e.g. reconciliation's cursor), or None."""
+        st = tables.state
+        with self.engine.begin() as conn:
+            value = conn.execute(sa.select(st.c.value).where(st.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    def set_state(self, key: str, value: str) -> None:
+        """Set a named value (insert or replace)."""
+        st = tables.state
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        stmt = insert(st).values(key=key, value=value)
+        stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+        with self.engine.begin() as conn:
+            conn.execute(stmt)

@@ -1,0 +1,320 @@
+"""The bridge's records of releases: where each release is, when it entered and left each
+state, who holds each major release's staged-rollout slot, and the finished steps of jobs.
+
+All SQL about releases lives here; decisions live in ``repo_daemon.workflow``. Times are naive
+UTC. A move closes the open state span and opens the next in one transaction, so the history
+never has a gap or two open spans (a unique index guards the latter).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from bridge import records
+from bridge.store import tables
+from bridge.store.queue import Clock, utcnow
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Release:
+    """The bridge's view of one release (one ticket)."""
+
+    ticket_id: int
+    state: records.RolloutState
+    major_release: str | None
+    emergency: bool
+    failed_target: records.RolloutState | None
+    last_transaction_id: int | None
+    updated_at: datetime
+    release_sha256: str | None = None
+    release_attachment_id: int | None = None
+    repository_path: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateSpan:
+    """A stay in one state; ``left_at`` is None for the current one."""
+
+    state: records.RolloutState
+    entered_at: datetime
+    left_at: datetime | None
+    transaction_id: int | None
+    actor: str
+
+    def seconds(self, now: datetime) -> float:
+        """How long the stay lasted (or has lasted so far)."""
+        return ((self.left_at or now) - self.entered_at).total_seconds()
+
+
+def _release(row: sa.Row[Any]) -> Release:
+    m = row._mapping
+    return Release(
+        ticket_id=int(m["ticket_id"]),
+        state=records.RolloutState.parse(m["state"]),
+        major_release=m["major_release"],
+        emergency=bool(m["emergency"]),
+        failed_target=records.RolloutState.parse(m["failed_target"])
+        if m["failed_target"]
+        else None,
+        last_transaction_id=m["last_transaction_id"],
+        updated_at=m["updated_at"],
+        release_sha256=m["release_sha256"],
+        release_attachment_id=m["release_attachment_id"],
+        repository_path=m["repository_path"],
+    )
+
+
+class ReleaseStore:
+    """Release records on one database engine (the same one as the queue)."""
+
+    def __init__(self, engine: sa.Engine, *, clock: Clock = utcnow) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    # -- releases and their history -----------------------------------------------------
+
+    def get(self, ticket_id: int) -> Release | None:
+        """The release of ``ticket_id``, or None when the bridge has not seen it yet."""
+        rel = tables.releases
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(rel).where(rel.c.ticket_id == ticket_id)).first()
+        return _release(row) if row is not None else None
+
+    def ensure(
+        self,
+        ticket_id: int,
+        *,
+        state: records.RolloutState,
+        major_release: str | None,
+        emergency: bool,
+        entered_at: datetime | None = None,
+    ) -> Release:
+        """The release of ``ticket_id``, first recording it in ``state`` if it is new.
+
+        ``entered_at`` is when it entered that state (e.g. the ticket's creation time).
+        """
+        existing = self.get(ticket_id)
+        if existing is not None:
+            return existing
+        now = self.clock()
+        rel, hist = tables.releases, tables.state_history
+        with self.engine.begin() as conn:
+            created_meanwhile = conn.execute(
+                sa.select(rel.c.ticket_id).where(rel.c.ticket_id == ticket_id)
+            ).first()
+            if not created_meanwhile:
+                conn.execute(
+                    rel.insert().values(
+                        ticket_id=ticket_id,
+                        state=state.label,
+                        major_release=major_release,
+                        emergency=emergency,
+                        updated_at=now,
+                    )
+                )
+                conn.execute(
+                    hist.insert().values(
+                        ticket_id=ticket_id,
+                        state=state.label,
+                        entered_at=entered_at or now,
+                        actor="",
+                    )
+                )
+        found = self.get(ticket_id)
+        assert found is not None
+        return found
+
+    def update_facts(self, ticket_id: int, *, major_release: str | None, emergency: bool) -> None:
+        """Keep the facts read from the ticket (they may change by hand) on the record."""
+        rel = tables.releases
+        with self.engine.begin() as conn:
+            conn.execute(
+                rel.update()
+                .where(rel.c.ticket_id == ticket_id)
+                .values(major_release=major_release, emergency=emergency)
+            )
+
+    def move(
+        self,
+        ticket_id: int,
+        to: records.RolloutState,
+        *,
+        transaction_id: int | None,
+        actor: str,
+        failed_target: records.RolloutState | None = None,
+    ) -> None:
+        """Record that the release left its state and entered ``to``, now. A move to the state
+        it is in changes nothing but ``failed_target``."""
+        now = self.clock()
+        rel, hist = tables.releases, tables.state_history
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(rel.c.state).where(rel.c.ticket_id == ticket_id)
+            ).scalar_one()
+            values: dict[str, Any] = {
+                "state": to.label,
+                "failed_target": failed_target.label if failed_target else None,
+                "updated_at": now,
+            }
+            if transaction_id is not None:
+                values["last_transaction_id"] = transaction_id
+            conn.execute(rel.update().where(rel.c.ticket_id == ticket_id).values(**values))
+            if current == to.label:
+                return
+            conn.execute(
+                hist.update()
+                .where(hist.c.ticket_id == ticket_id, hist.c.left_at.is_(None))
+                .values(left_at=now)
+            )
+            conn.execute(
+                hist.insert().values(
+                    ticket_id=ticket_id,
+                    state=to.label,
+                    entered_at=now,
+                    transaction_id=transaction_id,
+                    actor=actor,
+                )
+            )
+
+    def history(self, ticket_id: int) -> list[StateSpan]:
+        """The release's stays in states, oldest first."""
+        hist = tables.state_history
+        stmt = sa.select(hist).where(hist.c.ticket_id == ticket_id).order_by(hist.c.id)
+        with self.engine.begin() as conn:
+            rows = conn.execute(stmt).all()
+        return [
+            StateSpan(
+                state=records.RolloutState.parse(r._mapping["state"]),
+                entered_at=r._mapping["entered_at"],
+                left_at=r._mapping["left_at"],
+                transaction_id=r._mapping["transaction_id"],
+                actor=str(r._mapping["actor"]),
+            )
+            for r in rows
+        ]
+
+    def time_in_state(self, ticket_id: int) -> dict[str, float]:
+        """Seconds the release has spent in each state so far (summed over stays)."""
+        now = self.clock()
+        totals: dict[str, float] = {}
+        for span in self.history(ticket_id):
+            totals[span.state.label] = totals.get(span.state.label, 0.0) + span.seconds(now)
+        return totals
+
+    def freeze_release_xml(self, ticket_id: int, *, sha256: str, attachment_id: int) -> None:
+        """Record the release.xml the release is accepted with (its bytes are stored by the
+        caller under the data directory)."""
+        rel = tables.releases
+        with self.engine.begin() as conn:
+            conn.execute(
+                rel.update()
+                .where(rel.c.ticket_id == ticket_id)
+                .values(release_sha256=sha256, release_attachment_id=attachment_id)
+            )
+
+    def set_repository_path(self, ticket_id: int, path: str | None) -> None:
+        """Record where the release is published now (relative to the repository root)."""
+        rel = tables.releases
+        with self.engine.begin() as conn:
+            conn.execute(
+                rel.update().where(rel.c.ticket_id == ticket_id).values(repository_path=path)
+            )
+
+    # -- staged-rollout slots ---------------------------------------------------------------
+
+    def slot_holders(self, major_release: str, *, excluding: int | None = None) -> tuple[int, ...]:
+        """Tickets in staged rollout for ``major_release`` (regular holder first)."""
+        slots = tables.stage_slots
+        stmt = (
+            sa.select(slots.c.ticket_id)
+            .where(slots.c.major_release == major_release)
+            .order_by(slots.c.emergency, slots.c.taken_at)
+        )
+        if excluding is not None:
+            stmt = stmt.where(slots.c.ticket_id != excluding)
+        with self.engine.begin() as conn:
+            return tuple(int(t) for t in conn.execute(stmt).scalars())
+
+    def take_slot(self, major_release: str, ticket_id: int, *, emergency: bool) -> bool:
+        """Take the slot (idempotent). False when another regular release holds it."""
+        slots = tables.stage_slots
+        with self.engine.begin() as conn:
+            mine = conn.execute(
+                sa.select(slots.c.ticket_id).where(
+                    slots.c.major_release == major_release, slots.c.ticket_id == ticket_id
+                )
+            ).first()
+            if mine is not None:
+                return True
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    slots.insert().values(
+                        major_release=major_release,
+                        ticket_id=ticket_id,
+                        emergency=emergency,
+                        taken_at=self.clock(),
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    def free_slot(self, major_release: str, ticket_id: int) -> bool:
+        """Give up ``ticket_id``'s place; False when it held none."""
+        slots = tables.stage_slots
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                slots.delete().where(
+                    slots.c.major_release == major_release, slots.c.ticket_id == ticket_id
+                )
+            )
+        return bool(result.rowcount)
+
+    def oldest_deferred(self, major_release: str) -> int | None:
+        """The release of ``major_release`` that has waited in Deferred the longest."""
+        rel, hist = tables.releases, tables.state_history
+        stmt = (
+            sa.select(rel.c.ticket_id)
+            .join(hist, sa.and_(hist.c.ticket_id == rel.c.ticket_id, hist.c.left_at.is_(None)))
+            .where(
+                rel.c.major_release == major_release,
+                rel.c.state == records.RolloutState.DEFERRED.label,
+            )
+            .order_by(hist.c.entered_at, rel.c.ticket_id)
+            .limit(1)
+        )
+        with self.engine.begin() as conn:
+            found = conn.execute(stmt).scalar()
+        return int(found) if found is not None else None
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def steps_done(self, job_id: int) -> dict[str, str]:
+        """The actions of ``job_id`` already done, with their details."""
+        steps = tables.job_steps
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(steps.c.action, steps.c.detail).where(steps.c.job_id == job_id)
+            ).all()
+        return {str(a): str(d) for a, d in rows}
+
+    def mark_step(self, job_id: int, action: str, detail: str = "") -> None:
+        """Record that ``action`` of ``job_id`` is done (idempotent)."""
+        steps = tables.job_steps
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    steps.insert().values(
+                        job_id=job_id, action=action, done_at=self.clock(), detail=detail[:4000]
+                    )
+                )
+        except sa.exc.IntegrityError:
+            logger.debug("step %s of job %s was already recorded", action, job_id)

@@ -1,0 +1,145 @@
+"""The bridge's database tables, as SQLAlchemy Core ``Table`` definitions.
+
+The schema itself is created and changed by the Alembic migrations in ``bridge/store/migrations``;
+these definitions are what the queries use, and a test checks the two agree. Times are naive
+UTC ``datetime`` values everywhere.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# Integer on SQLite (so it is the rowid and autoincrements), BigInteger elsewhere.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.BigInteger, nullable=False),
+    # RT's transaction id: the dedupe key (a hook that arrives twice is queued once) and the
+    # order of a ticket's changes.
+    sa.Column("transaction_id", sa.BigInteger, nullable=False),
+    sa.Column("current", sa.String(32), nullable=False),
+    sa.Column("previous", sa.String(32), nullable=False),
+    sa.Column("emergency", sa.Boolean, nullable=False, default=False),
+    sa.Column("actor", sa.String(200), nullable=False, default=""),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("scheduled_at", sa.DateTime, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("locked_by", sa.String(200)),
+    sa.Column("locked_until", sa.DateTime),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("transaction_id", name="uq_jobs_transaction_id"),
+    sa.Index("ix_jobs_status_scheduled", "status", "scheduled_at"),
+    sa.Index("ix_jobs_ticket_transaction", "ticket_id", "transaction_id"),
+    # At most one running job per ticket: a ticket's changes never run in parallel.
+    sa.Index(
+        "uq_jobs_one_running_per_ticket",
+        "ticket_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'running'"),
+        postgresql_where=sa.text("status = 'running'"),
+    ),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    # hook_refused, job_processed, job_retry, job_failed, job_dead, job_recovered, ...
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("ticket_id", sa.BigInteger),
+    sa.Column("transaction_id", sa.BigInteger),
+    sa.Column("job_id", sa.BigInteger),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+    # A refused hook that names a ticket: the daemon comments the reason on it once.
+    sa.Column("needs_comment", sa.Boolean, nullable=False, default=False),
+    sa.Column("commented_at", sa.DateTime),
+    sa.Index("ix_events_kind_at", "kind", "at"),
+    sa.Index("ix_events_ticket", "ticket_id"),
+)
+
+state = sa.Table(
+    "bridge_state",
+    metadata,
+    # Small named values the bridge keeps, e.g. reconciliation's last scanned transaction id.
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+releases = sa.Table(
+    "releases",
+    metadata,
+    # The bridge's view of each release: the state it last put the ticket in, and what the
+    # workflow's guards need. RT's field may differ while a change waits in the queue.
+    sa.Column("ticket_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("major_release", sa.String(100)),
+    sa.Column("emergency", sa.Boolean, nullable=False, default=False),
+    # In Failed: the state whose processing failed (where a retry goes).
+    sa.Column("failed_target", sa.String(32)),
+    sa.Column("last_transaction_id", sa.BigInteger),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    # The release.xml the release was accepted with (frozen at Submitted → Unverified).
+    sa.Column("release_sha256", sa.String(64)),
+    sa.Column("release_attachment_id", sa.BigInteger),
+    # Where the release is published now, relative to the repository root.
+    sa.Column("repository_path", sa.String(1024)),
+    sa.Index("ix_releases_major_state", "major_release", "state"),
+)
+
+state_history = sa.Table(
+    "state_history",
+    metadata,
+    # Every entry into and exit from a state: what the provisioning metrics are made of.
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("entered_at", sa.DateTime, nullable=False),
+    sa.Column("left_at", sa.DateTime),
+    sa.Column("transaction_id", sa.BigInteger),
+    sa.Column("actor", sa.String(200), nullable=False, default=""),
+    sa.Index("ix_state_history_ticket", "ticket_id", "id"),
+    sa.Index(
+        "uq_state_history_one_open_per_ticket",
+        "ticket_id",
+        unique=True,
+        sqlite_where=sa.text("left_at IS NULL"),
+        postgresql_where=sa.text("left_at IS NULL"),
+    ),
+)
+
+stage_slots = sa.Table(
+    "stage_slots",
+    metadata,
+    # Who is in staged rollout per major release. One regular holder at most (the index);
+    # emergency releases never wait, so they may hold a place beside it.
+    sa.Column("major_release", sa.String(100), primary_key=True),
+    sa.Column("ticket_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("emergency", sa.Boolean, nullable=False),
+    sa.Column("taken_at", sa.DateTime, nullable=False),
+    sa.Index(
+        "uq_stage_slots_one_regular_holder",
+        "major_release",
+        unique=True,
+        sqlite_where=sa.text("NOT emergency"),
+        postgresql_where=sa.text("NOT emergency"),
+    ),
+)
+
+job_steps = sa.Table(
+    "job_steps",
+    metadata,
+    # Checkpoints: the actions of a job already done, so a retried job resumes after them.
+    sa.Column("job_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("action", sa.String(64), primary_key=True),
+    sa.Column("done_at", sa.DateTime, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+)

@@ -1,0 +1,233 @@
+"""Assembling the long-running parts from ``Settings``: the queue, the runner, reconciliation,
+the refusal commenter and the scheduler, and the three ways to run them
+(``rollout daemon``, ``rollout serve``, ``rollout run``).
+
+Each tracker client belongs to one part (a client is not thread-safe). The HTTP receiver is
+``bridge.intake.receiver``; it is imported only when it is needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+import sqlalchemy as sa
+
+from bridge.intake import reconcile, refusals
+from bridge.settings import config
+from bridge.store import database, queue
+from bridge.tracker.client import TrackerClient
+from repo_daemon import processing
+from repo_daemon.daemon import runner, scheduler
+from repo_daemon.workflow import processor as transitions
+
+logger = logging.getLogger(__name__)
+
+
+def worker_name(settings: config.Settings) -> str:
+    """This process's name in the queue's leases: the setting, else ``hostname:pid``."""
+    return settings.daemon.worker_name or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_queue(settings: config.Settings) -> queue.Queue:
+    """The queue on the configured database, with the configured lease."""
+    engine = database.create_engine(settings.database())
+    return queue.Queue(engine, lease=timedelta(seconds=settings.daemon.lease_seconds))
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Bring the database to the newest schema (serialised between processes)."""
+    database.migrate(engine)
+
+
+@dataclass(kw_only=True)
+class Parts:
+    """The daemon's parts for one process. ``close()`` releases their connections."""
+
+    settings: config.Settings
+    queue: queue.Queue
+    processor: runner.Processor
+    runner: runner.Runner
+    reconciler: reconcile.Reconciler | None
+    commenter: refusals.RefusalCommenter
+    clients: list[TrackerClient] = field(default_factory=list)
+
+    def daemon(self, *, blocking: bool) -> scheduler.Daemon:
+        """A scheduler with the daemon's jobs (and pool garbage collection, when the
+        processor publishes)."""
+        daemon = scheduler.Daemon(
+            self.settings.daemon,
+            self.runner,
+            reconcile=self.reconciler.run if self.reconciler is not None else None,
+            comment_refusals=self.commenter.run,
+            blocking=blocking,
+        )
+        repository_work = getattr(self.processor, "work", None)
+        if repository_work is not None:
+            daemon.add_interval_job(
+                "collect_garbage",
+                repository_work.repository.collect_garbage,
+                self.settings.daemon.housekeeping_interval,
+            )
+        return daemon
+
+    def close(self) -> None:
+        close = getattr(self.processor, "close", None)
+        if callable(close):
+            close()
+        for client in self.clients:
+            client.close()
+
+
+def build_parts(
+    settings: config.Settings,
+    jobs: queue.Queue,
+    *,
+    processor_spec: str | None = None,
+    reconcile_changes: bool = True,
+    worker: str | None = None,
+) -> Parts:
+    """The parts of a daemon. ``processor_spec`` (``module:attr``) replaces the default
+    processor; raises ``ProcessorNotFound`` when it cannot be loaded."""
+    if processor_spec:
+        processor = processing.load_processor(processor_spec, settings, jobs)
+    else:
+        processor = transitions.workflow_processor(settings, jobs)
+    clients: list[TrackerClient] = []
+    reconciler = None
+    if reconcile_changes:
+        clients.append(TrackerClient(settings.tracker))
+        reconciler = reconcile.Reconciler(jobs, clients[-1], settings.queue)
+    clients.append(TrackerClient(settings.tracker))
+    commenter = refusals.RefusalCommenter(jobs, clients[-1])
+    return Parts(
+        settings=settings,
+        queue=jobs,
+        processor=processor,
+        runner=runner.Runner(
+            jobs,
+            processor,
+            settings.daemon,
+            worker=worker or worker_name(settings),
+            secrets=runner.secrets_of(settings),
+        ),
+        reconciler=reconciler,
+        commenter=commenter,
+        clients=clients,
+    )
+
+
+@contextmanager
+def opened(settings: config.Settings) -> Iterator[queue.Queue]:
+    """The queue on a migrated database; the engine is disposed of afterwards."""
+    jobs = open_queue(settings)
+    try:
+        migrate(jobs.engine)
+        yield jobs
+    finally:
+        jobs.engine.dispose()
+
+
+def run_daemon(
+    settings: config.Settings, *, processor_spec: str | None = None, reconcile_changes: bool = True
+) -> None:
+    """``rollout daemon``: the scheduler in the foreground until SIGTERM / SIGINT."""
+    with opened(settings) as jobs:
+        parts = build_parts(
+            settings, jobs, processor_spec=processor_spec, reconcile_changes=reconcile_changes
+        )
+        try:
+            _announce(settings, parts)
+            parts.daemon(blocking=True).run()
+        finally:
+            parts.close()
+
+
+def run_serve(settings: config.Settings) -> None:
+    """``rollout serve``: only the HTTP receiver, until SIGTERM / SIGINT."""
+    from bridge.intake import receiver  # the web stack only for the commands that serve HTTP
+
+    with opened(settings) as jobs:
+        receiver.serve(settings, jobs)
+
+
+def run_all(
+    settings: config.Settings, *, processor_spec: str | None = None, reconcile_changes: bool = True
+) -> None:
+    """``rollout run``: the receiver in the main thread and the daemon's scheduler in the
+    background, in one process. SIGTERM / SIGINT stop both at once: the receiver answers the
+    requests in flight (uvicorn's graceful shutdown) while the daemon finishes the job in hand
+    and claims nothing more."""
+    from bridge.intake import receiver  # the web stack only for the commands that serve HTTP
+
+    with opened(settings) as jobs:
+        server = receiver.build_server(settings, jobs)
+        parts = build_parts(
+            settings, jobs, processor_spec=processor_spec, reconcile_changes=reconcile_changes
+        )
+        daemon = parts.daemon(blocking=False)
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            # Before uvicorn runs (and again after: uvicorn re-raises the signal it caught).
+            if not daemon.stopping:
+                logger.info("%s received: stopping", signal.Signals(signum).name)
+            server.should_exit = True
+            daemon.request_stop()
+
+        previous: dict[int, Any] = {
+            sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        uvicorn_handler = server.handle_exit
+
+        def handle_exit(signum: int, frame: FrameType | None) -> None:
+            # While uvicorn runs, the signal is its own; stop claiming at once as well, so the
+            # daemon winds down while the receiver finishes its requests.
+            if not daemon.stopping:
+                logger.info(
+                    "%s received: stopping the receiver and the daemon (the job in hand is "
+                    "finished first)",
+                    signal.Signals(signum).name,
+                )
+            daemon.request_stop()
+            uvicorn_handler(signum, frame)
+
+        server.handle_exit = handle_exit  # type: ignore[method-assign,assignment]
+        try:
+            _announce(settings, parts)
+            daemon.start()
+            try:
+                server.run()
+            except SystemExit as exc:  # uvicorn exits when it cannot bind or start
+                raise receiver.ReceiverFailed(
+                    f"the receiver could not start on {settings.receiver.host}:"
+                    f"{settings.receiver.port} (see the log above)"
+                ) from exc
+        finally:
+            daemon.request_stop()
+            daemon.wait_stopped()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            parts.close()
+
+
+def _announce(settings: config.Settings, parts: Parts) -> None:
+    logger.info(
+        "worker %s on %s; queue %s; lease %g s; drain every %g s; reconcile %s",
+        parts.runner.worker,
+        database.redact(settings.database()),
+        settings.queue,
+        settings.daemon.lease_seconds,
+        settings.daemon.drain_interval,
+        f"every {settings.daemon.reconcile_interval:g} s"
+        if parts.reconciler is not None
+        else "off",
+        extra={"action": "start"},
+    )

@@ -1,0 +1,373 @@
+"""The runner: the only place that turns queued changes into processing and queue updates.
+
+``Runner.drain`` claims due jobs one batch at a time, hands each to a ``Processor`` while a
+heartbeat thread keeps the job's lease alive, and then completes it or records the failure with
+the retry policy (backoff, then the dead letter). It decides nothing about releases: what
+processing a change means is the processor's business. It must not sleep or schedule itself:
+the scheduler calls ``drain``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from bridge import errors, records
+from bridge.settings import config
+from bridge.store import queue
+from repo_daemon import errors as daemon_errors
+
+logger = logging.getLogger(__name__)
+
+OWN_WRITE_EVENT = "job_skipped_own_write"
+
+
+class Processor(Protocol):
+    """Does the work of one queued change. Raises a ``bridge`` or ``repo_daemon`` error whose
+    ``transient`` says whether a later try may help; any other exception counts as transient.
+    Must be idempotent: a job whose daemon died half-way is processed again."""
+
+    def process(self, job: records.Job) -> None: ...
+
+
+class JobQueue(Protocol):
+    """The part of ``bridge.store.queue.Queue`` the runner uses."""
+
+    lease: timedelta
+
+    def claim(self, worker: str, *, limit: int = 1) -> list[records.Job]: ...
+
+    def heartbeat(self, job_id: int, worker: str) -> bool: ...
+
+    def complete(self, job_id: int, worker: str) -> bool: ...
+
+    def release(self, job_id: int, worker: str) -> bool: ...
+
+    def fail(
+        self,
+        job: records.Job,
+        worker: str,
+        error: str,
+        *,
+        transient: bool,
+        policy: queue.RetryPolicy,
+    ) -> records.JobStatus | None: ...
+
+    def record_event(
+        self,
+        kind: str,
+        *,
+        ticket_id: int | None = None,
+        transaction_id: int | None = None,
+        job_id: int | None = None,
+        detail: str = "",
+        needs_comment: bool = False,
+    ) -> int: ...
+
+
+@dataclass(kw_only=True)
+class DrainReport:
+    """What one ``drain`` did, by outcome."""
+
+    claimed: int = 0
+    done: int = 0
+    skipped: int = 0  # the bridge's own writes
+    retried: int = 0
+    failed: int = 0
+    dead: int = 0
+    released: int = 0  # claimed, but given back untouched because the runner was stopping
+    lost: int = 0  # the lease was taken over while the job ran; the result was dropped
+
+    @property
+    def finished(self) -> int:
+        """Jobs this drain took to an outcome (anything but released or lost)."""
+        return self.done + self.skipped + self.retried + self.failed + self.dead
+
+
+def secrets_of(settings: config.Settings) -> list[str]:
+    """Every secret value in ``settings``, to mask in recorded error messages."""
+    found = [
+        s.reveal()
+        for s in (settings.tracker.token, settings.tracker.password, settings.hook_secret)
+        if s is not None
+    ]
+    if settings.database_url is not None:
+        url = settings.database_url.reveal()
+        found.append(url)
+        try:
+            password = sa.make_url(url).password
+        except sa.exc.ArgumentError:
+            password = None
+        if password:
+            found.append(str(password))
+    return [s for s in found if s]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret replaced by ``********`` (longest first)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "********")
+    return text
+
+
+def describe_error(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, bool]:
+    """The message to record for ``exc`` and whether it is transient.
+
+    Our own errors say themselves whether they are transient; anything else (a bug, a library
+    error nobody wrapped) counts as transient, so it is retried and finally dead-lettered
+    rather than dropped. The message names the exception type; secrets are masked.
+    """
+    if isinstance(exc, errors.BridgeError | daemon_errors.DaemonError):
+        transient = bool(exc.transient)
+        kind = type(exc).__name__
+    else:
+        transient = True
+        kind = f"unexpected {type(exc).__name__}"
+    return redact(f"{kind}: {exc}", secrets), transient
+
+
+class Runner:
+    """Processes queued changes for one worker (one daemon process).
+
+    ``stop()`` (e.g. from a SIGTERM handler) makes ``drain`` finish the job in hand and claim
+    nothing more; jobs claimed in the same batch but not started are released.
+    """
+
+    def __init__(
+        self,
+        jobs: JobQueue,
+        processor: Processor,
+        daemon: config.DaemonSettings,
+        *,
+        worker: str,
+        secrets: Sequence[str] = (),
+        batch: int = 1,
+        heartbeat_interval: float | None = None,
+    ) -> None:
+        self.queue = jobs
+        self.processor = processor
+        self.worker = worker
+        self.batch = max(1, batch)
+        self.bridge_user = daemon.rt_bridge_user
+        self.max_attempts = daemon.retry_max_attempts
+        self.policy = queue.RetryPolicy(
+            base_delay=daemon.retry_base_delay, max_attempts=daemon.retry_max_attempts
+        )
+        self.heartbeat_interval = (
+            heartbeat_interval
+            if heartbeat_interval is not None
+            else max(0.05, jobs.lease.total_seconds() / 3)
+        )
+        self._secrets = list(secrets)
+        self._stop = threading.Event()
+
+    # -- control --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the current job, then claim nothing more. Safe from any thread."""
+        if not self._stop.is_set():
+            logger.info(
+                "runner %s stopping: finishing the current job, claiming nothing more",
+                self.worker,
+                extra={"action": "stop"},
+            )
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether ``stop`` was called."""
+        return self._stop.is_set()
+
+    # -- draining -------------------------------------------------------------------------
+
+    def drain(self, *, max_jobs: int | None = None) -> DrainReport:
+        """Process due jobs until none is due, ``max_jobs`` were claimed, or ``stop`` is called.
+
+        Queue errors (the database is unreachable) propagate; a job in hand then stays
+        running until its lease runs out and is claimed again.
+        """
+        report = DrainReport()
+        while not self._stop.is_set():
+            limit = self.batch
+            if max_jobs is not None:
+                limit = min(limit, max_jobs - report.claimed)
+                if limit <= 0:
+                    break
+            claimed = self.queue.claim(self.worker, limit=limit)
+            if not claimed:
+                break
+            report.claimed += len(claimed)
+            pending = list(claimed)
+            try:
+                while pending:
+                    if self._stop.is_set():
+                        break
+                    self._run(pending.pop(0), report)
+            finally:
+                self._release(pending, report)
+        return report
+
+    def _release(self, jobs: Sequence[records.Job], report: DrainReport) -> None:
+        for job in jobs:
+            try:
+                released = self.queue.release(job.id, self.worker)
+            except Exception:  # the lease runs out anyway; someone claims it again
+                logger.warning(
+                    "could not release job %s; it comes back when its lease runs out",
+                    job.id,
+                    exc_info=True,
+                    extra={"job_id": job.id, "action": "release"},
+                )
+                continue
+            if released:
+                report.released += 1
+                logger.info(
+                    "released job %s untouched (stopping)",
+                    job.id,
+                    extra={"job_id": job.id, "action": "release"},
+                )
+
+    def _run(self, job: records.Job, report: DrainReport) -> None:
+        request = job.request
+        extra = {"job_id": job.id, "ticket_id": job.ticket_id, "action": "process"}
+        change = f"{request.previous.label} → {request.current.label}"
+        if job.attempts > self.max_attempts:
+            message = (
+                f"claimed {job.attempts} times without finishing: the daemon processing it "
+                "stopped each time (crash, kill or out of memory); dead-lettered so it cannot "
+                f"stop daemons again. Look for job {job.id} in the daemon logs, then "
+                f"`rollout queue retry {job.id}`"
+            )
+            self._fail(job, message, transient=True, report=report, extra=extra)
+            return
+        own_write = request.source is not records.JobSource.BRIDGE
+        if own_write and self.bridge_user and request.actor == self.bridge_user:
+            if self.queue.complete(job.id, self.worker):
+                report.skipped += 1
+                self.queue.record_event(
+                    OWN_WRITE_EVENT,
+                    ticket_id=job.ticket_id,
+                    transaction_id=request.transaction_id,
+                    job_id=job.id,
+                    detail=f"{change} was made by the bridge's own account "
+                    f"{self.bridge_user!r}; nothing to do",
+                )
+                logger.info(
+                    "job %s (ticket %s, %s) is the bridge's own write; skipped",
+                    job.id,
+                    job.ticket_id,
+                    change,
+                    extra=extra,
+                )
+            else:
+                self._lost(job, report, extra)
+            return
+
+        logger.info(
+            "processing job %s: ticket %s, %s (attempt %d)",
+            job.id,
+            job.ticket_id,
+            change,
+            job.attempts,
+            extra=extra,
+        )
+        try:
+            self._process_with_heartbeat(job)
+        except Exception as exc:
+            message, transient = describe_error(exc, self._secrets)
+            if not isinstance(exc, errors.BridgeError | daemon_errors.DaemonError):
+                # The traceback may quote data verbatim: only at debug level (--verbose).
+                logger.debug("job %s raised", job.id, exc_info=True, extra=extra)
+            self._fail(job, message, transient=transient, report=report, extra=extra)
+            return
+        if self.queue.complete(job.id, self.worker):
+            report.done += 1
+            logger.info("job %s done", job.id, extra={**extra, "action": "complete"})
+        else:
+            self._lost(job, report, extra)
+
+    def _process_with_heartbeat(self, job: records.Job) -> None:
+        finished = threading.Event()
+        extra = {"job_id": job.id, "action": "heartbeat"}
+
+        def beat() -> None:
+            while not finished.wait(self.heartbeat_interval):
+                try:
+                    if not self.queue.heartbeat(job.id, self.worker):
+                        logger.warning(
+                            "job %s: lease lost (another daemon took it over); its result "
+                            "will be dropped",
+                            job.id,
+                            extra=extra,
+                        )
+                        return
+                except Exception:
+                    logger.warning(
+                        "job %s: heartbeat failed; trying again", job.id, exc_info=True, extra=extra
+                    )
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{job.id}", daemon=True)
+        thread.start()
+        try:
+            self.processor.process(job)
+        finally:
+            finished.set()
+            thread.join()
+
+    def _fail(
+        self,
+        job: records.Job,
+        message: str,
+        *,
+        transient: bool,
+        report: DrainReport,
+        extra: dict[str, object],
+    ) -> None:
+        status = self.queue.fail(job, self.worker, message, transient=transient, policy=self.policy)
+        extra = {**extra, "action": "fail"}
+        if status is None:
+            self._lost(job, report, extra)
+        elif status is records.JobStatus.QUEUED:
+            report.retried += 1
+            logger.warning(
+                "job %s failed (attempt %d), will retry: %s", job.id, job.attempts, message,
+                extra=extra,
+            )  # fmt: skip
+        elif status is records.JobStatus.DEAD:
+            report.dead += 1
+            logger.error("job %s dead-lettered: %s", job.id, message, extra=extra)
+            self._gave_up(job, message, extra)
+        else:
+            report.failed += 1
+            logger.error("job %s failed for good: %s", job.id, message, extra=extra)
+
+    def _gave_up(self, job: records.Job, message: str, extra: dict[str, object]) -> None:
+        """Tell the processor a job is dead-lettered, so a person hears of it (if it can)."""
+        gave_up = getattr(self.processor, "gave_up", None)
+        if gave_up is None:
+            return
+        try:
+            gave_up(job, message)
+        except Exception as exc:
+            logger.error(
+                "job %s: could not report the dead letter on the ticket: %s",
+                job.id,
+                describe_error(exc, self._secrets)[0],
+                extra=extra,
+            )
+
+    def _lost(self, job: records.Job, report: DrainReport, extra: dict[str, object]) -> None:
+        report.lost += 1
+        logger.warning(
+            "job %s: this daemon no longer holds its lease (it ran longer than the lease and "
+            "another daemon claimed it); result dropped",
+            job.id,
+            extra=extra,
+        )

@@ -1,0 +1,320 @@
+"""The mirror index of a snapshot: ``index.json`` (what the area holds, every file with its size
+and SHA-256), ``index.html`` (the same for people, with links) and ``.rollout-serial`` (one line
+naming the snapshot, for mirrors to poll), written into a snapshot being built.
+
+``write_index`` is a ``publish.MetadataStep``: it runs inside the new snapshot before it is
+checked and swapped in, so the index and the serial change atomically with the tree. It runs
+after the repository metadata (``compose``), so it lists those files too. It writes only the
+three files above, never touches payload files and makes no symlinks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from repo_daemon.publish import areas as trees
+from repo_daemon.publish import pool
+
+logger = logging.getLogger(__name__)
+
+INDEX_JSON = "index.json"
+INDEX_HTML = "index.html"
+SERIAL_NAME = ".rollout-serial"
+INDEX_FORMAT = 1
+# Names the index writes at the top of an area. A release's own file by one of these names
+# is refused (release paths cannot be hidden, so only the first two can clash).
+WRITTEN = (INDEX_JSON, INDEX_HTML, SERIAL_NAME)
+# Files a mirror must have that ``index.json`` cannot list (itself, and the page made from it).
+UNLISTED = frozenset({INDEX_JSON, INDEX_HTML})
+
+_CHUNK = 1024 * 1024
+
+Step = Callable[[Path, trees.AreaManifest], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Index:
+    """What ``index.json`` says about one snapshot of an area."""
+
+    area: str
+    snapshot: str  # the snapshot's directory name, e.g. "000042-20261124T101500Z"
+    generated: str  # ISO 8601 UTC, the snapshot's creation time
+    releases: tuple[trees.ReleaseEntry, ...]
+    metadata_files: tuple[trees.FileEntry, ...]  # every other file: repository metadata, …
+
+    @property
+    def serial(self) -> str:
+        """The content of ``.rollout-serial``: ``<area-key>/<snapshot>``, the snapshot's path
+        below ``.snapshots/``. Its name starts with its sequence number and UTC time, so the
+        serials of one area sort in publication order."""
+        return f"{trees.area_key(self.area)}/{self.snapshot}"
+
+    def files(self) -> tuple[trees.FileEntry, ...]:
+        """Every file a complete copy holds besides ``index.json`` and ``index.html``."""
+        payload = trees.union_files(self.releases, area=self.area)
+        return tuple(sorted((*payload, *self.metadata_files), key=lambda f: f.path))
+
+
+def compose(*steps: Step) -> Step:
+    """One metadata step running ``steps`` in order (e.g. the repository metadata, then
+    ``write_index`` so the index lists the metadata files too)."""
+
+    def run(snapshot_dir: Path, manifest: trees.AreaManifest) -> None:
+        for step in steps:
+            step(snapshot_dir, manifest)
+
+    return run
+
+
+def write_index(snapshot_dir: Path, manifest: trees.AreaManifest) -> None:
+    """Write ``.rollout-serial``, ``index.json`` and ``index.html`` into ``snapshot_dir``.
+
+    The snapshot's name and time come from its ``.rollout-manifest.json`` (written by
+    ``publish`` before any metadata step); without one, from the directory's name and the
+    clock. Files other than the releases' are read and hashed; payload files are not (the
+    manifest has their SHA-256 and ``publish`` checks their sizes and inodes afterwards).
+
+    Raises ``trees.PathConflict`` if a release brought a file named ``index.json`` or
+    ``index.html`` at the top of the area, ``trees.StorageFailed`` if the disk refuses.
+    """
+    area = manifest.area
+    clash = [name for name in WRITTEN if os.path.lexists(snapshot_dir / name)]
+    if clash:
+        raise trees.PathConflict(
+            area,
+            [f"{name} is already in the tree (from a release?); the mirror index needs that name"
+             for name in clash],
+        )  # fmt: skip
+    try:
+        snapshot, generated = _identity(snapshot_dir, area)
+        payload = {f.path for f in manifest.files()}
+        pool.write_new(
+            snapshot_dir / SERIAL_NAME,
+            (f"{trees.area_key(area)}/{snapshot}\n").encode("ascii"),
+        )
+        others = tuple(_metadata_files(snapshot_dir, payload))
+        index = Index(
+            area=area,
+            snapshot=snapshot,
+            generated=generated,
+            releases=manifest.releases,
+            metadata_files=others,
+        )
+        pool.write_new(snapshot_dir / INDEX_JSON, render_json(index))
+        pool.write_new(snapshot_dir / INDEX_HTML, render_html(index))
+    except OSError as exc:
+        raise trees.StorageFailed("cannot write the mirror index of", area, exc) from exc
+    logger.info(
+        "index of %s: %d releases, %d files",
+        area,
+        len(index.releases),
+        len(index.files()),
+        extra={"action": "index"},
+    )
+
+
+def _identity(snapshot_dir: Path, area: str) -> tuple[str, str]:
+    """The snapshot's name and creation time, from its manifest when it has one."""
+    try:
+        document = json.loads((snapshot_dir / trees.MANIFEST_NAME).read_bytes())
+        return str(document["snapshot"]), str(document["created"])
+    except FileNotFoundError:
+        name = snapshot_dir.name.removeprefix(pool.BUILDING)
+        return name, datetime.now(UTC).isoformat()
+    except (ValueError, KeyError, TypeError) as exc:
+        raise trees.SnapshotInvalid(area, [f"manifest unreadable ({exc})"]) from exc
+
+
+def _metadata_files(top: Path, payload: set[str]) -> Iterable[trees.FileEntry]:
+    """Every regular file below ``top`` that is not payload nor unlisted, hashed."""
+    for directory, dirs, names in os.walk(top):
+        dirs.sort()
+        relative = os.path.relpath(directory, top)
+        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+        for name in sorted(names):
+            path = prefix + name
+            if path in payload or path in UNLISTED:
+                continue
+            full = f"{directory}/{name}"
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode):
+                continue  # publish's own check refuses symlinks and the like
+            yield trees.FileEntry(path=path, size=st.st_size, sha256=_sha256(full))
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as reader:  # noqa: PTH123 (a str path on a hot loop)
+        while chunk := reader.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- rendering (pure)
+
+
+def render_json(index: Index) -> bytes:
+    """``index.json``: one file entry per line, keys in a fixed order, UTF-8."""
+    releases = index.releases
+    total_files = trees.union_files(releases, area=index.area)
+    head: dict[str, Any] = {
+        "format": INDEX_FORMAT,
+        "area": index.area,
+        "snapshot": index.snapshot,
+        "serial": index.serial,
+        "generated": index.generated,
+        "packages": len(total_files),
+        "bytes": sum(f.size for f in total_files),
+    }
+    lines = [_open(head) + ","]
+    lines.append(' "releases": [')
+    for n, r in enumerate(releases):
+        release = {
+            "ticket_id": r.ticket_id,
+            "short_name": r.short_name,
+            "version": r.version,
+            "packages": len(r.files),
+            "bytes": sum(f.size for f in r.files),
+        }
+        lines.append("  " + _open(release) + ', "files": [')
+        lines.extend(_entries(r.files, "   "))
+        lines.append("  ]}" + ("," if n < len(releases) - 1 else ""))
+    lines.append(" ],")
+    lines.append(' "metadata_files": [')
+    lines.extend(_entries(index.metadata_files, "  "))
+    lines.append(" ]")
+    lines.append("}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _open(fields: dict[str, Any]) -> str:
+    """A JSON object without its closing brace, to append more members to."""
+    return json.dumps(fields, ensure_ascii=False)[:-1]
+
+
+def _entries(files: Sequence[trees.FileEntry], indent: str) -> list[str]:
+    text = [indent + json.dumps(vars(f), ensure_ascii=False) for f in files]
+    return [line + ("," if n < len(text) - 1 else "") for n, line in enumerate(text)]
+
+
+def read_json(data: bytes) -> Index:
+    """Read an ``index.json`` (for mirrors' checks and the tests); ``ValueError`` if it is not
+    one of this format."""
+    try:
+        document = json.loads(data)
+        if document.get("format") != INDEX_FORMAT:
+            raise ValueError(f"index format {document.get('format')!r}")
+        releases = tuple(
+            trees.ReleaseEntry(
+                ticket_id=int(r["ticket_id"]),
+                short_name=str(r["short_name"]),
+                version=str(r["version"]),
+                files=tuple(_file(f) for f in r["files"]),
+            )
+            for r in document["releases"]
+        )
+        return Index(
+            area=str(document["area"]),
+            snapshot=str(document["snapshot"]),
+            generated=str(document["generated"]),
+            releases=releases,
+            metadata_files=tuple(_file(f) for f in document["metadata_files"]),
+        )
+    except (KeyError, TypeError, AttributeError, trees.PublishFailed) as exc:
+        raise ValueError(f"not a mirror index: {exc}") from exc
+
+
+def _file(raw: dict[str, Any]) -> trees.FileEntry:
+    path = raw["path"]
+    parts = path.split("/") if isinstance(path, str) else [""]
+    if any(part in ("", ".", "..") or "\\" in part for part in parts):
+        raise ValueError(f"unsafe path {path!r}")
+    return trees.FileEntry(
+        path=path, size=int(raw["size"]), sha256=trees.check_sha256(raw["sha256"])
+    )
+
+
+def render_html(index: Index) -> bytes:
+    """``index.html``: the releases and their files as tables, each file a relative link.
+    Every value is escaped, even those checked to be safe."""
+    e = html.escape
+    title = f"{index.area}: snapshot {index.snapshot}"
+    total = trees.union_files(index.releases, area=index.area)
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{e(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:1em 2em}table{border-collapse:collapse;"
+        "margin-bottom:1.5em}td,th{padding:.15em .8em;text-align:left;border-bottom:1px solid "
+        "#ddd}td.n{text-align:right}code{font-size:90%}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{e(index.area)}</h1>",
+        f"<p>Snapshot <code>{e(index.snapshot)}</code>, generated {e(index.generated)}. "
+        f"{len(index.releases)} release(s), {len(total)} package file(s), "
+        f"{e(_human(sum(f.size for f in total)))}. "
+        f'Machine-readable: <a href="{INDEX_JSON}">{INDEX_JSON}</a>; serial: '
+        f'<a href="{SERIAL_NAME}"><code>{e(index.serial)}</code></a>.</p>',
+        "<h2>Releases</h2>",
+        "<table>",
+        "<tr><th>Release</th><th>Version</th><th>Ticket</th><th>Packages</th><th>Size</th></tr>",
+    ]
+    for r in index.releases:
+        out.append(
+            f'<tr><td><a href="#{e(_anchor(r), quote=True)}">{e(r.short_name)}</a></td>'
+            f"<td>{e(r.version)}</td><td>#{r.ticket_id}</td><td class=n>{len(r.files)}</td>"
+            f"<td class=n>{e(_human(sum(f.size for f in r.files)))}</td></tr>"
+        )
+    out.append("</table>")
+    for r in index.releases:
+        out.append(
+            f'<h2 id="{e(_anchor(r), quote=True)}">{e(r.short_name)} {e(r.version)} '
+            f"(ticket #{r.ticket_id})</h2>"
+        )
+        out.extend(_file_table(r.files))
+    if index.metadata_files:
+        out.append("<h2>Repository files</h2>")
+        out.extend(_file_table(index.metadata_files))
+    out += ["</body>", "</html>"]
+    return ("\n".join(out) + "\n").encode("utf-8")
+
+
+def _file_table(files: Sequence[trees.FileEntry]) -> list[str]:
+    e = html.escape
+    rows = ["<table>", "<tr><th>File</th><th>Size</th><th>SHA-256</th></tr>"]
+    for f in files:
+        href = e(quote(f.path, safe="/"), quote=True)
+        rows.append(
+            f'<tr><td><a href="{href}">{e(f.path)}</a></td><td class=n>{f.size}</td>'
+            f"<td><code>{e(f.sha256)}</code></td></tr>"
+        )
+    rows.append("</table>")
+    return rows
+
+
+def _anchor(release: trees.ReleaseEntry) -> str:
+    return f"release-{release.short_name}-{release.version}-{release.ticket_id}"
+
+
+def _human(size: int) -> str:
+    """``size`` bytes for people: 1023 B, 1.0 KiB, 12.3 MiB, …"""
+    if size < 1024:
+        return f"{size} B"
+    units = ("KiB", "MiB", "GiB", "TiB")
+    value, n = size / 1024, 0
+    while value >= 1024 and n < len(units) - 1:
+        value, n = value / 1024, n + 1
+    return f"{value:.1f} {units[n]}"

@@ -1,0 +1,370 @@
+"""Bytes and links on disk: the content-addressed pool, ``<root>/.pool/<sha256[:2]>/<sha256>``
+(one read-only copy of each file's bytes), and the snapshot directories made of hard links
+into it.
+
+It fills the pool from a verified scratch tree (a hard link when scratch is on the same file
+system, else a copy that is hashed, fsynced and linked into place), links a snapshot's files
+from the pool and checks the result, makes a finished snapshot durable and read-only, deletes
+snapshots and the pool files nothing references. It never decides what an area holds or when
+a snapshot goes live (``publish`` does) and takes no locks (the caller holds them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterable, Set
+from dataclasses import dataclass
+from pathlib import Path
+
+from repo_daemon.publish import areas as trees
+
+logger = logging.getLogger(__name__)
+
+POOL_DIR = ".pool"
+TMP_DIR = ".tmp"
+BUILDING = ".building-"  # a snapshot directory being built: never served, deleted if stale
+DELETING = ".deleting-"  # a snapshot directory being deleted
+# link(2) cannot join these two files: copy instead.
+_CANNOT_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP})
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolFill:
+    """What filling the pool from a scratch tree did, in files."""
+
+    linked: int = 0
+    copied: int = 0
+    present: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PoolSweep:
+    """What a garbage collection of the pool did."""
+
+    removed: int = 0
+    removed_bytes: int = 0
+    kept: int = 0
+    held_elsewhere: int = 0  # unreferenced by any manifest, but still hard-linked somewhere
+
+
+class Pool:
+    """The pool below ``root`` (an already resolved repository root)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dir = root / POOL_DIR
+        self._dir = str(self.dir)
+
+    def file(self, sha256: str) -> str:
+        """Where the bytes with ``sha256`` live (a string: this is on every hot path)."""
+        trees.check_sha256(sha256)
+        return f"{self._dir}/{sha256[:2]}/{sha256}"
+
+    def path(self, sha256: str) -> Path:
+        """Where the bytes with ``sha256`` live."""
+        return Path(self.file(sha256))
+
+    @staticmethod
+    def relative(sha256: str) -> str:
+        """The pool path of ``sha256`` relative to the root, for messages."""
+        return f"{POOL_DIR}/{sha256[:2]}/{sha256}"
+
+    def identities(
+        self, files: Iterable[trees.FileEntry]
+    ) -> tuple[dict[str, tuple[int, int]], list[str]]:
+        """The (device, inode) of each pool file ``files`` need, and a problem for each the
+        pool lacks or holds with another size."""
+        found: dict[str, tuple[int, int]] = {}
+        problems: list[str] = []
+        for f in files:
+            if f.sha256 in found:
+                continue
+            try:
+                st = os.lstat(self.file(f.sha256))
+            except FileNotFoundError:
+                problems.append(f"{f.path} (SHA-256 {f.sha256[:12]}…) is not in the pool")
+                continue
+            except OSError as exc:
+                raise trees.StorageFailed("cannot read", self.relative(f.sha256), exc) from exc
+            if not stat.S_ISREG(st.st_mode):
+                problems.append(f"{self.relative(f.sha256)} is not a regular file")
+            elif st.st_size != f.size:
+                problems.append(
+                    f"{self.relative(f.sha256)} has {st.st_size} bytes, {f.path} needs {f.size}"
+                )
+            else:
+                found[f.sha256] = (st.st_dev, st.st_ino)
+        return found, problems
+
+    def missing(self, files: Iterable[trees.FileEntry]) -> list[str]:
+        """A problem for each of ``files`` the pool lacks or holds with another size."""
+        return self.identities(files)[1]
+
+    def fill(self, scratch: Path, files: Iterable[trees.FileEntry]) -> PoolFill:
+        """Put the bytes of ``files`` into the pool, taking them from ``scratch`` where the
+        pool lacks them.
+
+        ``scratch`` is a tree verified by the sync (sizes and SHA-256 match the release): a
+        file linked from it is not hashed again, a copied one is (the bytes are read anyway).
+        Linking makes the scratch file read-only and part of the pool, so scratch must not be
+        rewritten in place afterwards. Raises ``PathRefused`` for symlinks or non-regular
+        files in scratch, ``ContentMissing`` listing every absent or mismatched file,
+        ``StorageFailed`` for file-system errors.
+        """
+        wanted = {f.sha256: f for f in files}
+        absent: list[trees.FileEntry] = []
+        problems: list[str] = []
+        for f in wanted.values():
+            if not os.path.lexists(self.path(f.sha256)):
+                absent.append(f)
+            else:
+                problems.extend(self.missing([f]))
+        if problems:
+            raise trees.ContentMissing("the pool is damaged", problems)
+        if not absent:
+            return PoolFill(present=len(wanted))
+        try:
+            base = scratch.resolve(strict=True)
+        except OSError as exc:
+            raise trees.ContentMissing(
+                "the scratch tree", ["is gone; sync the release again"]
+            ) from exc
+        sources: list[tuple[trees.FileEntry, Path]] = []
+        for f in absent:
+            source = base / trees.check_relative_path("package path", f.path)
+            try:
+                st = os.lstat(source)
+                real = Path(os.path.realpath(source))
+            except FileNotFoundError:
+                problems.append(f"{f.path} is not in the scratch tree")
+                continue
+            except OSError as exc:
+                raise trees.StorageFailed("cannot read scratch file", f.path, exc) from exc
+            if real != source or stat.S_ISLNK(st.st_mode):
+                raise trees.PathRefused("scratch file", f.path, "is or lies below a symlink")
+            if not stat.S_ISREG(st.st_mode):
+                raise trees.PathRefused("scratch file", f.path, "is not a regular file")
+            if st.st_size != f.size:
+                problems.append(f"{f.path} has {st.st_size} bytes in scratch, expected {f.size}")
+                continue
+            sources.append((f, source))
+        if problems:
+            raise trees.ContentMissing("the scratch tree does not hold the release", problems)
+        linked = copied = 0
+        shards: set[Path] = set()
+        for f, source in sources:
+            target = self.path(f.sha256)
+            shards.add(target.parent)
+            try:
+                target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                if self._link(source, target):
+                    linked += 1
+                else:
+                    self._copy(source, target, f)
+                    copied += 1
+            except OSError as exc:
+                raise trees.StorageFailed("cannot add to the pool", f.path, exc) from exc
+        try:
+            for shard in shards:
+                fsync_dir(shard)
+        except OSError as exc:
+            raise trees.StorageFailed("cannot sync", POOL_DIR, exc) from exc
+        return PoolFill(linked=linked, copied=copied, present=len(wanted) - len(sources))
+
+    def _link(self, source: Path, target: Path) -> bool:
+        """Link ``source`` into the pool; False when it must be copied instead."""
+        try:
+            os.link(source, target)
+        except FileExistsError:
+            return True  # another publisher pooled the same bytes meanwhile
+        except OSError as exc:
+            if exc.errno in _CANNOT_LINK:
+                return False
+            raise
+        target.chmod(0o444)
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)  # the bytes, not only the name, must survive a crash
+        finally:
+            os.close(fd)
+        return True
+
+    def _copy(self, source: Path, target: Path, f: trees.FileEntry) -> None:
+        """Copy ``source`` beside the pool, check its SHA-256, fsync, then link it into place
+        (never replacing a pool file: existing snapshots keep pointing at the same inode)."""
+        tmp_dir = self.dir / TMP_DIR
+        tmp_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix=f.sha256[:12])
+        tmp = Path(tmp_name)
+        try:
+            digest = hashlib.sha256()
+            with source.open("rb") as reader, os.fdopen(fd, "wb") as writer:
+                while chunk := reader.read(_CHUNK):
+                    digest.update(chunk)
+                    writer.write(chunk)
+                writer.flush()
+                os.fsync(writer.fileno())
+            if digest.hexdigest() != f.sha256:
+                raise trees.ContentMissing(
+                    "the scratch tree", [f"{f.path} does not match its SHA-256"]
+                )
+            tmp.chmod(0o444)
+            with contextlib.suppress(FileExistsError):  # pooled meanwhile by someone else
+                os.link(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def link_tree(self, area: str, building: Path, files: tuple[trees.FileEntry, ...]) -> None:
+        """Hard-link each of ``files`` from the pool to its path below ``building``."""
+        base = str(building)  # plain strings: pathlib costs more than link(2) here
+        made: set[str] = set()
+        for f in files:
+            parent = f.path.rpartition("/")[0]
+            if parent and parent not in made:
+                Path(base, parent).mkdir(mode=0o755, parents=True, exist_ok=True)
+                parts = parent.split("/")
+                made.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+            try:
+                os.link(self.file(f.sha256), f"{base}/{f.path}")
+            except FileNotFoundError as exc:
+                gone = f"{f.path} (SHA-256 {f.sha256[:12]}…) left the pool"
+                raise trees.ContentMissing(f"{area} cannot be built", [gone]) from exc
+            except OSError as exc:
+                if exc.errno == errno.EMLINK:
+                    raise trees.StorageFailed(
+                        "too many snapshots link", Pool.relative(f.sha256), exc
+                    ) from exc
+                raise trees.StorageFailed("cannot link into a snapshot of", area, exc) from exc
+
+    def check_tree(
+        self,
+        building: Path,
+        files: tuple[trees.FileEntry, ...],
+        pooled: dict[str, tuple[int, int]],
+    ) -> list[str]:
+        """Every problem of a built snapshot: a file missing, not a regular file, not linked
+        to its pool file, of the wrong size; any symlink anywhere in it."""
+        problems: list[str] = []
+        base = str(building)
+        for f in files:
+            try:
+                st = os.lstat(f"{base}/{f.path}")
+            except FileNotFoundError:
+                problems.append(f"{f.path} is missing")
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                problems.append(f"{f.path} is not a regular file")
+            elif (st.st_dev, st.st_ino) != pooled.get(f.sha256):
+                problems.append(f"{f.path} is not linked to the pool")
+            elif st.st_size != f.size:
+                problems.append(f"{f.path} has {st.st_size} bytes, expected {f.size}")
+        problems.extend(f"{where} is a symlink" for where in _symlinks(base, ""))
+        return problems
+
+    def sweep(self, referenced: Set[str]) -> PoolSweep:
+        """Delete pool files whose SHA-256 is not in ``referenced`` and that no other hard link
+        holds (a scratch tree, a snapshot without a manifest); clear copy leftovers. The
+        caller holds every lock (``Locks.everything``)."""
+        removed = removed_bytes = kept = held = 0
+        if not self.dir.is_dir():
+            return PoolSweep()
+        try:
+            for shard in sorted(self.dir.iterdir()):
+                if shard.name == TMP_DIR:
+                    for leftover in shard.iterdir():
+                        leftover.unlink(missing_ok=True)
+                    continue
+                if not shard.is_dir() or shard.is_symlink():
+                    continue
+                for entry in shard.iterdir():
+                    if entry.name in referenced:
+                        kept += 1
+                        continue
+                    st = os.lstat(entry)
+                    if not stat.S_ISREG(st.st_mode) or entry.name[:2] != shard.name:
+                        continue  # not ours: leave it for a person
+                    if st.st_nlink > 1:
+                        held += 1
+                        continue
+                    entry.unlink()
+                    removed += 1
+                    removed_bytes += st.st_size
+                fsync_dir(shard)
+        except OSError as exc:
+            raise trees.StorageFailed("cannot sweep", POOL_DIR, exc) from exc
+        logger.info(
+            "pool sweep: %d removed (%d bytes), %d kept, %d held elsewhere",
+            removed,
+            removed_bytes,
+            kept,
+            held,
+            extra={"action": "collect_garbage"},
+        )
+        return PoolSweep(
+            removed=removed, removed_bytes=removed_bytes, kept=kept, held_elsewhere=held
+        )
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the entries of directory ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _symlinks(top: str, prefix: str) -> list[str]:
+    """Every symlink below directory ``top`` (never following one), relative to it."""
+    found: list[str] = []
+    with os.scandir(top) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                found.append(prefix + entry.name)
+            elif entry.is_dir(follow_symlinks=False):
+                found.extend(_symlinks(entry.path, f"{prefix}{entry.name}/"))
+    return found
+
+
+def write_new(path: Path, data: bytes) -> None:
+    """Write a new read-only file and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def seal(top: Path) -> None:
+    """fsync every directory of a finished snapshot and make it read-only."""
+    for directory, _, _ in os.walk(top, topdown=False):
+        fsync_dir(Path(directory))
+        Path(directory).chmod(0o555)  # read-only: nobody edits a snapshot
+
+
+def discard(path: Path) -> None:
+    """Delete a snapshot: first rename it out of the snapshot names, so a half-deleted one
+    never looks complete, then delete the tree."""
+    doomed = path.with_name(f"{DELETING}{path.name}")
+    path.rename(doomed)
+    delete_tree(doomed)
+
+
+def delete_tree(path: Path) -> None:
+    """Delete a directory tree, read-only directories included."""
+    if not path.exists():
+        return
+    for directory, _, _ in os.walk(path):
+        Path(directory).chmod(0o755)  # writable again, to delete
+    shutil.rmtree(path)

@@ -1,0 +1,470 @@
+"""Publication: puts releases into the areas clients see, as immutable snapshots of hard links
+into the content-addressed pool, switched in with one atomic symlink swap.
+
+An area (``unverified/<short>/<version>``, ``stagerollout/<major>``,
+``<production path>/base|updates``) is a symlink to ``.snapshots/<area-key>/<n>-<time>/``.
+Each change builds a complete new snapshot beside the live one, checks it, fsyncs it and
+swaps the symlink with ``rename(2)``: readers see the old snapshot or the new one, never a mix.
+Promotion links files from the pool by SHA-256 and never copies bytes. This module decides
+what an area holds; ``pool`` stores bytes, ``locks`` serialises writers per area, ``trees``
+checks names and reads and writes manifests. It does not generate repository metadata: a
+``MetadataStep`` given to ``Repository`` does, inside the new snapshot before the swap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+from bridge.settings import config
+from repo_daemon import errors
+from repo_daemon.publish import areas as trees
+from repo_daemon.publish import locks, pool
+from repo_daemon.release_xml import model as release_manifest
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_DIR = ".snapshots"
+
+MetadataStep = Callable[[Path, trees.AreaManifest], None]
+"""Writes repository metadata into a new snapshot directory before it is checked and swapped
+in. It may add files and directories, but must not add symlinks or change payload files."""
+
+Change = Callable[[trees.AreaManifest], trees.AreaManifest]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishedArea:
+    """Where an area is after an operation: its path below the root and its URL."""
+
+    area: str  # e.g. "stagerollout/7"
+    url: str  # RepositorySettings.base_url + area + "/"
+    snapshot: str | None  # the live snapshot's name; None when the area was removed
+    changed: bool  # False when the area already held what was asked (a repeated step)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GcReport:
+    """What ``Repository.collect_garbage`` did."""
+
+    snapshots: int  # complete snapshots whose manifests were read
+    stale_removed: int  # half-built or half-deleted snapshot directories removed
+    pool_removed: int
+    pool_removed_bytes: int
+    pool_kept: int
+    pool_held_elsewhere: int
+
+
+class Repository:
+    """The published trees below ``settings.root``.
+
+    Safe to use from several threads and processes at once: every change to an area holds
+    that area's lock (``.locks/<area-key>.lock``). ``lock_timeout`` bounds the wait
+    (``AreaBusy``). ``metadata`` runs on every new snapshot before its checks and swap.
+    """
+
+    def __init__(
+        self,
+        settings: config.RepositorySettings,
+        *,
+        metadata: MetadataStep | None = None,
+        lock_timeout: float = 600.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.settings = settings
+        try:
+            settings.root.mkdir(mode=0o755, parents=True, exist_ok=True)
+            self.root = settings.root.resolve(strict=True)
+        except OSError as exc:
+            raise trees.StorageFailed("cannot create", "the repository root", exc) from exc
+        self.pool = pool.Pool(self.root)
+        self.locks = locks.Locks(self.root, timeout=lock_timeout)
+        self._metadata = metadata
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    # ------------------------------------------------------------------ the workflow's steps
+
+    def publish_unverified(
+        self, ticket_id: int, info: release_manifest.ReleaseInfo, scratch: Path
+    ) -> PublishedArea:
+        """Pool the verified ``scratch`` tree and make ``unverified/<short>/<version>/`` hold
+        exactly this release. Repeating it changes nothing (scratch is then not needed)."""
+        entry = trees.ReleaseEntry.from_info(ticket_id, info)
+        area = trees.unverified_area(entry.short_name, entry.version)
+        return self._update(
+            area,
+            lambda current: current.with_release(entry),
+            ticket_id=ticket_id,
+            prepare=lambda: self.pool.fill(scratch, entry.files),
+            per_release=True,
+        )
+
+    def promote_to_stagerollout(
+        self, ticket_id: int, info: release_manifest.ReleaseInfo, major: str
+    ) -> PublishedArea:
+        """Add the release to ``stagerollout/<major>/`` from the pool (no bytes copied). It
+        stays in unverified until it reaches production or is removed."""
+        entry = trees.ReleaseEntry.from_info(ticket_id, info)
+        area = trees.stagerollout_area(major)
+        return self._update(area, lambda m: m.with_release(entry), ticket_id=ticket_id)
+
+    def promote_to_production(
+        self, ticket_id: int, info: release_manifest.ReleaseInfo, major: str, release_type: str
+    ) -> PublishedArea:
+        """Add the release to the production area of ``major`` (``base`` for NonIncremental,
+        ``updates`` for Incremental), then take it out of ``stagerollout/<major>/`` and out of
+        ``unverified/<short>/<version>/``. Each step is idempotent, and the release is in
+        production before it leaves the other areas, so a repeated call after a crash
+        finishes the job."""
+        entry = trees.ReleaseEntry.from_info(ticket_id, info)
+        production = trees.production_area(
+            self.settings.production_path(trees.check_component("major release", major)),
+            release_type,
+        )
+        stage = trees.stagerollout_area(major)
+        unverified = trees.unverified_area(entry.short_name, entry.version)
+        result = self._update(production, lambda m: m.with_release(entry), ticket_id=ticket_id)
+        self._update(stage, lambda m: m.without_ticket(ticket_id), ticket_id=ticket_id)
+        self._update(
+            unverified, lambda m: m.without_ticket(ticket_id), ticket_id=ticket_id, per_release=True
+        )
+        return result
+
+    def remove_release(
+        self, ticket_id: int, info: release_manifest.ReleaseInfo, major: str
+    ) -> tuple[PublishedArea, PublishedArea]:
+        """Take what ``ticket_id`` brought out of ``unverified/<short>/<version>/`` (the area
+        disappears) and ``stagerollout/<major>/`` (the area stays, possibly empty). Releases
+        of other tickets stay. Idempotent. Returns both areas' states."""
+        unverified = trees.unverified_area(
+            trees.check_component("short name", info.short_name), info.version
+        )
+        stage = trees.stagerollout_area(major)
+        return (
+            self._update(
+                unverified,
+                lambda m: m.without_ticket(ticket_id),
+                ticket_id=ticket_id,
+                per_release=True,
+            ),
+            self._update(stage, lambda m: m.without_ticket(ticket_id), ticket_id=ticket_id),
+        )
+
+    def collect_garbage(self) -> GcReport:
+        """Delete pool files no snapshot's manifest references, and snapshot directories a
+        crash left half-built or half-deleted. Holds every lock: one serialised pass, for the
+        daemon's housekeeping job, not for every publish. Nothing is deleted if any
+        snapshot's manifest cannot be read (``SnapshotInvalid``)."""
+        with self.locks.everything():
+            referenced: set[str] = set()
+            snapshots = stale = 0
+            top = self.root / SNAPSHOT_DIR
+            try:
+                keys = sorted(p for p in top.iterdir() if p.is_dir()) if top.is_dir() else []
+                for key_dir in keys:
+                    area = key_dir.name.replace("~", "/")
+                    try:
+                        trees.check_area_path(area)
+                    except trees.PathRefused:
+                        logger.warning(
+                            "%s/%s is not the bridge's: left alone", top.name, key_dir.name
+                        )
+                        continue  # its links, if any, keep their pool files (st_nlink > 1)
+                    for entry in sorted(key_dir.iterdir()):
+                        if entry.name.startswith((pool.BUILDING, pool.DELETING)):
+                            pool.delete_tree(entry)
+                            stale += 1
+                        elif trees.snapshot_number(entry.name) is not None:
+                            found = self._read(area, entry.name)
+                            referenced.update(f.sha256 for r in found.releases for f in r.files)
+                            snapshots += 1
+            except OSError as exc:
+                raise trees.StorageFailed("cannot read", SNAPSHOT_DIR, exc) from exc
+            sweep = self.pool.sweep(referenced)
+        return GcReport(
+            snapshots=snapshots,
+            stale_removed=stale,
+            pool_removed=sweep.removed,
+            pool_removed_bytes=sweep.removed_bytes,
+            pool_kept=sweep.kept,
+            pool_held_elsewhere=sweep.held_elsewhere,
+        )
+
+    # ------------------------------------------------------------------ reading
+
+    def url(self, area: str) -> str:
+        """The URL clients reach ``area`` at."""
+        return self.settings.base_url.rstrip("/") + "/" + quote(trees.check_area_path(area)) + "/"
+
+    def live_snapshot(self, area: str) -> str | None:
+        """The name of the snapshot ``area`` points at, or None if it is not published."""
+        return self._live(trees.check_area_path(area))
+
+    def manifest(self, area: str) -> trees.AreaManifest | None:
+        """What ``area`` holds now, or None if it is not published."""
+        live = self.live_snapshot(area)
+        return self._read(area, live) if live else None
+
+    # ------------------------------------------------------------------ one change of an area
+
+    def _update(
+        self,
+        area: str,
+        change: Change,
+        *,
+        ticket_id: int,
+        prepare: Callable[[], object] | None = None,
+        per_release: bool = False,
+    ) -> PublishedArea:
+        """Apply ``change`` to ``area`` under its lock: nothing if the content stays the same;
+        otherwise build, check and swap in a new snapshot (or, for a ``per_release`` area
+        left empty, remove the area), then apply retention."""
+        try:
+            with self.locks.area(trees.area_key(area)):
+                live = self._live(area)
+                self._clear_leftovers(area)
+                # Without its symlink (a crash before the first swap, a person's mistake) an
+                # area's state is its newest complete snapshot, never "empty".
+                base = live or self._newest(area)
+                current = self._read(area, base) if base else trees.AreaManifest(area=area)
+                new = change(current)
+                if not new.releases and (per_release or base is None):
+                    if base is None:
+                        return self._result(area, None, changed=False)
+                    self._remove_area(area)
+                    logger.info(
+                        "removed %s", area, extra={"action": "publish", "ticket": ticket_id}
+                    )
+                    return self._result(area, None, changed=True)
+                if new.same_content(current) and base is not None:
+                    if live is None:
+                        self._swap(area, base)
+                    return self._result(area, base, changed=live is None)
+                files = new.files()
+                if prepare is not None:
+                    prepare()
+                pooled, missing = self.pool.identities(files)
+                if missing:
+                    raise trees.ContentMissing(f"{area} cannot be built", missing)
+                name = self._build(area, new, files, pooled)
+                self._swap(area, name)
+                self._retain(area, name)
+                logger.info(
+                    "%s now at snapshot %s (%d releases, %d files)",
+                    area,
+                    name,
+                    len(new.releases),
+                    len(files),
+                    extra={"action": "publish", "ticket": ticket_id},
+                )
+                return self._result(area, name, changed=True)
+        except trees.PublishFailed as exc:
+            if exc.ticket_id is None:
+                exc.ticket_id = ticket_id
+            raise
+        except OSError as exc:
+            raise trees.StorageFailed("cannot publish", area, exc) from exc
+
+    def _result(self, area: str, snapshot: str | None, *, changed: bool) -> PublishedArea:
+        return PublishedArea(area=area, url=self.url(area), snapshot=snapshot, changed=changed)
+
+    # ------------------------------------------------------------------ paths
+
+    def _area_path(self, area: str, *, create: bool) -> Path:
+        """The absolute path of ``area``; its parents must be plain directories below the root
+        (not symlinks, so never another area), created when ``create``."""
+        parts = trees.check_area_path(area).split("/")
+        current = self.root
+        for part in parts[:-1]:
+            current = current / part
+            try:
+                st = os.lstat(current)
+            except FileNotFoundError:
+                if not create:
+                    break
+                with contextlib.suppress(FileExistsError):  # made meanwhile for a sibling area
+                    current.mkdir(mode=0o755)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                where = current.relative_to(self.root).as_posix()
+                raise trees.PathConflict(
+                    area, [f"{where} is not a plain directory (an area, or not the bridge's)"]
+                )
+        path = self.root.joinpath(*parts)
+        if create and not path.parent.resolve().is_relative_to(self.root):
+            raise trees.PathRefused("area", area, "leaves the repository root")
+        return path
+
+    def _snapshots(self, area: str) -> Path:
+        return self.root / SNAPSHOT_DIR / trees.area_key(area)
+
+    @staticmethod
+    def _link_prefix(area: str) -> str:
+        """The symlink target of ``area`` without the snapshot name (relative, so the root can
+        be mounted or served at another path)."""
+        depth = area.count("/")
+        return "../" * depth + f"{SNAPSHOT_DIR}/{trees.area_key(area)}/"
+
+    def _live(self, area: str) -> str | None:
+        path = self._area_path(area, create=False)
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat.S_ISLNK(st.st_mode):
+            raise trees.PathConflict(
+                area, [f"{area} is a {'directory' if stat.S_ISDIR(st.st_mode) else 'file'} the "
+                       "bridge did not make; move it away"]
+            )  # fmt: skip
+        target = str(path.readlink())
+        prefix = self._link_prefix(area)
+        name = target[len(prefix) :] if target.startswith(prefix) else ""
+        if trees.snapshot_number(name) is None:
+            raise trees.PathConflict(area, [f"{area} is a symlink the bridge did not make"])
+        if not (self._snapshots(area) / name).is_dir():
+            raise trees.SnapshotInvalid(
+                area,
+                [f"its live snapshot {name} is gone; point {area} at a snapshot that exists"],
+            )
+        return name
+
+    def _read(self, area: str, name: str) -> trees.AreaManifest:
+        path = self._snapshots(area) / name / trees.MANIFEST_NAME
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise trees.SnapshotInvalid(area, [f"snapshot {name} has no manifest"]) from exc
+        except OSError as exc:
+            raise trees.StorageFailed("cannot read the manifest of", area, exc) from exc
+        return trees.AreaManifest.from_json(data, area=area)
+
+    # ------------------------------------------------------------------ build, check, swap
+
+    def _build(
+        self,
+        area: str,
+        manifest: trees.AreaManifest,
+        files: tuple[trees.FileEntry, ...],
+        pooled: dict[str, tuple[int, int]],
+    ) -> str:
+        """Build the complete snapshot of ``manifest`` beside the live one and mark it
+        complete in one rename; on any failure delete what was built. Returns its name."""
+        snaps = self._snapshots(area)
+        snaps.mkdir(mode=0o755, parents=True, exist_ok=True)
+        numbers = (trees.snapshot_number(p.name) for p in snaps.iterdir())
+        number = 1 + max((n for n in numbers if n is not None), default=0)
+        now = self._clock().astimezone(UTC)
+        name = f"{number:06d}-{now:%Y%m%dT%H%M%SZ}"
+        building = snaps / f"{pool.BUILDING}{name}"
+        building.mkdir(mode=0o755)
+        try:
+            self.pool.link_tree(area, building, files)
+            document = manifest.to_json(snapshot=name, created=now.isoformat(), files=files)
+            pool.write_new(building / trees.MANIFEST_NAME, document)
+            if self._metadata is not None:
+                self._run_metadata(area, building, manifest)
+            problems = self.pool.check_tree(building, files, pooled)
+            if problems:
+                raise trees.SnapshotInvalid(area, problems)
+            pool.seal(building)
+            building.rename(snaps / name)
+            pool.fsync_dir(snaps)
+        except BaseException:
+            try:
+                pool.delete_tree(building)
+            except OSError:
+                logger.exception("could not delete the unfinished snapshot %s", building.name)
+            raise
+        return name
+
+    def _run_metadata(self, area: str, building: Path, manifest: trees.AreaManifest) -> None:
+        assert self._metadata is not None
+        try:
+            self._metadata(building, manifest)
+        except (errors.DaemonError, OSError):
+            raise
+        except Exception as exc:
+            text = str(exc).replace(str(building), "<snapshot>").replace(str(self.root), "<root>")
+            raise trees.PublishFailed(
+                f"the metadata step for {area} failed: {type(exc).__name__}: {text}"
+            ) from exc
+
+    def _swap(self, area: str, name: str) -> None:
+        """Point ``area`` at snapshot ``name`` in one ``rename(2)`` of a fresh symlink."""
+        path = self._area_path(area, create=True)
+        temporary = path.parent / f".{path.name}.swap-{secrets.token_hex(4)}"
+        temporary.symlink_to(self._link_prefix(area) + name)
+        try:
+            temporary.replace(path)
+        except OSError as exc:
+            temporary.unlink(missing_ok=True)
+            if exc.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+                raise trees.PathConflict(
+                    area, [f"{area} is a directory the bridge did not make; move it away"]
+                ) from exc
+            raise
+        pool.fsync_dir(path.parent)
+
+    # ------------------------------------------------------------------ retention, removal
+
+    def _retain(self, area: str, live: str) -> None:
+        """Keep the live snapshot and the ``keep_snapshots`` before it; delete the rest. A
+        failure here is logged, not raised: the publication itself succeeded."""
+        snaps = self._snapshots(area)
+        live_number = trees.snapshot_number(live) or 0
+        keep = max(self.settings.keep_snapshots, 0)
+        try:
+            found = sorted(
+                (n, p.name)
+                for p in snaps.iterdir()
+                if (n := trees.snapshot_number(p.name)) is not None and p.name != live
+            )
+            older = [name for n, name in found if n < live_number]
+            doomed = older[: max(len(older) - keep, 0)]
+            for name in doomed:
+                pool.discard(snaps / name)
+        except OSError:
+            logger.exception("retention of %s failed; the next publication retries", area)
+
+    def _remove_area(self, area: str) -> None:
+        """Unlink the area's symlink (one atomic step for readers), then its snapshots."""
+        path = self._area_path(area, create=False)
+        path.unlink(missing_ok=True)
+        pool.fsync_dir(path.parent)
+        snaps = self._snapshots(area)
+        for entry in sorted(snaps.iterdir()):
+            pool.discard(entry)
+        snaps.rmdir()
+
+    def _newest(self, area: str) -> str | None:
+        """The newest complete snapshot of ``area``, if any."""
+        snaps = self._snapshots(area)
+        found = (
+            (n, p.name)
+            for p in (snaps.iterdir() if snaps.is_dir() else ())
+            if (n := trees.snapshot_number(p.name)) is not None
+        )
+        return max(found, default=(0, None))[1]
+
+    def _clear_leftovers(self, area: str) -> None:
+        """Delete what a crash left of an earlier change of ``area`` (its lock is held): half
+        built or half deleted snapshots, temporary symlinks of a swap."""
+        snaps = self._snapshots(area)
+        if snaps.is_dir():
+            for entry in snaps.iterdir():
+                if entry.name.startswith((pool.BUILDING, pool.DELETING)):
+                    pool.delete_tree(entry)
+        path = self._area_path(area, create=False)
+        if path.parent.is_dir():
+            for entry in path.parent.glob(f".{path.name}.swap-*"):
+                if entry.is_symlink():
+                    entry.unlink(missing_ok=True)

@@ -1,0 +1,281 @@
+"""Proof that a synced tree is exactly what release.xml promises: every file present, nothing
+else, each with the promised size and SHA-256. Reports every difference at once, never only
+the first. It reads the tree and nothing else: it never fetches, repairs or deletes."""
+
+from __future__ import annotations
+
+import enum
+import errno
+import hashlib
+import io
+import logging
+import os
+import stat
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from repo_daemon import errors
+from repo_daemon.release_xml import model as manifest
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024  # bytes read and hashed at a time
+
+
+class ProblemKind(enum.Enum):
+    """How a file differs from release.xml; the value is the words used in messages."""
+
+    MISSING = "missing"
+    EXTRA = "extra"
+    NOT_REGULAR = "not a regular file"
+    WRONG_SIZE = "wrong size"
+    WRONG_SHA256 = "wrong SHA-256"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem:
+    """One file that differs from release.xml. ``expected``/``actual`` are set for sizes (in
+    bytes) and hashes (lower-case hex), and name the kind of entry for ``NOT_REGULAR``."""
+
+    kind: ProblemKind
+    path: str
+    expected: str | None = None
+    actual: str | None = None
+
+    def describe(self) -> str:
+        """The path, with what was expected and found where that helps."""
+        if self.kind is ProblemKind.WRONG_SIZE:
+            return f"{self.path} (expected {self.expected} bytes, got {self.actual})"
+        if self.kind is ProblemKind.WRONG_SHA256:
+            return f"{self.path} (expected {self.expected}, got {self.actual})"
+        if self.kind is ProblemKind.NOT_REGULAR and self.actual:
+            return f"{self.path} ({self.actual})"
+        return self.path
+
+
+class ChecksumMismatch(errors.DaemonError):
+    """The synced files differ from release.xml (permanent: the provider must fix the tree or
+    release.xml). ``problems`` lists every difference, sorted by kind and path."""
+
+    transient = False
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        order = list(ProblemKind)
+        self.problems = tuple(sorted(problems, key=lambda p: (order.index(p.kind), p.path)))
+        super().__init__(describe_problems(self.problems))
+
+
+def describe_problems(problems: Sequence[Problem]) -> str:
+    """``3 files differ from release.xml: missing: a.rpm; extra: junk.txt; wrong SHA-256: …``."""
+    count = len({p.path for p in problems})
+    parts = []
+    for kind in ProblemKind:
+        found = [p.describe() for p in problems if p.kind is kind]
+        if found:
+            parts.append(f"{kind.value}: {', '.join(found)}")
+    noun = "file differs" if count == 1 else "files differ"
+    return f"{count} {noun} from release.xml: " + "; ".join(parts)
+
+
+def verify(
+    tree: Path,
+    packages: Sequence[manifest.PackageFile],
+    *,
+    workers: int | None = None,
+    prehash: Prehash | None = None,
+) -> None:
+    """Check ``tree`` against ``packages``; raise ``ChecksumMismatch`` listing every file that
+    is missing, extra, not a regular file (a symlink, device, fifo or socket), of the wrong
+    size or of the wrong SHA-256.
+
+    Sizes are compared before anything is hashed; files are hashed in 1 MiB chunks, by up to
+    ``workers`` threads (default: one per CPU, at most 4: hashing releases the GIL), except
+    those ``prehash`` already hashed while they arrived. Files are opened with ``O_NOFOLLOW``,
+    so a file swapped for a symlink meanwhile is not followed.
+    """
+    expected = {p.path: p for p in packages}
+    problems: list[Problem] = []
+    present: set[str] = set()
+    for rel, mode in _walk(tree):
+        if stat.S_ISREG(mode):
+            present.add(rel)
+        else:
+            problems.append(
+                Problem(kind=ProblemKind.NOT_REGULAR, path=rel, actual=entry_kind(mode))
+            )
+    odd = {p.path for p in problems}
+    problems.extend(
+        Problem(kind=ProblemKind.MISSING, path=p)
+        for p in expected
+        if p not in present and p not in odd
+    )
+    problems.extend(Problem(kind=ProblemKind.EXTRA, path=p) for p in present if p not in expected)
+    to_check = [expected[p] for p in sorted(present) if p in expected]
+    workers = workers or min(4, os.cpu_count() or 1)
+    if workers > 1 and len(to_check) > 1:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="verify") as pool:
+            found = list(pool.map(lambda p: check_file(tree, p, prehash), to_check))
+    else:
+        found = [check_file(tree, p, prehash) for p in to_check]
+    problems.extend(p for p in found if p is not None)
+    if problems:
+        raise ChecksumMismatch(problems)
+    logger.info(
+        "verified %d files (%d bytes) in %s against release.xml",
+        len(to_check),
+        sum(p.size for p in to_check),
+        tree,
+        extra={"action": "verify_packages"},
+    )
+
+
+def entry_kind(mode: int) -> str:
+    """``symlink``, ``fifo``, ``socket``, ``device`` … for a mode that is not a regular file."""
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISDIR(mode):
+        return "directory"
+    return "special file"
+
+
+def _walk(tree: Path, prefix: str = "") -> Iterator[tuple[str, int]]:
+    """(relative path with ``/``, lstat mode) of every entry below ``tree`` but directories,
+    which are walked into. Symlinks are reported, never followed."""
+    with os.scandir(tree) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            rel = prefix + entry.name
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode):
+                yield from _walk(Path(entry.path), rel + "/")
+            else:
+                yield rel, mode
+
+
+def check_file(
+    tree: Path, package: manifest.PackageFile, prehash: Prehash | None = None
+) -> Problem | None:
+    """The problem with ``package``'s file below ``tree`` (missing, not a regular file, wrong
+    size, wrong SHA-256), or None when it is as promised. A digest ``prehash`` took of this
+    very file (same device, inode, size and modification time) is used instead of hashing."""
+    try:
+        handle = _open_regular(tree, package.path)
+    except FileNotFoundError:  # removed since the walk
+        return Problem(kind=ProblemKind.MISSING, path=package.path)
+    except _NotRegular as exc:
+        return Problem(kind=ProblemKind.NOT_REGULAR, path=package.path, actual=str(exc))
+    with handle:
+        info = os.fstat(handle.fileno())
+        if info.st_size != package.size:
+            return Problem(
+                kind=ProblemKind.WRONG_SIZE,
+                path=package.path,
+                expected=str(package.size),
+                actual=str(info.st_size),
+            )
+        actual = prehash.lookup(package.path, _identity(info)) if prehash else None
+        if actual is None:
+            actual = _sha256(handle)
+    if actual != package.sha256.lower():
+        return Problem(
+            kind=ProblemKind.WRONG_SHA256,
+            path=package.path,
+            expected=package.sha256.lower(),
+            actual=actual,
+        )
+    return None
+
+
+class Prehash:
+    """Hashes a release's files in the background as a sync completes them (``file_done``, a
+    ``sync`` ``on_file`` callback), so that ``verify`` afterwards only hashes what it has no
+    digest of: the hashing overlaps the transfer. A digest is only reused for the very file it
+    was taken of (same device, inode, size and modification time, unchanged while hashed).
+    Use as a context manager; leaving it waits for queued work (or drops it on an error)."""
+
+    def __init__(
+        self, tree: Path, packages: Sequence[manifest.PackageFile], *, workers: int = 1
+    ) -> None:
+        self.tree = tree
+        self._expected = {p.path: p for p in packages}
+        self._digests: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prehash")
+
+    def file_done(self, path: str) -> None:
+        """``path`` (relative, ``/``) is complete below the tree; hash it if it is a package
+        of the release. Thread-safe; never raises."""
+        package = self._expected.get(path)
+        if package is not None:
+            self._pool.submit(self._hash, package)
+
+    def lookup(self, path: str, identity: tuple[int, int, int, int]) -> str | None:
+        with self._lock:
+            found = self._digests.get(path)
+        return found[1] if found and found[0] == identity else None
+
+    def close(self, *, cancel: bool = False) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
+
+    def __enter__(self) -> Prehash:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        self.close(cancel=exc_type is not None)
+
+    def _hash(self, package: manifest.PackageFile) -> None:
+        try:
+            with _open_regular(self.tree, package.path) as handle:
+                before = _identity(os.fstat(handle.fileno()))
+                if before[2] != package.size:
+                    return
+                digest = _sha256(handle)
+                if _identity(os.fstat(handle.fileno())) != before:
+                    return  # written to while hashed: verify hashes it again
+        except (OSError, _NotRegular):
+            return  # verify looks at it again and reports what is wrong
+        with self._lock:
+            self._digests[package.path] = (before, digest)
+
+
+class _NotRegular(Exception):
+    """The path is not a regular file; the message is its kind."""
+
+
+def _open_regular(tree: Path, rel: str) -> io.FileIO:
+    """``tree/rel`` opened for reading, never through a symlink; ``_NotRegular`` otherwise."""
+    path = tree.joinpath(*rel.split("/"))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _NotRegular("symlink") from None
+        raise
+    handle = io.FileIO(fd, "rb")
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):  # swapped since the walk
+        handle.close()
+        raise _NotRegular(entry_kind(mode))
+    return handle
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _sha256(handle: io.FileIO) -> str:
+    """The SHA-256 of the rest of ``handle``, read in ``CHUNK``s."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    while count := handle.readinto(buffer):
+        digest.update(view[:count])
+    return digest.hexdigest()

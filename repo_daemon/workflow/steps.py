@@ -1,0 +1,249 @@
+"""The repository actions of a transition, for one release: fetch and freeze release.xml, sync
+and verify the packages, publish, promote, remove — each a call into ``release``, ``sync`` /
+``verify`` and ``publish``, with the release's files kept where a resumed job finds them.
+
+Where things live (under the data directory, on the repository's filesystem so publication
+can hard-link instead of copying): ``releases/<ticket>/release.xml`` (the frozen copy) and
+``scratch/<ticket>/`` (the sync target, removed once published). It decides nothing: the
+workflow's row says which actions run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge import records
+from bridge.settings import config
+from bridge.store import releases
+from bridge.tracker.client import TrackerClient
+from repo_daemon import errors
+from repo_daemon.metadata import build as metadata
+from repo_daemon.metadata import signing
+from repo_daemon.publish import index
+from repo_daemon.publish import repository as publish
+from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import parse as release
+from repo_daemon.sync import fetch as sync
+
+logger = logging.getLogger(__name__)
+
+RELEASE_XML = "release.xml"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What an action did: a line for the job's checkpoint, a note for the ticket's comment
+    (or ""), and the release's new URL when it moved (or None)."""
+
+    detail: str
+    note: str = ""
+    url: str | None = None
+
+
+class RepositoryWork:
+    """Carries out repository actions against the configured trees."""
+
+    def __init__(
+        self,
+        settings: config.Settings,
+        store: releases.ReleaseStore,
+        repository: publish.Repository,
+        *,
+        sync_options: sync.SyncOptions | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.repository = repository
+        self.sync_options = sync_options or sync_options_from(settings)
+        self.data_dir = settings.data_dir.resolve()
+
+    # -- where things are ---------------------------------------------------------------
+
+    def release_xml_path(self, ticket_id: int) -> Path:
+        return self.data_dir / "releases" / str(int(ticket_id)) / RELEASE_XML
+
+    def scratch(self, ticket_id: int) -> Path:
+        return self.data_dir / "scratch" / str(int(ticket_id))
+
+    def url_of(self, ticket_id: int) -> str | None:
+        """The release's RepositoryURL as last published (for resumed jobs)."""
+        found = self.store.get(ticket_id)
+        if found is None or not found.repository_path:
+            return None
+        return self.settings.repository.base_url + found.repository_path.strip("/") + "/"
+
+    # -- release.xml ----------------------------------------------------------------------
+
+    def fetch_release(
+        self, client: TrackerClient, ticket: records.Ticket, *, intake: bool
+    ) -> Outcome:
+        """At intake, download release.xml and freeze it; later, keep the frozen copy and say
+        so if the ticket's attachment changed since."""
+        found = self.store.get(ticket.id)
+        path = self.release_xml_path(ticket.id)
+        if intake or found is None or found.release_sha256 is None or not path.exists():
+            attachment = client.download_attachment(ticket.id, RELEASE_XML)
+            data = attachment.content
+            if len(data) > release.MAX_RELEASE_XML_BYTES:
+                # Refused by the parser too; checked here so nothing that large is stored.
+                release.parse_release(data)
+            _write_atomically(path, data)
+            sha = release.release_sha256(data)
+            self.store.freeze_release_xml(ticket.id, sha256=sha, attachment_id=attachment.id)
+            return Outcome(detail=f"froze release.xml (attachment {attachment.id}, sha256 {sha})")
+        newest = client.newest_attachment_id(ticket.id, RELEASE_XML)
+        if newest is not None and newest != found.release_attachment_id:
+            return Outcome(
+                detail=f"release.xml attachment {newest} is newer than the frozen one",
+                note=(
+                    f"Note: release.xml was changed on the ticket (attachment {newest}) after "
+                    f"the release was accepted with attachment {found.release_attachment_id} "
+                    f"(sha256 {found.release_sha256}). The bridge keeps using the accepted "
+                    "one; to publish the new one, reject this release and file a new ticket."
+                ),
+            )
+        return Outcome(detail=f"using the frozen release.xml (sha256 {found.release_sha256})")
+
+    def info(self, ticket: records.Ticket) -> manifest.ReleaseInfo:
+        """The frozen release.xml, parsed and checked against the ticket's fields."""
+        info = release.validate_file(self.release_xml_path(ticket.id))
+        release.check_against_ticket(
+            info,
+            release_type=ticket.field("ReleaseType"),
+            major_release=ticket.field("AssociatedMajorRelease"),
+        )
+        return info
+
+    def major(self, ticket: records.Ticket, info: manifest.ReleaseInfo) -> str:
+        found = ticket.field("AssociatedMajorRelease") or info.major_release
+        if not found:
+            raise errors.ProcessingFailed(
+                "the ticket has no AssociatedMajorRelease", transient=False, ticket_id=ticket.id
+            )
+        return found
+
+    # -- packages -------------------------------------------------------------------------
+
+    def sync_packages(self, ticket: records.Ticket, info: manifest.ReleaseInfo) -> Outcome:
+        """Fetch the packages from Sync-URL into scratch and verify every file."""
+        url = ticket.field("Sync-URL")
+        if not url:
+            raise errors.ProcessingFailed(
+                "the ticket has no Sync-URL", transient=False, ticket_id=ticket.id
+            )
+        result = sync.sync_and_verify(
+            ticket.field("Sync-Protocol"),
+            url,
+            self.scratch(ticket.id),
+            info.packages,
+            options=self.sync_options,
+            log_extra={"ticket_id": ticket.id, "action": "sync_packages"},
+        )
+        return Outcome(
+            detail=f"synced and verified {result.files} files, {result.bytes} bytes in "
+            f"{result.seconds:.1f} s"
+        )
+
+    def verify_packages(self, ticket: records.Ticket, info: manifest.ReleaseInfo) -> Outcome:
+        """Check scratch again when the sync was done by an earlier attempt of the job."""
+        from repo_daemon.sync import verify
+
+        scratch = self.scratch(ticket.id)
+        if not scratch.exists():
+            published = self.store.get(ticket.id)
+            if published is not None and published.repository_path:
+                return Outcome(detail="already published; scratch was removed")
+        verify.verify(scratch, info.packages)
+        return Outcome(detail=f"verified {len(info.packages)} files")
+
+    # -- the trees ------------------------------------------------------------------------
+
+    def _moved(self, ticket_id: int, area: publish.PublishedArea, what: str) -> Outcome:
+        self.store.set_repository_path(ticket_id, area.area)
+        state = "" if area.changed else " (already there)"
+        return Outcome(detail=f"{what} {area.area}{state}", url=area.url)
+
+    def publish_unverified(self, ticket: records.Ticket, info: manifest.ReleaseInfo) -> Outcome:
+        area = self.repository.publish_unverified(ticket.id, info, self.scratch(ticket.id))
+        shutil.rmtree(self.scratch(ticket.id), ignore_errors=True)
+        return self._moved(ticket.id, area, "published to")
+
+    def promote_to_stagerollout(
+        self, ticket: records.Ticket, info: manifest.ReleaseInfo
+    ) -> Outcome:
+        area = self.repository.promote_to_stagerollout(ticket.id, info, self.major(ticket, info))
+        return self._moved(ticket.id, area, "promoted to")
+
+    def promote_to_production(self, ticket: records.Ticket, info: manifest.ReleaseInfo) -> Outcome:
+        release_type = ticket.field("ReleaseType") or info.release_type or ""
+        area = self.repository.promote_to_production(
+            ticket.id, info, self.major(ticket, info), release_type
+        )
+        return self._moved(ticket.id, area, "promoted to")
+
+    def remove_release(self, ticket: records.Ticket) -> Outcome:
+        """Take the release out of unverified and stagerollout (nothing to do if it was never
+        published)."""
+        if not self.release_xml_path(ticket.id).exists():
+            return Outcome(detail="never published; nothing to remove")
+        info = self.info(ticket)
+        unverified, staged = self.repository.remove_release(
+            ticket.id, info, self.major(ticket, info)
+        )
+        shutil.rmtree(self.scratch(ticket.id), ignore_errors=True)
+        self.store.set_repository_path(ticket.id, None)
+        removed = [a.area for a in (unverified, staged) if a.changed]
+        return Outcome(detail=f"removed from {', '.join(removed) or 'nothing (not there)'}")
+
+
+def repository(settings: config.Settings) -> publish.Repository:
+    """The repository's trees, with yum/apt metadata (signed when a key is configured)
+    built into every snapshot before it goes live."""
+    repo = settings.repository
+    signer = None
+    if repo.signing_key:
+        signer = signing.Signer(
+            key_id=repo.signing_key,
+            gnupghome=repo.gnupghome,
+            passphrase_file=repo.signing_passphrase_file,
+            also_publish=repo.signing_also_publish,
+        )
+    step = metadata.metadata_step(
+        repo.root.resolve(),
+        repo.base_url,
+        signer=signer,
+        cache_root=settings.data_dir.resolve() / "metadata-cache",
+    )
+    # Metadata first, then the mirror index (index.json/html), which lists it too.
+    return publish.Repository(repo, metadata=index.compose(step, index.write_index))
+
+
+def sync_options_from(settings: config.Settings) -> sync.SyncOptions:
+    """The sync's options from the repository settings."""
+    repo = settings.repository
+    return sync.SyncOptions(
+        timeout=repo.sync_timeout,
+        connect_timeout=repo.sync_connect_timeout,
+        max_bytes=repo.max_release_bytes,
+        rsync_password_file=repo.rsync_password_file,
+        sftp_user=repo.sftp_user,
+        sftp_key_file=repo.sftp_key_file,
+        sftp_known_hosts=repo.sftp_known_hosts,
+        sftp_allow_unknown_hosts=repo.sftp_allow_unknown_hosts,
+        https_ca_file=repo.https_ca_file,
+        allow_http=repo.sync_allow_http,
+    )
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    partial.replace(path)

@@ -1,0 +1,1 @@
+"""Helpers that start real services or build test data for the tests."""

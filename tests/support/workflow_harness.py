@@ -1,0 +1,253 @@
+"""A running bridge against a sandbox RT, for the workflow tests and the RT-calls benchmark:
+the product's scrip posts to the real receiver, the runner processes the queue with the
+workflow processor, and helpers read back what RT shows and the mail it sent."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+from bridge.intake.receiver import build_server
+from bridge.rt_setup.sandbox import Sandbox, SandboxInfo, free_port, new_hook_secret
+from bridge.settings import config
+from bridge.store import database, queue, releases
+from bridge.tracker.client import TrackerClient
+from repo_daemon.daemon import runner
+from repo_daemon.workflow import processor as transitions
+from tests.support.packages import ProviderTree, build_packages, layout_provider_tree
+from tests.support.rsync_server import RsyncDaemon
+
+PEOPLE = {
+    "sw-rel-qc": "qc1@example.org",
+    "sw-rel-sr": "sr1@example.org",
+    "sw-rel-early-adopters": "site1@example.org",
+    "sw-rel-production": "ops1@example.org",
+    "sw-rel-admin": "manager1@example.org",
+}
+PROVIDER = "provider@example.org"
+
+
+@dataclass
+class Bridge:
+    info: SandboxInfo
+    settings: config.Settings
+    queue: queue.Queue
+    store: releases.ReleaseStore
+    runner: runner.Runner
+    processor: transitions.WorkflowProcessor
+    manager: TrackerClient
+    rsync: RsyncDaemon
+    provider_root: Path  # served by the rsync daemon as module "provider"
+    _releases: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def repo_root(self) -> Path:
+        return self.settings.repository.root
+
+    def drain(self) -> None:
+        """Process everything queued, including the hooks of the bridge's own writes."""
+        for _ in range(20):
+            report = self.runner.drain()
+            if report.claimed == 0:
+                return
+        raise AssertionError("the queue did not settle")
+
+    def provider_tree(
+        self, major: str, *, release_type: str = "Incremental"
+    ) -> tuple[ProviderTree, str]:
+        """A provider's tree of real, freshly built .rpm and .deb packages (names unique to
+        this release) with its release.xml, and its rsync URL."""
+        n = next(self._releases)
+        name = f"{major.lower()}-r{n}"
+        root = self.provider_root / name
+        built = build_packages(self.provider_root / ".build" / name, count=1, prefix=name)
+        url = self.rsync.url("provider", f"{name}/")
+        tree = layout_provider_tree(
+            root, built, short_name=name, sync_url=url, release_type=release_type,
+            major_release=major,
+        )  # fmt: skip
+        return tree, url
+
+    def file_release(
+        self,
+        major: str,
+        *,
+        emergency: bool = False,
+        release_type: str = "Incremental",
+        tree: tuple[ProviderTree, str] | None = None,
+        release_xml: bytes | None = None,
+    ) -> int:
+        """File a release as a technology provider does: fields, release.xml attached."""
+        provider, url = tree or self.provider_tree(major, release_type=release_type)
+        ticket_id = self.manager.create_ticket(
+            "sw-rel",
+            f"Release for {major}",
+            "Please publish.",
+            custom_fields={
+                "AssociatedMajorRelease": major,
+                "ReleaseType": release_type,
+                "Sync-URL": url,
+                "EmergencyRelease": "Yes" if emergency else "No",
+            },
+            requestors=[PROVIDER],
+            attachments=[("release.xml", release_xml or provider.release_xml, "application/xml")],
+        )
+        return ticket_id
+
+    def move(self, ticket_id: int, state: str) -> None:
+        """A release manager sets RolloutProgress in RT; then the bridge catches up."""
+        self.manager.set_custom_fields(ticket_id, {"RolloutProgress": state})
+        self.drain()
+
+    def state(self, ticket_id: int) -> str | None:
+        return self.manager.get_ticket(ticket_id).field("RolloutProgress")
+
+    def comments(self, ticket_id: int) -> list[str]:
+        """The text of the bridge's comments and replies on the ticket, oldest first."""
+        history = self.manager.transactions_of(ticket_id)
+        ids = [
+            int(t["id"])
+            for t in history
+            if t["Type"] in ("Comment", "Correspond") and t["Creator"]["id"] == "rollout-bridge"
+        ]
+        texts = []
+        with httpx2.Client(auth=(self.info.root_user, self.info.root_password), timeout=20) as h:
+            for txn in ids:
+                items = h.get(
+                    f"{self.info.rest_url}transaction/{txn}/attachments",
+                    params={"fields": "Content,ContentType"},
+                ).json()["items"]
+                texts += [str(i["Content"]) for i in items if i.get("ContentType") == "text/plain"]
+        return texts
+
+    def mails_since(self, mark: int) -> list[tuple[set[str], str]]:
+        """(recipients, subject) of each mail RT wrote to its log after ``mark`` bytes.
+
+        RT's ``testfile`` mailer writes each message after a ``===`` line; recipients are in
+        its To, Cc and Bcc headers.
+        """
+        text = Path(self.info.mail_log).read_text(errors="replace")[mark:]
+        mails = []
+        for chunk in text.split("\n===\n")[1:]:
+            headers = chunk.split("\n\n", 2)[1] if chunk.count("\n\n") >= 2 else chunk
+            recipients: set[str] = set()
+            for match in re.finditer(r"^(?:to|cc|bcc):(.*)$", headers, re.I | re.M):
+                recipients |= set(re.findall(r"[\w.+-]+@[\w.-]+", match.group(1)))
+            subject = re.search(r"^Subject: (.*)$", headers, re.MULTILINE)
+            mails.append((recipients, subject.group(1) if subject else ""))
+        return mails
+
+    def mail_mark(self) -> int:
+        path = Path(self.info.mail_log)
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return max(0, len(text) - 1)  # keep the newline before the next "==="
+
+
+def _add_people(info: SandboxInfo) -> None:
+    with httpx2.Client(auth=(info.root_user, info.root_password), timeout=20) as rt:
+        for group, email in PEOPLE.items():
+            user = rt.post(
+                f"{info.rest_url}user",
+                json={"Name": email.split("@")[0], "EmailAddress": email},
+            )
+            user.raise_for_status()
+            found = rt.post(
+                f"{info.rest_url}groups", json=[{"field": "Name", "value": group}]
+            ).json()
+            group_id = found["items"][0]["id"]
+            principal = rt.post(
+                f"{info.rest_url}users",
+                json=[{"field": "Name", "value": email.split("@")[0]}],
+                params={"fields": "id,Name"},
+            ).json()["items"][0]["id"]
+            rt.put(
+                f"{info.rest_url}group/{group_id}/members", json=[int(principal)]
+            ).raise_for_status()
+
+
+@contextmanager
+def running_bridge(
+    root: Path,
+    *,
+    repo_url: str = "http://repo.test/",
+    signing_key: str | None = None,
+    gnupghome: Path | None = None,
+) -> Iterator[Bridge]:
+    """A sandbox RT whose scrip posts to a real receiver, and a runner with the workflow
+    processor, all on loopback; stopped when the block ends. The repository's trees are in
+    ``root/repo``, announced at ``repo_url``, signed with ``signing_key`` when given."""
+    provider_root = root / "provider"
+    provider_root.mkdir(parents=True, exist_ok=True)
+    rsync = RsyncDaemon(root / "rsyncd", {"provider": provider_root})
+    rsync.start()
+    port = free_port()
+    secret = new_hook_secret()
+    box = Sandbox(root / "rt", bridge_url=f"http://127.0.0.1:{port}/hooks/rt", hook_secret=secret)
+    info = box.up()
+    _add_people(info)
+    settings = config.Settings(
+        tracker=config.TrackerSettings(url=info.web_url, token=config.Secret(info.bridge_token())),
+        data_dir=root,
+        receiver=config.ReceiverSettings(port=port, hook_secret=config.Secret(secret)),
+        daemon=config.DaemonSettings(rt_bridge_user="rollout-bridge", retry_max_attempts=2),
+        repository=config.RepositorySettings(
+            root=root / "repo", base_url=repo_url, signing_key=signing_key, gnupghome=gnupghome
+        ),
+    )
+    engine = database.create_engine(settings.database())
+    database.migrate(engine)
+    jobs = queue.Queue(engine)
+    server = build_server(settings, jobs, freeze_gc=False)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the receiver did not start"
+        time.sleep(0.05)
+    processor = transitions.workflow_processor(settings, jobs)
+    manager = TrackerClient(
+        config.TrackerSettings(
+            url=info.web_url, user=info.root_user, password=config.Secret(info.root_password)
+        )
+    )
+    bridge = Bridge(
+        info=info,
+        settings=settings,
+        queue=jobs,
+        store=releases.ReleaseStore(engine),
+        runner=runner.Runner(jobs, processor, settings.daemon, worker="test"),
+        processor=processor,
+        manager=manager,
+        rsync=rsync,
+        provider_root=provider_root,
+    )
+    try:
+        yield bridge
+    finally:
+        _stop(manager, processor, server, thread, engine, box)
+        rsync.stop()
+
+
+def _stop(
+    manager: TrackerClient,
+    processor: transitions.WorkflowProcessor,
+    server: Any,
+    thread: threading.Thread,
+    engine: Any,
+    box: Sandbox,
+) -> None:
+    manager.close()
+    processor.close()
+    server.should_exit = True
+    thread.join(timeout=30)
+    engine.dispose()
+    box.down()

@@ -1,0 +1,217 @@
+"""The mirror index written into each snapshot: index.json, index.html and .rollout-serial, as
+a metadata step of a real ``publish.Repository`` on tmp_path and on a plain directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bridge.settings.config import RepositorySettings
+from repo_daemon.publish import areas as trees
+from repo_daemon.publish import index
+from repo_daemon.publish import repository as publish
+from repo_daemon.release_xml import model as manifest
+from tests.support.release_factory import scratch_release
+
+CREATED = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
+
+
+def _release(
+    scratch: Path, short: str, version: str, files: dict[str, bytes]
+) -> manifest.ReleaseInfo:
+    return scratch_release(scratch, short, version, files)
+
+
+def _repo(tmp_path: Path, step: publish.MetadataStep) -> publish.Repository:
+    return publish.Repository(
+        RepositorySettings(root=tmp_path / "repo"), metadata=step, clock=lambda: CREATED
+    )
+
+
+def _fake_metadata(snapshot: Path, contents: trees.AreaManifest) -> None:
+    """Stands in for the repository metadata step: one more file, written first."""
+    (snapshot / "repodata").mkdir()
+    (snapshot / "repodata" / "repomd.xml").write_text(f"<repomd>{len(contents.releases)}</repomd>")
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+ODD = 'rpms/a&b "q" <x>.rpm'  # a legal release path that HTML must escape
+
+
+@pytest.fixture
+def published(tmp_path: Path) -> tuple[publish.Repository, Path]:
+    repo = _repo(tmp_path, index.compose(_fake_metadata, index.write_index))
+    one = _release(tmp_path / "s1", "Dist", "1.0.0", {"rpms/one.rpm": b"one", ODD: b"odd"})
+    two = _release(tmp_path / "s2", "Other", "2.1.0", {"debs/two.deb": b"two!"})
+    repo.publish_unverified(11, one, tmp_path / "s1")
+    repo.publish_unverified(12, two, tmp_path / "s2")
+    repo.promote_to_production(11, one, "7", "Incremental")
+    repo.promote_to_production(12, two, "7", "Incremental")
+    return repo, repo.root / "production/7/updates"
+
+
+def test_index_json_lists_the_area_its_releases_and_every_file(
+    published: tuple[publish.Repository, Path],
+) -> None:
+    repo, area = published
+    live = repo.live_snapshot("production/7/updates")
+    document = json.loads((area / index.INDEX_JSON).read_bytes())
+    assert document["format"] == 1
+    assert document["area"] == "production/7/updates"
+    assert document["snapshot"] == live
+    assert document["serial"] == f"production~7~updates/{live}"
+    assert document["generated"] == CREATED.isoformat()
+    assert (document["packages"], document["bytes"]) == (3, 10)
+    assert [
+        (r["ticket_id"], r["short_name"], r["version"], r["packages"], r["bytes"])
+        for r in document["releases"]
+    ] == [(11, "Dist", "1.0.0", 2, 6), (12, "Other", "2.1.0", 1, 4)]
+    assert document["releases"][0]["files"] == [
+        {"path": ODD, "size": 3, "sha256": _sha(b"odd")},
+        {"path": "rpms/one.rpm", "size": 3, "sha256": _sha(b"one")},
+    ]
+    # Every other file, hashed: the metadata, the manifest and the serial.
+    others = {f["path"]: f for f in document["metadata_files"]}
+    assert sorted(others) == [".rollout-manifest.json", ".rollout-serial", "repodata/repomd.xml"]
+    for path, entry in others.items():
+        data = (area / path).read_bytes()
+        assert (entry["size"], entry["sha256"]) == (len(data), _sha(data)), path
+
+
+def test_the_index_describes_exactly_the_tree(published: tuple[publish.Repository, Path]) -> None:
+    """What a mirror checks: the files of the tree are those index.json lists, plus itself
+    and index.html, each with its size and SHA-256."""
+    _, area = published
+    found = index.read_json((area / index.INDEX_JSON).read_bytes())
+    on_disk = {
+        (Path(d) / name).relative_to(area).as_posix()
+        for d, _, names in os.walk(area)
+        for name in names
+    }
+    listed = {f.path: f for f in found.files()}
+    assert on_disk == set(listed) | index.UNLISTED
+    for path, entry in listed.items():
+        assert _sha((area / path).read_bytes()) == entry.sha256, path
+
+
+def test_serial_names_the_live_snapshot(published: tuple[publish.Repository, Path]) -> None:
+    repo, area = published
+    serial = (area / index.SERIAL_NAME).read_text()
+    assert serial == f"production~7~updates/{repo.live_snapshot('production/7/updates')}\n"
+    assert (repo.root / ".snapshots" / serial.strip()).resolve() == area.resolve()
+
+
+def test_index_html_links_and_escapes(published: tuple[publish.Repository, Path]) -> None:
+    _, area = published
+    page = (area / index.INDEX_HTML).read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<h1>production/7/updates</h1>" in page
+    assert "<td>#11</td>" in page
+    assert "<td>#12</td>" in page
+    assert '<a href="rpms/one.rpm">rpms/one.rpm</a>' in page
+    assert '<a href="repodata/repomd.xml">repodata/repomd.xml</a>' in page
+    # The odd path: percent-encoded in the link, entity-escaped in the text.
+    link = '<a href="rpms/a%26b%20%22q%22%20%3Cx%3E.rpm">'
+    assert f"{link}rpms/a&amp;b &quot;q&quot; &lt;x&gt;.rpm</a>" in page
+    assert "<x>" not in page
+    # Rows, each table with its header: releases, Dist's files, Other's, the repository files.
+    assert page.count("<tr>") == (1 + 2) + (1 + 2) + (1 + 1) + (1 + 3)
+
+
+def test_the_index_is_deterministic(tmp_path: Path) -> None:
+    pages = []
+    for n in (1, 2):
+        repo = _repo(tmp_path / str(n), index.write_index)
+        info = _release(tmp_path / f"s{n}", "Dist", "1.0.0", {"a/b.rpm": b"b", "a/c.rpm": b"c"})
+        repo.publish_unverified(5, info, tmp_path / f"s{n}")
+        area = repo.root / "unverified/Dist/1.0.0"
+        pages.append(tuple((area / name).read_bytes() for name in index.WRITTEN))
+    assert pages[0] == pages[1]
+
+
+def test_index_of_an_empty_area(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, index.write_index)
+    info = _release(tmp_path / "s", "Dist", "1.0.0", {"x.rpm": b"x"})
+    repo.publish_unverified(5, info, tmp_path / "s")
+    repo.promote_to_stagerollout(5, info, "7")
+    repo.remove_release(5, info, "7")  # stagerollout/7 stays, empty
+    found = index.read_json((repo.root / "stagerollout/7" / index.INDEX_JSON).read_bytes())
+    assert found.releases == ()
+    assert [f.path for f in found.files()] == [".rollout-manifest.json", ".rollout-serial"]
+    assert (
+        "0 release(s), 0 package file(s), 0 B"
+        in (repo.root / "stagerollout/7" / index.INDEX_HTML).read_text()
+    )
+
+
+@pytest.mark.parametrize("name", ["index.json", "index.html"])
+def test_a_release_with_a_file_of_the_index_name_is_refused(tmp_path: Path, name: str) -> None:
+    repo = _repo(tmp_path, index.write_index)
+    info = _release(tmp_path / "s", "Dist", "1.0.0", {name: b"mine", "x.rpm": b"x"})
+    with pytest.raises(trees.PathConflict, match=f"{name} is already in the tree"):
+        repo.publish_unverified(5, info, tmp_path / "s")
+    assert not (repo.root / "unverified/Dist/1.0.0").exists()
+
+
+def test_write_index_on_a_plain_directory(tmp_path: Path) -> None:
+    """Without a manifest file (called outside publish): the directory's name is the
+    snapshot's, the clock gives the time."""
+    snapshot = tmp_path / ".building-000007-20261124T101500Z"
+    (snapshot / "rpms").mkdir(parents=True)
+    (snapshot / "rpms/x.rpm").write_bytes(b"x")
+    entry = trees.ReleaseEntry(
+        ticket_id=3,
+        short_name="Dist",
+        version="1.0.0",
+        files=(trees.FileEntry(path="rpms/x.rpm", size=1, sha256=_sha(b"x")),),
+    )
+    index.write_index(snapshot, trees.AreaManifest(area="stagerollout/7", releases=(entry,)))
+    assert (snapshot / index.SERIAL_NAME).read_text() == (
+        "stagerollout~7/000007-20261124T101500Z\n"
+    )
+    found = index.read_json((snapshot / index.INDEX_JSON).read_bytes())
+    assert found.snapshot == "000007-20261124T101500Z"
+    assert datetime.fromisoformat(found.generated).tzinfo is not None
+    assert [f.path for f in found.files()] == [".rollout-serial", "rpms/x.rpm"]
+
+
+def test_compose_runs_the_steps_in_order(tmp_path: Path) -> None:
+    calls: list[str] = []
+    manifest_ = trees.AreaManifest(area="stagerollout/7")
+    step = index.compose(
+        lambda d, m: calls.append(f"first {d.name} {m.area}"),
+        lambda d, m: calls.append(f"second {d.name} {m.area}"),
+    )
+    step(tmp_path, manifest_)
+    assert calls == [
+        f"first {tmp_path.name} stagerollout/7",
+        f"second {tmp_path.name} stagerollout/7",
+    ]
+
+
+def test_read_json_refuses_other_documents() -> None:
+    with pytest.raises(ValueError, match="format"):
+        index.read_json(b'{"format": 2}')
+    with pytest.raises(ValueError, match="not a mirror index"):
+        index.read_json(b'{"format": 1}')
+    bad = {
+        "format": 1, "area": "a", "snapshot": "s", "generated": "g", "releases": [],
+        "metadata_files": [{"path": "../x", "size": 1, "sha256": "0" * 64}],
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="unsafe path"):
+        index.read_json(json.dumps(bad).encode())
+
+
+def test_human_sizes() -> None:
+    sizes = (0, 1023, 1024, 1536, 5 * 1024**2, 3 * 1024**4, 2048 * 1024**4)
+    assert [index._human(n) for n in sizes] == [
+        "0 B", "1023 B", "1.0 KiB", "1.5 KiB", "5.0 MiB", "3.0 TiB", "2048.0 TiB"
+    ]  # fmt: skip

@@ -1,0 +1,181 @@
+"""verify(): every difference between a tree and release.xml, all at once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from repo_daemon.release_xml import model as manifest
+from repo_daemon.sync import verify
+
+
+def _file(tree: Path, rel: str, data: bytes) -> manifest.PackageFile:
+    path = tree / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return manifest.PackageFile(path=rel, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "tree"
+    root.mkdir()
+    return root
+
+
+def test_a_tree_as_promised_passes(tree: Path) -> None:
+    packages = [
+        _file(tree, "rpms/noarch/a-1.0-1.noarch.rpm", b"a" * 10),
+        _file(tree, "debs/b_1.0-1_all.deb", b"b" * 20),
+        _file(tree, "empty.deb", b""),
+    ]
+    verify.verify(tree, packages)
+    verify.verify(tree, packages, workers=1)
+
+
+def test_upper_case_digests_in_release_xml_are_accepted(tree: Path) -> None:
+    package = _file(tree, "a.rpm", b"data")
+    upper = manifest.PackageFile(
+        path=package.path, size=package.size, sha256=package.sha256.upper()
+    )
+    verify.verify(tree, [upper])
+
+
+def test_large_files_are_hashed_in_chunks(tree: Path) -> None:
+    data = os.urandom(verify.CHUNK * 2 + 12345)
+    verify.verify(tree, [_file(tree, "big.rpm", data)])
+
+
+def test_missing_extra_size_and_hash_are_all_listed_at_once(tree: Path) -> None:
+    good = _file(tree, "good.rpm", b"good")
+    wrong_hash = _file(tree, "b.deb", b"promised")
+    (tree / "b.deb").write_bytes(b"PROMISED")  # same size, other bytes
+    wrong_size = _file(tree, "c.rpm", b"12345")
+    (tree / "c.rpm").write_bytes(b"1234")
+    missing = [
+        manifest.PackageFile(path="a.rpm", size=1, sha256="0" * 64),
+        manifest.PackageFile(path="sub/d.rpm", size=1, sha256="0" * 64),
+    ]
+    (tree / "junk.txt").write_bytes(b"junk")
+    (tree / "more").mkdir()
+    (tree / "more" / "junk2.txt").write_bytes(b"junk")
+
+    with pytest.raises(verify.ChecksumMismatch) as caught:
+        verify.verify(tree, [good, wrong_hash, wrong_size, *missing])
+
+    err = caught.value
+    assert not err.transient
+    assert [(p.kind, p.path) for p in err.problems] == [
+        (verify.ProblemKind.MISSING, "a.rpm"),
+        (verify.ProblemKind.MISSING, "sub/d.rpm"),
+        (verify.ProblemKind.EXTRA, "junk.txt"),
+        (verify.ProblemKind.EXTRA, "more/junk2.txt"),
+        (verify.ProblemKind.WRONG_SIZE, "c.rpm"),
+        (verify.ProblemKind.WRONG_SHA256, "b.deb"),
+    ]
+    actual = hashlib.sha256(b"PROMISED").hexdigest()
+    assert str(err) == (
+        "6 files differ from release.xml: missing: a.rpm, sub/d.rpm; "
+        "extra: junk.txt, more/junk2.txt; wrong size: c.rpm (expected 5 bytes, got 4); "
+        f"wrong SHA-256: b.deb (expected {wrong_hash.sha256}, got {actual})"
+    )
+
+
+def test_one_difference_reads_well(tree: Path) -> None:
+    with pytest.raises(verify.ChecksumMismatch, match=r"^1 file differs from release.xml: "):
+        verify.verify(tree, [manifest.PackageFile(path="a.rpm", size=1, sha256="0" * 64)])
+
+
+def test_size_is_checked_before_hashing(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = _file(tree, "a.rpm", b"12345")
+    (tree / "a.rpm").write_bytes(b"123456")
+    hashed: list[object] = []
+    real = hashlib.sha256
+
+    def spy(*args: object) -> object:
+        hashed.append(args)
+        return real()
+
+    monkeypatch.setattr(hashlib, "sha256", spy)  # the module verify uses
+    with pytest.raises(verify.ChecksumMismatch) as caught:
+        verify.verify(tree, [package])
+    assert [p.kind for p in caught.value.problems] == [verify.ProblemKind.WRONG_SIZE]
+    assert hashed == []
+
+
+def test_symlinks_and_special_files_are_problems_never_followed(tree: Path) -> None:
+    outside = tree.parent / "outside.rpm"
+    outside.write_bytes(b"secret")
+    package = manifest.PackageFile(
+        path="a.rpm", size=6, sha256=hashlib.sha256(b"secret").hexdigest()
+    )
+    (tree / "a.rpm").symlink_to(outside)  # would pass if followed
+    os.mkfifo(tree / "pipe")
+    (tree / "dir").mkdir()
+    (tree / "dir-link").symlink_to(tree / "dir")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tree / "sock"))
+        with pytest.raises(verify.ChecksumMismatch) as caught:
+            verify.verify(tree, [package])
+    problems = {(p.kind, p.path, p.actual) for p in caught.value.problems}
+    assert problems == {
+        (verify.ProblemKind.NOT_REGULAR, "a.rpm", "symlink"),
+        (verify.ProblemKind.NOT_REGULAR, "dir-link", "symlink"),
+        (verify.ProblemKind.NOT_REGULAR, "pipe", "fifo"),
+        (verify.ProblemKind.NOT_REGULAR, "sock", "socket"),
+    }
+    assert "not a regular file: a.rpm (symlink), dir-link (symlink)" in str(caught.value)
+
+
+def test_check_file_does_not_follow_a_symlink_swapped_in(tree: Path) -> None:
+    target = tree.parent / "target"
+    target.write_bytes(b"x")
+    (tree / "a.rpm").symlink_to(target)
+    package = manifest.PackageFile(path="a.rpm", size=1, sha256=hashlib.sha256(b"x").hexdigest())
+    problem = verify.check_file(tree, package)
+    assert problem is not None and problem.kind is verify.ProblemKind.NOT_REGULAR
+
+
+def test_prehash_digests_are_reused_for_the_same_file_only(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _file(tree, "a.rpm", b"a" * 5000)
+    b = _file(tree, "b.rpm", b"b" * 5000)
+    with verify.Prehash(tree, [a, b]) as prehash:
+        prehash.file_done("a.rpm")
+        prehash.file_done("b.rpm")
+        prehash.file_done("not-in-release.txt")  # ignored
+    # b.rpm is replaced after it was hashed (a new file, same size): its digest is not reused
+    (tree / "b.new").write_bytes(b"B" * 5000)
+    (tree / "b.new").replace(tree / "b.rpm")
+
+    hashed: list[str] = []
+    real = verify._sha256
+
+    def spy(handle: object) -> str:
+        hashed.append(str(getattr(handle, "name", "")))
+        return real(handle)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verify, "_sha256", spy)
+    with pytest.raises(verify.ChecksumMismatch) as caught:
+        verify.verify(tree, [a, b], prehash=prehash, workers=1)
+    assert [(p.kind, p.path) for p in caught.value.problems] == [
+        (verify.ProblemKind.WRONG_SHA256, "b.rpm")
+    ]
+    assert len(hashed) == 1  # only b.rpm was hashed again
+
+
+def test_prehash_never_follows_symlinks_or_raises(tree: Path) -> None:
+    outside = tree.parent / "outside"
+    outside.write_bytes(b"x")
+    (tree / "a.rpm").symlink_to(outside)
+    package = manifest.PackageFile(path="a.rpm", size=1, sha256=hashlib.sha256(b"x").hexdigest())
+    with verify.Prehash(tree, [package]) as prehash:
+        prehash.file_done("a.rpm")
+        prehash.file_done("a.rpm")
+    with pytest.raises(verify.ChecksumMismatch, match=r"not a regular file: a\.rpm"):
+        verify.verify(tree, [package], prehash=prehash)

@@ -1,0 +1,336 @@
+"""The workflow processor with a real queue and release store (SQLite in tmp_path) and a fake
+of our own tracker client: decisions carried out, written back in few calls, checkpointed.
+The same flows against the real RT are in tests/integration/test_workflow_rt.py."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge import errors, records
+from bridge.records import RolloutState as S
+from bridge.settings import config
+from bridge.store import database, queue, releases
+from repo_daemon.workflow import processor as transitions
+
+BASE_FIELDS = {
+    "RolloutProgress": ("Submitted",),
+    "EmergencyRelease": ("No",),
+    "AssociatedMajorRelease": ("UMD-5",),
+    "ReleaseType": ("Incremental",),
+    "Sync-Protocol": ("rsync",),
+    "Sync-URL": ("rsync://provider/x/",),
+    "RolloutHistory": (),
+    "RepositoryURL": (),
+}
+
+
+class FakeTracker:
+    """Keeps tickets in memory the way RT would show them to the bridge; counts calls."""
+
+    def __init__(self) -> None:
+        self.tickets: dict[int, records.Ticket] = {}
+        self.comments: dict[int, list[str]] = {}
+        self.replies: dict[int, list[str]] = {}
+        self.updates: list[dict[str, Any]] = []
+        self.calls = 0
+        self.fail_next: Exception | None = None
+
+    def add(self, ticket_id: int, **fields: str) -> None:
+        values = dict(BASE_FIELDS)
+        values.update({k: (v,) for k, v in fields.items()})
+        self.tickets[ticket_id] = records.Ticket(
+            id=ticket_id, queue="sw-rel", subject=f"Release {ticket_id}", status="new",
+            custom_fields=values,
+        )  # fmt: skip
+
+    def _call(self) -> None:
+        self.calls += 1
+        if self.fail_next is not None:
+            exc, self.fail_next = self.fail_next, None
+            raise exc
+
+    def total_round_trips(self) -> int:
+        return self.calls
+
+    def get_ticket(self, ticket_id: int) -> records.Ticket:
+        self._call()
+        return self.tickets[ticket_id]
+
+    def update_ticket(self, ticket_id: int, **kw: Any) -> list[str]:
+        self._call()
+        self.updates.append({"ticket": ticket_id, **kw})
+        t = self.tickets[ticket_id]
+        fields = dict(t.custom_fields)
+        for name, value in (kw.get("custom_fields") or {}).items():
+            fields[name] = (value,)
+        cc = t.cc
+        if kw.get("cc_groups") is not None:
+            cc = tuple(records.Watcher(kind="group", name=g) for g in kw["cc_groups"])
+        admin = t.admin_cc
+        if kw.get("admin_cc_groups") is not None:
+            admin = tuple(records.Watcher(kind="group", name=g) for g in kw["admin_cc_groups"])
+        self.tickets[ticket_id] = replace(
+            t, custom_fields=fields, cc=cc, admin_cc=admin, status=kw.get("status") or t.status
+        )
+        return ["ok"]
+
+    def comment(self, ticket_id: int, text: str, *, status: str | None = None) -> None:
+        self._call()
+        self.comments.setdefault(ticket_id, []).append(text)
+        self._status(ticket_id, status)
+
+    def reply(self, ticket_id: int, text: str, *, status: str | None = None) -> None:
+        self._call()
+        self.replies.setdefault(ticket_id, []).append(text)
+        # Like RT: a reply reopens a resolved ticket, unless it sets the status itself.
+        self._status(
+            ticket_id, status or ("open" if self.tickets[ticket_id].status == "resolved" else None)
+        )
+
+    def _status(self, ticket_id: int, status: str | None) -> None:
+        if status is not None:
+            self.tickets[ticket_id] = replace(self.tickets[ticket_id], status=status)
+
+    def close(self) -> None:
+        pass
+
+
+class World:
+    """The processor, its queue and store, the fake RT, and a way to make changes."""
+
+    def __init__(self, tmp_path: Path, settings: config.Settings) -> None:
+        engine = database.create_engine(database.default_url(tmp_path))
+        database.migrate(engine)
+        self.engine = engine
+        self.queue = queue.Queue(engine)
+        self.store = releases.ReleaseStore(engine)
+        self.rt = FakeTracker()
+        self.processor = transitions.WorkflowProcessor(
+            settings,
+            self.queue,
+            self.store,
+            lambda: self.rt,  # type: ignore[arg-type,return-value]
+        )
+        self._txn = itertools.count(1000)
+
+    def change(self, ticket_id: int, to: S, *, actor: str = "manager") -> records.Job:
+        """A person sets RolloutProgress in RT; the change is queued and processed."""
+        t = self.rt.tickets[ticket_id]
+        previous = S.parse(t.field("RolloutProgress"))
+        fields = dict(t.custom_fields)
+        fields["RolloutProgress"] = (to.label,)
+        self.rt.tickets[ticket_id] = replace(t, custom_fields=fields)
+        self.queue.enqueue(
+            records.ReleaseRequest(
+                ticket_id=ticket_id, transaction_id=next(self._txn), current=to,
+                previous=previous, actor=actor,
+            )
+        )  # fmt: skip
+        return self.process_all()
+
+    def process_all(self) -> records.Job:
+        last = None
+        while jobs := self.queue.claim("test", limit=1):
+            (job,) = jobs
+            self.processor.process(job)
+            assert self.queue.complete(job.id, "test")
+            last = job
+        assert last is not None
+        return last
+
+    def state(self, ticket_id: int) -> str | None:
+        return self.rt.tickets[ticket_id].field("RolloutProgress")
+
+    def cc(self, ticket_id: int) -> tuple[str, ...]:
+        return self.rt.tickets[ticket_id].cc_groups()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    settings = config.Settings(tracker=config.TrackerSettings(url="http://rt/"))
+    w = World(tmp_path, settings)
+    yield w
+    w.engine.dispose()
+
+
+def _walk(world: World, ticket_id: int, *states: S) -> None:
+    for state in states:
+        world.change(ticket_id, state)
+        assert world.state(ticket_id) == state.label
+
+
+def test_a_release_walks_to_production(world: World) -> None:
+    world.rt.add(1)
+    world.change(1, S.UNVERIFIED)
+    assert world.state(1) == "Unverified"
+    assert world.cc(1) == ("sw-rel-qc",)
+    assert world.rt.tickets[1].admin_cc_groups() == ("sw-rel-admin",)
+    assert world.rt.comments[1][-1].startswith("RolloutProgress: Submitted → Unverified.")
+    assert len(world.rt.comments[1]) == 1
+    steps = world.store.steps_done(1)
+    assert {"check_fields", "fetch_release", "sync_packages", "write_ticket"} <= set(steps)
+
+    _walk(world, 1, S.IN_VERIFICATION, S.STAGE_ROLLOUT)
+    assert world.cc(1) == ("sw-rel-sr", "sw-rel-early-adopters")
+    assert world.store.slot_holders("UMD-5") == (1,)
+    world.change(1, S.PRODUCTION)
+    assert world.cc(1) == ("sw-rel-production",)
+    assert world.rt.tickets[1].status == "resolved"
+    assert world.store.slot_holders("UMD-5") == ()
+    assert "in production" in world.rt.replies[1][-1]  # the provider hears of it
+    history = world.rt.tickets[1].field("RolloutHistory") or ""
+    assert [line.split()[3] for line in history.splitlines()] == [
+        "Submitted", "Unverified", "InVerification", "StageRollout", "Production",
+    ]  # fmt: skip
+    assert [s.state for s in world.store.history(1)] == [
+        S.SUBMITTED, S.UNVERIFIED, S.IN_VERIFICATION, S.STAGE_ROLLOUT, S.PRODUCTION,
+    ]  # fmt: skip
+
+
+def test_each_transition_costs_few_rt_calls(world: World) -> None:
+    world.rt.add(1)
+    before = world.rt.calls
+    world.change(1, S.UNVERIFIED)
+    # read the ticket, one PUT for field + history + watchers, one comment
+    assert world.rt.calls - before == 3
+    (event,) = world.queue.events(kind="rt_calls", limit=1)
+    assert event["detail"].startswith("3 RT calls for Submitted → Unverified (move)")
+
+
+def test_an_illegal_move_is_put_back_with_a_comment(world: World) -> None:
+    world.rt.add(1)
+    _walk(world, 1, S.UNVERIFIED, S.IN_VERIFICATION, S.STAGE_ROLLOUT)
+    world.change(1, S.IN_VERIFICATION)
+    assert world.state(1) == "StageRollout"
+    assert world.rt.comments[1][-1].startswith(
+        "Blocked: RolloutProgress cannot go from StageRollout to InVerification"
+    )
+    assert "Production, Rejected, Ignored, NotPublished" in world.rt.comments[1][-1]
+    release = world.store.get(1)
+    assert release is not None and release.state is S.STAGE_ROLLOUT
+
+
+def test_second_release_is_deferred_then_moves_in_when_the_slot_frees(world: World) -> None:
+    world.rt.add(1)
+    world.rt.add(2)
+    _walk(world, 1, S.UNVERIFIED, S.IN_VERIFICATION, S.STAGE_ROLLOUT)
+    _walk(world, 2, S.UNVERIFIED, S.IN_VERIFICATION)
+    world.change(2, S.STAGE_ROLLOUT)
+    assert world.state(2) == "Deferred"
+    assert any("held by #1" in c for c in world.rt.comments[2])
+    assert world.cc(2) == ("sw-rel-sr",)
+
+    world.change(1, S.PRODUCTION)  # frees the slot; the bridge queues #2's move itself
+    assert world.state(2) == "StageRollout"
+    assert world.store.slot_holders("UMD-5") == (2,)
+    assert "(automatically)" in world.rt.comments[2][-1]
+    (promoted,) = world.queue.events(kind="deferred_promoted")
+    assert "queued #2" in promoted["detail"]
+
+
+def test_an_emergency_goes_to_production_without_staged_rollout(world: World) -> None:
+    world.rt.add(1)
+    world.rt.add(3, EmergencyRelease="Yes")
+    _walk(world, 1, S.UNVERIFIED, S.IN_VERIFICATION, S.STAGE_ROLLOUT)
+    _walk(world, 3, S.UNVERIFIED, S.IN_VERIFICATION, S.PRODUCTION)
+    assert world.rt.tickets[3].status == "resolved"
+    assert world.store.slot_holders("UMD-5") == (1,)  # the regular holder keeps its slot
+
+
+def test_production_without_emergency_is_blocked(world: World) -> None:
+    world.rt.add(1)
+    _walk(world, 1, S.UNVERIFIED, S.IN_VERIFICATION)
+    world.change(1, S.PRODUCTION)
+    assert world.state(1) == "InVerification"
+    assert "only an emergency release" in world.rt.comments[1][-1]
+
+
+def test_missing_fields_fail_the_release_and_it_can_be_retried(world: World) -> None:
+    world.rt.add(1, **{"Sync-URL": ""})
+    world.change(1, S.UNVERIFIED)
+    assert world.state(1) == "Failed"
+    failure = world.rt.comments[1][-1]
+    assert "the ticket lacks Sync-URL" in failure
+    assert "set RolloutProgress to Unverified to retry, or to Rejected" in failure
+    release = world.store.get(1)
+    assert release is not None and release.failed_target is S.UNVERIFIED
+
+    world.rt.tickets[1] = replace(
+        world.rt.tickets[1],
+        custom_fields={**world.rt.tickets[1].custom_fields, "Sync-URL": ("rsync://p/x/",)},
+    )
+    world.change(1, S.UNVERIFIED)
+    assert world.state(1) == "Unverified"
+
+
+def test_a_transient_rt_error_is_retried_and_resumes(world: World) -> None:
+    world.rt.add(1)
+    world.queue.enqueue(
+        records.ReleaseRequest(
+            ticket_id=1, transaction_id=1, current=S.UNVERIFIED, previous=S.SUBMITTED
+        )
+    )
+    (job,) = world.queue.claim("test")
+    # The ticket read works, the write-back times out: the repository steps are checkpointed.
+    world.rt.calls = 0
+    original = world.rt.update_ticket
+
+    def flaky(ticket_id: int, **kw: Any) -> list[str]:
+        world.rt.update_ticket = original  # type: ignore[method-assign]
+        raise errors.TrackerUnavailable("timed out", operation="update_ticket")
+
+    world.rt.update_ticket = flaky  # type: ignore[method-assign]
+    with pytest.raises(errors.TrackerUnavailable):
+        world.processor.process(job)
+    done_first = world.store.steps_done(job.id)
+    assert "sync_packages" in done_first and "write_ticket" not in done_first
+    world.processor.process(job)
+    assert world.state(1) == "Unverified"
+    assert set(world.store.steps_done(job.id)) >= {"write_ticket", "comment"}
+
+
+def test_a_dead_lettered_change_sets_failed(world: World) -> None:
+    world.rt.add(1)
+    world.queue.enqueue(
+        records.ReleaseRequest(
+            ticket_id=1, transaction_id=1, current=S.UNVERIFIED, previous=S.SUBMITTED
+        )
+    )
+    (job,) = world.queue.claim("test")
+    world.processor.gave_up(job, "RT timed out 8 times")
+    assert world.state(1) == "Failed"
+    assert "kept failing and was given up: RT timed out 8 times" in world.rt.comments[1][-1]
+
+
+def test_a_stale_automatic_move_does_nothing(world: World) -> None:
+    world.rt.add(2)
+    _walk(world, 2, S.UNVERIFIED, S.IN_VERIFICATION)
+    world.queue.enqueue(
+        records.ReleaseRequest(
+            ticket_id=2, transaction_id=-5, current=S.STAGE_ROLLOUT, previous=S.DEFERRED,
+            source=records.JobSource.BRIDGE,
+        )
+    )  # fmt: skip
+    world.process_all()
+    assert world.state(2) == "InVerification"
+    assert world.queue.events(kind="transition_stale")
+
+
+def test_the_same_state_again_is_a_no_op(world: World) -> None:
+    world.rt.add(1)
+    world.change(1, S.UNVERIFIED)
+    comments = len(world.rt.comments[1])
+    world.queue.enqueue(
+        records.ReleaseRequest(
+            ticket_id=1, transaction_id=5, current=S.UNVERIFIED, previous=S.SUBMITTED
+        )
+    )
+    world.process_all()
+    assert len(world.rt.comments[1]) == comments
+    assert world.queue.events(kind="transition_noop")
