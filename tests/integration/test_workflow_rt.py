@@ -120,10 +120,10 @@ def test_the_bridges_own_writes_never_become_work(bridge: Bridge) -> None:
     bridge.move(ticket, "Unverified")
     bridge.move(ticket, "InVerification")
     bridge.move(ticket, "Production")  # blocked: the bridge puts it back
-    jobs = bridge.store.queue.list_jobs(ticket_id=ticket)
+    jobs = bridge.queue.list_jobs(ticket_id=ticket)
     own = [j for j in jobs if j.request.actor == "rollout-bridge"]
     assert len(own) == 1  # the put-back made one hook, skipped
-    skipped = bridge.store.queue.events(kind=runner.OWN_WRITE_EVENT, ticket_id=ticket)
+    skipped = bridge.queue.events(kind=runner.OWN_WRITE_EVENT, ticket_id=ticket)
     assert len(skipped) == 1
     assert all(j.status.label == "done" for j in jobs)
     assert bridge.state(ticket) == "InVerification"
@@ -147,7 +147,7 @@ def test_a_refused_hook_that_names_a_ticket_is_explained_on_it(bridge: Bridge) -
     assert answer.status_code == 422
     assert "unknown RolloutProgress value 'Shipped'" in answer.json()["error"]
 
-    assert refusals.RefusalCommenter(bridge.store.queue, bridge.processor._client()).run() == 1
+    assert refusals.RefusalCommenter(bridge.queue, bridge.processor._client()).run() == 1
     (comment,) = [c for c in bridge.comments(ticket) if "Shipped" in c]
     assert "unknown RolloutProgress value 'Shipped'" in comment
-    assert refusals.RefusalCommenter(bridge.store.queue, bridge.processor._client()).run() == 0
+    assert refusals.RefusalCommenter(bridge.queue, bridge.processor._client()).run() == 0
