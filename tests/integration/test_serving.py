@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from bridge.rt_setup.sandbox import free_port
-from bridge.settings.config import RepositorySettings
+from bridge.settings.model import RepositorySettings
 from repo_daemon.publish import areas as trees
 from repo_daemon.publish import index
 from repo_daemon.publish import repository as publish

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.settings.config import RepositorySettings
+from bridge.settings.model import RepositorySettings
 from repo_daemon.publish import areas as trees
 from repo_daemon.publish import pool
 from repo_daemon.publish import repository as publish
