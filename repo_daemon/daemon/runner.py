@@ -35,6 +35,10 @@ class Processor(Protocol):
 
     def process(self, job: records.Job) -> None: ...
 
+    def close(self) -> None:
+        """Release what processing holds (tracker clients); called once, when the daemon
+        stops."""
+
 
 class JobQueue(Protocol):
     """The part of ``bridge.store.queue.Queue`` the runner uses."""

@@ -14,8 +14,8 @@ from bridge import errors, records
 from bridge.settings import config
 from bridge.store import database, queue
 from repo_daemon import errors as daemon_errors
-from repo_daemon import processing
 from repo_daemon.daemon import runner
+from tests.support import tracker_processor
 
 S = records.RolloutState
 SECRET = "1-14-5f0c0ffee5f0c0ffee"
@@ -70,6 +70,9 @@ class FakeProcessor:
         self.seen.append(job.id)
         if self.behaviour is not None:
             self.behaviour(job)
+
+    def close(self) -> None:
+        pass
 
 
 def raising(exc: BaseException) -> Callable[[records.Job], None]:
@@ -285,7 +288,7 @@ def test_a_job_whose_lease_was_taken_over_is_not_completed(
     assert (job.status, job.locked_by) == (records.JobStatus.RUNNING, "other")
 
 
-# -- the default processor ------------------------------------------------------------------
+# -- a processor that reads RT ---------------------------------------------------------------
 
 
 class FakeTracker:
@@ -310,16 +313,18 @@ class FakeTracker:
         self.closed = True
 
 
-def test_the_default_processor_reads_the_ticket_and_records_it(jobs: queue.Queue) -> None:
+def test_a_ticket_reading_processor_records_it_and_fails_a_missing_ticket(
+    jobs: queue.Queue,
+) -> None:
     tracker = FakeTracker({1: "InVerification"})
-    processor = processing.TrackerProcessor(jobs, lambda: tracker)  # type: ignore[arg-type,return-value]
+    processor = tracker_processor.TrackerProcessor(jobs, lambda: tracker)  # type: ignore[arg-type,return-value]
     done = jobs.enqueue(change(1, 10))
     missing = jobs.enqueue(change(404, 11))
 
     report = make_runner(jobs, processor).drain()
 
     assert (report.done, report.failed) == (1, 1)
-    (event,) = jobs.events(kind=processing.PROCESSED_EVENT)
+    (event,) = jobs.events(kind=tracker_processor.PROCESSED_EVENT)
     assert (event["job_id"], event["ticket_id"], event["transaction_id"]) == (done, 1, 10)
     assert event["detail"] == (
         "ticket 1 is at RolloutProgress InVerification (change Submitted → Unverified by qc, hook)"
@@ -329,27 +334,6 @@ def test_the_default_processor_reads_the_ticket_and_records_it(jobs: queue.Queue
     assert failed.last_error == "TrackerNotFound: get_ticket (ticket 404): RT has no such object"
     processor.close()
     assert tracker.closed
-
-
-def test_processors_load_from_a_spec(
-    jobs: queue.Queue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DAEMON_TEST_LOG", str(tmp_path / "log"))
-    settings = config.Settings(tracker=config.TrackerSettings(url="http://rt.invalid/"))
-    made = processing.load_processor(
-        "tests.support.daemon_helpers:recording_processor", settings, jobs
-    )
-    assert type(made).__name__ == "RecordingProcessor"
-    default = processing.load_processor("repo_daemon.processing:default_processor", settings, jobs)
-    assert isinstance(default, processing.TrackerProcessor)
-    for spec, message in [
-        ("no-colon", "not of the form"),
-        ("no_such_module_xyz:make", "cannot import"),
-        ("repo_daemon.processing:nothing", "has no attribute"),
-        ("repo_daemon.processing:PROCESSED_EVENT", "neither a processor"),
-    ]:
-        with pytest.raises(daemon_errors.ProcessorNotFound, match=message):
-            processing.load_processor(spec, settings, jobs)
 
 
 def test_secrets_of_settings_are_all_masked() -> None:
