@@ -63,9 +63,7 @@ def test_real_packages_reach_production_byte_for_byte(bridge: Bridge) -> None:
     assert unverified.is_symlink()  # an atomic swap, never a tree edited in place
     assert _files(unverified) == provider_files
     assert after.field("RepositoryURL") == f"http://repo.test/unverified/{short}/1.0.0/"
-    steps = [
-        bridge.store.steps_done(job.id) for job in bridge.queue.list_jobs(ticket_id=ticket)
-    ]
+    steps = [bridge.store.steps_done(job.id) for job in bridge.queue.list_jobs(ticket_id=ticket)]
     # Hashed once, during the sync, not again by {verify_packages}.
     assert any(s.get("verify_packages") == "verified during the sync" for s in steps)
 
