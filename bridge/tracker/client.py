@@ -5,6 +5,9 @@ comment or reply, change fields / watchers / status, create a ticket for provide
 with a timeout on every call, retries with backoff for transient failures, errors of our own
 that say what to do, and a count of HTTP round trips per operation. It must not make workflow
 decisions. One client per thread: the counters are not locked.
+
+Over 500 lines for now: its split along these seams is on branch h-kernel (http, client,
+history), not merged yet (issue 12).
 """
 
 from __future__ import annotations

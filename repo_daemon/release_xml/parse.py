@@ -9,6 +9,8 @@ It does not fetch release.xml (the ticket side does) nor any package (``sync`` d
 
 Every problem is collected and reported together in one ``ReleaseInvalid``, each with its line
 and element path, in words a technology provider can act on.
+
+Over 500 lines: one job (one reader of one format), no seam found yet (issue 12).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ and directory listings, and of the hidden names only ``.rollout-manifest.json`` 
 ``.rollout-serial``. Never ``.pool/`` nor ``.locks/``. ``.snapshots/`` is not served over
 HTTP; the rsync module offers it, because copying one immutable snapshot is how a mirror gets
 a consistent tree (docs/serving.md). Nothing here writes below the repository root.
+
+Over 500 lines for now: its split along these seams is on branch h-cli (policy, nginx, rsyncd,
+static), not merged yet (issue 12).
 """
 
 from __future__ import annotations

@@ -17,6 +17,9 @@ Errors (all ``DaemonError``; ``transient`` says whether a later try may help)::
     │                     network: transient)
     └── HttpsFailed       HTTPS failed (4xx, TLS, too long: permanent; 5xx, 408, 429,
                           network: transient)
+
+Over 500 lines for now: its split along these seams is on branch h-sync (errors, urls,
+progress, records, scratch, rsync, sftp, https, fetch), not merged yet (issue 12).
 """
 
 from __future__ import annotations
