@@ -42,6 +42,7 @@ from pathlib import Path
 
 from repo_daemon.release_xml import model as manifest
 from repo_daemon.sync import fetch as sync
+from repo_daemon.sync import records as sync_records
 from repo_daemon.sync import verify
 from tests.support.rsync_server import RsyncDaemon
 
@@ -118,7 +119,7 @@ def plain_rsync(url: str, dest: Path) -> None:
     )
 
 
-def check_bytes(result: sync.SyncResult, packages: list[manifest.PackageFile]) -> None:
+def check_bytes(result: sync_records.SyncResult, packages: list[manifest.PackageFile]) -> None:
     if result.bytes != sum(p.size for p in packages):
         raise SystemExit(f"synced {result.bytes} bytes, expected {sum(p.size for p in packages)}")
 

@@ -707,6 +707,7 @@ def release_sync(
     """
     from repo_daemon.release_xml import parse as release
     from repo_daemon.sync import fetch as sync
+    from repo_daemon.sync import progress as sync_progress
     from repo_daemon.workflow import steps as repository_work
 
     info = release.validate_file(release_xml)
@@ -717,7 +718,9 @@ def release_sync(
     options = repository_work.sync_options_from(settings)
 
     def progress(done: int, total: int | None, rate: float) -> None:
-        click.echo(f"\r  {sync.format_progress(done, total, rate):<60}", nl=False, err=True)
+        click.echo(
+            f"\r  {sync_progress.format_progress(done, total, rate):<60}", nl=False, err=True
+        )
 
     result = sync.sync_and_verify(
         protocol or info.synch_protocol, source, dest, info.packages,

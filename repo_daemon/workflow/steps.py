@@ -28,6 +28,7 @@ from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as manifest
 from repo_daemon.release_xml import parse as release
 from repo_daemon.sync import fetch as sync
+from repo_daemon.sync import records as sync_records
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class RepositoryWork:
         store: releases.ReleaseStore,
         repository: publish.Repository,
         *,
-        sync_options: sync.SyncOptions | None = None,
+        sync_options: sync_records.SyncOptions | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -222,10 +223,10 @@ def repository(settings: config.Settings) -> publish.Repository:
     return publish.Repository(repo, metadata=index.compose(step, index.write_index))
 
 
-def sync_options_from(settings: config.Settings) -> sync.SyncOptions:
+def sync_options_from(settings: config.Settings) -> sync_records.SyncOptions:
     """The sync's options from the repository settings."""
     repo = settings.repository
-    return sync.SyncOptions(
+    return sync_records.SyncOptions(
         timeout=repo.sync_timeout,
         connect_timeout=repo.sync_connect_timeout,
         max_bytes=repo.max_release_bytes,

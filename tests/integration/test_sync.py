@@ -14,7 +14,9 @@ import pytest
 import xmlschema
 
 from repo_daemon.release_xml import model as manifest
+from repo_daemon.sync import errors as sync_errors
 from repo_daemon.sync import fetch as sync
+from repo_daemon.sync import records as sync_records
 from repo_daemon.sync import verify
 from tests.support import packages, paths
 from tests.support.https_server import HttpsServer, make_ca
@@ -113,7 +115,7 @@ def test_rsync_refuses_symlinks_in_the_provider_tree(
 ) -> None:
     (provider.root / "rpms" / "noarch" / "passwd.rpm").symlink_to("/etc/passwd")
     (provider.root / "debs-link").symlink_to(provider.root / "debs")
-    with pytest.raises(sync.SyncRefused) as caught:
+    with pytest.raises(sync_errors.SyncRefused) as caught:
         sync.sync("rsync", rel_url, tmp_path / "dest", packages=provider.packages)
     assert not caught.value.transient
     assert set(caught.value.paths) == {"debs-link", "rpms/noarch/passwd.rpm"}
@@ -163,8 +165,10 @@ def test_rsync_to_a_closed_port_is_transient(tmp_path: Path) -> None:
     from bridge.rt_setup.sandbox import free_port
 
     url = f"rsync://127.0.0.1:{free_port()}/rel/"
-    with pytest.raises(sync.RsyncFailed) as caught:
-        sync.sync("rsync", url, tmp_path / "dest", options=sync.SyncOptions(connect_timeout=5))
+    with pytest.raises(sync_errors.RsyncFailed) as caught:
+        sync.sync(
+            "rsync", url, tmp_path / "dest", options=sync_records.SyncOptions(connect_timeout=5)
+        )
     err = caught.value
     assert err.transient
     assert err.returncode == 10
@@ -175,11 +179,11 @@ def test_rsync_to_a_closed_port_is_transient(tmp_path: Path) -> None:
 def test_rsync_unknown_module_and_missing_path_are_permanent(
     tmp_path: Path, daemon: RsyncDaemon
 ) -> None:
-    with pytest.raises(sync.RsyncFailed) as caught:
+    with pytest.raises(sync_errors.RsyncFailed) as caught:
         sync.sync("rsync", daemon.url("nomodule"), tmp_path / "a")
     assert (caught.value.returncode, caught.value.transient) == (5, False)
     assert "Unknown module 'nomodule'" in str(caught.value)
-    with pytest.raises(sync.RsyncFailed) as caught:
+    with pytest.raises(sync_errors.RsyncFailed) as caught:
         sync.sync("rsync", daemon.url("rel", "no/such/dir"), tmp_path / "b")
     assert (caught.value.returncode, caught.value.transient) == (23, False)
     assert "No such file or directory" in str(caught.value)
@@ -188,8 +192,8 @@ def test_rsync_unknown_module_and_missing_path_are_permanent(
 def test_rsync_tree_larger_than_allowed_is_refused(
     tmp_path: Path, provider: packages.ProviderTree, rel_url: str
 ) -> None:
-    options = sync.SyncOptions(max_bytes=provider.total_size - 1)
-    with pytest.raises(sync.SyncRefused, match="more than the"):
+    options = sync_records.SyncOptions(max_bytes=provider.total_size - 1)
+    with pytest.raises(sync_errors.SyncRefused, match="more than the"):
         sync.sync("rsync", rel_url, tmp_path / "dest", options=options)
 
 
@@ -204,14 +208,14 @@ def sshd(tmp_path: Path) -> Iterator[SftpServer]:
         yield server
 
 
-def _sftp_options(server: SftpServer, **changes: object) -> sync.SyncOptions:
+def _sftp_options(server: SftpServer, **changes: object) -> sync_records.SyncOptions:
     values: dict[str, object] = {
         "sftp_key_file": server.client_key,
         "sftp_known_hosts": server.known_hosts,
         "connect_timeout": 10.0,
     }
     values.update(changes)
-    return sync.SyncOptions(**values)  # type: ignore[arg-type]
+    return sync_records.SyncOptions(**values)  # type: ignore[arg-type]
 
 
 def test_sftp_sync_then_verify(
@@ -241,7 +245,7 @@ def test_sftp_refuses_symlinks_before_downloading(
     tmp_path: Path, provider: packages.ProviderTree, sshd: SftpServer
 ) -> None:
     (provider.root / "debs" / "shadow.deb").symlink_to("/etc/shadow")
-    with pytest.raises(sync.SyncRefused) as caught:
+    with pytest.raises(sync_errors.SyncRefused) as caught:
         sync.sync("sftp", sshd.url(provider.root), tmp_path / "dest", options=_sftp_options(sshd))
     assert caught.value.paths == ("debs/shadow.deb",)
     assert not caught.value.transient
@@ -253,7 +257,7 @@ def test_sftp_unknown_host_key_is_refused(
 ) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    with pytest.raises(sync.SftpFailed, match="not in the known_hosts file") as caught:
+    with pytest.raises(sync_errors.SftpFailed, match="not in the known_hosts file") as caught:
         sync.sync(
             "sftp",
             sshd.url(provider.root),
@@ -278,7 +282,7 @@ def test_sftp_changed_host_key_is_refused(
     public = other.with_name(other.name + ".pub").read_text().split()
     known = tmp_path / "known_hosts"
     known.write_text(f"[127.0.0.1]:{sshd.port} {public[0]} {public[1]}\n")
-    with pytest.raises(sync.SftpFailed, match="does NOT match") as caught:
+    with pytest.raises(sync_errors.SftpFailed, match="does NOT match") as caught:
         sync.sync(
             "sftp",
             sshd.url(provider.root),
@@ -292,7 +296,7 @@ def test_sftp_wrong_key_missing_directory_and_closed_port(
     tmp_path: Path, provider: packages.ProviderTree, sshd: SftpServer
 ) -> None:
     stranger = keygen(tmp_path / "stranger")
-    with pytest.raises(sync.SftpFailed, match="authentication") as caught:
+    with pytest.raises(sync_errors.SftpFailed, match="authentication") as caught:
         sync.sync(
             "sftp",
             sshd.url(provider.root),
@@ -301,7 +305,7 @@ def test_sftp_wrong_key_missing_directory_and_closed_port(
         )
     assert not caught.value.transient
 
-    with pytest.raises(sync.SftpFailed, match="No such file") as caught:
+    with pytest.raises(sync_errors.SftpFailed, match="No such file") as caught:
         sync.sync(
             "sftp", sshd.url(tmp_path / "nothing"), tmp_path / "b", options=_sftp_options(sshd)
         )
@@ -310,7 +314,7 @@ def test_sftp_wrong_key_missing_directory_and_closed_port(
     from bridge.rt_setup.sandbox import free_port
 
     url = f"sftp://{sshd.user}@127.0.0.1:{free_port()}{provider.root}"
-    with pytest.raises(sync.SftpFailed, match="cannot connect") as caught:
+    with pytest.raises(sync_errors.SftpFailed, match="cannot connect") as caught:
         sync.sync("sftp", url, tmp_path / "c", options=_sftp_options(sshd))
     assert caught.value.transient
 
@@ -333,7 +337,7 @@ def test_https_sync_then_verify(
         https.url + "/",
         dest,
         packages=provider.packages,
-        options=sync.SyncOptions(https_ca_file=https.ca.file),
+        options=sync_records.SyncOptions(https_ca_file=https.ca.file),
     )
     assert (result.files, result.bytes) == (4, provider.total_size)
     verify.verify(dest, provider.packages)
@@ -343,13 +347,13 @@ def test_https_untrusted_certificate_is_refused(
     tmp_path: Path, provider: packages.ProviderTree, https: HttpsServer
 ) -> None:
     stranger = make_ca(tmp_path / "other-ca", "stranger-ca")
-    with pytest.raises(sync.HttpsFailed, match="certificate") as caught:
+    with pytest.raises(sync_errors.HttpsFailed, match="certificate") as caught:
         sync.sync(
             "https",
             https.url,
             tmp_path / "dest",
             packages=provider.packages,
-            options=sync.SyncOptions(https_ca_file=stranger.file),
+            options=sync_records.SyncOptions(https_ca_file=stranger.file),
         )
     assert not caught.value.transient
     assert len(caught.value.failures) == 1  # the host's certificate: no point in trying the rest
@@ -359,13 +363,13 @@ def test_https_missing_file_is_reported(
     tmp_path: Path, provider: packages.ProviderTree, https: HttpsServer
 ) -> None:
     ghost = manifest.PackageFile(path="rpms/noarch/ghost.rpm", size=1, sha256="0" * 64)
-    with pytest.raises(sync.HttpsFailed, match=r"ghost\.rpm: HTTP 404") as caught:
+    with pytest.raises(sync_errors.HttpsFailed, match=r"ghost\.rpm: HTTP 404") as caught:
         sync.sync(
             "https",
             https.url,
             tmp_path / "dest",
             packages=[*provider.packages, ghost],
-            options=sync.SyncOptions(https_ca_file=https.ca.file),
+            options=sync_records.SyncOptions(https_ca_file=https.ca.file),
         )
     assert not caught.value.transient
     assert [p for p, _ in caught.value.failures] == ["rpms/noarch/ghost.rpm"]
@@ -377,7 +381,7 @@ def test_scratch_is_only_written_below_dest(
     """A package path is joined below dest; the parser already refuses unsafe ones, and the
     plan refuses them again."""
     evil = manifest.PackageFile(path="../escape.rpm", size=1, sha256="0" * 64)
-    with pytest.raises(sync.SyncRefused):
+    with pytest.raises(sync_errors.SyncRefused):
         sync.sync("https", "https://127.0.0.1:1/x", tmp_path / "dest", packages=[evil])
     assert not (tmp_path / "escape.rpm").exists()
     shutil.rmtree(tmp_path / "dest", ignore_errors=True)

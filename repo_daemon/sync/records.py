@@ -1,0 +1,38 @@
+"""The records a sync takes and gives back: ``SyncOptions`` (how to fetch, mapped from the
+settings) and ``SyncResult`` (what a finished sync left in scratch). Data only: no I/O.
+
+They live apart from ``fetch`` because every protocol's do step takes the one and returns the
+other, and ``fetch`` imports those steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncResult:
+    """What a finished sync left in ``dest``: regular files, their bytes, and the time taken."""
+
+    files: int
+    bytes: int
+    seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncOptions:
+    """How to sync. The lead maps settings onto these (see docs/sync.md)."""
+
+    timeout: float = 600.0  # RepositorySettings.sync_timeout: seconds without progress
+    connect_timeout: float = 30.0
+    max_bytes: int = 50 * 1024**3  # RepositorySettings.max_release_bytes
+    rsync_binary: str = "rsync"
+    rsync_password_file: Path | None = None  # for daemons that want a user and password
+    sftp_user: str | None = None  # when the URL names none
+    sftp_key_file: Path | None = None  # private key (no passphrase)
+    sftp_known_hosts: Path | None = None
+    sftp_allow_unknown_hosts: bool = False  # accept (and log) keys not in known_hosts
+    https_ca_file: Path | None = None  # None: the system's trusted CAs
+    allow_http: bool = False
+    progress_log_interval: float = 5.0

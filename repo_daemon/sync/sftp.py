@@ -1,0 +1,272 @@
+"""Fetching by SFTP (paramiko): connecting with a key and a checked host key, listing the
+remote tree (refusing symlinks, special files and unsafe names before anything is
+downloaded), and mirroring its regular files into scratch, keeping those an earlier attempt
+already fetched.
+
+It never authenticates with a password, never accepts an unknown host key unless configured
+to, and never decides whether the files are right (``verify`` does).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import stat
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from repo_daemon.sync import errors, progress, records, scratch, urls, verify
+
+logger = logging.getLogger(__name__)
+
+
+class _UnknownHost(Exception):
+    pass
+
+
+class _RejectUnknown(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        raise _UnknownHost(f"{hostname} ({key.get_name()} {key.fingerprint})")
+
+
+class _AcceptAndLog(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        logger.warning(
+            "accepting the unknown SSH host key of %s: %s %s (sftp_allow_unknown_hosts)",
+            hostname, key.get_name(), key.fingerprint,
+        )  # fmt: skip
+
+
+def _connect(target: urls.SftpTarget, options: records.SyncOptions) -> Any:
+    """A connected ``paramiko.SSHClient`` (key authentication, host key checked)."""
+    where = f"{target.user}@{target.host}:{target.port}"
+    if options.sftp_key_file is None:
+        raise errors.SftpFailed(
+            "no SSH key is configured for SFTP syncs (sftp_key_file)", transient=False
+        )
+    try:
+        key = paramiko.PKey.from_path(options.sftp_key_file)
+    except (
+        OSError,
+        ValueError,
+        paramiko.SSHException,
+        paramiko.pkey.UnknownKeyType,
+    ) as exc:
+        raise errors.SftpFailed(
+            f"cannot use the SFTP key file {options.sftp_key_file}: "
+            f"{getattr(exc, 'strerror', None) or exc}",
+            transient=False,
+        ) from exc
+    client = paramiko.SSHClient()
+    if options.sftp_known_hosts is not None:
+        try:
+            client.load_host_keys(os.fspath(options.sftp_known_hosts))
+        except OSError as exc:
+            raise errors.SftpFailed(
+                f"cannot read the SFTP known_hosts file {options.sftp_known_hosts}: {exc.strerror}",
+                transient=False,
+            ) from exc
+    elif not options.sftp_allow_unknown_hosts:
+        raise errors.SftpFailed(
+            "no known_hosts file is configured for SFTP syncs (sftp_known_hosts), and unknown "
+            "hosts are not accepted",
+            transient=False,
+        )
+    client.set_missing_host_key_policy(
+        _AcceptAndLog() if options.sftp_allow_unknown_hosts else _RejectUnknown()
+    )
+    try:
+        client.connect(
+            target.host,
+            port=target.port,
+            username=target.user,
+            pkey=key,
+            timeout=options.connect_timeout,
+            banner_timeout=options.connect_timeout,
+            auth_timeout=options.connect_timeout,
+            channel_timeout=options.connect_timeout,
+            allow_agent=False,
+            look_for_keys=False,
+        )
+    except _UnknownHost as exc:
+        client.close()
+        raise errors.SftpFailed(
+            f"the SSH host key of {exc} is not in the known_hosts file; an operator must add it",
+            transient=False,
+        ) from None
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise errors.SftpFailed(
+            f"the SSH host key of {target.host} does NOT match the known_hosts file (got "
+            f"{exc.key.get_name()} {exc.key.fingerprint}); refusing to connect",
+            transient=False,
+        ) from None
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        raise errors.SftpFailed(
+            f"SSH authentication as {where} refused: {exc}", transient=False
+        ) from exc
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        client.close()
+        raise errors.SftpFailed(f"cannot connect to {where}: {exc or type(exc).__name__}",
+                         transient=True) from exc  # fmt: skip
+    return client
+
+
+@dataclass(frozen=True, kw_only=True)
+class _RemoteFile:
+    path: str  # relative, with /
+    size: int
+    mtime: int
+
+
+def _list_tree(sftp: Any, root: str) -> tuple[list[_RemoteFile], list[str]]:
+    """Regular files below ``root`` and the entries that are refused (``lstat`` semantics)."""
+    files: list[_RemoteFile] = []
+    refused: list[str] = []
+    pending = [""]
+    while pending:
+        prefix = pending.pop()
+        for attr in sorted(sftp.listdir_attr(root + "/" + prefix), key=lambda a: a.filename):
+            name = str(attr.filename)
+            rel = prefix + name
+            mode = attr.st_mode or 0
+            if _unsafe_name(name):
+                refused.append(f"{errors.printable(rel)} (unsafe name)")
+            elif stat.S_ISDIR(mode):
+                pending.append(rel + "/")
+            elif stat.S_ISREG(mode):
+                files.append(
+                    _RemoteFile(path=rel, size=attr.st_size or 0, mtime=attr.st_mtime or 0)
+                )
+            else:
+                refused.append(f"{rel} ({verify.entry_kind(mode)})")
+    return files, refused
+
+
+def _unsafe_name(name: str) -> bool:
+    """A name that must not become a path component here: empty, ``.``, ``..``, with a ``/``
+    or ``\\``, or with control characters."""
+    return (
+        name in ("", ".", "..")
+        or "/" in name
+        or "\\" in name
+        or any(unicodedata.category(c) == "Cc" for c in name)
+    )
+
+
+def sync_sftp(
+    url: str,
+    dest: Path,
+    *,
+    options: records.SyncOptions,
+    report: progress.Progress,
+    on_file: Callable[[str], None] = lambda _path: None,
+) -> records.SyncResult:
+    """Mirror the remote directory of ``url`` into ``dest`` over SFTP; see ``fetch.sync``.
+
+    The remote tree is listed first (refusing symlinks, specials and unsafe names before
+    anything is downloaded); files whose size and time already match are kept (resume).
+    """
+    target = urls.parse_sftp_url(url, options.sftp_user)
+    scratch.prepare_dest(dest)
+    started = time.monotonic()
+    client = _connect(target, options)
+    try:
+        sftp = client.open_sftp()
+        sftp.get_channel().settimeout(options.timeout)
+        try:
+            if not stat.S_ISDIR(sftp.stat(target.path).st_mode or 0):
+                raise errors.SftpFailed(f"{url} is not a directory", transient=False)
+            files, refused = _list_tree(sftp, target.path)
+        except OSError as exc:
+            raise _wrap_os_error(exc, f"listing {url}") from exc
+        if refused:
+            raise errors.SyncRefused(
+                f"the tree at {url} holds {len(refused)} entries that are neither directories "
+                "nor regular files with safe names (symlinks and special files are never "
+                "accepted): " + ", ".join(refused),
+                [r.rsplit(" (", 1)[0] for r in refused],
+            )
+        total = sum(f.size for f in files)
+        if total > options.max_bytes:
+            raise errors.SyncRefused(
+                f"the tree at {url} holds {total} bytes, more than the {options.max_bytes} "
+                "bytes a release may have"
+            )
+        if report.total is None:
+            report.total = total
+        scratch.prune(dest, {f.path for f in files})
+        for remote in files:
+            _fetch_file(sftp, target.path + "/" + remote.path, dest, remote, report, url)
+            on_file(remote.path)
+    except (paramiko.SSHException, EOFError, TimeoutError) as exc:
+        raise errors.SftpFailed(f"SFTP from {url} failed: {exc or type(exc).__name__}",
+                         transient=True) from exc  # fmt: skip
+    finally:
+        client.close()
+    summary = scratch.check_tree(dest)
+    return records.SyncResult(files=summary.files, bytes=summary.bytes,
+                      seconds=time.monotonic() - started)  # fmt: skip
+
+
+def _fetch_file(
+    sftp: Any,
+    remote_path: str,
+    dest: Path,
+    remote: _RemoteFile,
+    report: progress.Progress,
+    url: str,
+) -> None:
+    target = dest.joinpath(*remote.path.split("/"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        info = target.lstat()
+        if (
+            stat.S_ISREG(info.st_mode)
+            and info.st_size == remote.size
+            and int(info.st_mtime) == remote.mtime
+        ):
+            report.add(remote.size)  # already here from an earlier attempt
+            return
+    except FileNotFoundError:
+        pass
+    part = scratch.part_name(target)
+    try:
+        with sftp.open(remote_path, "rb") as source, scratch.open_new(part) as out:
+            source.prefetch(remote.size)
+            left = remote.size
+            while left > 0:
+                data = source.read(min(scratch.CHUNK, left))
+                if not data:
+                    raise errors.SftpFailed(
+                        f"{remote.path} at {url} became shorter while it was fetched",
+                        transient=True,
+                    )
+                out.write(data)
+                left -= len(data)
+                report.add(len(data))
+        os.utime(part, (remote.mtime, remote.mtime))
+        part.replace(target)
+    except OSError as exc:
+        raise _wrap_os_error(exc, f"fetching {remote.path} from {url}") from exc
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _wrap_os_error(exc: OSError, doing: str) -> errors.SyncError:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return errors.SftpFailed(f"{doing}: timed out", transient=True)
+    if exc.errno in (errno.ENOENT, errno.EACCES, errno.EPERM):
+        return errors.SftpFailed(f"{doing}: {exc.strerror or exc}", transient=False)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return errors.SyncError(f"{doing}: {exc.strerror} (our scratch disk)", transient=True)
+    return errors.SftpFailed(f"{doing}: {exc}", transient=True)
