@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from repo_daemon.release_xml import model as manifest
 from repo_daemon.sync import verify
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 
 def _file(tree: Path, rel: str, data: bytes) -> manifest.PackageFile:
@@ -45,9 +50,32 @@ def test_upper_case_digests_in_release_xml_are_accepted(tree: Path) -> None:
     verify.verify(tree, [upper])
 
 
-def test_large_files_are_hashed_in_chunks(tree: Path) -> None:
+class _CountingReader(io.FileIO):
+    """A file that records the size of every chunk read into a buffer."""
+
+    def __init__(self, fd: int, reads: list[int]) -> None:
+        super().__init__(fd, "rb")
+        self.reads = reads
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        count = super().readinto(buffer)
+        self.reads.append(count)
+        return count
+
+
+def test_large_files_are_hashed_in_chunks(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = os.urandom(verify.CHUNK * 2 + 12345)
-    verify.verify(tree, [_file(tree, "big.rpm", data)])
+    package = _file(tree, "big.rpm", data)
+    reads: list[int] = []
+    opened = verify._open_regular
+
+    def open_counting(root: Path, rel: str) -> io.FileIO:
+        with opened(root, rel) as handle:  # the same checks, then the same file, counted
+            return _CountingReader(os.dup(handle.fileno()), reads)
+
+    monkeypatch.setattr(verify, "_open_regular", open_counting)
+    verify.verify(tree, [package])  # the digest of all the chunks is the file's
+    assert reads == [verify.CHUNK, verify.CHUNK, 12345, 0]  # never the whole file at once
 
 
 def test_missing_extra_size_and_hash_are_all_listed_at_once(tree: Path) -> None:
