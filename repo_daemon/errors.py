@@ -8,8 +8,8 @@ Hierarchy::
     ├── ProcessorNotFound            ``--processor module:attr`` names nothing usable
     ├── WorkflowInvalid              a workflow definition cannot be used (lists every problem)
     ├── actions.release.ReleaseInvalid   release.xml refused (every problem, with line and path)
-    ├── actions.sync.SyncError ...       fetching from the provider failed or was refused
-    ├── actions.verify.ChecksumMismatch  synced files differ from release.xml (all listed)
+    ├── sync.errors.SyncError ...        fetching from the provider failed or was refused
+    ├── sync.verify.ChecksumMismatch     synced files differ from release.xml (all listed)
     └── actions.trees.PublishFailed ...  publication refused or failed (StorageFailed and
                                          AreaBusy are transient; the rest are permanent)
 
