@@ -27,9 +27,9 @@ import time
 from pathlib import Path
 
 from bridge.settings.config import RepositorySettings
-from repo_daemon.publish import pool
+from repo_daemon.publish import fsops
 from repo_daemon.publish import repository as publish
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from tests.support.release_factory import release_info
 
 GB = 1024**3
@@ -53,7 +53,7 @@ def _human(n: float) -> str:
     return f"{n:.1f} GB"
 
 
-def _generate(scratch: Path, packages: int, each: int) -> tuple[manifest.PackageFile, ...]:
+def _generate(scratch: Path, packages: int, each: int) -> tuple[release_model.PackageFile, ...]:
     """``packages`` files of ``each`` bytes: a random block, made unique per file."""
     block = os.urandom(min(each, _BLOCK))
     files = []
@@ -71,11 +71,13 @@ def _generate(scratch: Path, packages: int, each: int) -> tuple[manifest.Package
                 remaining -= len(chunk)
                 if not remaining:
                     break
-        files.append(manifest.PackageFile(path=path, size=each, sha256=digest.hexdigest()))
+        files.append(release_model.PackageFile(path=path, size=each, sha256=digest.hexdigest()))
     return tuple(files)
 
 
-def _release(short: str, packages: tuple[manifest.PackageFile, ...]) -> manifest.ReleaseInfo:
+def _release(
+    short: str, packages: tuple[release_model.PackageFile, ...]
+) -> release_model.ReleaseInfo:
     return release_info(short, "1.0.0", packages, technology_provider="benchmark")
 
 
@@ -129,7 +131,7 @@ def _run(case: Case, work: Path, runs: int) -> None:
             inodes.add((repo.root / "production/7/updates" / probe.path).stat().st_ino)
             case.same_inode = len(inodes) == 1
     case.links = repo.pool.path(packages[-1].sha256).stat().st_nlink
-    pool.delete_tree(repo.root)
+    fsops.delete_tree(repo.root)
     shutil.rmtree(scratch)
 
 
@@ -151,7 +153,7 @@ def _growth(work: Path, releases: int, packages: int, each: int) -> list[tuple[i
         repo.promote_to_production(n + 1, info, "7", "Incremental")
         found.append(((n + 1) * packages, time.perf_counter() - started))
         shutil.rmtree(scratch)
-    pool.delete_tree(repo.root)
+    fsops.delete_tree(repo.root)
     return found
 
 
@@ -215,7 +217,7 @@ def main() -> None:
             for files, seconds in _growth(work, args.growth, args.packages, cases[1].each):
                 print(f"  area holds {files:6d} files after promotion: {seconds:6.3f} s")
     finally:
-        pool.delete_tree(work)
+        fsops.delete_tree(work)
 
     print(
         "\n| case | packages | bytes | pool in (publish_unverified) | stagerollout (median) "

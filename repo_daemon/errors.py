@@ -10,7 +10,7 @@ Hierarchy::
     ├── actions.release.ReleaseInvalid   release.xml refused (every problem, with line and path)
     ├── sync.errors.SyncError ...        fetching from the provider failed or was refused
     ├── sync.verify.ChecksumMismatch     synced files differ from release.xml (all listed)
-    └── actions.trees.PublishFailed ...  publication refused or failed (StorageFailed and
+    └── publish.errors.PublishFailed ... publication refused or failed (StorageFailed and
                                          AreaBusy are transient; the rest are permanent)
 
 The workflow and the repository actions add their own subclasses (one per condition, named for

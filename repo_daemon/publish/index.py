@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from repo_daemon.publish import areas as trees
-from repo_daemon.publish import pool
+from repo_daemon.publish import areas, errors, fsops, manifest, names
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +39,7 @@ UNLISTED = frozenset({INDEX_JSON, INDEX_HTML})
 
 _CHUNK = 1024 * 1024
 
-Step = Callable[[Path, trees.AreaManifest], None]
+Step = Callable[[Path, manifest.AreaManifest], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,19 +49,19 @@ class Index:
     area: str
     snapshot: str  # the snapshot's directory name, e.g. "000042-20261124T101500Z"
     generated: str  # ISO 8601 UTC, the snapshot's creation time
-    releases: tuple[trees.ReleaseEntry, ...]
-    metadata_files: tuple[trees.FileEntry, ...]  # every other file: repository metadata, …
+    releases: tuple[manifest.ReleaseEntry, ...]
+    metadata_files: tuple[manifest.FileEntry, ...]  # every other file: repository metadata, …
 
     @property
     def serial(self) -> str:
         """The content of ``.rollout-serial``: ``<area-key>/<snapshot>``, the snapshot's path
         below ``.snapshots/``. Its name starts with its sequence number and UTC time, so the
         serials of one area sort in publication order."""
-        return f"{trees.area_key(self.area)}/{self.snapshot}"
+        return f"{areas.Area.parse(self.area).key}/{self.snapshot}"
 
-    def files(self) -> tuple[trees.FileEntry, ...]:
+    def files(self) -> tuple[manifest.FileEntry, ...]:
         """Every file a complete copy holds besides ``index.json`` and ``index.html``."""
-        payload = trees.union_files(self.releases, area=self.area)
+        payload = manifest.union_files(self.releases, area=self.area)
         return tuple(sorted((*payload, *self.metadata_files), key=lambda f: f.path))
 
 
@@ -70,14 +69,14 @@ def compose(*steps: Step) -> Step:
     """One metadata step running ``steps`` in order (e.g. the repository metadata, then
     ``write_index`` so the index lists the metadata files too)."""
 
-    def run(snapshot_dir: Path, manifest: trees.AreaManifest) -> None:
+    def run(snapshot_dir: Path, contents: manifest.AreaManifest) -> None:
         for step in steps:
-            step(snapshot_dir, manifest)
+            step(snapshot_dir, contents)
 
     return run
 
 
-def write_index(snapshot_dir: Path, manifest: trees.AreaManifest) -> None:
+def write_index(snapshot_dir: Path, contents: manifest.AreaManifest) -> None:
     """Write ``.rollout-serial``, ``index.json`` and ``index.html`` into ``snapshot_dir``.
 
     The snapshot's name and time come from its ``.rollout-manifest.json`` (written by
@@ -85,36 +84,36 @@ def write_index(snapshot_dir: Path, manifest: trees.AreaManifest) -> None:
     clock. Files other than the releases' are read and hashed; payload files are not (the
     manifest has their SHA-256 and ``publish`` checks their sizes and inodes afterwards).
 
-    Raises ``trees.PathConflict`` if a release brought a file named ``index.json`` or
-    ``index.html`` at the top of the area, ``trees.StorageFailed`` if the disk refuses.
+    Raises ``errors.PathConflict`` if a release brought a file named ``index.json`` or
+    ``index.html`` at the top of the area, ``errors.StorageFailed`` if the disk refuses.
     """
-    area = manifest.area
+    area = contents.area
     clash = [name for name in WRITTEN if os.path.lexists(snapshot_dir / name)]
     if clash:
-        raise trees.PathConflict(
+        raise errors.PathConflict(
             area,
             [f"{name} is already in the tree (from a release?); the mirror index needs that name"
              for name in clash],
         )  # fmt: skip
     try:
         snapshot, generated = _identity(snapshot_dir, area)
-        payload = {f.path for f in manifest.files()}
-        pool.write_new(
+        payload = {f.path for f in contents.files()}
+        fsops.write_new(
             snapshot_dir / SERIAL_NAME,
-            (f"{trees.area_key(area)}/{snapshot}\n").encode("ascii"),
+            (f"{areas.Area.parse(area).key}/{snapshot}\n").encode("ascii"),
         )
         others = tuple(_metadata_files(snapshot_dir, payload))
         index = Index(
             area=area,
             snapshot=snapshot,
             generated=generated,
-            releases=manifest.releases,
+            releases=contents.releases,
             metadata_files=others,
         )
-        pool.write_new(snapshot_dir / INDEX_JSON, render_json(index))
-        pool.write_new(snapshot_dir / INDEX_HTML, render_html(index))
+        fsops.write_new(snapshot_dir / INDEX_JSON, render_json(index))
+        fsops.write_new(snapshot_dir / INDEX_HTML, render_html(index))
     except OSError as exc:
-        raise trees.StorageFailed("cannot write the mirror index of", area, exc) from exc
+        raise errors.StorageFailed("cannot write the mirror index of", area, exc) from exc
     logger.info(
         "index of %s: %d releases, %d files",
         area,
@@ -127,22 +126,22 @@ def write_index(snapshot_dir: Path, manifest: trees.AreaManifest) -> None:
 def _identity(snapshot_dir: Path, area: str) -> tuple[str, str]:
     """The snapshot's name and creation time, from its manifest when it has one."""
     try:
-        document = json.loads((snapshot_dir / trees.MANIFEST_NAME).read_bytes())
+        document = json.loads((snapshot_dir / manifest.MANIFEST_NAME).read_bytes())
         return str(document["snapshot"]), str(document["created"])
     except FileNotFoundError:
-        name = snapshot_dir.name.removeprefix(pool.BUILDING)
+        name = snapshot_dir.name.removeprefix(names.BUILDING)
         return name, datetime.now(UTC).isoformat()
     except (ValueError, KeyError, TypeError) as exc:
-        raise trees.SnapshotInvalid(area, [f"manifest unreadable ({exc})"]) from exc
+        raise errors.SnapshotInvalid(area, [f"manifest unreadable ({exc})"]) from exc
 
 
-def _metadata_files(top: Path, payload: set[str]) -> Iterable[trees.FileEntry]:
+def _metadata_files(top: Path, payload: set[str]) -> Iterable[manifest.FileEntry]:
     """Every regular file below ``top`` that is not payload nor unlisted, hashed."""
-    for directory, dirs, names in os.walk(top):
+    for directory, dirs, filenames in os.walk(top):
         dirs.sort()
         relative = os.path.relpath(directory, top)
         prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
-        for name in sorted(names):
+        for name in sorted(filenames):
             path = prefix + name
             if path in payload or path in UNLISTED:
                 continue
@@ -150,7 +149,7 @@ def _metadata_files(top: Path, payload: set[str]) -> Iterable[trees.FileEntry]:
             st = os.lstat(full)
             if not stat.S_ISREG(st.st_mode):
                 continue  # publish's own check refuses symlinks and the like
-            yield trees.FileEntry(path=path, size=st.st_size, sha256=_sha256(full))
+            yield manifest.FileEntry(path=path, size=st.st_size, sha256=_sha256(full))
 
 
 def _sha256(path: str) -> str:
@@ -167,7 +166,7 @@ def _sha256(path: str) -> str:
 def render_json(index: Index) -> bytes:
     """``index.json``: one file entry per line, keys in a fixed order, UTF-8."""
     releases = index.releases
-    total_files = trees.union_files(releases, area=index.area)
+    total_files = manifest.union_files(releases, area=index.area)
     head: dict[str, Any] = {
         "format": INDEX_FORMAT,
         "area": index.area,
@@ -203,7 +202,7 @@ def _open(fields: dict[str, Any]) -> str:
     return json.dumps(fields, ensure_ascii=False)[:-1]
 
 
-def _entries(files: Sequence[trees.FileEntry], indent: str) -> list[str]:
+def _entries(files: Sequence[manifest.FileEntry], indent: str) -> list[str]:
     text = [indent + json.dumps(vars(f), ensure_ascii=False) for f in files]
     return [line + ("," if n < len(text) - 1 else "") for n, line in enumerate(text)]
 
@@ -216,7 +215,7 @@ def read_json(data: bytes) -> Index:
         if document.get("format") != INDEX_FORMAT:
             raise ValueError(f"index format {document.get('format')!r}")
         releases = tuple(
-            trees.ReleaseEntry(
+            manifest.ReleaseEntry(
                 ticket_id=int(r["ticket_id"]),
                 short_name=str(r["short_name"]),
                 version=str(r["version"]),
@@ -231,17 +230,17 @@ def read_json(data: bytes) -> Index:
             releases=releases,
             metadata_files=tuple(_file(f) for f in document["metadata_files"]),
         )
-    except (KeyError, TypeError, AttributeError, trees.PublishFailed) as exc:
+    except (KeyError, TypeError, AttributeError, errors.PublishFailed) as exc:
         raise ValueError(f"not a mirror index: {exc}") from exc
 
 
-def _file(raw: dict[str, Any]) -> trees.FileEntry:
+def _file(raw: dict[str, Any]) -> manifest.FileEntry:
     path = raw["path"]
     parts = path.split("/") if isinstance(path, str) else [""]
     if any(part in ("", ".", "..") or "\\" in part for part in parts):
         raise ValueError(f"unsafe path {path!r}")
-    return trees.FileEntry(
-        path=path, size=int(raw["size"]), sha256=trees.check_sha256(raw["sha256"])
+    return manifest.FileEntry(
+        path=path, size=int(raw["size"]), sha256=names.check_sha256(raw["sha256"])
     )
 
 
@@ -250,7 +249,7 @@ def render_html(index: Index) -> bytes:
     Every value is escaped, even those checked to be safe."""
     e = html.escape
     title = f"{index.area}: snapshot {index.snapshot}"
-    total = trees.union_files(index.releases, area=index.area)
+    total = manifest.union_files(index.releases, area=index.area)
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -292,7 +291,7 @@ def render_html(index: Index) -> bytes:
     return ("\n".join(out) + "\n").encode("utf-8")
 
 
-def _file_table(files: Sequence[trees.FileEntry]) -> list[str]:
+def _file_table(files: Sequence[manifest.FileEntry]) -> list[str]:
     e = html.escape
     rows = ["<table>", "<tr><th>File</th><th>Size</th><th>SHA-256</th></tr>"]
     for f in files:
@@ -305,7 +304,7 @@ def _file_table(files: Sequence[trees.FileEntry]) -> list[str]:
     return rows
 
 
-def _anchor(release: trees.ReleaseEntry) -> str:
+def _anchor(release: manifest.ReleaseEntry) -> str:
     return f"release-{release.short_name}-{release.version}-{release.ticket_id}"
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from repo_daemon.publish import areas as trees
+from repo_daemon.publish import areas, errors
 
 LOCK_DIR = ".locks"
 GLOBAL_LOCK = ".global.lock"  # area keys never start with a dot, so never collide with it
@@ -32,10 +32,10 @@ class Locks:
         self.timeout = timeout
 
     @contextmanager
-    def area(self, key: str) -> Iterator[None]:
-        """Hold area ``key`` exclusively (and the global lock shared, to keep the GC out)."""
-        trees.check_area_path(key.replace("~", "/"))
-        with self._hold(GLOBAL_LOCK, fcntl.LOCK_SH), self._hold(f"{key}.lock", fcntl.LOCK_EX):
+    def area(self, area: areas.Area) -> Iterator[None]:
+        """Hold ``area`` exclusively (and the global lock shared, to keep the GC out)."""
+        lock = f"{area.key}.lock"
+        with self._hold(GLOBAL_LOCK, fcntl.LOCK_SH), self._hold(lock, fcntl.LOCK_EX):
             yield
 
     @contextmanager
@@ -51,7 +51,7 @@ class Locks:
             self.dir.mkdir(mode=0o755, parents=True, exist_ok=True)
             fd = os.open(self.dir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            raise trees.StorageFailed("cannot open lock", where, exc) from exc
+            raise errors.StorageFailed("cannot open lock", where, exc) from exc
         try:
             started = time.monotonic()
             pause = 0.01
@@ -62,11 +62,11 @@ class Locks:
                 except BlockingIOError:
                     waited = time.monotonic() - started
                     if waited >= self.timeout:
-                        raise trees.AreaBusy(where, waited) from None
+                        raise errors.AreaBusy(where, waited) from None
                     time.sleep(min(pause, max(self.timeout - waited, 0.001)))
                     pause = min(pause * 2, 0.25)
                 except OSError as exc:
-                    raise trees.StorageFailed("cannot lock", where, exc) from exc
+                    raise errors.StorageFailed("cannot lock", where, exc) from exc
             yield
         finally:
             os.close(fd)  # closing the last descriptor releases the lock

@@ -4,9 +4,9 @@ into it.
 
 It fills the pool from a verified scratch tree (a hard link when scratch is on the same file
 system, else a copy that is hashed, fsynced and linked into place), links a snapshot's files
-from the pool and checks the result, makes a finished snapshot durable and read-only, deletes
-snapshots and the pool files nothing references. It never decides what an area holds or when
-a snapshot goes live (``publish`` does) and takes no locks (the caller holds them).
+from the pool and checks the result, deletes the pool files nothing references. It never
+decides what an area holds or when a snapshot goes live (``repository`` does), takes no locks
+(the caller holds them) and leaves sealing and deleting snapshots to ``fsops``.
 """
 
 from __future__ import annotations
@@ -16,21 +16,18 @@ import errno
 import hashlib
 import logging
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from pathlib import Path
 
-from repo_daemon.publish import areas as trees
+from repo_daemon.publish import areas, errors, fsops, manifest, names
 
 logger = logging.getLogger(__name__)
 
 POOL_DIR = ".pool"
 TMP_DIR = ".tmp"
-BUILDING = ".building-"  # a snapshot directory being built: never served, deleted if stale
-DELETING = ".deleting-"  # a snapshot directory being deleted
 # link(2) cannot join these two files: copy instead.
 _CANNOT_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP})
 _CHUNK = 1024 * 1024
@@ -65,7 +62,7 @@ class Pool:
 
     def file(self, sha256: str) -> str:
         """Where the bytes with ``sha256`` live (a string: this is on every hot path)."""
-        trees.check_sha256(sha256)
+        names.check_sha256(sha256)
         return f"{self._dir}/{sha256[:2]}/{sha256}"
 
     def path(self, sha256: str) -> Path:
@@ -78,7 +75,7 @@ class Pool:
         return f"{POOL_DIR}/{sha256[:2]}/{sha256}"
 
     def identities(
-        self, files: Iterable[trees.FileEntry]
+        self, files: Iterable[manifest.FileEntry]
     ) -> tuple[dict[str, tuple[int, int]], list[str]]:
         """The (device, inode) of each pool file ``files`` need, and a problem for each the
         pool lacks or holds with another size."""
@@ -93,7 +90,7 @@ class Pool:
                 problems.append(f"{f.path} (SHA-256 {f.sha256[:12]}…) is not in the pool")
                 continue
             except OSError as exc:
-                raise trees.StorageFailed("cannot read", self.relative(f.sha256), exc) from exc
+                raise errors.StorageFailed("cannot read", self.relative(f.sha256), exc) from exc
             if not stat.S_ISREG(st.st_mode):
                 problems.append(f"{self.relative(f.sha256)} is not a regular file")
             elif st.st_size != f.size:
@@ -104,11 +101,11 @@ class Pool:
                 found[f.sha256] = (st.st_dev, st.st_ino)
         return found, problems
 
-    def missing(self, files: Iterable[trees.FileEntry]) -> list[str]:
+    def missing(self, files: Iterable[manifest.FileEntry]) -> list[str]:
         """A problem for each of ``files`` the pool lacks or holds with another size."""
         return self.identities(files)[1]
 
-    def fill(self, scratch: Path, files: Iterable[trees.FileEntry]) -> PoolFill:
+    def fill(self, scratch: Path, files: Iterable[manifest.FileEntry]) -> PoolFill:
         """Put the bytes of ``files`` into the pool, taking them from ``scratch`` where the
         pool lacks them.
 
@@ -120,7 +117,7 @@ class Pool:
         ``StorageFailed`` for file-system errors.
         """
         wanted = {f.sha256: f for f in files}
-        absent: list[trees.FileEntry] = []
+        absent: list[manifest.FileEntry] = []
         problems: list[str] = []
         for f in wanted.values():
             if not os.path.lexists(self.path(f.sha256)):
@@ -128,18 +125,18 @@ class Pool:
             else:
                 problems.extend(self.missing([f]))
         if problems:
-            raise trees.ContentMissing("the pool is damaged", problems)
+            raise errors.ContentMissing("the pool is damaged", problems)
         if not absent:
             return PoolFill(present=len(wanted))
         try:
             base = scratch.resolve(strict=True)
         except OSError as exc:
-            raise trees.ContentMissing(
+            raise errors.ContentMissing(
                 "the scratch tree", ["is gone; sync the release again"]
             ) from exc
-        sources: list[tuple[trees.FileEntry, Path]] = []
+        sources: list[tuple[manifest.FileEntry, Path]] = []
         for f in absent:
-            source = base / trees.check_relative_path("package path", f.path)
+            source = base / names.check_relative_path("package path", f.path)
             try:
                 st = os.lstat(source)
                 real = Path(os.path.realpath(source))
@@ -147,17 +144,17 @@ class Pool:
                 problems.append(f"{f.path} is not in the scratch tree")
                 continue
             except OSError as exc:
-                raise trees.StorageFailed("cannot read scratch file", f.path, exc) from exc
+                raise errors.StorageFailed("cannot read scratch file", f.path, exc) from exc
             if real != source or stat.S_ISLNK(st.st_mode):
-                raise trees.PathRefused("scratch file", f.path, "is or lies below a symlink")
+                raise errors.PathRefused("scratch file", f.path, "is or lies below a symlink")
             if not stat.S_ISREG(st.st_mode):
-                raise trees.PathRefused("scratch file", f.path, "is not a regular file")
+                raise errors.PathRefused("scratch file", f.path, "is not a regular file")
             if st.st_size != f.size:
                 problems.append(f"{f.path} has {st.st_size} bytes in scratch, expected {f.size}")
                 continue
             sources.append((f, source))
         if problems:
-            raise trees.ContentMissing("the scratch tree does not hold the release", problems)
+            raise errors.ContentMissing("the scratch tree does not hold the release", problems)
         linked = copied = 0
         shards: set[Path] = set()
         for f, source in sources:
@@ -171,12 +168,12 @@ class Pool:
                     self._copy(source, target, f)
                     copied += 1
             except OSError as exc:
-                raise trees.StorageFailed("cannot add to the pool", f.path, exc) from exc
+                raise errors.StorageFailed("cannot add to the pool", f.path, exc) from exc
         try:
             for shard in shards:
-                fsync_dir(shard)
+                fsops.fsync_dir(shard)
         except OSError as exc:
-            raise trees.StorageFailed("cannot sync", POOL_DIR, exc) from exc
+            raise errors.StorageFailed("cannot sync", POOL_DIR, exc) from exc
         return PoolFill(linked=linked, copied=copied, present=len(wanted) - len(sources))
 
     def _link(self, source: Path, target: Path) -> bool:
@@ -197,7 +194,7 @@ class Pool:
             os.close(fd)
         return True
 
-    def _copy(self, source: Path, target: Path, f: trees.FileEntry) -> None:
+    def _copy(self, source: Path, target: Path, f: manifest.FileEntry) -> None:
         """Copy ``source`` beside the pool, check its SHA-256, fsync, then link it into place
         (never replacing a pool file: existing snapshots keep pointing at the same inode)."""
         tmp_dir = self.dir / TMP_DIR
@@ -213,7 +210,7 @@ class Pool:
                 writer.flush()
                 os.fsync(writer.fileno())
             if digest.hexdigest() != f.sha256:
-                raise trees.ContentMissing(
+                raise errors.ContentMissing(
                     "the scratch tree", [f"{f.path} does not match its SHA-256"]
                 )
             tmp.chmod(0o444)
@@ -222,7 +219,9 @@ class Pool:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def link_tree(self, area: str, building: Path, files: tuple[trees.FileEntry, ...]) -> None:
+    def link_tree(
+        self, area: areas.Area, building: Path, files: tuple[manifest.FileEntry, ...]
+    ) -> None:
         """Hard-link each of ``files`` from the pool to its path below ``building``."""
         base = str(building)  # plain strings: pathlib costs more than link(2) here
         made: set[str] = set()
@@ -236,18 +235,20 @@ class Pool:
                 os.link(self.file(f.sha256), f"{base}/{f.path}")
             except FileNotFoundError as exc:
                 gone = f"{f.path} (SHA-256 {f.sha256[:12]}…) left the pool"
-                raise trees.ContentMissing(f"{area} cannot be built", [gone]) from exc
+                raise errors.ContentMissing(f"{area} cannot be built", [gone]) from exc
             except OSError as exc:
                 if exc.errno == errno.EMLINK:
-                    raise trees.StorageFailed(
+                    raise errors.StorageFailed(
                         "too many snapshots link", Pool.relative(f.sha256), exc
                     ) from exc
-                raise trees.StorageFailed("cannot link into a snapshot of", area, exc) from exc
+                raise errors.StorageFailed(
+                    "cannot link into a snapshot of", area.path, exc
+                ) from exc
 
     def check_tree(
         self,
         building: Path,
-        files: tuple[trees.FileEntry, ...],
+        files: tuple[manifest.FileEntry, ...],
         pooled: dict[str, tuple[int, int]],
     ) -> list[str]:
         """Every problem of a built snapshot: a file missing, not a regular file, not linked
@@ -297,9 +298,9 @@ class Pool:
                     entry.unlink()
                     removed += 1
                     removed_bytes += st.st_size
-                fsync_dir(shard)
+                fsops.fsync_dir(shard)
         except OSError as exc:
-            raise trees.StorageFailed("cannot sweep", POOL_DIR, exc) from exc
+            raise errors.StorageFailed("cannot sweep", POOL_DIR, exc) from exc
         logger.info(
             "pool sweep: %d removed (%d bytes), %d kept, %d held elsewhere",
             removed,
@@ -313,15 +314,6 @@ class Pool:
         )
 
 
-def fsync_dir(path: Path) -> None:
-    """Make the entries of directory ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _symlinks(top: str, prefix: str) -> list[str]:
     """Every symlink below directory ``top`` (never following one), relative to it."""
     found: list[str] = []
@@ -332,39 +324,3 @@ def _symlinks(top: str, prefix: str) -> list[str]:
             elif entry.is_dir(follow_symlinks=False):
                 found.extend(_symlinks(entry.path, f"{prefix}{entry.name}/"))
     return found
-
-
-def write_new(path: Path, data: bytes) -> None:
-    """Write a new read-only file and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def seal(top: Path) -> None:
-    """fsync every directory of a finished snapshot and make it read-only."""
-    for directory, _, _ in os.walk(top, topdown=False):
-        fsync_dir(Path(directory))
-        Path(directory).chmod(0o555)  # read-only: nobody edits a snapshot
-
-
-def discard(path: Path) -> None:
-    """Delete a snapshot: first rename it out of the snapshot names, so a half-deleted one
-    never looks complete, then delete the tree."""
-    doomed = path.with_name(f"{DELETING}{path.name}")
-    path.rename(doomed)
-    delete_tree(doomed)
-
-
-def delete_tree(path: Path) -> None:
-    """Delete a directory tree, read-only directories included."""
-    if not path.exists():
-        return
-    for directory, _, _ in os.walk(path):
-        Path(directory).chmod(0o755)  # writable again, to delete
-    shutil.rmtree(path)

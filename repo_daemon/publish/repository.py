@@ -6,9 +6,10 @@ An area (``unverified/<short>/<version>``, ``stagerollout/<major>``,
 Each change builds a complete new snapshot beside the live one, checks it, fsyncs it and
 swaps the symlink with ``rename(2)``: readers see the old snapshot or the new one, never a mix.
 Promotion links files from the pool by SHA-256 and never copies bytes. This module decides
-what an area holds; ``pool`` stores bytes, ``locks`` serialises writers per area, ``trees``
-checks names and reads and writes manifests. It does not generate repository metadata: a
-``MetadataStep`` given to ``Repository`` does, inside the new snapshot before the swap.
+what an area holds; ``areas`` names the areas, ``manifest`` is what each snapshot holds,
+``pool`` stores bytes, ``fsops`` makes trees durable and read-only, ``locks`` serialises
+writers per area. It does not generate repository metadata: a ``MetadataStep`` given to
+``Repository`` does, inside the new snapshot before the swap.
 """
 
 from __future__ import annotations
@@ -27,26 +28,27 @@ from urllib.parse import quote
 
 from bridge.settings import config
 from repo_daemon import errors
-from repo_daemon.publish import areas as trees
-from repo_daemon.publish import locks, pool
-from repo_daemon.release_xml import model as release_manifest
+from repo_daemon.publish import areas, fsops, locks, names, pool
+from repo_daemon.publish import errors as publish_errors
+from repo_daemon.publish import manifest as area_manifest
+from repo_daemon.release_xml import model as release_model
 
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_DIR = ".snapshots"
 
-MetadataStep = Callable[[Path, trees.AreaManifest], None]
+MetadataStep = Callable[[Path, area_manifest.AreaManifest], None]
 """Writes repository metadata into a new snapshot directory before it is checked and swapped
 in. It may add files and directories, but must not add symlinks or change payload files."""
 
-Change = Callable[[trees.AreaManifest], trees.AreaManifest]
+Change = Callable[[area_manifest.AreaManifest], area_manifest.AreaManifest]
 
 
 @dataclass(frozen=True, kw_only=True)
 class PublishedArea:
     """Where an area is after an operation: its path below the root and its URL."""
 
-    area: str  # e.g. "stagerollout/7"
+    area: areas.Area  # e.g. Area("stagerollout/7")
     url: str  # RepositorySettings.base_url + area + "/"
     snapshot: str | None  # the live snapshot's name; None when the area was removed
     changed: bool  # False when the area already held what was asked (a repeated step)
@@ -85,7 +87,7 @@ class Repository:
             settings.root.mkdir(mode=0o755, parents=True, exist_ok=True)
             self.root = settings.root.resolve(strict=True)
         except OSError as exc:
-            raise trees.StorageFailed("cannot create", "the repository root", exc) from exc
+            raise publish_errors.StorageFailed("cannot create", "the repository root", exc) from exc
         self.pool = pool.Pool(self.root)
         self.locks = locks.Locks(self.root, timeout=lock_timeout)
         self._metadata = metadata
@@ -94,12 +96,12 @@ class Repository:
     # ------------------------------------------------------------------ the workflow's steps
 
     def publish_unverified(
-        self, ticket_id: int, info: release_manifest.ReleaseInfo, scratch: Path
+        self, ticket_id: int, info: release_model.ReleaseInfo, scratch: Path
     ) -> PublishedArea:
         """Pool the verified ``scratch`` tree and make ``unverified/<short>/<version>/`` hold
         exactly this release. Repeating it changes nothing (scratch is then not needed)."""
-        entry = trees.ReleaseEntry.from_info(ticket_id, info)
-        area = trees.unverified_area(entry.short_name, entry.version)
+        entry = area_manifest.ReleaseEntry.from_info(ticket_id, info)
+        area = areas.Area.unverified(entry.short_name, entry.version)
         return self._update(
             area,
             lambda current: current.with_release(entry),
@@ -109,29 +111,29 @@ class Repository:
         )
 
     def promote_to_stagerollout(
-        self, ticket_id: int, info: release_manifest.ReleaseInfo, major: str
+        self, ticket_id: int, info: release_model.ReleaseInfo, major: str
     ) -> PublishedArea:
         """Add the release to ``stagerollout/<major>/`` from the pool (no bytes copied). It
         stays in unverified until it reaches production or is removed."""
-        entry = trees.ReleaseEntry.from_info(ticket_id, info)
-        area = trees.stagerollout_area(major)
+        entry = area_manifest.ReleaseEntry.from_info(ticket_id, info)
+        area = areas.Area.stagerollout(major)
         return self._update(area, lambda m: m.with_release(entry), ticket_id=ticket_id)
 
     def promote_to_production(
-        self, ticket_id: int, info: release_manifest.ReleaseInfo, major: str, release_type: str
+        self, ticket_id: int, info: release_model.ReleaseInfo, major: str, release_type: str
     ) -> PublishedArea:
         """Add the release to the production area of ``major`` (``base`` for NonIncremental,
         ``updates`` for Incremental), then take it out of ``stagerollout/<major>/`` and out of
         ``unverified/<short>/<version>/``. Each step is idempotent, and the release is in
         production before it leaves the other areas, so a repeated call after a crash
         finishes the job."""
-        entry = trees.ReleaseEntry.from_info(ticket_id, info)
-        production = trees.production_area(
-            self.settings.production_path(trees.check_component("major release", major)),
+        entry = area_manifest.ReleaseEntry.from_info(ticket_id, info)
+        production = areas.Area.production(
+            self.settings.production_path(names.check_component("major release", major)),
             release_type,
         )
-        stage = trees.stagerollout_area(major)
-        unverified = trees.unverified_area(entry.short_name, entry.version)
+        stage = areas.Area.stagerollout(major)
+        unverified = areas.Area.unverified(entry.short_name, entry.version)
         result = self._update(production, lambda m: m.with_release(entry), ticket_id=ticket_id)
         self._update(stage, lambda m: m.without_ticket(ticket_id), ticket_id=ticket_id)
         self._update(
@@ -140,15 +142,13 @@ class Repository:
         return result
 
     def remove_release(
-        self, ticket_id: int, info: release_manifest.ReleaseInfo, major: str
+        self, ticket_id: int, info: release_model.ReleaseInfo, major: str
     ) -> tuple[PublishedArea, PublishedArea]:
         """Take what ``ticket_id`` brought out of ``unverified/<short>/<version>/`` (the area
         disappears) and ``stagerollout/<major>/`` (the area stays, possibly empty). Releases
         of other tickets stay. Idempotent. Returns both areas' states."""
-        unverified = trees.unverified_area(
-            trees.check_component("short name", info.short_name), info.version
-        )
-        stage = trees.stagerollout_area(major)
+        unverified = areas.Area.unverified(info.short_name, info.version)
+        stage = areas.Area.stagerollout(major)
         return (
             self._update(
                 unverified,
@@ -171,24 +171,23 @@ class Repository:
             try:
                 keys = sorted(p for p in top.iterdir() if p.is_dir()) if top.is_dir() else []
                 for key_dir in keys:
-                    area = key_dir.name.replace("~", "/")
                     try:
-                        trees.check_area_path(area)
-                    except trees.PathRefused:
+                        area = areas.Area.parse(key_dir.name.replace("~", "/"))
+                    except publish_errors.PathRefused:
                         logger.warning(
                             "%s/%s is not the bridge's: left alone", top.name, key_dir.name
                         )
                         continue  # its links, if any, keep their pool files (st_nlink > 1)
                     for entry in sorted(key_dir.iterdir()):
-                        if entry.name.startswith((pool.BUILDING, pool.DELETING)):
-                            pool.delete_tree(entry)
+                        if entry.name.startswith((names.BUILDING, names.DELETING)):
+                            fsops.delete_tree(entry)
                             stale += 1
-                        elif trees.snapshot_number(entry.name) is not None:
+                        elif names.snapshot_number(entry.name) is not None:
                             found = self._read(area, entry.name)
                             referenced.update(f.sha256 for r in found.releases for f in r.files)
                             snapshots += 1
             except OSError as exc:
-                raise trees.StorageFailed("cannot read", SNAPSHOT_DIR, exc) from exc
+                raise publish_errors.StorageFailed("cannot read", SNAPSHOT_DIR, exc) from exc
             sweep = self.pool.sweep(referenced)
         return GcReport(
             snapshots=snapshots,
@@ -201,15 +200,15 @@ class Repository:
 
     # ------------------------------------------------------------------ reading
 
-    def url(self, area: str) -> str:
+    def url(self, area: areas.Area) -> str:
         """The URL clients reach ``area`` at."""
-        return self.settings.base_url.rstrip("/") + "/" + quote(trees.check_area_path(area)) + "/"
+        return self.settings.base_url.rstrip("/") + "/" + quote(area.path) + "/"
 
-    def live_snapshot(self, area: str) -> str | None:
+    def live_snapshot(self, area: areas.Area) -> str | None:
         """The name of the snapshot ``area`` points at, or None if it is not published."""
-        return self._live(trees.check_area_path(area))
+        return self._live(area)
 
-    def manifest(self, area: str) -> trees.AreaManifest | None:
+    def manifest(self, area: areas.Area) -> area_manifest.AreaManifest | None:
         """What ``area`` holds now, or None if it is not published."""
         live = self.live_snapshot(area)
         return self._read(area, live) if live else None
@@ -218,7 +217,7 @@ class Repository:
 
     def _update(
         self,
-        area: str,
+        area: areas.Area,
         change: Change,
         *,
         ticket_id: int,
@@ -229,13 +228,15 @@ class Repository:
         otherwise build, check and swap in a new snapshot (or, for a ``per_release`` area
         left empty, remove the area), then apply retention."""
         try:
-            with self.locks.area(trees.area_key(area)):
+            with self.locks.area(area):
                 live = self._live(area)
                 self._clear_leftovers(area)
                 # Without its symlink (a crash before the first swap, a person's mistake) an
                 # area's state is its newest complete snapshot, never "empty".
                 base = live or self._newest(area)
-                current = self._read(area, base) if base else trees.AreaManifest(area=area)
+                current = (
+                    self._read(area, base) if base else area_manifest.AreaManifest(area=area.path)
+                )
                 new = change(current)
                 if not new.releases and (per_release or base is None):
                     if base is None:
@@ -254,7 +255,7 @@ class Repository:
                     prepare()
                 pooled, missing = self.pool.identities(files)
                 if missing:
-                    raise trees.ContentMissing(f"{area} cannot be built", missing)
+                    raise publish_errors.ContentMissing(f"{area} cannot be built", missing)
                 name = self._build(area, new, files, pooled)
                 self._swap(area, name)
                 self._retain(area, name)
@@ -267,22 +268,22 @@ class Repository:
                     extra={"action": "publish", "ticket": ticket_id},
                 )
                 return self._result(area, name, changed=True)
-        except trees.PublishFailed as exc:
+        except publish_errors.PublishFailed as exc:
             if exc.ticket_id is None:
                 exc.ticket_id = ticket_id
             raise
         except OSError as exc:
-            raise trees.StorageFailed("cannot publish", area, exc) from exc
+            raise publish_errors.StorageFailed("cannot publish", area.path, exc) from exc
 
-    def _result(self, area: str, snapshot: str | None, *, changed: bool) -> PublishedArea:
+    def _result(self, area: areas.Area, snapshot: str | None, *, changed: bool) -> PublishedArea:
         return PublishedArea(area=area, url=self.url(area), snapshot=snapshot, changed=changed)
 
     # ------------------------------------------------------------------ paths
 
-    def _area_path(self, area: str, *, create: bool) -> Path:
+    def _area_path(self, area: areas.Area, *, create: bool) -> Path:
         """The absolute path of ``area``; its parents must be plain directories below the root
         (not symlinks, so never another area), created when ``create``."""
-        parts = trees.check_area_path(area).split("/")
+        parts = area.path.split("/")
         current = self.root
         for part in parts[:-1]:
             current = current / part
@@ -296,109 +297,116 @@ class Repository:
                 continue
             if not stat.S_ISDIR(st.st_mode):
                 where = current.relative_to(self.root).as_posix()
-                raise trees.PathConflict(
-                    area, [f"{where} is not a plain directory (an area, or not the bridge's)"]
+                raise publish_errors.PathConflict(
+                    area.path, [f"{where} is not a plain directory (an area, or not the bridge's)"]
                 )
         path = self.root.joinpath(*parts)
         if create and not path.parent.resolve().is_relative_to(self.root):
-            raise trees.PathRefused("area", area, "leaves the repository root")
+            raise publish_errors.PathRefused("area", area.path, "leaves the repository root")
         return path
 
-    def _snapshots(self, area: str) -> Path:
-        return self.root / SNAPSHOT_DIR / trees.area_key(area)
+    def _snapshots(self, area: areas.Area) -> Path:
+        return self.root / SNAPSHOT_DIR / area.key
 
     @staticmethod
-    def _link_prefix(area: str) -> str:
+    def _link_prefix(area: areas.Area) -> str:
         """The symlink target of ``area`` without the snapshot name (relative, so the root can
         be mounted or served at another path)."""
-        depth = area.count("/")
-        return "../" * depth + f"{SNAPSHOT_DIR}/{trees.area_key(area)}/"
+        return "../" * area.depth + f"{SNAPSHOT_DIR}/{area.key}/"
 
-    def _live(self, area: str) -> str | None:
+    def _live(self, area: areas.Area) -> str | None:
         path = self._area_path(area, create=False)
         try:
             st = os.lstat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         if not stat.S_ISLNK(st.st_mode):
-            raise trees.PathConflict(
-                area, [f"{area} is a {'directory' if stat.S_ISDIR(st.st_mode) else 'file'} the "
-                       "bridge did not make; move it away"]
-            )  # fmt: skip
+            kind = "directory" if stat.S_ISDIR(st.st_mode) else "file"
+            raise publish_errors.PathConflict(
+                area.path, [f"{area} is a {kind} the bridge did not make; move it away"]
+            )
         target = str(path.readlink())
         prefix = self._link_prefix(area)
         name = target[len(prefix) :] if target.startswith(prefix) else ""
-        if trees.snapshot_number(name) is None:
-            raise trees.PathConflict(area, [f"{area} is a symlink the bridge did not make"])
+        if names.snapshot_number(name) is None:
+            raise publish_errors.PathConflict(
+                area.path, [f"{area} is a symlink the bridge did not make"]
+            )
         if not (self._snapshots(area) / name).is_dir():
-            raise trees.SnapshotInvalid(
-                area,
+            raise publish_errors.SnapshotInvalid(
+                area.path,
                 [f"its live snapshot {name} is gone; point {area} at a snapshot that exists"],
             )
         return name
 
-    def _read(self, area: str, name: str) -> trees.AreaManifest:
-        path = self._snapshots(area) / name / trees.MANIFEST_NAME
+    def _read(self, area: areas.Area, name: str) -> area_manifest.AreaManifest:
+        path = self._snapshots(area) / name / area_manifest.MANIFEST_NAME
         try:
             data = path.read_bytes()
         except FileNotFoundError as exc:
-            raise trees.SnapshotInvalid(area, [f"snapshot {name} has no manifest"]) from exc
+            raise publish_errors.SnapshotInvalid(
+                area.path, [f"snapshot {name} has no manifest"]
+            ) from exc
         except OSError as exc:
-            raise trees.StorageFailed("cannot read the manifest of", area, exc) from exc
-        return trees.AreaManifest.from_json(data, area=area)
+            raise publish_errors.StorageFailed(
+                "cannot read the manifest of", area.path, exc
+            ) from exc
+        return area_manifest.AreaManifest.from_json(data, area=area.path)
 
     # ------------------------------------------------------------------ build, check, swap
 
     def _build(
         self,
-        area: str,
-        manifest: trees.AreaManifest,
-        files: tuple[trees.FileEntry, ...],
+        area: areas.Area,
+        contents: area_manifest.AreaManifest,
+        files: tuple[area_manifest.FileEntry, ...],
         pooled: dict[str, tuple[int, int]],
     ) -> str:
-        """Build the complete snapshot of ``manifest`` beside the live one and mark it
+        """Build the complete snapshot of ``contents`` beside the live one and mark it
         complete in one rename; on any failure delete what was built. Returns its name."""
         snaps = self._snapshots(area)
         snaps.mkdir(mode=0o755, parents=True, exist_ok=True)
-        numbers = (trees.snapshot_number(p.name) for p in snaps.iterdir())
+        numbers = (names.snapshot_number(p.name) for p in snaps.iterdir())
         number = 1 + max((n for n in numbers if n is not None), default=0)
         now = self._clock().astimezone(UTC)
         name = f"{number:06d}-{now:%Y%m%dT%H%M%SZ}"
-        building = snaps / f"{pool.BUILDING}{name}"
+        building = snaps / f"{names.BUILDING}{name}"
         building.mkdir(mode=0o755)
         try:
             self.pool.link_tree(area, building, files)
-            document = manifest.to_json(snapshot=name, created=now.isoformat(), files=files)
-            pool.write_new(building / trees.MANIFEST_NAME, document)
+            document = contents.to_json(snapshot=name, created=now.isoformat(), files=files)
+            fsops.write_new(building / area_manifest.MANIFEST_NAME, document)
             if self._metadata is not None:
-                self._run_metadata(area, building, manifest)
+                self._run_metadata(area, building, contents)
             problems = self.pool.check_tree(building, files, pooled)
             if problems:
-                raise trees.SnapshotInvalid(area, problems)
-            pool.seal(building)
+                raise publish_errors.SnapshotInvalid(area.path, problems)
+            fsops.seal(building)
             building.rename(snaps / name)
-            pool.fsync_dir(snaps)
+            fsops.fsync_dir(snaps)
         except BaseException:
             try:
-                pool.delete_tree(building)
+                fsops.delete_tree(building)
             except OSError:
                 logger.exception("could not delete the unfinished snapshot %s", building.name)
             raise
         return name
 
-    def _run_metadata(self, area: str, building: Path, manifest: trees.AreaManifest) -> None:
+    def _run_metadata(
+        self, area: areas.Area, building: Path, contents: area_manifest.AreaManifest
+    ) -> None:
         assert self._metadata is not None
         try:
-            self._metadata(building, manifest)
+            self._metadata(building, contents)
         except (errors.DaemonError, OSError):
             raise
         except Exception as exc:
             text = str(exc).replace(str(building), "<snapshot>").replace(str(self.root), "<root>")
-            raise trees.PublishFailed(
+            raise publish_errors.PublishFailed(
                 f"the metadata step for {area} failed: {type(exc).__name__}: {text}"
             ) from exc
 
-    def _swap(self, area: str, name: str) -> None:
+    def _swap(self, area: areas.Area, name: str) -> None:
         """Point ``area`` at snapshot ``name`` in one ``rename(2)`` of a fresh symlink."""
         path = self._area_path(area, create=True)
         temporary = path.parent / f".{path.name}.swap-{secrets.token_hex(4)}"
@@ -408,61 +416,61 @@ class Repository:
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             if exc.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
-                raise trees.PathConflict(
-                    area, [f"{area} is a directory the bridge did not make; move it away"]
+                raise publish_errors.PathConflict(
+                    area.path, [f"{area} is a directory the bridge did not make; move it away"]
                 ) from exc
             raise
-        pool.fsync_dir(path.parent)
+        fsops.fsync_dir(path.parent)
 
     # ------------------------------------------------------------------ retention, removal
 
-    def _retain(self, area: str, live: str) -> None:
+    def _retain(self, area: areas.Area, live: str) -> None:
         """Keep the live snapshot and the ``keep_snapshots`` before it; delete the rest. A
         failure here is logged, not raised: the publication itself succeeded."""
         snaps = self._snapshots(area)
-        live_number = trees.snapshot_number(live) or 0
+        live_number = names.snapshot_number(live) or 0
         keep = max(self.settings.keep_snapshots, 0)
         try:
             found = sorted(
                 (n, p.name)
                 for p in snaps.iterdir()
-                if (n := trees.snapshot_number(p.name)) is not None and p.name != live
+                if (n := names.snapshot_number(p.name)) is not None and p.name != live
             )
             older = [name for n, name in found if n < live_number]
             doomed = older[: max(len(older) - keep, 0)]
             for name in doomed:
-                pool.discard(snaps / name)
+                fsops.discard(snaps / name)
         except OSError:
             logger.exception("retention of %s failed; the next publication retries", area)
 
-    def _remove_area(self, area: str) -> None:
+    def _remove_area(self, area: areas.Area) -> None:
         """Unlink the area's symlink (one atomic step for readers), then its snapshots."""
         path = self._area_path(area, create=False)
         path.unlink(missing_ok=True)
-        pool.fsync_dir(path.parent)
+        fsops.fsync_dir(path.parent)
         snaps = self._snapshots(area)
         for entry in sorted(snaps.iterdir()):
-            pool.discard(entry)
+            fsops.discard(entry)
         snaps.rmdir()
 
-    def _newest(self, area: str) -> str | None:
+    def _newest(self, area: areas.Area) -> str | None:
         """The newest complete snapshot of ``area``, if any."""
         snaps = self._snapshots(area)
         found = (
             (n, p.name)
             for p in (snaps.iterdir() if snaps.is_dir() else ())
-            if (n := trees.snapshot_number(p.name)) is not None
+            if (n := names.snapshot_number(p.name)) is not None
         )
         return max(found, default=(0, None))[1]
 
-    def _clear_leftovers(self, area: str) -> None:
+    def _clear_leftovers(self, area: areas.Area) -> None:
         """Delete what a crash left of an earlier change of ``area`` (its lock is held): half
         built or half deleted snapshots, temporary symlinks of a swap."""
         snaps = self._snapshots(area)
         if snaps.is_dir():
             for entry in snaps.iterdir():
-                if entry.name.startswith((pool.BUILDING, pool.DELETING)):
-                    pool.delete_tree(entry)
+                if entry.name.startswith((names.BUILDING, names.DELETING)):
+                    fsops.delete_tree(entry)
         path = self._area_path(area, create=False)
         if path.parent.is_dir():
             for entry in path.parent.glob(f".{path.name}.swap-*"):

@@ -32,8 +32,7 @@ from types import FrameType, TracebackType
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
-from repo_daemon.publish import areas as trees
-from repo_daemon.publish import index
+from repo_daemon.publish import index, manifest
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ DEFAULT_LISTEN = "127.0.0.1:8751"
 DEFAULT_MODULE = "repo"
 SNAPSHOTS = ".snapshots"
 # The hidden names a client or mirror may fetch from an area.
-VISIBLE_HIDDEN = frozenset({trees.MANIFEST_NAME, index.SERIAL_NAME})
+VISIBLE_HIDDEN = frozenset({manifest.MANIFEST_NAME, index.SERIAL_NAME})
 
 # Content types by suffix, the same for nginx and the embedded server. Everything else (and
 # apt's Packages, Release, InRelease) is application/octet-stream, or text/plain below.

@@ -164,9 +164,9 @@ class RepositoryWork:
     # -- the trees ------------------------------------------------------------------------
 
     def _moved(self, ticket_id: int, area: publish.PublishedArea, what: str) -> Outcome:
-        self.store.set_repository_path(ticket_id, area.area)
+        self.store.set_repository_path(ticket_id, area.area.path)
         state = "" if area.changed else " (already there)"
-        return Outcome(detail=f"{what} {area.area}{state}", url=area.url)
+        return Outcome(detail=f"{what} {area.area.path}{state}", url=area.url)
 
     def publish_unverified(self, ticket: records.Ticket, info: manifest.ReleaseInfo) -> Outcome:
         area = self.repository.publish_unverified(ticket.id, info, self.scratch(ticket.id))
@@ -197,7 +197,7 @@ class RepositoryWork:
         )
         shutil.rmtree(self.scratch(ticket.id), ignore_errors=True)
         self.store.set_repository_path(ticket.id, None)
-        removed = [a.area for a in (unverified, staged) if a.changed]
+        removed = [a.area.path for a in (unverified, staged) if a.changed]
         return Outcome(detail=f"removed from {', '.join(removed) or 'nothing (not there)'}")
 
 

@@ -32,9 +32,9 @@ import pytest
 
 from bridge.rt_setup.sandbox import free_port
 from bridge.settings.config import RepositorySettings
-from repo_daemon.publish import index
+from repo_daemon.publish import areas, index
 from repo_daemon.publish import repository as publish
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from repo_daemon.serving import static as serving
 from tests.support import paths
 from tests.support.release_factory import scratch_release
@@ -46,7 +46,7 @@ NEEDS_ROOT = pytest.mark.skipif(os.geteuid() != 0, reason="chroot needs root")
 DOCS = paths.ROOT / "docs" / "serving.md"
 
 
-def _release(scratch: Path, n: int) -> manifest.ReleaseInfo:
+def _release(scratch: Path, n: int) -> release_model.ReleaseInfo:
     """Release ``n``: files in a directory of its own and in one all releases share (so a
     listing taken from one snapshot and file contents from another would show)."""
     contents = {}
@@ -282,7 +282,7 @@ def test_the_rsync_module_shows_the_areas_and_snapshots_and_hides_the_bridges_st
     info = _release(tmp_path / "scratch", 1)
     repo.publish_unverified(1, info, tmp_path / "scratch")
     repo.promote_to_production(1, info, "7", "Incremental")
-    live = repo.live_snapshot(AREA)
+    live = repo.live_snapshot(areas.Area.parse(AREA))
     # What a crash can leave behind: a half-built snapshot, a swap symlink.
     (repo.root / ".snapshots/production~7~updates/.building-000009-20261124T000000Z").mkdir()
     (repo.root / "production/7/.updates.swap-0000").symlink_to("x")

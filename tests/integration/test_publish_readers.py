@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.settings.config import RepositorySettings
-from repo_daemon.publish import areas as trees
+from repo_daemon.publish import areas, manifest, names
 from repo_daemon.publish import repository as publish
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from tests.support import paths
 from tests.support.release_factory import scratch_release
 
@@ -26,7 +26,7 @@ RELEASES = 50
 FILES_PER_RELEASE = 200
 
 
-def _release(scratch: Path, short: str, version: str, files: int) -> manifest.ReleaseInfo:
+def _release(scratch: Path, short: str, version: str, files: int) -> release_model.ReleaseInfo:
     """A release whose every file says which release and path it belongs to."""
     contents = {}
     for i in range(files):
@@ -54,14 +54,14 @@ def _read_pass(area: Path, log: ReaderLog) -> None:
         log.empty += 1
         return
     try:
-        document = json.loads((snapshot / trees.MANIFEST_NAME).read_bytes())
+        document = json.loads((snapshot / manifest.MANIFEST_NAME).read_bytes())
         expected = {f["path"]: f["sha256"] for f in document["files"]}
         versions = {r["version"] for r in document["releases"]}
         listed = {
             os.path.relpath(f"{d}/{name}", snapshot)
             for d, _, names in os.walk(snapshot)
             for name in names
-            if name != trees.MANIFEST_NAME
+            if name != manifest.MANIFEST_NAME
         }
         problems = []
         if listed != set(expected):
@@ -86,7 +86,7 @@ def _read_pass(area: Path, log: ReaderLog) -> None:
     log.problems.extend(problems)
     log.passes += 1
     log.releases_seen.append(len(versions))
-    log.snapshots_seen.append(trees.snapshot_number(snapshot.name) or -1)
+    log.snapshots_seen.append(names.snapshot_number(snapshot.name) or -1)
 
 
 def test_readers_never_see_a_partial_tree(tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ def test_readers_never_see_a_partial_tree(tmp_path: Path) -> None:
     assert log.passes >= 20, (log, took)
     assert log.snapshots_seen == sorted(log.snapshots_seen)  # never an older one after a newer
     assert log.releases_seen == sorted(log.releases_seen)
-    final = repo.manifest("production/7/updates")
+    final = repo.manifest(areas.Area.parse("production/7/updates"))
     assert final is not None and len(final.releases) == RELEASES
     assert len(final.files()) == RELEASES * FILES_PER_RELEASE
     _read_pass(area, log)
@@ -144,14 +144,14 @@ import json, sys, time
 from pathlib import Path
 from bridge.settings.config import RepositorySettings
 from repo_daemon.publish import repository as publish
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 
 root, events, spec = Path(sys.argv[1]), Path(sys.argv[2]), json.loads(sys.argv[3])
-info = manifest.ReleaseInfo(**{
+info = release_model.ReleaseInfo(**{
     **spec["info"],
     "iso_date": __import__("datetime").date.fromisoformat(spec["info"]["iso_date"]),
     "keywords": (), "documentation_links": (), "repositories": (),
-    "packages": tuple(manifest.PackageFile(**p) for p in spec["info"]["packages"]),
+    "packages": tuple(release_model.PackageFile(**p) for p in spec["info"]["packages"]),
 })
 
 def metadata(snapshot, area):
@@ -199,7 +199,7 @@ def test_two_processes_publishing_into_one_area_are_serialised(tmp_path: Path) -
     outputs = [child.communicate(timeout=120) for child in children]
     assert [child.returncode for child in children] == [0, 0], outputs
 
-    found = repo.manifest("stagerollout/7")
+    found = repo.manifest(areas.Area.parse("stagerollout/7"))
     assert found is not None
     assert sorted(r.ticket_id for r in found.releases) == [1, 2]
     assert len(found.files()) == 40

@@ -23,10 +23,9 @@ import pytest
 
 from bridge.rt_setup.sandbox import free_port
 from bridge.settings.config import RepositorySettings
-from repo_daemon.publish import areas as trees
-from repo_daemon.publish import index
+from repo_daemon.publish import areas, index, manifest
 from repo_daemon.publish import repository as publish
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from repo_daemon.serving import static as serving
 from tests.support import paths
 from tests.support.nginx_server import NginxServer, tools_missing
@@ -45,11 +44,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _release(scratch: Path, version: str, files: dict[str, bytes]) -> manifest.ReleaseInfo:
+def _release(scratch: Path, version: str, files: dict[str, bytes]) -> release_model.ReleaseInfo:
     return scratch_release(scratch, "Dist", version, files)
 
 
-def _fake_metadata(snapshot: Path, contents: trees.AreaManifest) -> None:
+def _fake_metadata(snapshot: Path, contents: manifest.AreaManifest) -> None:
     """Files shaped like the repository metadata step's, for types and caching."""
     count = str(len(contents.releases)).encode()
     for path, data in {
@@ -167,7 +166,7 @@ def test_the_index_lists_the_release_and_names_the_live_snapshot(
     server: int, published: Published
 ) -> None:
     found = index.read_json(fetch(server, f"/{AREA}/index.json").body)
-    live = published.repo.live_snapshot(AREA)
+    live = published.repo.live_snapshot(areas.Area.parse(AREA))
     assert found.snapshot == live
     assert [(r.ticket_id, r.short_name, r.version) for r in found.releases] == [
         (21, "Dist", "1.0.0")
@@ -199,7 +198,7 @@ def test_directory_listings_hide_hidden_names(server: int) -> None:
 
 def test_the_bridges_state_and_escapes_are_refused(server: int, published: Published) -> None:
     pool = published.pool_file
-    live = published.repo.live_snapshot(AREA)
+    live = published.repo.live_snapshot(areas.Area.parse(AREA))
     secret = published.files[RPM]
     for path in (
         "/.pool/",

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from bridge.settings.config import RepositorySettings
-from repo_daemon.publish import areas as trees
-from repo_daemon.publish import index
+from repo_daemon.publish import areas, errors, index, manifest
 from repo_daemon.publish import repository as publish
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from tests.support.release_factory import scratch_release
 
 CREATED = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
@@ -23,7 +22,7 @@ CREATED = datetime(2026, 11, 24, 10, 15, tzinfo=UTC)
 
 def _release(
     scratch: Path, short: str, version: str, files: dict[str, bytes]
-) -> manifest.ReleaseInfo:
+) -> release_model.ReleaseInfo:
     return scratch_release(scratch, short, version, files)
 
 
@@ -33,7 +32,7 @@ def _repo(tmp_path: Path, step: publish.MetadataStep) -> publish.Repository:
     )
 
 
-def _fake_metadata(snapshot: Path, contents: trees.AreaManifest) -> None:
+def _fake_metadata(snapshot: Path, contents: manifest.AreaManifest) -> None:
     """Stands in for the repository metadata step: one more file, written first."""
     (snapshot / "repodata").mkdir()
     (snapshot / "repodata" / "repomd.xml").write_text(f"<repomd>{len(contents.releases)}</repomd>")
@@ -62,7 +61,7 @@ def test_index_json_lists_the_area_its_releases_and_every_file(
     published: tuple[publish.Repository, Path],
 ) -> None:
     repo, area = published
-    live = repo.live_snapshot("production/7/updates")
+    live = repo.live_snapshot(areas.Area.parse("production/7/updates"))
     document = json.loads((area / index.INDEX_JSON).read_bytes())
     assert document["format"] == 1
     assert document["area"] == "production/7/updates"
@@ -105,7 +104,10 @@ def test_the_index_describes_exactly_the_tree(published: tuple[publish.Repositor
 def test_serial_names_the_live_snapshot(published: tuple[publish.Repository, Path]) -> None:
     repo, area = published
     serial = (area / index.SERIAL_NAME).read_text()
-    assert serial == f"production~7~updates/{repo.live_snapshot('production/7/updates')}\n"
+    assert (
+        serial
+        == f"production~7~updates/{repo.live_snapshot(areas.Area.parse('production/7/updates'))}\n"
+    )
     assert (repo.root / ".snapshots" / serial.strip()).resolve() == area.resolve()
 
 
@@ -156,7 +158,7 @@ def test_index_of_an_empty_area(tmp_path: Path) -> None:
 def test_a_release_with_a_file_of_the_index_name_is_refused(tmp_path: Path, name: str) -> None:
     repo = _repo(tmp_path, index.write_index)
     info = _release(tmp_path / "s", "Dist", "1.0.0", {name: b"mine", "x.rpm": b"x"})
-    with pytest.raises(trees.PathConflict, match=f"{name} is already in the tree"):
+    with pytest.raises(errors.PathConflict, match=f"{name} is already in the tree"):
         repo.publish_unverified(5, info, tmp_path / "s")
     assert not (repo.root / "unverified/Dist/1.0.0").exists()
 
@@ -167,13 +169,13 @@ def test_write_index_on_a_plain_directory(tmp_path: Path) -> None:
     snapshot = tmp_path / ".building-000007-20261124T101500Z"
     (snapshot / "rpms").mkdir(parents=True)
     (snapshot / "rpms/x.rpm").write_bytes(b"x")
-    entry = trees.ReleaseEntry(
+    entry = manifest.ReleaseEntry(
         ticket_id=3,
         short_name="Dist",
         version="1.0.0",
-        files=(trees.FileEntry(path="rpms/x.rpm", size=1, sha256=_sha(b"x")),),
+        files=(manifest.FileEntry(path="rpms/x.rpm", size=1, sha256=_sha(b"x")),),
     )
-    index.write_index(snapshot, trees.AreaManifest(area="stagerollout/7", releases=(entry,)))
+    index.write_index(snapshot, manifest.AreaManifest(area="stagerollout/7", releases=(entry,)))
     assert (snapshot / index.SERIAL_NAME).read_text() == (
         "stagerollout~7/000007-20261124T101500Z\n"
     )
@@ -185,7 +187,7 @@ def test_write_index_on_a_plain_directory(tmp_path: Path) -> None:
 
 def test_compose_runs_the_steps_in_order(tmp_path: Path) -> None:
     calls: list[str] = []
-    manifest_ = trees.AreaManifest(area="stagerollout/7")
+    manifest_ = manifest.AreaManifest(area="stagerollout/7")
     step = index.compose(
         lambda d, m: calls.append(f"first {d.name} {m.area}"),
         lambda d, m: calls.append(f"second {d.name} {m.area}"),

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 
 from bridge.settings.config import RepositorySettings
-from repo_daemon.publish import areas as trees
-from repo_daemon.publish import pool
+from repo_daemon.publish import areas, errors, fsops, locks, manifest, names
 from repo_daemon.publish import repository as publish
-from repo_daemon.publish.locks import Locks
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from tests.support.release_factory import release_info
 
-MakeRelease = Callable[..., manifest.ReleaseInfo]
+MakeRelease = Callable[..., release_model.ReleaseInfo]
 
 
-def _info(short: str, version: str, packages: list[manifest.PackageFile]) -> manifest.ReleaseInfo:
+def _info(
+    short: str, version: str, packages: list[release_model.PackageFile]
+) -> release_model.ReleaseInfo:
     return release_info(
         short,
         version,
@@ -33,7 +33,9 @@ def _info(short: str, version: str, packages: list[manifest.PackageFile]) -> man
         synch_protocol="rsync",
         synch_url="rsync://example.org/x/",
         repositories=(
-            manifest.RepositorySpec(identifier="r", name="R", type="YUM", relative_path="rpms"),
+            release_model.RepositorySpec(
+                identifier="r", name="R", type="YUM", relative_path="rpms"
+            ),
         ),
     )
 
@@ -51,7 +53,7 @@ def make_release(scratch_root: Path) -> MakeRelease:
 
     def make(
         short: str = "Demo", version: str = "1.0.0", files: dict[str, bytes] | None = None
-    ) -> manifest.ReleaseInfo:
+    ) -> release_model.ReleaseInfo:
         files = files if files is not None else {f"rpms/{short}-{version}.rpm": version.encode()}
         scratch = scratch_root / f"{short}-{version}"
         packages = []
@@ -60,7 +62,7 @@ def make_release(scratch_root: Path) -> MakeRelease:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             packages.append(
-                manifest.PackageFile(
+                release_model.PackageFile(
                     path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest()
                 )
             )
@@ -69,7 +71,7 @@ def make_release(scratch_root: Path) -> MakeRelease:
     return make
 
 
-def scratch_of(scratch_root: Path, info: manifest.ReleaseInfo) -> Path:
+def scratch_of(scratch_root: Path, info: release_model.ReleaseInfo) -> Path:
     return scratch_root / f"{info.short_name}-{info.version}"
 
 
@@ -91,7 +93,7 @@ def tree(path: Path) -> dict[str, bytes]:
     return {
         p.relative_to(top).as_posix(): p.read_bytes()
         for p in sorted(top.rglob("*"))
-        if p.is_file() and p.name != trees.MANIFEST_NAME
+        if p.is_file() and p.name != manifest.MANIFEST_NAME
     }
 
 
@@ -100,7 +102,7 @@ def everything(root: Path) -> list[str]:
 
 
 def snapshots(repo: publish.Repository, area: str) -> list[str]:
-    snaps = repo.root / publish.SNAPSHOT_DIR / trees.area_key(area)
+    snaps = repo.root / publish.SNAPSHOT_DIR / areas.Area.parse(area).key
     return sorted(p.name for p in snaps.iterdir()) if snaps.exists() else []
 
 
@@ -115,14 +117,14 @@ def test_publish_unverified_has_exactly_the_release(
 
     result = repo.publish_unverified(11, info, scratch_of(scratch_root, info))
 
-    assert result.area == "unverified/Demo/1.2.3"
+    assert result.area.path == "unverified/Demo/1.2.3"
     assert result.url == "http://repo.example/unverified/Demo/1.2.3/"
     assert result.changed and result.snapshot is not None
     area = repo.root / "unverified/Demo/1.2.3"
     assert area.is_symlink()
     assert not area.readlink().is_absolute()  # the root can be served at another path
     assert tree(area) == files
-    found = repo.manifest("unverified/Demo/1.2.3")
+    found = repo.manifest(areas.Area.parse("unverified/Demo/1.2.3"))
     assert found is not None
     assert [(r.ticket_id, r.short_name, r.version) for r in found.releases] == [
         (11, "Demo", "1.2.3")
@@ -141,7 +143,7 @@ def test_snapshots_are_read_only(
     live = (repo.root / "unverified/Demo/1.0.0").resolve()
     for directory in (live, live / "a", live / "a/b"):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o555
-    assert stat.S_IMODE((live / trees.MANIFEST_NAME).stat().st_mode) == 0o444
+    assert stat.S_IMODE((live / manifest.MANIFEST_NAME).stat().st_mode) == 0o444
 
 
 def test_publishing_twice_changes_nothing(
@@ -166,7 +168,7 @@ def test_same_release_from_another_ticket_is_refused(
 ) -> None:
     info = make_release()
     repo.publish_unverified(3, info, scratch_of(scratch_root, info))
-    with pytest.raises(trees.PathConflict, match="already here from ticket #3") as caught:
+    with pytest.raises(errors.PathConflict, match="already here from ticket #3") as caught:
         repo.publish_unverified(4, info, scratch_of(scratch_root, info))
     assert not caught.value.transient
     assert caught.value.ticket_id == 4
@@ -196,7 +198,7 @@ def test_promotion_copies_no_bytes(
 
     production = repo.promote_to_production(5, info, "7", "Incremental")
 
-    assert production.area == "production/7/updates"
+    assert production.area.path == "production/7/updates"
     assert production.url == "http://repo.example/production/7/updates/"
     in_production = repo.root / "production/7/updates/rpms/big.rpm"
     assert in_production.stat().st_ino == pooled.stat().st_ino
@@ -218,7 +220,7 @@ def test_production_takes_the_release_out_of_stagerollout_and_unverified(
     assert not (repo.root / "unverified/Demo/1.0.0").exists()
     assert not (repo.root / publish.SNAPSHOT_DIR / "unverified~Demo~1.0.0").exists()
     # stagerollout stays as an empty snapshot: clients configured for it keep a valid URL
-    stage = repo.manifest("stagerollout/7")
+    stage = repo.manifest(areas.Area.parse("stagerollout/7"))
     assert stage is not None and stage.releases == ()
     assert tree(repo.root / "stagerollout/7") == {}
     # repeating the whole step after a crash changes nothing
@@ -233,7 +235,9 @@ def test_emergency_release_goes_to_production_from_unverified(
     repo.publish_unverified(8, info, scratch_of(scratch_root, info))
     repo.promote_to_production(8, info, "7", "Incremental")
     assert tree(repo.root / "production/7/updates") == {"rpms/Demo-1.0.0.rpm": b"1.0.0"}
-    assert repo.live_snapshot("stagerollout/7") is None  # never created for nothing
+    assert (
+        repo.live_snapshot(areas.Area.parse("stagerollout/7")) is None
+    )  # never created for nothing
 
 
 def test_configured_production_path(
@@ -245,7 +249,7 @@ def test_configured_production_path(
     info = make_release()
     repo.publish_unverified(8, info, scratch_of(scratch_root, info))
     result = repo.promote_to_production(8, info, "7", "Incremental")
-    assert result.area == "el/7-prod/updates"
+    assert result.area.path == "el/7-prod/updates"
     assert tree(repo.root / "el/7-prod/updates") == {"rpms/Demo-1.0.0.rpm": b"1.0.0"}
 
 
@@ -253,10 +257,10 @@ def test_promotion_needs_the_files_in_the_pool(
     repo: publish.Repository, make_release: MakeRelease
 ) -> None:
     info = make_release()
-    with pytest.raises(trees.ContentMissing, match="is not in the pool") as caught:
+    with pytest.raises(errors.ContentMissing, match="is not in the pool") as caught:
         repo.promote_to_stagerollout(5, info, "7")
     assert not caught.value.transient
-    assert repo.live_snapshot("stagerollout/7") is None
+    assert repo.live_snapshot(areas.Area.parse("stagerollout/7")) is None
 
 
 # --------------------------------------------------------------------------- union, conflicts
@@ -276,7 +280,7 @@ def test_production_area_accumulates_releases(
         "rpms/b.rpm": b"b2",
         "rpms/common.rpm": b"same",
     }
-    found = repo.manifest("production/7/updates")
+    found = repo.manifest(areas.Area.parse("production/7/updates"))
     assert found is not None
     assert [r.ticket_id for r in found.releases] == [21, 22]
     assert [f.path for f in found.files()] == ["rpms/a.rpm", "rpms/b.rpm", "rpms/common.rpm"]
@@ -290,16 +294,16 @@ def test_a_path_claimed_with_other_content_is_refused(
     for ticket, info in ((31, first), (32, second)):
         repo.publish_unverified(ticket, info, scratch_of(scratch_root, info))
     repo.promote_to_stagerollout(31, first, "7")
-    live = repo.live_snapshot("stagerollout/7")
+    live = repo.live_snapshot(areas.Area.parse("stagerollout/7"))
 
-    with pytest.raises(trees.PathConflict) as caught:
+    with pytest.raises(errors.PathConflict) as caught:
         repo.promote_to_stagerollout(32, second, "7")
 
     message = str(caught.value)
     assert "rpms/x.rpm" in message
     assert "Demo 1.0.1 (ticket #31)" in message and "Other 1.0.2 (ticket #32)" in message
     assert not caught.value.transient
-    assert repo.live_snapshot("stagerollout/7") == live
+    assert repo.live_snapshot(areas.Area.parse("stagerollout/7")) == live
     assert tree(repo.root / "stagerollout/7") == {"rpms/x.rpm": b"one"}
 
 
@@ -311,7 +315,7 @@ def test_a_file_where_another_release_has_a_directory_is_refused(
     for ticket, info in ((31, first), (32, second)):
         repo.publish_unverified(ticket, info, scratch_of(scratch_root, info))
     repo.promote_to_stagerollout(31, first, "7")
-    with pytest.raises(trees.PathConflict, match=r"rpms is a file in Demo 1\.0\.1"):
+    with pytest.raises(errors.PathConflict, match=r"rpms is a file in Demo 1\.0\.1"):
         repo.promote_to_stagerollout(32, second, "7")
 
 
@@ -375,12 +379,12 @@ def test_removing_what_was_never_published_is_a_no_op(
 # --------------------------------------------------------------------------- refused names
 
 
-Operation = Callable[[publish.Repository, manifest.ReleaseInfo, Path], object]
+Operation = Callable[[publish.Repository, release_model.ReleaseInfo, Path], object]
 
 
 def _bad_release(short: str = "Demo", path: str = "a.rpm") -> Operation:
-    def run(repo: publish.Repository, good: manifest.ReleaseInfo, scratch: Path) -> object:
-        package = manifest.PackageFile(path=path, size=1, sha256=good.packages[0].sha256)
+    def run(repo: publish.Repository, good: release_model.ReleaseInfo, scratch: Path) -> object:
+        package = release_model.PackageFile(path=path, size=1, sha256=good.packages[0].sha256)
         return repo.publish_unverified(2, _info(short, "1.0.1", [package]), scratch)
 
     return run
@@ -423,7 +427,7 @@ def test_unsafe_names_are_refused_before_touching_disk(
     before = everything(repo.root)
     outside = everything(repo.root.parent)
 
-    with pytest.raises(trees.PathRefused) as caught:
+    with pytest.raises(errors.PathRefused) as caught:
         operation(repo, good, scratch_of(scratch_root, good))
 
     assert not caught.value.transient
@@ -440,7 +444,7 @@ def test_a_production_path_leaving_the_root_is_refused(
     )
     info = make_release()
     repo.publish_unverified(1, info, scratch_of(scratch_root, info))
-    with pytest.raises(trees.PathRefused):
+    with pytest.raises(errors.PathRefused):
         repo.promote_to_production(1, info, "7", "Incremental")
     assert not (tmp_path / "outside").exists()
 
@@ -452,7 +456,7 @@ def test_an_area_below_a_symlink_is_refused(
     (repo.root / "stagerollout").symlink_to(tmp_path / "elsewhere")
     info = make_release()
     repo.publish_unverified(1, info, scratch_of(scratch_root, info))
-    with pytest.raises(trees.PathConflict, match="not a plain directory"):
+    with pytest.raises(errors.PathConflict, match="not a plain directory"):
         repo.promote_to_stagerollout(1, info, "7")
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
@@ -465,9 +469,9 @@ def test_a_symlink_in_scratch_is_refused(
     secret.write_bytes(b"a")
     (scratch_of(scratch_root, info) / "a.rpm").unlink()
     (scratch_of(scratch_root, info) / "a.rpm").symlink_to(secret)
-    with pytest.raises(trees.PathRefused, match="symlink"):
+    with pytest.raises(errors.PathRefused, match="symlink"):
         repo.publish_unverified(1, info, scratch_of(scratch_root, info))
-    assert repo.live_snapshot("unverified/Demo/1.0.0") is None
+    assert repo.live_snapshot(areas.Area.parse("unverified/Demo/1.0.0")) is None
 
 
 def test_a_symlinked_directory_in_scratch_is_refused(
@@ -478,7 +482,7 @@ def test_a_symlinked_directory_in_scratch_is_refused(
     elsewhere = tmp_path / "elsewhere"
     (scratch / "sub").rename(elsewhere)
     (scratch / "sub").symlink_to(elsewhere)
-    with pytest.raises(trees.PathRefused, match="symlink"):
+    with pytest.raises(errors.PathRefused, match="symlink"):
         repo.publish_unverified(1, info, scratch)
 
 
@@ -489,10 +493,10 @@ def test_scratch_that_does_not_match_the_release_is_refused(
     scratch = scratch_of(scratch_root, info)
     (scratch / "a.rpm").write_bytes(b"short")
     (scratch / "b.rpm").unlink()
-    with pytest.raises(trees.ContentMissing) as caught:
+    with pytest.raises(errors.ContentMissing) as caught:
         repo.publish_unverified(1, info, scratch)
     assert len(caught.value.problems) == 2  # every problem, not the first
-    assert repo.live_snapshot("unverified/Demo/1.0.0") is None
+    assert repo.live_snapshot(areas.Area.parse("unverified/Demo/1.0.0")) is None
 
 
 def test_an_area_occupied_by_a_real_directory_is_not_replaced(
@@ -501,7 +505,7 @@ def test_an_area_occupied_by_a_real_directory_is_not_replaced(
     (repo.root / "unverified/Demo/1.0.0").mkdir(parents=True)
     (repo.root / "unverified/Demo/1.0.0/precious").write_text("x")
     info = make_release()
-    with pytest.raises(trees.PathConflict, match="did not make"):
+    with pytest.raises(errors.PathConflict, match="did not make"):
         repo.publish_unverified(1, info, scratch_of(scratch_root, info))
     assert (repo.root / "unverified/Demo/1.0.0/precious").read_text() == "x"
 
@@ -534,7 +538,7 @@ def test_scratch_on_another_file_system_is_copied_and_checked(
 
     corrupt = make_release("Demo", "1.0.1", {"b.rpm": b"right"})
     (scratch_of(scratch_root, corrupt) / "b.rpm").write_bytes(b"wrong")  # same size
-    with pytest.raises(trees.ContentMissing, match="does not match its SHA-256"):
+    with pytest.raises(errors.ContentMissing, match="does not match its SHA-256"):
         repo.publish_unverified(2, corrupt, scratch_of(scratch_root, corrupt))
     assert not repo.pool.path(corrupt.packages[0].sha256).exists()
 
@@ -605,9 +609,9 @@ def test_retention_keeps_the_live_snapshot_and_n_before_it(
         info = make_release("Demo", f"1.0.{n}")
         repo.publish_unverified(n, info, scratch_of(scratch_root, info))
         repo.promote_to_stagerollout(n, info, "7")
-    names = snapshots(repo, "stagerollout/7")
-    assert [trees.snapshot_number(n) for n in names] == [3, 4, 5]
-    assert repo.live_snapshot("stagerollout/7") == names[-1]
+    kept = snapshots(repo, "stagerollout/7")
+    assert [names.snapshot_number(n) for n in kept] == [3, 4, 5]
+    assert repo.live_snapshot(areas.Area.parse("stagerollout/7")) == kept[-1]
 
 
 def test_retention_zero_keeps_only_the_live_snapshot(
@@ -618,11 +622,13 @@ def test_retention_zero_keeps_only_the_live_snapshot(
         info = make_release("Demo", f"1.0.{n}")
         repo.publish_unverified(n, info, scratch_of(scratch_root, info))
         repo.promote_to_stagerollout(n, info, "7")
-    assert snapshots(repo, "stagerollout/7") == [repo.live_snapshot("stagerollout/7")]
+    assert snapshots(repo, "stagerollout/7") == [
+        repo.live_snapshot(areas.Area.parse("stagerollout/7"))
+    ]
 
 
 def _promote_all(
-    repo: publish.Repository, scratch_root: Path, *infos: manifest.ReleaseInfo
+    repo: publish.Repository, scratch_root: Path, *infos: release_model.ReleaseInfo
 ) -> None:
     for info in infos:
         ticket = info.minor_version * 100 + info.revision_version
@@ -641,11 +647,11 @@ def test_an_area_without_its_symlink_adopts_its_newest_snapshot(
     _promote_all(repo, scratch_root, second)
 
     assert tree(area) == {"rpms/Demo-1.0.1.rpm": b"1.0.1", "rpms/Demo-1.0.2.rpm": b"1.0.2"}
-    live = repo.live_snapshot("stagerollout/7")
+    live = repo.live_snapshot(areas.Area.parse("stagerollout/7"))
     area.unlink()
     again = repo.promote_to_stagerollout(2, second, "7")  # same content: only relinked
     assert again.changed and again.snapshot == live
-    assert repo.live_snapshot("stagerollout/7") == live
+    assert repo.live_snapshot(areas.Area.parse("stagerollout/7")) == live
 
 
 def test_a_rollback_by_hand_is_where_the_next_publication_starts(
@@ -689,7 +695,7 @@ def test_a_failure_mid_build_leaves_the_live_area_unchanged(
         real_link(src, dst)
 
     monkeypatch.setattr(os, "link", failing_link)
-    with pytest.raises(trees.StorageFailed) as caught:
+    with pytest.raises(errors.StorageFailed) as caught:
         repo.promote_to_stagerollout(2, second, "7")
 
     assert caught.value.transient  # disk full: retried later
@@ -716,7 +722,7 @@ def test_a_permanent_storage_error_is_not_transient(
         raise PermissionError(errno.EACCES, "Permission denied", str(dst))
 
     monkeypatch.setattr(os, "link", denied)
-    with pytest.raises(trees.StorageFailed) as caught:
+    with pytest.raises(errors.StorageFailed) as caught:
         repo.promote_to_stagerollout(1, info, "7")
     assert not caught.value.transient
     assert caught.value.ticket_id == 1
@@ -727,8 +733,8 @@ def test_metadata_runs_in_the_new_snapshot_before_the_swap(
 ) -> None:
     seen: list[tuple[str, str | None, list[str]]] = []
 
-    def metadata(snapshot: Path, area: trees.AreaManifest) -> None:
-        live = repository.live_snapshot(area.area)
+    def metadata(snapshot: Path, area: manifest.AreaManifest) -> None:
+        live = repository.live_snapshot(areas.Area.parse(area.area))
         seen.append((snapshot.name, live, [f.path for f in area.files()]))
         (snapshot / "repodata").mkdir()
         (snapshot / "repodata/repomd.xml").write_text(f"<repomd>{len(area.releases)}</repomd>")
@@ -752,9 +758,9 @@ def test_metadata_runs_in_the_new_snapshot_before_the_swap(
 @pytest.mark.parametrize(
     ("action", "error", "match"),
     [
-        ("raise", trees.PublishFailed, "metadata step for unverified/Demo/1.0.0 failed"),
-        ("symlink", trees.SnapshotInvalid, "repodata is a symlink"),
-        ("replace", trees.SnapshotInvalid, "not linked to the pool"),
+        ("raise", errors.PublishFailed, "metadata step for unverified/Demo/1.0.0 failed"),
+        ("symlink", errors.SnapshotInvalid, "repodata is a symlink"),
+        ("replace", errors.SnapshotInvalid, "not linked to the pool"),
     ],
 )
 def test_a_failing_metadata_step_publishes_nothing(
@@ -765,7 +771,7 @@ def test_a_failing_metadata_step_publishes_nothing(
     error: type[Exception],
     match: str,
 ) -> None:
-    def metadata(snapshot: Path, area: trees.AreaManifest) -> None:
+    def metadata(snapshot: Path, area: manifest.AreaManifest) -> None:
         if action == "raise":
             raise RuntimeError(f"createrepo_c failed in {snapshot}")
         if action == "symlink":
@@ -780,7 +786,7 @@ def test_a_failing_metadata_step_publishes_nothing(
     with pytest.raises(error, match=match) as caught:
         repo.publish_unverified(1, info, scratch_of(scratch_root, info))
     assert str(repo.root) not in str(caught.value)
-    assert repo.live_snapshot("unverified/Demo/1.0.0") is None
+    assert repo.live_snapshot(areas.Area.parse("unverified/Demo/1.0.0")) is None
     assert snapshots(repo, "unverified/Demo/1.0.0") == []
 
 
@@ -793,7 +799,9 @@ def test_leftovers_of_a_crash_are_cleared_on_the_next_publish(
     (repo.root / "unverified/Demo/.1.0.0.swap-dead").symlink_to("nowhere")
     info = make_release()
     repo.publish_unverified(1, info, scratch_of(scratch_root, info))
-    assert [p.name for p in snaps.iterdir()] == [repo.live_snapshot("unverified/Demo/1.0.0")]
+    assert [p.name for p in snaps.iterdir()] == [
+        repo.live_snapshot(areas.Area.parse("unverified/Demo/1.0.0"))
+    ]
     assert [p.name for p in (repo.root / "unverified/Demo").iterdir()] == ["1.0.0"]
 
 
@@ -803,8 +811,8 @@ def test_a_live_snapshot_deleted_by_hand_is_reported(
     info = make_release()
     repo.publish_unverified(1, info, scratch_of(scratch_root, info))
     live = (repo.root / "unverified/Demo/1.0.0").resolve()
-    pool.delete_tree(live)
-    with pytest.raises(trees.SnapshotInvalid, match="is gone") as caught:
+    fsops.delete_tree(live)
+    with pytest.raises(errors.SnapshotInvalid, match="is gone") as caught:
         repo.remove_release(1, info, "7")
     assert not caught.value.transient
 
@@ -814,12 +822,18 @@ def test_a_busy_area_is_a_transient_error(
 ) -> None:
     repo = publish.Repository(settings, lock_timeout=0.2)
     info = make_release()
-    with Locks(repo.root).area("unverified~Demo~1.0.0"), pytest.raises(trees.AreaBusy) as caught:
+    with (
+        locks.Locks(repo.root).area(areas.Area.parse("unverified/Demo/1.0.0")),
+        pytest.raises(errors.AreaBusy) as caught,
+    ):
         repo.publish_unverified(1, info, scratch_of(scratch_root, info))
     assert caught.value.transient
 
 
 def test_gc_waits_for_publishers(repo: publish.Repository) -> None:
     slow = publish.Repository(repo.settings, lock_timeout=0.2)
-    with repo.locks.area("stagerollout~7"), pytest.raises(trees.AreaBusy, match="global"):
+    with (
+        repo.locks.area(areas.Area.stagerollout("7")),
+        pytest.raises(errors.AreaBusy, match="global"),
+    ):
         slow.collect_garbage()

@@ -1,0 +1,76 @@
+"""The names and relative paths publication accepts: one path component, a version, a SHA-256,
+a relative path inside an area, a snapshot's directory name.
+
+Pure: every check here runs before ``pool`` or ``repository`` turns a value into a path below
+the repository root; nothing in this module reads or writes files. A refused value raises
+``errors.PathRefused`` naming what it was.
+"""
+
+from __future__ import annotations
+
+import re
+
+from repo_daemon.publish import errors
+
+# One path component of an area or a snapshot key. "~" is left out on purpose: area keys join
+# components with it, so a key names exactly one area.
+_COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+_VERSION = re.compile(r"[0-9]{1,9}\.[0-9]{1,9}\.[0-9]{1,9}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+SNAPSHOT_NAME = re.compile(r"([0-9]{6,})-([0-9]{8}T[0-9]{6}Z)")
+BUILDING = ".building-"  # a snapshot directory being built: never served, deleted if stale
+DELETING = ".deleting-"  # a snapshot directory being deleted
+
+
+def check_component(what: str, value: object) -> str:
+    """``value`` if it is safe as one path component (letters, digits, ``._+-``, not starting
+    with a dot, at most 128 characters); else ``PathRefused``."""
+    if not isinstance(value, str) or not _COMPONENT.fullmatch(value):
+        raise errors.PathRefused(
+            what, value, "use letters, digits and . _ + - (not first), one component"
+        )
+    return value
+
+
+def check_version(value: object) -> str:
+    """``value`` if it is ``Major.Minor.Revision`` in digits; else ``PathRefused``."""
+    if not isinstance(value, str) or not _VERSION.fullmatch(value):
+        raise errors.PathRefused("version", value, "expected Major.Minor.Revision in digits")
+    return value
+
+
+def check_sha256(value: object) -> str:
+    """``value`` if it is 64 lower-case hex digits; else ``PathRefused``."""
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise errors.PathRefused("SHA-256", value, "expected 64 lower-case hex digits")
+    return value
+
+
+def check_relative_path(what: str, value: object, *, allow_empty: bool = False) -> str:
+    """``value`` if it is a relative ``/``-separated path that stays where it is put: no leading
+    ``/``, no ``..``, ``.``, empty or hidden components, no backslash or control characters."""
+    if not isinstance(value, str):
+        raise errors.PathRefused(what, value, "not a string")
+    if value == "" and allow_empty:
+        return value
+    if not value or len(value.encode("utf-8", "surrogateescape")) > 4096:
+        raise errors.PathRefused(what, value, "empty or longer than 4096 bytes")
+    if value.startswith("/"):
+        raise errors.PathRefused(what, value, "absolute")
+    if "\\" in value or _CONTROL.search(value):
+        raise errors.PathRefused(what, value, "contains a backslash or a control character")
+    for part in value.split("/"):
+        if part in ("", ".", ".."):
+            raise errors.PathRefused(what, value, "empty, '.' or '..' component")
+        if part.startswith("."):
+            raise errors.PathRefused(what, value, "hidden component")
+        if len(part.encode("utf-8", "surrogateescape")) > 255:
+            raise errors.PathRefused(what, value, "a component is longer than 255 bytes")
+    return value
+
+
+def snapshot_number(name: str) -> int | None:
+    """The sequence number of a complete snapshot's directory name, else None."""
+    match = SNAPSHOT_NAME.fullmatch(name)
+    return int(match.group(1)) if match else None
