@@ -43,7 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from repo_daemon.metadata import build as metadata
-from repo_daemon.metadata import signing
+from repo_daemon.metadata import signing, yum
 from repo_daemon.release_xml import model as manifest
 
 TOOLS = ("createrepo_c", "apt-ftparchive", "gpg", "gpgconf", "rpmbuild", "rpm", "dpkg-deb", "gzip")
@@ -164,11 +164,11 @@ def snapshot(work: Path, rpms: list[Path], debs: list[Path], name: str) -> Path:
 
 
 def direct_createrepo(tree: Path) -> None:
-    subprocess.run(metadata.createrepo_argv(tree / "rpms"), check=True, capture_output=True)
+    subprocess.run(yum.createrepo_argv(tree / "rpms"), check=True, capture_output=True)
 
 
 def direct_createrepo_update(tree: Path, previous: Path) -> None:
-    argv = metadata.createrepo_argv(tree / "rpms")
+    argv = yum.createrepo_argv(tree / "rpms")
     argv[1:1] = ["--update", f"--update-md-path={previous / 'rpms'}"]
     subprocess.run(argv, check=True, capture_output=True)
 

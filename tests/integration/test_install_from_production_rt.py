@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from repo_daemon.metadata import build as metadata
-from repo_daemon.metadata import signing
+from repo_daemon.metadata import clients, signing
 from tests.support.nginx_server import NginxServer
 from tests.support.repo_clients import AptRoot, DnfRoot, TestKey, make_signing_key
 from tests.support.workflow_harness import Bridge, running_bridge
@@ -62,12 +61,12 @@ def test_apt_get_installs_from_production(
 ) -> None:
     area_url, area, name = production
     assert area_url.endswith(f"/production/{MAJOR}/updates/")
-    sources = (area / metadata.APT_LIST_FILE).read_text()
+    sources = (area / clients.APT_LIST_FILE).read_text()
     assert area_url in sources
     keyring = tmp_path / "apt" / "etc/apt/keyrings" / signing.APT_KEY_FILE
     apt = AptRoot.create(
         tmp_path / "apt",
-        {"rollout.list": sources.replace(metadata.DEFAULT_APT_KEYRING, str(keyring))},
+        {"rollout.list": sources.replace(clients.DEFAULT_APT_KEYRING, str(keyring))},
         {signing.APT_KEY_FILE: (area / signing.APT_KEY_FILE).read_bytes()},
     )
     updated = apt.update()
@@ -80,13 +79,13 @@ def test_apt_get_installs_from_production(
 
 def test_dnf_installs_from_production(production: tuple[str, Path, str], tmp_path: Path) -> None:
     area_url, area, name = production
-    repo = (area / metadata.DNF_REPO_FILE).read_text()
+    repo = (area / clients.DNF_REPO_FILE).read_text()
     assert "repo_gpgcheck=1" in repo and area_url in repo
     key_file = tmp_path / signing.RPM_KEY_FILE
     key_file.write_bytes((area / signing.RPM_KEY_FILE).read_bytes())
     dnf = DnfRoot.create(
         tmp_path / "dnf",
-        {"rollout.repo": repo.replace(metadata.DEFAULT_RPM_GPGKEY, f"file://{key_file}")},
+        {"rollout.repo": repo.replace(clients.DEFAULT_RPM_GPGKEY, f"file://{key_file}")},
     )
     try:
         installed = dnf.install(name)

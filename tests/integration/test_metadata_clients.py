@@ -17,17 +17,18 @@ from pathlib import Path
 import pytest
 
 from repo_daemon.metadata import build as metadata
-from repo_daemon.metadata import signing
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.metadata import clients, signing
+from repo_daemon.metadata import errors as metadata_errors
+from repo_daemon.release_xml import model as release_model
 from tests.support import packages, repo_clients
 from tests.support.repo_clients import AptRoot, DnfRoot, TestKey, TreeServer
 
 AREA = "production/7"
 REPOSITORIES = (
-    manifest.RepositorySpec(
+    release_model.RepositorySpec(
         identifier="hello-rpm", name="Hello RPMs", type="YUM", relative_path="rpms/noarch"
     ),
-    manifest.RepositorySpec(
+    release_model.RepositorySpec(
         identifier="hello-deb", name="Hello debs", type="APT", relative_path="debs"
     ),
 )
@@ -136,7 +137,7 @@ def apt_root(where: Path, tree: Path, *, signed: bool, server: TreeServer, fmt: 
         keys[signing.APT_KEY_FILE] = fetch(f"{server.url}{AREA}/{signing.APT_KEY_FILE}")
     sources = (tree / fmt).read_text(encoding="utf-8")
     keyring = where / "etc/apt/keyrings" / signing.APT_KEY_FILE
-    sources = sources.replace(metadata.DEFAULT_APT_KEYRING, str(keyring))
+    sources = sources.replace(clients.DEFAULT_APT_KEYRING, str(keyring))
     return AptRoot.create(where, {fmt: sources}, keys)
 
 
@@ -151,12 +152,12 @@ def dnf_root(where: Path, tree: Path, *, server: TreeServer) -> DnfRoot:
     """A dnf root configured with the tree's own ``rollout.repo`` and, when it is signed, the
     key fetched from the tree over HTTP, installed where the file expects it (moved into
     ``where``)."""
-    repo = (tree / metadata.DNF_REPO_FILE).read_text(encoding="utf-8")
+    repo = (tree / clients.DNF_REPO_FILE).read_text(encoding="utf-8")
     if "repo_gpgcheck=1" in repo:
         key_file = where / signing.RPM_KEY_FILE
         where.mkdir(parents=True)
         key_file.write_bytes(fetch(f"{server.url}{AREA}/{signing.RPM_KEY_FILE}"))
-        repo = repo.replace(metadata.DEFAULT_RPM_GPGKEY, f"file://{key_file}")
+        repo = repo.replace(clients.DEFAULT_RPM_GPGKEY, f"file://{key_file}")
     return DnfRoot.create(where, {"rollout.repo": repo})
 
 
@@ -321,7 +322,7 @@ def test_dnf_installs_from_a_signed_tree(
 ) -> None:
     tree = make_tree(tmp_path / "snap1", built)
     publish(tree, server.directory, signer=signer_of(key), url=server.url)
-    repo_file = (tree / metadata.DNF_REPO_FILE).read_text()
+    repo_file = (tree / clients.DNF_REPO_FILE).read_text()
     assert "repo_gpgcheck=1" in repo_file
     dnf = dnf_root(tmp_path / "dnf", tree, server=server)
 
@@ -340,7 +341,7 @@ def test_dnf_installs_from_an_unsigned_tree(
 ) -> None:
     tree = make_tree(tmp_path / "snap1", built)
     publish(tree, server.directory, signer=None, url=server.url)
-    assert "repo_gpgcheck=0" in (tree / metadata.DNF_REPO_FILE).read_text()
+    assert "repo_gpgcheck=0" in (tree / clients.DNF_REPO_FILE).read_text()
     dnf = dnf_root(tmp_path / "dnf", tree, server=server)
     result = dnf.install("rollout-hello")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -449,7 +450,7 @@ def test_previous_snapshot_is_only_read(tmp_path: Path, built: Built, key: TestK
 def test_an_unreadable_rpm_fails_with_createrepo_c_s_words(tmp_path: Path, built: Built) -> None:
     tree = make_tree(tmp_path / "t", built)
     (tree / "rpms/noarch/broken-1.0-1.noarch.rpm").write_bytes(b"not an rpm")
-    with pytest.raises(metadata.MetadataFailed) as caught:
+    with pytest.raises(metadata_errors.MetadataFailed) as caught:
         metadata.build_metadata(tree, REPOSITORIES)
     assert caught.value.returncode == 2
     assert "broken-1.0-1.noarch.rpm" in str(caught.value)
@@ -461,7 +462,7 @@ def test_an_unreadable_deb_fails_although_apt_ftparchive_exits_0(
 ) -> None:
     tree = make_tree(tmp_path / "t", built)
     (tree / "debs/broken_1.0_all.deb").write_bytes(b"not a deb")
-    with pytest.raises(metadata.MetadataFailed) as caught:
+    with pytest.raises(metadata_errors.MetadataFailed) as caught:
         metadata.build_metadata(tree, REPOSITORIES)
     assert "broken_1.0_all.deb" in str(caught.value)
     assert caught.value.returncode == 0
@@ -472,7 +473,7 @@ def test_a_key_that_is_not_there_fails_before_indexing(
 ) -> None:
     tree = make_tree(tmp_path / "t", built)
     signer = signing.Signer(key_id="0123456789ABCDEF0123456789ABCDEF01234567", gnupghome=key.home)
-    with pytest.raises(metadata.MetadataFailed, match="no public key 0123456789ABCDEF"):
+    with pytest.raises(metadata_errors.MetadataFailed, match="no public key 0123456789ABCDEF"):
         metadata.build_metadata(tree, REPOSITORIES, signer=signer)
     assert not (tree / "rpms/noarch/repodata").exists()
 
@@ -484,7 +485,7 @@ def test_a_protected_key_signs_with_its_passphrase_file_only(
     protected = repo_clients.make_signing_key(home, passphrase="s3cret-Pass")
     try:
         without = signing.Signer(key_id=protected.fingerprint, gnupghome=protected.home)
-        with pytest.raises(metadata.MetadataFailed) as caught:
+        with pytest.raises(metadata_errors.MetadataFailed) as caught:
             metadata.build_metadata(make_tree(tmp_path / "a", built), REPOSITORIES, signer=without)
         assert caught.value.argv[0] == "gpg"
         assert "s3cret-Pass" not in str(caught.value)

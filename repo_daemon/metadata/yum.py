@@ -1,0 +1,93 @@
+"""YUM repository metadata: ``repodata/`` by createrepo_c, signed ``repomd.xml`` when a key is
+given, and the previous snapshot's checksum-named files kept reachable.
+
+It writes only inside the repository directory (and the tool's cache when given); the argument
+list is pure (``createrepo_argv``), running it goes through a ``CommandRunner``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from repo_daemon.metadata import commands, repository_dirs, signing
+
+# What this module writes in a repository directory; a snapshot that has one before the
+# metadata is built got it from a release: refused.
+YUM_OUTPUTS = ("repodata", ".repodata")
+
+_WALK_DONE = re.compile(rb"Directory walk done - (\d+) packages")
+
+
+def createrepo_argv(
+    directory: Path, *, timestamp: int | None = None, cache_dir: Path | None = None
+) -> list[str]:
+    """``createrepo_c`` for one YUM repository directory.
+
+    No sqlite databases (dnf reads the XML; yum on EL7 works without them), checksums in the
+    metadata file names (a client that read the previous repomd.xml never gets a new file
+    under an old name), gzip (what every yum and dnf reads), and an exit code of 2 when any
+    rpm cannot be read: without ``--error-exit-val`` createrepo_c skips it and succeeds.
+    ``timestamp`` (seconds) pins the revision and every timestamp, for byte-identical output.
+    """
+    argv = [
+        "createrepo_c",
+        "--no-database",
+        "--unique-md-filenames",
+        "--checksum=sha256",
+        "--general-compress-type=gz",
+        "--error-exit-val",
+    ]
+    if timestamp is not None:
+        argv += [f"--revision={timestamp}", "--set-timestamp-to-revision"]
+    if cache_dir is not None:
+        argv += [f"--cachedir={cache_dir}"]
+    return [*argv, "--", str(directory)]
+
+
+def build(
+    directory: Path,
+    runner: commands.CommandRunner,
+    signer: signing.Signer | None,
+    key: bytes,
+    previous: Path | None,
+    cache_dir: Path | None,
+    timestamp: int | None,
+) -> str:
+    """Index ``directory``, keep ``previous``'s repodata files, sign; returns what was done."""
+    cache = None
+    if cache_dir is not None:
+        cache = cache_dir / "createrepo_c"
+        cache.mkdir(parents=True, exist_ok=True)
+    argv = createrepo_argv(directory, timestamp=timestamp, cache_dir=cache)
+    result = commands.run(runner, argv, cwd=directory, what=f"indexing {directory}")
+    found = _WALK_DONE.search(result.stdout)
+    count = repository_dirs.packages_phrase(int(found.group(1))) if found else "? packages"
+    detail = f"repodata/ by createrepo_c ({count})"
+    repodata = directory / "repodata"
+    if previous is not None:
+        carried = _carry_repodata(previous / "repodata", repodata)
+        if carried:
+            detail += f", {carried} files of the previous repodata kept"
+    if signer is not None:
+        repomd = repodata / "repomd.xml"
+        argv = signer.sign_argv(repomd, repodata / "repomd.xml.asc")
+        commands.run(runner, argv, cwd=directory, what=f"signing {repomd}")
+        (repodata / signing.REPOMD_KEY_FILE).write_bytes(key)
+        detail += ", repomd.xml signed"
+    return detail
+
+
+def _carry_repodata(previous: Path, repodata: Path) -> int:
+    """Keep the previous snapshot's metadata files (those its repomd.xml names) reachable."""
+    repomd = previous / "repomd.xml"
+    if not repomd.is_file() or previous.is_symlink():
+        return 0
+    carried = 0
+    text = repomd.read_text(encoding="utf-8", errors="replace")
+    for name in set(re.findall(r'<location href="repodata/([^"/]+)"', text)):
+        source, target = previous / name, repodata / name
+        if source.is_file() and not source.is_symlink() and not target.exists():
+            repository_dirs.link_previous(source, target)
+            carried += 1
+    return carried
