@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bridge.settings.config import RepositorySettings
+from bridge.settings.model import RepositorySettings
 from repo_daemon.publish import fsops
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model

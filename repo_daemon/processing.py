@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from bridge import records
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.store import queue
 from bridge.tracker.client import TrackerClient
 from repo_daemon import errors
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 PROCESSED_EVENT = "job_processed"
 
 ClientFactory = Callable[[], TrackerClient]
-ProcessorFactory = Callable[[config.Settings, queue.Queue], runner.Processor]
+ProcessorFactory = Callable[[settings_model.Settings, queue.Queue], runner.Processor]
 
 
 class TrackerProcessor:
@@ -85,12 +85,14 @@ class TrackerProcessor:
             client.close()
 
 
-def default_processor(settings: config.Settings, jobs: queue.Queue) -> TrackerProcessor:
+def default_processor(settings: settings_model.Settings, jobs: queue.Queue) -> TrackerProcessor:
     """The read-only processor: reads each ticket, changes nothing."""
     return TrackerProcessor(jobs, lambda: TrackerClient(settings.tracker))
 
 
-def load_processor(spec: str, settings: config.Settings, jobs: queue.Queue) -> runner.Processor:
+def load_processor(
+    spec: str, settings: settings_model.Settings, jobs: queue.Queue
+) -> runner.Processor:
     """The processor named by ``spec`` (``package.module:attr``).
 
     ``attr`` is either a factory called as ``attr(settings, queue)`` returning a processor, or

@@ -31,7 +31,8 @@ from fastapi.responses import JSONResponse
 
 from bridge import errors
 from bridge.intake import inbox, webhooks
-from bridge.settings import config
+from bridge.settings import load as settings_load
+from bridge.settings import model as settings_model
 from bridge.store import database
 from bridge.store import queue as jobqueue
 
@@ -99,7 +100,7 @@ _HOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def require_secret(settings: config.Settings) -> bytes:
+def require_secret(settings: settings_model.Settings) -> bytes:
     """The HMAC key of the hook secret; ``ConfigError`` when there is none (or it is unusable)."""
     secret = settings.receiver.hook_secret
     if secret is None:
@@ -137,7 +138,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def create_app(
-    settings: config.Settings,
+    settings: settings_model.Settings,
     queue: jobqueue.Queue,
     *,
     clock: Callable[[], float] = time.time,
@@ -254,7 +255,7 @@ def create_app(
 
 
 def build_server(
-    settings: config.Settings,
+    settings: settings_model.Settings,
     queue: jobqueue.Queue,
     *,
     access_log: bool = False,
@@ -270,7 +271,7 @@ def build_server(
 
 
 def _build(
-    settings: config.Settings, queue: jobqueue.Queue, *, access_log: bool, freeze_gc: bool
+    settings: settings_model.Settings, queue: jobqueue.Queue, *, access_log: bool, freeze_gc: bool
 ) -> tuple[uvicorn.Server, FastAPI]:
     app = create_app(settings, queue, freeze_gc=freeze_gc)
     server_config = uvicorn.Config(
@@ -290,7 +291,9 @@ def _build(
     return uvicorn.Server(server_config), app
 
 
-def serve(settings: config.Settings, queue: jobqueue.Queue, *, access_log: bool = False) -> None:
+def serve(
+    settings: settings_model.Settings, queue: jobqueue.Queue, *, access_log: bool = False
+) -> None:
     """Run the receiver until SIGTERM or SIGINT, then stop cleanly and return.
 
     On the signal it stops accepting connections, lets every request in flight finish (each
@@ -339,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        settings = config.load_settings(
+        settings = settings_load.load_settings(
             overrides={"listen_host": args.host, "listen_port": args.port}
         )
         require_secret(settings)

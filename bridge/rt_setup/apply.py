@@ -18,7 +18,7 @@ import httpx2
 
 from bridge import errors, rt_setup
 from bridge.rt_setup import web_admin
-from bridge.settings.config import TrackerSettings
+from bridge.settings.model import TrackerSettings
 
 logger = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ import rt.exceptions
 import rt.rest2
 
 from bridge import errors, records
-from bridge.settings.config import TrackerSettings
+from bridge.settings.model import TrackerSettings
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ import bridge
 from bridge import errors, records
 from bridge.intake import reconcile as reconcile_module
 from bridge.rt_setup import apply, initialdata, sandbox
-from bridge.settings import config
+from bridge.settings import load as settings_load
+from bridge.settings import model as settings_model
 from bridge.store import database
 from bridge.store import queue as job_queue
 from bridge.tracker.client import TrackerClient
@@ -38,8 +39,8 @@ DEFAULT_SANDBOX_DIR = Path(".rollout/sandbox")
 
 def _settings(
     ctx: click.Context, *, require_tracker: bool = True, **overrides: Any
-) -> config.Settings:
-    return config.load_settings(
+) -> settings_model.Settings:
+    return settings_load.load_settings(
         config_file=ctx.obj.get("config_file"),
         overrides=overrides,
         require_tracker=require_tracker,
@@ -111,7 +112,9 @@ def tracker_init(ctx: click.Context, url: str | None, user: str | None, queue: s
 
 
 @tracker.command("initdata")
-@click.option("--queue", default=config.DEFAULT_QUEUE, show_default=True, help="Queue name.")
+@click.option(
+    "--queue", default=settings_model.DEFAULT_QUEUE, show_default=True, help="Queue name."
+)
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
 )
@@ -172,7 +175,10 @@ _dir_option = click.option(
     help="Where the scrip POSTs RolloutProgress changes.",
 )
 @click.option(
-    "--queue", default=config.DEFAULT_QUEUE, show_default=True, help="Release queue to create."
+    "--queue",
+    default=settings_model.DEFAULT_QUEUE,
+    show_default=True,
+    help="Release queue to create.",
 )
 def sandbox_up(directory: Path, port: int | None, bridge_url: str, queue: str) -> None:
     """Start the sandbox RT with the product's set-up (built on first use; ~10 s)."""

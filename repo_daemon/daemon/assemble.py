@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge.intake import reconcile, refusals
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.store import database, queue
 from bridge.tracker.client import TrackerClient
 from repo_daemon import processing
@@ -32,12 +32,12 @@ from repo_daemon.workflow import processor as transitions
 logger = logging.getLogger(__name__)
 
 
-def worker_name(settings: config.Settings) -> str:
+def worker_name(settings: settings_model.Settings) -> str:
     """This process's name in the queue's leases: the setting, else ``hostname:pid``."""
     return settings.daemon.worker_name or f"{socket.gethostname()}:{os.getpid()}"
 
 
-def open_queue(settings: config.Settings) -> queue.Queue:
+def open_queue(settings: settings_model.Settings) -> queue.Queue:
     """The queue on the configured database, with the configured lease."""
     engine = database.create_engine(settings.database())
     return queue.Queue(engine, lease=timedelta(seconds=settings.daemon.lease_seconds))
@@ -52,7 +52,7 @@ def migrate(engine: sa.Engine) -> None:
 class Parts:
     """The daemon's parts for one process. ``close()`` releases their connections."""
 
-    settings: config.Settings
+    settings: settings_model.Settings
     queue: queue.Queue
     processor: runner.Processor
     runner: runner.Runner
@@ -88,7 +88,7 @@ class Parts:
 
 
 def build_parts(
-    settings: config.Settings,
+    settings: settings_model.Settings,
     jobs: queue.Queue,
     *,
     processor_spec: str | None = None,
@@ -126,7 +126,7 @@ def build_parts(
 
 
 @contextmanager
-def opened(settings: config.Settings) -> Iterator[queue.Queue]:
+def opened(settings: settings_model.Settings) -> Iterator[queue.Queue]:
     """The queue on a migrated database; the engine is disposed of afterwards."""
     jobs = open_queue(settings)
     try:
@@ -137,7 +137,10 @@ def opened(settings: config.Settings) -> Iterator[queue.Queue]:
 
 
 def run_daemon(
-    settings: config.Settings, *, processor_spec: str | None = None, reconcile_changes: bool = True
+    settings: settings_model.Settings,
+    *,
+    processor_spec: str | None = None,
+    reconcile_changes: bool = True,
 ) -> None:
     """``rollout daemon``: the scheduler in the foreground until SIGTERM / SIGINT."""
     with opened(settings) as jobs:
@@ -151,7 +154,7 @@ def run_daemon(
             parts.close()
 
 
-def run_serve(settings: config.Settings) -> None:
+def run_serve(settings: settings_model.Settings) -> None:
     """``rollout serve``: only the HTTP receiver, until SIGTERM / SIGINT."""
     from bridge.intake import receiver  # the web stack only for the commands that serve HTTP
 
@@ -160,7 +163,10 @@ def run_serve(settings: config.Settings) -> None:
 
 
 def run_all(
-    settings: config.Settings, *, processor_spec: str | None = None, reconcile_changes: bool = True
+    settings: settings_model.Settings,
+    *,
+    processor_spec: str | None = None,
+    reconcile_changes: bool = True,
 ) -> None:
     """``rollout run``: the receiver in the main thread and the daemon's scheduler in the
     background, in one process. SIGTERM / SIGINT stop both at once: the receiver answers the
@@ -218,7 +224,7 @@ def run_all(
             parts.close()
 
 
-def _announce(settings: config.Settings, parts: Parts) -> None:
+def _announce(settings: settings_model.Settings, parts: Parts) -> None:
     logger.info(
         "worker %s on %s; queue %s; lease %g s; drain every %g s; reconcile %s",
         parts.runner.worker,

@@ -19,7 +19,7 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from bridge import errors, records
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.store import queue
 from repo_daemon import errors as daemon_errors
 
@@ -90,7 +90,7 @@ class DrainReport:
         return self.done + self.skipped + self.retried + self.failed + self.dead
 
 
-def secrets_of(settings: config.Settings) -> list[str]:
+def secrets_of(settings: settings_model.Settings) -> list[str]:
     """Every secret value in ``settings``, to mask in recorded error messages."""
     found = [
         s.reveal()
@@ -144,7 +144,7 @@ class Runner:
         self,
         jobs: JobQueue,
         processor: Processor,
-        daemon: config.DaemonSettings,
+        daemon: settings_model.DaemonSettings,
         *,
         worker: str,
         secrets: Sequence[str] = (),

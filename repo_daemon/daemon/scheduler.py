@@ -30,7 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from repo_daemon.daemon import runner as runner_module
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class Daemon:
 
     def __init__(
         self,
-        settings: config.DaemonSettings,
+        settings: settings_model.DaemonSettings,
         runner: runner_module.Runner,
         *,
         reconcile: Task | None = None,

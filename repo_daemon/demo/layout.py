@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.rt_setup import sandbox
-from bridge.settings import config
+from bridge.settings import load as settings_load
 from repo_daemon.demo.errors import DemoFailed
 
 MARKER = ".rollout-demo"  # in the work folder: proof that it is ours to wipe
@@ -129,8 +129,8 @@ def bridge_settings(
 def environment(settings: Mapping[str, str]) -> dict[str, str]:
     """This process's environment without any ``ROLLOUT_*`` of the caller's (a database URL
     or config file of theirs must not leak into the demo), plus ``settings`` as ``ROLLOUT_*``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(config.ENV_PREFIX)}
-    env.update({config.ENV_PREFIX + key.upper(): value for key, value in settings.items()})
+    env = {k: v for k, v in os.environ.items() if not k.startswith(settings_load.ENV_PREFIX)}
+    env.update({settings_load.ENV_PREFIX + key.upper(): value for key, value in settings.items()})
     return env
 
 

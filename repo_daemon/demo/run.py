@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from bridge import errors
+from bridge import errors, secrets
 from bridge.rt_setup import sandbox
-from bridge.settings import config
+from bridge.settings import load as settings_load
+from bridge.settings import model as settings_model
 from bridge.tracker.client import TrackerClient
 from repo_daemon.demo import layout as demo_layout
 from repo_daemon.demo import narrate, sample, services, ticket_view
@@ -202,17 +203,17 @@ def _start_bridge(
 
 def _stop_leftovers(layout: demo_layout.Layout) -> None:
     """Stop what an earlier demo in this folder left running when it was killed outright."""
-    marker = f"{config.ENV_PREFIX}DATA_DIR={layout.data_dir}"
+    marker = f"{settings_load.ENV_PREFIX}DATA_DIR={layout.data_dir}"
     for name in ("bridge", "repo-serve"):
         services.stop_leftover(layout.pid_file(name), marker)
     conf = layout.rsyncd / "rsyncd.conf"
     services.stop_leftover(layout.rsyncd / "rsyncd.pid", f"--config={conf}")
 
 
-def _manager_settings(info: sandbox.SandboxInfo) -> config.TrackerSettings:
+def _manager_settings(info: sandbox.SandboxInfo) -> settings_model.TrackerSettings:
     """The release managers' (and the provider's) RT account: RT's root."""
-    return config.TrackerSettings(
-        url=info.web_url, user=info.root_user, password=config.Secret(info.root_password)
+    return settings_model.TrackerSettings(
+        url=info.web_url, user=info.root_user, password=secrets.Secret(info.root_password)
     )
 
 

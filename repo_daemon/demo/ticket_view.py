@@ -14,7 +14,7 @@ import time
 import requests
 
 from bridge import records
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.tracker.client import TrackerClient
 from repo_daemon.demo.errors import StepTimedOut
 
@@ -53,7 +53,7 @@ def newest_comment(client: TrackerClient, ticket_id: int, author: str) -> int:
     return max(ids, default=0)
 
 
-def comment_text(tracker: config.TrackerSettings, transaction_id: int) -> str:
+def comment_text(tracker: settings_model.TrackerSettings, transaction_id: int) -> str:
     """The plain text of a comment (one REST2 round trip, as ``tracker``'s user)."""
     if tracker.user is None or tracker.password is None:
         raise ValueError("reading a comment needs a user and password")

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from repo_daemon import errors
 from repo_daemon.publish import areas, fsops, locks, names, pool
 from repo_daemon.publish import errors as publish_errors
@@ -76,7 +76,7 @@ class Repository:
 
     def __init__(
         self,
-        settings: config.RepositorySettings,
+        settings: settings_model.RepositorySettings,
         *,
         metadata: MetadataStep | None = None,
         lock_timeout: float = 600.0,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from bridge import errors, records
 from bridge.records import RolloutState
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.store import queue, releases
 from bridge.tracker.client import TrackerClient
 from repo_daemon import errors as daemon_errors
@@ -67,7 +67,7 @@ class WorkflowProcessor:
 
     def __init__(
         self,
-        settings: config.Settings,
+        settings: settings_model.Settings,
         jobs: queue.Queue,
         store: releases.ReleaseStore,
         client_factory: ClientFactory,
@@ -416,7 +416,7 @@ class WorkflowProcessor:
         return outcome.detail
 
 
-def workflow_processor(settings: config.Settings, jobs: queue.Queue) -> WorkflowProcessor:
+def workflow_processor(settings: settings_model.Settings, jobs: queue.Queue) -> WorkflowProcessor:
     """The default processor of ``rollout daemon``: the release workflow, with its
     repository work on the configured trees."""
     store = releases.ReleaseStore(jobs.engine, clock=jobs.clock)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge import records
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.store import releases
 from bridge.tracker.client import TrackerClient
 from repo_daemon import errors
@@ -50,7 +50,7 @@ class RepositoryWork:
 
     def __init__(
         self,
-        settings: config.Settings,
+        settings: settings_model.Settings,
         store: releases.ReleaseStore,
         repository: publish.Repository,
         *,
@@ -201,7 +201,7 @@ class RepositoryWork:
         return Outcome(detail=f"removed from {', '.join(removed) or 'nothing (not there)'}")
 
 
-def repository(settings: config.Settings) -> publish.Repository:
+def repository(settings: settings_model.Settings) -> publish.Repository:
     """The repository's trees, with yum/apt metadata (signed when a key is configured)
     built into every snapshot before it goes live."""
     repo = settings.repository
@@ -223,7 +223,7 @@ def repository(settings: config.Settings) -> publish.Repository:
     return publish.Repository(repo, metadata=index.compose(step, index.write_index))
 
 
-def sync_options_from(settings: config.Settings) -> sync_records.SyncOptions:
+def sync_options_from(settings: settings_model.Settings) -> sync_records.SyncOptions:
     """The sync's options from the repository settings."""
     repo = settings.repository
     return sync_records.SyncOptions(

@@ -15,7 +15,8 @@ import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from bridge.rt_setup.sandbox import Sandbox, SandboxInfo
-from bridge.settings.config import Secret, TrackerSettings
+from bridge.secrets import Secret
+from bridge.settings.model import TrackerSettings
 from bridge.store import database, queue
 from bridge.tracker.client import TrackerClient
 from tests.support.hook_listener import HookListener

@@ -31,7 +31,7 @@ from types import TracebackType
 import pytest
 
 from bridge.rt_setup.sandbox import free_port
-from bridge.settings.config import RepositorySettings
+from bridge.settings.model import RepositorySettings
 from repo_daemon.publish import areas, index
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model

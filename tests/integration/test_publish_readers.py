@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bridge.settings.config import RepositorySettings
+from bridge.settings.model import RepositorySettings
 from repo_daemon.publish import areas, manifest, names
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
@@ -142,7 +142,7 @@ def test_readers_never_see_a_partial_tree(tmp_path: Path) -> None:
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from bridge.settings.config import RepositorySettings
+from bridge.settings.model import RepositorySettings
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
 

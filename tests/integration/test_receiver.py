@@ -18,10 +18,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from bridge import records
+from bridge import records, secrets
 from bridge.intake import receiver, webhooks
 from bridge.rt_setup.sandbox import free_port
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.store import queue
 from tests.support import paths
 
@@ -38,13 +38,13 @@ ALLOWED = (
 )
 
 
-def settings(*, port: int = 8750, secret: str | None = SECRET) -> config.Settings:
-    return config.Settings(
-        tracker=config.TrackerSettings(url="http://127.0.0.1:9/"),
-        receiver=config.ReceiverSettings(
+def settings(*, port: int = 8750, secret: str | None = SECRET) -> settings_model.Settings:
+    return settings_model.Settings(
+        tracker=settings_model.TrackerSettings(url="http://127.0.0.1:9/"),
+        receiver=settings_model.ReceiverSettings(
             host="127.0.0.1",
             port=port,
-            hook_secret=config.Secret(secret) if secret else None,
+            hook_secret=secrets.Secret(secret) if secret else None,
         ),
     )
 

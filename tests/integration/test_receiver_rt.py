@@ -16,7 +16,8 @@ import pytest
 
 from bridge import records
 from bridge.rt_setup.sandbox import Sandbox, SandboxInfo, free_port, new_hook_secret
-from bridge.settings.config import Secret, TrackerSettings
+from bridge.secrets import Secret
+from bridge.settings.model import TrackerSettings
 from bridge.store import database, queue
 from bridge.tracker.client import TrackerClient
 from tests.integration.test_receiver_process import SECRET, ReceiverProcess

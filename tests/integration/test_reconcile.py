@@ -18,7 +18,7 @@ import pytest
 from bridge import records
 from bridge.intake import reconcile
 from bridge.rt_setup.sandbox import SandboxInfo
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.store import queue
 from bridge.tracker.client import TrackerClient
 from repo_daemon import cli, processing
@@ -126,7 +126,7 @@ def test_lost_hooks_are_recovered_once_in_order_and_processed(
 
     # The daemon's default processor reads each ticket from RT and records what it says now.
     processor = processing.TrackerProcessor(q, lambda: bridge_client)
-    settings = config.DaemonSettings(rt_bridge_user=BRIDGE_USER)
+    settings = settings_model.DaemonSettings(rt_bridge_user=BRIDGE_USER)
     drained = runner.Runner(q, processor, settings, worker="test:1").drain()
     assert drained.done >= 3
     assert {j.status for j in _jobs_of(q, mine)} == {records.JobStatus.DONE}

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from bridge.rt_setup.sandbox import free_port
-from bridge.settings.config import RepositorySettings
+from bridge.settings.model import RepositorySettings
 from repo_daemon.publish import areas, index, manifest
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model

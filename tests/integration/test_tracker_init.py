@@ -24,7 +24,8 @@ from bridge import errors, rt_setup
 from bridge.rt_setup import apply
 from bridge.rt_setup.sandbox import Sandbox, SandboxInfo
 from bridge.rt_setup.web_admin import WebAdmin
-from bridge.settings.config import Secret, TrackerSettings
+from bridge.secrets import Secret
+from bridge.settings.model import TrackerSettings
 from repo_daemon.cli import main
 from tests.support.hook_listener import HookListener, ReceivedHook
 

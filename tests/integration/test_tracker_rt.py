@@ -11,7 +11,8 @@ from standardwebhooks.webhooks import Webhook
 
 from bridge import errors
 from bridge.rt_setup.sandbox import SandboxInfo
-from bridge.settings.config import Secret, TrackerSettings
+from bridge.secrets import Secret
+from bridge.settings.model import TrackerSettings
 from bridge.tracker.client import TrackerClient
 from tests.support.hook_listener import HookListener, ReceivedHook
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx2
 
+from bridge import secrets
 from bridge.intake.receiver import build_server
 from bridge.rt_setup.sandbox import Sandbox, SandboxInfo, free_port, new_hook_secret
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.store import database, queue, releases
 from bridge.tracker.client import TrackerClient
 from repo_daemon.daemon import runner
@@ -39,7 +40,7 @@ PROVIDER = "provider@example.org"
 @dataclass
 class Bridge:
     info: SandboxInfo
-    settings: config.Settings
+    settings: settings_model.Settings
     queue: queue.Queue
     store: releases.ReleaseStore
     runner: runner.Runner
@@ -194,12 +195,14 @@ def running_bridge(
     box = Sandbox(root / "rt", bridge_url=f"http://127.0.0.1:{port}/hooks/rt", hook_secret=secret)
     info = box.up()
     _add_people(info)
-    settings = config.Settings(
-        tracker=config.TrackerSettings(url=info.web_url, token=config.Secret(info.bridge_token())),
+    settings = settings_model.Settings(
+        tracker=settings_model.TrackerSettings(
+            url=info.web_url, token=secrets.Secret(info.bridge_token())
+        ),
         data_dir=root,
-        receiver=config.ReceiverSettings(port=port, hook_secret=config.Secret(secret)),
-        daemon=config.DaemonSettings(rt_bridge_user="rollout-bridge", retry_max_attempts=2),
-        repository=config.RepositorySettings(
+        receiver=settings_model.ReceiverSettings(port=port, hook_secret=secrets.Secret(secret)),
+        daemon=settings_model.DaemonSettings(rt_bridge_user="rollout-bridge", retry_max_attempts=2),
+        repository=settings_model.RepositorySettings(
             root=root / "repo", base_url=repo_url, signing_key=signing_key, gnupghome=gnupghome
         ),
     )
@@ -215,8 +218,8 @@ def running_bridge(
         time.sleep(0.05)
     processor = transitions.workflow_processor(settings, jobs)
     manager = TrackerClient(
-        config.TrackerSettings(
-            url=info.web_url, user=info.root_user, password=config.Secret(info.root_password)
+        settings_model.TrackerSettings(
+            url=info.web_url, user=info.root_user, password=secrets.Secret(info.root_password)
         )
     )
     bridge = Bridge(

@@ -12,19 +12,21 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from bridge import errors, records
+from bridge import errors, records, secrets
 from bridge.intake import receiver, webhooks
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.store import queue
 
 SECRET = "whsec_" + base64.b64encode(b"unit-test-secret-24bytes").decode()
 KEY = webhooks.key_from_secret(SECRET)
 
 
-def settings(secret: str | None = SECRET) -> config.Settings:
-    return config.Settings(
-        tracker=config.TrackerSettings(url="http://127.0.0.1:9/"),
-        receiver=config.ReceiverSettings(hook_secret=config.Secret(secret) if secret else None),
+def settings(secret: str | None = SECRET) -> settings_model.Settings:
+    return settings_model.Settings(
+        tracker=settings_model.TrackerSettings(url="http://127.0.0.1:9/"),
+        receiver=settings_model.ReceiverSettings(
+            hook_secret=secrets.Secret(secret) if secret else None
+        ),
     )
 
 

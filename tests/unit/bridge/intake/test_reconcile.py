@@ -12,7 +12,8 @@ import pytest
 
 from bridge import errors, records
 from bridge.intake import reconcile
-from bridge.settings.config import Secret, TrackerSettings
+from bridge.secrets import Secret
+from bridge.settings.model import TrackerSettings
 from bridge.store import database, queue
 from bridge.tracker.client import FieldChange, TrackerClient
 

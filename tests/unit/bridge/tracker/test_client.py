@@ -18,7 +18,8 @@ import httpx2
 import pytest
 
 from bridge import errors
-from bridge.settings.config import Secret, TrackerSettings
+from bridge.secrets import Secret
+from bridge.settings.model import TrackerSettings
 from bridge.tracker.client import TrackerClient
 from tests.support import paths
 

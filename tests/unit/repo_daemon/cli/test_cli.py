@@ -12,7 +12,7 @@ import pytest
 
 from bridge import records
 from bridge.rt_setup import initialdata
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.store import database, queue
 from repo_daemon import cli
 from repo_daemon.daemon import assemble as service
@@ -115,7 +115,7 @@ def populated(
     url = database.default_url(tmp_path)
     assert capsys.readouterr().out == f"database {url} is at the newest schema\n"
 
-    def fixed_queue(settings: config.Settings) -> queue.Queue:
+    def fixed_queue(settings: settings_model.Settings) -> queue.Queue:
         return queue.Queue(database.create_engine(settings.database()), clock=lambda: NOW)
 
     monkeypatch.setattr(service, "open_queue", fixed_queue)

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.settings import config
+from bridge import secrets
+from bridge.settings import model as settings_model
 from bridge.store import database, queue
 from repo_daemon.daemon import assemble as service
 from repo_daemon.workflow import processor as transitions
 
 
 def test_the_default_daemon_runs_the_workflow_and_collects_garbage(tmp_path: Path) -> None:
-    settings = config.Settings(
-        tracker=config.TrackerSettings(url="http://127.0.0.1:9/", token=config.Secret("t")),
+    settings = settings_model.Settings(
+        tracker=settings_model.TrackerSettings(
+            url="http://127.0.0.1:9/", token=secrets.Secret("t")
+        ),
         data_dir=tmp_path,
-        repository=config.RepositorySettings(root=tmp_path / "repo"),
+        repository=settings_model.RepositorySettings(root=tmp_path / "repo"),
     )
     engine = database.create_engine(settings.database())
     database.migrate(engine)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bridge import errors, records
-from bridge.settings import config
+from bridge import secrets as bridge_secrets
+from bridge.settings import model as settings_model
 from bridge.store import database, queue
 from repo_daemon import errors as daemon_errors
 from repo_daemon import processing
@@ -88,7 +89,7 @@ def make_runner(
     bridge_user: str | None = "rollout-bridge",
     **kwargs: object,
 ) -> runner.Runner:
-    daemon = config.DaemonSettings(
+    daemon = settings_model.DaemonSettings(
         retry_base_delay=base_delay, retry_max_attempts=max_attempts, rt_bridge_user=bridge_user
     )
     return runner.Runner(
@@ -335,7 +336,9 @@ def test_processors_load_from_a_spec(
     jobs: queue.Queue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DAEMON_TEST_LOG", str(tmp_path / "log"))
-    settings = config.Settings(tracker=config.TrackerSettings(url="http://rt.invalid/"))
+    settings = settings_model.Settings(
+        tracker=settings_model.TrackerSettings(url="http://rt.invalid/")
+    )
     made = processing.load_processor(
         "tests.support.daemon_helpers:recording_processor", settings, jobs
     )
@@ -353,12 +356,14 @@ def test_processors_load_from_a_spec(
 
 
 def test_secrets_of_settings_are_all_masked() -> None:
-    settings = config.Settings(
-        tracker=config.TrackerSettings(
-            url="http://rt.invalid/", token=config.Secret(SECRET), password=config.Secret("pw-1")
+    settings = settings_model.Settings(
+        tracker=settings_model.TrackerSettings(
+            url="http://rt.invalid/",
+            token=bridge_secrets.Secret(SECRET),
+            password=bridge_secrets.Secret("pw-1"),
         ),
-        database_url=config.Secret("postgresql://bridge:db-pass-2@db/rollout"),
-        receiver=config.ReceiverSettings(hook_secret=config.Secret("whsec_abc")),
+        database_url=bridge_secrets.Secret("postgresql://bridge:db-pass-2@db/rollout"),
+        receiver=settings_model.ReceiverSettings(hook_secret=bridge_secrets.Secret("whsec_abc")),
     )
     found = runner.secrets_of(settings)
     text = f"{SECRET} pw-1 postgresql://bridge:db-pass-2@db/rollout db-pass-2 whsec_abc"

@@ -13,7 +13,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bridge import errors, records
 from bridge.intake import refusals
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.store import database, queue
 from repo_daemon.daemon import runner, scheduler
 from tests.support.daemon_helpers import wait_for
@@ -53,7 +53,7 @@ class Recorder:
         self.jobs.enqueue_many([change(2, 20)])
 
 
-SETTINGS = config.DaemonSettings(drain_interval=0.05, reconcile_interval=3600)
+SETTINGS = settings_model.DaemonSettings(drain_interval=0.05, reconcile_interval=3600)
 
 
 def make_daemon(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge import records
+from bridge import records, secrets
 from bridge.rt_setup import sandbox
-from bridge.settings import config
+from bridge.settings import load as settings_load
 from bridge.store import releases
 from repo_daemon.demo import layout, run, services, ticket_view
 from repo_daemon.demo.errors import DemoFailed
@@ -69,10 +69,12 @@ def test_the_settings_file_and_the_environment_say_the_same(
     assert "1-2-secret-token" not in str(env) and "1-2-secret-token" not in str(settings)
 
     layout.write_settings_file(place.settings_file, settings)
-    from_file = config.load_settings({}, config_file=place.settings_file)
-    from_env = config.load_settings({k: v for k, v in env.items() if k.startswith("ROLLOUT_")})
+    from_file = settings_load.load_settings({}, config_file=place.settings_file)
+    from_env = settings_load.load_settings(
+        {k: v for k, v in env.items() if k.startswith("ROLLOUT_")}
+    )
     assert from_file == from_env
-    assert from_file.tracker.token == config.Secret("1-2-secret-token")
+    assert from_file.tracker.token == secrets.Secret("1-2-secret-token")
     assert from_file.receiver.port == 2345
     assert from_file.repository.root == place.repo_root
     assert from_file.database() == f"sqlite:///{place.data_dir / 'bridge.sqlite'}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.settings.config import RepositorySettings
+from bridge.settings.model import RepositorySettings
 from repo_daemon.publish import areas, errors, index, manifest
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.settings.config import RepositorySettings
+from bridge.settings.model import RepositorySettings
 from repo_daemon.publish import areas, errors, fsops, locks, manifest, names
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model

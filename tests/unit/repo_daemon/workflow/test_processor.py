@@ -14,7 +14,7 @@ import pytest
 
 from bridge import errors, records
 from bridge.records import RolloutState as S
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from bridge.store import database, queue, releases
 from repo_daemon.workflow import processor as transitions
 
@@ -104,7 +104,7 @@ class FakeTracker:
 class World:
     """The processor, its queue and store, the fake RT, and a way to make changes."""
 
-    def __init__(self, tmp_path: Path, settings: config.Settings) -> None:
+    def __init__(self, tmp_path: Path, settings: settings_model.Settings) -> None:
         engine = database.create_engine(database.default_url(tmp_path))
         database.migrate(engine)
         self.engine = engine
@@ -153,7 +153,7 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    settings = config.Settings(tracker=config.TrackerSettings(url="http://rt/"))
+    settings = settings_model.Settings(tracker=settings_model.TrackerSettings(url="http://rt/"))
     w = World(tmp_path, settings)
     yield w
     w.engine.dispose()

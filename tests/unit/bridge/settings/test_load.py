@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bridge import errors
-from bridge.settings import config
+from bridge import errors, secrets
+from bridge.settings import load as settings_load
+from bridge.settings import model as settings_model
 
 
 def test_all_problems_are_reported_together() -> None:
     with pytest.raises(errors.ConfigError) as caught:
-        config.load_settings({"ROLLOUT_RT_URL": "ftp://rt", "ROLLOUT_RT_TIMEOUT": "soon"})
+        settings_load.load_settings({"ROLLOUT_RT_URL": "ftp://rt", "ROLLOUT_RT_TIMEOUT": "soon"})
     problems = caught.value.problems
     assert any("is not an http(s) URL" in p for p in problems)
     assert any("no RT credentials" in p for p in problems)
@@ -24,7 +25,7 @@ def test_environment_overrides_file_and_flags_override_environment(tmp_path: Pat
     file = tmp_path / "rollout.toml"
     file.write_text('rt_url = "https://file.example.org/"\nqueue = "from-file"\nrt_user = "f"\n')
     env = {"ROLLOUT_RT_URL": "https://env.example.org/", "ROLLOUT_RT_PASSWORD": "pw"}
-    settings = config.load_settings(env, config_file=file, overrides={"queue": "from-flag"})
+    settings = settings_load.load_settings(env, config_file=file, overrides={"queue": "from-flag"})
     assert settings.tracker.url == "https://env.example.org/"
     assert settings.tracker.user == "f"
     assert settings.queue == "from-flag"
@@ -34,7 +35,7 @@ def test_environment_overrides_file_and_flags_override_environment(tmp_path: Pat
 def test_secrets_come_from_files_and_never_show(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("1-2-abcdef\n")
-    settings = config.load_settings(
+    settings = settings_load.load_settings(
         {"ROLLOUT_RT_URL": "https://rt.example.org", "ROLLOUT_RT_TOKEN_FILE": str(token_file)}
     )
     assert settings.tracker.token is not None
@@ -50,23 +51,23 @@ def test_secret_and_secret_file_together_is_a_problem(tmp_path: Path) -> None:
         "ROLLOUT_RT_TOKEN_FILE": str(tmp_path / "missing"),
     }
     with pytest.raises(errors.ConfigError, match="both set"):
-        config.load_settings(env)
+        settings_load.load_settings(env)
 
 
 def test_password_in_the_url_is_refused_and_not_echoed() -> None:
     env = {"ROLLOUT_RT_URL": "https://root:hunter2@rt.example.org/", "ROLLOUT_RT_TOKEN": "t"}
     with pytest.raises(errors.ConfigError) as caught:
-        config.load_settings(env)
+        settings_load.load_settings(env)
     assert "hunter2" not in str(caught.value)
 
 
 def test_unreadable_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(errors.ConfigError, match="cannot read"):
-        config.load_settings({}, config_file=tmp_path / "nope.toml")
+        settings_load.load_settings({}, config_file=tmp_path / "nope.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("rt_url = \n")
     with pytest.raises(errors.ConfigError, match="not valid TOML"):
-        config.load_settings({}, config_file=bad)
+        settings_load.load_settings({}, config_file=bad)
 
 
 @pytest.mark.parametrize(
@@ -78,7 +79,7 @@ def test_unreadable_config_file_is_named(tmp_path: Path) -> None:
     ],
 )
 def test_rest_url_is_derived_from_the_web_root(url: str, rest: str) -> None:
-    tracker = config.TrackerSettings(url=url, token=config.Secret("t"))
+    tracker = settings_model.TrackerSettings(url=url, token=secrets.Secret("t"))
     assert tracker.rest_url == rest
     assert tracker.web_url == rest[: -len("REST/2.0/")]
 
@@ -88,7 +89,7 @@ BASE = {"ROLLOUT_RT_URL": "https://rt.example.org", "ROLLOUT_RT_TOKEN": "t"}
 
 def test_receiver_and_daemon_settings_are_read_and_checked() -> None:
     secret = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"  # 24 bytes
-    settings = config.load_settings(
+    settings = settings_load.load_settings(
         {**BASE, "ROLLOUT_HOOK_SECRET": secret, "ROLLOUT_LISTEN_PORT": "9000",
          "ROLLOUT_RETRY_MAX_ATTEMPTS": "3", "ROLLOUT_RT_BRIDGE_USER": "rollout-bridge"}
     )  # fmt: skip
@@ -110,11 +111,11 @@ def test_receiver_and_daemon_settings_are_read_and_checked() -> None:
 )
 def test_bad_receiver_settings_are_named(env: dict[str, str], problem: str) -> None:
     with pytest.raises(errors.ConfigError, match=problem):
-        config.load_settings({**BASE, **env})
+        settings_load.load_settings({**BASE, **env})
 
 
 def test_a_database_password_stays_hidden() -> None:
-    settings = config.load_settings(
+    settings = settings_load.load_settings(
         {**BASE, "ROLLOUT_DATABASE_URL": "postgresql://bridge:pgsecret@db.example.org/rollout"}
     )
     assert "pgsecret" not in repr(settings)
@@ -127,37 +128,37 @@ def test_workflow_and_notification_settings(tmp_path: Path) -> None:
         'workflow = "staged"\n[workflows]\nCAs = "direct"\n'
         '[notify_cc]\nStageRollout = ["sw-rel-sr"]\n'
     )
-    settings = config.load_settings(BASE, config_file=file)
+    settings = settings_load.load_settings(BASE, config_file=file)
     assert settings.workflow.workflow_for("CAs") == "direct"
     assert settings.workflow.workflow_for("UMD-5") == "staged"
     assert settings.workflow.cc["StageRollout"] == ("sw-rel-sr",)
     assert settings.workflow.cc["Unverified"] == ("sw-rel-qc",)  # defaults kept
     env = {**BASE, "ROLLOUT_NOTIFY_CC": "Production=ops+sites", "ROLLOUT_WORKFLOWS": "X=fast"}
     with pytest.raises(errors.ConfigError, match="workflows: X = 'fast' is not a template"):
-        config.load_settings(env)
+        settings_load.load_settings(env)
     env = {**BASE, "ROLLOUT_NOTIFY_CC": "Shipped=ops"}
     with pytest.raises(errors.ConfigError, match="'Shipped' is not a RolloutProgress state"):
-        config.load_settings(env)
-    settings = config.load_settings({**BASE, "ROLLOUT_NOTIFY_CC": "Production=ops+sites"})
+        settings_load.load_settings(env)
+    settings = settings_load.load_settings({**BASE, "ROLLOUT_NOTIFY_CC": "Production=ops+sites"})
     assert settings.workflow.cc["Production"] == ("ops", "sites")
 
 
 def test_repository_settings() -> None:
-    settings = config.load_settings(
+    settings = settings_load.load_settings(
         {**BASE, "ROLLOUT_PRODUCTION_PATHS": "CAs=production/CAs", "ROLLOUT_KEEP_SNAPSHOTS": "0"}
     )
     assert settings.repository.production_path("CAs") == "production/CAs"
     assert settings.repository.production_path("UMD-5") == "production/UMD-5"
     assert settings.repository.keep_snapshots == 0
     with pytest.raises(errors.ConfigError, match=r"production_paths: CAs = 'x/\.\./y'"):
-        config.load_settings({**BASE, "ROLLOUT_PRODUCTION_PATHS": "CAs=x/../y"})
+        settings_load.load_settings({**BASE, "ROLLOUT_PRODUCTION_PATHS": "CAs=x/../y"})
     with pytest.raises(errors.ConfigError, match="repo_url"):
-        config.load_settings({**BASE, "ROLLOUT_REPO_URL": "ftp://x"})
+        settings_load.load_settings({**BASE, "ROLLOUT_REPO_URL": "ftp://x"})
 
 
 def test_signing_settings() -> None:
     key = "A" * 40
-    settings = config.load_settings({**BASE, "ROLLOUT_SIGNING_KEY": key.lower()})
+    settings = settings_load.load_settings({**BASE, "ROLLOUT_SIGNING_KEY": key.lower()})
     assert settings.repository.signing_key == key
     with pytest.raises(errors.ConfigError, match="signing_key: 'nope' is not a key fingerprint"):
-        config.load_settings({**BASE, "ROLLOUT_SIGNING_KEY": "nope"})
+        settings_load.load_settings({**BASE, "ROLLOUT_SIGNING_KEY": "nope"})

@@ -1,0 +1,157 @@
+"""The settings model: frozen, keyword-only dataclasses for everything ``rollout`` needs.
+
+Pure data with small derived values (the REST2 URL, the workflow of a major release). Building
+them from the environment and a file, and checking them, is ``bridge.settings.load``'s job; this
+module must not read the environment, files or anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bridge import secrets
+
+DEFAULT_QUEUE = "sw-rel"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackerSettings:
+    """How to reach RT: REST2 URL, credentials (token or user + password), limits."""
+
+    url: str
+    token: secrets.Secret | None = None
+    user: str | None = None
+    password: secrets.Secret | None = None
+    timeout: float = 20.0
+    retries: int = 3
+    backoff: float = 0.5
+    verify_tls: bool = True
+
+    @property
+    def rest_url(self) -> str:
+        """The REST2 base URL, always ending in ``REST/2.0/``."""
+        base = self.url.rstrip("/")
+        if base.endswith("/REST/2.0"):
+            return base + "/"
+        return base + "/REST/2.0/"
+
+    @property
+    def web_url(self) -> str:
+        """The RT web root (the URL people open), ending in ``/``."""
+        return self.rest_url[: -len("REST/2.0/")]
+
+    def auth_description(self) -> str:
+        """How the bridge authenticates, safe to show: never the secret itself."""
+        if self.token is not None:
+            return "an auth token"
+        return f"user {self.user!r} with a password"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiverSettings:
+    """The HTTP receiver of RT's hooks."""
+
+    host: str = "127.0.0.1"
+    port: int = 8750
+    hook_secret: secrets.Secret | None = None
+    hook_tolerance: float = 300.0  # seconds a signed hook stays acceptable (replay window)
+    max_body_bytes: int = 65536
+
+
+@dataclass(frozen=True, kw_only=True)
+class DaemonSettings:
+    """The repo daemon's scheduling, leases and retries."""
+
+    worker_name: str = ""  # default: host name and process id
+    drain_interval: float = 1.0
+    reconcile_interval: float = 60.0
+    lease_seconds: float = 300.0
+    retry_base_delay: float = 5.0
+    retry_max_attempts: int = 8
+    housekeeping_interval: float = 6 * 3600.0  # seconds between pool garbage collections
+    # The bridge's own RT account: changes it makes itself are not new work.
+    rt_bridge_user: str | None = None
+
+
+DEFAULT_CC: Mapping[str, tuple[str, ...]] = {
+    "Unverified": ("sw-rel-qc",),
+    "InVerification": ("sw-rel-qc",),
+    "WaitingForResponse": ("sw-rel-qc",),
+    "StageRollout": ("sw-rel-sr", "sw-rel-early-adopters"),
+    "Deferred": ("sw-rel-sr",),
+    "Production": ("sw-rel-production",),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowSettings:
+    """Which workflow each major release follows, and who is told of each state."""
+
+    default: str = "staged"
+    per_major_release: Mapping[str, str] = field(default_factory=dict)
+    # Groups that are Cc on the ticket in each state (the list is replaced on every change).
+    cc: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CC))
+    admin_cc: tuple[str, ...] = ("sw-rel-admin",)
+
+    def workflow_for(self, major_release: str | None) -> str:
+        """The workflow template name for ``major_release``."""
+        if major_release and major_release in self.per_major_release:
+            return self.per_major_release[major_release]
+        return self.default
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepositorySettings:
+    """The package repository's trees and how they are reached."""
+
+    root: Path = field(default_factory=lambda: Path(".rollout/repo"))
+    base_url: str = "http://127.0.0.1:8751/"  # where mirrors and clients see ``root``
+    # Production area of a major release, relative to root (default production/<major>).
+    production_paths: Mapping[str, str] = field(default_factory=dict)
+    keep_snapshots: int = 3  # older snapshots of an area are removed after a publish
+    sync_timeout: float = 600.0  # seconds without progress before a sync is given up
+    sync_connect_timeout: float = 30.0
+    max_release_bytes: int = 50 * 1024**3  # a release larger than this is refused
+    rsync_password_file: Path | None = None  # for rsync daemons that want a password
+    sftp_user: str | None = None  # when the Sync-URL names none
+    sftp_key_file: Path | None = None  # private key for SFTP sources (no passphrase)
+    sftp_known_hosts: Path | None = None
+    sftp_allow_unknown_hosts: bool = False  # accept (and log) host keys not in known_hosts
+    https_ca_file: Path | None = None  # None: the system's trusted CAs
+    sync_allow_http: bool = False  # plain http:// Sync-URLs (checksums still verified)
+    signing_key: str | None = None  # GnuPG fingerprint; None: trees are published unsigned
+    gnupghome: Path | None = None
+    signing_passphrase_file: Path | None = None
+    signing_also_publish: tuple[str, ...] = ()  # further public keys (key rotation)
+
+    def production_path(self, major_release: str) -> str:
+        """The production area of ``major_release``, relative to the root."""
+        return self.production_paths.get(major_release, f"production/{major_release}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the ``rollout`` command needs, checked once."""
+
+    tracker: TrackerSettings
+    queue: str = DEFAULT_QUEUE
+    data_dir: Path = field(default_factory=lambda: Path(".rollout"))
+    # None: SQLite in data_dir. A Secret, because a PostgreSQL URL may carry a password.
+    database_url: secrets.Secret | None = None
+    receiver: ReceiverSettings = field(default_factory=ReceiverSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    workflow: WorkflowSettings = field(default_factory=WorkflowSettings)
+    repository: RepositorySettings = field(default_factory=RepositorySettings)
+
+    def database(self) -> str:
+        """The database URL to use (the SQLite default when none is configured)."""
+        if self.database_url is not None:
+            return self.database_url.reveal()
+        return f"sqlite:///{(self.data_dir / 'bridge.sqlite').resolve()}"
+
+    @property
+    def hook_secret(self) -> secrets.Secret | None:
+        """The secret RT's scrip signs hooks with."""
+        return self.receiver.hook_secret
