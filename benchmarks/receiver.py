@@ -22,13 +22,11 @@ is bounded by ``--hooks`` and ``--max-seconds``. Not a test: nothing is asserted
 from __future__ import annotations
 
 import argparse
-import base64
 import http.client
 import json
 import os
 import platform
 import re
-import secrets
 import shutil
 import signal
 import sqlite3
@@ -45,6 +43,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bridge import records
+from bridge import secrets as bridge_secrets
 from bridge.intake import webhooks
 from bridge.rt_setup.sandbox import free_port
 from bridge.store import database, queue
@@ -210,8 +209,8 @@ def drive(
 def run_receiver(
     url: str, workdir: Path, *, hooks: int, connections: int, limit: float
 ) -> tuple[int, int, float, list[float], int, int | None]:
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    key = webhooks.key_from_secret(secret)
+    secret = bridge_secrets.new_hook_secret()
+    key = bridge_secrets.hook_key(secret)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_")}
     env |= {

@@ -29,7 +29,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from bridge import errors
+from bridge import errors, secrets
 from bridge.intake import inbox, webhooks
 from bridge.settings import load as settings_load
 from bridge.settings import model as settings_model
@@ -106,7 +106,7 @@ def require_secret(settings: settings_model.Settings) -> bytes:
     if secret is None:
         raise errors.ConfigError([NO_SECRET])
     try:
-        return webhooks.key_from_secret(secret.reveal())
+        return secrets.hook_key(secret.reveal())
     except ValueError as exc:
         raise errors.ConfigError([f"hook_secret: {exc}"]) from None
 

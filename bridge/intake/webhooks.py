@@ -26,7 +26,6 @@ from urllib.parse import parse_qs
 
 from bridge import errors, records
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the scheme's prefix, not a secret
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_SIGNATURES = 16  # entries of webhook-signature looked at; more is not rotation but abuse
@@ -67,21 +66,6 @@ class HookRefused(errors.BridgeError):
         An unauthenticated caller must never make the bridge write on a ticket.
         """
         return self.signed and self.ticket_id is not None
-
-
-def key_from_secret(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_<base64>`` secret (padding optional).
-
-    Raises ``ValueError`` (without the secret in it) when the rest is not base64 or is empty.
-    """
-    body = secret.strip().removeprefix(SECRET_PREFIX)
-    try:
-        key = base64.b64decode(body + "=" * (-len(body) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("hook secret is not whsec_ followed by base64") from None
-    if not key:
-        raise ValueError("hook secret is empty")
-    return key
 
 
 def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:

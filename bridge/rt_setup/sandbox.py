@@ -14,8 +14,6 @@ import base64
 import json
 import logging
 import os
-import secrets
-import signal
 import socket
 import subprocess
 import time
@@ -24,7 +22,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bridge import errors
+from bridge import errors, files, processes, secrets
 from bridge.rt_setup import initialdata
 
 logger = logging.getLogger(__name__)
@@ -105,11 +103,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def new_hook_secret() -> str:
-    """A fresh Standard Webhooks secret (``whsec_`` + base64 of 24 random bytes)."""
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode("ascii")
-
-
 def check_installed() -> None:
     """Raise ``SandboxError`` saying what to install when Debian's RT 5 is missing."""
     missing = [str(p) for p in (RT_SERVER, RT_SETUP_DATABASE) if not p.exists()]
@@ -118,21 +111,6 @@ def check_installed() -> None:
             f"RT 5 is not installed (missing {', '.join(missing)}); install it with "
             f"`apt-get install -y {' '.join(DEBIAN_PACKAGES)}` (`make demo` and `make test` do)"
         )
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still "exists": reap it if it is ours.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True
-    return done == 0
 
 
 class Sandbox:
@@ -185,7 +163,7 @@ class Sandbox:
     def is_running(self) -> bool:
         """Whether the saved server process is alive and answers HTTP."""
         info = self.info()
-        return info is not None and _pid_alive(info.pid) and self._answers(info.web_url)
+        return info is not None and processes.pid_alive(info.pid) and self._answers(info.web_url)
 
     # -- lifecycle ------------------------------------------------------------------------
     def up(self, timeout: float = 120.0) -> SandboxInfo:
@@ -202,7 +180,9 @@ class Sandbox:
         port = self.port or (existing.port if existing else None) or free_port()
         secret_file = self.root / "hook-secret"
         if self.hook_secret is not None or not secret_file.exists():
-            self._write_private(secret_file, self.hook_secret or new_hook_secret())
+            files.write_atomically(
+                secret_file, (self.hook_secret or secrets.new_hook_secret()) + "\n", private=True
+            )
         self._write_site_config(port, secret_file)
         token_file = self.root / "bridge-token"
         if not self.database.exists():
@@ -247,33 +227,16 @@ class Sandbox:
     def down(self, timeout: float = 30.0) -> bool:
         """Stop the server. Returns False when nothing was running. Files are kept."""
         info = self.info()
-        if info is None or not _pid_alive(info.pid):
+        if info is None:
             return False
-        try:
-            os.killpg(info.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process is not None and self._process.pid == info.pid:
-                try:
-                    self._process.wait(timeout=0.2)
-                except subprocess.TimeoutExpired:
-                    continue
-                return True
-            if not _pid_alive(info.pid):
-                return True
-            time.sleep(0.1)
-        os.killpg(info.pid, signal.SIGKILL)
-        return True
+        if self._process is not None and self._process.pid == info.pid:
+            if self._process.poll() is not None:
+                return False
+            processes.stop(self._process, timeout=timeout, group=True)
+            return True
+        return processes.stop_group(info.pid, timeout=timeout)
 
     # -- building -------------------------------------------------------------------------
-    @staticmethod
-    def _write_private(path: Path, text: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-
     def _write_site_config(self, port: int, secret_file: Path) -> None:
         def q(value: object) -> str:
             return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -335,7 +298,7 @@ class Sandbox:
                     ["perl", str(script), BRIDGE_USER, "sw-rel-bridge"],
                     "creating the bridge service account",
                 ).strip()
-                self._write_private(token_file, token)
+                files.write_atomically(token_file, token + "\n", private=True)
         except BaseException:
             # A half-built database would be reused next time: remove it.
             self.database.unlink(missing_ok=True)

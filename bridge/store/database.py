@@ -104,8 +104,3 @@ def schema_is_current(engine: sa.Engine) -> bool:
         current = MigrationContext.configure(connection).get_current_revision()
         head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
     return current == head
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    return sa.make_url(url).render_as_string(hide_password=True)

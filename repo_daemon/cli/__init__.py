@@ -21,7 +21,7 @@ import click
 import sqlalchemy as sa
 
 import bridge
-from bridge import errors, records
+from bridge import errors, records, secrets
 from bridge.intake import reconcile as reconcile_module
 from bridge.rt_setup import apply, initialdata, sandbox
 from bridge.settings import load as settings_load
@@ -347,7 +347,7 @@ def db_upgrade(ctx: click.Context) -> None:
     with service.opened(settings) as jobs:
         current = database.schema_is_current(jobs.engine)
     state = "at the newest schema" if current else "NOT at the newest schema"
-    click.echo(f"database {database.redact(settings.database())} is {state}")
+    click.echo(f"database {secrets.redact_url(settings.database())} is {state}")
     if not current:
         raise click.exceptions.Exit(1)
 
@@ -367,7 +367,7 @@ def _open_jobs(ctx: click.Context) -> job_queue.Queue:
     ctx.call_on_close(jobs.engine.dispose)
     if not database.schema_is_current(jobs.engine):
         raise errors.BridgeError(
-            f"the database {database.redact(settings.database())} has no current schema; "
+            f"the database {secrets.redact_url(settings.database())} has no current schema; "
             "run `rollout db upgrade` (or start the daemon)"
         )
     return jobs

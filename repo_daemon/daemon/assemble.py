@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bridge import secrets as bridge_secrets
 from bridge.intake import reconcile, refusals
 from bridge.settings import model as settings_model
 from bridge.store import database, queue
@@ -228,7 +229,7 @@ def _announce(settings: settings_model.Settings, parts: Parts) -> None:
     logger.info(
         "worker %s on %s; queue %s; lease %g s; drain every %g s; reconcile %s",
         parts.runner.worker,
-        database.redact(settings.database()),
+        bridge_secrets.redact_url(settings.database()),
         settings.queue,
         settings.daemon.lease_seconds,
         settings.daemon.drain_interval,

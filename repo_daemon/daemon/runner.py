@@ -19,6 +19,7 @@ from typing import Protocol
 import sqlalchemy as sa
 
 from bridge import errors, records
+from bridge import secrets as bridge_secrets
 from bridge.settings import model as settings_model
 from bridge.store import queue
 from repo_daemon import errors as daemon_errors
@@ -109,14 +110,6 @@ def secrets_of(settings: settings_model.Settings) -> list[str]:
     return [s for s in found if s]
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``********`` (longest first)."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "********")
-    return text
-
-
 def describe_error(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, bool]:
     """The message to record for ``exc`` and whether it is transient.
 
@@ -130,7 +123,7 @@ def describe_error(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str
     else:
         transient = True
         kind = f"unexpected {type(exc).__name__}"
-    return redact(f"{kind}: {exc}", secrets), transient
+    return bridge_secrets.redact(f"{kind}: {exc}", secrets), transient
 
 
 class Runner:

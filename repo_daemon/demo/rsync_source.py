@@ -13,15 +13,15 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from bridge import processes
 from bridge.rt_setup.sandbox import free_port
 from repo_daemon.demo import tools
 from repo_daemon.demo.errors import ServiceFailed
-from repo_daemon.demo.process import ChildProcess
 
 _MODULE = re.compile(r"[A-Za-z0-9_-]+")
 
 
-class RsyncDaemon(ChildProcess):
+class RsyncDaemon(processes.ChildProcess):
     """``RsyncDaemon(workdir, {"module": path})``; ``url("module")`` is ``rsync://…/module/``."""
 
     def __init__(self, workdir: Path, modules: Mapping[str, Path]) -> None:

@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bridge import processes
 from repo_daemon.demo.errors import ServiceFailed
 
 logger = logging.getLogger(__name__)
@@ -81,13 +82,7 @@ class Service:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        processes.stop(proc, timeout=timeout, group=True)
         self.pid_file.unlink(missing_ok=True)
 
 

@@ -11,12 +11,11 @@ workflow's row says which actions run.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge import records
+from bridge import files, records
 from bridge.settings import model as settings_model
 from bridge.store import releases
 from bridge.tracker.client import TrackerClient
@@ -92,7 +91,7 @@ class RepositoryWork:
             if len(data) > release.MAX_RELEASE_XML_BYTES:
                 # Refused by the parser too; checked here so nothing that large is stored.
                 release.parse_release(data)
-            _write_atomically(path, data)
+            files.write_atomically(path, data)
             sha = release.release_sha256(data)
             self.store.freeze_release_xml(ticket.id, sha256=sha, attachment_id=attachment.id)
             return Outcome(detail=f"froze release.xml (attachment {attachment.id}, sha256 {sha})")
@@ -238,13 +237,3 @@ def sync_options_from(settings: settings_model.Settings) -> sync_records.SyncOpt
         https_ca_file=repo.https_ca_file,
         allow_http=repo.sync_allow_http,
     )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.replace(path)

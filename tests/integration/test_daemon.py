@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from bridge import records
+from bridge import records, secrets
 from bridge.intake import webhooks
-from bridge.rt_setup.sandbox import free_port, new_hook_secret
+from bridge.rt_setup.sandbox import free_port
 from bridge.store import queue
 from tests.support.daemon_helpers import (
     HOLD_ENV,
@@ -33,7 +33,7 @@ from tests.support.daemon_helpers import (
 )
 
 S = records.RolloutState
-HOOK_SECRET = new_hook_secret()
+HOOK_SECRET = secrets.new_hook_secret()
 QueueFactory = Callable[..., queue.Queue]
 
 
@@ -199,7 +199,7 @@ def _post_hook(port: int, ticket: int, txn: int) -> httpx2.Response:
          "previous": "Submitted", "emergency": False, "actor": "qc"}
     ).encode()  # fmt: skip
     headers = webhooks.signed_headers(
-        webhooks.key_from_secret(HOOK_SECRET), str(txn), int(time.time()), body
+        secrets.hook_key(HOOK_SECRET), str(txn), int(time.time()), body
     )
     return httpx2.post(
         f"http://127.0.0.1:{port}/hooks/rt",

@@ -28,8 +28,8 @@ from tests.support import paths
 FIXTURES = paths.ROOT / "fixtures"
 SECRET = "whsec_" + base64.b64encode(b"receiver-test-secret-24b").decode()
 OTHER_SECRET = "whsec_" + base64.b64encode(b"somebody-else-s-secret!!").decode()
-KEY = webhooks.key_from_secret(SECRET)
-OTHER_KEY = webhooks.key_from_secret(OTHER_SECRET)
+KEY = secrets.hook_key(SECRET)
+OTHER_KEY = secrets.hook_key(OTHER_SECRET)
 REMOTE = ("192.0.2.7", 40123)
 DEADLINE = 30.0
 ALLOWED = (

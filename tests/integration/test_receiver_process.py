@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from bridge import secrets
 from bridge.intake import webhooks
 from bridge.rt_setup.sandbox import free_port
 from bridge.store import database, tables
@@ -27,7 +28,7 @@ from tests.support import paths
 
 ROOT = paths.ROOT
 SECRET = "whsec_" + base64.b64encode(b"process-test-secret-24by").decode()
-KEY = webhooks.key_from_secret(SECRET)
+KEY = secrets.hook_key(SECRET)
 DEADLINE = 60.0
 
 

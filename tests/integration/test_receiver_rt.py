@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from bridge import records
-from bridge.rt_setup.sandbox import Sandbox, SandboxInfo, free_port, new_hook_secret
+from bridge import records, secrets
+from bridge.rt_setup.sandbox import Sandbox, SandboxInfo, free_port
 from bridge.secrets import Secret
 from bridge.settings.model import TrackerSettings
 from bridge.store import database, queue
@@ -157,7 +157,7 @@ def test_hook_signed_with_another_secret_is_refused_and_never_commented(
     rt: RT, manager: TrackerClient, jobs: queue.Queue, db_url: str, tmp_path: Path
 ) -> None:
     receiver = ReceiverProcess(
-        db_url=db_url, data_dir=tmp_path, port=rt.receiver_port, secret=new_hook_secret()
+        db_url=db_url, data_dir=tmp_path, port=rt.receiver_port, secret=secrets.new_hook_secret()
     ).start()
     try:
         ticket_id = file_release(manager)

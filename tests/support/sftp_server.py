@@ -14,8 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from bridge.processes import ChildProcess
 from bridge.rt_setup.sandbox import free_port
-from repo_daemon.demo.process import ChildProcess
 
 SSHD = Path("/usr/sbin/sshd")
 

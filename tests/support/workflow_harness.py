@@ -18,7 +18,7 @@ import httpx2
 
 from bridge import secrets
 from bridge.intake.receiver import build_server
-from bridge.rt_setup.sandbox import Sandbox, SandboxInfo, free_port, new_hook_secret
+from bridge.rt_setup.sandbox import Sandbox, SandboxInfo, free_port
 from bridge.settings import model as settings_model
 from bridge.store import database, queue, releases
 from bridge.tracker.client import TrackerClient
@@ -191,7 +191,7 @@ def running_bridge(
     rsync = RsyncDaemon(root / "rsyncd", {"provider": provider_root})
     rsync.start()
     port = free_port()
-    secret = new_hook_secret()
+    secret = secrets.new_hook_secret()
     box = Sandbox(root / "rt", bridge_url=f"http://127.0.0.1:{port}/hooks/rt", hook_secret=secret)
     info = box.up()
     _add_people(info)

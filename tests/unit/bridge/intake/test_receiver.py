@@ -18,7 +18,7 @@ from bridge.settings import model as settings_model
 from bridge.store import queue
 
 SECRET = "whsec_" + base64.b64encode(b"unit-test-secret-24bytes").decode()
-KEY = webhooks.key_from_secret(SECRET)
+KEY = secrets.hook_key(SECRET)
 
 
 def settings(secret: str | None = SECRET) -> settings_model.Settings:

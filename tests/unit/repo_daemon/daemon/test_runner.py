@@ -367,4 +367,4 @@ def test_secrets_of_settings_are_all_masked() -> None:
     )
     found = runner.secrets_of(settings)
     text = f"{SECRET} pw-1 postgresql://bridge:db-pass-2@db/rollout db-pass-2 whsec_abc"
-    assert runner.redact(text, found) == "******** ******** ******** ******** ********"
+    assert bridge_secrets.redact(text, found) == "******** ******** ******** ******** ********"
