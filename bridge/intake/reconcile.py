@@ -22,7 +22,7 @@ from typing import Protocol
 
 from bridge import records
 from bridge.store import queue
-from bridge.tracker.client import FieldChange
+from bridge.tracker import history
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class TrackerHistory(Protocol):
         queue: str,
         limit: int = 1000,
         page_size: int = 100,
-    ) -> list[FieldChange]: ...
+    ) -> list[history.FieldChange]: ...
 
     def newest_field_change(self, field_id: int, *, queue: str) -> int | None: ...
 
@@ -76,7 +76,7 @@ class ReconcileReport:
         )
 
 
-def _request(change: FieldChange) -> records.ReleaseRequest:
+def _request(change: history.FieldChange) -> records.ReleaseRequest:
     """The queued form of a change found in RT's history; ``ValueError`` for unknown values."""
     return records.ReleaseRequest(
         ticket_id=change.ticket_id,
@@ -156,7 +156,7 @@ class Reconciler:
             cursor_before=None, cursor_after=newest, scanned_to=newest, first_run=True
         )
 
-    def _queue(self, changes: Sequence[FieldChange], after: int) -> ReconcileReport:
+    def _queue(self, changes: Sequence[history.FieldChange], after: int) -> ReconcileReport:
         requests: list[records.ReleaseRequest] = []
         refused: list[int] = []
         for change in sorted(changes, key=lambda c: c.transaction_id):
@@ -195,7 +195,7 @@ class Reconciler:
         logger.log(level, "reconciliation: %s", report.summary(), extra={"action": "reconcile"})
         return report
 
-    def _refuse(self, change: FieldChange, reason: str) -> None:
+    def _refuse(self, change: history.FieldChange, reason: str) -> None:
         """A value the bridge does not know: tell the ticket once (the receiver may have
         refused the same change's hook already)."""
         told = any(

@@ -1,19 +1,16 @@
-"""The tracker client: the only module that talks to RT, over python-rt's REST2 client.
+"""The tracker client: the ticket operations the bridge needs, over python-rt's REST2 client.
 
-It offers exactly the operations the bridge needs (read a ticket, download an attachment,
-comment or reply, change fields / watchers / status, create a ticket for providers and tests),
-with a timeout on every call, retries with backoff for transient failures, errors of our own
-that say what to do, and a count of HTTP round trips per operation. It must not make workflow
-decisions. One client per thread: the counters are not locked.
-
-Over 500 lines for now: its split along these seams is on branch h-kernel (http, client,
-history), not merged yet (issue 12).
+It offers exactly those operations (read a ticket, download an attachment, comment or reply,
+change fields / watchers / status, create a ticket for providers and tests, read the history
+reconciliation needs) and counts HTTP round trips per operation. Sessions, timeouts, retries
+and error mapping are ``bridge.tracker.http``'s; history queries and records are
+``bridge.tracker.history``'s. It must not make workflow decisions. One client per thread: the
+counters are not locked.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 import random
 import re
@@ -21,21 +18,19 @@ import time
 import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx2
-import rt.exceptions
 import rt.rest2
 
 from bridge import errors, records
-from bridge.settings.model import TrackerSettings
+from bridge.settings import model as settings_model
+from bridge.tracker import history, http
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MAX_BACKOFF_SECONDS = 30.0
 # Words RT puts in the messages of a PUT when it refused (part of) a change.
 _REFUSAL = re.compile(
     r"invalid|permission denied|couldn't|could not|does not exist|not allowed|illegal|"
@@ -63,38 +58,6 @@ def _refusals(messages: Sequence[object], fields: Iterable[str] = ()) -> list[st
     return refused
 
 
-_CHANGE_FIELDS = "ObjectType,ObjectId,Type,Field,OldValue,NewValue,Creator,Created"
-
-
-@dataclass(frozen=True, kw_only=True)
-class FieldChange:
-    """One change of a ticket custom field, as RT's history records it (a ``CustomField``
-    transaction). ``old`` / ``new`` are RT's raw values (empty for none); ``actor`` is the
-    login of the account that made the change."""
-
-    transaction_id: int
-    ticket_id: int
-    field_id: int
-    old: str
-    new: str
-    actor: str
-    created: str
-
-
-def _sql_string(value: str) -> str:
-    """``value`` as a quoted TicketSQL/TransactionSQL string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _snippet(text: str, secrets: Iterable[str], limit: int = 200) -> str:
-    """A short, single-line excerpt of ``text`` with any secret masked."""
-    flat = " ".join(re.sub(r"<[^>]+>", " ", text).split())
-    for secret in secrets:
-        if secret:
-            flat = flat.replace(secret, "********")
-    return flat[:limit] + ("…" if len(flat) > limit else "")
-
-
 class TrackerClient:
     """RT operations for the bridge. Build one from ``TrackerSettings``.
 
@@ -105,15 +68,13 @@ class TrackerClient:
 
     def __init__(
         self,
-        settings: TrackerSettings,
+        settings: settings_model.TrackerSettings,
         *,
         transport: httpx2.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings
-        self._sleep = sleep
-        self._jitter = jitter
         self.round_trips: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
         self._operation = "unknown"
@@ -121,32 +82,20 @@ class TrackerClient:
         self._group_names: dict[str, str] = {}
         self._fields_seen: dict[int, frozenset[str]] = {}
         self._field_ids: dict[tuple[str, str], int] = {}
-        self._secrets = [s.reveal() for s in (settings.token, settings.password) if s is not None]
+        self._errors = http.ErrorMapping(settings)
+        self._retrying = http.Retrying(settings, self._errors, sleep=sleep, jitter=jitter)
         try:
             self._rt = rt.rest2.Rt(settings.rest_url, http_timeout=None)
         except ValueError as exc:
             raise errors.ConfigError([f"rt_url: {exc}"]) from exc
         self._rt.session.close()
-        self._rt.session = self._make_session(transport)
-
-    # -- plumbing -------------------------------------------------------------------------
-
-    def _make_session(self, transport: httpx2.BaseTransport | None) -> httpx2.Client:
-        s = self.settings
-        headers = {"User-Agent": "rollout-bridge"}
-        auth: tuple[str, str] | None = None
-        if s.token is not None:
-            headers["Authorization"] = f"token {s.token.reveal()}"
-        elif s.user is not None and s.password is not None:
-            auth = (s.user, s.password.reveal())
-        return httpx2.Client(
-            timeout=httpx2.Timeout(s.timeout, connect=min(s.timeout, 10.0)),
-            verify=s.verify_tls,
-            auth=auth,
-            headers=headers,
+        self._rt.session = http.rest_session(
+            settings,
             transport=transport,
             event_hooks={"request": [self._count_request], "response": [self._note_response]},
         )
+
+    # -- plumbing -------------------------------------------------------------------------
 
     def _count_request(self, request: httpx2.Request) -> None:
         self.round_trips[self._operation] += 1
@@ -176,133 +125,26 @@ class TrackerClient:
         *,
         idempotent: bool = True,
     ) -> T:
-        """Run ``fn`` as ``operation``, translating errors and retrying transient ones.
+        """Run ``fn`` as ``operation`` with ``http.Retrying`` (see there), counting it."""
 
-        A non-idempotent request (a comment) is retried only when it surely never reached
-        RT (the connection could not be made), so a retry never duplicates it.
-        """
-        attempt = 0
-        while True:
-            attempt += 1
+        def start_attempt() -> None:
             self._operation = operation
-            try:
-                return fn()
-            except Exception as exc:
-                error = self._translate(exc, operation, ticket_id, attempt)
-                never_sent = isinstance(
-                    _root_cause(exc), httpx2.ConnectError | httpx2.ConnectTimeout
-                )
-                retry = (
-                    error.transient
-                    and attempt <= self.settings.retries
-                    and (idempotent or never_sent)
-                )
-                if not retry:
-                    raise error from exc
-            delay = min(
-                MAX_BACKOFF_SECONDS,
-                self.settings.backoff * (2 ** (attempt - 1)) * (0.5 + self._jitter()),
-            )
-            self.retries[operation] += 1
-            logger.warning(
-                "RT %s failed (%s); retry %d in %.1f s",
-                operation,
-                type(error).__name__,
-                attempt,
-                delay,
-                extra={"operation": operation, "ticket_id": ticket_id},
-            )
-            self._sleep(delay)
 
-    def _translate(
-        self, exc: BaseException, operation: str, ticket_id: int | None, attempt: int
-    ) -> errors.TrackerError:
-        if isinstance(exc, errors.TrackerError):
-            exc.attempts = attempt
-            return exc
-        url = self.settings.web_url
-        kw: dict[str, Any] = {"operation": operation, "ticket_id": ticket_id, "attempts": attempt}
-        cause = _root_cause(exc)
-        if isinstance(cause, httpx2.TimeoutException):
-            return errors.TrackerUnavailable(
-                f"RT at {url} did not answer within {self.settings.timeout:g} s "
-                f"({type(cause).__name__}); is RT overloaded or down?",
-                **kw,
-            )
-        if isinstance(cause, httpx2.ConnectError):
-            return errors.TrackerUnavailable(
-                f"could not connect to RT at {url}: {_snippet(str(cause), self._secrets)}; "
-                "is RT running and is ROLLOUT_RT_URL right?",
-                **kw,
-            )
-        if isinstance(cause, httpx2.TransportError):
-            return errors.TrackerUnavailable(
-                f"the connection to RT at {url} broke ({type(cause).__name__})", **kw
-            )
-        if isinstance(exc, rt.exceptions.AuthorizationError):
-            return errors.TrackerAuthFailed(
-                f"RT at {url} refused {self.settings.auth_description()} (HTTP 401); check "
-                "ROLLOUT_RT_TOKEN, or ROLLOUT_RT_USER and ROLLOUT_RT_PASSWORD",
-                status_code=401,
-                **kw,
-            )
-        if isinstance(exc, rt.exceptions.NotFoundError):
-            detail = _snippet(str(exc), self._secrets)
-            return errors.TrackerNotFound(
-                f"RT has no such object, or the bridge's account may not see it ({detail})",
-                status_code=404,
-                **kw,
-            )
-        if isinstance(exc, rt.exceptions.BadRequestError):
-            return errors.TrackerRejected(
-                f"RT refused the request (HTTP 400): {_snippet(str(exc), self._secrets)}",
-                status_code=400,
-                **kw,
-            )
-        if isinstance(exc, rt.exceptions.UnexpectedResponseError):
-            if exc.status_code:
-                return self._for_status(exc.status_code, exc.response_message or "", kw)
-            return errors.TrackerBadAnswer(
-                f"RT's answer was not what REST2 sends ({_snippet(str(exc), self._secrets, 120)})",
-                **kw,
-            )
-        if isinstance(exc, ValueError | KeyError | TypeError | binascii.Error):
-            kind = self._last_content_type or "no content type"
-            return errors.TrackerBadAnswer(
-                f"RT's answer was not what REST2 sends ({kind}; {type(exc).__name__}: "
-                f"{_snippet(str(exc), self._secrets, 120)}); is ROLLOUT_RT_URL the RT root "
-                "and not a proxy or login page?",
-                **kw,
-            )
-        return errors.TrackerError(
-            f"unexpected {type(exc).__name__}: {_snippet(str(exc), self._secrets)}", **kw
+        def count_retry() -> None:
+            self.retries[operation] += 1
+
+        return self._retrying.call(
+            operation,
+            ticket_id,
+            fn,
+            idempotent=idempotent,
+            content_type=lambda: self._last_content_type,
+            on_attempt=start_attempt,
+            on_retry=count_retry,
         )
 
     def _for_status(self, status: int, body: str, kw: dict[str, Any]) -> errors.TrackerError:
-        excerpt = _snippet(body, self._secrets)
-        if status == 401:
-            return errors.TrackerAuthFailed(
-                f"RT refused {self.settings.auth_description()} (HTTP 401)", status_code=401, **kw
-            )
-        if status == 403:
-            return errors.TrackerAuthFailed(
-                "RT says the bridge's account lacks the right for this (HTTP 403): "
-                f"{excerpt}; grant it on the queue (see docs/tracker.md)",
-                status_code=403,
-                **kw,
-            )
-        if status == 404:
-            return errors.TrackerNotFound("RT has no such object (HTTP 404)", status_code=404, **kw)
-        if status == 429 or status >= 500:
-            return errors.TrackerUnavailable(
-                f"RT answered HTTP {status}"
-                + (f": {excerpt}" if excerpt else " with an empty body"),
-                status_code=status,
-                **kw,
-            )
-        return errors.TrackerRejected(
-            f"RT answered HTTP {status}: {excerpt}", status_code=status, **kw
-        )
+        return self._errors.for_status(status, body, kw)
 
     def _put(self, path: str, body: Mapping[str, Any], ticket_id: int | None) -> list[str]:
         """PUT through the session, keeping the messages python-rt's edit_ticket drops."""
@@ -683,30 +525,21 @@ class TrackerClient:
                     response.text,
                     {"operation": "custom_field_id", "ticket_id": None},
                 )
-            data = response.json()
-            if not isinstance(data, dict) or not data.get("id"):
-                raise errors.TrackerNotFound(no_queue, operation="custom_field_id")
-            for item in data.get("TicketCustomFields") or ():
-                if item.get("name") == name:
-                    return int(item["id"])
-            raise errors.TrackerNotFound(
-                f"queue {queue!r} has no custom field {name!r} (or the bridge's account may "
-                "not see it); run `rollout tracker init`",
-                operation="custom_field_id",
-            )
+            try:
+                field_id = history.field_id_in_queue(response.json(), name)
+            except LookupError:
+                raise errors.TrackerNotFound(no_queue, operation="custom_field_id") from None
+            if field_id is None:
+                raise errors.TrackerNotFound(
+                    f"queue {queue!r} has no custom field {name!r} (or the bridge's account "
+                    "may not see it); run `rollout tracker init`",
+                    operation="custom_field_id",
+                )
+            return field_id
 
         field_id = self._call("custom_field_id", None, fetch)
         self._field_ids[key] = field_id
         return field_id
-
-    def _field_changes_query(self, field_id: int, queue: str, after: int | None) -> str:
-        query = (
-            "ObjectType = 'RT::Ticket' AND Type = 'CustomField' "
-            f"AND Field = '{int(field_id)}' AND TicketQueue = {_sql_string(queue)}"
-        )
-        if after is not None:
-            query += f" AND id > {int(after)}"
-        return query
 
     def _search_transactions(
         self, operation: str, query: str, params: Mapping[str, Any]
@@ -732,7 +565,7 @@ class TrackerClient:
         queue: str,
         limit: int = 1000,
         page_size: int = 100,
-    ) -> list[FieldChange]:
+    ) -> list[history.FieldChange]:
         """Changes of custom field ``field_id`` on tickets of ``queue`` made in transactions
         newer than ``after_transaction_id``, oldest first, at most ``limit`` of them.
 
@@ -742,31 +575,19 @@ class TrackerClient:
         transactions the account may not see: the rest is found by the next call, which
         starts after the last change returned).
         """
-        page_size = max(1, min(page_size, 100))
 
-        def fetch() -> list[FieldChange]:
-            changes: list[FieldChange] = []
-            after = after_transaction_id
-            while len(changes) < limit:
-                items = self._search_transactions(
-                    "field_changes_since",
-                    self._field_changes_query(field_id, queue, after),
-                    {
-                        "fields": _CHANGE_FIELDS,
-                        "orderby": "id",
-                        "order": "ASC",
-                        "per_page": page_size,
-                    },
-                )
-                for item in items:
-                    change = _field_change(item, field_id)
-                    if change is not None:
-                        changes.append(change)
-                if items:
-                    after = max(after, *(int(item["id"]) for item in items))
-                if len(items) < page_size:
-                    break
-            return changes[:limit]
+        def search(query: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+            return self._search_transactions("field_changes_since", query, params)
+
+        def fetch() -> list[history.FieldChange]:
+            return history.page_field_changes(
+                search,
+                field_id,
+                after_transaction_id,
+                queue=queue,
+                limit=limit,
+                page_size=page_size,
+            )
 
         return self._call("field_changes_since", None, fetch)
 
@@ -777,50 +598,15 @@ class TrackerClient:
         def fetch() -> int | None:
             items = self._search_transactions(
                 "newest_field_change",
-                self._field_changes_query(field_id, queue, None),
-                {"fields": "ObjectId", "orderby": "id", "order": "DESC", "per_page": 1},
+                history.field_changes_query(field_id, queue, None),
+                history.newest_query_params(),
             )
             return int(items[0]["id"]) if items else None
 
         return self._call("newest_field_change", None, fetch)
 
 
-def _field_change(item: Mapping[str, Any], field_id: int) -> FieldChange | None:
-    """A ``FieldChange`` from one REST2 transaction item, or None when it is not a change of
-    ``field_id`` on a ticket (a second check of what the query asked for)."""
-    if (
-        item.get("ObjectType") != "RT::Ticket"
-        or item.get("Type") != "CustomField"
-        or str(item.get("Field")) != str(field_id)
-    ):
-        return None
-    creator = item.get("Creator")
-    actor = creator.get("id") if isinstance(creator, Mapping) else creator
-    return FieldChange(
-        transaction_id=int(item["id"]),
-        ticket_id=int(item["ObjectId"]),
-        field_id=int(field_id),
-        old=str(item.get("OldValue") or ""),
-        new=str(item.get("NewValue") or ""),
-        actor=str(actor or ""),
-        created=str(item.get("Created") or ""),
-    )
-
-
 def _keep_people(current: Sequence[records.Watcher], groups: Sequence[str]) -> list[str]:
     """The new role list: the people already there plus exactly ``groups``."""
     people = [w.name for w in current if w.kind != "group"]
     return people + [f"group:{g}" for g in dict.fromkeys(groups)]
-
-
-def _root_cause(exc: BaseException) -> BaseException:
-    """The httpx2 error behind ``exc`` (python-rt wraps them in its own ConnectionError), or
-    ``exc`` itself. Stops at the first httpx2 error: below it are httpcore and OS details."""
-    seen: BaseException | None = exc
-    for _ in range(6):
-        if seen is None:
-            break
-        if isinstance(seen, httpx2.TransportError):
-            return seen
-        seen = getattr(seen, "cause", None) or seen.__cause__
-    return exc

@@ -15,7 +15,8 @@ from bridge.intake import reconcile
 from bridge.secrets import Secret
 from bridge.settings.model import TrackerSettings
 from bridge.store import database, queue
-from bridge.tracker.client import FieldChange, TrackerClient
+from bridge.tracker.client import TrackerClient
+from bridge.tracker.history import FieldChange
 
 S = records.RolloutState
 CF = 2
