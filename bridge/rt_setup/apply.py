@@ -3,8 +3,9 @@
 What REST2 can do (queue, custom fields and their values, groups) goes through REST2; what it
 cannot (scrip, rights, custom-field defaults) goes through RT's web admin pages
 (``web_admin.WebAdmin``). Every item is read first and only created or changed when it differs,
-so running it again changes nothing. This is an admin tool, so it talks to RT itself instead of
-through ``bridge.tracker.client`` (whose operations are the daemon's).
+so running it again changes nothing. This is an admin tool, so it makes its own requests instead of
+using ``bridge.tracker.client`` (whose operations are the daemon's), on the session and error
+mapping of ``bridge.tracker.http``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import httpx2
 
 from bridge import errors, rt_setup
 from bridge.rt_setup import web_admin
-from bridge.settings.model import TrackerSettings
+from bridge.settings import model as settings_model
+from bridge.tracker import http
 
 logger = logging.getLogger(__name__)
 
@@ -52,31 +54,22 @@ class SetupReport:
 
 
 class _Rest:
-    """Just enough REST2 for the set-up, with errors of our own."""
+    """Just enough REST2 for the set-up, on ``tracker.http``'s session and error mapping."""
 
-    def __init__(self, settings: TrackerSettings, transport: httpx2.BaseTransport | None) -> None:
-        headers = {"User-Agent": "rollout-bridge-setup"}
-        auth = None
-        if settings.token is not None:
-            headers["Authorization"] = f"token {settings.token.reveal()}"
-        elif settings.user and settings.password:
-            auth = (settings.user, settings.password.reveal())
+    def __init__(
+        self, settings: settings_model.TrackerSettings, transport: httpx2.BaseTransport | None
+    ) -> None:
         self.base = settings.rest_url
-        self.client = httpx2.Client(
-            timeout=settings.timeout,
-            verify=settings.verify_tls,
-            auth=auth,
-            headers=headers,
-            transport=transport,
+        self.client = http.rest_session(
+            settings, user_agent="rollout-bridge-setup", transport=transport
         )
+        self.errors = http.ErrorMapping(settings)
 
     def call(self, method: str, path: str, what: str, **kw: Any) -> Any:
         try:
             response = self.client.request(method, self.base + path, **kw)
         except httpx2.TransportError as exc:
-            raise errors.TrackerUnavailable(
-                f"cannot reach RT at {self.base} ({type(exc).__name__})", operation=what
-            ) from exc
+            raise http.unreachable(exc, f"RT at {self.base}", what) from exc
         if response.status_code in (401, 403):
             raise errors.TrackerAuthFailed(
                 f"RT refused the account (HTTP {response.status_code}); tracker init needs an "
@@ -87,10 +80,8 @@ class _Rest:
         if response.status_code == 404:
             return None
         if response.status_code >= 300:
-            raise errors.TrackerRejected(
-                f"RT answered HTTP {response.status_code}: {response.text[:200]}",
-                operation=what,
-                status_code=response.status_code,
+            raise self.errors.for_status(
+                response.status_code, response.text, {"operation": what, "ticket_id": None}
             )
         try:
             return response.json()
@@ -109,7 +100,7 @@ class _Rest:
 
 
 def apply_setup(
-    settings: TrackerSettings,
+    settings: settings_model.TrackerSettings,
     queue: str,
     *,
     transport: httpx2.BaseTransport | None = None,

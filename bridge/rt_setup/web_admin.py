@@ -25,6 +25,7 @@ import httpx2
 
 from bridge import errors
 from bridge.rt_setup.html_forms import Form, Page, form_data, parse_page, same_code
+from bridge.tracker import http
 
 logger = logging.getLogger(__name__)
 
@@ -60,13 +61,13 @@ class WebAdmin:
         self.web_url = web_url.rstrip("/") + "/"
         self.user = user
         self._password = password
-        self._client = httpx2.Client(
-            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
-            verify=verify_tls,
+        self._client = http.new_session(
+            timeout=timeout,
+            verify_tls=verify_tls,
+            user_agent="rollout-bridge-setup",
             transport=transport,
             follow_redirects=True,
             headers={
-                "User-Agent": "rollout-bridge-setup",
                 # RT's CSRF check ($RestrictReferrer) wants a Referer from RT itself.
                 "Referer": self.web_url,
                 "Accept-Language": "en",
@@ -503,10 +504,7 @@ class WebAdmin:
         try:
             response = self._client.request(method, self.web_url + path, **kw)
         except httpx2.TransportError as exc:
-            raise errors.TrackerUnavailable(
-                f"cannot reach RT's web pages at {self.web_url} ({type(exc).__name__})",
-                operation=what,
-            ) from exc
+            raise http.unreachable(exc, f"RT's web pages at {self.web_url}", what) from exc
         status = response.status_code
         if status >= 500 or status == 429:
             raise errors.TrackerUnavailable(
