@@ -5,7 +5,9 @@ change fields / watchers / status, create a ticket for providers and tests, read
 reconciliation needs) and counts HTTP round trips per operation. Sessions, timeouts, retries
 and error mapping are ``bridge.tracker.http``'s; history queries and records are
 ``bridge.tracker.history``'s. It must not make workflow decisions. One client per thread: the
-counters are not locked.
+counters are not locked. Over 500 lines because each operation carries its own request shape and
+RT quirk (watcher groups named by id, 403 for unknown queues, refusals hidden in messages); the
+plumbing and the history parsing are already out.
 """
 
 from __future__ import annotations
