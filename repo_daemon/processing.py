@@ -19,14 +19,12 @@ from typing import Any, cast
 
 from bridge import records
 from bridge.settings import model as settings_model
-from bridge.store import queue
+from bridge.store import events, queue
 from bridge.tracker.client import TrackerClient
 from repo_daemon import errors
 from repo_daemon.daemon import runner
 
 logger = logging.getLogger(__name__)
-
-PROCESSED_EVENT = "job_processed"
 
 ClientFactory = Callable[[], TrackerClient]
 ProcessorFactory = Callable[[settings_model.Settings, queue.Queue], runner.Processor]
@@ -59,7 +57,7 @@ class TrackerProcessor:
         ticket = self._client().get_ticket(job.ticket_id)
         request = job.request
         self.queue.record_event(
-            PROCESSED_EVENT,
+            events.EventKind.JOB_PROCESSED,
             ticket_id=job.ticket_id,
             transaction_id=request.transaction_id,
             job_id=job.id,

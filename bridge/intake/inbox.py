@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from bridge import errors, records
+from bridge.store import events as eventlog
 from bridge.store import queue as jobqueue
 
 logger = logging.getLogger(__name__)
@@ -209,13 +210,20 @@ class TokenBucket:
         return False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Refusal:
     ticket_id: int | None
     transaction_id: int | None
-    detail: str
+    http_status: int
+    reason: str
+    caller: str
     needs_comment: bool
     future: Future[int]
+
+    @property
+    def detail(self) -> str:
+        """The line operators read: "HTTP 400: <reason> (from <caller>)"."""
+        return f"HTTP {self.http_status}: {self.reason} (from {self.caller})"[:4000]
 
 
 class RefusalRecorder:
@@ -264,10 +272,15 @@ class RefusalRecorder:
         signed: bool,
         ticket_id: int | None,
         transaction_id: int | None,
-        detail: str,
+        http_status: int,
+        reason: str,
+        caller: str,
         needs_comment: bool,
     ) -> Future[int] | None:
         """Queue one refusal for the event log; the future resolves to the event id.
+
+        ``http_status`` is the answer given, ``reason`` what the ticket is told, ``caller`` who
+        called (address, and whether RT signed it), for operators. Each is stored on its own.
 
         Returns None, and only counts it, when over the limit or not running.
         """
@@ -283,7 +296,15 @@ class RefusalRecorder:
                 return None
             future: Future[int] = Future()
             self._pending.append(
-                _Refusal(ticket_id, transaction_id, detail[:4000], needs_comment, future)
+                _Refusal(
+                    ticket_id=ticket_id,
+                    transaction_id=transaction_id,
+                    http_status=http_status,
+                    reason=reason[:4000],
+                    caller=caller[:400],
+                    needs_comment=needs_comment,
+                    future=future,
+                )
             )
             self._cond.notify()
         return future
@@ -328,11 +349,14 @@ class RefusalRecorder:
             return
         try:
             event_id = self._queue.record_event(
-                "hook_refused",
+                eventlog.EventKind.HOOK_REFUSED,
                 ticket_id=item.ticket_id,
                 transaction_id=item.transaction_id,
                 detail=item.detail,
                 needs_comment=item.needs_comment,
+                http_status=item.http_status,
+                reason=item.reason,
+                caller=item.caller,
             )
         except Exception as exc:
             logger.error(

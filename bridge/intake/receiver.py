@@ -197,7 +197,9 @@ def create_app(
             signed=refusal.signed,
             ticket_id=refusal.ticket_id,
             transaction_id=refusal.transaction_id,
-            detail=f"HTTP {refusal.status}: {refusal.reason} (from {remote}; {who})",
+            http_status=refusal.status,
+            reason=refusal.reason,
+            caller=f"{remote}; {who}",
             needs_comment=refusal.needs_comment,
         )
         if future is not None:

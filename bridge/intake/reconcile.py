@@ -21,14 +21,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bridge import records
-from bridge.store import queue
+from bridge.store import events, queue
 from bridge.tracker import history
 
 logger = logging.getLogger(__name__)
 
 CURSOR_KEY = "reconcile_cursor"
 FIELD_NAME = "RolloutProgress"
-REFUSED_EVENT = "recovered_refused"
 
 
 class TrackerHistory(Protocol):
@@ -199,7 +198,7 @@ class Reconciler:
         """A value the bridge does not know: tell the ticket once (the receiver may have
         refused the same change's hook already)."""
         told = any(
-            e["transaction_id"] == change.transaction_id
+            e.transaction_id == change.transaction_id
             for e in self.queue.events(ticket_id=change.ticket_id, limit=1000)
         )
         logger.warning(
@@ -211,7 +210,7 @@ class Reconciler:
         )
         if not told:
             self.queue.record_event(
-                REFUSED_EVENT,
+                events.EventKind.RECOVERED_REFUSED,
                 ticket_id=change.ticket_id,
                 transaction_id=change.transaction_id,
                 detail=f"RolloutProgress was set to {change.new!r}, which the bridge does not "

@@ -9,10 +9,10 @@ again; RT being unreachable leaves the event for the next run. It decides nothin
 from __future__ import annotations
 
 import logging
-import re
-from typing import Any, Protocol
+from typing import Protocol
 
 from bridge import errors
+from bridge.store import events as eventlog
 from bridge.store import queue
 
 logger = logging.getLogger(__name__)
@@ -24,21 +24,16 @@ class Commenter(Protocol):
     def comment(self, ticket_id: int, text: str) -> None: ...
 
 
-# The receiver records "HTTP 400: <reason> (from 10.0.0.5; signed by RT)": the status and the
-# caller are for operators, not for the people working on the ticket.
-_HTTP_PREFIX = re.compile(r"^HTTP \d{3}: ")
-_CALLER_SUFFIX = re.compile(r" \(from [^()]*\)$")
+def comment_text(event: eventlog.Event) -> str:
+    """The comment for a refused change: what happened, why, and what to do about it.
 
-
-def _plain(detail: str) -> str:
-    return _CALLER_SUFFIX.sub("", _HTTP_PREFIX.sub("", detail.strip()))
-
-
-def comment_text(event: dict[str, Any]) -> str:
-    """The comment for a refused change: what happened, why, and what to do about it."""
-    txn = event.get("transaction_id")
+    The reason is the event's ``reason`` (a refused hook's status and caller are for
+    operators, not for the people working on the ticket); events without one (reconciliation's,
+    and refusals recorded before the field existed) give their ``detail``.
+    """
+    txn = event.transaction_id
     which = f" (RT transaction {txn})" if txn else ""
-    reason = _plain(str(event.get("detail") or "")) or "no reason was recorded"
+    reason = (event.reason or event.detail).strip() or "no reason was recorded"
     return (
         f"The rollout bridge did not act on a change of this ticket{which}.\n"
         "\n"
@@ -64,14 +59,14 @@ class RefusalCommenter:
         transient tracker error (RT is down: the rest waits for the next run)."""
         made = 0
         for event in self.queue.pending_comments(limit=self.batch):
-            event_id = int(event["id"])
-            ticket_id = event.get("ticket_id")
+            event_id = event.id
+            ticket_id = event.ticket_id
             extra = {"event_id": event_id, "ticket_id": ticket_id, "action": "comment_refusal"}
             if ticket_id is None:
                 self.queue.mark_commented(event_id, done=False)
                 continue
             try:
-                self.tracker.comment(int(ticket_id), comment_text(event))
+                self.tracker.comment(ticket_id, comment_text(event))
             except errors.TrackerNotFound:
                 logger.warning(
                     "refusal %s names ticket %s, which RT does not have; not commented",

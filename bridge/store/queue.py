@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge import errors, records
+from bridge.store import events as eventlog
 from bridge.store import tables
 
 logger = logging.getLogger(__name__)
@@ -115,6 +116,24 @@ def _job(row: sa.Row[Any]) -> records.Job:
         locked_until=m["locked_until"],
         finished_at=m["finished_at"],
         last_error=m["last_error"],
+    )
+
+
+def _event(row: sa.Row[Any]) -> eventlog.Event:
+    m = row._mapping
+    return eventlog.Event(
+        id=int(m["id"]),
+        at=m["at"],
+        kind=eventlog.EventKind(m["kind"]),
+        ticket_id=m["ticket_id"],
+        transaction_id=m["transaction_id"],
+        job_id=m["job_id"],
+        detail=str(m["detail"] or ""),
+        needs_comment=bool(m["needs_comment"]),
+        commented_at=m["commented_at"],
+        http_status=m["http_status"],
+        reason=m["reason"],
+        caller=m["caller"],
     )
 
 
@@ -311,7 +330,11 @@ class Queue:
         )
         if not changed:
             return None
-        kind = {"queued": "job_retry", "failed": "job_failed", "dead": "job_dead"}[status.label]
+        kind = {
+            records.JobStatus.QUEUED: eventlog.EventKind.JOB_RETRY,
+            records.JobStatus.FAILED: eventlog.EventKind.JOB_FAILED,
+            records.JobStatus.DEAD: eventlog.EventKind.JOB_DEAD,
+        }[status]
         when = f"; next try at {retry_at:%Y-%m-%d %H:%M:%S} UTC" if retry_at else ""
         self.record_event(
             kind,
@@ -349,7 +372,7 @@ class Queue:
             )
             new = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
         self.record_event(
-            "job_requeued",
+            eventlog.EventKind.JOB_REQUEUED,
             ticket_id=int(row._mapping["ticket_id"]),
             job_id=job_id,
             detail=f"retried by an operator (was {status})",
@@ -417,23 +440,34 @@ class Queue:
 
     def record_event(
         self,
-        kind: str,
+        kind: eventlog.EventKind | str,
         *,
         ticket_id: int | None = None,
         transaction_id: int | None = None,
         job_id: int | None = None,
         detail: str = "",
         needs_comment: bool = False,
+        http_status: int | None = None,
+        reason: str | None = None,
+        caller: str | None = None,
     ) -> int:
-        """Append to the event log; returns the event's id."""
+        """Append to the event log; returns the event's id.
+
+        ``kind`` may still be given as its stored string while the workflow processor is
+        converted; an unknown string raises ``ValueError``. ``http_status``, ``reason`` and
+        ``caller`` are for refused hooks (see ``events.Event``).
+        """
         stmt = tables.events.insert().values(
             at=self.clock(),
-            kind=kind,
+            kind=eventlog.EventKind(kind).value,
             ticket_id=ticket_id,
             transaction_id=transaction_id,
             job_id=job_id,
             detail=detail,
             needs_comment=needs_comment,
+            http_status=http_status,
+            reason=reason,
+            caller=caller,
         )
         with self.engine.begin() as conn:
             return int(conn.execute(stmt.returning(tables.events.c.id)).scalar_one())
@@ -441,24 +475,24 @@ class Queue:
     def events(
         self,
         *,
-        kind: str | None = None,
+        kind: eventlog.EventKind | None = None,
         ticket_id: int | None = None,
         job_id: int | None = None,
         limit: int = 100,
-    ) -> list[dict[str, Any]]:
-        """Events, newest first, as plain dicts."""
+    ) -> list[eventlog.Event]:
+        """Events, newest first."""
         ev = tables.events
         stmt = sa.select(ev).order_by(ev.c.id.desc()).limit(limit)
         if job_id is not None:
             stmt = stmt.where(ev.c.job_id == job_id)
         if kind is not None:
-            stmt = stmt.where(ev.c.kind == kind)
+            stmt = stmt.where(ev.c.kind == kind.value)
         if ticket_id is not None:
             stmt = stmt.where(ev.c.ticket_id == ticket_id)
         with self.engine.begin() as conn:
-            return [dict(r._mapping) for r in conn.execute(stmt).all()]
+            return [_event(r) for r in conn.execute(stmt).all()]
 
-    def pending_comments(self, limit: int = 20) -> list[dict[str, Any]]:
+    def pending_comments(self, limit: int = 20) -> list[eventlog.Event]:
         """Events whose reason still has to be commented on their ticket, oldest first."""
         ev = tables.events
         stmt = (
@@ -468,7 +502,7 @@ class Queue:
             .limit(limit)
         )
         with self.engine.begin() as conn:
-            return [dict(r._mapping) for r in conn.execute(stmt).all()]
+            return [_event(r) for r in conn.execute(stmt).all()]
 
     def mark_commented(self, event_id: int, *, done: bool = True) -> None:
         """The event's comment was made (or, with ``done=False``, will never be: no ticket)."""

@@ -53,7 +53,7 @@ events = sa.Table(
     metadata,
     sa.Column("id", BigId, primary_key=True, autoincrement=True),
     sa.Column("at", sa.DateTime, nullable=False),
-    # hook_refused, job_processed, job_retry, job_failed, job_dead, job_recovered, ...
+    # An ``events.EventKind`` value: hook_refused, job_processed, job_retry, job_failed, ...
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("ticket_id", sa.BigInteger),
     sa.Column("transaction_id", sa.BigInteger),
@@ -62,6 +62,11 @@ events = sa.Table(
     # A refused hook that names a ticket: the daemon comments the reason on it once.
     sa.Column("needs_comment", sa.Boolean, nullable=False, default=False),
     sa.Column("commented_at", sa.DateTime),
+    # A refused hook: the HTTP status answered, the reason (what the ticket is told) and the
+    # caller (address and whether RT signed it), each on its own so nobody parses ``detail``.
+    sa.Column("http_status", sa.Integer),
+    sa.Column("reason", sa.Text),
+    sa.Column("caller", sa.Text),
     sa.Index("ix_events_kind_at", "kind", "at"),
     sa.Index("ix_events_ticket", "ticket_id"),
 )

@@ -483,8 +483,7 @@ def queue_show(ctx: click.Context, job_id: int, as_json: bool) -> None:
     events = list(reversed(jobs.events(job_id=job_id, limit=10_000)))
     if as_json:
         listed = [
-            {"id": e["id"], "at": _iso(e["at"]), "kind": e["kind"], "detail": e["detail"]}
-            for e in events
+            {"id": e.id, "at": _iso(e.at), "kind": e.kind.value, "detail": e.detail} for e in events
         ]
         click.echo(json.dumps({**_job_json(job), "events": listed}, indent=2))
         return
@@ -504,7 +503,7 @@ def queue_show(ctx: click.Context, job_id: int, as_json: bool) -> None:
         f"  last error:    {job.last_error or '-'}",
         "events:" if events else "events: none",
     ]
-    lines += [f"  {_time(e['at'])}  {e['kind']}  {e['detail']}".rstrip() for e in events]
+    lines += [f"  {_time(e.at)}  {e.kind.value}  {e.detail}".rstrip() for e in events]
     click.echo("\n".join(lines))
 
 

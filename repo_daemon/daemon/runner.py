@@ -13,7 +13,6 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -21,12 +20,10 @@ import sqlalchemy as sa
 from bridge import errors, records
 from bridge import secrets as bridge_secrets
 from bridge.settings import model as settings_model
-from bridge.store import queue
+from bridge.store import events, protocols, queue
 from repo_daemon import errors as daemon_errors
 
 logger = logging.getLogger(__name__)
-
-OWN_WRITE_EVENT = "job_skipped_own_write"
 
 
 class Processor(Protocol):
@@ -35,41 +32,6 @@ class Processor(Protocol):
     Must be idempotent: a job whose daemon died half-way is processed again."""
 
     def process(self, job: records.Job) -> None: ...
-
-
-class JobQueue(Protocol):
-    """The part of ``bridge.store.queue.Queue`` the runner uses."""
-
-    lease: timedelta
-
-    def claim(self, worker: str, *, limit: int = 1) -> list[records.Job]: ...
-
-    def heartbeat(self, job_id: int, worker: str) -> bool: ...
-
-    def complete(self, job_id: int, worker: str) -> bool: ...
-
-    def release(self, job_id: int, worker: str) -> bool: ...
-
-    def fail(
-        self,
-        job: records.Job,
-        worker: str,
-        error: str,
-        *,
-        transient: bool,
-        policy: queue.RetryPolicy,
-    ) -> records.JobStatus | None: ...
-
-    def record_event(
-        self,
-        kind: str,
-        *,
-        ticket_id: int | None = None,
-        transaction_id: int | None = None,
-        job_id: int | None = None,
-        detail: str = "",
-        needs_comment: bool = False,
-    ) -> int: ...
 
 
 @dataclass(kw_only=True)
@@ -135,7 +97,7 @@ class Runner:
 
     def __init__(
         self,
-        jobs: JobQueue,
+        jobs: protocols.JobQueue,
         processor: Processor,
         daemon: settings_model.DaemonSettings,
         *,
@@ -245,7 +207,7 @@ class Runner:
             if self.queue.complete(job.id, self.worker):
                 report.skipped += 1
                 self.queue.record_event(
-                    OWN_WRITE_EVENT,
+                    events.EventKind.JOB_SKIPPED_OWN_WRITE,
                     ticket_id=job.ticket_id,
                     transaction_id=request.transaction_id,
                     job_id=job.id,

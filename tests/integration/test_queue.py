@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from bridge import records
-from bridge.store import queue, tables
+from bridge.intake import refusals
+from bridge.store import events, queue, tables
 
 S = records.RolloutState
 QueueFactory = Callable[..., queue.Queue]
@@ -152,7 +153,7 @@ def test_transient_failures_back_off_then_dead_letter_then_retry_by_hand(
     assert q.claim("d") == []
     dead = q.get(job_id)
     assert dead is not None and dead.last_error == "RT timed out"
-    kinds = [e["kind"] for e in q.events(ticket_id=1)]
+    kinds = [e.kind.value for e in q.events(ticket_id=1)]
     assert kinds == ["job_dead", "job_retry", "job_retry"]
 
     retried = q.retry(job_id)
@@ -193,17 +194,67 @@ def test_release_gives_a_job_back_without_counting_the_try(make_queue: QueueFact
 def test_events_comments_and_state(make_queue: QueueFactory) -> None:
     q = make_queue()
     q.record_event(
-        "hook_refused", ticket_id=5, detail="unknown state 'Shipped'", needs_comment=True
+        events.EventKind.HOOK_REFUSED,
+        ticket_id=5,
+        detail="unknown state 'Shipped'",
+        needs_comment=True,
     )
-    q.record_event("hook_refused", detail="bad signature")
+    q.record_event(events.EventKind.HOOK_REFUSED, detail="bad signature")
     (pending,) = q.pending_comments()
-    assert pending["ticket_id"] == 5
-    q.mark_commented(pending["id"])
+    assert pending.ticket_id == 5
+    q.mark_commented(pending.id)
     assert q.pending_comments() == []
     assert q.get_state("reconcile_cursor") is None
     q.set_state("reconcile_cursor", "41")
     q.set_state("reconcile_cursor", "42")
     assert q.get_state("reconcile_cursor") == "42"
+
+
+def test_a_refusal_keeps_status_reason_and_caller_apart(make_queue: QueueFactory) -> None:
+    q = make_queue()
+    q.record_event(
+        events.EventKind.HOOK_REFUSED,
+        ticket_id=5,
+        transaction_id=77,
+        detail="HTTP 422: unknown state 'Shipped' (from 10.0.0.5; signed by RT)",
+        needs_comment=True,
+        http_status=422,
+        reason="unknown state 'Shipped'",
+        caller="10.0.0.5; signed by RT",
+    )
+    (event,) = q.events(kind=events.EventKind.HOOK_REFUSED)
+    assert (event.kind, event.ticket_id, event.transaction_id) == (
+        events.EventKind.HOOK_REFUSED, 5, 77,
+    )  # fmt: skip
+    assert (event.http_status, event.reason, event.caller) == (
+        422, "unknown state 'Shipped'", "10.0.0.5; signed by RT",
+    )  # fmt: skip
+    assert "Reason: unknown state 'Shipped'\n" in refusals.comment_text(event)
+
+
+def test_a_refusal_recorded_before_the_fields_is_commented_from_its_detail(
+    make_queue: QueueFactory,
+) -> None:
+    q = make_queue()
+    old = "HTTP 422: unknown state 'Shipped' (from 10.0.0.5; signed by RT)"
+    with q.engine.begin() as conn:  # a row as revision 0003 wrote it
+        conn.execute(
+            sa.text(
+                "INSERT INTO events (at, kind, ticket_id, detail, needs_comment) "
+                "VALUES (:at, 'hook_refused', 5, :detail, :yes)"
+            ),
+            {"at": datetime(2026, 11, 1), "detail": old, "yes": True},
+        )
+    (pending,) = q.pending_comments()
+    assert (pending.http_status, pending.reason, pending.caller) == (None, None, None)
+    assert f"Reason: {old}\n" in refusals.comment_text(pending)
+
+
+def test_an_unknown_kind_is_not_recorded(make_queue: QueueFactory) -> None:
+    q = make_queue()
+    with pytest.raises(ValueError, match="job_shipped"):
+        q.record_event("job_shipped")
+    assert q.events() == []
 
 
 def test_concurrent_claimers_do_every_job_once_and_in_order(make_queue: QueueFactory) -> None:

@@ -22,7 +22,7 @@ from bridge import records, secrets
 from bridge.intake import receiver, webhooks
 from bridge.rt_setup.sandbox import free_port
 from bridge.settings import model as settings_model
-from bridge.store import queue
+from bridge.store import events, queue
 from tests.support import paths
 
 FIXTURES = paths.ROOT / "fixtures"
@@ -81,8 +81,8 @@ def client(jobs_queue: queue.Queue) -> Iterator[TestClient]:
         yield test_client
 
 
-def refusals(q: queue.Queue) -> list[dict[str, Any]]:
-    return q.events(kind="hook_refused")
+def refusals(q: queue.Queue) -> list[events.Event]:
+    return q.events(kind=events.EventKind.HOOK_REFUSED)
 
 
 # -- accepted -------------------------------------------------------------------------------------
@@ -290,12 +290,12 @@ def test_refusal(
     assert jobs_queue.list_jobs() == []
     (event,) = refusals(jobs_queue)
     who = "signed by RT" if status not in (401, 413) else "signature not verified"
-    assert event["detail"] == f"HTTP {status}: {error} (from 192.0.2.7:40123; {who})"
-    assert (event["ticket_id"], event["transaction_id"]) == (ticket_id, transaction_id)
-    assert event["needs_comment"] is needs_comment
-    assert [e["id"] for e in jobs_queue.pending_comments()] == (
-        [event["id"]] if needs_comment else []
-    )
+    assert event.detail == f"HTTP {status}: {error} (from 192.0.2.7:40123; {who})"
+    assert (event.http_status, event.reason) == (status, error)
+    assert event.caller == f"192.0.2.7:40123; {who}"
+    assert (event.ticket_id, event.transaction_id) == (ticket_id, transaction_id)
+    assert event.needs_comment is needs_comment
+    assert [e.id for e in jobs_queue.pending_comments()] == ([event.id] if needs_comment else [])
 
 
 def test_chunked_body_over_the_limit_is_cut_off(
@@ -311,7 +311,7 @@ def test_chunked_body_over_the_limit_is_cut_off(
     assert response.status_code == 413
     assert response.json() == {"error": "body is larger than the limit of 65536 bytes"}
     (event,) = refusals(jobs_queue)
-    assert event["needs_comment"] is False
+    assert event.needs_comment is False
 
 
 def test_no_secret_or_signature_in_logs_or_events(
@@ -324,7 +324,7 @@ def test_no_secret_or_signature_in_logs_or_events(
         headers = signed(body, msg_id, key=key)
         headers_seen.append(headers)
         client.post("/hooks/rt", content=body, headers=headers)
-    recorded = json.dumps(jobs_queue.events(), default=str)
+    recorded = json.dumps([vars(e) for e in jobs_queue.events()], default=str)
     for text in (caplog.text, recorded):
         assert SECRET not in text and OTHER_SECRET not in text
         assert base64.b64encode(KEY).decode() not in text

@@ -18,7 +18,7 @@ from bridge import records, secrets
 from bridge.rt_setup.sandbox import Sandbox, SandboxInfo, free_port
 from bridge.secrets import Secret
 from bridge.settings.model import TrackerSettings
-from bridge.store import database, queue
+from bridge.store import database, events, queue
 from bridge.tracker.client import TrackerClient
 from tests.integration.test_receiver_process import SECRET, ReceiverProcess
 
@@ -137,7 +137,7 @@ def test_rolloutprogress_changes_in_rt_are_queued(
         source=records.JobSource.HOOK,
     )
     assert first.status is second.status is records.JobStatus.QUEUED
-    assert jobs.events(kind="hook_refused") == []
+    assert jobs.events(kind=events.EventKind.HOOK_REFUSED) == []
 
 
 def test_emergency_release_flag_reaches_the_queue(
@@ -163,16 +163,17 @@ def test_hook_signed_with_another_secret_is_refused_and_never_commented(
         ticket_id = file_release(manager)
         manager.set_custom_fields(ticket_id, {"RolloutProgress": "Unverified"})
         (event,) = wait_for(
-            "a refused hook", lambda: jobs.events(kind="hook_refused", ticket_id=ticket_id)
+            "a refused hook",
+            lambda: jobs.events(kind=events.EventKind.HOOK_REFUSED, ticket_id=ticket_id),
         )
     finally:
         assert receiver.stop() == 0
     transaction_id = int(change_of(manager, ticket_id, "Unverified")["id"])
-    assert event["transaction_id"] == transaction_id  # as claimed by the unverified body
-    assert event["detail"].startswith(
+    assert event.transaction_id == transaction_id  # as claimed by the unverified body
+    assert event.detail.startswith(
         "HTTP 401: webhook-signature: does not match (wrong secret, or the body or headers "
         "were changed on the way) (from 127.0.0.1:"
     )
-    assert event["detail"].endswith("; signature not verified)")
-    assert event["needs_comment"] is False
+    assert event.detail.endswith("; signature not verified)")
+    assert event.needs_comment is False
     assert jobs.list_jobs(ticket_id=ticket_id) == []

@@ -19,7 +19,7 @@ from bridge import records
 from bridge.intake import reconcile
 from bridge.rt_setup.sandbox import SandboxInfo
 from bridge.settings import model as settings_model
-from bridge.store import queue
+from bridge.store import events, queue
 from bridge.tracker.client import TrackerClient
 from repo_daemon import cli, processing
 from repo_daemon.daemon import runner
@@ -132,7 +132,7 @@ def test_lost_hooks_are_recovered_once_in_order_and_processed(
     assert {j.status for j in _jobs_of(q, mine)} == {records.JobStatus.DONE}
     processed = {
         e["job_id"]: e["detail"]
-        for e in q.events(kind=processing.PROCESSED_EVENT, limit=1000)
+        for e in q.events(kind=events.EventKind.JOB_PROCESSED, limit=1000)
         if e["ticket_id"] in mine
     }
     assert processed == {
@@ -151,8 +151,8 @@ def test_lost_hooks_are_recovered_once_in_order_and_processed(
     assert own_job is not None and own_job.request.actor == BRIDGE_USER
     skipped = runner.Runner(q, processor, settings, worker="test:1").drain()
     assert (skipped.skipped, skipped.done) == (1, 0)
-    (event,) = [e for e in q.events(kind=runner.OWN_WRITE_EVENT) if e["job_id"] == own]
-    assert event["ticket_id"] == b
+    (event,) = [e for e in q.events(kind=events.EventKind.JOB_SKIPPED_OWN_WRITE) if e.job_id == own]
+    assert event.ticket_id == b
 
 
 def test_rollout_reconcile_backfills_since_a_transaction(

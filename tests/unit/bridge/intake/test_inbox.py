@@ -225,7 +225,9 @@ def test_refusals_are_capped_per_second(fake: FakeQueue, caplog: pytest.LogCaptu
             signed=signed,
             ticket_id=n,
             transaction_id=None,
-            detail=f"refusal {n}",
+            http_status=422,
+            reason=f"refusal {n}",
+            caller="127.0.0.1; signed by RT",
             needs_comment=signed,
         )
 
@@ -255,7 +257,13 @@ def test_refusal_recording_failure_is_reported(fake: FakeQueue) -> None:
     recorder = inbox.RefusalRecorder(cast(queue.Queue, fake))
     recorder.start()
     future = recorder.record(
-        signed=True, ticket_id=1, transaction_id=2, detail="x", needs_comment=True
+        signed=True,
+        ticket_id=1,
+        transaction_id=2,
+        http_status=422,
+        reason="x",
+        caller="127.0.0.1; signed by RT",
+        needs_comment=True,
     )
     assert future is not None
     with pytest.raises(sa.exc.OperationalError):

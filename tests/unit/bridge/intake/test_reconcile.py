@@ -14,7 +14,7 @@ from bridge import errors, records
 from bridge.intake import reconcile
 from bridge.secrets import Secret
 from bridge.settings.model import TrackerSettings
-from bridge.store import database, queue
+from bridge.store import database, events, queue
 from bridge.tracker.client import TrackerClient
 from bridge.tracker.history import FieldChange
 
@@ -146,12 +146,12 @@ def test_a_value_the_bridge_does_not_know_is_refused_and_told_once(jobs: queue.Q
     assert report.refused == (41,)
     assert queued(jobs) == []
     (event,) = jobs.pending_comments()
-    assert (event["kind"], event["ticket_id"], event["transaction_id"]) == (
-        reconcile.REFUSED_EVENT, 3, 41,
+    assert (event.kind, event.ticket_id, event.transaction_id) == (
+        events.EventKind.RECOVERED_REFUSED, 3, 41,
     )  # fmt: skip
-    assert "'Shipped', which the bridge does not know" in event["detail"]
+    assert "'Shipped', which the bridge does not know" in event.detail
     reconciler.run(since=0)  # a backfill sees it again, but the ticket is told once
-    assert len(jobs.events(kind=reconcile.REFUSED_EVENT)) == 1
+    assert len(jobs.events(kind=events.EventKind.RECOVERED_REFUSED)) == 1
 
 
 def test_a_backfill_queues_history_without_moving_the_cursor_back(jobs: queue.Queue) -> None:

@@ -13,7 +13,7 @@ import pytest
 from bridge import errors, records
 from bridge import secrets as bridge_secrets
 from bridge.settings import model as settings_model
-from bridge.store import database, queue
+from bridge.store import database, events, queue
 from repo_daemon import errors as daemon_errors
 from repo_daemon import processing
 from repo_daemon.daemon import runner
@@ -146,7 +146,7 @@ def test_a_transient_error_is_retried_with_backoff(jobs: queue.Queue, clock: Fak
     processor.behaviour = None
     assert run.drain().done == 1
     assert status(jobs, job_id).attempts == 2
-    assert [e["kind"] for e in jobs.events(ticket_id=1)] == ["job_retry"]
+    assert [e.kind for e in jobs.events(ticket_id=1)] == [events.EventKind.JOB_RETRY]
 
 
 def test_transient_errors_end_in_the_dead_letter(jobs: queue.Queue, clock: FakeClock) -> None:
@@ -163,7 +163,11 @@ def test_transient_errors_end_in_the_dead_letter(jobs: queue.Queue, clock: FakeC
     assert outcomes == [(1, 0), (1, 0), (0, 1)]
     job = status(jobs, job_id)
     assert (job.status, job.attempts) == (records.JobStatus.DEAD, 3)
-    assert [e["kind"] for e in jobs.events(ticket_id=1)] == ["job_dead", "job_retry", "job_retry"]
+    assert [e.kind.value for e in jobs.events(ticket_id=1)] == [
+        "job_dead",
+        "job_retry",
+        "job_retry",
+    ]
     assert run.drain().claimed == 0
 
 
@@ -176,7 +180,7 @@ def test_a_permanent_error_fails_the_job_at_once(jobs: queue.Queue) -> None:
     assert (job.status, job.attempts) == (records.JobStatus.FAILED, 1)
     assert job.last_error == "TrackerNotFound: get_ticket (ticket 7): RT has no such object"
     (event,) = jobs.events(ticket_id=7)
-    assert event["kind"] == "job_failed"
+    assert event.kind is events.EventKind.JOB_FAILED
 
 
 def test_an_unknown_exception_is_transient_named_and_free_of_secrets(
@@ -224,9 +228,9 @@ def test_the_bridges_own_writes_are_completed_without_processing(jobs: queue.Que
     assert (report.skipped, report.done) == (1, 1)
     assert processor.seen == [theirs]
     assert status(jobs, own).status is records.JobStatus.DONE
-    (event,) = jobs.events(kind=runner.OWN_WRITE_EVENT)
-    assert (event["job_id"], event["transaction_id"]) == (own, 10)
-    assert "bridge's own account 'rollout-bridge'" in event["detail"]
+    (event,) = jobs.events(kind=events.EventKind.JOB_SKIPPED_OWN_WRITE)
+    assert (event.job_id, event.transaction_id) == (own, 10)
+    assert "bridge's own account 'rollout-bridge'" in event.detail
 
 
 def test_without_a_bridge_user_nothing_is_skipped(jobs: queue.Queue) -> None:
@@ -320,9 +324,9 @@ def test_the_default_processor_reads_the_ticket_and_records_it(jobs: queue.Queue
     report = make_runner(jobs, processor).drain()
 
     assert (report.done, report.failed) == (1, 1)
-    (event,) = jobs.events(kind=processing.PROCESSED_EVENT)
-    assert (event["job_id"], event["ticket_id"], event["transaction_id"]) == (done, 1, 10)
-    assert event["detail"] == (
+    (event,) = jobs.events(kind=events.EventKind.JOB_PROCESSED)
+    assert (event.job_id, event.ticket_id, event.transaction_id) == (done, 1, 10)
+    assert event.detail == (
         "ticket 1 is at RolloutProgress InVerification (change Submitted → Unverified by qc, hook)"
     )
     failed = status(jobs, missing)
@@ -349,7 +353,7 @@ def test_processors_load_from_a_spec(
         ("no-colon", "not of the form"),
         ("no_such_module_xyz:make", "cannot import"),
         ("repo_daemon.processing:nothing", "has no attribute"),
-        ("repo_daemon.processing:PROCESSED_EVENT", "neither a processor"),
+        ("repo_daemon.processing:logger", "neither a processor"),
     ]:
         with pytest.raises(daemon_errors.ProcessorNotFound, match=message):
             processing.load_processor(spec, settings, jobs)

@@ -14,7 +14,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bridge import errors, records
 from bridge.intake import refusals
 from bridge.settings import model as settings_model
-from bridge.store import database, queue
+from bridge.store import database, events, queue
 from repo_daemon.daemon import runner, scheduler
 from tests.support.daemon_helpers import wait_for
 
@@ -189,14 +189,19 @@ class FakeTracker:
 
 def test_refusals_are_commented_once_in_words(jobs: queue.Queue) -> None:
     jobs.record_event(
-        "hook_refused",
+        events.EventKind.HOOK_REFUSED,
         ticket_id=5,
         transaction_id=77,
         detail="HTTP 422: RolloutProgress 'Shipped' is not a state the bridge knows "
         "(from 127.0.0.1; signed by RT)",
         needs_comment=True,
+        http_status=422,
+        reason="RolloutProgress 'Shipped' is not a state the bridge knows",
+        caller="127.0.0.1; signed by RT",
     )
-    jobs.record_event("hook_refused", ticket_id=404, detail="bad", needs_comment=True)
+    jobs.record_event(
+        events.EventKind.HOOK_REFUSED, ticket_id=404, detail="bad", needs_comment=True
+    )
     tracker = FakeTracker(missing={404})
     commenter = refusals.RefusalCommenter(jobs, tracker)
 
@@ -214,8 +219,8 @@ def test_refusals_are_commented_once_in_words(jobs: queue.Queue) -> None:
 
 
 def test_refusals_wait_while_rt_is_down(jobs: queue.Queue) -> None:
-    jobs.record_event("hook_refused", ticket_id=5, detail="x", needs_comment=True)
-    jobs.record_event("hook_refused", ticket_id=6, detail="y", needs_comment=True)
+    jobs.record_event(events.EventKind.HOOK_REFUSED, ticket_id=5, detail="x", needs_comment=True)
+    jobs.record_event(events.EventKind.HOOK_REFUSED, ticket_id=6, detail="y", needs_comment=True)
     tracker = FakeTracker(down=True)
     commenter = refusals.RefusalCommenter(jobs, tracker)
     assert commenter.run() == 0

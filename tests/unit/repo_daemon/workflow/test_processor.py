@@ -15,7 +15,7 @@ import pytest
 from bridge import errors, records
 from bridge.records import RolloutState as S
 from bridge.settings import model as settings_model
-from bridge.store import database, queue, releases
+from bridge.store import database, events, queue, releases
 from repo_daemon.workflow import processor as transitions
 
 BASE_FIELDS = {
@@ -199,8 +199,8 @@ def test_each_transition_costs_few_rt_calls(world: World) -> None:
     world.change(1, S.UNVERIFIED)
     # read the ticket, one PUT for field + history + watchers, one comment
     assert world.rt.calls - before == 3
-    (event,) = world.queue.events(kind="rt_calls", limit=1)
-    assert event["detail"].startswith("3 RT calls for Submitted → Unverified (move)")
+    (event,) = world.queue.events(kind=events.EventKind.RT_CALLS, limit=1)
+    assert event.detail.startswith("3 RT calls for Submitted → Unverified (move)")
 
 
 def test_an_illegal_move_is_put_back_with_a_comment(world: World) -> None:
@@ -230,8 +230,8 @@ def test_second_release_is_deferred_then_moves_in_when_the_slot_frees(world: Wor
     assert world.state(2) == "StageRollout"
     assert world.store.slot_holders("UMD-5") == (2,)
     assert "(automatically)" in world.rt.comments[2][-1]
-    (promoted,) = world.queue.events(kind="deferred_promoted")
-    assert "queued #2" in promoted["detail"]
+    (promoted,) = world.queue.events(kind=events.EventKind.DEFERRED_PROMOTED)
+    assert "queued #2" in promoted.detail
 
 
 def test_an_emergency_goes_to_production_without_staged_rollout(world: World) -> None:
@@ -319,7 +319,7 @@ def test_a_stale_automatic_move_does_nothing(world: World) -> None:
     )  # fmt: skip
     world.process_all()
     assert world.state(2) == "InVerification"
-    assert world.queue.events(kind="transition_stale")
+    assert world.queue.events(kind=events.EventKind.TRANSITION_STALE)
 
 
 def test_the_same_state_again_is_a_no_op(world: World) -> None:
@@ -333,4 +333,4 @@ def test_the_same_state_again_is_a_no_op(world: World) -> None:
     )
     world.process_all()
     assert len(world.rt.comments[1]) == comments
-    assert world.queue.events(kind="transition_noop")
+    assert world.queue.events(kind=events.EventKind.TRANSITION_NOOP)
