@@ -22,6 +22,8 @@ lint: bootstrap
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## make unit: the unit tier, Python only (tests/unit/conftest.py refuses processes, network
+## connections and SQLite files); about 5 s
 unit: bootstrap
 	$(BIN)/pytest tests/unit
 

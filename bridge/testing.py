@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from bridge import errors, records
 from bridge.store import events as eventlog
 from bridge.store import protocols, queue
-from bridge.tracker import client, protocol
+from bridge.tracker import client, history, protocol
 
 Status = records.JobStatus
 _OPEN = (Status.QUEUED, Status.RUNNING)
@@ -366,7 +366,7 @@ class FakeTracker:
         self.comments: dict[int, list[str]] = {}
         self.replies: dict[int, list[str]] = {}
         self.calls: list[TrackerCall] = []
-        self.history: list[client.FieldChange] = []
+        self.history: list[history.FieldChange] = []
         self.closed = False
         self._transactions: dict[int, list[dict[str, Any]]] = {}
         self._field_ids: dict[str, int] = {}
@@ -512,7 +512,7 @@ class FakeTracker:
         queue: str,
         limit: int = 1000,
         page_size: int = 100,
-    ) -> list[client.FieldChange]:
+    ) -> list[history.FieldChange]:
         self._call("field_changes_since", None, field_id=field_id, after=after_transaction_id)
         return [
             c
@@ -576,7 +576,7 @@ class FakeTracker:
         txn = self._txn("CustomField", actor, Field=self._field_id(name), OldValue=old,
                         NewValue=new[0] if new else "")  # fmt: skip
         self._transactions[ticket.id].append(txn)
-        change = client.FieldChange(
+        change = history.FieldChange(
             transaction_id=int(txn["id"]),
             ticket_id=ticket.id,
             field_id=self._field_id(name),

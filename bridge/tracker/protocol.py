@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from bridge import records
-from bridge.tracker import client
+from bridge.tracker import history
 
 
 class Tracker(Protocol):
@@ -55,7 +55,7 @@ class Tracker(Protocol):
         queue: str,
         limit: int = 1000,
         page_size: int = 100,
-    ) -> list[client.FieldChange]: ...
+    ) -> list[history.FieldChange]: ...
 
     def newest_field_change(self, field_id: int, *, queue: str) -> int | None: ...
 

@@ -123,9 +123,7 @@ def test_the_bridges_own_writes_never_become_work(bridge: Bridge) -> None:
     jobs = bridge.queue.list_jobs(ticket_id=ticket)
     own = [j for j in jobs if j.request.actor == "rollout-bridge"]
     assert len(own) == 1  # the put-back made one hook, skipped
-    skipped = bridge.queue.events(
-        kind=events.EventKind.JOB_SKIPPED_OWN_WRITE, ticket_id=ticket
-    )
+    skipped = bridge.queue.events(kind=events.EventKind.JOB_SKIPPED_OWN_WRITE, ticket_id=ticket)
     assert len(skipped) == 1
     assert all(j.status.label == "done" for j in jobs)
     assert bridge.state(ticket) == "InVerification"

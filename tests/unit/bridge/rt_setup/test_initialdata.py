@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from importlib import resources
-
-import pytest
 
 from bridge import records, rt_setup
 from bridge.rt_setup import initialdata
@@ -43,14 +39,3 @@ def test_the_fields_and_groups_the_issue_names_are_there() -> None:
 def test_queue_names_are_quoted_for_perl() -> None:
     text = initialdata.render("it's\\queue")
     assert "Name => 'it\\'s\\\\queue'" in text
-
-
-@pytest.mark.skipif(shutil.which("perl") is None, reason="perl is part of every Debian system")
-def test_rendered_file_is_valid_perl() -> None:
-    # Compile only (-c): the RT:: calls in @Final are not run.
-    result = subprocess.run(
-        ["perl", "-c", "-"], input=initialdata.render("sw-rel"), capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "syntax OK" in result.stderr

@@ -1,0 +1,374 @@
+"""The runner with fake processors on a real queue (SQLite in tmp_path, a fake clock)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bridge import errors, records
+from bridge import secrets as bridge_secrets
+from bridge.settings import model as settings_model
+from bridge.store import database, events, queue
+from repo_daemon import errors as daemon_errors
+from repo_daemon import processing
+from repo_daemon.daemon import runner
+
+S = records.RolloutState
+SECRET = "1-14-5f0c0ffee5f0c0ffee"
+LEASE = timedelta(seconds=60)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 12, 0, 0)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def jobs(tmp_path: Path, clock: FakeClock) -> Iterator[queue.Queue]:
+    engine = database.create_engine(database.default_url(tmp_path))
+    database.migrate(engine)
+    yield queue.Queue(engine, clock=clock, lease=LEASE)
+    engine.dispose()
+
+
+def change(ticket: int, txn: int, *, actor: str = "qc") -> records.ReleaseRequest:
+    return records.ReleaseRequest(
+        ticket_id=ticket,
+        transaction_id=txn,
+        current=S.UNVERIFIED,
+        previous=S.SUBMITTED,
+        actor=actor,
+    )
+
+
+class FakeProcessor:
+    """Records what it is given; ``behaviour`` may raise or do something for a job."""
+
+    def __init__(self, behaviour: Callable[[records.Job], None] | None = None) -> None:
+        self.seen: list[int] = []
+        self.behaviour = behaviour
+
+    def process(self, job: records.Job) -> None:
+        self.seen.append(job.id)
+        if self.behaviour is not None:
+            self.behaviour(job)
+
+
+def raising(exc: BaseException) -> Callable[[records.Job], None]:
+    def behaviour(_job: records.Job) -> None:
+        raise exc
+
+    return behaviour
+
+
+def make_runner(
+    jobs: queue.Queue,
+    processor: runner.Processor,
+    *,
+    max_attempts: int = 3,
+    base_delay: float = 10.0,
+    bridge_user: str | None = "rollout-bridge",
+    **kwargs: object,
+) -> runner.Runner:
+    daemon = settings_model.DaemonSettings(
+        retry_base_delay=base_delay, retry_max_attempts=max_attempts, rt_bridge_user=bridge_user
+    )
+    return runner.Runner(
+        jobs,
+        processor,
+        daemon,
+        worker="test:1",
+        secrets=[SECRET],
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def status(jobs: queue.Queue, job_id: int) -> records.Job:
+    job = jobs.get(job_id)
+    assert job is not None
+    return job
+
+
+def test_due_jobs_are_processed_in_order_and_completed(jobs: queue.Queue) -> None:
+    ids = [jobs.enqueue(change(1, 10)), jobs.enqueue(change(2, 11)), jobs.enqueue(change(1, 12))]
+    processor = FakeProcessor()
+
+    report = make_runner(jobs, processor).drain()
+
+    assert processor.seen == ids
+    assert (report.claimed, report.done, report.finished) == (3, 3, 3)
+    assert {status(jobs, i).status for i in ids} == {records.JobStatus.DONE}
+    assert make_runner(jobs, processor).drain() == runner.DrainReport()  # nothing due
+
+
+def test_max_jobs_bounds_one_drain(jobs: queue.Queue) -> None:
+    jobs.enqueue_many([change(t, t) for t in range(1, 6)])
+    report = make_runner(jobs, FakeProcessor()).drain(max_jobs=2)
+    assert report.done == 2
+    assert jobs.stats()["queued"] == 3
+
+
+def test_a_transient_error_is_retried_with_backoff(jobs: queue.Queue, clock: FakeClock) -> None:
+    job_id = jobs.enqueue(change(1, 10))
+    down = errors.TrackerUnavailable("RT did not answer", operation="get_ticket", ticket_id=1)
+    processor = FakeProcessor(raising(down))
+    run = make_runner(jobs, processor, base_delay=10)
+
+    report = run.drain()
+
+    assert report.retried == 1
+    job = status(jobs, job_id)
+    assert job.status is records.JobStatus.QUEUED
+    assert job.last_error == "TrackerUnavailable: get_ticket (ticket 1): RT did not answer"
+    delay = (job.scheduled_at - clock.now).total_seconds()
+    assert 7.5 <= delay <= 12.5  # 10 s ± 25 % jitter
+    assert run.drain().claimed == 0  # not before its time
+    clock.advance(delay)
+    processor.behaviour = None
+    assert run.drain().done == 1
+    assert status(jobs, job_id).attempts == 2
+    assert [e.kind for e in jobs.events(ticket_id=1)] == [events.EventKind.JOB_RETRY]
+
+
+def test_transient_errors_end_in_the_dead_letter(jobs: queue.Queue, clock: FakeClock) -> None:
+    job_id = jobs.enqueue(change(1, 10))
+    down = daemon_errors.ProcessingFailed("rsync: connection refused", transient=True)
+    run = make_runner(jobs, FakeProcessor(raising(down)), max_attempts=3)
+
+    outcomes = []
+    for _ in range(3):
+        report = run.drain()
+        outcomes.append((report.retried, report.dead))
+        clock.advance(3600)
+
+    assert outcomes == [(1, 0), (1, 0), (0, 1)]
+    job = status(jobs, job_id)
+    assert (job.status, job.attempts) == (records.JobStatus.DEAD, 3)
+    assert [e.kind.value for e in jobs.events(ticket_id=1)] == [
+        "job_dead",
+        "job_retry",
+        "job_retry",
+    ]
+    assert run.drain().claimed == 0
+
+
+def test_a_permanent_error_fails_the_job_at_once(jobs: queue.Queue) -> None:
+    job_id = jobs.enqueue(change(7, 10))
+    gone = errors.TrackerNotFound("RT has no such object", operation="get_ticket", ticket_id=7)
+    report = make_runner(jobs, FakeProcessor(raising(gone))).drain()
+    assert report.failed == 1
+    job = status(jobs, job_id)
+    assert (job.status, job.attempts) == (records.JobStatus.FAILED, 1)
+    assert job.last_error == "TrackerNotFound: get_ticket (ticket 7): RT has no such object"
+    (event,) = jobs.events(ticket_id=7)
+    assert event.kind is events.EventKind.JOB_FAILED
+
+
+def test_an_unknown_exception_is_transient_named_and_free_of_secrets(
+    jobs: queue.Queue, caplog: pytest.LogCaptureFixture
+) -> None:
+    job_id = jobs.enqueue(change(1, 10))
+    bug = KeyError(f"token {SECRET} not in cache")
+    report = make_runner(jobs, FakeProcessor(raising(bug))).drain()
+    assert report.retried == 1
+    job = status(jobs, job_id)
+    assert job.status is records.JobStatus.QUEUED
+    assert job.last_error == "unexpected KeyError: 'token ******** not in cache'"
+    assert SECRET not in caplog.text
+    assert SECRET not in str(jobs.events(ticket_id=1))
+
+
+def test_a_job_that_killed_its_daemons_goes_to_the_dead_letter(
+    jobs: queue.Queue, clock: FakeClock
+) -> None:
+    job_id = jobs.enqueue(change(1, 10))
+    for crashed in ("a:1", "b:2", "c:3"):  # claimed, then the daemon died: the lease runs out
+        (claimed,) = jobs.claim(crashed)
+        assert claimed.id == job_id
+        clock.advance(LEASE.total_seconds() + 1)
+    processor = FakeProcessor()
+
+    report = make_runner(jobs, processor, max_attempts=3).drain()
+
+    assert processor.seen == []  # never started again
+    assert report.dead == 1
+    job = status(jobs, job_id)
+    assert (job.status, job.attempts) == (records.JobStatus.DEAD, 4)
+    assert job.last_error is not None
+    assert "claimed 4 times without finishing" in job.last_error
+    assert f"rollout queue retry {job_id}" in job.last_error
+
+
+def test_the_bridges_own_writes_are_completed_without_processing(jobs: queue.Queue) -> None:
+    own = jobs.enqueue(change(1, 10, actor="rollout-bridge"))
+    theirs = jobs.enqueue(change(1, 11, actor="qc"))
+    processor = FakeProcessor()
+
+    report = make_runner(jobs, processor, bridge_user="rollout-bridge").drain()
+
+    assert (report.skipped, report.done) == (1, 1)
+    assert processor.seen == [theirs]
+    assert status(jobs, own).status is records.JobStatus.DONE
+    (event,) = jobs.events(kind=events.EventKind.JOB_SKIPPED_OWN_WRITE)
+    assert (event.job_id, event.transaction_id) == (own, 10)
+    assert "bridge's own account 'rollout-bridge'" in event.detail
+
+
+def test_without_a_bridge_user_nothing_is_skipped(jobs: queue.Queue) -> None:
+    jobs.enqueue(change(1, 10, actor=""))
+    processor = FakeProcessor()
+    assert make_runner(jobs, processor, bridge_user=None).drain().done == 1
+    assert len(processor.seen) == 1
+
+
+def test_stop_finishes_the_job_in_hand_and_releases_the_rest(jobs: queue.Queue) -> None:
+    ids = [jobs.enqueue(change(t, t)) for t in range(1, 5)]
+    processor = FakeProcessor()
+    run = make_runner(jobs, processor, batch=3)
+    processor.behaviour = lambda _job: run.stop()  # SIGTERM arrives during the first job
+
+    report = run.drain()
+
+    assert processor.seen == [ids[0]]
+    assert (report.claimed, report.done, report.released) == (3, 1, 2)
+    assert status(jobs, ids[0]).status is records.JobStatus.DONE
+    for job_id in ids[1:]:
+        job = status(jobs, job_id)
+        assert (job.status, job.attempts, job.locked_by) == (records.JobStatus.QUEUED, 0, None)
+    assert run.stopping
+    assert run.drain().claimed == 0  # a stopped runner claims nothing
+
+
+def test_the_heartbeat_keeps_the_lease_while_a_job_runs(
+    jobs: queue.Queue, clock: FakeClock
+) -> None:
+    job_id = jobs.enqueue(change(1, 10))
+
+    def long_job(_job: records.Job) -> None:
+        clock.advance(LEASE.total_seconds() * 2)  # far past the first lease
+        deadline = time.monotonic() + 10
+        while status(jobs, job_id).locked_until != clock.now + LEASE:
+            assert time.monotonic() < deadline, "no heartbeat"
+            time.sleep(0.01)
+        assert jobs.claim("other") == []  # the lease holds: nobody else takes it
+
+    report = make_runner(jobs, FakeProcessor(long_job), heartbeat_interval=0.01).drain()
+    assert report.done == 1
+
+
+def test_a_job_whose_lease_was_taken_over_is_not_completed(
+    jobs: queue.Queue, clock: FakeClock
+) -> None:
+    job_id = jobs.enqueue(change(1, 10))
+
+    def stalled(_job: records.Job) -> None:  # no heartbeat got through: another daemon took it
+        clock.advance(LEASE.total_seconds() + 1)
+        assert [j.id for j in jobs.claim("other")] == [job_id]
+
+    report = make_runner(jobs, FakeProcessor(stalled), heartbeat_interval=3600).drain()
+    assert (report.done, report.lost) == (0, 1)
+    job = status(jobs, job_id)
+    assert (job.status, job.locked_by) == (records.JobStatus.RUNNING, "other")
+
+
+# -- the default processor ------------------------------------------------------------------
+
+
+class FakeTracker:
+    def __init__(self, tickets: dict[int, str]) -> None:
+        self.tickets = tickets
+        self.closed = False
+
+    def get_ticket(self, ticket_id: int) -> records.Ticket:
+        if ticket_id not in self.tickets:
+            raise errors.TrackerNotFound(
+                "RT has no such object", operation="get_ticket", ticket_id=ticket_id
+            )
+        return records.Ticket(
+            id=ticket_id,
+            queue="sw-rel",
+            subject="release",
+            status="open",
+            custom_fields={"RolloutProgress": (self.tickets[ticket_id],)},
+        )
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_default_processor_reads_the_ticket_and_records_it(jobs: queue.Queue) -> None:
+    tracker = FakeTracker({1: "InVerification"})
+    processor = processing.TrackerProcessor(jobs, lambda: tracker)  # type: ignore[arg-type,return-value]
+    done = jobs.enqueue(change(1, 10))
+    missing = jobs.enqueue(change(404, 11))
+
+    report = make_runner(jobs, processor).drain()
+
+    assert (report.done, report.failed) == (1, 1)
+    (event,) = jobs.events(kind=events.EventKind.JOB_PROCESSED)
+    assert (event.job_id, event.ticket_id, event.transaction_id) == (done, 1, 10)
+    assert event.detail == (
+        "ticket 1 is at RolloutProgress InVerification (change Submitted → Unverified by qc, hook)"
+    )
+    failed = status(jobs, missing)
+    assert failed.status is records.JobStatus.FAILED
+    assert failed.last_error == "TrackerNotFound: get_ticket (ticket 404): RT has no such object"
+    processor.close()
+    assert tracker.closed
+
+
+def test_processors_load_from_a_spec(
+    jobs: queue.Queue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DAEMON_TEST_LOG", str(tmp_path / "log"))
+    settings = settings_model.Settings(
+        tracker=settings_model.TrackerSettings(url="http://rt.invalid/")
+    )
+    made = processing.load_processor(
+        "tests.support.daemon_helpers:recording_processor", settings, jobs
+    )
+    assert type(made).__name__ == "RecordingProcessor"
+    default = processing.load_processor("repo_daemon.processing:default_processor", settings, jobs)
+    assert isinstance(default, processing.TrackerProcessor)
+    for spec, message in [
+        ("no-colon", "not of the form"),
+        ("no_such_module_xyz:make", "cannot import"),
+        ("repo_daemon.processing:nothing", "has no attribute"),
+        ("repo_daemon.processing:logger", "neither a processor"),
+    ]:
+        with pytest.raises(daemon_errors.ProcessorNotFound, match=message):
+            processing.load_processor(spec, settings, jobs)
+
+
+def test_secrets_of_settings_are_all_masked() -> None:
+    settings = settings_model.Settings(
+        tracker=settings_model.TrackerSettings(
+            url="http://rt.invalid/",
+            token=bridge_secrets.Secret(SECRET),
+            password=bridge_secrets.Secret("pw-1"),
+        ),
+        database_url=bridge_secrets.Secret("postgresql://bridge:db-pass-2@db/rollout"),
+        receiver=settings_model.ReceiverSettings(hook_secret=bridge_secrets.Secret("whsec_abc")),
+    )
+    found = runner.secrets_of(settings)
+    text = f"{SECRET} pw-1 postgresql://bridge:db-pass-2@db/rollout db-pass-2 whsec_abc"
+    assert runner.redact(text, found) == "******** ******** ******** ******** ********"
