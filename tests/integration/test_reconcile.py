@@ -131,9 +131,9 @@ def test_lost_hooks_are_recovered_once_in_order_and_processed(
     assert drained.done >= 3
     assert {j.status for j in _jobs_of(q, mine)} == {records.JobStatus.DONE}
     processed = {
-        e["job_id"]: e["detail"]
+        e.job_id: e.detail
         for e in q.events(kind=events.EventKind.JOB_PROCESSED, limit=1000)
-        if e["ticket_id"] in mine
+        if e.ticket_id in mine
     }
     assert processed == {
         jobs[0].id: f"ticket {a} is at RolloutProgress InVerification "
