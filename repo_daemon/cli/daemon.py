@@ -1,0 +1,112 @@
+"""The long-running commands and one-off reconciliation: ``rollout daemon``, ``serve``, ``run``
+and ``reconcile``.
+
+Each builds ``Settings`` and hands over to ``repo_daemon.daemon.assemble``; nothing here
+schedules, serves or processes anything itself.
+"""
+
+from __future__ import annotations
+
+import click
+
+from bridge.intake import reconcile as reconciliation
+from bridge.tracker.client import TrackerClient
+from repo_daemon import errors as daemon_errors
+from repo_daemon.cli import root
+from repo_daemon.daemon import assemble
+
+_processor_option = click.option(
+    "--processor",
+    "processor_spec",
+    metavar="MODULE:ATTR",
+    envvar="ROLLOUT_PROCESSOR",
+    help="Process jobs with this processor instead of the default (or ROLLOUT_PROCESSOR): "
+    "a factory called with (settings, queue), or an object with process(job). A hook for "
+    "tests and extensions; see docs/operations.md.",
+)
+_reconcile_option = click.option(
+    "--reconcile/--no-reconcile",
+    "reconcile_changes",
+    default=True,
+    show_default=True,
+    help="Look in RT's history for changes whose hook never came, at start and every "
+    "ROLLOUT_RECONCILE_INTERVAL seconds. With several daemons, one reconciling is enough.",
+)
+
+
+def _processor_error(exc: daemon_errors.ProcessorNotFound) -> click.BadParameter:
+    return click.BadParameter(str(exc), param_hint="'--processor'")
+
+
+@click.command("daemon")
+@_processor_option
+@_reconcile_option
+@click.pass_context
+def daemon(ctx: click.Context, processor_spec: str | None, reconcile_changes: bool) -> None:
+    """Run the repo daemon in the foreground: drain the queue, reconcile, comment refusals.
+
+    Migrates the database first. Several daemons may share one PostgreSQL queue. SIGTERM or
+    SIGINT: the job in hand is finished, nothing more is claimed, and the daemon exits 0.
+    """
+    settings = root.load_settings(ctx)
+    try:
+        assemble.run_daemon(
+            settings, processor_spec=processor_spec, reconcile_changes=reconcile_changes
+        )
+    except daemon_errors.ProcessorNotFound as exc:
+        raise _processor_error(exc) from exc
+
+
+@click.command("serve")
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Run only the HTTP receiver of RT's hooks (until SIGTERM or SIGINT).
+
+    Migrates the database first. Use it with one or more `rollout daemon` processes on the
+    same database; `rollout run` does both in one process.
+    """
+    assemble.run_serve(root.load_settings(ctx, require_tracker=False))
+
+
+@click.command("run")
+@_processor_option
+@_reconcile_option
+@click.pass_context
+def run(ctx: click.Context, processor_spec: str | None, reconcile_changes: bool) -> None:
+    """Run the receiver and the daemon in one process (the embedded default).
+
+    The scheduler runs in the background, the receiver in the foreground; the database is
+    migrated first. SIGTERM or SIGINT stops both: the receiver answers the requests in flight,
+    the daemon finishes the job in hand and claims nothing more; then it exits 0.
+    """
+    settings = root.load_settings(ctx)
+    try:
+        assemble.run_all(
+            settings, processor_spec=processor_spec, reconcile_changes=reconcile_changes
+        )
+    except daemon_errors.ProcessorNotFound as exc:
+        raise _processor_error(exc) from exc
+
+
+@click.command("reconcile")
+@click.option(
+    "--since",
+    type=click.IntRange(min=0),
+    metavar="TXN",
+    help="Backfill: queue every RolloutProgress change after RT transaction TXN (0 for all). "
+    "Without it, start from the stored cursor (on the first run: from the newest change).",
+)
+@click.pass_context
+def reconcile(ctx: click.Context, since: int | None) -> None:
+    """Queue RolloutProgress changes in RT whose hook never reached the bridge, once.
+
+    Asks RT for the changes on tickets of the release queue after the stored cursor and queues
+    the missing ones as recovered. Changes queued already are not queued again.
+    """
+    settings = root.load_settings(ctx)
+    with assemble.opened(settings) as jobs, TrackerClient(settings.tracker) as client:
+        reconciler = reconciliation.Reconciler(jobs, client, settings.queue)
+        for report in reconciler.run_until_done(since=since):
+            click.echo(f"reconciliation: {report.summary()}")
+            for job_id in report.queued:
+                click.echo(f"  queued job {job_id}")

@@ -1,0 +1,82 @@
+"""``rollout repo``: serve the repository's trees, print the nginx and rsyncd configurations for
+them, and collect the pool's garbage.
+
+It only parses options and prints; serving and publishing are ``repo_daemon.serving`` and
+``repo_daemon.publish``'s.
+"""
+
+from __future__ import annotations
+
+import click
+
+from repo_daemon.cli import root
+
+
+@click.group("repo")
+def repo_group() -> None:
+    """Serve and look after the repository's trees."""
+
+
+@repo_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8751, show_default=True, type=int, help="Port to listen on.")
+@click.pass_context
+def repo_serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the trees (ROLLOUT_REPO_ROOT) over HTTP for apt, dnf and mirrors.
+
+    For the embedded default and trying things out; in production use nginx (see
+    docs/serving.md). Never serves outside the root or the repository's bookkeeping
+    (.pool, .locks, .snapshots). Runs until SIGTERM or Ctrl-C.
+    """
+    from repo_daemon.serving import static as serving
+
+    settings = root.load_settings(ctx, require_tracker=False)
+    trees = settings.repository.root
+    trees.mkdir(parents=True, exist_ok=True)
+    click.echo(f"serving {trees.resolve()} at http://{host}:{port}/", err=True)
+    serving.serve_static(trees.resolve(), host, port)
+
+
+@repo_group.command("nginx-conf")
+@click.option("--listen", default="127.0.0.1:8751", show_default=True, help="nginx listen value.")
+@click.option("--server-name", default="_", show_default=True, help="nginx server_name.")
+@click.pass_context
+def repo_nginx_conf(ctx: click.Context, listen: str, server_name: str) -> None:
+    """Print an nginx server block serving ROLLOUT_REPO_ROOT (see docs/serving.md)."""
+    from repo_daemon.serving import static as serving
+
+    settings = root.load_settings(ctx, require_tracker=False)
+    trees = settings.repository.root.resolve()
+    click.echo(serving.render_nginx(trees, listen=listen, server_name=server_name), nl=False)
+
+
+@repo_group.command("rsyncd-conf")
+@click.option("--port", default=873, show_default=True, type=int, help="rsync daemon port.")
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.pass_context
+def repo_rsyncd_conf(ctx: click.Context, port: int, address: str) -> None:
+    """Print an rsyncd.conf with a read-only module of the trees, for mirrors (see
+    docs/serving.md for the mirror command that always copies one consistent snapshot)."""
+    from repo_daemon.serving import static as serving
+
+    settings = root.load_settings(ctx, require_tracker=False)
+    trees = settings.repository.root.resolve()
+    click.echo(serving.render_rsyncd(trees, port=port, address=address), nl=False)
+
+
+@repo_group.command("gc")
+@click.pass_context
+def repo_gc(ctx: click.Context) -> None:
+    """Remove pool files no snapshot uses and leftovers of interrupted publications.
+
+    The daemon does this on its own every ROLLOUT_HOUSEKEEPING_INTERVAL seconds.
+    """
+    from repo_daemon.publish import repository as publish
+
+    settings = root.load_settings(ctx, require_tracker=False)
+    report = publish.Repository(settings.repository).collect_garbage()
+    click.echo(
+        f"{report.snapshots} snapshots read; removed {report.pool_removed} pool files "
+        f"({report.pool_removed_bytes:,} bytes) and {report.stale_removed} leftovers; "
+        f"kept {report.pool_kept} pool files"
+    )
