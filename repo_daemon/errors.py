@@ -5,7 +5,6 @@ Hierarchy::
     DaemonError                      root of everything raised by ``repo_daemon``
     ├── ProcessingFailed             a job could not be processed; ``transient`` says whether a
     │                                later try may help (the runner retries it with backoff)
-    ├── ProcessorNotFound            ``--processor module:attr`` names nothing usable
     ├── WorkflowInvalid              a workflow definition cannot be used (lists every problem)
     ├── actions.release.ReleaseInvalid   release.xml refused (every problem, with line and path)
     ├── sync.errors.SyncError ...        fetching from the provider failed or was refused
@@ -35,10 +34,6 @@ class ProcessingFailed(DaemonError):
         self.transient = transient
         self.ticket_id = ticket_id
         super().__init__(message)
-
-
-class ProcessorNotFound(DaemonError):
-    """The processor named by ``--processor`` / ``ROLLOUT_PROCESSOR`` cannot be loaded."""
 
 
 class WorkflowInvalid(DaemonError):

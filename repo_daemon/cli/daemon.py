@@ -11,19 +11,9 @@ import click
 
 from bridge.intake import reconcile as reconciliation
 from bridge.tracker.client import TrackerClient
-from repo_daemon import errors as daemon_errors
 from repo_daemon.cli import root
 from repo_daemon.daemon import assemble
 
-_processor_option = click.option(
-    "--processor",
-    "processor_spec",
-    metavar="MODULE:ATTR",
-    envvar="ROLLOUT_PROCESSOR",
-    help="Process jobs with this processor instead of the default (or ROLLOUT_PROCESSOR): "
-    "a factory called with (settings, queue), or an object with process(job). A hook for "
-    "tests and extensions; see docs/operations.md.",
-)
 _reconcile_option = click.option(
     "--reconcile/--no-reconcile",
     "reconcile_changes",
@@ -34,27 +24,17 @@ _reconcile_option = click.option(
 )
 
 
-def _processor_error(exc: daemon_errors.ProcessorNotFound) -> click.BadParameter:
-    return click.BadParameter(str(exc), param_hint="'--processor'")
-
-
 @click.command("daemon")
-@_processor_option
 @_reconcile_option
 @click.pass_context
-def daemon(ctx: click.Context, processor_spec: str | None, reconcile_changes: bool) -> None:
+def daemon(ctx: click.Context, reconcile_changes: bool) -> None:
     """Run the repo daemon in the foreground: drain the queue, reconcile, comment refusals.
 
     Migrates the database first. Several daemons may share one PostgreSQL queue. SIGTERM or
     SIGINT: the job in hand is finished, nothing more is claimed, and the daemon exits 0.
     """
     settings = root.load_settings(ctx)
-    try:
-        assemble.run_daemon(
-            settings, processor_spec=processor_spec, reconcile_changes=reconcile_changes
-        )
-    except daemon_errors.ProcessorNotFound as exc:
-        raise _processor_error(exc) from exc
+    assemble.run_daemon(settings, reconcile_changes=reconcile_changes)
 
 
 @click.command("serve")
@@ -69,10 +49,9 @@ def serve(ctx: click.Context) -> None:
 
 
 @click.command("run")
-@_processor_option
 @_reconcile_option
 @click.pass_context
-def run(ctx: click.Context, processor_spec: str | None, reconcile_changes: bool) -> None:
+def run(ctx: click.Context, reconcile_changes: bool) -> None:
     """Run the receiver and the daemon in one process (the embedded default).
 
     The scheduler runs in the background, the receiver in the foreground; the database is
@@ -80,12 +59,7 @@ def run(ctx: click.Context, processor_spec: str | None, reconcile_changes: bool)
     the daemon finishes the job in hand and claims nothing more; then it exits 0.
     """
     settings = root.load_settings(ctx)
-    try:
-        assemble.run_all(
-            settings, processor_spec=processor_spec, reconcile_changes=reconcile_changes
-        )
-    except daemon_errors.ProcessorNotFound as exc:
-        raise _processor_error(exc) from exc
+    assemble.run_all(settings, reconcile_changes=reconcile_changes)
 
 
 @click.command("reconcile")

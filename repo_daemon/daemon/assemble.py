@@ -26,8 +26,8 @@ from bridge.intake import reconcile, refusals
 from bridge.settings import model as settings_model
 from bridge.store import database, queue
 from bridge.tracker.client import TrackerClient
-from repo_daemon import processing
 from repo_daemon.daemon import runner, scheduler
+from repo_daemon.publish import repository as publish
 from repo_daemon.workflow import processor as transitions
 
 logger = logging.getLogger(__name__)
@@ -51,19 +51,24 @@ def migrate(engine: sa.Engine) -> None:
 
 @dataclass(kw_only=True)
 class Parts:
-    """The daemon's parts for one process. ``close()`` releases their connections."""
+    """The daemon's parts for one process. ``close()`` releases their connections.
+
+    ``repository`` is the publish ``Repository`` whose pool garbage the daemon collects every
+    ``housekeeping_interval``; ``None`` when the processor publishes nothing.
+    """
 
     settings: settings_model.Settings
     queue: queue.Queue
     processor: runner.Processor
+    repository: publish.Repository | None
     runner: runner.Runner
     reconciler: reconcile.Reconciler | None
     commenter: refusals.RefusalCommenter
     clients: list[TrackerClient] = field(default_factory=list)
 
     def daemon(self, *, blocking: bool) -> scheduler.Daemon:
-        """A scheduler with the daemon's jobs (and pool garbage collection, when the
-        processor publishes)."""
+        """A scheduler with the daemon's jobs (and pool garbage collection, when there is a
+        repository)."""
         daemon = scheduler.Daemon(
             self.settings.daemon,
             self.runner,
@@ -71,19 +76,16 @@ class Parts:
             comment_refusals=self.commenter.run,
             blocking=blocking,
         )
-        repository_work = getattr(self.processor, "work", None)
-        if repository_work is not None:
+        if self.repository is not None:
             daemon.add_interval_job(
                 "collect_garbage",
-                repository_work.repository.collect_garbage,
+                self.repository.collect_garbage,
                 self.settings.daemon.housekeeping_interval,
             )
         return daemon
 
     def close(self) -> None:
-        close = getattr(self.processor, "close", None)
-        if callable(close):
-            close()
+        self.processor.close()
         for client in self.clients:
             client.close()
 
@@ -92,16 +94,18 @@ def build_parts(
     settings: settings_model.Settings,
     jobs: queue.Queue,
     *,
-    processor_spec: str | None = None,
+    processor: runner.Processor | None = None,
+    repository: publish.Repository | None = None,
     reconcile_changes: bool = True,
     worker: str | None = None,
 ) -> Parts:
-    """The parts of a daemon. ``processor_spec`` (``module:attr``) replaces the default
-    processor; raises ``ProcessorNotFound`` when it cannot be loaded."""
-    if processor_spec:
-        processor = processing.load_processor(processor_spec, settings, jobs)
-    else:
+    """The parts of a daemon. Without a ``processor``, jobs run the release workflow
+    (``workflow_processor``) and the configured repository's garbage is collected; with one
+    (tests, tools), garbage is collected only in the ``repository`` given. The parts own the
+    processor: ``Parts.close()`` closes it."""
+    if processor is None:
         processor = transitions.workflow_processor(settings, jobs)
+        repository = repository or publish.Repository(settings.repository)
     clients: list[TrackerClient] = []
     reconciler = None
     if reconcile_changes:
@@ -113,6 +117,7 @@ def build_parts(
         settings=settings,
         queue=jobs,
         processor=processor,
+        repository=repository,
         runner=runner.Runner(
             jobs,
             processor,
@@ -140,13 +145,14 @@ def opened(settings: settings_model.Settings) -> Iterator[queue.Queue]:
 def run_daemon(
     settings: settings_model.Settings,
     *,
-    processor_spec: str | None = None,
+    processor: runner.Processor | None = None,
     reconcile_changes: bool = True,
 ) -> None:
-    """``rollout daemon``: the scheduler in the foreground until SIGTERM / SIGINT."""
+    """``rollout daemon``: the scheduler in the foreground until SIGTERM / SIGINT.
+    ``processor`` as in ``build_parts`` (``None``: the release workflow)."""
     with opened(settings) as jobs:
         parts = build_parts(
-            settings, jobs, processor_spec=processor_spec, reconcile_changes=reconcile_changes
+            settings, jobs, processor=processor, reconcile_changes=reconcile_changes
         )
         try:
             _announce(settings, parts)
@@ -166,7 +172,7 @@ def run_serve(settings: settings_model.Settings) -> None:
 def run_all(
     settings: settings_model.Settings,
     *,
-    processor_spec: str | None = None,
+    processor: runner.Processor | None = None,
     reconcile_changes: bool = True,
 ) -> None:
     """``rollout run``: the receiver in the main thread and the daemon's scheduler in the
@@ -178,7 +184,7 @@ def run_all(
     with opened(settings) as jobs:
         server = receiver.build_server(settings, jobs)
         parts = build_parts(
-            settings, jobs, processor_spec=processor_spec, reconcile_changes=reconcile_changes
+            settings, jobs, processor=processor, reconcile_changes=reconcile_changes
         )
         daemon = parts.daemon(blocking=False)
 

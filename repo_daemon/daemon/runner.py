@@ -33,6 +33,10 @@ class Processor(Protocol):
 
     def process(self, job: records.Job) -> None: ...
 
+    def close(self) -> None:
+        """Release what processing holds (tracker clients); called once, when the daemon
+        stops."""
+
 
 @dataclass(kw_only=True)
 class DrainReport:

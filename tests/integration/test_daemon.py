@@ -1,8 +1,10 @@
 """Real ``rollout daemon`` processes on a real queue: exactly-once, crashes, SIGTERM.
 
-The daemons run as subprocesses (``python -m repo_daemon daemon``) with a test processor that
-appends each job it starts and finishes to a file (``tests/support/daemon_helpers.py``), so the file
-shows what was done, by which process, in which order.
+The daemons run as subprocesses (``python -m tests.support.daemon_main daemon``: settings from
+``ROLLOUT_*`` as ``rollout daemon`` builds them, ``assemble.run_daemon`` / ``run_all``) with a test
+processor that appends each job it starts and finishes to a file
+(``tests/support/daemon_helpers.py``), so the file shows what was done, by which process, in
+which order. ``rollout serve`` runs as shipped (``python -m repo_daemon serve``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from bridge.store import queue
 from tests.support.daemon_helpers import (
     HOLD_ENV,
     HOLD_TICKET_ENV,
-    PROCESSOR,
     DaemonProcess,
     Line,
     daemon_env,
@@ -47,8 +48,8 @@ def change(ticket: int, txn: int) -> records.ReleaseRequest:
 def daemons(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
-    def start(env: dict[str, str], *args: str) -> DaemonProcess:
-        process = DaemonProcess(env, tmp_path / f"daemon-{len(started)}.log", *args)
+    def start(env: dict[str, str], *args: str, **kwargs: str) -> DaemonProcess:
+        process = DaemonProcess(env, tmp_path / f"daemon-{len(started)}.log", *args, **kwargs)
         started.append(process)
         return process
 
@@ -226,7 +227,7 @@ def test_rollout_run_receives_hooks_and_processes_them_in_one_process(
     port = free_port()
     log = tmp_path / "processed.log"
     env = daemon_env(db_url, log, ROLLOUT_HOOK_SECRET=HOOK_SECRET, ROLLOUT_LISTEN_PORT=str(port))
-    process = daemons(env, "run", "--no-reconcile", "--processor", PROCESSOR)
+    process = daemons(env, "run", "--no-reconcile")
     wait_for(_ready(port), timeout=60, what="the receiver to be ready")
 
     answer = _post_hook(port, 5, 500)
@@ -252,7 +253,7 @@ def test_rollout_serve_only_receives(
         db_url, tmp_path / "unused.log", ROLLOUT_HOOK_SECRET=HOOK_SECRET,
         ROLLOUT_LISTEN_PORT=str(port),
     )  # fmt: skip
-    process = daemons(env, "serve")
+    process = daemons(env, "serve", module="repo_daemon")
     wait_for(_ready(port), timeout=60, what="the receiver to be ready")
     assert _post_hook(port, 6, 600).status_code == 202
     process.signal(signal.SIGTERM)

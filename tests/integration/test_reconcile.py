@@ -21,8 +21,9 @@ from bridge.rt_setup.sandbox import SandboxInfo
 from bridge.settings import model as settings_model
 from bridge.store import events, queue
 from bridge.tracker.client import TrackerClient
-from repo_daemon import cli, processing
+from repo_daemon import cli
 from repo_daemon.daemon import runner
+from tests.support import tracker_processor
 from tests.support.hook_listener import HookListener, ReceivedHook
 
 pytestmark = pytest.mark.rt
@@ -124,8 +125,8 @@ def test_lost_hooks_are_recovered_once_in_order_and_processed(
     assert [r.created for r in q.enqueue_many(late)] == [False, False, False]
     assert [j.request.source for j in _jobs_of(q, mine)] == [records.JobSource.RECOVERED] * 3
 
-    # The daemon's default processor reads each ticket from RT and records what it says now.
-    processor = processing.TrackerProcessor(q, lambda: bridge_client)
+    # A read-only processor reads each ticket from RT and records what it says now.
+    processor = tracker_processor.TrackerProcessor(q, lambda: bridge_client)
     settings = settings_model.DaemonSettings(rt_bridge_user=BRIDGE_USER)
     drained = runner.Runner(q, processor, settings, worker="test:1").drain()
     assert drained.done >= 3

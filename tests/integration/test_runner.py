@@ -15,7 +15,6 @@ from bridge import secrets as bridge_secrets
 from bridge.settings import model as settings_model
 from bridge.store import database, events, queue
 from repo_daemon import errors as daemon_errors
-from repo_daemon import processing
 from repo_daemon.daemon import runner
 
 S = records.RolloutState
@@ -291,72 +290,6 @@ def test_a_job_whose_lease_was_taken_over_is_not_completed(
 
 
 # -- the default processor ------------------------------------------------------------------
-
-
-class FakeTracker:
-    def __init__(self, tickets: dict[int, str]) -> None:
-        self.tickets = tickets
-        self.closed = False
-
-    def get_ticket(self, ticket_id: int) -> records.Ticket:
-        if ticket_id not in self.tickets:
-            raise errors.TrackerNotFound(
-                "RT has no such object", operation="get_ticket", ticket_id=ticket_id
-            )
-        return records.Ticket(
-            id=ticket_id,
-            queue="sw-rel",
-            subject="release",
-            status="open",
-            custom_fields={"RolloutProgress": (self.tickets[ticket_id],)},
-        )
-
-    def close(self) -> None:
-        self.closed = True
-
-
-def test_the_default_processor_reads_the_ticket_and_records_it(jobs: queue.Queue) -> None:
-    tracker = FakeTracker({1: "InVerification"})
-    processor = processing.TrackerProcessor(jobs, lambda: tracker)  # type: ignore[arg-type,return-value]
-    done = jobs.enqueue(change(1, 10))
-    missing = jobs.enqueue(change(404, 11))
-
-    report = make_runner(jobs, processor).drain()
-
-    assert (report.done, report.failed) == (1, 1)
-    (event,) = jobs.events(kind=events.EventKind.JOB_PROCESSED)
-    assert (event.job_id, event.ticket_id, event.transaction_id) == (done, 1, 10)
-    assert event.detail == (
-        "ticket 1 is at RolloutProgress InVerification (change Submitted → Unverified by qc, hook)"
-    )
-    failed = status(jobs, missing)
-    assert failed.status is records.JobStatus.FAILED
-    assert failed.last_error == "TrackerNotFound: get_ticket (ticket 404): RT has no such object"
-    processor.close()
-    assert tracker.closed
-
-
-def test_processors_load_from_a_spec(
-    jobs: queue.Queue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DAEMON_TEST_LOG", str(tmp_path / "log"))
-    settings = settings_model.Settings(
-        tracker=settings_model.TrackerSettings(url="http://rt.invalid/")
-    )
-    made = processing.load_processor(
-        "tests.support.daemon_helpers:recording_processor", settings, jobs
-    )
-    assert type(made).__name__ == "RecordingProcessor"
-    default = processing.load_processor("repo_daemon.processing:default_processor", settings, jobs)
-    assert isinstance(default, processing.TrackerProcessor)
-    for spec, message in [
-        ("no-colon", "not of the form"),
-        ("no_such_module_xyz:make", "cannot import"),
-        ("repo_daemon.processing:nothing", "has no attribute"),
-        ("repo_daemon.processing:logger", "neither a processor"),
-    ]:
-        with pytest.raises(daemon_errors.ProcessorNotFound, match=message):
-            processing.load_processor(spec, settings, jobs)
 
 
 def test_secrets_of_settings_are_all_masked() -> None:

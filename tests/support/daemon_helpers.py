@@ -1,7 +1,7 @@
-"""Helpers for running real ``rollout daemon`` processes in tests.
+"""Helpers for running real daemon processes in tests.
 
-``recording_processor`` is a test processor, loaded into a daemon subprocess with
-``--processor tests.support.daemon_helpers:recording_processor``. Every job it processes appends a
+``recording_processor`` makes a test processor, which ``tests.support.daemon_main`` passes to a
+daemon subprocess (``python -m tests.support.daemon_main daemon``). Every job it processes appends a
 ``start`` and a ``done`` line to the file named by ``$DAEMON_TEST_LOG`` (``O_APPEND`` and an
 fsync per line, so lines from several processes never mix and survive a SIGKILL). While the file
 named by ``$DAEMON_TEST_HOLD`` exists, jobs of ticket ``$DAEMON_TEST_HOLD_TICKET`` block after
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from bridge import records
 from tests.support import paths
@@ -27,7 +27,6 @@ ROOT = paths.ROOT
 LOG_ENV = "DAEMON_TEST_LOG"
 HOLD_ENV = "DAEMON_TEST_HOLD"
 HOLD_TICKET_ENV = "DAEMON_TEST_HOLD_TICKET"
-PROCESSOR = "tests.support.daemon_helpers:recording_processor"
 
 T = TypeVar("T")
 
@@ -56,8 +55,12 @@ class RecordingProcessor:
                 time.sleep(0.02)
         self._append(f"done {fields} {job.attempts}")
 
+    def close(self) -> None:
+        """Nothing to release: every line is written and closed at once."""
 
-def recording_processor(_settings: Any, _queue: Any) -> RecordingProcessor:
+
+def recording_processor() -> RecordingProcessor:
+    """The recording processor configured by ``$DAEMON_TEST_LOG`` and the hold variables."""
     hold = os.environ.get(HOLD_ENV)
     ticket = os.environ.get(HOLD_TICKET_ENV)
     return RecordingProcessor(
@@ -123,16 +126,20 @@ def daemon_env(database_url: str, log: Path, **extra: str) -> dict[str, str]:
 
 
 class DaemonProcess:
-    """``python -m repo_daemon daemon`` (or another ``rollout`` command) as a subprocess, its
-    log in a file."""
+    """A daemon as a subprocess, its log in a file: by default
+    ``python -m tests.support.daemon_main daemon --no-reconcile`` (the recording processor);
+    with ``module="repo_daemon"``, a ``rollout`` command as shipped."""
 
-    DAEMON = ("daemon", "--no-reconcile", "--processor", PROCESSOR)
+    DAEMON = ("daemon", "--no-reconcile")
+    TEST_MAIN = "tests.support.daemon_main"
 
-    def __init__(self, env: dict[str, str], stderr: Path, *args: str) -> None:
+    def __init__(
+        self, env: dict[str, str], stderr: Path, *args: str, module: str = TEST_MAIN
+    ) -> None:
         self.stderr_path = stderr
         self._stderr = stderr.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "repo_daemon", *(args or self.DAEMON)],
+            [sys.executable, "-m", module, *(args or self.DAEMON)],
             cwd=ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -1,22 +1,49 @@
-"""``rollout daemon``, ``serve`` and ``run``: their options, short of running them (the
-integration tests run them as processes)."""
+"""``rollout daemon``, ``serve`` and ``run``: what they hand to ``assemble``, short of running
+it (tests/integration/test_daemon.py runs them as processes)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from bridge.settings import config
 from repo_daemon import cli
+from repo_daemon.daemon import assemble
 
 
-def test_a_bad_processor_is_a_usage_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """Replaces ``assemble.run_*`` by recorders of (command, settings, keyword arguments)."""
     monkeypatch.setenv("ROLLOUT_RT_URL", "http://127.0.0.1:9/")
     monkeypatch.setenv("ROLLOUT_RT_TOKEN", "1-2-unused")
     monkeypatch.setenv("ROLLOUT_DATA_DIR", str(tmp_path))
-    assert cli.main(["daemon", "--processor", "no_such_module_xyz:make"]) == 2
-    assert "Invalid value for '--processor': cannot import 'no_such_module_xyz'" in (
-        capsys.readouterr().err
-    )
+    calls: list[tuple[str, Any]] = []
+    for name in ("run_daemon", "run_serve", "run_all"):
+
+        def record(settings: config.Settings, _name: str = name, **kwargs: Any) -> None:
+            calls.append((_name, (settings, kwargs)))
+
+        monkeypatch.setattr(assemble, name, record)
+    return calls
+
+
+def test_daemon_and_run_run_the_workflow_and_may_skip_reconciliation(
+    started: list[tuple[str, Any]],
+) -> None:
+    assert cli.main(["daemon"]) == 0
+    assert cli.main(["run", "--no-reconcile"]) == 0
+    assert [(name, kwargs) for name, (_, kwargs) in started] == [
+        ("run_daemon", {"reconcile_changes": True}),
+        ("run_all", {"reconcile_changes": False}),
+    ]
+
+
+@pytest.mark.parametrize("command", ["daemon", "run"])
+def test_there_is_no_processor_option(
+    command: str, started: list[tuple[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([command, "--processor", "tests.support.daemon_helpers:x"]) == 2
+    assert "No such option '--processor'" in capsys.readouterr().err
+    assert started == []

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ from bridge import secrets as bridge_secrets
 from bridge.settings import model as settings_model
 from bridge.store import events
 from repo_daemon import errors as daemon_errors
-from repo_daemon import processing
 from repo_daemon.daemon import runner
+from tests.support import tracker_processor
 
 S = records.RolloutState
 SECRET = "1-14-5f0c0ffee5f0c0ffee"
@@ -70,6 +69,9 @@ class FakeProcessor:
         self.seen.append(job.id)
         if self.behaviour is not None:
             self.behaviour(job)
+
+    def close(self) -> None:
+        pass
 
 
 def raising(exc: BaseException) -> Callable[[records.Job], None]:
@@ -295,13 +297,13 @@ def test_a_job_whose_lease_was_taken_over_is_not_completed(
     assert (job.status, job.locked_by) == (records.JobStatus.RUNNING, "other")
 
 
-# -- the default processor ------------------------------------------------------------------
+# -- a processor that reads RT ---------------------------------------------------------------
 
 
-def test_the_default_processor_reads_the_ticket_and_records_it(jobs: testing.InMemoryQueue) -> None:
+def test_a_ticket_reading_processor_records_what_rt_says(jobs: testing.InMemoryQueue) -> None:
     tracker = testing.FakeTracker()
     tracker.add_ticket(1, fields={"RolloutProgress": "InVerification"})
-    processor = processing.TrackerProcessor(jobs, lambda: tracker)  # type: ignore[arg-type,return-value]
+    processor = tracker_processor.TrackerProcessor(jobs, lambda: tracker)  # type: ignore[arg-type,return-value]
     done = jobs.enqueue(change(1, 10))
     missing = jobs.enqueue(change(404, 11))
 
@@ -318,29 +320,6 @@ def test_the_default_processor_reads_the_ticket_and_records_it(jobs: testing.InM
     assert failed.last_error.startswith("TrackerNotFound: get_ticket (ticket 404): ")  # type: ignore[union-attr]
     processor.close()
     assert tracker.closed
-
-
-def test_processors_load_from_a_spec(
-    jobs: testing.InMemoryQueue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DAEMON_TEST_LOG", str(tmp_path / "log"))
-    settings = settings_model.Settings(
-        tracker=settings_model.TrackerSettings(url="http://rt.invalid/")
-    )
-    made = processing.load_processor(
-        "tests.support.daemon_helpers:recording_processor", settings, jobs
-    )
-    assert type(made).__name__ == "RecordingProcessor"
-    default = processing.load_processor("repo_daemon.processing:default_processor", settings, jobs)
-    assert isinstance(default, processing.TrackerProcessor)
-    for spec, message in [
-        ("no-colon", "not of the form"),
-        ("no_such_module_xyz:make", "cannot import"),
-        ("repo_daemon.processing:nothing", "has no attribute"),
-        ("repo_daemon.processing:logger", "neither a processor"),
-    ]:
-        with pytest.raises(daemon_errors.ProcessorNotFound, match=message):
-            processing.load_processor(spec, settings, jobs)
 
 
 def test_secrets_of_settings_are_all_masked() -> None:
