@@ -8,7 +8,7 @@ binaries, like the tests do) it measures:
 
 1. the raw durable-insert rate: ``bridge.store.queue.Queue.enqueue`` in a loop, one INSERT + COMMIT
    per hook, on a fresh database;
-2. the receiver: ``python -m bridge.intake.receiver`` as a subprocess (uvicorn, httptools, uvloop,
+2. the receiver: ``rollout serve`` as a subprocess (uvicorn, httptools, uvloop,
    durable commits: SQLite WAL + synchronous=FULL, PostgreSQL synchronous_commit=on), loaded by
    ``--connections`` keep-alive HTTP/1.1 connections (one thread each, ``http.client``) posting
    signed, distinct hooks as fast as answers come back (closed loop). Bodies and signatures
@@ -223,7 +223,16 @@ def run_receiver(
     log_path = workdir / "receiver.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bridge.intake.receiver", "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "repo_daemon",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
             cwd=ROOT,
             env=env,
             stdout=log,

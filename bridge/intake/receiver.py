@@ -4,19 +4,17 @@
 (pure), store it through the group-commit ``inbox.Inbox``, answer 202 only once it is
 durable. Refusals are answered with ``{"error": ...}`` and recorded by the rate-limited
 ``inbox.RefusalRecorder``. ``build_server`` / ``serve`` run it on uvicorn (httptools, uvloop);
-``python -m bridge.intake.receiver`` runs it from ``ROLLOUT_*`` settings. It holds no parsing rules
+``rollout serve`` and ``rollout run`` start it. It holds no parsing rules
 and no SQL; it never logs a secret, a signature or a header.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import gc
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -31,9 +29,7 @@ from fastapi.responses import JSONResponse
 
 from bridge import errors, secrets
 from bridge.intake import inbox, webhooks
-from bridge.settings import load as settings_load
 from bridge.settings import model as settings_model
-from bridge.store import database
 from bridge.store import queue as jobqueue
 
 logger = logging.getLogger(__name__)
@@ -325,40 +321,3 @@ def serve(
             signal.signal(signum, handler)
         app.state.inbox.close()
         app.state.refusals.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m bridge.intake.receiver``: run the receiver from ``ROLLOUT_*`` settings.
-
-    Returns 0 after a clean stop, 1 on failure, 2 on bad configuration.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m bridge.intake.receiver", description="Run the hook receiver alone."
-    )
-    parser.add_argument("--host", help="listen address (default: ROLLOUT_LISTEN_HOST)")
-    parser.add_argument("--port", type=int, help="listen port (default: ROLLOUT_LISTEN_PORT)")
-    parser.add_argument("--access-log", action="store_true", help="log every request")
-    parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        settings = settings_load.load_settings(
-            overrides={"listen_host": args.host, "listen_port": args.port}
-        )
-        require_secret(settings)
-        engine = database.create_engine(settings.database())
-        database.migrate(engine)
-        serve(settings, jobqueue.Queue(engine), access_log=args.access_log)
-    except errors.ConfigError as exc:
-        print(f"rollout receiver: {exc}", file=sys.stderr)
-        return 2
-    except errors.BridgeError as exc:
-        print(f"rollout receiver: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

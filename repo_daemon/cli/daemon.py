@@ -14,6 +14,14 @@ from bridge.tracker.client import TrackerClient
 from repo_daemon.cli import root
 from repo_daemon.daemon import assemble
 
+_host_option = click.option(
+    "--host", help="Address the receiver listens on (default: ROLLOUT_LISTEN_HOST, else 127.0.0.1)."
+)
+_port_option = click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="Port the receiver listens on (default: ROLLOUT_LISTEN_PORT, else 8750).",
+)
 _reconcile_option = click.option(
     "--reconcile/--no-reconcile",
     "reconcile_changes",
@@ -38,27 +46,32 @@ def daemon(ctx: click.Context, reconcile_changes: bool) -> None:
 
 
 @click.command("serve")
+@_host_option
+@_port_option
 @click.pass_context
-def serve(ctx: click.Context) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run only the HTTP receiver of RT's hooks (until SIGTERM or SIGINT).
 
     Migrates the database first. Use it with one or more `rollout daemon` processes on the
     same database; `rollout run` does both in one process.
     """
-    assemble.run_serve(root.load_settings(ctx, require_tracker=False))
+    settings = root.load_settings(ctx, require_tracker=False, listen_host=host, listen_port=port)
+    assemble.run_serve(settings)
 
 
 @click.command("run")
+@_host_option
+@_port_option
 @_reconcile_option
 @click.pass_context
-def run(ctx: click.Context, reconcile_changes: bool) -> None:
+def run(ctx: click.Context, host: str | None, port: int | None, reconcile_changes: bool) -> None:
     """Run the receiver and the daemon in one process (the embedded default).
 
     The scheduler runs in the background, the receiver in the foreground; the database is
     migrated first. SIGTERM or SIGINT stops both: the receiver answers the requests in flight,
     the daemon finishes the job in hand and claims nothing more; then it exits 0.
     """
-    settings = root.load_settings(ctx)
+    settings = root.load_settings(ctx, listen_host=host, listen_port=port)
     assemble.run_all(settings, reconcile_changes=reconcile_changes)
 
 

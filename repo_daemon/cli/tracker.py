@@ -80,6 +80,8 @@ def tracker_show(ctx: click.Context, ticket_id: int) -> None:
         click.echo(f"ticket {ticket.id}: {ticket.subject!r} in {ticket.queue}, {ticket.status}")
         click.echo(f"  RolloutProgress: {ticket.rollout_state.label}")
         for name, values in sorted(ticket.custom_fields.items()):
+            if name == "RolloutProgress":  # shown above, parsed
+                continue
             click.echo(f"  {name}: {', '.join(values) or '-'}")
         click.echo(f"  Cc: {', '.join(w.name for w in ticket.cc) or '-'}")
         click.echo(f"  AdminCc: {', '.join(w.name for w in ticket.admin_cc) or '-'}")

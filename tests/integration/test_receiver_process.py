@@ -33,7 +33,8 @@ DEADLINE = 60.0
 
 
 class ReceiverProcess:
-    """``python -m bridge.intake.receiver`` on a loopback port, configured by ``ROLLOUT_*`` only."""
+    """``python -m repo_daemon serve --host 127.0.0.1 --port N`` (``rollout serve``) on a loopback
+    port, otherwise configured by ``ROLLOUT_*``."""
 
     def __init__(
         self, *, db_url: str, data_dir: Path, secret: str = SECRET, port: int | None = None
@@ -59,17 +60,19 @@ class ReceiverProcess:
                 "ROLLOUT_HOOK_SECRET": self.secret,
                 "ROLLOUT_DATABASE_URL": self.db_url,
                 "ROLLOUT_DATA_DIR": str(self.data_dir),
-                "ROLLOUT_LISTEN_HOST": "127.0.0.1",
-                "ROLLOUT_LISTEN_PORT": str(self.port),
             }
         )
         return env
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "repo_daemon", "serve", "--host", "127.0.0.1",
+                "--port", str(self.port)]  # fmt: skip
 
     def start(self) -> ReceiverProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bridge.intake.receiver"],
+                self.command(),
                 cwd=ROOT,
                 env=self.env(),
                 stdin=subprocess.DEVNULL,
@@ -288,7 +291,7 @@ def test_real_chunked_body_over_the_limit(db_url: str, tmp_path: Path) -> None:
 def test_refuses_to_start_without_a_hook_secret(db_url: str, tmp_path: Path) -> None:
     receiver = ReceiverProcess(db_url=db_url, data_dir=tmp_path / "data", secret="")
     result = subprocess.run(
-        [sys.executable, "-m", "bridge.intake.receiver"],
+        receiver.command(),
         cwd=ROOT,
         env=receiver.env(),
         capture_output=True,

@@ -47,3 +47,16 @@ def test_there_is_no_processor_option(
     assert cli.main([command, "--processor", "tests.support.daemon_helpers:x"]) == 2
     assert "No such option '--processor'" in capsys.readouterr().err
     assert started == []
+
+
+@pytest.mark.parametrize("command", ["serve", "run"])
+def test_host_and_port_override_the_listen_settings(
+    command: str, started: list[tuple[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ROLLOUT_LISTEN_HOST", "127.0.0.2")
+    monkeypatch.setenv("ROLLOUT_LISTEN_PORT", "8000")
+    assert cli.main([command]) == 0
+    assert cli.main([command, "--host", "127.0.0.3", "--port", "9876"]) == 0
+    (_, (from_env, _)), (_, (from_flags, _)) = started
+    assert (from_env.receiver.host, from_env.receiver.port) == ("127.0.0.2", 8000)
+    assert (from_flags.receiver.host, from_flags.receiver.port) == ("127.0.0.3", 9876)
