@@ -60,15 +60,6 @@ def test_no_hook_secret_no_receiver() -> None:
         receiver.build_server(settings(secret=None), cast(queue.Queue, BrokenQueue()))
 
 
-def test_main_without_secret_exits_2(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("ROLLOUT_RT_URL", "http://127.0.0.1:9/")
-    monkeypatch.setenv("ROLLOUT_RT_TOKEN", "t")
-    assert receiver.main([]) == 2
-    assert "hook_secret is not set (ROLLOUT_HOOK_SECRET" in capsys.readouterr().err
-
-
 def test_server_uses_httptools_and_uvloop_without_access_log() -> None:
     server = receiver.build_server(settings(), cast(queue.Queue, BrokenQueue()))
     assert (server.config.http, server.config.loop) == ("httptools", "uvloop")

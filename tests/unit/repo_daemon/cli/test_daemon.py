@@ -60,3 +60,11 @@ def test_host_and_port_override_the_listen_settings(
     (_, (from_env, _)), (_, (from_flags, _)) = started
     assert (from_env.receiver.host, from_env.receiver.port) == ("127.0.0.2", 8000)
     assert (from_flags.receiver.host, from_flags.receiver.port) == ("127.0.0.3", 9876)
+
+
+def test_serve_without_a_hook_secret_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROLLOUT_DATA_DIR", str(tmp_path))
+    assert cli.main(["serve", "--port", "9"]) == 2
+    assert "hook_secret is not set (ROLLOUT_HOOK_SECRET" in capsys.readouterr().err
