@@ -43,11 +43,11 @@ def repo_serve(ctx: click.Context, host: str, port: int) -> None:
 @click.pass_context
 def repo_nginx_conf(ctx: click.Context, listen: str, server_name: str) -> None:
     """Print an nginx server block serving ROLLOUT_REPO_ROOT (see docs/serving.md)."""
-    from repo_daemon.serving import static as serving
+    from repo_daemon.serving import nginx
 
     settings = root.load_settings(ctx, require_tracker=False)
     trees = settings.repository.root.resolve()
-    click.echo(serving.render_nginx(trees, listen=listen, server_name=server_name), nl=False)
+    click.echo(nginx.render_nginx(trees, listen=listen, server_name=server_name), nl=False)
 
 
 @repo_group.command("rsyncd-conf")
@@ -57,11 +57,11 @@ def repo_nginx_conf(ctx: click.Context, listen: str, server_name: str) -> None:
 def repo_rsyncd_conf(ctx: click.Context, port: int, address: str) -> None:
     """Print an rsyncd.conf with a read-only module of the trees, for mirrors (see
     docs/serving.md for the mirror command that always copies one consistent snapshot)."""
-    from repo_daemon.serving import static as serving
+    from repo_daemon.serving import rsyncd
 
     settings = root.load_settings(ctx, require_tracker=False)
     trees = settings.repository.root.resolve()
-    click.echo(serving.render_rsyncd(trees, port=port, address=address), nl=False)
+    click.echo(rsyncd.render_rsyncd(trees, port=port, address=address), nl=False)
 
 
 @repo_group.command("gc")

@@ -1,15 +1,10 @@
-"""Serving the published trees to clients and mirrors: the nginx and rsyncd configurations the
-product ships (pure renderers: text in, text out, nothing read or written) and the embedded
-static HTTP server behind ``rollout repo serve``.
+"""The embedded static HTTP server behind ``rollout repo serve``: the areas (symlinks into
+``.snapshots/``, followed), their files and directory listings, with ``policy``'s content types,
+caching and visible hidden names.
 
-What is served, everywhere: the areas (symlinks into ``.snapshots/``, followed), their files
-and directory listings, and of the hidden names only ``.rollout-manifest.json`` and
-``.rollout-serial``. Never ``.pool/`` nor ``.locks/``. ``.snapshots/`` is not served over
-HTTP; the rsync module offers it, because copying one immutable snapshot is how a mirror gets
-a consistent tree (docs/serving.md). Nothing here writes below the repository root.
-
-Over 500 lines for now: its split along these seams is on branch h-cli (policy, nginx, rsyncd,
-static), not merged yet (issue 12).
+It never serves ``.pool/``, ``.locks/`` or ``.snapshots/`` directly, nor anything outside the
+root, and it writes nothing below the repository root. In production nginx serves the trees
+(``repo_daemon.serving.nginx``).
 """
 
 from __future__ import annotations
@@ -20,7 +15,6 @@ import html
 import http.server
 import logging
 import os
-import re
 import signal
 import socket
 import socketserver
@@ -32,314 +26,10 @@ from types import FrameType, TracebackType
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
-from repo_daemon.publish import index, manifest
+from repo_daemon.publish import index
+from repo_daemon.serving import policy
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_LISTEN = "127.0.0.1:8751"
-DEFAULT_MODULE = "repo"
-SNAPSHOTS = ".snapshots"
-# The hidden names a client or mirror may fetch from an area.
-VISIBLE_HIDDEN = frozenset({manifest.MANIFEST_NAME, index.SERIAL_NAME})
-
-# Content types by suffix, the same for nginx and the embedded server. Everything else (and
-# apt's Packages, Release, InRelease) is application/octet-stream, or text/plain below.
-CONTENT_TYPES: Mapping[str, str] = {
-    "rpm": "application/x-rpm",
-    "deb": "application/vnd.debian.binary-package",
-    "udeb": "application/vnd.debian.binary-package",
-    "xml": "application/xml",
-    "gz": "application/gzip",
-    "xz": "application/x-xz",
-    "zst": "application/zstd",
-    "bz2": "application/x-bzip2",
-    "json": "application/json",
-    "html": "text/html",
-    "txt": "text/plain",
-    "repo": "text/plain",
-    "sources": "text/plain",
-    "list": "text/plain",
-    "asc": "application/pgp-keys",
-    "gpg": "application/pgp-signature",
-    "key": "application/pgp-keys",
-    "sig": "application/pgp-signature",
-}
-TEXT_NAMES = frozenset({"Release", "InRelease", "Packages", index.SERIAL_NAME})
-# The types nginx adds "; charset=utf-8" to (charset_types below).
-_CHARSET_TYPES = frozenset({"text/html", "text/plain", "application/json"})
-
-# Caching. Metadata and pages change with every publication: clients revalidate each time
-# (ETag / Last-Modified make that a 304). Content-addressed files never change under their name.
-# Packages keep their name and bytes in practice, but a release can be replaced while it is
-# still in unverified, so a day, not forever.
-NO_CACHE = "no-cache"
-IMMUTABLE = "public, max-age=31536000, immutable"
-PACKAGE = "public, max-age=86400"
-_NO_CACHE_NAMES = re.compile(
-    r"(?:^|/)(?:repomd\.xml(?:\.asc|\.key)?|(?:In)?Release(?:\.gpg)?|Packages(?:\.gz|\.xz)?"
-    r"|index\.(?:json|html)|\.rollout-manifest\.json|\.rollout-serial|RPM-GPG-KEY-[^/]*"
-    r"|[^/]*\.(?:repo|sources|list|asc))$"
-)
-_IMMUTABLE = re.compile(r"/by-hash/|(?:^|/)repodata/[0-9a-f]{64}-[^/]*$")
-
-# Values written into configuration files. Conservative on purpose: a root path with a
-# space, "$", ";", quote or newline would change the meaning of nginx.conf or rsyncd.conf.
-_SAFE_PATH = re.compile(r"/[A-Za-z0-9._+,@=~/-]*")
-_SAFE_LISTEN = re.compile(r"[A-Za-z0-9.:\[\]_-]+")
-_SAFE_NAMES = re.compile(r"[A-Za-z0-9.*_ -]+")
-_SAFE_WORD = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def cache_control(path: str) -> str:
-    """The ``Cache-Control`` value for URL path ``path`` (the nginx locations say the same):
-    ``NO_CACHE`` for directories, indexes, repository metadata and client files;
-    ``IMMUTABLE`` for ``by-hash/`` and checksum-named ``repodata/`` files; ``PACKAGE`` else."""
-    if path.endswith("/") or path == "":
-        return NO_CACHE
-    if _IMMUTABLE.search(path):
-        return IMMUTABLE
-    if _NO_CACHE_NAMES.search(path):
-        return NO_CACHE
-    return PACKAGE
-
-
-def content_type(name: str) -> str:
-    """The ``Content-Type`` for a file called ``name``."""
-    if name in TEXT_NAMES:
-        return "text/plain; charset=utf-8"
-    suffix = name.rpartition(".")[2] if "." in name.lstrip(".") else ""
-    kind = CONTENT_TYPES.get(suffix, "application/octet-stream")
-    return f"{kind}; charset=utf-8" if kind in _CHARSET_TYPES else kind
-
-
-def _check(what: str, value: str, pattern: re.Pattern[str]) -> str:
-    if not pattern.fullmatch(value):
-        raise ValueError(f"{what} {value!r} is not safe in a configuration file")
-    return value
-
-
-def _root(root: Path) -> str:
-    text = _check("repository root", str(root), _SAFE_PATH)
-    if not root.is_absolute():
-        raise ValueError(f"repository root {str(root)!r} must be absolute")
-    return text.rstrip("/") or "/"
-
-
-# --------------------------------------------------------------------------- nginx
-
-
-def render_nginx(
-    root: Path,
-    *,
-    listen: str = DEFAULT_LISTEN,
-    server_name: str = "_",
-) -> str:
-    """An nginx ``server { … }`` block serving the trees below ``root`` (absolute).
-
-    Areas are symlinks into ``.snapshots/``: nginx resolves them on every request (no
-    ``open_file_cache``: it would keep serving a retired snapshot's metadata). Directory
-    listings are on; an area's top shows its ``index.html``. ``/.pool/``, ``/.locks/``,
-    ``/.snapshots/`` and every other hidden path answer 404, except an area's
-    ``.rollout-manifest.json`` and ``.rollout-serial``. Only GET and HEAD. Raises
-    ``ValueError`` for a root, listen address or name unsafe in nginx.conf.
-    """
-    base = _root(root)
-    _check("listen address", listen, _SAFE_LISTEN)
-    _check("server name", server_name, _SAFE_NAMES)
-    types = "\n".join(
-        f"        {kind} {' '.join(sorted(s for s, k in CONTENT_TYPES.items() if k == kind))};"
-        for kind in sorted(set(CONTENT_TYPES.values()))
-    )
-
-    def headers(cache: str) -> str:
-        # add_header in a location drops the server's: each location says all of its own.
-        return (
-            f'        add_header Cache-Control "{cache}" always;\n'
-            "        add_header X-Content-Type-Options nosniff always;"
-        )
-
-    return f"""\
-# Rollout bridge: the package trees below {base}, read only (rollout repo nginx-conf).
-server {{
-    listen {listen};
-    server_name {server_name};
-    root {base};
-
-    # Areas are symlinks to immutable snapshots: follow them, resolve them on every request.
-    disable_symlinks off;
-    open_file_cache off;
-    sendfile on;
-    tcp_nopush on;
-    etag on;
-    autoindex on;
-    autoindex_exact_size on;
-    index index.html;
-    absolute_redirect off;
-    server_tokens off;
-    charset utf-8;
-    charset_types text/plain application/json;  # and text/html, always
-    default_type application/octet-stream;
-    types {{
-{types}
-    }}
-
-    if ($request_method !~ ^(GET|HEAD)$) {{
-        return 405;
-    }}
-
-    # The bridge's own state: never served.
-    location ^~ /.pool/ {{
-        return 404;
-    }}
-    location ^~ /.locks/ {{
-        return 404;
-    }}
-    # Snapshots are reached through their areas; mirrors copy them with rsync.
-    location ^~ /.snapshots/ {{
-        return 404;
-    }}
-    # The two hidden files of an area that mirrors read (no other hidden component on the way).
-    location ~ "^(/[^./][^/]*)+/\\.rollout-(manifest\\.json|serial)$" {{
-{headers(NO_CACHE)}
-        default_type text/plain;
-    }}
-    # Any other hidden path (.building-…, .<area>.swap-…, …).
-    location ~ "/\\." {{
-        return 404;
-    }}
-    # Content-addressed: by-hash/ indexes, checksum-named repodata files.
-    location ~ "(/by-hash/|/repodata/[0-9a-f]{{64}}-[^/]*$)" {{
-{headers(IMMUTABLE)}
-    }}
-    # apt's indexes without a suffix: text.
-    location ~ "/((In)?Release|Packages)$" {{
-{headers(NO_CACHE)}
-        default_type text/plain;
-    }}
-    # Metadata, indexes, client files and directory listings: revalidate every time.
-    location ~ "(/|/repomd\\.xml(\\.asc|\\.key)?|/Release\\.gpg|/Packages\\.(gz|xz)|/index\\.(json|html)|/RPM-GPG-KEY-[^/]*|\\.(repo|sources|list|asc))$" {{
-{headers(NO_CACHE)}
-    }}
-    location / {{
-{headers(PACKAGE)}
-    }}
-}}
-"""  # noqa: E501
-
-
-def render_nginx_conf(
-    root: Path,
-    *,
-    workdir: Path,
-    listen: str = DEFAULT_LISTEN,
-    server_name: str = "_",
-    user: str | None = None,
-) -> str:
-    """A complete, minimal ``nginx.conf`` around ``render_nginx``: pid file, logs and temporary
-    directories below ``workdir`` (absolute), so it runs without touching /etc or /var:
-    ``nginx -c CONF -p WORKDIR -e WORKDIR/error.log -g 'daemon off;'``. ``user`` is the
-    account of the worker processes when nginx starts as root (nginx ignores it otherwise).
-    """
-    work = _root(workdir)
-    server = render_nginx(root, listen=listen, server_name=server_name)
-    user_line = f"user {_check('user', user, _SAFE_WORD)};\n" if user else ""
-    indented = "\n".join(("    " + line) if line else "" for line in server.splitlines())
-    return f"""\
-# Rollout bridge: a standalone nginx for the package trees.
-{user_line}worker_processes 1;
-pid {work}/nginx.pid;
-error_log {work}/error.log warn;
-
-events {{
-    worker_connections 256;
-}}
-
-http {{
-    access_log {work}/access.log;
-    client_body_temp_path {work}/client_body;
-    proxy_temp_path {work}/proxy;
-    fastcgi_temp_path {work}/fastcgi;
-    uwsgi_temp_path {work}/uwsgi;
-    scgi_temp_path {work}/scgi;
-    keepalive_timeout 30;
-
-{indented}
-}}
-"""
-
-
-# --------------------------------------------------------------------------- rsyncd
-
-
-def render_rsyncd(
-    root: Path,
-    *,
-    port: int,
-    address: str = "127.0.0.1",
-    module: str = DEFAULT_MODULE,
-    run_dir: Path = Path("/run/rollout-rsyncd"),
-    log_file: Path | None = None,
-    uid: str | None = "nobody",
-    gid: str | None = "nogroup",
-    use_chroot: bool = True,
-    max_connections: int = 20,
-    timeout: int = 600,
-) -> str:
-    """An ``rsyncd.conf`` with one read-only module, ``module``, for the whole tree below
-    ``root``: the areas (symlinks into ``.snapshots/``, which must stay inside the module for
-    rsync ≥ 3.5 to follow them) and ``.snapshots/`` itself, the immutable trees consistent
-    mirrors copy. ``.pool/``, ``.locks/`` and half-built or half-deleted snapshots are
-    excluded by the daemon. Run it with ``rsync --daemon --no-detach --config=FILE``.
-
-    ``use_chroot`` (needs a daemon started as root) chroots every transfer into ``root``;
-    ``uid``/``gid`` are the accounts transfers run as (None: the daemon's own). pid and lock
-    files go into ``run_dir``; the log into ``log_file`` (None: syslog). Raises
-    ``ValueError`` for values unsafe in rsyncd.conf.
-    """
-    base = _root(root)
-    run = _root(run_dir)
-    _check("address", address, _SAFE_LISTEN)
-    _check("module name", module, _SAFE_WORD)
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} out of range")
-    lines = [
-        f"# Rollout bridge: the package trees below {base}, read only (rollout repo rsyncd-conf).",
-        f"port = {port}",
-        f"address = {address}",
-        f"pid file = {run}/rsyncd.pid",
-        f"lock file = {run}/rsyncd.lock",
-    ]
-    if log_file is not None:
-        lines.append(f"log file = {_root(log_file)}")
-    else:
-        lines.append("syslog facility = daemon")
-    if uid is not None:
-        lines.append(f"uid = {_check('uid', uid, _SAFE_WORD)}")
-    if gid is not None:
-        lines.append(f"gid = {_check('gid', gid, _SAFE_WORD)}")
-    lines += [
-        "reverse lookup = no",
-        "numeric ids = yes",
-        "transfer logging = no",
-        f"timeout = {int(timeout)}",
-        f"max connections = {int(max_connections)}",
-        "",
-        f"[{module}]",
-        "    comment = Rollout bridge package trees (read only)",
-        f"    path = {base}",
-        # chroot straight into the root: symlinks resolve inside it, nothing outside exists.
-        f"    use chroot = {'yes' if use_chroot else 'no'}",
-        "    read only = yes",
-        "    list = yes",
-        # The areas are the bridge's relative symlinks; mirrors copying the whole root get
-        # them as they are. Nobody can upload (read only), so there is nothing to munge.
-        "    munge symlinks = no",
-        "    exclude = /.pool/ /.locks/ .building-* .deleting-* .*.swap-*",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------- embedded server
 
 
 class StaticServer:
@@ -501,7 +191,7 @@ class _TreeHandler(http.server.BaseHTTPRequestHandler):
         with target.open("rb") as reader:
             st = os.fstat(reader.fileno())
             self.send_response(200)
-            self.send_header("Content-Type", content_type(target.name))
+            self.send_header("Content-Type", policy.content_type(target.name))
             self.send_header("Content-Length", str(st.st_size))
             self.send_header("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))
             self.send_header("ETag", f'"{int(st.st_mtime):x}-{st.st_size:x}"')
@@ -563,7 +253,7 @@ class _TreeHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(text)
 
     def _common(self, path: str) -> None:
-        self.send_header("Cache-Control", cache_control(path))
+        self.send_header("Cache-Control", policy.cache_control(path))
         self.send_header("X-Content-Type-Options", "nosniff")
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -586,7 +276,7 @@ def _resolve(root: Path, url_path: str) -> Path:
     for n, part in enumerate(parts):
         if "\x00" in part or "\\" in part:
             raise _NotServed
-        if part.startswith(".") and not (n == len(parts) - 1 and part in VISIBLE_HIDDEN):
+        if part.startswith(".") and not (n == len(parts) - 1 and part in policy.VISIBLE_HIDDEN):
             raise _NotServed  # ".", "..", ".pool", ".snapshots", ".locks", …
     try:
         real = Path(os.path.realpath(root.joinpath(*parts), strict=True))
@@ -596,8 +286,8 @@ def _resolve(root: Path, url_path: str) -> Path:
         raise _NotServed
     inside = real.relative_to(root).parts
     hidden = [n for n, part in enumerate(inside) if part.startswith(".")]
-    allowed = {0} if inside[:1] == (SNAPSHOTS,) else set()  # through an area's symlink
-    if inside and inside[-1] in VISIBLE_HIDDEN:
+    allowed = {0} if inside[:1] == (policy.SNAPSHOTS,) else set()  # through an area's symlink
+    if inside and inside[-1] in policy.VISIBLE_HIDDEN:
         allowed.add(len(inside) - 1)
     if any(n not in allowed for n in hidden):
         raise _NotServed  # .pool/, .locks/, .building-…, .deleting-…

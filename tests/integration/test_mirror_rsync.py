@@ -35,7 +35,7 @@ from bridge.settings.model import RepositorySettings
 from repo_daemon.publish import areas, index
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
-from repo_daemon.serving import static as serving
+from repo_daemon.serving import rsyncd
 from tests.support import paths
 from tests.support.release_factory import scratch_release
 
@@ -57,7 +57,7 @@ def _release(scratch: Path, n: int) -> release_model.ReleaseInfo:
 
 
 class RsyncDaemon:
-    """``rsync --daemon`` running ``serving.render_rsyncd``'s configuration on a free port.
+    """``rsync --daemon`` running ``rsyncd.render_rsyncd``'s configuration on a free port.
     With ``chroot`` (as root) it runs like production: chroot into the root, transfers as
     nobody. Without, as the current user."""
 
@@ -69,13 +69,13 @@ class RsyncDaemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def url(self, path: str = "") -> str:
-        return f"rsync://127.0.0.1:{self.port}/{serving.DEFAULT_MODULE}/{path}"
+        return f"rsync://127.0.0.1:{self.port}/{rsyncd.DEFAULT_MODULE}/{path}"
 
     def __enter__(self) -> RsyncDaemon:
         self.workdir.mkdir(parents=True)
         conf = self.workdir / "rsyncd.conf"
         conf.write_text(
-            serving.render_rsyncd(
+            rsyncd.render_rsyncd(
                 self.root,
                 port=self.port,
                 run_dir=self.workdir,

@@ -26,6 +26,7 @@ from bridge.settings.model import RepositorySettings
 from repo_daemon.publish import areas, index, manifest
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
+from repo_daemon.serving import policy
 from repo_daemon.serving import static as serving
 from tests.support import paths
 from tests.support.nginx_server import NginxServer, tools_missing
@@ -134,7 +135,7 @@ def test_packages_through_the_area_url(server: int, published: Published) -> Non
         assert answer.status == 200, path
         assert answer.body == published.files[path]
         assert answer.headers["content-type"] == kind
-        assert answer.headers["cache-control"] == serving.PACKAGE
+        assert answer.headers["cache-control"] == policy.PACKAGE
         head = fetch(server, f"/{AREA}/{path}", "HEAD")
         assert (head.status, head.body) == (200, b"")
         assert head.headers["content-length"] == str(len(published.files[path]))
@@ -144,15 +145,15 @@ def test_packages_through_the_area_url(server: int, published: Published) -> Non
 
 def test_metadata_is_revalidated_and_content_addressed_files_are_immutable(server: int) -> None:
     expected = {
-        "index.json": ("application/json", serving.NO_CACHE),
-        "index.html": ("text/html", serving.NO_CACHE),
-        ".rollout-serial": ("text/plain", serving.NO_CACHE),
-        ".rollout-manifest.json": ("application/json", serving.NO_CACHE),
-        "rpms/repodata/repomd.xml": ("application/xml", serving.NO_CACHE),
-        "debs/Packages": ("text/plain", serving.NO_CACHE),
-        "debs/Release": ("text/plain", serving.NO_CACHE),
-        PRIMARY: ("application/gzip", serving.IMMUTABLE),
-        BY_HASH: ("application/octet-stream", serving.IMMUTABLE),
+        "index.json": ("application/json", policy.NO_CACHE),
+        "index.html": ("text/html", policy.NO_CACHE),
+        ".rollout-serial": ("text/plain", policy.NO_CACHE),
+        ".rollout-manifest.json": ("application/json", policy.NO_CACHE),
+        "rpms/repodata/repomd.xml": ("application/xml", policy.NO_CACHE),
+        "debs/Packages": ("text/plain", policy.NO_CACHE),
+        "debs/Release": ("text/plain", policy.NO_CACHE),
+        PRIMARY: ("application/gzip", policy.IMMUTABLE),
+        BY_HASH: ("application/octet-stream", policy.IMMUTABLE),
     }
     for path, (kind, cache) in expected.items():
         answer = fetch(server, f"/{AREA}/{path}")

@@ -2,7 +2,7 @@
 as ``rollout daemon`` / ``rollout run`` start it, with the recording processor of
 ``tests.support.daemon_helpers`` passed in instead of the workflow.
 
-Settings come from ``ROLLOUT_*`` the normal way (``config.load_settings``); the processor is
+Settings come from ``ROLLOUT_*`` the normal way (``settings_load.load_settings``); the processor is
 configured by ``$DAEMON_TEST_LOG`` and the hold variables. Exit 0 after a clean stop.
 """
 
@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from bridge.settings import config
+from bridge.settings import load as settings_load
 from repo_daemon.daemon import assemble
 from tests.support import daemon_helpers
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("repo_daemon.daemon.scheduler.apscheduler").setLevel(logging.WARNING)
-    settings = config.load_settings()
+    settings = settings_load.load_settings()
     processor = daemon_helpers.recording_processor()
     if args.command == "daemon":
         assemble.run_daemon(settings, processor=processor, reconcile_changes=args.reconcile)

@@ -1,5 +1,5 @@
 """A real nginx for the tests, configured by the product's own renderer
-(``repo_daemon.serving.static.render_nginx_conf``): ``nginx -c CONF -p WORKDIR -e ERRORLOG
+(``repo_daemon.serving.nginx.render_nginx_conf``): ``nginx -c CONF -p WORKDIR -e ERRORLOG
 -g 'daemon off;'`` on a free loopback port, its pid file, logs and temporary files in
 ``workdir``. Nothing in /etc or /var is read or written. Stopped by ``stop()`` or at the end of
 a ``with``.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bridge.processes import ChildProcess
 from bridge.rt_setup.sandbox import free_port
-from repo_daemon.serving import static as serving
+from repo_daemon.serving import nginx
 
 
 def nginx_binary() -> str | None:
@@ -64,7 +64,7 @@ class NginxServer(ChildProcess):
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.conf_file.write_text(
-            serving.render_nginx_conf(
+            nginx.render_nginx_conf(
                 self.root,
                 workdir=self.workdir,
                 listen=f"127.0.0.1:{self.port}",

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bridge.settings import config
+from bridge.settings import model as settings_model
 from repo_daemon import cli
 from repo_daemon.daemon import assemble
 
@@ -22,7 +22,7 @@ def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, 
     calls: list[tuple[str, Any]] = []
     for name in ("run_daemon", "run_serve", "run_all"):
 
-        def record(settings: config.Settings, _name: str = name, **kwargs: Any) -> None:
+        def record(settings: settings_model.Settings, _name: str = name, **kwargs: Any) -> None:
             calls.append((_name, (settings, kwargs)))
 
         monkeypatch.setattr(assemble, name, record)

@@ -1,0 +1,158 @@
+"""The nginx configuration the product ships for serving the trees: a server block
+(``rollout repo nginx-conf``) and a whole ``nginx.conf`` around it (tests, trying things out).
+
+Pure renderers: text in, text out, nothing read or written. What is served, with which types
+and caching, is ``policy``'s; this module only says it in nginx's words.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from repo_daemon.serving import policy
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LISTEN = "127.0.0.1:8751"
+
+
+def render_nginx(
+    root: Path,
+    *,
+    listen: str = DEFAULT_LISTEN,
+    server_name: str = "_",
+) -> str:
+    """An nginx ``server { … }`` block serving the trees below ``root`` (absolute).
+
+    Areas are symlinks into ``.snapshots/``: nginx resolves them on every request (no
+    ``open_file_cache``: it would keep serving a retired snapshot's metadata). Directory
+    listings are on; an area's top shows its ``index.html``. ``/.pool/``, ``/.locks/``,
+    ``/.snapshots/`` and every other hidden path answer 404, except an area's
+    ``.rollout-manifest.json`` and ``.rollout-serial``. Only GET and HEAD. Raises
+    ``ValueError`` for a root, listen address or name unsafe in nginx.conf.
+    """
+    base = policy.config_root(root)
+    policy.check_value("listen address", listen, policy.SAFE_LISTEN)
+    policy.check_value("server name", server_name, policy.SAFE_NAMES)
+    suffixes = policy.CONTENT_TYPES
+    types = "\n".join(
+        f"        {kind} {' '.join(sorted(s for s, k in suffixes.items() if k == kind))};"
+        for kind in sorted(set(suffixes.values()))
+    )
+
+    def headers(cache: str) -> str:
+        # add_header in a location drops the server's: each location says all of its own.
+        return (
+            f'        add_header Cache-Control "{cache}" always;\n'
+            "        add_header X-Content-Type-Options nosniff always;"
+        )
+
+    return f"""\
+# Rollout bridge: the package trees below {base}, read only (rollout repo nginx-conf).
+server {{
+    listen {listen};
+    server_name {server_name};
+    root {base};
+
+    # Areas are symlinks to immutable snapshots: follow them, resolve them on every request.
+    disable_symlinks off;
+    open_file_cache off;
+    sendfile on;
+    tcp_nopush on;
+    etag on;
+    autoindex on;
+    autoindex_exact_size on;
+    index index.html;
+    absolute_redirect off;
+    server_tokens off;
+    charset utf-8;
+    charset_types text/plain application/json;  # and text/html, always
+    default_type application/octet-stream;
+    types {{
+{types}
+    }}
+
+    if ($request_method !~ ^(GET|HEAD)$) {{
+        return 405;
+    }}
+
+    # The bridge's own state: never served.
+    location ^~ /.pool/ {{
+        return 404;
+    }}
+    location ^~ /.locks/ {{
+        return 404;
+    }}
+    # Snapshots are reached through their areas; mirrors copy them with rsync.
+    location ^~ /.snapshots/ {{
+        return 404;
+    }}
+    # The two hidden files of an area that mirrors read (no other hidden component on the way).
+    location ~ "^(/[^./][^/]*)+/\\.rollout-(manifest\\.json|serial)$" {{
+{headers(policy.NO_CACHE)}
+        default_type text/plain;
+    }}
+    # Any other hidden path (.building-…, .<area>.swap-…, …).
+    location ~ "/\\." {{
+        return 404;
+    }}
+    # Content-addressed: by-hash/ indexes, checksum-named repodata files.
+    location ~ "(/by-hash/|/repodata/[0-9a-f]{{64}}-[^/]*$)" {{
+{headers(policy.IMMUTABLE)}
+    }}
+    # apt's indexes without a suffix: text.
+    location ~ "/((In)?Release|Packages)$" {{
+{headers(policy.NO_CACHE)}
+        default_type text/plain;
+    }}
+    # Metadata, indexes, client files and directory listings: revalidate every time.
+    location ~ "(/|/repomd\\.xml(\\.asc|\\.key)?|/Release\\.gpg|/Packages\\.(gz|xz)|/index\\.(json|html)|/RPM-GPG-KEY-[^/]*|\\.(repo|sources|list|asc))$" {{
+{headers(policy.NO_CACHE)}
+    }}
+    location / {{
+{headers(policy.PACKAGE)}
+    }}
+}}
+"""  # noqa: E501
+
+
+def render_nginx_conf(
+    root: Path,
+    *,
+    workdir: Path,
+    listen: str = DEFAULT_LISTEN,
+    server_name: str = "_",
+    user: str | None = None,
+) -> str:
+    """A complete, minimal ``nginx.conf`` around ``render_nginx``: pid file, logs and temporary
+    directories below ``workdir`` (absolute), so it runs without touching /etc or /var:
+    ``nginx -c CONF -p WORKDIR -e WORKDIR/error.log -g 'daemon off;'``. ``user`` is the
+    account of the worker processes when nginx starts as root (nginx ignores it otherwise).
+    """
+    work = policy.config_root(workdir)
+    server = render_nginx(root, listen=listen, server_name=server_name)
+    user_line = f"user {policy.check_value('user', user, policy.SAFE_WORD)};\n" if user else ""
+    indented = "\n".join(("    " + line) if line else "" for line in server.splitlines())
+    return f"""\
+# Rollout bridge: a standalone nginx for the package trees.
+{user_line}worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+
+events {{
+    worker_connections 256;
+}}
+
+http {{
+    access_log {work}/access.log;
+    client_body_temp_path {work}/client_body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    keepalive_timeout 30;
+
+{indented}
+}}
+"""

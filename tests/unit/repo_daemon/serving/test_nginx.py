@@ -1,0 +1,158 @@
+"""The shipped nginx configuration, as text: the server block and the standalone nginx.conf,
+with the caching and content types of ``policy`` (nginx -t and real requests:
+tests/integration/test_serving.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from repo_daemon.serving import nginx, policy, rsyncd
+
+ROOT = Path("/srv/rollout/repo")
+
+
+# --------------------------------------------------------------------------- nginx
+
+
+def test_nginx_server_block_serves_the_trees_and_follows_the_area_symlinks() -> None:
+    conf = nginx.render_nginx(ROOT, listen="0.0.0.0:80", server_name="repo.example.org")
+    assert conf.lstrip().startswith("#")
+    assert "server {" in conf
+    for line in (
+        "listen 0.0.0.0:80;",
+        "server_name repo.example.org;",
+        "root /srv/rollout/repo;",
+        "disable_symlinks off;",
+        "open_file_cache off;",
+        "autoindex on;",
+        "sendfile on;",
+        "index index.html;",
+    ):
+        assert f"    {line}\n" in conf, line
+    assert "daemon" not in conf  # the caller's -g 'daemon off;' would clash
+
+
+def test_nginx_refuses_the_bridges_state_and_hidden_paths() -> None:
+    conf = nginx.render_nginx(ROOT)
+    for prefix in ("/.pool/", "/.locks/", "/.snapshots/"):
+        assert re.search(rf"location \^~ {re.escape(prefix)} {{\s*return 404;", conf), prefix
+    assert re.search(r'location ~ "/\\\." {\s*return 404;', conf)
+    assert "if ($request_method !~ ^(GET|HEAD)$)" in conf
+
+
+@pytest.mark.parametrize(
+    ("suffix", "kind"),
+    [
+        ("rpm", "application/x-rpm"),
+        ("deb", "application/vnd.debian.binary-package"),
+        ("xml", "application/xml"),
+        ("gz", "application/gzip"),
+        ("xz", "application/x-xz"),
+        ("json", "application/json"),
+        ("html", "text/html"),
+    ],
+)
+def test_nginx_types(suffix: str, kind: str) -> None:
+    types = re.search(r"types \{\n(.*?)\n\s*\}", nginx.render_nginx(ROOT), re.S)
+    assert types is not None
+    line = next(x for x in types.group(1).splitlines() if x.split()[0] == kind)
+    assert suffix in line.rstrip(";").split()[1:]
+
+
+def _nginx_cache_control(conf: str, path: str) -> str | None:
+    """Which Cache-Control nginx sends for ``path``: its location choice, emulated (``^~``
+    prefixes stop the search, then regex locations in order, then ``location /``). None when
+    the location answers with a status instead."""
+    blocks = re.findall(r"\n    location (\^~|~)? ?(\S+|\"[^\"]+\") \{\n(.*?)\n    \}", conf, re.S)
+    chosen = None
+    for kind, pattern, body in blocks:
+        if kind == "^~" and path.startswith(pattern):
+            chosen = body
+            break
+    if chosen is None:
+        for kind, pattern, body in blocks:
+            if kind == "~" and re.search(pattern.strip('"').replace("\\\\", "\\"), path):
+                chosen = body
+                break
+    if chosen is None:
+        chosen = next(body for kind, pattern, body in blocks if pattern == "/")
+    header = re.search(r'add_header Cache-Control "([^"]+)"', chosen)
+    return header.group(1) if header else None
+
+
+CACHE_CASES = [
+    ("/production/7/updates/", policy.NO_CACHE),
+    ("/production/7/updates/index.json", policy.NO_CACHE),
+    ("/production/7/updates/index.html", policy.NO_CACHE),
+    ("/production/7/updates/.rollout-serial", policy.NO_CACHE),
+    ("/production/7/updates/.rollout-manifest.json", policy.NO_CACHE),
+    ("/production/7/updates/rpms/repodata/repomd.xml", policy.NO_CACHE),
+    ("/production/7/updates/rpms/repodata/repomd.xml.asc", policy.NO_CACHE),
+    ("/production/7/updates/debs/Release", policy.NO_CACHE),
+    ("/production/7/updates/debs/InRelease", policy.NO_CACHE),
+    ("/production/7/updates/debs/Release.gpg", policy.NO_CACHE),
+    ("/production/7/updates/debs/Packages", policy.NO_CACHE),
+    ("/production/7/updates/debs/Packages.gz", policy.NO_CACHE),
+    ("/production/7/updates/rollout.repo", policy.NO_CACHE),
+    ("/production/7/updates/rollout.sources", policy.NO_CACHE),
+    ("/production/7/updates/rollout-archive-keyring.asc", policy.NO_CACHE),
+    ("/production/7/updates/RPM-GPG-KEY-rollout", policy.NO_CACHE),
+    ("/production/7/updates/debs/by-hash/SHA256/" + "a" * 64, policy.IMMUTABLE),
+    (f"/production/7/updates/rpms/repodata/{'b' * 64}-primary.xml.gz", policy.IMMUTABLE),
+    ("/production/7/updates/rpms/noarch/tool-1.0-1.noarch.rpm", policy.PACKAGE),
+    ("/production/7/updates/debs/tool_1.0-1_all.deb", policy.PACKAGE),
+    ("/production/7/updates/docs/Release-notes.txt", policy.PACKAGE),
+]
+
+
+@pytest.mark.parametrize(("path", "expected"), CACHE_CASES, ids=[c[0][22:] for c in CACHE_CASES])
+def test_cache_control_is_the_same_in_nginx_and_the_embedded_server(
+    path: str, expected: str
+) -> None:
+    assert policy.cache_control(path) == expected
+    assert _nginx_cache_control(nginx.render_nginx(ROOT), path) == expected
+
+
+@pytest.mark.parametrize(
+    "path", ["/.pool/ab/" + "a" * 64, "/.locks/.global.lock", "/.snapshots/x/000001-x/index.json"]
+)
+def test_nginx_answers_404_for_the_bridges_state(path: str) -> None:
+    assert _nginx_cache_control(nginx.render_nginx(ROOT), path) is None
+
+
+def test_nginx_conf_keeps_everything_below_its_workdir(tmp_path: Path) -> None:
+    conf = nginx.render_nginx_conf(ROOT, workdir=tmp_path, listen="127.0.0.1:9999")
+    for directive in ("pid", "error_log", "access_log", "client_body_temp_path",
+                      "proxy_temp_path", "fastcgi_temp_path", "uwsgi_temp_path",
+                      "scgi_temp_path"):  # fmt: skip
+        match = re.search(rf"^\s*{directive} (\S+?)[ ;]", conf, re.M)
+        assert match is not None, directive
+        assert match.group(1).startswith(f"{tmp_path}/"), directive
+    assert "listen 127.0.0.1:9999;" in conf
+    assert "user " not in conf
+    assert "daemon" not in conf
+    assert conf.count("{") == conf.count("}")
+    assert "user www-data;" in nginx.render_nginx_conf(ROOT, workdir=tmp_path, user="www-data")
+
+
+@pytest.mark.parametrize(
+    "root", [Path("relative/repo"), Path("/srv/repo;evil"), Path("/srv/$host"), Path("/srv/a b")]
+)
+def test_unsafe_roots_are_refused(root: Path) -> None:
+    with pytest.raises(ValueError, match="repository root"):
+        nginx.render_nginx(root)
+    with pytest.raises(ValueError, match="repository root"):
+        rsyncd.render_rsyncd(root, port=873)
+
+
+def test_unsafe_listen_and_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="listen"):
+        nginx.render_nginx(ROOT, listen="80; include /etc/passwd")
+    with pytest.raises(ValueError, match="server name"):
+        nginx.render_nginx(ROOT, server_name="a;b")
+
+
+# --------------------------------------------------------------------------- rsyncd

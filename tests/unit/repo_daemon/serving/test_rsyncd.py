@@ -1,0 +1,63 @@
+"""The shipped rsyncd.conf, as text: one read-only module of the whole root (a real rsync
+daemon: tests/integration/test_mirror_rsync.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from repo_daemon.serving import rsyncd
+
+ROOT = Path("/srv/rollout/repo")
+
+
+def _module(conf: str, name: str) -> dict[str, str]:
+    section = conf.split(f"[{name}]\n", 1)[1].split("\n[", 1)[0]
+    pairs = (line.strip().split(" = ", 1) for line in section.splitlines() if " = " in line)
+    return {key: value for key, value in pairs}
+
+
+def test_rsyncd_has_one_read_only_module_for_the_whole_root(tmp_path: Path) -> None:
+    conf = rsyncd.render_rsyncd(
+        ROOT, port=8873, address="192.0.2.1", run_dir=tmp_path, log_file=tmp_path / "log"
+    )
+    assert re.findall(r"^\[(\S+)\]$", conf, re.M) == ["repo"]
+    module = _module(conf, "repo")
+    assert module["path"] == "/srv/rollout/repo"
+    assert module["read only"] == "yes"
+    assert module["use chroot"] == "yes"
+    assert module["munge symlinks"] == "no"
+    assert module["exclude"].split() == [
+        "/.pool/", "/.locks/", ".building-*", ".deleting-*", ".*.swap-*"
+    ]  # fmt: skip
+    head = conf.split("[repo]")[0]
+    for line in ("port = 8873", "address = 192.0.2.1", f"pid file = {tmp_path}/rsyncd.pid",
+                 f"lock file = {tmp_path}/rsyncd.lock", f"log file = {tmp_path}/log",
+                 "uid = nobody", "gid = nogroup", "max connections = 20"):  # fmt: skip
+        assert f"{line}\n" in head, line
+    # Mirrors pull with --delete: the client sends it to the daemon, refusing it breaks them.
+    assert "refuse options" not in conf
+
+
+def test_rsyncd_without_chroot_or_account_switch(tmp_path: Path) -> None:
+    conf = rsyncd.render_rsyncd(
+        ROOT, port=8873, module="mirror", uid=None, gid=None, use_chroot=False, run_dir=tmp_path
+    )
+    assert _module(conf, "mirror")["use chroot"] == "no"
+    assert "uid =" not in conf
+    assert "gid =" not in conf
+    assert "syslog facility = daemon" in conf
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"module": "a b"}, {"module": "x]"}, {"port": 0}, {"uid": "root\nx"}]
+)
+def test_rsyncd_refuses_unsafe_values(kwargs: dict[str, object]) -> None:
+    arguments: dict[str, object] = {"port": 873, **kwargs}
+    with pytest.raises(ValueError):
+        rsyncd.render_rsyncd(ROOT, **arguments)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- content types
