@@ -165,6 +165,7 @@ def run_serve(settings: settings_model.Settings) -> None:
     """``rollout serve``: only the HTTP receiver, until SIGTERM / SIGINT."""
     from bridge.intake import receiver  # the web stack only for the commands that serve HTTP
 
+    receiver.require_secret(settings)  # a configuration error before any database is touched
     with opened(settings) as jobs:
         receiver.serve(settings, jobs)
 
@@ -181,6 +182,7 @@ def run_all(
     and claims nothing more."""
     from bridge.intake import receiver  # the web stack only for the commands that serve HTTP
 
+    receiver.require_secret(settings)  # a configuration error before any database is touched
     with opened(settings) as jobs:
         server = receiver.build_server(settings, jobs)
         parts = build_parts(

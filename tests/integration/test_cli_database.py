@@ -216,3 +216,19 @@ def test_queue_commands_need_no_rt_settings(
     assert cli.main(["queue", "stats"]) == 0
     out = capsys.readouterr().out
     assert "queued" in out
+
+
+def test_db_upgrade_creates_the_schema_and_can_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROLLOUT_DATA_DIR", str(tmp_path))
+    url = database.default_url(tmp_path)
+    engine = database.create_engine(url)
+    try:
+        assert not database.schema_is_current(engine)
+        assert cli.main(["db", "upgrade"]) == 0
+        assert database.schema_is_current(engine)
+    finally:
+        engine.dispose()
+    assert cli.main(["db", "upgrade"]) == 0
+    assert capsys.readouterr().out == f"database {url} is at the newest schema\n" * 2

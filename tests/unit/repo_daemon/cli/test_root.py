@@ -60,15 +60,3 @@ def test_bad_configuration_exits_2_and_lists_problems(capsys: pytest.CaptureFixt
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["tracker", "show", "not-a-number"]) == 2
     assert "not a valid integer" in capsys.readouterr().err
-
-
-def test_unreachable_rt_exits_1_with_the_cause(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("ROLLOUT_RT_URL", "http://127.0.0.1:9/")  # discard port: nothing listens
-    monkeypatch.setenv("ROLLOUT_RT_TOKEN", "1-2-topsecret")
-    monkeypatch.setenv("ROLLOUT_RT_RETRIES", "0")
-    assert cli.main(["tracker", "show", "1"]) == 1
-    err = capsys.readouterr().err
-    assert "could not connect to RT at http://127.0.0.1:9/" in err
-    assert "topsecret" not in err
