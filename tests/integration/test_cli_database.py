@@ -196,18 +196,6 @@ def test_queue_commands_on_a_database_without_schema_say_what_to_do(
     assert "has no current schema; run `rollout db upgrade`" in capsys.readouterr().err
 
 
-def test_a_bad_processor_is_a_usage_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("ROLLOUT_RT_URL", "http://127.0.0.1:9/")
-    monkeypatch.setenv("ROLLOUT_RT_TOKEN", "1-2-unused")
-    monkeypatch.setenv("ROLLOUT_DATA_DIR", str(tmp_path))
-    assert cli.main(["daemon", "--processor", "no_such_module_xyz:make"]) == 2
-    assert "Invalid value for '--processor': cannot import 'no_such_module_xyz'" in (
-        capsys.readouterr().err
-    )
-
-
 def test_queue_commands_need_no_rt_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from bridge import errors, records
-from bridge import secrets as bridge_secrets
 from bridge.settings import model as settings_model
 from bridge.store import database, events, queue
 from repo_daemon import errors as daemon_errors
@@ -290,18 +289,3 @@ def test_a_job_whose_lease_was_taken_over_is_not_completed(
 
 
 # -- the default processor ------------------------------------------------------------------
-
-
-def test_secrets_of_settings_are_all_masked() -> None:
-    settings = settings_model.Settings(
-        tracker=settings_model.TrackerSettings(
-            url="http://rt.invalid/",
-            token=bridge_secrets.Secret(SECRET),
-            password=bridge_secrets.Secret("pw-1"),
-        ),
-        database_url=bridge_secrets.Secret("postgresql://bridge:db-pass-2@db/rollout"),
-        receiver=settings_model.ReceiverSettings(hook_secret=bridge_secrets.Secret("whsec_abc")),
-    )
-    found = runner.secrets_of(settings)
-    text = f"{SECRET} pw-1 postgresql://bridge:db-pass-2@db/rollout db-pass-2 whsec_abc"
-    assert runner.redact(text, found) == "******** ******** ******** ******** ********"
