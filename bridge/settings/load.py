@@ -282,7 +282,7 @@ def _workflow_from(raw: Mapping[str, Any], problems: list[str]) -> model.Workflo
     for major, name in per_major.items():
         if name not in _TEMPLATES:
             problems.append(f"workflows: {major} = {name!r} is not a template")
-    cc = dict(model.DEFAULT_CC)
+    cc: dict[str, tuple[str, ...]] = {}
     for state, groups in _pairs(raw.get("notify_cc") or {}, "notify_cc", problems).items():
         if state not in _STATES:
             problems.append(f"notify_cc: {state!r} is not a RolloutProgress state")

@@ -75,24 +75,15 @@ class DaemonSettings:
     rt_bridge_user: str | None = None
 
 
-DEFAULT_CC: Mapping[str, tuple[str, ...]] = {
-    "Unverified": ("sw-rel-qc",),
-    "InVerification": ("sw-rel-qc",),
-    "WaitingForResponse": ("sw-rel-qc",),
-    "StageRollout": ("sw-rel-sr", "sw-rel-early-adopters"),
-    "Deferred": ("sw-rel-sr",),
-    "Production": ("sw-rel-production",),
-}
-
-
 @dataclass(frozen=True, kw_only=True)
 class WorkflowSettings:
     """Which workflow each major release follows, and who is told of each state."""
 
     default: str = "staged"
     per_major_release: Mapping[str, str] = field(default_factory=dict)
-    # Groups that are Cc on the ticket in each state (the list is replaced on every change).
-    cc: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_CC))
+    # Overrides of the workflow definition's Cc groups, per state label (the definition's
+    # [states] table says who is Cc by default; the list is replaced on every change).
+    cc: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     admin_cc: tuple[str, ...] = ("sw-rel-admin",)
 
     def workflow_for(self, major_release: str | None) -> str:

@@ -33,6 +33,10 @@ class Processor(Protocol):
 
     def process(self, job: records.Job) -> None: ...
 
+    def gave_up(self, job: records.Job, message: str) -> None:
+        """``job`` is dead-lettered after its last retry: tell a person if it can (the
+        workflow sets the ticket to Failed); errors here are logged, never retried."""
+
     def close(self) -> None:
         """Release what processing holds (tracker clients); called once, when the daemon
         stops."""
@@ -309,11 +313,8 @@ class Runner:
 
     def _gave_up(self, job: records.Job, message: str, extra: dict[str, object]) -> None:
         """Tell the processor a job is dead-lettered, so a person hears of it (if it can)."""
-        gave_up = getattr(self.processor, "gave_up", None)
-        if gave_up is None:
-            return
         try:
-            gave_up(job, message)
+            self.processor.gave_up(job, message)
         except Exception as exc:
             logger.error(
                 "job %s: could not report the dead letter on the ticket: %s",

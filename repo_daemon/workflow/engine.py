@@ -14,16 +14,7 @@ from dataclasses import dataclass
 from bridge.records import RolloutState
 from repo_daemon.workflow import model
 
-
-@dataclass(frozen=True, kw_only=True)
-class Facts:
-    """What the guards look at, gathered by the runner before it asks the engine."""
-
-    emergency: bool = False
-    # Other releases of the same major release holding its staged-rollout slot (ticket ids).
-    slot_holders: tuple[int, ...] = ()
-    # For a release in Failed: the state whose processing failed (where a retry goes).
-    failed_target: RolloutState | None = None
+Facts = model.Facts
 
 
 class Outcome(enum.Enum):
@@ -45,18 +36,8 @@ class Decision:
     transition: model.Transition | None = None
 
 
-def _holds(guard: str, requested: RolloutState, facts: Facts) -> bool:
-    if guard == "emergency":
-        return facts.emergency
-    if guard == "not_emergency":
-        return not facts.emergency
-    if guard == "slot_free":
-        return not facts.slot_holders
-    if guard == "slot_taken":
-        return bool(facts.slot_holders)
-    if guard == "retrying":
-        return facts.failed_target == requested
-    raise ValueError(f"unknown guard {guard!r}")  # the loader refuses these
+def _holds(guard: str, asked: RolloutState, facts: Facts) -> bool:
+    return model.GUARDS[guard].holds(facts, asked)  # the loader refuses unknown guards
 
 
 def _allowed(definition: model.Definition, state: RolloutState) -> str:
@@ -68,11 +49,14 @@ def _allowed(definition: model.Definition, state: RolloutState) -> str:
 
 def decide(
     definition: model.Definition,
-    current: RolloutState,
-    requested: RolloutState,
+    *,
+    at: RolloutState,
+    asked: RolloutState,
     facts: Facts,
 ) -> Decision:
-    """What happens when a person sets RolloutProgress from ``current`` to ``requested``."""
+    """What happens when a person sets RolloutProgress to ``asked`` while the release is
+    ``at`` (where the bridge last put it)."""
+    current, requested = at, asked
     if requested == current:
         return Decision(outcome=Outcome.STAY, state=current, reason=f"already {current.label}")
 
@@ -96,9 +80,9 @@ def decide(
             reason = f"{current.label} → {row.result.label}"
             if row.result != requested:
                 reason += f" (asked for {requested.label})"
-            if "comment_deferred" in row.actions and facts.slot_holders:
-                holders = ", ".join(f"#{t}" for t in facts.slot_holders)
-                reason += f": the staged-rollout slot is held by {holders}"
+            explained = [explain(facts) for g in row.guards if (explain := model.GUARDS[g].explain)]
+            if explained:
+                reason += ": " + "; ".join(explained)
             return Decision(
                 outcome=Outcome.MOVE,
                 state=row.result,
@@ -108,14 +92,16 @@ def decide(
             )
     first_unmet = next(g for g in candidates[0].guards if not _holds(g, requested, facts))
     return block(
-        f"{current.label} → {requested.label} is not allowed now: {model.GUARDS[first_unmet][1]}"
+        f"{current.label} → {requested.label} is not allowed now: "
+        f"{model.GUARDS[first_unmet].refusal}"
     )
 
 
 def on_failure(
-    definition: model.Definition, current: RolloutState, attempted: RolloutState, error: str
+    definition: model.Definition, *, at: RolloutState, attempted: RolloutState, error: str
 ) -> Decision:
-    """A processing failure while moving from ``current`` towards ``attempted``."""
+    """A processing failure while moving from ``at`` towards ``attempted``."""
+    current = at
     return Decision(
         outcome=Outcome.MOVE,
         state=RolloutState.FAILED,

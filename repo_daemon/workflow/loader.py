@@ -1,4 +1,11 @@
-"""Reading a workflow definition (TOML with a table of rows) and checking it.
+"""Reading a workflow definition (TOML with a table of rows) and checking it against the
+action registry (``workflow.actions``) and the guards (``model.GUARDS``).
+
+A row's actions may name a group of actions from the definition's ``[groups]`` table as
+``{@name}``; groups are expanded here, so the rest of the code sees plain action lists. A
+state in ``[states]`` is either a description or a table with ``description``, ``news`` (what
+people are told when a release enters it), ``reply`` (what the provider is told) and ``cc``
+(the groups that are Cc while a release is there).
 
 Everything wrong is collected and reported together as ``WorkflowInvalid``, each problem with
 where it is (file and row): unknown states, actions or guards, rows that cannot parse, states
@@ -16,15 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from bridge.records import RolloutState
-from repo_daemon.workflow import model
+from repo_daemon.workflow import actions, model
 
 TEMPLATES = ("staged", "direct")
 
 _ROW = re.compile(
     r"^\s*\[(?P<sources>[^\]]+)\]\s*-\s*<(?P<target>[^>]+)>"
-    r"(?P<middle>(?:\s*(?:\?\w+|\{\w+\}))*)\s*->\s*\[(?P<result>[^\]]+)\]\s*$"
+    r"(?P<middle>(?:\s*(?:\?\w+|\{@?\w+\}))*)\s*->\s*\[(?P<result>[^\]]+)\]\s*$"
 )
-_TOKEN = re.compile(r"\?(\w+)|\{(\w+)\}")
+_TOKEN = re.compile(r"\?(\w+)|\{(@?\w+)\}")
 _LABELS = {s.label: s for s in RolloutState}
 
 
@@ -60,7 +67,9 @@ def _state(label: str, where: str, problems: list[str]) -> RolloutState | None:
     return state
 
 
-def _parse_row(text: str, line: int, problems: list[str]) -> model.Transition | None:
+def _parse_row(
+    text: str, line: int, groups: Mapping[str, tuple[str, ...]], problems: list[str]
+) -> model.Transition | None:
     where = f"row {line}"
     match = _ROW.match(text)
     if match is None:
@@ -71,7 +80,9 @@ def _parse_row(text: str, line: int, problems: list[str]) -> model.Transition | 
     sources = [_state(s, where, problems) for s in match["sources"].split("|")]
     target = _state(match["target"], where, problems)
     result = _state(match["result"], where, problems)
-    guards, actions = [], []
+    guards: list[str] = []
+    row_actions: list[str] = []
+    written: list[str] = []
     for guard, action in _TOKEN.findall(match["middle"]):
         if guard:
             if guard not in model.GUARDS:
@@ -79,19 +90,29 @@ def _parse_row(text: str, line: int, problems: list[str]) -> model.Transition | 
                     f"{where}: unknown guard ?{guard}; guards: {', '.join(model.GUARDS)}"
                 )
             guards.append(guard)
+        elif action.startswith("@"):
+            written.append(action)
+            if action[1:] not in groups:
+                problems.append(
+                    f"{where}: unknown group {{{action}}}; groups: "
+                    f"{', '.join('@' + g for g in groups) or '(none)'}"
+                )
+            row_actions.extend(groups.get(action[1:], ()))
         else:
-            if action not in model.ACTIONS:
+            written.append(action)
+            if action not in actions.REGISTRY:
                 problems.append(f"{where}: unknown action {{{action}}}")
-            actions.append(action)
+            row_actions.append(action)
     if None in sources or target is None or result is None:
         return None
     return model.Transition(
         sources=tuple(s for s in sources if s is not None),
         target=target,
         guards=tuple(guards),
-        actions=tuple(actions),
+        actions=tuple(row_actions),
         result=result,
         line=line,
+        written=tuple(written),
     )
 
 
@@ -108,25 +129,25 @@ def parse(text: str, *, source: str) -> model.Definition:
     if problems:
         raise model.WorkflowInvalid(source, problems)
 
-    states: dict[RolloutState, str] = {}
-    for label, description in dict(raw["states"]).items():
+    states: dict[RolloutState, model.StateInfo] = {}
+    for label, value in dict(raw["states"]).items():
         state = _state(label, "[states]", problems)
-        if state is not None:
-            if not str(description).strip():
-                problems.append(f"[states]: {label} has no description")
-            states[state] = str(description).strip()
+        info = _state_info(label, value, problems)
+        if state is not None and info is not None:
+            states[state] = info
+    groups = _groups(raw.get("groups", {}), problems)
     initial = _state(str(raw["initial"]), "initial", problems)
     terminal = {
         s for s in (_state(str(t), "terminal", problems) for t in raw["terminal"]) if s is not None
     }
     failure_actions = tuple(str(a) for a in raw.get("failure_actions", ()))
     for action in failure_actions:
-        if action not in model.ACTIONS:
+        if action not in actions.REGISTRY:
             problems.append(f"failure_actions: unknown action {{{action}}}")
     rows = [
         row
         for line, text_row in enumerate(raw["transitions"], start=1)
-        if (row := _parse_row(str(text_row), line, problems)) is not None
+        if (row := _parse_row(str(text_row), line, groups, problems)) is not None
     ]
     if problems:
         raise model.WorkflowInvalid(source, problems)
@@ -139,6 +160,7 @@ def parse(text: str, *, source: str) -> model.Definition:
         terminal=frozenset(terminal),
         transitions=tuple(rows),
         failure_actions=failure_actions,
+        groups=groups,
     )
     problems.extend(check(definition))
     if problems:
@@ -165,19 +187,24 @@ def check(definition: model.Definition) -> list[str]:
                 f"row {row.line}: leaves the final state {exits[0].label}; final states have "
                 "no exits"
             )
-        if row.result in definition.terminal and "resolve_ticket" not in row.actions:
+        resolving = [
+            a for a in row.actions if (act := actions.REGISTRY.get(a)) and act.resolves_ticket
+        ]
+        if row.result in definition.terminal and not resolving:
             problems.append(
-                f"row {row.line}: ends in the final state {row.result.label} without "
-                "{resolve_ticket}"
+                f"row {row.line}: ends in the final state {row.result.label} without an action "
+                "that resolves the ticket ({resolve_ticket})"
             )
         if row.target == failed:
             problems.append(f"row {row.line}: Failed is set by the bridge, not asked for")
-        if "retrying" in row.guards and row.sources != (failed,):
-            problems.append(f"row {row.line}: ?retrying only makes sense from [Failed]")
-        if {"slot_free", "slot_taken"} <= set(row.guards) or {"emergency", "not_emergency"} <= set(
-            row.guards
-        ):
+        guards = [model.GUARDS[g] for g in row.guards]
+        for guard in guards:
+            if guard.only_from_failed and row.sources != (failed,):
+                problems.append(f"row {row.line}: ?{guard.name} only makes sense from [Failed]")
+        if any(g.opposite in row.guards for g in guards):
             problems.append(f"row {row.line}: its guards contradict each other")
+        for name in sorted({a for a in row.actions if row.actions.count(a) > 1}):
+            problems.append(f"row {row.line}: {{{name}}} appears more than once")
     problems.extend(_hidden_rows(definition))
 
     # Reachability: from the initial state along rows; Failed is reached by any row with work.
@@ -216,3 +243,50 @@ def _hidden_rows(definition: model.Definition) -> list[str]:
                 problems.append(f"row {later.line}: never used, row {earlier.line} matches first")
                 break
     return problems
+
+
+def _state_info(label: str, value: Any, problems: list[str]) -> model.StateInfo | None:
+    where = f"[states]: {label}"
+    if isinstance(value, str):
+        value = {"description": value}
+    if not isinstance(value, Mapping):
+        problems.append(f"{where}: write a description, or a table with description, news, cc")
+        return None
+    unknown = sorted(set(value) - {"description", "news", "reply", "cc"})
+    if unknown:
+        problems.append(
+            f"{where}: unknown keys {', '.join(unknown)} (description, news, reply, cc)"
+        )
+    description = str(value.get("description", "")).strip()
+    if not description:
+        problems.append(f"{where} has no description")
+    cc = value.get("cc", [])
+    if not isinstance(cc, list) or not all(isinstance(g, str) and g.strip() for g in cc):
+        problems.append(f"{where}: cc must be a list of RT group names")
+        cc = []
+    return model.StateInfo(
+        description=description,
+        news=str(value.get("news", "")).strip(),
+        reply=str(value.get("reply", "")).strip(),
+        cc=tuple(g.strip() for g in cc),
+    )
+
+
+def _groups(raw: Any, problems: list[str]) -> dict[str, tuple[str, ...]]:
+    """The ``[groups]`` table: name -> actions (registered ones only; no nesting)."""
+    if not isinstance(raw, Mapping):
+        problems.append("[groups]: must be a table of name = [actions]")
+        return {}
+    groups: dict[str, tuple[str, ...]] = {}
+    for name, members in raw.items():
+        if not re.fullmatch(r"\w+", str(name)):
+            problems.append(f"[groups]: {name!r} is not a name (letters, digits, _)")
+            continue
+        if not isinstance(members, list) or not members:
+            problems.append(f"[groups]: {name} must be a non-empty list of actions")
+            continue
+        for action in members:
+            if str(action) not in actions.REGISTRY:
+                problems.append(f"[groups]: {name}: unknown action {{{action}}}")
+        groups[str(name)] = tuple(str(a) for a in members)
+    return groups

@@ -1,67 +1,110 @@
 """The workflow's vocabulary and shape: states come from ``bridge.records.RolloutState``; the
-actions and guards a definition may name are listed here with what they mean; a definition
-is a set of states and an ordered table of transitions. Plain data; no I/O, no decisions.
+guards a row may require are data here (what each means, when it holds, what to say when it
+does not); a definition is a set of described states and an ordered table of transitions.
+
+The actions a row may name are the registry's (``workflow.actions``). Plain data; no I/O, no
+decisions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bridge.records import RolloutState
 from repo_daemon.errors import WorkflowInvalid
 
-__all__ = ["ACTIONS", "GUARDS", "Definition", "Transition", "WorkflowInvalid"]
+__all__ = ["GUARDS", "Definition", "Facts", "Guard", "StateInfo", "Transition", "WorkflowInvalid"]
 
-# What the repository does on a transition. The loader refuses any other name.
-ACTIONS: Mapping[str, str] = {
-    "check_fields": "check the ticket's mandatory fields (Sync-URL, AssociatedMajorRelease, …)",
-    "fetch_release": "download release.xml from the ticket once and freeze it with its SHA-256",
-    "validate_release": "validate release.xml against schemas/release.xsd",
-    "sync_packages": "sync the packages from Sync-URL into scratch space",
-    "verify_packages": "check every file's size and SHA-256 against release.xml",
-    "publish_unverified": "publish to unverified/<DistributionShortName>/<Version>/",
-    "set_repository_url": "set RepositoryURL on the ticket to where the release now is",
-    "take_stage_slot": "take the major release's staged-rollout slot",
-    "promote_to_stagerollout": "promote into stagerollout/<major>/… by hard links",
-    "free_stage_slot": "free the major release's staged-rollout slot",
-    "promote_next_deferred": "move the major release's oldest Deferred release into StageRollout",
-    "promote_to_production": "promote into the major release's production area (base or updates)",
-    "regenerate_metadata": "regenerate the repository metadata of the trees that changed",
-    "remove_release": "remove the release from unverified/ and stagerollout/",
-    "notify_watchers": "set the Cc groups for the new state and tell them",
-    "comment_deferred": "comment which release holds the staged-rollout slot",
-    "comment_outcome": "comment what was done, for the release managers",
-    "reply_provider": "reply to the technology provider (requestors) with the outcome",
-    "comment_failure": "comment what failed and what a person can do about it",
-    "resolve_ticket": "resolve the ticket",
-}
 
-# Conditions a transition row may require (``?name``), and what to say when one is not met.
-GUARDS: Mapping[str, tuple[str, str]] = {
-    "emergency": (
-        "EmergencyRelease is Yes",
-        "only an emergency release (EmergencyRelease = Yes) may do this",
+@dataclass(frozen=True, kw_only=True)
+class Facts:
+    """What the guards look at, gathered before the engine is asked."""
+
+    emergency: bool = False
+    # Other releases of the same major release holding its staged-rollout slot (ticket ids).
+    slot_holders: tuple[int, ...] = ()
+    # For a release in Failed: the state whose processing failed (where a retry goes).
+    failed_target: RolloutState | None = None
+
+
+def _holders(facts: Facts) -> str:
+    return ", ".join(f"#{t}" for t in facts.slot_holders)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Guard:
+    """A condition a row may require (``?name``)."""
+
+    name: str
+    meaning: str  # what it means when it holds
+    refusal: str  # what to say when a row is refused because it does not hold
+    holds: Callable[[Facts, RolloutState], bool]  # (facts, the state asked for)
+    opposite: str | None = None  # a guard that can never hold together with this one
+    only_from_failed: bool = False  # only meaningful on rows from [Failed]
+    explain: Callable[[Facts], str] | None = None  # added to the reason when the row is taken
+
+
+_GUARD_LIST = (
+    Guard(
+        name="emergency",
+        meaning="EmergencyRelease is Yes",
+        refusal="only an emergency release (EmergencyRelease = Yes) may do this",
+        holds=lambda facts, _asked: facts.emergency,
+        opposite="not_emergency",
     ),
-    "not_emergency": ("EmergencyRelease is No", "an emergency release takes another path"),
-    "slot_free": (
-        "no other release of the major release is in StageRollout",
-        "another release of the major release holds the staged-rollout slot",
+    Guard(
+        name="not_emergency",
+        meaning="EmergencyRelease is No",
+        refusal="an emergency release takes another path",
+        holds=lambda facts, _asked: not facts.emergency,
+        opposite="emergency",
     ),
-    "slot_taken": (
-        "another release of the major release is in StageRollout",
-        "the staged-rollout slot is free",
+    Guard(
+        name="slot_free",
+        meaning="no other release of the major release is in StageRollout",
+        refusal="another release of the major release holds the staged-rollout slot",
+        holds=lambda facts, _asked: not facts.slot_holders,
+        opposite="slot_taken",
     ),
-    "retrying": (
-        "the target is the state whose processing failed",
-        "from Failed a release may only be retried into the state whose processing failed",
+    Guard(
+        name="slot_taken",
+        meaning="another release of the major release is in StageRollout",
+        refusal="the staged-rollout slot is free",
+        holds=lambda facts, _asked: bool(facts.slot_holders),
+        opposite="slot_free",
+        explain=lambda facts: f"the staged-rollout slot is held by {_holders(facts)}",
     ),
-}
+    Guard(
+        name="retrying",
+        meaning="the target is the state whose processing failed",
+        refusal="from Failed a release may only be retried into the state whose processing failed",
+        holds=lambda facts, asked: facts.failed_target == asked,
+        only_from_failed=True,
+    ),
+)
+GUARDS: Mapping[str, Guard] = {g.name: g for g in _GUARD_LIST}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateInfo:
+    """What a state means in a workflow, what people are told when a release enters it (the
+    comment's ``news``; the provider's ``reply``, where ``{subject}`` stands for the ticket's
+    subject), and which groups are Cc on the ticket while it is there (settings may override
+    the groups)."""
+
+    description: str
+    news: str = ""
+    reply: str = ""
+    cc: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
 class Transition:
-    """One row: ``[From|From…] - <To> ?guard… {action}… -> [Result]``."""
+    """One row: ``[From|From…] - <To> ?guard… {action}… -> [Result]``.
+
+    ``actions`` are the row's actions with every named group (``{@group}``) expanded, in
+    order; ``written`` is the row's action part as written (for rendering it back)."""
 
     sources: tuple[RolloutState, ...]
     target: RolloutState
@@ -69,26 +112,28 @@ class Transition:
     actions: tuple[str, ...]
     result: RolloutState
     line: int  # 1-based position in the definition's table, for messages
+    written: tuple[str, ...] = ()
 
     def render(self) -> str:
         """The row as it is written in the definition."""
         sources = "|".join(s.label for s in self.sources)
         guards = "".join(f" ?{g}" for g in self.guards)
-        actions = "".join(f" {{{a}}}" for a in self.actions)
+        actions = "".join(f" {{{a}}}" for a in (self.written or self.actions))
         return f"[{sources}] - <{self.target.label}>{guards}{actions} -> [{self.result.label}]"
 
 
 @dataclass(frozen=True, kw_only=True)
 class Definition:
-    """A checked workflow: which states it uses, where it starts and ends, and its table."""
+    """A checked workflow: its states, where it starts and ends, its groups and its table."""
 
     name: str
     description: str
     initial: RolloutState
-    states: Mapping[RolloutState, str]  # state -> what it means in this workflow
+    states: Mapping[RolloutState, StateInfo]
     terminal: frozenset[RolloutState]
     transitions: tuple[Transition, ...]
     failure_actions: tuple[str, ...]
+    groups: Mapping[str, tuple[str, ...]]
 
     def rows_from(self, state: RolloutState) -> tuple[Transition, ...]:
         """The rows that leave ``state``, in table order."""
@@ -97,3 +142,8 @@ class Definition:
     def allowed_targets(self, state: RolloutState) -> tuple[RolloutState, ...]:
         """The states a person may ask for from ``state``, in table order, without repeats."""
         return tuple(dict.fromkeys(t.target for t in self.rows_from(state)))
+
+    def info(self, state: RolloutState) -> StateInfo:
+        """What ``state`` means here (an empty description for a state the workflow does not
+        use: the engine blocks moves into those)."""
+        return self.states.get(state) or StateInfo(description="")

@@ -1,65 +1,47 @@
-"""The workflow processor: turns one queued RolloutProgress change into the engine's decision
-and carries it out — repository steps, the staged-rollout slot, and the write-back on the
-ticket — then records the move and the time in state.
+"""The workflow processor: one queued RolloutProgress change, in four steps.
 
-Per change it reads the ticket once, writes its fields, watchers and status in one call, and
-adds one call per comment or reply. Steps are checkpointed on the job, so a retried job resumes
-after what was done. A permanent failure sets the ticket to Failed with a comment a person can
-act on; a transient one propagates to the runner (retried, then the dead letter, which
-``gave_up`` turns into Failed too).
+1. **gather** — read the ticket once into a ``TicketView``, the bridge's record of the release,
+   and the facts the guards look at;
+2. **decide** — ask the pure engine (MOVE, STAY or BLOCK);
+3. **act** — run the row's actions by looking each name up in the registry
+   (``workflow.actions``); handlers take the immutable ``Inputs`` and return effects;
+4. **apply** — fold the effects into one ticket write-back (one PUT for fields, watchers and
+   status, then one comment and one reply at most), record the move and the time in state,
+   then run the follow-ups the effects asked for (moving the next Deferred release in).
+
+Work with lasting results is checkpointed on the job, so a retried job resumes after what was
+done; pure actions run again so the write-back is whole. A permanent failure sets the ticket to
+Failed with a comment a person can act on; a transient one propagates to the runner (retried,
+then the dead letter, which ``gave_up`` turns into Failed too). This module knows no action by
+name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 
 from bridge import errors, records
 from bridge.records import RolloutState
 from bridge.settings import model as settings_model
-from bridge.store import queue, releases
+from bridge.store import events, queue, releases
 from bridge.tracker.client import TrackerClient
 from repo_daemon import errors as daemon_errors
-from repo_daemon.release_xml import model as manifest
-from repo_daemon.workflow import engine, loader, model
-from repo_daemon.workflow import repository_actions as repository
-from repo_daemon.workflow import steps as work
-from repo_daemon.workflow import ticket_plan as plans
+from repo_daemon.workflow import effects, engine, loader, model, ticket_plan
+from repo_daemon.workflow import steps as repository_steps
+from repo_daemon.workflow.actions import REGISTRY
+from repo_daemon.workflow.gather import Inputs, People, TicketView
+from repo_daemon.workflow.repository_actions import RepositorySteps, Services
 
 logger = logging.getLogger(__name__)
 
 ClientFactory = Callable[[], TrackerClient]
 BRIDGE_ACTOR = "rollout-bridge"
 
-# Actions that only add to the ticket plan: pure, so they run again on a resumed job.
-PLAN_ACTIONS = frozenset(
-    {
-        "notify_watchers",
-        "comment_deferred",
-        "comment_outcome",
-        "reply_provider",
-        "comment_failure",
-        "resolve_ticket",
-        "set_repository_url",
-    }
-)
-
-
-@dataclass
-class _Context:
-    job: records.Job
-    ticket: records.Ticket
-    release: releases.Release
-    decision: engine.Decision
-    facts: engine.Facts
-    client: TrackerClient | None = None
-    plan: plans.TicketPlan = field(default_factory=plans.TicketPlan)
-    failure: str = ""
-    info: manifest.ReleaseInfo | None = None  # the frozen release.xml, once read
-    url: str | None = None  # where this transition put the release
-    verified: bool = False  # the packages were verified during this attempt's sync
+# Checkpoints of the write-back itself (beside the actions' own).
+_WROTE_TICKET, _COMMENTED, _REPLIED = "write_ticket", "comment", "reply"
 
 
 class WorkflowProcessor:
@@ -72,14 +54,14 @@ class WorkflowProcessor:
         store: releases.ReleaseStore,
         client_factory: ClientFactory,
         *,
+        repository: RepositorySteps,
         definitions: Mapping[str, model.Definition] | None = None,
-        repository_work: work.RepositoryWork | None = None,
     ) -> None:
         self.settings = settings
-        # None: repository steps are recorded without touching files (tests of the workflow).
-        self.work = repository_work
+        self.repository = repository
         self.queue = jobs
         self.store = store
+        self.people = People(cc_overrides=settings.workflow.cc, admin_cc=settings.workflow.admin_cc)
         self._factory = client_factory
         self._local = threading.local()
         self._clients: list[TrackerClient] = []
@@ -109,7 +91,7 @@ class WorkflowProcessor:
         for client in clients:
             client.close()
 
-    def _event(self, kind: str, job: records.Job, detail: str) -> None:
+    def _event(self, kind: events.EventKind, job: records.Job, detail: str) -> None:
         self.queue.record_event(
             kind,
             ticket_id=job.ticket_id,
@@ -118,6 +100,48 @@ class WorkflowProcessor:
             detail=detail,
         )
 
+    # -- gather ---------------------------------------------------------------------------
+
+    def _gather(
+        self, job: records.Job, client: TrackerClient, *, facts_too: bool = True
+    ) -> tuple[Inputs, Services]:
+        """Read the ticket once, the release's record and the facts; ask the engine."""
+        ticket = TicketView.of(client.get_ticket(job.ticket_id))
+        release = self.store.ensure(
+            ticket.id,
+            state=job.request.previous,
+            major_release=ticket.major_release,
+            emergency=ticket.emergency,
+        )
+        self.store.update_facts(
+            ticket.id, major_release=ticket.major_release, emergency=ticket.emergency
+        )
+        definition = self.definitions[self.settings.workflow.workflow_for(ticket.major_release)]
+        facts = model.Facts()
+        if facts_too:
+            major = ticket.major_release
+            facts = model.Facts(
+                emergency=ticket.emergency,
+                slot_holders=self.store.slot_holders(major, excluding=ticket.id) if major else (),
+                failed_target=release.failed_target,
+            )
+        decision = engine.decide(
+            definition, at=release.state, asked=job.request.current, facts=facts
+        )
+        inputs = Inputs(
+            job=job,
+            ticket=ticket,
+            release=release,
+            facts=facts,
+            decision=decision,
+            definition=definition,
+            people=self.people,
+            checkpoints=frozenset(self.store.steps_done(job.id)),
+            read_release_xml=lambda: self.repository.read_release_xml(ticket),
+        )
+        services = Services(tracker=client, store=self.store, repository=self.repository)
+        return inputs, services
+
     # -- processing -----------------------------------------------------------------------
 
     def process(self, job: records.Job) -> None:
@@ -125,306 +149,198 @@ class WorkflowProcessor:
         client = self._client()
         calls_before = client.total_round_trips()
         request = job.request
-        tkt = client.get_ticket(job.ticket_id)
-        major = tkt.field("AssociatedMajorRelease")
-        emergency = (tkt.field("EmergencyRelease") or "No") == "Yes"
-        release = self.store.ensure(
-            tkt.id, state=request.previous, major_release=major, emergency=emergency
-        )
-        self.store.update_facts(tkt.id, major_release=major, emergency=emergency)
-        if request.source is records.JobSource.BRIDGE and release.state != request.previous:
+        inputs, services = self._gather(job, client)
+        if request.source is records.JobSource.BRIDGE and inputs.came_from != request.previous:
             self._event(
-                "transition_stale",
+                events.EventKind.TRANSITION_STALE,
                 job,
                 f"the automatic move {request.previous.label} → {request.current.label} no "
-                f"longer applies: the release is {release.state.label}",
+                f"longer applies: the release is {inputs.came_from.label}",
             )
             return
-        definition = self.definitions[self.settings.workflow.workflow_for(major)]
-        facts = engine.Facts(
-            emergency=emergency,
-            slot_holders=self.store.slot_holders(major, excluding=tkt.id) if major else (),
-            failed_target=release.failed_target,
-        )
-        decision = engine.decide(definition, release.state, request.current, facts)
-        ctx = _Context(
-            job=job, ticket=tkt, release=release, decision=decision, facts=facts, client=client
-        )
-        if decision.outcome is engine.Outcome.STAY:
-            self._event("transition_noop", job, decision.reason)
-        elif decision.outcome is engine.Outcome.BLOCK:
-            self._block(ctx, client)
+        outcome = inputs.decision.outcome
+        if outcome is engine.Outcome.STAY:
+            self._event(events.EventKind.TRANSITION_NOOP, job, inputs.decision.reason)
+        elif outcome is engine.Outcome.BLOCK:
+            self._block(inputs, client)
         else:
-            self._move(ctx, definition, client)
+            self._move(inputs, services)
         calls = client.total_round_trips() - calls_before
         self._event(
-            "rt_calls", job, f"{calls} RT calls for {request.previous.label} → "
-            f"{request.current.label} ({decision.outcome.value})",
+            events.EventKind.RT_CALLS, job, f"{calls} RT calls for {request.previous.label} → "
+            f"{request.current.label} ({outcome.value})",
         )  # fmt: skip
 
     def gave_up(self, job: records.Job, message: str) -> None:
         """A dead-lettered job: set the ticket to Failed and say why, when RT answers."""
-        client = self._client()
-        tkt = client.get_ticket(job.ticket_id)
-        major = tkt.field("AssociatedMajorRelease")
-        release = self.store.ensure(
-            tkt.id, state=job.request.previous, major_release=major, emergency=False
-        )
-        definition = self.definitions[self.settings.workflow.workflow_for(major)]
-        decision = engine.decide(definition, release.state, job.request.current, engine.Facts())
-        ctx = _Context(
-            job=job, ticket=tkt, release=release, decision=decision, facts=engine.Facts()
-        )
-        self._fail(ctx, definition, client, f"it kept failing and was given up: {message}")
+        inputs, services = self._gather(job, self._client(), facts_too=False)
+        self._fail(inputs, services, f"it kept failing and was given up: {message}")
 
-    def _block(self, ctx: _Context, client: TrackerClient) -> None:
-        requested = ctx.job.request.current
-        stays = ctx.decision.state
-        if ctx.ticket.field("RolloutProgress") == requested.label:
+    def _block(self, inputs: Inputs, client: TrackerClient) -> None:
+        asked, stays = inputs.job.request.current, inputs.decision.state
+        if inputs.ticket.field("RolloutProgress") == asked.label:
             client.update_ticket(
-                ctx.ticket.id,
+                inputs.ticket.id,
                 custom_fields={"RolloutProgress": stays.label},
-                current=ctx.ticket,
+                current=inputs.ticket.ticket,
             )
-        client.comment(ctx.ticket.id, f"Blocked: {ctx.decision.reason}.")
-        self._event("transition_blocked", ctx.job, ctx.decision.reason)
+        client.comment(inputs.ticket.id, f"Blocked: {inputs.decision.reason}.")
+        self._event(events.EventKind.TRANSITION_BLOCKED, inputs.job, inputs.decision.reason)
 
-    def _move(self, ctx: _Context, definition: model.Definition, client: TrackerClient) -> None:
-        done = self.store.steps_done(ctx.job.id)
-        for action in ctx.decision.actions:
-            if action in done and action not in PLAN_ACTIONS:
+    # -- act ------------------------------------------------------------------------------
+
+    def _act(
+        self, names: Sequence[str], inputs: Inputs, services: Services
+    ) -> list[effects.Effect]:
+        """Run ``names`` in order through the registry; checkpoint lasting work. Raises what
+        a handler raises."""
+        asked_for: list[effects.Effect] = []
+        for name in names:
+            action = REGISTRY[name]  # the loader refuses names the registry does not know
+            if name in inputs.checkpoints and not action.rerun_on_resume:
                 continue
-            try:
-                detail = self._run_action(action, ctx)
-            except (errors.BridgeError, daemon_errors.DaemonError) as exc:
-                if exc.transient:
-                    raise
-                self._fail(ctx, definition, client, f"{action}: {exc}")
-                return
-            if action not in PLAN_ACTIONS:
-                self.store.mark_step(ctx.job.id, action, detail)
-        self._write_back(ctx, client, ctx.decision.state)
-        self.store.move(
-            ctx.ticket.id,
-            ctx.decision.state,
-            transaction_id=ctx.job.request.transaction_id,
-            actor=ctx.job.request.actor,
-        )
-        self._event("transition_done", ctx.job, ctx.decision.reason)
-        if "promote_next_deferred" in ctx.decision.actions:
-            self._promote_next_deferred(ctx)
+            result = action.handler(inputs, services)
+            if not action.rerun_on_resume:
+                self.store.mark_step(inputs.job.id, name, result.detail)
+            asked_for.extend(result.effects)
+        return asked_for
 
-    def _fail(
-        self, ctx: _Context, definition: model.Definition, client: TrackerClient, error: str
+    def _move(self, inputs: Inputs, services: Services) -> None:
+        try:
+            asked_for = self._act(inputs.decision.actions, inputs, services)
+        except (errors.BridgeError, daemon_errors.DaemonError) as exc:
+            if exc.transient:
+                raise
+            self._fail(inputs, services, str(exc))
+            return
+        follow_ups = self._apply(inputs, services, asked_for, inputs.decision.state)
+        self._event(events.EventKind.TRANSITION_DONE, inputs.job, inputs.decision.reason)
+        self._follow_up(inputs, follow_ups)
+
+    def _fail(self, inputs: Inputs, services: Services, error: str) -> None:
+        asked = inputs.job.request.current
+        failure = engine.on_failure(
+            inputs.definition, at=inputs.came_from, attempted=asked, error=error
+        )
+        failed = dataclasses.replace(inputs, decision=failure, failure=failure.reason)
+        # The failure actions only tell people (the loader keeps it so): nothing to undo.
+        asked_for = self._act(failure.actions, failed, services)
+        follow_ups = self._apply(
+            failed, services, asked_for, RolloutState.FAILED, failed_target=asked
+        )
+        self._event(events.EventKind.TRANSITION_FAILED, inputs.job, failure.reason)
+        self._follow_up(inputs, follow_ups)
+
+    # -- apply ----------------------------------------------------------------------------
+
+    def _apply(
+        self,
+        inputs: Inputs,
+        services: Services,
+        asked_for: Sequence[effects.Effect],
+        state: RolloutState,
+        *,
+        failed_target: RolloutState | None = None,
+    ) -> tuple[effects.MoveNextDeferredIn, ...]:
+        """The ticket write-back and the move in the bridge's records; returns the follow-ups
+        to run once the move is recorded."""
+        plan = ticket_plan.TicketPlan.from_effects(asked_for)
+        self._write_back(inputs, services.tracker, plan, state)
+        actor = BRIDGE_ACTOR if failed_target is not None else inputs.job.request.actor
+        self.store.move(
+            inputs.ticket.id,
+            state,
+            transaction_id=inputs.job.request.transaction_id,
+            actor=actor,
+            failed_target=failed_target,
+        )
+        return plan.follow_ups
+
+    def _follow_up(self, inputs: Inputs, follow_ups: Sequence[effects.MoveNextDeferredIn]) -> None:
+        for follow_up in follow_ups:
+            self._move_next_deferred_in(inputs, follow_up.major_release)
+
+    def _write_back(
+        self,
+        inputs: Inputs,
+        client: TrackerClient,
+        plan: ticket_plan.TicketPlan,
+        state: RolloutState,
     ) -> None:
-        current = ctx.release.state
-        requested = ctx.job.request.current
-        failure = engine.on_failure(definition, current, requested, error)
-        ctx.plan = plans.TicketPlan()
-        ctx.failure = failure.reason
-        ctx.decision = failure
-        for action in failure.actions:
-            self._run_action(action, ctx)
-        self._write_back(ctx, client, RolloutState.FAILED)
-        self.store.move(
-            ctx.ticket.id,
-            RolloutState.FAILED,
-            transaction_id=ctx.job.request.transaction_id,
-            actor=BRIDGE_ACTOR,
-            failed_target=requested,
-        )
-        self._event("transition_failed", ctx.job, failure.reason)
-
-    def _write_back(self, ctx: _Context, client: TrackerClient, state: RolloutState) -> None:
         """Fields, watchers (and status) in one PUT, then comments and replies; checkpointed.
 
         The PUT comes first so the new Cc groups get the comments' mail. A reply reopens a
         resolved ticket in RT, so when there is one, the last reply carries the status instead.
+        RepositoryURL always mirrors where the bridge's record says the release is published.
         """
-        plan = ctx.plan
-        done = self.store.steps_done(ctx.job.id)
-        status_by_reply = plan.status if plan.replies else None
-        if "write_ticket" not in done:
+        ticket = inputs.ticket
+        done = self.store.steps_done(inputs.job.id)
+        status = "resolved" if plan.resolve else None
+        status_by_reply = status if plan.replies else None
+        if _WROTE_TICKET not in done:
             fields = dict(plan.fields)
-            if ctx.ticket.field("RolloutProgress") != state.label:
+            if ticket.field("RolloutProgress") != state.label:
                 fields["RolloutProgress"] = state.label
-            spans = self.store.history(ctx.ticket.id)
-            pending = state if state != ctx.release.state else None
-            fields["RolloutHistory"] = plans.history_text(
+            fields["RepositoryURL"] = self.repository.url_of(ticket.id) or ""
+            spans = self.store.history(ticket.id)
+            pending = state if state != inputs.came_from else None
+            fields["RolloutHistory"] = ticket_plan.history_text(
                 spans, self.store.clock(), pending=pending
             )
             client.update_ticket(
-                ctx.ticket.id,
+                ticket.id,
                 custom_fields=fields,
                 cc_groups=plan.cc,
                 admin_cc_groups=plan.admin_cc,
-                status=None if status_by_reply else plan.status,
-                current=ctx.ticket,
+                status=None if status_by_reply else status,
+                current=ticket.ticket,
             )
-            self.store.mark_step(ctx.job.id, "write_ticket", ", ".join(sorted(fields)))
+            self.store.mark_step(inputs.job.id, _WROTE_TICKET, ", ".join(sorted(fields)))
         # One comment and one reply at most: each is an RT call (and a mail).
-        if plan.comments and "comment" not in done:
+        if plan.comments and _COMMENTED not in done:
             text = "\n\n".join(plan.comments)
-            client.comment(ctx.ticket.id, text)
-            self.store.mark_step(ctx.job.id, "comment", text[:200])
-        if plan.replies and "reply" not in done:
+            client.comment(ticket.id, text)
+            self.store.mark_step(inputs.job.id, _COMMENTED, text[:200])
+        if plan.replies and _REPLIED not in done:
             text = "\n\n".join(plan.replies)
-            client.reply(ctx.ticket.id, text, status=status_by_reply)
-            self.store.mark_step(ctx.job.id, "reply", text[:200])
+            client.reply(ticket.id, text, status=status_by_reply)
+            self.store.mark_step(inputs.job.id, _REPLIED, text[:200])
 
-    def _promote_next_deferred(self, ctx: _Context) -> None:
-        major = ctx.release.major_release or ctx.ticket.field("AssociatedMajorRelease")
-        if not major or self.store.slot_holders(major, excluding=ctx.ticket.id):
+    def _move_next_deferred_in(self, inputs: Inputs, major: str) -> None:
+        """Queue the major release's oldest Deferred release into StageRollout, if the slot is
+        free now (a change of the bridge's own)."""
+        if self.store.slot_holders(major, excluding=inputs.ticket.id):
             return
         waiting = self.store.oldest_deferred(major)
         if waiting is None:
             return
-        # A change of the bridge's own: negative "transaction" ids never collide with RT's.
+        job = inputs.job
+        # Negative "transaction" ids never collide with RT's.
         result = self.queue.enqueue_many(
             [
                 records.ReleaseRequest(
                     ticket_id=waiting,
-                    transaction_id=-ctx.job.id,
+                    transaction_id=-job.id,
                     current=RolloutState.STAGE_ROLLOUT,
                     previous=RolloutState.DEFERRED,
-                    actor=f"slot freed by #{ctx.ticket.id}",
+                    actor=f"slot freed by #{inputs.ticket.id}",
                     source=records.JobSource.BRIDGE,
                 )
             ]
         )
         self._event(
-            "deferred_promoted",
-            ctx.job,
+            events.EventKind.DEFERRED_PROMOTED,
+            job,
             f"the {major} staged-rollout slot is free: queued #{waiting} (job "
             f"{result[0].job_id}) to move from Deferred into StageRollout",
         )
 
-    # -- the actions ------------------------------------------------------------------------
-
-    def _run_action(self, action: str, ctx: _Context) -> str:
-        tkt, plan, release = ctx.ticket, ctx.plan, ctx.release
-        state = ctx.decision.state
-        major = release.major_release or tkt.field("AssociatedMajorRelease")
-        if action == "check_fields":
-            return repository.check_fields(tkt)
-        if action in repository.REPOSITORY_ACTIONS:
-            if self.work is None:
-                return repository.record_only(action)
-            return self._repository_action(action, ctx)
-        if action == "take_stage_slot":
-            if not major:
-                raise daemon_errors.ProcessingFailed(
-                    "the ticket has no AssociatedMajorRelease, so it has no staged-rollout slot",
-                    transient=False,
-                )
-            if not self.store.take_slot(major, tkt.id, emergency=ctx.facts.emergency):
-                # Another daemon took it since the decision: try again; it will defer.
-                raise daemon_errors.ProcessingFailed(
-                    f"the {major} staged-rollout slot was taken meanwhile", transient=True
-                )
-            return f"holds the {major} slot"
-        if action == "free_stage_slot":
-            freed = bool(major) and self.store.free_slot(major or "", tkt.id)
-            return f"freed the {major} slot" if freed else "held no slot"
-        if action == "promote_next_deferred":
-            return "after the write-back"
-        if action == "set_repository_url":
-            if self.work is None:
-                return "RepositoryURL: no repository configured"
-            url = ctx.url or self.work.url_of(tkt.id) or ""
-            plan.fields["RepositoryURL"] = url
-            return f"RepositoryURL {url or '(cleared)'}"
-        if action == "notify_watchers":
-            plan.cc = self.settings.workflow.cc.get(state.label, ())
-            plan.admin_cc = self.settings.workflow.admin_cc
-            news = plans.STATE_NEWS.get(state, "")
-            how = " (automatically)" if ctx.job.request.source is records.JobSource.BRIDGE else ""
-            text = f"RolloutProgress: {release.state.label} → {state.label}{how}. {news}"
-            if state == RolloutState.FAILED:
-                text = f"RolloutProgress: {release.state.label} → Failed. {ctx.failure}."
-            plan.comments.insert(0, text.strip())
-            return "watchers set"
-        if action == "comment_deferred":
-            holders = ", ".join(f"#{t}" for t in ctx.facts.slot_holders) or "another release"
-            plan.comments.append(
-                f"Deferred: the {major} staged-rollout slot is held by {holders}. This release "
-                "moves into StageRollout by itself, oldest first, when the slot frees."
-            )
-            return "deferral explained"
-        if action == "comment_outcome":
-            plan.comments.append(f"{state.label}: {plans.STATE_NEWS.get(state, '')}")
-            return "outcome commented"
-        if action == "reply_provider":
-            if state == RolloutState.PRODUCTION:
-                plan.replies.append(f"Your release {tkt.subject!r} is in production. Thank you.")
-            else:
-                plan.replies.append(
-                    f"Your release {tkt.subject!r} is {state.label}. "
-                    f"{plans.STATE_NEWS.get(state, '')} The comments on this ticket say why."
-                )
-            return "provider told"
-        if action == "comment_failure":
-            plan.comments.append(f"Processing failed: {ctx.failure}.")
-            return "failure explained"
-        if action == "resolve_ticket":
-            plan.status = "resolved"
-            return "resolved"
-        raise daemon_errors.ProcessingFailed(f"no implementation of {{{action}}}", transient=False)
-
-    def _repository_action(self, action: str, ctx: _Context) -> str:
-        """Run one repository action through ``RepositoryWork``; keep its note and URL."""
-        assert self.work is not None and ctx.client is not None
-        tkt, done = ctx.ticket, self.work
-        if action == "fetch_release":
-            intake = "sync_packages" in ctx.decision.actions
-            outcome = done.fetch_release(ctx.client, tkt, intake=intake)
-        elif action == "regenerate_metadata":
-            outcome = work.Outcome(detail="metadata is built in each snapshot before it goes live")
-        elif action == "remove_release":
-            outcome = done.remove_release(tkt)
-            ctx.url = ""
-        else:
-            if ctx.info is None:
-                ctx.info = done.info(tkt)
-            info = ctx.info
-            if action == "validate_release":
-                outcome = work.Outcome(detail=f"valid: {info.short_name} {info.version}")
-            elif action == "sync_packages":
-                outcome = done.sync_packages(tkt, info)  # verifies every file as it goes
-                ctx.verified = True
-            elif action == "verify_packages" and ctx.verified:
-                outcome = work.Outcome(detail="verified during the sync")
-            elif action == "verify_packages":
-                # The sync was checkpointed by an earlier attempt: check scratch again.
-                outcome = done.verify_packages(tkt, info)
-            elif action == "publish_unverified":
-                outcome = done.publish_unverified(tkt, info)
-            elif action in ("promote_to_stagerollout", "promote_to_production"):
-                changed = done.fetch_release(ctx.client, tkt, intake=False)
-                if changed.note:
-                    ctx.plan.comments.append(changed.note)
-                promote = getattr(done, action)
-                outcome = promote(tkt, info)
-            else:
-                raise daemon_errors.ProcessingFailed(
-                    f"no implementation of {{{action}}}", transient=False
-                )
-        if outcome.note:
-            ctx.plan.comments.append(outcome.note)
-        if outcome.url is not None:
-            ctx.url = outcome.url
-        return outcome.detail
-
 
 def workflow_processor(settings: settings_model.Settings, jobs: queue.Queue) -> WorkflowProcessor:
-    """The default processor of ``rollout daemon``: the release workflow, with its
-    repository work on the configured trees."""
+    """The processor of ``rollout daemon``: the release workflow, with its repository work on
+    the configured trees."""
     store = releases.ReleaseStore(jobs.engine, clock=jobs.clock)
-    repository_work = work.RepositoryWork(settings, store, work.repository(settings))
+    work = repository_steps.RepositoryWork(settings, store, repository_steps.repository(settings))
     return WorkflowProcessor(
-        settings,
-        jobs,
-        store,
-        lambda: TrackerClient(settings.tracker),
-        repository_work=repository_work,
+        settings, jobs, store, lambda: TrackerClient(settings.tracker), repository=work
     )

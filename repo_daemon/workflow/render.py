@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from repo_daemon.workflow import model
+from repo_daemon.workflow import actions, model
 
 FORMATS = ("text", "mermaid", "dot")
 
@@ -26,21 +26,32 @@ def _edges(definition: model.Definition) -> list[tuple[str, str, str]]:
 def as_text(definition: model.Definition) -> str:
     """The definition as people read it: states with their meaning, then the table."""
     lines = [f"workflow {definition.name}: {definition.description}", "", "states:"]
-    for state, description in definition.states.items():
+    for state, info in definition.states.items():
         marks = []
         if state == definition.initial:
             marks.append("initial")
         if state in definition.terminal:
             marks.append("final")
         mark = f" ({', '.join(marks)})" if marks else ""
-        lines.append(f"  {state.label}{mark}: {description}")
+        lines.append(f"  {state.label}{mark}: {info.description}")
     lines += ["", "transitions (first matching row wins; anything else is blocked):"]
     lines += [f"  {row.line:>2}. {row.render()}" for row in definition.transitions]
     failure = " ".join(f"{{{a}}}" for a in definition.failure_actions)
     lines += ["", f"on a processing failure: {failure} -> [Failed]"]
     lines += ["", "guards:"]
     used = sorted({g for row in definition.transitions for g in row.guards})
-    lines += [f"  ?{g}: {model.GUARDS[g][0]}" for g in used]
+    lines += [f"  ?{g}: {model.GUARDS[g].meaning}" for g in used]
+    if definition.groups:
+        lines += ["", "groups of actions ({@name}):"]
+        lines += [
+            f"  @{name}: {' '.join(f'{{{a}}}' for a in members)}"
+            for name, members in definition.groups.items()
+        ]
+    named = dict.fromkeys(a for row in definition.transitions for a in row.actions) | dict.fromkeys(
+        definition.failure_actions
+    )
+    lines += ["", "actions:"]
+    lines += [f"  {{{a}}}: {actions.REGISTRY[a].description}" for a in named]
     return "\n".join(lines) + "\n"
 
 

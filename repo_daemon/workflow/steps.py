@@ -1,6 +1,7 @@
-"""The repository actions of a transition, for one release: fetch and freeze release.xml, sync
-and verify the packages, publish, promote, remove — each a call into ``release``, ``sync`` /
-``verify`` and ``publish``, with the release's files kept where a resumed job finds them.
+"""The repository work of a transition, for one release: freeze release.xml and check it is
+unchanged, sync and verify the packages, publish, promote, remove — each a call into
+``release_xml``, ``sync`` and ``publish``, with the release's files kept where a resumed job
+finds them. The handlers in ``repository_actions`` call it through ``RepositorySteps``.
 
 Where things live (under the data directory, on the repository's filesystem so publication
 can hard-link instead of copying): ``releases/<ticket>/release.xml`` (the frozen copy) and
@@ -12,10 +13,9 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
-from bridge import files, records
+from bridge import files
 from bridge.settings import model as settings_model
 from bridge.store import releases
 from bridge.tracker.client import TrackerClient
@@ -28,20 +28,12 @@ from repo_daemon.release_xml import model as manifest
 from repo_daemon.release_xml import parse as release
 from repo_daemon.sync import fetch as sync
 from repo_daemon.sync import records as sync_records
+from repo_daemon.workflow.gather import TicketView
+from repo_daemon.workflow.repository_actions import Step
 
 logger = logging.getLogger(__name__)
 
 RELEASE_XML = "release.xml"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Outcome:
-    """What an action did: a line for the job's checkpoint, a note for the ticket's comment
-    (or ""), and the release's new URL when it moved (or None)."""
-
-    detail: str
-    note: str = ""
-    url: str | None = None
 
 
 class RepositoryWork:
@@ -78,26 +70,31 @@ class RepositoryWork:
 
     # -- release.xml ----------------------------------------------------------------------
 
-    def fetch_release(
-        self, client: TrackerClient, ticket: records.Ticket, *, intake: bool
-    ) -> Outcome:
-        """At intake, download release.xml and freeze it; later, keep the frozen copy and say
-        so if the ticket's attachment changed since."""
+    def freeze_release_xml(self, tracker: TrackerClient, ticket: TicketView) -> Step:
+        """Download the ticket's newest release.xml and freeze it (bytes and SHA-256)."""
+        attachment = tracker.download_attachment(ticket.id, RELEASE_XML)
+        data = attachment.content
+        if len(data) > release.MAX_RELEASE_XML_BYTES:
+            # Refused by the parser too; checked here so nothing that large is stored.
+            release.parse_release(data)
+        files.write_atomically(self.release_xml_path(ticket.id), data)
+        sha = release.release_sha256(data)
+        self.store.freeze_release_xml(ticket.id, sha256=sha, attachment_id=attachment.id)
+        return Step(detail=f"froze release.xml (attachment {attachment.id}, sha256 {sha})")
+
+    def check_release_xml_unchanged(self, tracker: TrackerClient, ticket: TicketView) -> Step:
+        """Keep the frozen release.xml, and say so when the ticket's attachment changed since.
+        A release that was never frozen (or whose copy is gone) is frozen now."""
         found = self.store.get(ticket.id)
-        path = self.release_xml_path(ticket.id)
-        if intake or found is None or found.release_sha256 is None or not path.exists():
-            attachment = client.download_attachment(ticket.id, RELEASE_XML)
-            data = attachment.content
-            if len(data) > release.MAX_RELEASE_XML_BYTES:
-                # Refused by the parser too; checked here so nothing that large is stored.
-                release.parse_release(data)
-            files.write_atomically(path, data)
-            sha = release.release_sha256(data)
-            self.store.freeze_release_xml(ticket.id, sha256=sha, attachment_id=attachment.id)
-            return Outcome(detail=f"froze release.xml (attachment {attachment.id}, sha256 {sha})")
-        newest = client.newest_attachment_id(ticket.id, RELEASE_XML)
+        if (
+            found is None
+            or found.release_sha256 is None
+            or not self.release_xml_path(ticket.id).exists()
+        ):
+            return self.freeze_release_xml(tracker, ticket)
+        newest = tracker.newest_attachment_id(ticket.id, RELEASE_XML)
         if newest is not None and newest != found.release_attachment_id:
-            return Outcome(
+            return Step(
                 detail=f"release.xml attachment {newest} is newer than the frozen one",
                 note=(
                     f"Note: release.xml was changed on the ticket (attachment {newest}) after "
@@ -106,98 +103,75 @@ class RepositoryWork:
                     "one; to publish the new one, reject this release and file a new ticket."
                 ),
             )
-        return Outcome(detail=f"using the frozen release.xml (sha256 {found.release_sha256})")
+        return Step(detail=f"using the frozen release.xml (sha256 {found.release_sha256})")
 
-    def info(self, ticket: records.Ticket) -> manifest.ReleaseInfo:
+    def read_release_xml(self, ticket: TicketView) -> manifest.ReleaseInfo:
         """The frozen release.xml, parsed and checked against the ticket's fields."""
         info = release.validate_file(self.release_xml_path(ticket.id))
         release.check_against_ticket(
-            info,
-            release_type=ticket.field("ReleaseType"),
-            major_release=ticket.field("AssociatedMajorRelease"),
+            info, release_type=ticket.release_type, major_release=ticket.major_release
         )
         return info
 
-    def major(self, ticket: records.Ticket, info: manifest.ReleaseInfo) -> str:
-        found = ticket.field("AssociatedMajorRelease") or info.major_release
-        if not found:
-            raise errors.ProcessingFailed(
-                "the ticket has no AssociatedMajorRelease", transient=False, ticket_id=ticket.id
-            )
-        return found
-
     # -- packages -------------------------------------------------------------------------
 
-    def sync_packages(self, ticket: records.Ticket, info: manifest.ReleaseInfo) -> Outcome:
+    def sync_packages(self, ticket: TicketView, info: manifest.ReleaseInfo) -> Step:
         """Fetch the packages from Sync-URL into scratch and verify every file."""
-        url = ticket.field("Sync-URL")
-        if not url:
+        if not ticket.sync_url:
             raise errors.ProcessingFailed(
                 "the ticket has no Sync-URL", transient=False, ticket_id=ticket.id
             )
         result = sync.sync_and_verify(
-            ticket.field("Sync-Protocol"),
-            url,
+            ticket.sync_protocol,
+            ticket.sync_url,
             self.scratch(ticket.id),
             info.packages,
             options=self.sync_options,
             log_extra={"ticket_id": ticket.id, "action": "sync_packages"},
         )
-        return Outcome(
+        return Step(
             detail=f"synced and verified {result.files} files, {result.bytes} bytes in "
             f"{result.seconds:.1f} s"
         )
 
-    def verify_packages(self, ticket: records.Ticket, info: manifest.ReleaseInfo) -> Outcome:
-        """Check scratch again when the sync was done by an earlier attempt of the job."""
-        from repo_daemon.sync import verify
-
-        scratch = self.scratch(ticket.id)
-        if not scratch.exists():
-            published = self.store.get(ticket.id)
-            if published is not None and published.repository_path:
-                return Outcome(detail="already published; scratch was removed")
-        verify.verify(scratch, info.packages)
-        return Outcome(detail=f"verified {len(info.packages)} files")
-
     # -- the trees ------------------------------------------------------------------------
 
-    def _moved(self, ticket_id: int, area: publish.PublishedArea, what: str) -> Outcome:
+    def _moved(self, ticket_id: int, area: publish.PublishedArea, what: str) -> Step:
         self.store.set_repository_path(ticket_id, area.area.path)
         state = "" if area.changed else " (already there)"
-        return Outcome(detail=f"{what} {area.area.path}{state}", url=area.url)
+        return Step(detail=f"{what} {area.area.path}{state}")
 
-    def publish_unverified(self, ticket: records.Ticket, info: manifest.ReleaseInfo) -> Outcome:
+    def publish_unverified(self, ticket: TicketView, info: manifest.ReleaseInfo) -> Step:
         area = self.repository.publish_unverified(ticket.id, info, self.scratch(ticket.id))
         shutil.rmtree(self.scratch(ticket.id), ignore_errors=True)
         return self._moved(ticket.id, area, "published to")
 
     def promote_to_stagerollout(
-        self, ticket: records.Ticket, info: manifest.ReleaseInfo
-    ) -> Outcome:
-        area = self.repository.promote_to_stagerollout(ticket.id, info, self.major(ticket, info))
+        self, ticket: TicketView, info: manifest.ReleaseInfo, major_release: str
+    ) -> Step:
+        area = self.repository.promote_to_stagerollout(ticket.id, info, major_release)
         return self._moved(ticket.id, area, "promoted to")
 
-    def promote_to_production(self, ticket: records.Ticket, info: manifest.ReleaseInfo) -> Outcome:
-        release_type = ticket.field("ReleaseType") or info.release_type or ""
-        area = self.repository.promote_to_production(
-            ticket.id, info, self.major(ticket, info), release_type
-        )
+    def promote_to_production(
+        self, ticket: TicketView, info: manifest.ReleaseInfo, major_release: str
+    ) -> Step:
+        release_type = ticket.release_type or info.release_type or ""
+        area = self.repository.promote_to_production(ticket.id, info, major_release, release_type)
         return self._moved(ticket.id, area, "promoted to")
 
-    def remove_release(self, ticket: records.Ticket) -> Outcome:
+    def remove_release(self, ticket: TicketView) -> Step:
         """Take the release out of unverified and stagerollout (nothing to do if it was never
         published)."""
         if not self.release_xml_path(ticket.id).exists():
-            return Outcome(detail="never published; nothing to remove")
-        info = self.info(ticket)
-        unverified, staged = self.repository.remove_release(
-            ticket.id, info, self.major(ticket, info)
-        )
+            return Step(detail="never published; nothing to remove")
+        info = self.read_release_xml(ticket)
+        # A release reaches stagerollout only with the ticket's major release (its slot).
+        major = ticket.major_release or ""
+        unverified, staged = self.repository.remove_release(ticket.id, info, major)
         shutil.rmtree(self.scratch(ticket.id), ignore_errors=True)
         self.store.set_repository_path(ticket.id, None)
         removed = [a.area.path for a in (unverified, staged) if a.changed]
-        return Outcome(detail=f"removed from {', '.join(removed) or 'nothing (not there)'}")
+        return Step(detail=f"removed from {', '.join(removed) or 'nothing (not there)'}")
 
 
 def repository(settings: settings_model.Settings) -> publish.Repository:

@@ -1,46 +1,73 @@
-"""Planning what a transition writes back on the ticket: pure text and data, no RT calls.
+"""What one transition writes back on the ticket, planned from the handlers' effects: pure
+text and data, no RT calls.
 
-The plan is applied by ``transitions`` in as few RT calls as RT allows: one PUT for fields,
-watchers and status together, then one call per comment or reply. Who gets mail follows RT's
-scrips: a comment mails AdminCc (and Cc, with the product's "On Comment Notify Ccs as Comment"
-scrip), a reply also mails the requestors — so only messages meant for the technology
-provider are replies.
+The processor applies the plan in as few RT calls as RT allows: one PUT for fields, watchers
+and status together, then one call per comment or reply. ``history_text`` renders the
+``RolloutHistory`` field from the bridge's record of time in state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 
 from bridge.records import RolloutState
 from bridge.store import releases
-
-# What people are told when a release enters a state, as the start of the bridge's comment.
-STATE_NEWS: dict[RolloutState, str] = {
-    RolloutState.UNVERIFIED: "The release is published to unverified and waits for verification.",
-    RolloutState.IN_VERIFICATION: "Quality control is verifying the release.",
-    RolloutState.WAITING_FOR_RESPONSE: "Quality control waits for an answer from the provider.",
-    RolloutState.STAGE_ROLLOUT: "The release is in staged rollout; early adopters may install it.",
-    RolloutState.DEFERRED: "The release waits for its major release's staged-rollout slot.",
-    RolloutState.PRODUCTION: "The release is in production.",
-    RolloutState.REJECTED: "The release was rejected and removed from the repository.",
-    RolloutState.IGNORED: "The release is ignored and removed from the repository.",
-    RolloutState.NOT_PUBLISHED: "The release will not be published and was removed.",
-    RolloutState.FAILED: "Processing the release failed; see the comment below.",
-}
+from repo_daemon.workflow import effects
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class TicketPlan:
-    """Everything one transition writes on the ticket."""
+    """Everything one transition writes on the ticket, folded from the effects in order."""
 
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     cc: tuple[str, ...] | None = None
     admin_cc: tuple[str, ...] | None = None
-    status: str | None = None
-    comments: list[str] = field(default_factory=list)
-    replies: list[str] = field(default_factory=list)
+    resolve: bool = False
+    comments: tuple[str, ...] = ()
+    replies: tuple[str, ...] = ()
+    follow_ups: tuple[effects.MoveNextDeferredIn, ...] = ()
+
+    @classmethod
+    def from_effects(cls, asked_for: Iterable[effects.Effect]) -> TicketPlan:
+        """Fold effects in order: later fields and watchers win; messages keep their order,
+        headlines first."""
+        fields: dict[str, str] = {}
+        cc: tuple[str, ...] | None = None
+        admin_cc: tuple[str, ...] | None = None
+        resolve = False
+        comments: list[str] = []
+        headlines: list[str] = []
+        replies: list[str] = []
+        follow_ups: list[effects.MoveNextDeferredIn] = []
+        for effect in asked_for:
+            match effect:
+                case effects.Comment(text=text, headline=True):
+                    comments.insert(len(headlines), text)
+                    headlines.append(text)
+                case effects.Comment(text=text):
+                    comments.append(text)
+                case effects.Reply(text=text):
+                    replies.append(text)
+                case effects.SetFields(fields=more):
+                    fields.update(more)
+                case effects.SetWatchers(cc=new_cc, admin_cc=new_admin):
+                    cc, admin_cc = new_cc, new_admin
+                case effects.Resolve():
+                    resolve = True
+                case effects.MoveNextDeferredIn():
+                    follow_ups.append(effect)
+        return cls(
+            fields=MappingProxyType(fields),
+            cc=cc,
+            admin_cc=admin_cc,
+            resolve=resolve,
+            comments=tuple(comments),
+            replies=tuple(replies),
+            follow_ups=tuple(follow_ups),
+        )
 
 
 def history_text(

@@ -42,6 +42,9 @@ class ClosingProcessor:
     def __init__(self) -> None:
         self.closed = False
 
+    def gave_up(self, job: records.Job, message: str) -> None:
+        """Nothing to tell anyone about a dead letter."""
+
     def process(self, job: records.Job) -> None:
         pass
 

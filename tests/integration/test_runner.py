@@ -65,6 +65,9 @@ class FakeProcessor:
         self.seen: list[int] = []
         self.behaviour = behaviour
 
+    def gave_up(self, job: records.Job, message: str) -> None:
+        """Nothing to tell anyone about a dead letter."""
+
     def process(self, job: records.Job) -> None:
         self.seen.append(job.id)
         if self.behaviour is not None:

@@ -43,6 +43,9 @@ class Recorder:
         self.order: list[str] = []
         self.lock = threading.Lock()
 
+    def gave_up(self, job: records.Job, message: str) -> None:
+        """Nothing to tell anyone about a dead letter."""
+
     def process(self, job: records.Job) -> None:
         with self.lock:
             self.order.append(f"process {job.request.transaction_id}")

@@ -17,6 +17,7 @@ from bridge.records import RolloutState as S
 from bridge.settings import model as settings_model
 from bridge.store import database, events, queue, releases
 from repo_daemon.workflow import processor as transitions
+from tests.support.fake_repository import FakeRepository
 
 BASE_FIELDS = {
     "RolloutProgress": ("Submitted",),
@@ -111,11 +112,13 @@ class World:
         self.queue = queue.Queue(engine)
         self.store = releases.ReleaseStore(engine)
         self.rt = FakeTracker()
+        self.repository = FakeRepository()
         self.processor = transitions.WorkflowProcessor(
             settings,
             self.queue,
             self.store,
             lambda: self.rt,  # type: ignore[arg-type,return-value]
+            repository=self.repository,
         )
         self._txn = itertools.count(1000)
 
@@ -174,7 +177,13 @@ def test_a_release_walks_to_production(world: World) -> None:
     assert world.rt.comments[1][-1].startswith("RolloutProgress: Submitted → Unverified.")
     assert len(world.rt.comments[1]) == 1
     steps = world.store.steps_done(1)
-    assert {"check_fields", "fetch_release", "sync_packages", "write_ticket"} <= set(steps)
+    assert {
+        "check_fields",
+        "freeze_release_xml",
+        "validate_release",
+        "publish_unverified",
+        "write_ticket",
+    } <= set(steps)
 
     _walk(world, 1, S.IN_VERIFICATION, S.STAGE_ROLLOUT)
     assert world.cc(1) == ("sw-rel-sr", "sw-rel-early-adopters")
@@ -289,10 +298,17 @@ def test_a_transient_rt_error_is_retried_and_resumes(world: World) -> None:
     with pytest.raises(errors.TrackerUnavailable):
         world.processor.process(job)
     done_first = world.store.steps_done(job.id)
-    assert "sync_packages" in done_first and "write_ticket" not in done_first
+    assert "publish_unverified" in done_first and "write_ticket" not in done_first
     world.processor.process(job)
     assert world.state(1) == "Unverified"
     assert set(world.store.steps_done(job.id)) >= {"write_ticket", "comment"}
+    # Resumed after its publication: nothing is fetched, synced or published twice.
+    ran = world.repository.steps(1)
+    for step in ("freeze_release_xml", "sync_packages", "publish_unverified"):
+        assert ran.count(step) == 1, (step, ran)
+    assert world.rt.tickets[1].field("RepositoryURL") == (
+        "https://repo.example/unverified/rel1/1.0.0/"
+    )
 
 
 def test_a_dead_lettered_change_sets_failed(world: World) -> None:

@@ -47,6 +47,9 @@ class RecordingProcessor:
         finally:
             os.close(fd)
 
+    def gave_up(self, job: records.Job, message: str) -> None:
+        """Nothing to tell anyone about a dead letter."""
+
     def process(self, job: records.Job) -> None:
         fields = f"{os.getpid()} {job.id} {job.ticket_id} {job.request.transaction_id}"
         self._append(f"start {fields} {job.attempts}")

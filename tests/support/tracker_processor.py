@@ -44,6 +44,9 @@ class TrackerProcessor:
                 self._clients.append(client)
         return client
 
+    def gave_up(self, job: records.Job, message: str) -> None:
+        """Nothing to tell anyone about a dead letter."""
+
     def process(self, job: records.Job) -> None:
         """Read the ticket and record a ``job_processed`` event. Raises ``TrackerError``s."""
         ticket = self._client().get_ticket(job.ticket_id)

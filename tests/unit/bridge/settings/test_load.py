@@ -132,7 +132,7 @@ def test_workflow_and_notification_settings(tmp_path: Path) -> None:
     assert settings.workflow.workflow_for("CAs") == "direct"
     assert settings.workflow.workflow_for("UMD-5") == "staged"
     assert settings.workflow.cc["StageRollout"] == ("sw-rel-sr",)
-    assert settings.workflow.cc["Unverified"] == ("sw-rel-qc",)  # defaults kept
+    assert "Unverified" not in settings.workflow.cc  # the workflow definition's Cc stays
     env = {**BASE, "ROLLOUT_NOTIFY_CC": "Production=ops+sites", "ROLLOUT_WORKFLOWS": "X=fast"}
     with pytest.raises(errors.ConfigError, match="workflows: X = 'fast' is not a template"):
         settings_load.load_settings(env)

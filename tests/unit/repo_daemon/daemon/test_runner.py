@@ -63,12 +63,16 @@ class FakeProcessor:
 
     def __init__(self, behaviour: Callable[[records.Job], None] | None = None) -> None:
         self.seen: list[int] = []
+        self.gave_up_on: list[tuple[int, str]] = []
         self.behaviour = behaviour
 
     def process(self, job: records.Job) -> None:
         self.seen.append(job.id)
         if self.behaviour is not None:
             self.behaviour(job)
+
+    def gave_up(self, job: records.Job, message: str) -> None:
+        self.gave_up_on.append((job.id, message))
 
     def close(self) -> None:
         pass
@@ -157,7 +161,8 @@ def test_transient_errors_end_in_the_dead_letter(
 ) -> None:
     job_id = jobs.enqueue(change(1, 10))
     down = daemon_errors.ProcessingFailed("rsync: connection refused", transient=True)
-    run = make_runner(jobs, FakeProcessor(raising(down)), max_attempts=3)
+    processor = FakeProcessor(raising(down))
+    run = make_runner(jobs, processor, max_attempts=3)
 
     outcomes = []
     for _ in range(3):
@@ -168,6 +173,8 @@ def test_transient_errors_end_in_the_dead_letter(
     assert outcomes == [(1, 0), (1, 0), (0, 1)]
     job = status(jobs, job_id)
     assert (job.status, job.attempts) == (records.JobStatus.DEAD, 3)
+    # Only the dead letter is handed back to the processor, once, with the cause.
+    assert processor.gave_up_on == [(job_id, "ProcessingFailed: rsync: connection refused")]
     assert [e.kind.value for e in jobs.events(ticket_id=1)] == [
         "job_dead",
         "job_retry",

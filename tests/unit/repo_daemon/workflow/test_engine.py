@@ -40,7 +40,7 @@ PAIRS = [(a, b) for a in S for b in S]
 
 @pytest.mark.parametrize(("current", "requested"), PAIRS, ids=lambda s: s.label)
 def test_every_pair_of_states(current: S, requested: S) -> None:
-    decision = engine.decide(STAGED, current, requested, Facts())
+    decision = engine.decide(STAGED, at=current, asked=requested, facts=Facts())
     if requested == current:
         assert decision.outcome is Outcome.STAY
         assert decision.actions == ()
@@ -62,7 +62,7 @@ def test_the_expected_table_covers_121_pairs() -> None:
 
 
 def test_a_block_says_what_is_allowed() -> None:
-    decision = engine.decide(STAGED, STR, INV, Facts())
+    decision = engine.decide(STAGED, at=STR, asked=INV, facts=Facts())
     assert decision.reason == (
         "RolloutProgress cannot go from StageRollout to InVerification; RolloutProgress stays "
         "StageRollout (from StageRollout it may go to: Production, Rejected, Ignored, NotPublished)"
@@ -70,7 +70,7 @@ def test_a_block_says_what_is_allowed() -> None:
 
 
 def test_a_final_state_says_so() -> None:
-    decision = engine.decide(STAGED, PRD, STR, Facts())
+    decision = engine.decide(STAGED, at=PRD, asked=STR, facts=Facts())
     assert decision.outcome is Outcome.BLOCK
     assert decision.reason.startswith("Production is final")
     assert "nothing follows it" in decision.reason
@@ -105,7 +105,7 @@ FACT_CASES = [
     pytest.param(INV, IGN, Facts(), Outcome.MOVE, IGN, ("remove_release", "resolve_ticket"),
                  id="ignored-removes-and-resolves"),
     pytest.param(FLD, UNV, Facts(failed_target=UNV), Outcome.MOVE, UNV,
-                 ("fetch_release", "sync_packages", "publish_unverified"), id="retry-intake"),
+                 ("freeze_release_xml", "sync_packages", "publish_unverified"), id="retry-intake"),
     pytest.param(FLD, STR, Facts(failed_target=UNV), Outcome.BLOCK, FLD, (),
                  id="retry-only-where-it-failed"),
     pytest.param(FLD, STR, Facts(failed_target=STR, slot_holders=(7,)), Outcome.MOVE, DEF,
@@ -123,37 +123,37 @@ FACT_CASES = [
 def test_facts_change_the_answer(
     current: S, requested: S, facts: Facts, outcome: Outcome, state: S, actions: tuple[str, ...]
 ) -> None:
-    decision = engine.decide(STAGED, current, requested, facts)
+    decision = engine.decide(STAGED, at=current, asked=requested, facts=facts)
     assert (decision.outcome, decision.state) == (outcome, state), decision.reason
     assert set(actions) <= set(decision.actions)
 
 
 def test_deferral_names_the_slot_holder() -> None:
-    decision = engine.decide(STAGED, INV, STR, Facts(slot_holders=(41,)))
+    decision = engine.decide(STAGED, at=INV, asked=STR, facts=Facts(slot_holders=(41,)))
     assert "held by #41" in decision.reason
     assert "asked for StageRollout" in decision.reason
 
 
 def test_production_without_emergency_says_why() -> None:
-    decision = engine.decide(STAGED, INV, PRD, Facts())
+    decision = engine.decide(STAGED, at=INV, asked=PRD, facts=Facts())
     assert "only an emergency release (EmergencyRelease = Yes) may do this" in decision.reason
 
 
 def test_retry_from_failed_says_where_it_may_go() -> None:
-    decision = engine.decide(STAGED, FLD, STR, Facts(failed_target=UNV))
+    decision = engine.decide(STAGED, at=FLD, asked=STR, facts=Facts(failed_target=UNV))
     assert "only be retried into the state whose processing failed" in decision.reason
 
 
 def test_intake_does_the_repository_work_in_order() -> None:
-    decision = engine.decide(STAGED, SUB, UNV, Facts())
+    decision = engine.decide(STAGED, at=SUB, asked=UNV, facts=Facts())
     assert decision.actions == (
-        "check_fields", "fetch_release", "validate_release", "sync_packages", "verify_packages",
-        "publish_unverified", "set_repository_url", "notify_watchers",
+        "check_fields", "freeze_release_xml", "validate_release", "sync_packages",
+        "publish_unverified", "notify_watchers",
     )  # fmt: skip
 
 
 def test_a_failure_goes_to_failed_and_says_how_to_retry() -> None:
-    decision = engine.on_failure(STAGED, SUB, UNV, "checksum of a.rpm differs")
+    decision = engine.on_failure(STAGED, at=SUB, attempted=UNV, error="checksum of a.rpm differs")
     assert decision.state is FLD
     assert decision.actions == ("comment_failure", "notify_watchers")
     assert "set RolloutProgress to Unverified to retry, or to Rejected" in decision.reason
@@ -161,20 +161,50 @@ def test_a_failure_goes_to_failed_and_says_how_to_retry() -> None:
 
 def test_direct_workflow_has_no_staged_rollout() -> None:
     assert STR not in DIRECT.states and DEF not in DIRECT.states
-    assert engine.decide(DIRECT, INV, PRD, Facts()).state is PRD
-    blocked = engine.decide(DIRECT, INV, STR, Facts())
+    assert engine.decide(DIRECT, at=INV, asked=PRD, facts=Facts()).state is PRD
+    blocked = engine.decide(DIRECT, at=INV, asked=STR, facts=Facts())
     assert blocked.outcome is Outcome.BLOCK
     assert "the direct workflow does not use StageRollout" in blocked.reason
 
 
-@pytest.mark.parametrize("definition", [STAGED, DIRECT], ids=lambda d: d.name)
-def test_shipped_definitions_are_sound(definition: model.Definition) -> None:
-    # No unreachable states, no exits from final states, every final row resolves the ticket.
-    from repo_daemon.workflow.loader import check
+def _fact_sets(definition: model.Definition) -> list[Facts]:
+    plain = [Facts(emergency=e, slot_holders=h) for e in (False, True) for h in ((), (7,))]
+    return plain + [Facts(failed_target=s) for s in definition.states]
 
-    assert check(definition) == []
-    for state in definition.terminal:
-        assert definition.rows_from(state) == ()
-    for row in definition.transitions:
-        if row.result in definition.terminal:
-            assert "resolve_ticket" in row.actions
+
+@pytest.mark.parametrize("definition", [STAGED, DIRECT], ids=lambda d: d.name)
+def test_every_state_of_a_shipped_workflow_is_reached_by_asking(
+    definition: model.Definition,
+) -> None:
+    # Walk the engine itself (not the loader's check): from the initial state, every request
+    # under every set of facts, plus a processing failure wherever a move has work.
+    reached, frontier = {definition.initial}, [definition.initial]
+    while frontier:
+        at = frontier.pop()
+        for asked in S:
+            for facts in _fact_sets(definition):
+                decision = engine.decide(definition, at=at, asked=asked, facts=facts)
+                ends = {decision.state} if decision.outcome is Outcome.MOVE else set()
+                if decision.outcome is Outcome.MOVE:
+                    ends.add(engine.on_failure(definition, at=at, attempted=asked, error="x").state)
+                for state in ends - reached:
+                    reached.add(state)
+                    frontier.append(state)
+    assert reached == set(definition.states)
+
+
+@pytest.mark.parametrize("definition", [STAGED, DIRECT], ids=lambda d: d.name)
+def test_a_shipped_workflow_can_close_a_release_from_every_open_state(
+    definition: model.Definition,
+) -> None:
+    # Invariant 10: Rejected, Ignored and NotPublished are always possible, and they take the
+    # release out of the trees and resolve the ticket; nothing leaves a final state.
+    for at in set(definition.states) - definition.terminal:
+        for closing in (REJ, IGN, S.NOT_PUBLISHED):
+            decision = engine.decide(definition, at=at, asked=closing, facts=Facts())
+            assert (decision.outcome, decision.state) == (Outcome.MOVE, closing), (at, closing)
+            assert "remove_release" in decision.actions and "resolve_ticket" in decision.actions
+    for at in definition.terminal:
+        for asked in set(S) - {at}:
+            decision = engine.decide(definition, at=at, asked=asked, facts=Facts())
+            assert decision.outcome is Outcome.BLOCK, (at, asked)

@@ -24,10 +24,10 @@ Rejected = "no"
 Failed = "broken"
 """
 GOOD_ROWS = [
-    "[Submitted] - <Unverified> {fetch_release} -> [Unverified]",
+    "[Submitted] - <Unverified> {freeze_release_xml} -> [Unverified]",
     "[Unverified] - <Production> {promote_to_production} {resolve_ticket} -> [Production]",
     "[Submitted|Unverified|Failed] - <Rejected> {resolve_ticket} -> [Rejected]",
-    "[Failed] - <Unverified> ?retrying {fetch_release} -> [Unverified]",
+    "[Failed] - <Unverified> ?retrying {freeze_release_xml} -> [Unverified]",
 ]
 
 
@@ -64,7 +64,8 @@ def test_a_good_definition_loads() -> None:
         ([*GOOD_ROWS, "[Production] - <Rejected> {resolve_ticket} -> [Rejected]"],
          "row 5: leaves the final state Production"),
         ([GOOD_ROWS[0], "[Unverified] - <Production> {promote_to_production} -> [Production]",
-          *GOOD_ROWS[2:]], "row 2: ends in the final state Production without {resolve_ticket}"),
+          *GOOD_ROWS[2:]],
+         "row 2: ends in the final state Production without an action that resolves the ticket"),
         ([*GOOD_ROWS, "[Unverified] - <Production> ?emergency {resolve_ticket} -> [Production]"],
          "row 5: never used, row 2 matches first"),
         ([*GOOD_ROWS, "[Unverified] - <Failed> -> [Failed]"],
@@ -130,7 +131,6 @@ def test_renderings_name_every_state_and_edge(name: str) -> None:
         assert state.label in mermaid
         assert f'"{state.label}"' in dot
     assert mermaid.startswith("stateDiagram-v2\n    [*] --> Submitted\n")
-    assert "InVerification --> Production" in mermaid if name == "direct" else True
     assert dot.startswith(f'digraph "{name}" {{') and dot.rstrip().endswith("}")
     for row in definition.transitions:
         assert row.render() in text
@@ -139,5 +139,88 @@ def test_renderings_name_every_state_and_edge(name: str) -> None:
 def test_docs_show_the_shipped_workflows() -> None:
     docs = (paths.ROOT / "docs" / "workflow.md").read_text()
     for name in loader.TEMPLATES:
-        diagram = render.as_mermaid(loader.load_template(name)).rstrip()
-        assert diagram in docs, f"docs/workflow.md is stale for {name}: regenerate its diagram"
+        definition = loader.load_template(name)
+        for shown in (render.as_mermaid(definition), render.as_text(definition)):
+            assert f"\n{shown.rstrip()}\n```" in docs, (
+                f"docs/workflow.md is stale for {name}: regenerate its diagram and text"
+            )
+
+
+def test_only_the_direct_workflow_goes_from_verification_to_production() -> None:
+    edge = "InVerification --> Production"
+    assert edge in render.as_mermaid(loader.load_template("direct"))
+    staged = render.as_mermaid(loader.load_template("staged"))
+    assert f"{edge}: ?emergency" in staged  # staged: only an emergency skips staged rollout
+    assert f"{edge}\n" not in staged
+
+
+GROUPS = """
+[groups]
+intake = ["check_fields", "freeze_release_xml", "notify_watchers"]
+"""
+
+
+def test_groups_expand_in_order_and_render_as_written() -> None:
+    rows = ["[Submitted] - <Unverified> {@intake} {sync_packages} -> [Unverified]", *GOOD_ROWS[1:]]
+    definition = loader.parse(_text(rows, states=GROUPS + STATES), source="test.toml")
+    row = definition.transitions[0]
+    assert row.actions == ("check_fields", "freeze_release_xml", "notify_watchers", "sync_packages")
+    assert row.render() == rows[0]
+    assert definition.groups == {"intake": GOOD_GROUP}
+
+
+GOOD_GROUP = ("check_fields", "freeze_release_xml", "notify_watchers")
+
+
+@pytest.mark.parametrize(
+    ("groups", "row", "problem"),
+    [
+        (GROUPS, "[Submitted] - <Unverified> {@stage} -> [Unverified]",
+         "row 1: unknown group {@stage}; groups: @intake"),
+        ('[groups]\nintake = ["check_fields", "teleport"]\n',
+         "[Submitted] - <Unverified> {@intake} -> [Unverified]",
+         "[groups]: intake: unknown action {teleport}"),
+        ('[groups]\nintake = []\n', "[Submitted] - <Unverified> {@intake} -> [Unverified]",
+         "[groups]: intake must be a non-empty list of actions"),
+        (GROUPS, "[Submitted] - <Unverified> {@intake} {check_fields} -> [Unverified]",
+         "row 1: {check_fields} appears more than once"),
+    ],
+    ids=["unknown-group", "unknown-action-in-group", "empty-group", "action-twice"],
+)  # fmt: skip
+def test_group_problems_are_named(groups: str, row: str, problem: str) -> None:
+    problems = _problems([row, *GOOD_ROWS[1:]], states=groups + STATES)
+    assert any(problem in p for p in problems), problems
+
+
+def test_a_state_table_says_what_people_are_told_and_who_is_cc() -> None:
+    states = STATES.replace(
+        'Unverified = "published"',
+        'Unverified = { description = "published", news = "Look.", reply = "Yours: {subject}",'
+        ' cc = ["sw-rel-qc"] }',
+    )
+    definition = loader.parse(_text(GOOD_ROWS, states=states), source="test.toml")
+    info = definition.info(loader.RolloutState.UNVERIFIED)
+    assert (info.description, info.news, info.reply, info.cc) == (
+        "published",
+        "Look.",
+        "Yours: {subject}",
+        ("sw-rel-qc",),
+    )
+    assert definition.info(loader.RolloutState.SUBMITTED).cc == ()
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('{ description = "p", colour = "red" }',
+         "[states]: Unverified: unknown keys colour (description, news, reply, cc)"),
+        ('{ description = "p", cc = "sw-rel-qc" }',
+         "[states]: Unverified: cc must be a list of RT group names"),
+        ("3", "[states]: Unverified: write a description, or a table"),
+    ],
+    ids=["unknown-key", "cc-not-a-list", "not-a-table"],
+)  # fmt: skip
+def test_state_table_problems_are_named(table: str, problem: str) -> None:
+    states = STATES.replace('Unverified = "published"', f"Unverified = {table}")
+    problems = _problems(GOOD_ROWS, states=states)
+    assert any(problem in p for p in problems), problems

@@ -1,0 +1,107 @@
+"""Gather: everything a transition's actions read, read once into immutable views.
+
+``TicketView`` is the ticket's fields parsed once, with one rule for each business fact (the
+major release is the ticket's ``AssociatedMajorRelease``; release.xml may only agree with it).
+``Inputs`` is what every handler gets: the change asked for, the ticket, the bridge's record of
+the release, the facts the engine looked at, its decision, and the workflow's people table. It
+reads nothing itself except the frozen release.xml, on first use and once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+from bridge import records
+from bridge.records import RolloutState
+from bridge.store import releases
+from repo_daemon.release_xml import model as release_model
+from repo_daemon.workflow import engine, model
+
+
+@dataclass(frozen=True, kw_only=True)
+class TicketView:
+    """The fields of a release's ticket the bridge acts on, parsed once."""
+
+    id: int
+    subject: str
+    progress: RolloutState  # what RT shows now (empty means Submitted)
+    major_release: str | None  # AssociatedMajorRelease: the one rule for the major release
+    emergency: bool  # EmergencyRelease = Yes
+    release_type: str | None
+    sync_url: str | None
+    sync_protocol: str | None
+    ticket: records.Ticket  # as read, for the write-back's comparison
+
+    @classmethod
+    def of(cls, ticket: records.Ticket) -> TicketView:
+        def text(name: str) -> str | None:
+            value = (ticket.field(name) or "").strip()
+            return value or None
+
+        return cls(
+            id=ticket.id,
+            subject=ticket.subject,
+            progress=ticket.rollout_state,
+            major_release=text("AssociatedMajorRelease"),
+            emergency=(text("EmergencyRelease") or "No") == "Yes",
+            release_type=text("ReleaseType"),
+            sync_url=text("Sync-URL"),
+            sync_protocol=text("Sync-Protocol"),
+            ticket=ticket,
+        )
+
+    def field(self, name: str) -> str | None:
+        """A custom field's value as RT shows it (None when empty)."""
+        return self.ticket.field(name)
+
+
+@dataclass(frozen=True, kw_only=True)
+class People:
+    """Who is Cc in each state: the workflow's table, with the settings' overrides."""
+
+    cc_overrides: Mapping[str, tuple[str, ...]]  # state label -> groups
+    admin_cc: tuple[str, ...]
+
+    def cc(self, definition: model.Definition, state: RolloutState) -> tuple[str, ...]:
+        override = self.cc_overrides.get(state.label)
+        return override if override is not None else definition.info(state).cc
+
+
+@dataclass(frozen=True, kw_only=True)
+class Inputs:
+    """What one transition's handlers read. Immutable: handlers return effects instead."""
+
+    job: records.Job
+    ticket: TicketView
+    release: releases.Release  # the bridge's record, as it was before this transition
+    facts: model.Facts
+    decision: engine.Decision
+    definition: model.Definition
+    people: People
+    failure: str = ""  # why processing failed (the failure actions only)
+    # The lasting work this job finished in an earlier attempt (a resumed job skips it).
+    checkpoints: frozenset[str] = frozenset()
+    read_release_xml: Callable[[], release_model.ReleaseInfo]
+
+    @property
+    def came_from(self) -> RolloutState:
+        """Where the release was."""
+        return self.release.state
+
+    @property
+    def going_to(self) -> RolloutState:
+        """Where the release ends up (the decision's state)."""
+        return self.decision.state
+
+    @property
+    def automatic(self) -> bool:
+        """The change is the bridge's own (e.g. a Deferred release moving in)."""
+        return self.job.request.source is records.JobSource.BRIDGE
+
+    @cached_property
+    def release_xml(self) -> release_model.ReleaseInfo:
+        """The frozen release.xml, parsed and checked against the ticket (read on first use).
+        Raises the parser's errors."""
+        return self.read_release_xml()

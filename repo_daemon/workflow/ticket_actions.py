@@ -1,0 +1,90 @@
+"""The handlers of the actions that only tell people: what the ticket says, who is Cc, whether
+it is resolved. Pure: each takes the gathered ``Inputs`` and returns effects; nothing is
+written here (the processor applies the effects once).
+
+Who gets mail follows RT's scrips: a comment mails AdminCc (and Cc, with the product's "On
+Comment Notify Ccs as Comment" scrip), a reply also mails the requestors — so only messages
+meant for the technology provider are replies.
+"""
+
+from __future__ import annotations
+
+from repo_daemon import errors
+from repo_daemon.workflow import effects
+from repo_daemon.workflow.gather import Inputs
+
+# Fields the repository work needs on the ticket.
+MANDATORY_FIELDS = ("Sync-URL", "Sync-Protocol", "AssociatedMajorRelease", "ReleaseType")
+
+
+def check_fields(inputs: Inputs) -> effects.Result:
+    """Refuse (permanently) a ticket that lacks what the repository work needs, naming every
+    empty mandatory field."""
+    missing = [name for name in MANDATORY_FIELDS if not inputs.ticket.field(name)]
+    if missing:
+        raise errors.ProcessingFailed(
+            f"the ticket lacks {', '.join(missing)}; fill "
+            f"{'it' if len(missing) == 1 else 'them'} in on the ticket",
+            transient=False,
+            ticket_id=inputs.ticket.id,
+        )
+    return effects.Result(detail="mandatory fields present")
+
+
+def notify_watchers(inputs: Inputs) -> effects.Result:
+    """Set the Cc groups of the state entered and tell them what happened (the headline)."""
+    state = inputs.going_to
+    if inputs.failure:
+        text = f"RolloutProgress: {inputs.came_from.label} → {state.label}. {inputs.failure}."
+    else:
+        how = " (automatically)" if inputs.automatic else ""
+        news = inputs.definition.info(state).news
+        text = f"RolloutProgress: {inputs.came_from.label} → {state.label}{how}. {news}"
+    watchers = effects.SetWatchers(
+        cc=inputs.people.cc(inputs.definition, state), admin_cc=inputs.people.admin_cc
+    )
+    return effects.Result(
+        detail="watchers set",
+        effects=(watchers, effects.Comment(text=text.strip(), headline=True)),
+    )
+
+
+def comment_deferred(inputs: Inputs) -> effects.Result:
+    """Say which release holds the staged-rollout slot, and what happens next."""
+    holders = ", ".join(f"#{t}" for t in inputs.facts.slot_holders) or "another release"
+    text = (
+        f"Deferred: the {inputs.ticket.major_release} staged-rollout slot is held by {holders}. "
+        "This release moves into StageRollout by itself, oldest first, when the slot frees."
+    )
+    return effects.Result(detail="deferral explained", effects=(effects.Comment(text=text),))
+
+
+def comment_outcome(inputs: Inputs) -> effects.Result:
+    """Say what the outcome is, for the release managers."""
+    state = inputs.going_to
+    text = f"{state.label}: {inputs.definition.info(state).news}"
+    return effects.Result(detail="outcome commented", effects=(effects.Comment(text=text),))
+
+
+def reply_provider(inputs: Inputs) -> effects.Result:
+    """Tell the technology provider (the requestors) the outcome."""
+    state = inputs.going_to
+    info = inputs.definition.info(state)
+    reply = info.reply or (
+        f"Your release {{subject}} is {state.label}. {info.news} The comments on this ticket "
+        "say why."
+    )
+    # Plain replacement, not str.format: a subject is the provider's text.
+    text = reply.replace("{subject}", repr(inputs.ticket.subject))
+    return effects.Result(detail="provider told", effects=(effects.Reply(text=text),))
+
+
+def comment_failure(inputs: Inputs) -> effects.Result:
+    """Say what failed and what a person can do about it."""
+    text = f"Processing failed: {inputs.failure}."
+    return effects.Result(detail="failure explained", effects=(effects.Comment(text=text),))
+
+
+def resolve_ticket(inputs: Inputs) -> effects.Result:
+    """Resolve the ticket (with the last reply, if there is one, so RT does not reopen it)."""
+    return effects.Result(detail="resolved", effects=(effects.Resolve(),))

@@ -1,0 +1,85 @@
+"""The people actions are pure: gathered inputs in, effects out."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bridge.records import JobSource
+from bridge.records import RolloutState as S
+from repo_daemon import errors
+from repo_daemon.workflow import effects, engine, model, ticket_actions
+from tests.unit.repo_daemon.workflow.conftest import MakeInputs
+
+
+def test_check_fields_names_every_empty_mandatory_field(make_inputs: MakeInputs) -> None:
+    inputs = make_inputs(S.SUBMITTED, S.UNVERIFIED, **{"Sync-URL": "", "ReleaseType": ""})
+    with pytest.raises(errors.ProcessingFailed) as caught:
+        ticket_actions.check_fields(inputs)
+    assert "the ticket lacks Sync-URL, ReleaseType; fill them in" in str(caught.value)
+    assert caught.value.transient is False
+    assert ticket_actions.check_fields(make_inputs(S.SUBMITTED, S.UNVERIFIED)).effects == ()
+
+
+def test_notify_watchers_sets_the_states_cc_and_leads_with_the_news(
+    make_inputs: MakeInputs,
+) -> None:
+    result = ticket_actions.notify_watchers(make_inputs(S.SUBMITTED, S.UNVERIFIED))
+    watchers, headline = result.effects
+    assert watchers == effects.SetWatchers(cc=("sw-rel-qc",), admin_cc=("sw-rel-admin",))
+    assert headline == effects.Comment(
+        text="RolloutProgress: Submitted → Unverified. The release is published to unverified "
+        "and waits for verification.",
+        headline=True,
+    )
+
+
+def test_an_automatic_move_says_so(make_inputs: MakeInputs) -> None:
+    inputs = make_inputs(S.DEFERRED, S.STAGE_ROLLOUT, source=JobSource.BRIDGE)
+    (_, headline) = ticket_actions.notify_watchers(inputs).effects
+    assert isinstance(headline, effects.Comment)
+    assert headline.text.startswith("RolloutProgress: Deferred → StageRollout (automatically).")
+
+
+def test_a_failure_headline_carries_the_reason(make_inputs: MakeInputs) -> None:
+    inputs = make_inputs(S.SUBMITTED, S.UNVERIFIED)
+    failure = engine.on_failure(
+        inputs.definition, at=S.SUBMITTED, attempted=S.UNVERIFIED, error="x"
+    )
+    inputs = dataclasses.replace(inputs, decision=failure, failure="checksum of a.rpm differs")
+    (_, headline) = ticket_actions.notify_watchers(inputs).effects
+    assert headline == effects.Comment(
+        text="RolloutProgress: Submitted → Failed. checksum of a.rpm differs.", headline=True
+    )
+    (comment,) = ticket_actions.comment_failure(inputs).effects
+    assert comment == effects.Comment(text="Processing failed: checksum of a.rpm differs.")
+
+
+def test_deferral_names_the_holders(make_inputs: MakeInputs) -> None:
+    inputs = make_inputs(
+        S.IN_VERIFICATION, S.STAGE_ROLLOUT, facts=model.Facts(slot_holders=(41, 42))
+    )
+    (comment,) = ticket_actions.comment_deferred(inputs).effects
+    assert isinstance(comment, effects.Comment)
+    assert comment.text.startswith("Deferred: the UMD-5 staged-rollout slot is held by #41, #42.")
+
+
+def test_the_provider_reply_comes_from_the_state_table_with_the_subject_quoted(
+    make_inputs: MakeInputs,
+) -> None:
+    inputs = make_inputs(S.STAGE_ROLLOUT, S.PRODUCTION, subject="ARC {7}")
+    (reply,) = ticket_actions.reply_provider(inputs).effects
+    assert reply == effects.Reply(text="Your release 'ARC {7}' is in production. Thank you.")
+    rejected = make_inputs(S.IN_VERIFICATION, S.REJECTED)
+    (reply,) = ticket_actions.reply_provider(rejected).effects
+    assert isinstance(reply, effects.Reply)
+    assert reply.text.startswith("Your release 'ARC 7.1' is Rejected. The release was rejected")
+
+
+def test_resolve_and_outcome(make_inputs: MakeInputs) -> None:
+    inputs = make_inputs(S.IN_VERIFICATION, S.IGNORED)
+    assert ticket_actions.resolve_ticket(inputs).effects == (effects.Resolve(),)
+    assert ticket_actions.comment_outcome(inputs).effects == (
+        effects.Comment(text="Ignored: The release is ignored and removed from the repository."),
+    )
