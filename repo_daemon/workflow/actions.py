@@ -44,6 +44,12 @@ class Action:
     rerun_on_resume: bool
     resolves_ticket: bool = False  # a row that ends in a final state must have one
 
+    @property
+    def checkpointed(self) -> bool:
+        """Whether its result is saved on the job (work with lasting results, and checks);
+        what only tells people is rebuilt on every attempt instead."""
+        return self.kind not in (ActionKind.PEOPLE, ActionKind.FOLLOW_UP)
+
 
 def _pure(handler: Callable[[Inputs], effects.Result]) -> Handler:
     def run(inputs: Inputs, _services: Services) -> effects.Result:

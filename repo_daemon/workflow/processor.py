@@ -200,7 +200,7 @@ class WorkflowProcessor:
             if name in inputs.checkpoints and not action.rerun_on_resume:
                 continue
             result = action.handler(inputs, services)
-            if not action.rerun_on_resume:
+            if action.checkpointed:
                 self.store.mark_step(inputs.job.id, name, result.detail)
             asked_for.extend(result.effects)
         return asked_for

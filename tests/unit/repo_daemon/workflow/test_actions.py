@@ -38,9 +38,16 @@ def test_failure_actions_only_tell_people() -> None:
 def test_lasting_work_is_checkpointed_and_pure_actions_rerun() -> None:
     for action in REGISTRY.values():
         if action.kind in (ActionKind.PEOPLE, ActionKind.FOLLOW_UP):
-            assert action.rerun_on_resume, action.name
-        elif action.kind in (ActionKind.SLOT, ActionKind.CHECK):
+            assert action.rerun_on_resume and not action.checkpointed, action.name
+        else:
+            assert action.checkpointed, action.name
+        if action.kind in (ActionKind.SLOT, ActionKind.CHECK):
             assert not action.rerun_on_resume, action.name
+    # The one piece of lasting work that runs again: scratch is checked again before it is
+    # published by a resumed job.
+    assert [a.name for a in REGISTRY.values() if a.checkpointed and a.rerun_on_resume] == [
+        "sync_packages"
+    ]
 
 
 @pytest.mark.parametrize("name", [n for n, a in REGISTRY.items() if a.kind is ActionKind.PEOPLE])
