@@ -44,7 +44,7 @@ from pathlib import Path
 
 from repo_daemon.metadata import build as metadata
 from repo_daemon.metadata import signing, yum
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 
 TOOLS = ("createrepo_c", "apt-ftparchive", "gpg", "gpgconf", "rpmbuild", "rpm", "dpkg-deb", "gzip")
 
@@ -57,8 +57,8 @@ def exe(tool: str) -> str:
     return path
 
 
-YUM = manifest.RepositorySpec(identifier="rpm", name="RPMs", type="YUM", relative_path="rpms")
-APT = manifest.RepositorySpec(identifier="deb", name="Debs", type="APT", relative_path="debs")
+YUM = release_model.RepositorySpec(identifier="rpm", name="RPMs", type="YUM", relative_path="rpms")
+APT = release_model.RepositorySpec(identifier="deb", name="Debs", type="APT", relative_path="debs")
 
 
 # ---------------------------------------------------------------------------- packages

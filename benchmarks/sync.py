@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from repo_daemon.sync import fetch as sync
 from repo_daemon.sync import records as sync_records
 from repo_daemon.sync import verify
@@ -81,7 +81,9 @@ def measure(step: Callable[[], object]) -> Timing:
     return Timing(wall=wall, cpu=cpu)
 
 
-def make_release(root: Path, files: int, total: int, seed: int = 1) -> list[manifest.PackageFile]:
+def make_release(
+    root: Path, files: int, total: int, seed: int = 1
+) -> list[release_model.PackageFile]:
     """``files`` files of random bytes, ``total`` bytes in all, and their PackageFiles."""
     rng = random.Random(seed)  # noqa: S311  (incompressible test data, not secrets)
     weights = [rng.uniform(0.25, 1.75) for _ in range(files)]  # sizes around the mean
@@ -106,7 +108,7 @@ def make_release(root: Path, files: int, total: int, seed: int = 1) -> list[mani
                 digest.update(data)
                 out.write(data)
                 left -= len(data)
-        packages.append(manifest.PackageFile(path=rel, size=size, sha256=digest.hexdigest()))
+        packages.append(release_model.PackageFile(path=rel, size=size, sha256=digest.hexdigest()))
     return packages
 
 
@@ -119,7 +121,7 @@ def plain_rsync(url: str, dest: Path) -> None:
     )
 
 
-def check_bytes(result: sync_records.SyncResult, packages: list[manifest.PackageFile]) -> None:
+def check_bytes(result: sync_records.SyncResult, packages: list[release_model.PackageFile]) -> None:
     if result.bytes != sum(p.size for p in packages):
         raise SystemExit(f"synced {result.bytes} bytes, expected {sum(p.size for p in packages)}")
 

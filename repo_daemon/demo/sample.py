@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repo_daemon.demo import tools
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,7 +37,7 @@ class ProviderTree:
     """A provider's tree and the release.xml that describes it."""
 
     root: Path
-    packages: tuple[manifest.PackageFile, ...]
+    packages: tuple[release_model.PackageFile, ...]
     release_xml: bytes
 
     @property
@@ -178,7 +178,7 @@ def layout_provider_tree(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(package.file, target)
         data = target.read_bytes()
-        file = manifest.PackageFile(
+        file = release_model.PackageFile(
             path=rel, size=len(data), sha256=hashlib.sha256(data).hexdigest()
         )
         packages.append(file)
@@ -198,7 +198,7 @@ def layout_provider_tree(
 
 
 def release_xml(
-    entries: Sequence[tuple[BuiltPackage, manifest.PackageFile]],
+    entries: Sequence[tuple[BuiltPackage, release_model.PackageFile]],
     *,
     short_name: str = "rollout-test",
     version: tuple[int, int, int] = (1, 0, 0),

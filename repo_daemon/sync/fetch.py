@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from repo_daemon.sync import errors, https, records, rsync, sftp, urls, verify
 
 # By name: ``progress`` is the callback's keyword in the signatures below.
@@ -28,7 +28,7 @@ def sync(
     url: str,
     dest: Path,
     *,
-    packages: Sequence[manifest.PackageFile] | None = None,
+    packages: Sequence[release_model.PackageFile] | None = None,
     options: records.SyncOptions | None = None,
     progress: ProgressCallback | None = None,
     log_extra: Mapping[str, object] | None = None,
@@ -89,7 +89,7 @@ def sync_and_verify(
     protocol: str | None,
     url: str,
     dest: Path,
-    packages: Sequence[manifest.PackageFile],
+    packages: Sequence[release_model.PackageFile],
     *,
     options: records.SyncOptions | None = None,
     progress: ProgressCallback | None = None,

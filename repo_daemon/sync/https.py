@@ -17,13 +17,13 @@ from urllib.parse import quote
 import requests
 import urllib3
 
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from repo_daemon.sync import errors, progress, records, scratch, urls, verify
 
 
 def plan_https(
-    url: str, packages: Sequence[manifest.PackageFile], *, allow_http: bool = False
-) -> list[tuple[str, manifest.PackageFile]]:
+    url: str, packages: Sequence[release_model.PackageFile], *, allow_http: bool = False
+) -> list[tuple[str, release_model.PackageFile]]:
     """``(file URL, package)`` for every package: ``<url>/<path>`` with each component quoted.
 
     Refused: what ``urls.check_https_url`` refuses (``SyncUrlRefused``), and package paths
@@ -48,7 +48,7 @@ class _FileProblem(Exception):
 def sync_https(
     url: str,
     dest: Path,
-    packages: Sequence[manifest.PackageFile],
+    packages: Sequence[release_model.PackageFile],
     *,
     options: records.SyncOptions,
     report: progress.Progress,
@@ -99,7 +99,7 @@ def sync_https(
                       seconds=time.monotonic() - started)  # fmt: skip
 
 
-def _already_fetched(dest: Path, package: manifest.PackageFile) -> bool:
+def _already_fetched(dest: Path, package: release_model.PackageFile) -> bool:
     """Whether an earlier attempt left ``package`` in ``dest`` exactly as promised."""
     try:
         return verify.check_file(dest, package) is None
@@ -111,7 +111,7 @@ def _fetch_file(
     http: requests.Session,
     file_url: str,
     target: Path,
-    package: manifest.PackageFile,
+    package: release_model.PackageFile,
     ca: str | bool,
     options: records.SyncOptions,
     report: progress.Progress,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repo_daemon import errors
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def describe_problems(problems: Sequence[Problem]) -> str:
 
 def verify(
     tree: Path,
-    packages: Sequence[manifest.PackageFile],
+    packages: Sequence[release_model.PackageFile],
     *,
     workers: int | None = None,
     prehash: Prehash | None = None,
@@ -161,7 +161,7 @@ def _walk(tree: Path, prefix: str = "") -> Iterator[tuple[str, int]]:
 
 
 def check_file(
-    tree: Path, package: manifest.PackageFile, prehash: Prehash | None = None
+    tree: Path, package: release_model.PackageFile, prehash: Prehash | None = None
 ) -> Problem | None:
     """The problem with ``package``'s file below ``tree`` (missing, not a regular file, wrong
     size, wrong SHA-256), or None when it is as promised. A digest ``prehash`` took of this
@@ -202,7 +202,7 @@ class Prehash:
     Use as a context manager; leaving it waits for queued work (or drops it on an error)."""
 
     def __init__(
-        self, tree: Path, packages: Sequence[manifest.PackageFile], *, workers: int = 1
+        self, tree: Path, packages: Sequence[release_model.PackageFile], *, workers: int = 1
     ) -> None:
         self.tree = tree
         self._expected = {p.path: p for p in packages}
@@ -231,7 +231,7 @@ class Prehash:
     def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self.close(cancel=exc_type is not None)
 
-    def _hash(self, package: manifest.PackageFile) -> None:
+    def _hash(self, package: release_model.PackageFile) -> None:
         try:
             with _open_regular(self.tree, package.path) as handle:
                 before = _identity(os.fstat(handle.fileno()))

@@ -24,7 +24,7 @@ from repo_daemon.metadata import build as metadata
 from repo_daemon.metadata import signing
 from repo_daemon.publish import index
 from repo_daemon.publish import repository as publish
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from repo_daemon.release_xml import parse as release
 from repo_daemon.sync import fetch as sync
 from repo_daemon.sync import records as sync_records
@@ -105,7 +105,7 @@ class RepositoryWork:
             )
         return Step(detail=f"using the frozen release.xml (sha256 {found.release_sha256})")
 
-    def read_release_xml(self, ticket: TicketView) -> manifest.ReleaseInfo:
+    def read_release_xml(self, ticket: TicketView) -> release_model.ReleaseInfo:
         """The frozen release.xml, parsed and checked against the ticket's fields."""
         info = release.validate_file(self.release_xml_path(ticket.id))
         release.check_against_ticket(
@@ -115,7 +115,7 @@ class RepositoryWork:
 
     # -- packages -------------------------------------------------------------------------
 
-    def sync_packages(self, ticket: TicketView, info: manifest.ReleaseInfo) -> Step:
+    def sync_packages(self, ticket: TicketView, info: release_model.ReleaseInfo) -> Step:
         """Fetch the packages from Sync-URL into scratch and verify every file."""
         if not ticket.sync_url:
             raise errors.ProcessingFailed(
@@ -141,19 +141,19 @@ class RepositoryWork:
         state = "" if area.changed else " (already there)"
         return Step(detail=f"{what} {area.area.path}{state}")
 
-    def publish_unverified(self, ticket: TicketView, info: manifest.ReleaseInfo) -> Step:
+    def publish_unverified(self, ticket: TicketView, info: release_model.ReleaseInfo) -> Step:
         area = self.repository.publish_unverified(ticket.id, info, self.scratch(ticket.id))
         shutil.rmtree(self.scratch(ticket.id), ignore_errors=True)
         return self._moved(ticket.id, area, "published to")
 
     def promote_to_stagerollout(
-        self, ticket: TicketView, info: manifest.ReleaseInfo, major_release: str
+        self, ticket: TicketView, info: release_model.ReleaseInfo, major_release: str
     ) -> Step:
         area = self.repository.promote_to_stagerollout(ticket.id, info, major_release)
         return self._moved(ticket.id, area, "promoted to")
 
     def promote_to_production(
-        self, ticket: TicketView, info: manifest.ReleaseInfo, major_release: str
+        self, ticket: TicketView, info: release_model.ReleaseInfo, major_release: str
     ) -> Step:
         release_type = ticket.release_type or info.release_type or ""
         area = self.repository.promote_to_production(ticket.id, info, major_release, release_type)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from repo_daemon.sync import errors as sync_errors
 from repo_daemon.sync import fetch as sync
 from repo_daemon.sync import records as sync_records
@@ -362,7 +362,7 @@ def test_https_untrusted_certificate_is_refused(
 def test_https_missing_file_is_reported(
     tmp_path: Path, provider: packages.ProviderTree, https: HttpsServer
 ) -> None:
-    ghost = manifest.PackageFile(path="rpms/noarch/ghost.rpm", size=1, sha256="0" * 64)
+    ghost = release_model.PackageFile(path="rpms/noarch/ghost.rpm", size=1, sha256="0" * 64)
     with pytest.raises(sync_errors.HttpsFailed, match=r"ghost\.rpm: HTTP 404") as caught:
         sync.sync(
             "https",
@@ -380,7 +380,7 @@ def test_scratch_is_only_written_below_dest(
 ) -> None:
     """A package path is joined below dest; the parser already refuses unsafe ones, and the
     plan refuses them again."""
-    evil = manifest.PackageFile(path="../escape.rpm", size=1, sha256="0" * 64)
+    evil = release_model.PackageFile(path="../escape.rpm", size=1, sha256="0" * 64)
     with pytest.raises(sync_errors.SyncRefused):
         sync.sync("https", "https://127.0.0.1:1/x", tmp_path / "dest", packages=[evil])
     assert not (tmp_path / "escape.rpm").exists()

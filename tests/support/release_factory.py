@@ -10,16 +10,16 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 
 
 def release_info(
-    short: str, version: str, packages: Iterable[manifest.PackageFile], **overrides: Any
-) -> manifest.ReleaseInfo:
+    short: str, version: str, packages: Iterable[release_model.PackageFile], **overrides: Any
+) -> release_model.ReleaseInfo:
     """The release ``short`` ``version`` of ``packages`` (Incremental, major release "7", no
     repositories); ``overrides`` replace any field."""
     major, minor, revision = (int(x) for x in version.split("."))
-    info = manifest.ReleaseInfo(
+    info = release_model.ReleaseInfo(
         distribution_name=short,
         short_name=short,
         technology_provider="Provider",
@@ -45,7 +45,7 @@ def release_info(
 
 def scratch_release(
     scratch: Path, short: str, version: str, files: Mapping[str, bytes]
-) -> manifest.ReleaseInfo:
+) -> release_model.ReleaseInfo:
     """Write ``files`` (path → bytes) below ``scratch``; the release of them (``release_info``)."""
     packages = []
     for path, data in files.items():
@@ -53,6 +53,8 @@ def scratch_release(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         packages.append(
-            manifest.PackageFile(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+            release_model.PackageFile(
+                path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest()
+            )
         )
     return release_info(short, version, packages)

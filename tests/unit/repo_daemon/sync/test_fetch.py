@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from repo_daemon.sync import errors as sync_errors
 from repo_daemon.sync import fetch as sync
 from repo_daemon.sync import records
 
 
 def test_a_release_larger_than_allowed_is_refused_before_fetching(tmp_path: Path) -> None:
-    packages = [manifest.PackageFile(path="a.rpm", size=2000, sha256="0" * 64)]
+    packages = [release_model.PackageFile(path="a.rpm", size=2000, sha256="0" * 64)]
     with pytest.raises(sync_errors.SyncRefused, match="2000 bytes"):
         sync.sync(
             "rsync",

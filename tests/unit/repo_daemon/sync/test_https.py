@@ -9,14 +9,16 @@ import pytest
 import requests
 import responses
 
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from repo_daemon.sync import errors as sync_errors
 from repo_daemon.sync import fetch as sync
 from repo_daemon.sync import https, records
 
 
-def _pkg(path: str, data: bytes = b"") -> manifest.PackageFile:
-    return manifest.PackageFile(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+def _pkg(path: str, data: bytes = b"") -> release_model.PackageFile:
+    return release_model.PackageFile(
+        path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest()
+    )
 
 
 def test_plan_https_quotes_each_component() -> None:
@@ -66,7 +68,7 @@ BASE = "https://dl.example.org/rel/arc"
 
 
 def _https(
-    tmp_path: Path, packages: list[manifest.PackageFile], **options: object
+    tmp_path: Path, packages: list[release_model.PackageFile], **options: object
 ) -> records.SyncResult:
     return sync.sync(
         "https",

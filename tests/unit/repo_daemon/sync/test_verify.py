@@ -11,18 +11,20 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from repo_daemon.release_xml import model as manifest
+from repo_daemon.release_xml import model as release_model
 from repo_daemon.sync import verify
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 
-def _file(tree: Path, rel: str, data: bytes) -> manifest.PackageFile:
+def _file(tree: Path, rel: str, data: bytes) -> release_model.PackageFile:
     path = tree / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    return manifest.PackageFile(path=rel, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return release_model.PackageFile(
+        path=rel, size=len(data), sha256=hashlib.sha256(data).hexdigest()
+    )
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def test_a_tree_as_promised_passes(tree: Path) -> None:
 
 def test_upper_case_digests_in_release_xml_are_accepted(tree: Path) -> None:
     package = _file(tree, "a.rpm", b"data")
-    upper = manifest.PackageFile(
+    upper = release_model.PackageFile(
         path=package.path, size=package.size, sha256=package.sha256.upper()
     )
     verify.verify(tree, [upper])
@@ -85,8 +87,8 @@ def test_missing_extra_size_and_hash_are_all_listed_at_once(tree: Path) -> None:
     wrong_size = _file(tree, "c.rpm", b"12345")
     (tree / "c.rpm").write_bytes(b"1234")
     missing = [
-        manifest.PackageFile(path="a.rpm", size=1, sha256="0" * 64),
-        manifest.PackageFile(path="sub/d.rpm", size=1, sha256="0" * 64),
+        release_model.PackageFile(path="a.rpm", size=1, sha256="0" * 64),
+        release_model.PackageFile(path="sub/d.rpm", size=1, sha256="0" * 64),
     ]
     (tree / "junk.txt").write_bytes(b"junk")
     (tree / "more").mkdir()
@@ -115,7 +117,7 @@ def test_missing_extra_size_and_hash_are_all_listed_at_once(tree: Path) -> None:
 
 def test_one_difference_reads_well(tree: Path) -> None:
     with pytest.raises(verify.ChecksumMismatch, match=r"^1 file differs from release.xml: "):
-        verify.verify(tree, [manifest.PackageFile(path="a.rpm", size=1, sha256="0" * 64)])
+        verify.verify(tree, [release_model.PackageFile(path="a.rpm", size=1, sha256="0" * 64)])
 
 
 def test_size_is_checked_before_hashing(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,7 +140,7 @@ def test_size_is_checked_before_hashing(tree: Path, monkeypatch: pytest.MonkeyPa
 def test_symlinks_and_special_files_are_problems_never_followed(tree: Path) -> None:
     outside = tree.parent / "outside.rpm"
     outside.write_bytes(b"secret")
-    package = manifest.PackageFile(
+    package = release_model.PackageFile(
         path="a.rpm", size=6, sha256=hashlib.sha256(b"secret").hexdigest()
     )
     (tree / "a.rpm").symlink_to(outside)  # would pass if followed
@@ -163,7 +165,9 @@ def test_check_file_does_not_follow_a_symlink_swapped_in(tree: Path) -> None:
     target = tree.parent / "target"
     target.write_bytes(b"x")
     (tree / "a.rpm").symlink_to(target)
-    package = manifest.PackageFile(path="a.rpm", size=1, sha256=hashlib.sha256(b"x").hexdigest())
+    package = release_model.PackageFile(
+        path="a.rpm", size=1, sha256=hashlib.sha256(b"x").hexdigest()
+    )
     problem = verify.check_file(tree, package)
     assert problem is not None and problem.kind is verify.ProblemKind.NOT_REGULAR
 
@@ -201,7 +205,9 @@ def test_prehash_never_follows_symlinks_or_raises(tree: Path) -> None:
     outside = tree.parent / "outside"
     outside.write_bytes(b"x")
     (tree / "a.rpm").symlink_to(outside)
-    package = manifest.PackageFile(path="a.rpm", size=1, sha256=hashlib.sha256(b"x").hexdigest())
+    package = release_model.PackageFile(
+        path="a.rpm", size=1, sha256=hashlib.sha256(b"x").hexdigest()
+    )
     with verify.Prehash(tree, [package]) as prehash:
         prehash.file_done("a.rpm")
         prehash.file_done("a.rpm")
