@@ -3,6 +3,7 @@ values: a ticket's fields, where the release is, what was asked and the facts.""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -40,48 +41,53 @@ def ticket(ticket_id: int = 7, subject: str = "ARC 7.1", **fields: str) -> recor
     )
 
 
+@functools.cache
+def _staged() -> model.Definition:
+    return loader.load_template("staged")
+
+
+def build_inputs(
+    at: RolloutState,
+    asked: RolloutState,
+    *,
+    facts: model.Facts | None = None,
+    definition: model.Definition | None = None,
+    source: records.JobSource = records.JobSource.HOOK,
+    failure: str = "",
+    checkpoints: frozenset[str] = frozenset(),
+    cc_overrides: dict[str, tuple[str, ...]] | None = None,
+    **fields: Any,
+) -> Inputs:
+    facts = facts or model.Facts()
+    tkt = TicketView.of(ticket(**fields))
+    request = records.ReleaseRequest(
+        ticket_id=tkt.id, transaction_id=100, current=asked, previous=at, source=source
+    )
+    job = records.Job(
+        id=1, request=request, status=records.JobStatus.RUNNING, attempts=1,
+        scheduled_at=NOW, created_at=NOW,
+    )  # fmt: skip
+    release = releases.Release(
+        ticket_id=tkt.id, state=at, major_release=tkt.major_release,
+        emergency=tkt.emergency, failed_target=facts.failed_target,
+        last_transaction_id=None, updated_at=NOW,
+    )  # fmt: skip
+    definition = definition or _staged()
+    decision = engine.decide(definition, at=at, asked=asked, facts=facts)
+    return Inputs(
+        job=job,
+        ticket=tkt,
+        release=release,
+        facts=facts,
+        decision=decision,
+        definition=definition,
+        people=People(cc_overrides=cc_overrides or {}, admin_cc=("sw-rel-admin",)),
+        failure=failure,
+        checkpoints=checkpoints,
+        read_release_xml=lambda: release_info("arc", "7.1.0", []),
+    )
+
+
 @pytest.fixture
 def make_inputs() -> MakeInputs:
-    staged = loader.load_template("staged")
-
-    def make(
-        at: RolloutState,
-        asked: RolloutState,
-        *,
-        facts: model.Facts | None = None,
-        definition: model.Definition = staged,
-        source: records.JobSource = records.JobSource.HOOK,
-        failure: str = "",
-        checkpoints: frozenset[str] = frozenset(),
-        cc_overrides: dict[str, tuple[str, ...]] | None = None,
-        **fields: Any,
-    ) -> Inputs:
-        facts = facts or model.Facts()
-        tkt = TicketView.of(ticket(**fields))
-        request = records.ReleaseRequest(
-            ticket_id=tkt.id, transaction_id=100, current=asked, previous=at, source=source
-        )
-        job = records.Job(
-            id=1, request=request, status=records.JobStatus.RUNNING, attempts=1,
-            scheduled_at=NOW, created_at=NOW,
-        )  # fmt: skip
-        release = releases.Release(
-            ticket_id=tkt.id, state=at, major_release=tkt.major_release,
-            emergency=tkt.emergency, failed_target=facts.failed_target,
-            last_transaction_id=None, updated_at=NOW,
-        )  # fmt: skip
-        decision = engine.decide(definition, at=at, asked=asked, facts=facts)
-        return Inputs(
-            job=job,
-            ticket=tkt,
-            release=release,
-            facts=facts,
-            decision=decision,
-            definition=definition,
-            people=People(cc_overrides=cc_overrides or {}, admin_cc=("sw-rel-admin",)),
-            failure=failure,
-            checkpoints=checkpoints,
-            read_release_xml=lambda: release_info("arc", "7.1.0", []),
-        )
-
-    return make
+    return build_inputs
