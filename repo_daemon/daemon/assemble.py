@@ -28,7 +28,7 @@ from bridge.store import database, queue
 from bridge.tracker.client import TrackerClient
 from repo_daemon.daemon import runner, scheduler
 from repo_daemon.publish import repository as publish
-from repo_daemon.workflow import processor as transitions
+from repo_daemon.workflow import processor as workflow
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def build_parts(
     (tests, tools), garbage is collected only in the ``repository`` given. The parts own the
     processor: ``Parts.close()`` closes it."""
     if processor is None:
-        processor = transitions.workflow_processor(settings, jobs)
+        processor = workflow.workflow_processor(settings, jobs)
         repository = repository or publish.Repository(settings.repository)
     clients: list[TrackerClient] = []
     reconciler = None

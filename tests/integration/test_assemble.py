@@ -14,7 +14,8 @@ from bridge.settings import model as settings_model
 from bridge.store import database, queue
 from repo_daemon.daemon import assemble as service
 from repo_daemon.publish import repository as publish
-from repo_daemon.workflow import processor as transitions
+from repo_daemon.workflow import processor as workflow
+from repo_daemon.workflow import steps
 
 
 @pytest.fixture
@@ -57,10 +58,13 @@ def test_the_default_daemon_runs_the_workflow_and_collects_garbage(
 ) -> None:
     parts = service.build_parts(settings, jobs, reconcile_changes=False)
     try:
-        assert isinstance(parts.processor, transitions.WorkflowProcessor)
-        assert parts.processor.work is not None
+        assert isinstance(parts.processor, workflow.WorkflowProcessor)
         assert parts.repository is not None
         assert parts.repository.root == (tmp_path / "repo").resolve()
+        # The workflow publishes into the same trees the garbage collector cleans.
+        work = parts.processor.repository
+        assert isinstance(work, steps.RepositoryWork)
+        assert work.repository.root == parts.repository.root
         daemon = parts.daemon(blocking=False)
         assert "collect_garbage" in daemon.job_ids()
         assert (tmp_path / "repo").is_dir()

@@ -16,7 +16,7 @@ from bridge import errors, records
 from bridge.records import RolloutState as S
 from bridge.settings import model as settings_model
 from bridge.store import database, events, queue, releases
-from repo_daemon.workflow import processor as transitions
+from repo_daemon.workflow import processor as workflow
 from tests.support.fake_repository import FakeRepository
 
 BASE_FIELDS = {
@@ -113,7 +113,7 @@ class World:
         self.store = releases.ReleaseStore(engine)
         self.rt = FakeTracker()
         self.repository = FakeRepository()
-        self.processor = transitions.WorkflowProcessor(
+        self.processor = workflow.WorkflowProcessor(
             settings,
             self.queue,
             self.store,

@@ -23,7 +23,7 @@ from bridge.settings import model as settings_model
 from bridge.store import database, queue, releases
 from bridge.tracker.client import TrackerClient
 from repo_daemon.daemon import runner
-from repo_daemon.workflow import processor as transitions
+from repo_daemon.workflow import processor as workflow
 from tests.support.packages import ProviderTree, build_packages, layout_provider_tree
 from tests.support.rsync_server import RsyncDaemon
 
@@ -44,7 +44,7 @@ class Bridge:
     queue: queue.Queue
     store: releases.ReleaseStore
     runner: runner.Runner
-    processor: transitions.WorkflowProcessor
+    processor: workflow.WorkflowProcessor
     manager: TrackerClient
     rsync: RsyncDaemon
     provider_root: Path  # served by the rsync daemon as module "provider"
@@ -216,7 +216,7 @@ def running_bridge(
     while not server.started:
         assert time.monotonic() < deadline, "the receiver did not start"
         time.sleep(0.05)
-    processor = transitions.workflow_processor(settings, jobs)
+    processor = workflow.workflow_processor(settings, jobs)
     manager = TrackerClient(
         settings_model.TrackerSettings(
             url=info.web_url, user=info.root_user, password=secrets.Secret(info.root_password)
@@ -242,7 +242,7 @@ def running_bridge(
 
 def _stop(
     manager: TrackerClient,
-    processor: transitions.WorkflowProcessor,
+    processor: workflow.WorkflowProcessor,
     server: Any,
     thread: threading.Thread,
     engine: Any,
