@@ -1,3 +1,3 @@
-"""Serving the published trees: the shipped nginx and rsyncd configurations and the embedded static
-server.
+"""Serving the published trees: one ``policy`` (what is served, content types, caching), the
+shipped ``nginx`` and ``rsyncd`` configurations, and the embedded ``static`` server.
 """
