@@ -1,6 +1,6 @@
-"""Errors raised by the tracker edge.
+"""The errors of ``bridge``: the root, the ones shared across the package, and a sketch of all.
 
-Hierarchy::
+Hierarchy (classes defined beside the code that raises them are named with their module)::
 
     BridgeError                      root of everything raised by ``bridge``
     ├── ConfigError                  settings missing or invalid (lists every problem)
@@ -10,7 +10,14 @@ Hierarchy::
     │   ├── TrackerAuthFailed        permanent: 401/403, credentials or rights are wrong
     │   ├── TrackerNotFound          permanent: ticket, attachment, queue... does not exist
     │   └── TrackerRejected          permanent: RT refused the request (400, or a change it ignored)
-    └── SandboxError                 the throw-away RT could not be started or stopped
+    ├── SandboxError                 the throw-away RT could not be started or stopped
+    ├── store.queue.AlreadyQueued    that RT transaction is queued already (``job_id``)
+    ├── store.queue.JobNotFound      no job has that id
+    ├── store.queue.JobNotRetryable  only failed or dead jobs can be retried by hand
+    ├── intake.webhooks.HookRefused  a hook refused with an HTTP ``status`` and a ``reason``
+    ├── intake.inbox.InboxClosed     transient: the inbox is not taking hooks (start, shutdown)
+    ├── intake.inbox.QueueUnavailable  transient: the commit of a batch of hooks failed
+    └── intake.receiver.ReceiverFailed the receiver could not start (e.g. address in use)
 
 ``transient`` on an error says whether trying again later may help; retries never look at
 message text. Messages never contain credentials.

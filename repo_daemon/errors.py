@@ -9,13 +9,17 @@ Hierarchy::
     ├── release_xml.parse.ReleaseInvalid release.xml refused (every problem, with line and path)
     ├── sync.errors.SyncError ...        fetching from the provider failed or was refused
     ├── sync.verify.ChecksumMismatch     synced files differ from release.xml (all listed)
-    └── publish.errors.PublishFailed ... publication refused or failed (StorageFailed and
-                                         AreaBusy are transient; the rest are permanent)
+    ├── publish.errors.PublishFailed ... publication refused or failed (StorageFailed and
+    │                                    AreaBusy are transient; the rest are permanent)
+    ├── metadata.errors.MetadataFailed . a metadata tool failed or is missing (transient only
+    │                                    on a timeout)
+    └── demo.errors.DemoFailed ...       a step of ``rollout demo`` failed
 
-The workflow and the repository actions add their own subclasses (one per condition, named for
-what happened). ``transient`` on an error decides retries; the runner never reads message text.
-Errors raised by ``bridge`` (``bridge.errors``) carry ``transient`` the same way. Messages never
-contain credentials.
+The packages with several error classes (``sync``, ``publish``, ``metadata``, ``demo``) sketch
+them in their ``errors`` module; the workflow's handlers raise ``ProcessingFailed`` or let the
+domain errors through. ``transient`` on an error decides retries; the runner never reads
+message text. Errors raised by ``bridge`` (``bridge.errors``) carry ``transient`` the same way.
+Messages never contain credentials.
 """
 
 from __future__ import annotations
