@@ -1,4 +1,5 @@
-"""Telling tickets why the bridge refused a change of them (DESIGN invariant 5).
+"""Telling tickets why the bridge refused a change of them: every failure a person must act on
+ends up as a comment on the ticket, in words.
 
 The receiver (and reconciliation) record a refused change as an event with ``needs_comment``;
 ``RefusalCommenter.run`` comments each reason on its ticket once, in words a person can act on,

@@ -1,17 +1,18 @@
 """RT's web admin pages, for the set-up that REST2 in RT 5.0 cannot do: group rights, queue
-default values of custom fields, and the scrip.
+default values of custom fields, and the scrips.
 
 Owns a browser-like session (form login at ``NoAuth/Login.html``, RT's session cookie, a
-``Referer`` on every request for RT's CSRF check), a small reader for the pages' HTML forms
-(standard library ``html.parser``), and one idempotent ``ensure_*`` operation per item: read the
-admin page, change only what is missing or different, then load the page again and check that
-RT took the change. Form field names are those of RT 5.0's Mason pages:
+``Referer`` on every request for RT's CSRF check) and one idempotent ``ensure_*`` operation per
+item: read the admin page (with ``html_forms``, the reader of the pages' HTML forms), change
+only what is missing or different, then load the page again and check that RT took the change.
+Form field names are those of RT 5.0's Mason pages:
 ``Admin/Elements/EditRights`` (``CheckACL``, ``SetRights-<principal>-<class>-<id>``),
 ``Admin/Queues/DefaultValues.html`` (``Object-RT::Ticket--CustomField-<id>-Value(s)``),
 ``Admin/Scrips/Create.html``, ``Modify.html`` and ``Objects.html``.
 The password is only ever sent in the login form; it is never part of a message or log line.
 
-Over 500 lines: one job (one reader of one format), no seam found yet (issue 12).
+Over 500 lines: one job (RT's admin pages for the set-up); the HTML reader already went to
+``html_forms``; no further seam found yet (issue 12).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Signing repository metadata with GnuPG: the signing key's settings and the ``gpg`` argument
 lists that sign an index or export the public key.
 
-Pure: this module builds argument lists and file names; ``metadata`` runs them. It never reads
-or logs a passphrase (gpg reads it from ``passphrase_file`` itself) and never manages keys.
+Pure: this module builds argument lists and file names; ``yum``, ``apt`` and ``build`` run
+them. It never reads or logs a passphrase (gpg reads it from ``passphrase_file`` itself) and
+never manages keys.
 """
 
 from __future__ import annotations

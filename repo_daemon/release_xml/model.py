@@ -1,5 +1,5 @@
 """What a release consists of, as read from its release.xml: plain frozen data shared by the
-parser (``release``), the sync and its verification (``sync``) and publication (``publish``).
+parser (``parse``), the sync and its verification (``sync``) and publication (``publish``).
 No I/O, no parsing."""
 
 from __future__ import annotations
