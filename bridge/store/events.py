@@ -43,7 +43,10 @@ _DESCRIPTIONS: dict[EventKind, str] = {
     EventKind.RECOVERED_REFUSED: (
         "Reconciliation found a RolloutProgress value the bridge does not know; commented."
     ),
-    EventKind.JOB_PROCESSED: "A change was processed by reading its ticket (the plain processor).",
+    EventKind.JOB_PROCESSED: (
+        "A change was processed by a processor that only reads its ticket (such as the test "
+        "suite's); the workflow records transition_* events instead."
+    ),
     EventKind.JOB_SKIPPED_OWN_WRITE: "A change made by the bridge's own RT account; nothing done.",
     EventKind.JOB_RETRY: "A try failed with a transient error; the job waits for its next try.",
     EventKind.JOB_FAILED: "A try failed with a permanent error; the job stopped.",

@@ -128,7 +128,7 @@ def verify(
         len(to_check),
         sum(p.size for p in to_check),
         tree,
-        extra={"action": "verify_packages"},
+        extra={"action": "sync_packages"},  # verification is part of the sync action
     )
 
 
