@@ -12,23 +12,29 @@ from datetime import datetime
 
 
 class RolloutState(enum.Enum):
-    """The values of the ticket's ``RolloutProgress`` field. Each has a description."""
+    """The values of the ticket's ``RolloutProgress`` field (``label`` is RT's spelling).
 
-    SUBMITTED = ("Submitted", "Filed by the technology provider; nothing done yet.")
-    UNVERIFIED = ("Unverified", "Synced, checked and published to unverified/; waiting for QC.")
-    IN_VERIFICATION = ("InVerification", "QC is verifying the release.")
-    WAITING_FOR_RESPONSE = ("WaitingForResponse", "QC is waiting for the technology provider.")
-    STAGE_ROLLOUT = ("StageRollout", "In staged rollout to early adopters.")
-    DEFERRED = ("Deferred", "Waiting for the major release's staged-rollout slot.")
-    PRODUCTION = ("Production", "Published to the major release's production area.")
-    REJECTED = ("Rejected", "Refused; removed from unverified and stagerollout.")
-    IGNORED = ("Ignored", "Withdrawn or superseded; removed, not published.")
-    NOT_PUBLISHED = ("NotPublished", "Verified but deliberately not published.")
-    FAILED = ("Failed", "Processing failed; the ticket says why. Retry or reject.")
+    What each state means, what people are told when a release enters it and who is Cc there
+    are written once, in the workflow definition's ``[states]`` table
+    (``schemas/workflows/*.toml``), not here.
+    """
 
-    def __init__(self, label: str, description: str) -> None:
-        self.label = label
-        self.description = description
+    SUBMITTED = "Submitted"
+    UNVERIFIED = "Unverified"
+    IN_VERIFICATION = "InVerification"
+    WAITING_FOR_RESPONSE = "WaitingForResponse"
+    STAGE_ROLLOUT = "StageRollout"
+    DEFERRED = "Deferred"
+    PRODUCTION = "Production"
+    REJECTED = "Rejected"
+    IGNORED = "Ignored"
+    NOT_PUBLISHED = "NotPublished"
+    FAILED = "Failed"
+
+    @property
+    def label(self) -> str:
+        """The value as RT shows it."""
+        return str(self.value)
 
     @classmethod
     def parse(cls, value: str | None) -> RolloutState:
