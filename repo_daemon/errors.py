@@ -6,7 +6,7 @@ Hierarchy::
     ├── ProcessingFailed             a job could not be processed; ``transient`` says whether a
     │                                later try may help (the runner retries it with backoff)
     ├── WorkflowInvalid              a workflow definition cannot be used (lists every problem)
-    ├── release_xml.parse.ReleaseInvalid release.xml refused (every problem, with line and path)
+    ├── release_xml.report.ReleaseInvalid release.xml refused (every problem, with line and path)
     ├── sync.errors.SyncError ...        fetching from the provider failed or was refused
     ├── sync.verify.ChecksumMismatch     synced files differ from release.xml (all listed)
     ├── publish.errors.PublishFailed ... publication refused or failed (StorageFailed and

@@ -28,9 +28,10 @@ def release_validate(path: Path) -> None:
     (exit 1). PATH may be - for standard input.
     """
     from repo_daemon.release_xml import parse as release
+    from repo_daemon.release_xml import safe_xml
 
     if str(path) == "-":
-        data = sys.stdin.buffer.read(release.MAX_RELEASE_XML_BYTES + 1)
+        data = sys.stdin.buffer.read(safe_xml.MAX_RELEASE_XML_BYTES + 1)
         info = release.parse_release(data, source="standard input")
     else:
         info = release.validate_file(path)  # enforces the size limit, so reading is safe

@@ -26,6 +26,7 @@ from repo_daemon.publish import index
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
 from repo_daemon.release_xml import parse as release
+from repo_daemon.release_xml import safe_xml, ticket_fields
 from repo_daemon.sync import fetch as sync
 from repo_daemon.sync import records as sync_records
 from repo_daemon.workflow.gather import TicketView
@@ -74,7 +75,7 @@ class RepositoryWork:
         """Download the ticket's newest release.xml and freeze it (bytes and SHA-256)."""
         attachment = tracker.download_attachment(ticket.id, RELEASE_XML)
         data = attachment.content
-        if len(data) > release.MAX_RELEASE_XML_BYTES:
+        if len(data) > safe_xml.MAX_RELEASE_XML_BYTES:
             # Refused by the parser too; checked here so nothing that large is stored.
             release.parse_release(data)
         files.write_atomically(self.release_xml_path(ticket.id), data)
@@ -108,7 +109,7 @@ class RepositoryWork:
     def read_release_xml(self, ticket: TicketView) -> release_model.ReleaseInfo:
         """The frozen release.xml, parsed and checked against the ticket's fields."""
         info = release.validate_file(self.release_xml_path(ticket.id))
-        release.check_against_ticket(
+        ticket_fields.check_against_ticket(
             info, release_type=ticket.release_type, major_release=ticket.major_release
         )
         return info
