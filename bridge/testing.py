@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from bridge import errors, records
 from bridge.store import events as eventlog
-from bridge.store import protocols, queue
+from bridge.store import protocols, queue, retry
 from bridge.tracker import client, history, protocol
 
 Status = records.JobStatus
@@ -173,7 +173,7 @@ class InMemoryQueue:
         error: str,
         *,
         transient: bool,
-        policy: queue.RetryPolicy,
+        policy: retry.RetryPolicy,
     ) -> records.JobStatus | None:
         """Record a failed try as ``Queue.fail`` does (retry, failed or dead, and an event)."""
         with self._lock:

@@ -3,7 +3,7 @@
 An event kind's value is the string stored in ``events.kind``, so the database keeps the values
 it always had; each kind says in one line what it means. A refused hook keeps its HTTP status,
 its reason and its caller in fields of their own, so nobody parses them back out of ``detail``.
-Plain data only: writing and reading events is ``bridge.store.queue``'s business.
+Plain data only: writing and reading events is ``bridge.store.event_log``'s business.
 """
 
 from __future__ import annotations

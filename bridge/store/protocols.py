@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from bridge import records
-from bridge.store import events, queue
+from bridge.store import events, retry
 
 
 class JobQueue(Protocol):
@@ -34,7 +34,7 @@ class JobQueue(Protocol):
         error: str,
         *,
         transient: bool,
-        policy: queue.RetryPolicy,
+        policy: retry.RetryPolicy,
     ) -> records.JobStatus | None: ...
 
     def record_event(

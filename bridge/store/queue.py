@@ -1,4 +1,4 @@
-"""The durable queue of RolloutProgress changes and the event log beside it; all queue SQL.
+"""The durable queue of RolloutProgress changes: all SQL on the ``jobs`` table.
 
 - ``enqueue`` / ``enqueue_many`` store changes; RT's transaction id is the dedupe key, so a hook
   that arrives twice (or a hook and reconciliation) is queued once.
@@ -9,7 +9,9 @@
   ``FOR UPDATE SKIP LOCKED`` so several daemons share one queue; on SQLite it is one
   ``BEGIN IMMEDIATE`` + ``UPDATE … RETURNING``.
 - ``complete`` / ``fail`` are fenced by the worker's name: a daemon whose lease was taken over
-  cannot overwrite the new owner's result.
+  cannot overwrite the new owner's result. When to try a failed job again is decided by a
+  ``retry.RetryPolicy``; ``fail`` and ``retry`` write what happened to the event log, which
+  ``Queue`` extends (``event_log.EventLog``) so callers hold one handle for both.
 
 It knows nothing of RT or of what processing a job means.
 """
@@ -17,7 +19,6 @@ It knows nothing of RT or of what processing a job means.
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,8 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge import errors, records
+from bridge.store import event_log, retry, tables
 from bridge.store import events as eventlog
-from bridge.store import tables
 
 logger = logging.getLogger(__name__)
 
@@ -56,35 +57,6 @@ class JobNotFound(errors.BridgeError):
 
 class JobNotRetryable(errors.BridgeError):
     """Only failed or dead-lettered jobs can be retried by hand."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """When a failed job is tried again: exponential backoff with jitter, then the dead letter.
-
-    Pure: ``next_attempt`` maps (transient?, attempts so far, now) to a time or to None (give up).
-    """
-
-    base_delay: float = 5.0
-    factor: float = 3.0
-    max_delay: float = 3600.0
-    max_attempts: int = 8
-    jitter: float = 0.25  # ± this fraction of the delay
-
-    def delay(self, attempts: int, rand: float = 0.5) -> float:
-        """Seconds before the next try after ``attempts`` tries; ``rand`` in [0, 1)."""
-        raw = min(self.max_delay, self.base_delay * self.factor ** max(0, attempts - 1))
-        return raw * (1 + self.jitter * (2 * rand - 1))
-
-    def next_attempt(
-        self, *, transient: bool, attempts: int, now: datetime, rand: float | None = None
-    ) -> datetime | None:
-        """When to try again, or None when the job should stop (permanent error, or spent)."""
-        if not transient or attempts >= self.max_attempts:
-            return None
-        if rand is None:
-            rand = random.random()  # noqa: S311 - jitter, not cryptography
-        return now + timedelta(seconds=self.delay(attempts, rand))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,26 +91,9 @@ def _job(row: sa.Row[Any]) -> records.Job:
     )
 
 
-def _event(row: sa.Row[Any]) -> eventlog.Event:
-    m = row._mapping
-    return eventlog.Event(
-        id=int(m["id"]),
-        at=m["at"],
-        kind=eventlog.EventKind(m["kind"]),
-        ticket_id=m["ticket_id"],
-        transaction_id=m["transaction_id"],
-        job_id=m["job_id"],
-        detail=str(m["detail"] or ""),
-        needs_comment=bool(m["needs_comment"]),
-        commented_at=m["commented_at"],
-        http_status=m["http_status"],
-        reason=m["reason"],
-        caller=m["caller"],
-    )
-
-
-class Queue:
-    """The queue and event log on one database engine (see ``bridge.store.database``)."""
+class Queue(event_log.EventLog):
+    """The queue on one database engine (see ``bridge.store.database``), with the event log
+    (``event_log.EventLog``) it writes to beside it."""
 
     def __init__(
         self,
@@ -147,10 +102,8 @@ class Queue:
         clock: Clock = utcnow,
         lease: timedelta = timedelta(minutes=5),
     ) -> None:
-        self.engine = engine
-        self.clock = clock
+        super().__init__(engine, clock=clock)
         self.lease = lease
-        self._dialect = engine.dialect.name
 
     # -- storing ------------------------------------------------------------------------
 
@@ -306,7 +259,7 @@ class Queue:
         error: str,
         *,
         transient: bool,
-        policy: RetryPolicy,
+        policy: retry.RetryPolicy,
     ) -> records.JobStatus | None:
         """Record a failed try: queue it again after a backoff, or stop it as failed (permanent
         error) or dead (retries spent). Returns the new status, or None when ``worker`` had lost
@@ -435,97 +388,3 @@ class Queue:
         """Raise if the database cannot be reached (for readiness checks)."""
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-
-    # -- events and state ----------------------------------------------------------------
-
-    def record_event(
-        self,
-        kind: eventlog.EventKind | str,
-        *,
-        ticket_id: int | None = None,
-        transaction_id: int | None = None,
-        job_id: int | None = None,
-        detail: str = "",
-        needs_comment: bool = False,
-        http_status: int | None = None,
-        reason: str | None = None,
-        caller: str | None = None,
-    ) -> int:
-        """Append to the event log; returns the event's id.
-
-        ``kind`` may still be given as its stored string while the workflow processor is
-        converted; an unknown string raises ``ValueError``. ``http_status``, ``reason`` and
-        ``caller`` are for refused hooks (see ``events.Event``).
-        """
-        stmt = tables.events.insert().values(
-            at=self.clock(),
-            kind=eventlog.EventKind(kind).value,
-            ticket_id=ticket_id,
-            transaction_id=transaction_id,
-            job_id=job_id,
-            detail=detail,
-            needs_comment=needs_comment,
-            http_status=http_status,
-            reason=reason,
-            caller=caller,
-        )
-        with self.engine.begin() as conn:
-            return int(conn.execute(stmt.returning(tables.events.c.id)).scalar_one())
-
-    def events(
-        self,
-        *,
-        kind: eventlog.EventKind | None = None,
-        ticket_id: int | None = None,
-        job_id: int | None = None,
-        limit: int = 100,
-    ) -> list[eventlog.Event]:
-        """Events, newest first."""
-        ev = tables.events
-        stmt = sa.select(ev).order_by(ev.c.id.desc()).limit(limit)
-        if job_id is not None:
-            stmt = stmt.where(ev.c.job_id == job_id)
-        if kind is not None:
-            stmt = stmt.where(ev.c.kind == kind.value)
-        if ticket_id is not None:
-            stmt = stmt.where(ev.c.ticket_id == ticket_id)
-        with self.engine.begin() as conn:
-            return [_event(r) for r in conn.execute(stmt).all()]
-
-    def pending_comments(self, limit: int = 20) -> list[eventlog.Event]:
-        """Events whose reason still has to be commented on their ticket, oldest first."""
-        ev = tables.events
-        stmt = (
-            sa.select(ev)
-            .where(ev.c.needs_comment.is_(True), ev.c.commented_at.is_(None))
-            .order_by(ev.c.id)
-            .limit(limit)
-        )
-        with self.engine.begin() as conn:
-            return [_event(r) for r in conn.execute(stmt).all()]
-
-    def mark_commented(self, event_id: int, *, done: bool = True) -> None:
-        """The event's comment was made (or, with ``done=False``, will never be: no ticket)."""
-        values: dict[str, Any] = {"commented_at": self.clock()}
-        if not done:
-            values = {"needs_comment": False}
-        with self.engine.begin() as conn:
-            conn.execute(
-                tables.events.update().where(tables.events.c.id == event_id).values(**values)
-            )
-
-    def get_state(self, key: str) -> str | None:
-        """A named value the bridge keeps (e.g. reconciliation's cursor), or None."""
-        st = tables.state
-        with self.engine.begin() as conn:
-            value = conn.execute(sa.select(st.c.value).where(st.c.key == key)).scalar()
-        return None if value is None else str(value)
-
-    def set_state(self, key: str, value: str) -> None:
-        """Set a named value (insert or replace)."""
-        st = tables.state
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        stmt = insert(st).values(key=key, value=value)
-        stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
-        with self.engine.begin() as conn:
-            conn.execute(stmt)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from bridge import errors, records
 from bridge import secrets as bridge_secrets
 from bridge.settings import model as settings_model
-from bridge.store import events, protocols, queue
+from bridge.store import events, protocols, retry
 from repo_daemon import errors as daemon_errors
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class Runner:
         self.batch = max(1, batch)
         self.bridge_user = daemon.rt_bridge_user
         self.max_attempts = daemon.retry_max_attempts
-        self.policy = queue.RetryPolicy(
+        self.policy = retry.RetryPolicy(
             base_delay=daemon.retry_base_delay, max_attempts=daemon.retry_max_attempts
         )
         self.heartbeat_interval = (

@@ -12,7 +12,7 @@ import pytest
 
 from bridge import records
 from bridge.settings import model as settings_model
-from bridge.store import database, queue
+from bridge.store import database, queue, retry
 from repo_daemon import cli
 from repo_daemon.daemon import assemble as service
 
@@ -70,9 +70,9 @@ def populated(
     claimed = {j.id: j for j in q.claim("vm:7", limit=3)}
     assert q.complete(done, "vm:7")
     q.fail(claimed[failed], "vm:7", "TrackerNotFound: get_ticket (ticket 42): RT has no such "
-           "object", transient=False, policy=queue.RetryPolicy())  # fmt: skip
+           "object", transient=False, policy=retry.RetryPolicy())  # fmt: skip
     q.fail(claimed[dead], "vm:7", "TrackerUnavailable: RT answered HTTP 503", transient=True,
-           policy=queue.RetryPolicy(max_attempts=1))  # fmt: skip
+           policy=retry.RetryPolicy(max_attempts=1))  # fmt: skip
     engine.dispose()
     return {"done": done, "failed": failed, "dead": dead, "queued": waiting}
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from bridge import records
 from bridge.intake import refusals
-from bridge.store import events, queue, tables
+from bridge.store import events, queue, retry, tables
 
 S = records.RolloutState
 QueueFactory = Callable[..., queue.Queue]
@@ -127,7 +127,7 @@ def test_transient_failures_back_off_then_dead_letter_then_retry_by_hand(
 ) -> None:
     clock = FakeClock()
     q = make_queue(clock=clock)
-    policy = queue.RetryPolicy(base_delay=10, factor=2, max_attempts=3, jitter=0)
+    policy = retry.RetryPolicy(base_delay=10, factor=2, max_attempts=3, jitter=0)
     job_id = q.enqueue(change(1, 10))
 
     (job,) = q.claim("d")
@@ -170,7 +170,7 @@ def test_a_permanent_failure_is_not_retried_and_does_not_block_the_ticket(
     make_queue: QueueFactory,
 ) -> None:
     q = make_queue()
-    policy = queue.RetryPolicy()
+    policy = retry.RetryPolicy()
     q.enqueue(change(1, 10))
     q.enqueue(change(1, 11, S.REJECTED, S.UNVERIFIED))
     (job,) = q.claim("d")

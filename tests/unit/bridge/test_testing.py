@@ -8,10 +8,10 @@ import pytest
 
 from bridge import errors, records, testing
 from bridge.intake import refusals
-from bridge.store import events, queue
+from bridge.store import events, queue, retry
 
 S = records.RolloutState
-POLICY = queue.RetryPolicy(base_delay=10, factor=1, jitter=0, max_attempts=2)
+POLICY = retry.RetryPolicy(base_delay=10, factor=1, jitter=0, max_attempts=2)
 
 
 class Clock:
