@@ -1,7 +1,7 @@
 """A small reader for the HTML forms of RT's web pages (standard library ``html.parser``).
 
 It turns a page into its forms (with what a browser would submit for each), links, RT's result
-messages and error boxes. Pure: no HTTP; ``web_admin`` does the talking.
+messages and error boxes. Pure: no HTTP; ``web_session`` does the talking.
 """
 
 from __future__ import annotations

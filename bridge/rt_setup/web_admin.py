@@ -1,18 +1,14 @@
 """RT's web admin pages, for the set-up that REST2 in RT 5.0 cannot do: group rights, queue
 default values of custom fields, and the scrips.
 
-Owns a browser-like session (form login at ``NoAuth/Login.html``, RT's session cookie, a
-``Referer`` on every request for RT's CSRF check) and one idempotent ``ensure_*`` operation per
-item: read the admin page (with ``html_forms``, the reader of the pages' HTML forms), change
-only what is missing or different, then load the page again and check that RT took the change.
-Form field names are those of RT 5.0's Mason pages:
+Owns one idempotent ``ensure_*`` operation per item: read the admin page, change only what is
+missing or different, then load the page again and check that RT took the change. Form field
+names are those of RT 5.0's Mason pages:
 ``Admin/Elements/EditRights`` (``CheckACL``, ``SetRights-<principal>-<class>-<id>``),
 ``Admin/Queues/DefaultValues.html`` (``Object-RT::Ticket--CustomField-<id>-Value(s)``),
 ``Admin/Scrips/Create.html``, ``Modify.html`` and ``Objects.html``.
-The password is only ever sent in the login form; it is never part of a message or log line.
-
-Over 500 lines: one job (RT's admin pages for the set-up); the HTML reader already went to
-``html_forms``; no further seam found yet (issue 12).
+The session it runs on (login, cookie, Referer, RT's errors) is ``web_session``'s, the reading
+of the pages' HTML ``html_forms``'s; it never sends a request but through the session.
 """
 
 from __future__ import annotations
@@ -20,18 +16,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import httpx2
 
 from bridge import errors
-from bridge.rt_setup.html_forms import Form, Page, form_data, parse_page, same_code
-from bridge.tracker import http
+from bridge.rt_setup import web_session
+from bridge.rt_setup.html_forms import Form, form_data, parse_page, same_code
 
 logger = logging.getLogger(__name__)
 
 USER_DEFINED = "User Defined"  # the name of RT's scrip condition and action that run code
-LOGIN_PAGE = "NoAuth/Login.html"
 # Columns of the queue's scrip list: a link to each scrip named by its description. Passed
 # explicitly so that a site's own $AdminSearchResultFormat does not matter.
 _SCRIP_LIST_FORMAT = (
@@ -43,86 +35,8 @@ _SCRIP_LINK = re.compile(r"/Admin/Scrips/Modify\.html\?id=(\d+)")
 _CF_INPUT = re.compile(r"^Object-RT::(?:Ticket|Transaction)--CustomField(?::\w+)?-(\d+)-(.+)$")
 
 
-# -- the session ----------------------------------------------------------------------------
-
-
-class WebAdmin:
+class WebAdmin(web_session.WebSession):
     """A logged-in session on RT's web admin pages, with idempotent set-up operations."""
-
-    def __init__(
-        self,
-        web_url: str,
-        user: str,
-        password: str,
-        *,
-        timeout: float,
-        verify_tls: bool = True,
-        transport: httpx2.BaseTransport | None = None,
-    ) -> None:
-        self.web_url = web_url.rstrip("/") + "/"
-        self.user = user
-        self._password = password
-        self._client = http.new_session(
-            timeout=timeout,
-            verify_tls=verify_tls,
-            user_agent="rollout-bridge-setup",
-            transport=transport,
-            follow_redirects=True,
-            headers={
-                # RT's CSRF check ($RestrictReferrer) wants a Referer from RT itself.
-                "Referer": self.web_url,
-                "Accept-Language": "en",
-            },
-        )
-        self._logged_in = False
-
-    def __repr__(self) -> str:
-        return f"WebAdmin({self.web_url!r}, user={self.user!r})"
-
-    # -- session ----------------------------------------------------------------------
-    def login(self) -> None:
-        """Log in through RT's login form; raise ``TrackerAuthFailed`` when RT refuses."""
-        what = "RT web login"
-        answer = self._send(
-            "POST", LOGIN_PAGE, what,
-            data={"user": self.user, "pass": self._password, "next": ""},
-            follow_redirects=False,
-        )  # fmt: skip
-        # The answer to the form says little; a page that needs a session tells.
-        probe = self._send("GET", "Helpers/ShortcutHelp", what, follow_redirects=False)
-        if probe.is_redirect and LOGIN_PAGE in probe.headers.get("location", ""):
-            said = parse_page(answer.text).feedback() if answer.status_code == 200 else ""
-            raise errors.TrackerAuthFailed(
-                f"RT's web login refused user {self.user!r}"
-                + (f" ({said})" if said else "")
-                + "; check the user name and password",
-                operation=what,
-            )
-        if probe.status_code != 200:
-            raise errors.TrackerBadAnswer(
-                f"unexpected HTTP {probe.status_code} after logging in to {self.web_url}",
-                operation=what,
-                status_code=probe.status_code,
-            )
-        self._logged_in = True
-        logger.debug("logged in to %s as %s", self.web_url, self.user)
-
-    def close(self) -> None:
-        """Log out (best effort) and close the connection."""
-        try:
-            if self._logged_in:
-                self._client.get(self.web_url + "NoAuth/Logout.html", follow_redirects=False)
-        except httpx2.HTTPError:
-            pass
-        finally:
-            self._logged_in = False
-            self._client.close()
-
-    def __enter__(self) -> WebAdmin:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- rights -----------------------------------------------------------------------
     def ensure_queue_rights(
@@ -209,7 +123,7 @@ class WebAdmin:
                 problem.append(f"lost {', '.join(lost)}")
             raise errors.TrackerRejected(
                 f"RT {' and '.join(problem)} for group #{principal_id} on {where}"
-                + _rt_said(answer),
+                + web_session.rt_said(answer),
                 operation=what,
             )
         logger.info("granted %s to group #%s on %s", ", ".join(missing), principal_id, where)
@@ -245,7 +159,7 @@ class WebAdmin:
             raise errors.TrackerRejected(
                 f"RT did not take {value!r} as the default of custom field #{custom_field_id} "
                 f"in queue #{queue_id} (it shows {', '.join(now) or 'no value'})"
-                + _rt_said(answer),
+                + web_session.rt_said(answer),
                 operation=what,
             )
         logger.info(
@@ -370,7 +284,8 @@ class WebAdmin:
             if new_id.isdigit():
                 return int(new_id)
         raise errors.TrackerRejected(
-            f"RT did not create the scrip {description!r}" + _rt_said(parse_page(answer.text)),
+            f"RT did not create the scrip {description!r}"
+            + web_session.rt_said(parse_page(answer.text)),
             operation=what,
         )
 
@@ -400,7 +315,8 @@ class WebAdmin:
         still = self._scrip_differences(form, code, template, condition, action)
         if still:
             raise errors.TrackerRejected(
-                f"RT did not update the {', '.join(still)} of scrip #{scrip_id}" + _rt_said(answer),
+                f"RT did not update the {', '.join(still)} of scrip #{scrip_id}"
+                + web_session.rt_said(answer),
                 operation=what,
             )
         return differ
@@ -484,61 +400,10 @@ class WebAdmin:
         )  # fmt: skip
         if not self._scrip_applied(scrip_id, queue_id):
             raise errors.TrackerRejected(
-                f"RT did not apply scrip #{scrip_id} to queue #{queue_id}" + _rt_said(answer),
+                f"RT did not apply scrip #{scrip_id} to queue #{queue_id}"
+                + web_session.rt_said(answer),
                 operation=what,
             )
-
-    # -- HTTP -------------------------------------------------------------------------
-    def _form(self, method: str, path: str, form_key: str, what: str, **kw: Any) -> Form:
-        page = self._page(method, path, what, **kw)
-        form = page.form(form_key)
-        if form is None:
-            raise errors.TrackerRejected(
-                f"RT's page {path} has no form {form_key!r}" + _rt_said(page), operation=what
-            )
-        return form
-
-    def _page(self, method: str, path: str, what: str, **kw: Any) -> Page:
-        return parse_page(self._send(method, path, what, **kw).text)
-
-    def _send(self, method: str, path: str, what: str, **kw: Any) -> httpx2.Response:
-        try:
-            response = self._client.request(method, self.web_url + path, **kw)
-        except httpx2.TransportError as exc:
-            raise http.unreachable(exc, f"RT's web pages at {self.web_url}", what) from exc
-        status = response.status_code
-        if status >= 500 or status == 429:
-            raise errors.TrackerUnavailable(
-                f"RT answered HTTP {status} for {path}", operation=what, status_code=status
-            )
-        if status in (401, 403):
-            raise errors.TrackerAuthFailed(
-                f"RT refused {path} (HTTP {status}); tracker init needs an RT administrator "
-                "(SuperUser)",
-                operation=what,
-                status_code=status,
-            )
-        if status == 404:
-            raise errors.TrackerRejected(
-                f"RT has no page {path} (HTTP 404); is {self.web_url} RT's web root?",
-                operation=what,
-                status_code=status,
-            )
-        if status >= 400:
-            raise errors.TrackerRejected(
-                f"RT answered HTTP {status} for {path}", operation=what, status_code=status
-            )
-        if path != LOGIN_PAGE and response.url.path.endswith("/" + LOGIN_PAGE):
-            raise errors.TrackerAuthFailed(
-                "RT's web session ended (sent back to the login page)", operation=what
-            )
-        if "CSRF_Token=" in response.text:
-            raise errors.TrackerRejected(
-                "RT refused the request as a possible cross-site request forgery; give the "
-                "URL exactly as RT's $WebBaseURL",
-                operation=what,
-            )
-        return response
 
 
 def _submit_value(form: Form, name: str) -> str:
@@ -547,8 +412,3 @@ def _submit_value(form: Form, name: str) -> str:
         if control.type == "submit":
             return control.value or "1"
     return "1"
-
-
-def _rt_said(page: Page) -> str:
-    said = page.feedback()
-    return f" (RT said: {said})" if said else ""

@@ -2,7 +2,7 @@
 python-rt errors into ``bridge.errors``.
 
 Shared by the tracker client (REST2 through python-rt) and the set-up (``rt_setup.apply``'s
-REST2 calls, ``rt_setup.web_admin``'s pages). Owns timeouts, credentials in headers, backoff
+REST2 calls, ``rt_setup.web_session``'s pages). Owns timeouts, credentials in headers, backoff
 with jitter, and messages that never carry a secret. It must not know any RT operation: what
 to ask RT is the callers' business.
 """
