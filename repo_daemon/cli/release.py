@@ -27,14 +27,14 @@ def release_validate(path: Path) -> None:
     Prints a summary when it is valid (exit 0), or every problem with its line and element
     (exit 1). PATH may be - for standard input.
     """
-    from repo_daemon.release_xml import parse as release
+    from repo_daemon.release_xml import parse as release_xml_parse
     from repo_daemon.release_xml import safe_xml
 
     if str(path) == "-":
         data = sys.stdin.buffer.read(safe_xml.MAX_RELEASE_XML_BYTES + 1)
-        info = release.parse_release(data, source="standard input")
+        info = release_xml_parse.parse_release(data, source="standard input")
     else:
-        info = release.validate_file(path)  # enforces the size limit, so reading is safe
+        info = release_xml_parse.validate_file(path)  # enforces the size limit, so reading is safe
         data = path.read_bytes()
     repositories = ", ".join(
         f"{r.identifier} ({r.type}, {r.relative_path or '.'})" for r in info.repositories
@@ -47,7 +47,7 @@ def release_validate(path: Path) -> None:
     )
     click.echo(f"  {len(info.packages)} packages, {info.total_size:,} bytes")
     click.echo(f"  repositories: {repositories}")
-    click.echo(f"  sha256 of release.xml: {release.release_sha256(data)}")
+    click.echo(f"  sha256 of release.xml: {release_xml_parse.release_sha256(data)}")
 
 
 @release_group.command("sync")
@@ -69,12 +69,12 @@ def release_sync(
     terminal: a provider or release manager can check a release before filing it. Exit 1
     with every difference listed when the files are not what release.xml says.
     """
-    from repo_daemon.release_xml import parse as release
+    from repo_daemon.release_xml import parse as release_xml_parse
     from repo_daemon.sync import fetch as sync
     from repo_daemon.sync import progress as sync_progress
     from repo_daemon.workflow import steps as repository_work
 
-    info = release.validate_file(release_xml)
+    info = release_xml_parse.validate_file(release_xml)
     source = url or info.synch_url
     if not source:
         raise click.UsageError("release.xml has no SynchURL; give --url")

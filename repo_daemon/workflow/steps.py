@@ -25,7 +25,7 @@ from repo_daemon.metadata import signing
 from repo_daemon.publish import index
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
-from repo_daemon.release_xml import parse as release
+from repo_daemon.release_xml import parse as release_xml_parse
 from repo_daemon.release_xml import safe_xml, ticket_fields
 from repo_daemon.sync import fetch as sync
 from repo_daemon.sync import records as sync_records
@@ -77,9 +77,9 @@ class RepositoryWork:
         data = attachment.content
         if len(data) > safe_xml.MAX_RELEASE_XML_BYTES:
             # Refused by the parser too; checked here so nothing that large is stored.
-            release.parse_release(data)
+            release_xml_parse.parse_release(data)
         files.write_atomically(self.release_xml_path(ticket.id), data)
-        sha = release.release_sha256(data)
+        sha = release_xml_parse.release_sha256(data)
         self.store.freeze_release_xml(ticket.id, sha256=sha, attachment_id=attachment.id)
         return Step(detail=f"froze release.xml (attachment {attachment.id}, sha256 {sha})")
 
@@ -108,7 +108,7 @@ class RepositoryWork:
 
     def read_release_xml(self, ticket: TicketView) -> release_model.ReleaseInfo:
         """The frozen release.xml, parsed and checked against the ticket's fields."""
-        info = release.validate_file(self.release_xml_path(ticket.id))
+        info = release_xml_parse.validate_file(self.release_xml_path(ticket.id))
         ticket_fields.check_against_ticket(
             info, release_type=ticket.release_type, major_release=ticket.major_release
         )

@@ -11,7 +11,7 @@ import xmlschema
 from lxml import etree
 
 import schemas
-from repo_daemon.release_xml import parse as release
+from repo_daemon.release_xml import parse as release_xml_parse
 from tests.support import paths
 
 ROOT = paths.ROOT
@@ -79,10 +79,10 @@ def test_the_docs_example_is_the_valid_fixture_and_parses() -> None:
     blocks = re.findall(r"```xml\n(.*?)```", doc, flags=re.DOTALL)
     assert len(blocks) == 1
     assert blocks[0] == (FIXTURES / "release_valid.xml").read_text(encoding="utf-8")
-    info = release.parse_release(blocks[0].encode())
+    info = release_xml_parse.parse_release(blocks[0].encode())
     assert (info.short_name, info.version, len(info.packages)) == ("arc-ce", "7.1.2", 4)
 
 
 def test_validate_file_on_the_shipped_fixture() -> None:
-    info = release.validate_file(FIXTURES / "release_valid.xml")
+    info = release_xml_parse.validate_file(FIXTURES / "release_valid.xml")
     assert info.total_size == 3453638
