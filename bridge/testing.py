@@ -151,7 +151,7 @@ class InMemoryQueue:
             )
             return True
 
-    def release(self, job_id: int, worker: str) -> bool:
+    def give_back(self, job_id: int, worker: str) -> bool:
         """Give a job back untouched; the try is not counted."""
         with self._lock:
             job = self._held(job_id, worker)
@@ -265,7 +265,7 @@ class InMemoryQueue:
 
     def record_event(
         self,
-        kind: eventlog.EventKind | str,
+        kind: eventlog.EventKind,
         *,
         ticket_id: int | None = None,
         transaction_id: int | None = None,

@@ -53,7 +53,7 @@ class EventLog:
 
     def record_event(
         self,
-        kind: eventlog.EventKind | str,
+        kind: eventlog.EventKind,
         *,
         ticket_id: int | None = None,
         transaction_id: int | None = None,
@@ -66,8 +66,8 @@ class EventLog:
     ) -> int:
         """Append to the event log; returns the event's id.
 
-        ``kind`` may still be given as its stored string while the workflow processor is
-        converted; an unknown string raises ``ValueError``. ``http_status``, ``reason`` and
+        ``kind`` is checked again at run time (``ValueError`` for anything that is not an
+        ``EventKind``: no free-text kinds reach the log). ``http_status``, ``reason`` and
         ``caller`` are for refused hooks (see ``events.Event``).
         """
         stmt = tables.events.insert().values(

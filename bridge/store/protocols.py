@@ -25,7 +25,7 @@ class JobQueue(Protocol):
 
     def complete(self, job_id: int, worker: str) -> bool: ...
 
-    def release(self, job_id: int, worker: str) -> bool: ...
+    def give_back(self, job_id: int, worker: str) -> bool: ...
 
     def fail(
         self,
@@ -39,7 +39,7 @@ class JobQueue(Protocol):
 
     def record_event(
         self,
-        kind: events.EventKind | str,
+        kind: events.EventKind,
         *,
         ticket_id: int | None = None,
         transaction_id: int | None = None,

@@ -240,7 +240,7 @@ class Queue(event_log.EventLog):
             last_error=None,
         )
 
-    def release(self, job_id: int, worker: str) -> bool:
+    def give_back(self, job_id: int, worker: str) -> bool:
         """Give a job back untouched (e.g. on shutdown before work began); not counted as a try."""
         jobs = tables.jobs
         return self._fenced(

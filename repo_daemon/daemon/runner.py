@@ -180,7 +180,7 @@ class Runner:
     def _release(self, jobs: Sequence[records.Job], report: DrainReport) -> None:
         for job in jobs:
             try:
-                released = self.queue.release(job.id, self.worker)
+                released = self.queue.give_back(job.id, self.worker)
             except Exception:  # the lease runs out anyway; someone claims it again
                 logger.warning(
                     "could not release job %s; it comes back when its lease runs out",

@@ -186,7 +186,7 @@ def test_release_gives_a_job_back_without_counting_the_try(make_queue: QueueFact
     q = make_queue()
     q.enqueue(change(1, 10))
     (job,) = q.claim("d")
-    assert q.release(job.id, "d")
+    assert q.give_back(job.id, "d")
     (again,) = q.claim("e")
     assert again.attempts == 1
 

@@ -81,7 +81,7 @@ def test_finishing_is_fenced_by_the_lease(jobs: testing.InMemoryQueue, clock: Cl
 def test_release_gives_a_job_back_without_counting_the_try(jobs: testing.InMemoryQueue) -> None:
     jobs.enqueue(change(1, 10))
     (job,) = jobs.claim("a")
-    assert jobs.release(job.id, "a")
+    assert jobs.give_back(job.id, "a")
     (again,) = jobs.claim("b")
     assert again.attempts == 1
 
