@@ -8,6 +8,7 @@ singleton: build a ``Settings`` and pass it down. It must not connect to anythin
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -18,6 +19,8 @@ from urllib.parse import urlsplit
 
 from bridge import errors, secrets
 from bridge.settings import model
+
+logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "ROLLOUT_"
 # One path component the bridge will create: no "..", no hidden names, no separators.
@@ -98,6 +101,14 @@ def _tracker_from(raw: Mapping[str, Any], problems: list[str]) -> model.TrackerS
     )
 
 
+# Settings that are gone, and what to do instead: said once at start-up, never an error, so an
+# old environment keeps starting.
+REMOVED: Mapping[str, str] = {
+    "processor": "the daemon always runs the release workflow (the processor plug-in was "
+    "removed; tests use the in-memory fakes of bridge.testing)",
+}
+
+
 def load_settings(
     env: Mapping[str, str] | None = None,
     *,
@@ -127,6 +138,8 @@ def load_settings(
         {k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
     )
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    for key in sorted(REMOVED.keys() & raw.keys()):
+        logger.warning("%s%s is no longer read: %s", ENV_PREFIX, key.upper(), REMOVED[key])
 
     tracker = _tracker_from(raw, tracker_problems)
     if require_tracker:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,15 @@ def test_signing_settings() -> None:
     assert settings.repository.signing_key == key
     with pytest.raises(errors.ConfigError, match="signing_key: 'nope' is not a key fingerprint"):
         settings_load.load_settings({**BASE, "ROLLOUT_SIGNING_KEY": "nope"})
+
+
+def test_a_removed_setting_is_named_once_and_does_not_stop_start_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    env = {"ROLLOUT_RT_URL": "http://rt.example/", "ROLLOUT_PROCESSOR": "mine:make"}
+    with caplog.at_level(logging.WARNING, logger="bridge.settings.load"):
+        settings_load.load_settings(env, require_tracker=False)
+    assert [r.getMessage() for r in caplog.records] == [
+        "ROLLOUT_PROCESSOR is no longer read: the daemon always runs the release workflow (the "
+        "processor plug-in was removed; tests use the in-memory fakes of bridge.testing)"
+    ]
