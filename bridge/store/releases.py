@@ -220,11 +220,43 @@ class ReleaseStore:
             )
 
     def set_repository_path(self, ticket_id: int, path: str | None) -> None:
-        """Record where the release is published now (relative to the repository root)."""
-        rel = tables.releases
+        """Record where the release is published now (relative to the repository root); a
+        path is also added to the areas the release was ever published into."""
+        rel, held = tables.releases, tables.release_areas
         with self.engine.begin() as conn:
             conn.execute(
                 rel.update().where(rel.c.ticket_id == ticket_id).values(repository_path=path)
+            )
+            if path:
+                known = conn.execute(
+                    sa.select(held.c.area).where(held.c.ticket_id == ticket_id, held.c.area == path)
+                ).first()
+                if known is None:
+                    conn.execute(
+                        held.insert().values(
+                            ticket_id=ticket_id, area=path, published_at=self.clock()
+                        )
+                    )
+
+    def published_areas(self, ticket_id: int) -> tuple[str, ...]:
+        """The areas the release was published into and not yet taken out of, oldest first."""
+        held = tables.release_areas
+        stmt = (
+            sa.select(held.c.area)
+            .where(held.c.ticket_id == ticket_id)
+            .order_by(held.c.published_at, held.c.area)
+        )
+        with self.engine.begin() as conn:
+            return tuple(conn.execute(stmt).scalars())
+
+    def forget_areas(self, ticket_id: int, areas: tuple[str, ...] | list[str]) -> None:
+        """The release was taken out of ``areas``."""
+        held = tables.release_areas
+        if not areas:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                held.delete().where(held.c.ticket_id == ticket_id, held.c.area.in_(list(areas)))
             )
 
     # -- staged-rollout slots ---------------------------------------------------------------

@@ -139,6 +139,16 @@ stage_slots = sa.Table(
     ),
 )
 
+release_areas = sa.Table(
+    "release_areas",
+    metadata,
+    # Every area the bridge published a release into (unverified, stagerollout, production),
+    # so removal and withdrawal work from this record, never by re-reading the release's input.
+    sa.Column("ticket_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("area", sa.String(1000), primary_key=True),
+    sa.Column("published_at", sa.DateTime, nullable=False),
+)
+
 job_steps = sa.Table(
     "job_steps",
     metadata,

@@ -66,6 +66,13 @@ class Area:
         return "~".join(self.path.split("/"))
 
     @property
+    def kind(self) -> str:
+        """``unverified``, ``stagerollout`` or ``production`` (any other path is a production
+        area: their paths are configured)."""
+        top = self.path.split("/", 1)[0]
+        return top if top in ("unverified", "stagerollout") else "production"
+
+    @property
     def depth(self) -> int:
         """How many directories the area's symlink lies below the root."""
         return self.path.count("/")

@@ -20,7 +20,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,17 +147,26 @@ class Repository:
         """Take what ``ticket_id`` brought out of ``unverified/<short>/<version>/`` (the area
         disappears) and ``stagerollout/<major>/`` (the area stays, possibly empty). Releases
         of other tickets stay. Idempotent. Returns both areas' states."""
-        unverified = areas.Area.unverified(info.short_name, info.version)
-        stage = areas.Area.stagerollout(major)
-        return (
+        unverified, staged = self.remove_from(
+            ticket_id,
+            [areas.Area.unverified(info.short_name, info.version), areas.Area.stagerollout(major)],
+        )
+        return unverified, staged
+
+    def remove_from(self, ticket_id: int, where: Sequence[areas.Area]) -> list[PublishedArea]:
+        """Take what ``ticket_id`` brought out of each area of ``where``, reading only the
+        areas' manifests (never the release's input). An ``unverified/`` area holds one release
+        and disappears; other areas stay, possibly empty. Releases of other tickets stay.
+        Idempotent: an area that never held the release is left as it is."""
+        return [
             self._update(
-                unverified,
+                area,
                 lambda m: m.without_ticket(ticket_id),
                 ticket_id=ticket_id,
-                per_release=True,
-            ),
-            self._update(stage, lambda m: m.without_ticket(ticket_id), ticket_id=ticket_id),
-        )
+                per_release=area.kind == "unverified",
+            )
+            for area in where
+        ]
 
     def collect_garbage(self) -> GcReport:
         """Delete pool files no snapshot's manifest references, and snapshot directories a

@@ -22,7 +22,7 @@ from bridge.tracker.client import TrackerClient
 from repo_daemon import errors
 from repo_daemon.metadata import build as metadata
 from repo_daemon.metadata import signing
-from repo_daemon.publish import index
+from repo_daemon.publish import areas, index
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
 from repo_daemon.release_xml import parse as release_xml_parse
@@ -161,18 +161,42 @@ class RepositoryWork:
         return self._moved(ticket.id, area, "promoted to")
 
     def remove_release(self, ticket: TicketView) -> Step:
-        """Take the release out of unverified and stagerollout (nothing to do if it was never
-        published)."""
-        if not self.release_xml_path(ticket.id).exists():
-            return Step(detail="never published; nothing to remove")
-        info = self.read_release_xml(ticket)
-        # A release reaches stagerollout only with the ticket's major release (its slot).
-        major = ticket.major_release or ""
-        unverified, staged = self.repository.remove_release(ticket.id, info, major)
+        """Take the release out of every unverified and stagerollout area the bridge recorded
+        publishing it into. It never re-reads the release's input (an invalid release.xml may
+        be why it failed), so closing a release always works; production keeps it (a release
+        there is withdrawn, not removed)."""
         shutil.rmtree(self.scratch(ticket.id), ignore_errors=True)
-        self.store.set_repository_path(ticket.id, None)
-        removed = [a.area.path for a in (unverified, staged) if a.changed]
+        recorded = [areas.Area.parse(p) for p in self.store.published_areas(ticket.id)]
+        recorded += self._unverified_before_records(ticket.id, recorded)
+        where = [a for a in recorded if a.kind != "production"]
+        if not where:
+            return Step(detail="not published outside production; nothing to remove")
+        results = self.repository.remove_from(ticket.id, where)
+        self.store.forget_areas(ticket.id, [a.path for a in where])
+        left = [a.path for a in recorded if a.kind == "production"]
+        self.store.set_repository_path(ticket.id, left[-1] if left else None)
+        removed = [r.area.path for r in results if r.changed]
         return Step(detail=f"removed from {', '.join(removed) or 'nothing (not there)'}")
+
+    def _unverified_before_records(
+        self, ticket_id: int, recorded: list[areas.Area]
+    ) -> list[areas.Area]:
+        """A release promoted before the bridge recorded every area (migration 0005) has its
+        ``unverified/`` area only in its release.xml: read it there if it still can be."""
+        if not recorded or any(a.kind == "unverified" for a in recorded):
+            return []
+        try:
+            info = release_xml_parse.validate_file(self.release_xml_path(ticket_id))
+            return [areas.Area.unverified(info.short_name, info.version)]
+        except (errors.DaemonError, OSError) as exc:
+            logger.warning(
+                "ticket %s: its unverified area is not recorded and release.xml cannot tell "
+                "it (%s); only the recorded areas are cleaned",
+                ticket_id,
+                exc,
+                extra={"ticket_id": ticket_id, "action": "remove_release"},
+            )
+            return []
 
 
 def repository(settings: settings_model.Settings) -> publish.Repository:

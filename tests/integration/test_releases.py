@@ -163,3 +163,35 @@ def test_the_frozen_release_xml_and_where_it_is_published(
     assert release is not None
     assert (release.release_sha256, release.release_attachment_id) == ("ab" * 32, 17)
     assert release.repository_path == "unverified/dcache/9.2.1"
+
+
+def test_the_area_record_is_backfilled_from_where_releases_were_published(
+    db_url: str,
+) -> None:
+    from alembic import command
+
+    engine = database.create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            command.downgrade(database._alembic_config(conn), "0004")
+            now = datetime(2026, 11, 24, 9, 0, 0)
+            for ticket, path in ((1, "stagerollout/UMD-5"), (2, None)):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO releases (ticket_id, state, emergency, updated_at, "
+                        "repository_path) VALUES (:t, 'StageRollout', false, :now, :path)"
+                    ),
+                    {"t": ticket, "now": now, "path": path},
+                )
+        database.migrate(engine)
+        store = releases.ReleaseStore(engine)
+        assert store.published_areas(1) == ("stagerollout/UMD-5",)
+        assert store.published_areas(2) == ()
+        store.set_repository_path(2, "unverified/x/1.0")
+        store.set_repository_path(2, "stagerollout/UMD-5")
+        store.set_repository_path(2, "stagerollout/UMD-5")
+        assert store.published_areas(2) == ("unverified/x/1.0", "stagerollout/UMD-5")
+        store.forget_areas(2, ["unverified/x/1.0"])
+        assert store.published_areas(2) == ("stagerollout/UMD-5",)
+    finally:
+        engine.dispose()

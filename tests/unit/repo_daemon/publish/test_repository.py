@@ -837,3 +837,30 @@ def test_gc_waits_for_publishers(repo: publish.Repository) -> None:
         pytest.raises(errors.AreaBusy, match="global"),
     ):
         slow.collect_garbage()
+
+
+def test_removal_works_from_the_areas_alone(
+    repo: publish.Repository, make_release: MakeRelease, scratch_root: Path
+) -> None:
+    # No release.xml is read: only the areas the bridge recorded, and their manifests.
+    info = make_release()
+    repo.publish_unverified(1, info, scratch_of(scratch_root, info))
+    repo.promote_to_stagerollout(1, info, "7")
+    unverified, staged, never = repo.remove_from(
+        1,
+        [
+            areas.Area.unverified("Demo", "1.0.0"),
+            areas.Area.stagerollout("7"),
+            areas.Area.stagerollout("8"),
+        ],
+    )
+    assert (unverified.changed, staged.changed, never.changed) == (True, True, False)
+    assert not (repo.root / "unverified/Demo/1.0.0").exists()
+    assert (repo.root / "stagerollout/7").is_symlink()  # the area stays, empty
+    assert [c.changed for c in repo.remove_from(1, [areas.Area.stagerollout("7")])] == [False]
+
+
+def test_an_areas_kind_follows_its_path() -> None:
+    assert areas.Area.unverified("Demo", "1.0.0").kind == "unverified"
+    assert areas.Area.stagerollout("7").kind == "stagerollout"
+    assert areas.Area.production("production/CAs", "Incremental").kind == "production"

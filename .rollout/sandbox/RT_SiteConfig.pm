@@ -1,0 +1,22 @@
+# Sandbox RT for the Rollout bridge; written by `rollout tracker sandbox up`.
+Set($rtname, 'rollout-sandbox');
+Set($Organization, 'rollout-sandbox.localhost');
+Set($DatabaseType, 'SQLite');
+Set($DatabaseName, '/work/main/.rollout/sandbox/rt.sqlite');
+Set($WebPath, '');
+Set($WebDomain, '127.0.0.1');
+Set($WebPort, 56479);
+Set($WebBaseURL, 'http://127.0.0.1:56479');
+Set($RestrictReferrer, 0);
+Set($CorrespondAddress, 'rt@rollout-sandbox.localhost');
+Set($CommentAddress, 'rt-comment@rollout-sandbox.localhost');
+Set($MailCommand, 'testfile');
+$Mail::Mailer::testfile::config{outfile} = '/work/main/.rollout/sandbox/mail.log';
+Set($LogToSTDERR, 'info');
+Set($LogToSyslog, undef);
+Set($MasonDataDir, '/work/main/.rollout/sandbox/mason');
+Set($MasonSessionDir, '/work/main/.rollout/sandbox/sessions');
+Set($RolloutBridgeURL, 'http://127.0.0.1:34955/hooks/rt');
+Set($RolloutBridgeSecretFile, '/work/main/.rollout/sandbox/hook-secret');
+Set($RolloutBridgeTimeout, 5);
+1;
