@@ -26,9 +26,14 @@ from __future__ import annotations
 
 
 class DaemonError(Exception):
-    """Root of all errors raised by the ``repo_daemon`` package."""
+    """Root of all errors raised by the ``repo_daemon`` package.
+
+    ``provider_can_fix`` marks failures the technology provider can fix (their release.xml,
+    their Sync-URL or server, their files, their ticket's fields): the workflow replies those
+    to the provider, not only to the people working on the ticket."""
 
     transient: bool = False
+    provider_can_fix: bool = False
 
 
 class ProcessingFailed(DaemonError):
@@ -38,6 +43,16 @@ class ProcessingFailed(DaemonError):
         self.transient = transient
         self.ticket_id = ticket_id
         super().__init__(message)
+
+
+class TicketIncomplete(ProcessingFailed):
+    """The ticket lacks a field the repository work needs (permanent; the provider fills it
+    in)."""
+
+    provider_can_fix = True
+
+    def __init__(self, message: str, *, ticket_id: int | None = None) -> None:
+        super().__init__(message, transient=False, ticket_id=ticket_id)
 
 
 class WorkflowInvalid(DaemonError):

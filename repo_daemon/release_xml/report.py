@@ -30,6 +30,7 @@ class ReleaseInvalid(errors.DaemonError):
     """
 
     transient = False
+    provider_can_fix = True
 
     def __init__(
         self, problems: list[str], *, source: str = "release.xml", stopped: bool = False

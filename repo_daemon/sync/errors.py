@@ -26,7 +26,10 @@ from repo_daemon import errors
 
 
 class SyncError(errors.DaemonError):
-    """Fetching a release's files failed; ``transient`` is set per instance."""
+    """Fetching a release's files failed; ``transient`` is set per instance. The source is the
+    provider's, so the provider hears of it."""
+
+    provider_can_fix = True
 
     def __init__(self, message: str, *, transient: bool) -> None:
         self.transient = transient

@@ -61,6 +61,7 @@ class ChecksumMismatch(errors.DaemonError):
     release.xml). ``problems`` lists every difference, sorted by kind and path."""
 
     transient = False
+    provider_can_fix = True
 
     def __init__(self, problems: Sequence[Problem]) -> None:
         order = list(ProblemKind)

@@ -184,6 +184,14 @@ _ACTIONS = (
         rerun_on_resume=True,
     ),
     Action(
+        name="reply_failure",
+        kind=ActionKind.PEOPLE,
+        description="reply to the technology provider what failed, when it is theirs to fix "
+        "(release.xml, Sync-URL, their files, the ticket's fields)",
+        handler=_pure(people.reply_failure),
+        rerun_on_resume=True,
+    ),
+    Action(
         name="resolve_ticket",
         kind=ActionKind.PEOPLE,
         description="resolve the ticket",

@@ -81,6 +81,7 @@ class Inputs:
     definition: model.Definition
     people: People
     failure: str = ""  # why processing failed (the failure actions only)
+    failure_for_provider: bool = False  # the provider can fix what failed (their input)
     # The lasting work this job finished in an earlier attempt (a resumed job skips it).
     checkpoints: frozenset[str] = frozenset()
     read_release_xml: Callable[[], release_model.ReleaseInfo]

@@ -211,18 +211,23 @@ class WorkflowProcessor:
         except (errors.BridgeError, daemon_errors.DaemonError) as exc:
             if exc.transient:
                 raise
-            self._fail(inputs, services, str(exc))
+            for_provider = isinstance(exc, daemon_errors.DaemonError) and exc.provider_can_fix
+            self._fail(inputs, services, str(exc), for_provider=for_provider)
             return
         follow_ups = self._apply(inputs, services, asked_for, inputs.decision.state)
         self._event(events.EventKind.TRANSITION_DONE, inputs.job, inputs.decision.reason)
         self._follow_up(inputs, follow_ups)
 
-    def _fail(self, inputs: Inputs, services: Services, error: str) -> None:
+    def _fail(
+        self, inputs: Inputs, services: Services, error: str, *, for_provider: bool = False
+    ) -> None:
         asked = inputs.job.request.current
         failure = engine.on_failure(
             inputs.definition, at=inputs.came_from, attempted=asked, error=error
         )
-        failed = dataclasses.replace(inputs, decision=failure, failure=failure.reason)
+        failed = dataclasses.replace(
+            inputs, decision=failure, failure=failure.reason, failure_for_provider=for_provider
+        )
         # The failure actions only tell people (the loader keeps it so): nothing to undo.
         asked_for = self._act(failure.actions, failed, services)
         follow_ups = self._apply(

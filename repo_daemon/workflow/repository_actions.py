@@ -72,10 +72,9 @@ class Services:
 def _major(inputs: Inputs) -> str:
     major = inputs.ticket.major_release
     if not major:
-        raise errors.ProcessingFailed(
+        raise errors.TicketIncomplete(
             "the ticket has no AssociatedMajorRelease, so the bridge cannot tell which major "
             "release (and staged-rollout slot, and production area) it belongs to",
-            transient=False,
             ticket_id=inputs.ticket.id,
         )
     return major

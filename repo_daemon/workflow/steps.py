@@ -119,9 +119,7 @@ class RepositoryWork:
     def sync_packages(self, ticket: TicketView, info: release_model.ReleaseInfo) -> Step:
         """Fetch the packages from Sync-URL into scratch and verify every file."""
         if not ticket.sync_url:
-            raise errors.ProcessingFailed(
-                "the ticket has no Sync-URL", transient=False, ticket_id=ticket.id
-            )
+            raise errors.TicketIncomplete("the ticket has no Sync-URL", ticket_id=ticket.id)
         result = sync.sync_and_verify(
             ticket.sync_protocol,
             ticket.sync_url,

@@ -22,10 +22,9 @@ def check_fields(inputs: Inputs) -> effects.Result:
     empty mandatory field."""
     missing = [name for name in MANDATORY_FIELDS if not inputs.ticket.field(name)]
     if missing:
-        raise errors.ProcessingFailed(
+        raise errors.TicketIncomplete(
             f"the ticket lacks {', '.join(missing)}; fill "
             f"{'it' if len(missing) == 1 else 'them'} in on the ticket",
-            transient=False,
             ticket_id=inputs.ticket.id,
         )
     return effects.Result(detail="mandatory fields present")
@@ -71,8 +70,8 @@ def reply_provider(inputs: Inputs) -> effects.Result:
     state = inputs.going_to
     info = inputs.definition.info(state)
     reply = info.reply or (
-        f"Your release {{subject}} is {state.label}. {info.news} The comments on this ticket "
-        "say why."
+        f"Your release {{subject}} is {state.label}. {info.news} Answer on this ticket if you "
+        "have questions."
     )
     # Plain replacement, not str.format: a subject is the provider's text.
     text = reply.replace("{subject}", repr(inputs.ticket.subject))
@@ -83,6 +82,19 @@ def comment_failure(inputs: Inputs) -> effects.Result:
     """Say what failed and what a person can do about it."""
     text = f"Processing failed: {inputs.failure}."
     return effects.Result(detail="failure explained", effects=(effects.Comment(text=text),))
+
+
+def reply_failure(inputs: Inputs) -> effects.Result:
+    """Tell the technology provider what failed when it is theirs to fix (their release.xml,
+    Sync-URL, server, files or ticket fields): a reply, since they do not see comments."""
+    if not inputs.failure_for_provider:
+        return effects.Result(detail="nothing for the provider to fix")
+    text = (
+        f"Your release {inputs.ticket.subject!r} could not be processed: {inputs.failure}.\n\n"
+        "Please correct it (release.xml, Sync-URL, the files on your server or the ticket's "
+        "fields) and answer on this ticket; a release manager then retries it."
+    )
+    return effects.Result(detail="provider told what to fix", effects=(effects.Reply(text=text),))
 
 
 def resolve_ticket(inputs: Inputs) -> effects.Result:

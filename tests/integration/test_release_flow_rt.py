@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import paths
-from tests.support.workflow_harness import Bridge, running_bridge
+from tests.support.workflow_harness import PROVIDER, Bridge, running_bridge
 
 pytestmark = pytest.mark.rt
 
@@ -189,3 +189,15 @@ def test_a_failed_release_is_retried_after_the_provider_fixes_it(bridge: Bridge)
     bridge.move(ticket, "Unverified")
     assert bridge.state(ticket) == "Unverified"
     assert _files(bridge.repo_root / "unverified" / tree.root.name / "1.0.0") == _files(tree.root)
+
+
+def test_the_provider_is_told_by_mail_what_to_fix(bridge: Bridge) -> None:
+    data = (FIXTURES / "release_missing_version.xml").read_bytes()
+    ticket = bridge.file_release("UMD-5", release_xml=data)
+    mark = bridge.mail_mark()
+    bridge.move(ticket, "Unverified")
+    assert bridge.state(ticket) == "Failed"
+    to_provider = [subject for to, subject in bridge.mails_since(mark) if PROVIDER in to]
+    assert to_provider, bridge.mails_since(mark)
+    reply = next(t for t in bridge.comments(ticket) if t.startswith("Your release"))
+    assert "could not be processed" in reply and "RevisionVersion is missing" in reply

@@ -16,6 +16,8 @@ from bridge import errors, records
 from bridge.records import RolloutState as S
 from bridge.settings import model as settings_model
 from bridge.store import database, events, queue, releases
+from repo_daemon.publish.errors import PublishFailed
+from repo_daemon.release_xml.report import ReleaseInvalid
 from repo_daemon.workflow import processor as workflow
 from tests.support.fake_repository import FakeRepository
 
@@ -350,3 +352,23 @@ def test_the_same_state_again_is_a_no_op(world: World) -> None:
     world.process_all()
     assert len(world.rt.comments[1]) == comments
     assert world.queue.events(kind=events.EventKind.TRANSITION_NOOP)
+
+
+def test_a_failure_the_provider_can_fix_is_replied_to_them(world: World) -> None:
+    world.rt.add(1)
+    world.repository.fail["read_release_xml"] = ReleaseInvalid(["Package 2: Size is missing"])
+    world.change(1, S.UNVERIFIED)
+    assert world.state(1) == "Failed"
+    (reply,) = world.rt.replies[1]
+    assert reply.startswith("Your release 'Release 1' could not be processed: Submitted → ")
+    assert "Package 2: Size is missing" in reply
+    assert world.rt.tickets[1].status != "resolved"
+
+
+def test_a_failure_of_the_bridges_own_is_not_replied(world: World) -> None:
+    world.rt.add(1)
+    world.repository.fail["publish_unverified"] = PublishFailed("disk full", transient=False)
+    world.change(1, S.UNVERIFIED)
+    assert world.state(1) == "Failed"
+    assert 1 not in world.rt.replies
+    assert "disk full" in world.rt.comments[1][-1]

@@ -155,7 +155,7 @@ def test_intake_does_the_repository_work_in_order() -> None:
 def test_a_failure_goes_to_failed_and_says_how_to_retry() -> None:
     decision = engine.on_failure(STAGED, at=SUB, attempted=UNV, error="checksum of a.rpm differs")
     assert decision.state is FLD
-    assert decision.actions == ("comment_failure", "notify_watchers")
+    assert decision.actions == ("comment_failure", "reply_failure", "notify_watchers")
     assert "set RolloutProgress to Unverified to retry, or to Rejected" in decision.reason
 
 

@@ -83,3 +83,13 @@ def test_resolve_and_outcome(make_inputs: MakeInputs) -> None:
     assert ticket_actions.comment_outcome(inputs).effects == (
         effects.Comment(text="Ignored: The release is ignored and removed from the repository."),
     )
+
+
+def test_only_a_failure_the_provider_can_fix_is_replied(make_inputs: MakeInputs) -> None:
+    theirs = make_inputs(S.SUBMITTED, S.UNVERIFIED)
+    theirs = dataclasses.replace(theirs, failure="Sync-URL refused", failure_for_provider=True)
+    (reply,) = ticket_actions.reply_failure(theirs).effects
+    assert isinstance(reply, effects.Reply)
+    assert reply.text.startswith("Your release 'ARC 7.1' could not be processed: Sync-URL refused.")
+    ours = dataclasses.replace(theirs, failure_for_provider=False)
+    assert ticket_actions.reply_failure(ours).effects == ()
