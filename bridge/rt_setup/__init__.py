@@ -81,6 +81,7 @@ CUSTOM_FIELDS: tuple[CustomFieldSpec, ...] = (
         kind="select",
         description="NonIncremental goes to base, Incremental to updates",
         values=("Incremental", "NonIncremental"),
+        default="NonIncremental",
     ),
     CustomFieldSpec(
         name="AssociatedMajorRelease",

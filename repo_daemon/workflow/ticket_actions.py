@@ -13,8 +13,8 @@ from repo_daemon import errors
 from repo_daemon.workflow import effects
 from repo_daemon.workflow.gather import Inputs
 
-# Fields the repository work needs on the ticket.
-MANDATORY_FIELDS = ("Sync-URL", "Sync-Protocol", "AssociatedMajorRelease", "ReleaseType")
+# Fields the repository work needs on the ticket (ReleaseType has a default: NonIncremental).
+MANDATORY_FIELDS = ("Sync-URL", "Sync-Protocol", "AssociatedMajorRelease")
 
 
 def check_fields(inputs: Inputs) -> effects.Result:

@@ -14,10 +14,15 @@ from tests.unit.repo_daemon.workflow.conftest import MakeInputs
 
 
 def test_check_fields_names_every_empty_mandatory_field(make_inputs: MakeInputs) -> None:
-    inputs = make_inputs(S.SUBMITTED, S.UNVERIFIED, **{"Sync-URL": "", "ReleaseType": ""})
+    inputs = make_inputs(
+        S.SUBMITTED,
+        S.UNVERIFIED,
+        **{"Sync-URL": "", "AssociatedMajorRelease": "", "ReleaseType": ""},
+    )
     with pytest.raises(errors.ProcessingFailed) as caught:
         ticket_actions.check_fields(inputs)
-    assert "the ticket lacks Sync-URL, ReleaseType; fill them in" in str(caught.value)
+    # ReleaseType is not among them: it defaults to NonIncremental.
+    assert "the ticket lacks Sync-URL, AssociatedMajorRelease; fill them in" in str(caught.value)
     assert caught.value.transient is False
     assert ticket_actions.check_fields(make_inputs(S.SUBMITTED, S.UNVERIFIED)).effects == ()
 

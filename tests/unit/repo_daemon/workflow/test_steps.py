@@ -1,0 +1,68 @@
+"""The repository work's own rules, with the trees and records faked: which production area a
+release goes to when nobody says its release type."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from bridge.settings import model as settings_model
+from repo_daemon.publish import areas
+from repo_daemon.workflow import steps
+from repo_daemon.workflow.gather import TicketView
+from tests.support.release_factory import release_info
+from tests.unit.repo_daemon.workflow.conftest import ticket
+
+
+@dataclass
+class Moved:
+    area: areas.Area
+    changed: bool = True
+
+
+class Trees:
+    def __init__(self) -> None:
+        self.release_types: list[str] = []
+
+    def promote_to_production(
+        self, ticket_id: int, info: object, major: str, release_type: str
+    ) -> Moved:
+        self.release_types.append(release_type)
+        return Moved(areas.Area.production(f"production/{major}", release_type))
+
+
+class Records:
+    def set_repository_path(self, ticket_id: int, path: str | None) -> None:
+        self.path = path
+
+
+@pytest.mark.parametrize(
+    ("on_ticket", "in_release_xml", "area"),
+    [
+        ("", None, "production/UMD-5/base"),
+        ("Incremental", None, "production/UMD-5/updates"),
+        ("", "Incremental", "production/UMD-5/updates"),
+    ],
+    ids=["nobody-says-nonincremental", "ticket-says", "release-xml-says"],
+)
+def test_the_release_type_defaults_to_nonincremental(
+    tmp_path: Path, on_ticket: str, in_release_xml: str | None, area: str
+) -> None:
+    settings = settings_model.Settings(
+        tracker=settings_model.TrackerSettings(url="http://rt/"), data_dir=tmp_path
+    )
+    trees, records = Trees(), Records()
+    work = steps.RepositoryWork(
+        settings,
+        cast(Any, records),
+        cast(Any, trees),
+        sync_options=steps.sync_options_from(settings),
+    )
+    info = release_info("arc", "7.1.0", [], release_type=in_release_xml)
+    view = TicketView.of(ticket(ReleaseType=on_ticket))
+    step = work.promote_to_production(view, info, "UMD-5")
+    assert records.path == area
+    assert step.detail == f"promoted to {area}"
