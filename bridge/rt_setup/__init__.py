@@ -48,6 +48,9 @@ class GroupSpec:
     description: str
     rights: tuple[str, ...]
     system_rights: tuple[str, ...] = ()
+    # A queue watcher role the group holds (e.g. "AdminCc"): then it hears of every ticket
+    # of the queue from its creation, before the bridge has processed any change.
+    queue_role: str | None = None
 
 
 _SEE = ("SeeQueue", "ShowTicket", "SeeCustomField")
@@ -128,6 +131,7 @@ GROUPS: tuple[GroupSpec, ...] = (
         name="sw-rel-admin",
         description="Release managers (AdminCc on every release)",
         rights=(*_WORK, "OwnTicket", "TakeTicket", "StealTicket", "ModifyQueueWatchers"),
+        queue_role="AdminCc",
     ),
     GroupSpec(
         name="sw-rel-early-adopters",

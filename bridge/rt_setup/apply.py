@@ -118,6 +118,7 @@ def apply_setup(
         queue_id = _ensure_queue(rest, queue, report)
         cf_ids = _ensure_custom_fields(rest, queue, queue_id, report)
         group_ids = _ensure_groups(rest, report)
+        _ensure_queue_watchers(rest, queue, queue_id, group_ids, report)
     finally:
         rest.close()
 
@@ -251,6 +252,41 @@ def _ensure_groups(rest: _Rest, report: SetupReport) -> dict[str, int]:
         ids[spec.name] = int(created["id"])
         report.add("group", spec.name, CREATED)
     return ids
+
+
+def _role_members(found: Mapping[str, Any] | None, role: str) -> set[str]:
+    """Principal ids of a queue's ``role`` as RT's queue JSON lists them."""
+    members = (found or {}).get(role) or []
+    return {str(m["id"]) for m in members if isinstance(m, Mapping) and "id" in m}
+
+
+def _ensure_queue_watchers(
+    rest: _Rest, queue: str, queue_id: int, group_ids: Mapping[str, int], report: SetupReport
+) -> None:
+    """Give each group with a ``queue_role`` that role on the queue, keeping other members
+    (REST2 replaces a role's whole member list, so the present ones are sent back too)."""
+    for spec in rt_setup.GROUPS:
+        if spec.queue_role is None:
+            continue
+        what = f"{spec.queue_role} {spec.name}"
+        found = rest.call("GET", f"queue/{queue_id}", "read queue watchers")
+        members = _role_members(found, spec.queue_role)
+        wanted = str(group_ids[spec.name])
+        if wanted in members:
+            report.add("queue watcher", what, UNCHANGED)
+            continue
+        rest.call(
+            "PUT", f"queue/{queue_id}", f"set queue {spec.queue_role}",
+            json={spec.queue_role: sorted(members | {wanted}, key=int)},
+        )  # fmt: skip
+        if wanted not in _role_members(
+            rest.call("GET", f"queue/{queue_id}", "read queue watchers"), spec.queue_role
+        ):
+            raise errors.TrackerRejected(
+                f"RT did not make group {spec.name} {spec.queue_role} of queue {queue}",
+                operation=f"set queue {spec.queue_role}",
+            )
+        report.add("queue watcher", what, CREATED)
 
 
 def _ensure_web_parts(

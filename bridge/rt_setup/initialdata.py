@@ -108,5 +108,15 @@ def render(queue: str = "sw-rel") -> str:
             '            RT->Logger->error("default for " . $cf->Name . ": $msg") unless $ok;\n'
             "        }\n"
         )
+    for group in (g for g in rt_setup.GROUPS if g.queue_role):
+        out.append(
+            "        {\n"
+            "            my $group = RT::Group->new( RT->SystemUser );\n"
+            f"            $group->LoadUserDefinedGroup({_perl_str(group.name)});\n"
+            "            my ( $ok, $msg ) = $queue->AddRoleMember( "
+            f"Type => {_perl_str(group.queue_role or '')}, PrincipalId => $group->PrincipalId );\n"
+            f'            RT->Logger->error("{group.queue_role} {group.name}: $msg") unless $ok;\n'
+            "        }\n"
+        )
     out.append("    },\n);\n1;\n")
     return "".join(out)

@@ -220,7 +220,17 @@ def test_first_run_creates_everything(first_report: apply.SetupReport) -> None:
     for name, value in DEFAULTS.items():
         assert outcomes[("default", f"{name}={value}")] == "updated"
     assert outcomes[("scrip", QUEUE)] == "created"
+    assert outcomes[("queue watcher", "AdminCc sw-rel-admin")] == "created"
     assert len(outcomes) == len(first_report.items)  # every item once
+
+
+def test_release_managers_watch_every_ticket_of_the_queue(
+    first_report: apply.SetupReport, rest: httpx2.Client
+) -> None:
+    # A queue AdminCc: new submissions reach sw-rel-admin before the bridge has done anything.
+    found = rest.get(f"queue/{_queue_id(rest)}").json()
+    admin_cc = {str(m["id"]) for m in found.get("AdminCc", [])}
+    assert str(_group_ids(rest)["sw-rel-admin"]) in admin_cc
 
 
 def test_fields_with_their_values_are_applied_to_the_queue(
@@ -276,7 +286,6 @@ def test_new_tickets_get_the_default_values(
     assert values["RolloutProgress"] == ["Submitted"]
     assert values["EmergencyRelease"] == ["No"]
     assert values["Sync-Protocol"] == ["rsync"]
-    assert values["ReleaseType"] == []
     assert {name: values[name] for name in DEFAULTS} == {k: [v] for k, v in DEFAULTS.items()}
 
 

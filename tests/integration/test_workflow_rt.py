@@ -32,6 +32,15 @@ def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bridge]:
         yield running
 
 
+def test_a_new_submission_reaches_the_release_managers_at_once(bridge: Bridge) -> None:
+    # sw-rel-admin is AdminCc of the queue (rollout tracker init): before any processed move.
+    mark = bridge.mail_mark()
+    ticket = bridge.file_release(f"TEST-{next(_majors)}")
+    told = set().union(*(to for to, _ in bridge.mails_since(mark)))
+    assert PEOPLE["sw-rel-admin"] in told, bridge.mails_since(mark)
+    assert bridge.state(ticket) in (None, "Submitted")
+
+
 def test_a_release_walks_to_production_with_the_right_people_told(bridge: Bridge) -> None:
     major = f"TEST-{next(_majors)}"
     ticket = bridge.file_release(major)
