@@ -307,6 +307,26 @@ def _workflow_from(raw: Mapping[str, Any], problems: list[str]) -> model.Workflo
         if admin is not None
         else ("sw-rel-admin",)
     )
+    majors = _names(raw.get("major_releases"), "major_releases", problems)
+    for major in per_major:
+        if majors and major not in majors:
+            problems.append(f"workflows: {major} is not among major_releases")
     return model.WorkflowSettings(
-        default=default, per_major_release=per_major, cc=cc, admin_cc=admin_cc
+        default=default,
+        per_major_release=per_major,
+        cc=cc,
+        admin_cc=admin_cc,
+        major_releases=majors,
     )
+
+
+def _names(value: Any, name: str, problems: list[str]) -> tuple[str, ...]:
+    """A list of names from a TOML array or from ``a,b,c`` (environment), without repeats."""
+    if value is None or value == "":
+        return ()
+    items = value if isinstance(value, list) else str(value).split(",")
+    names = [str(item).strip() for item in items]
+    if any(not n or any(c.isspace() or c in "/\\" for c in n) for n in names):
+        problems.append(f"{name}: {value!r} is not a list of names (no spaces or slashes)")
+        return ()
+    return tuple(dict.fromkeys(names))

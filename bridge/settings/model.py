@@ -85,6 +85,9 @@ class WorkflowSettings:
     # [states] table says who is Cc by default; the list is replaced on every change).
     cc: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     admin_cc: tuple[str, ...] = ("sw-rel-admin",)
+    # The known major releases; a release naming another fails at intake. Empty: any name
+    # (each new spelling then makes new trees and a staged-rollout slot of its own).
+    major_releases: tuple[str, ...] = ()
 
     def workflow_for(self, major_release: str | None) -> str:
         """The workflow template name for ``major_release``."""

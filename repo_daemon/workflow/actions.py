@@ -68,6 +68,14 @@ _ACTIONS = (
         rerun_on_resume=False,
     ),
     Action(
+        name="check_major_release",
+        kind=ActionKind.CHECK,
+        description="check the ticket's AssociatedMajorRelease is a known major release "
+        "(settings: major_releases; any name when none are listed)",
+        handler=_pure(people.check_major_release),
+        rerun_on_resume=False,
+    ),
+    Action(
         name="freeze_release_xml",
         kind=ActionKind.REPOSITORY,
         description="download release.xml from the ticket and freeze it with its SHA-256",

@@ -82,6 +82,7 @@ class Inputs:
     people: People
     failure: str = ""  # why processing failed (the failure actions only)
     failure_for_provider: bool = False  # the provider can fix what failed (their input)
+    known_major_releases: tuple[str, ...] = ()  # settings' registry; empty: any name
     # The lasting work this job finished in an earlier attempt (a resumed job skips it).
     checkpoints: frozenset[str] = frozenset()
     read_release_xml: Callable[[], release_model.ReleaseInfo]

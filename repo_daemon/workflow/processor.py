@@ -137,6 +137,7 @@ class WorkflowProcessor:
             definition=definition,
             people=self.people,
             checkpoints=frozenset(self.store.steps_done(job.id)),
+            known_major_releases=self.settings.workflow.major_releases,
             read_release_xml=lambda: self.repository.read_release_xml(ticket),
         )
         services = Services(tracker=client, store=self.store, repository=self.repository)

@@ -30,6 +30,20 @@ def check_fields(inputs: Inputs) -> effects.Result:
     return effects.Result(detail="mandatory fields present")
 
 
+def check_major_release(inputs: Inputs) -> effects.Result:
+    """Refuse (permanently, for the provider to fix) a major release the settings do not
+    know, naming the known ones; any name passes when the settings list none."""
+    major = inputs.ticket.major_release
+    known = inputs.known_major_releases
+    if known and major not in known:
+        raise errors.TicketIncomplete(
+            f"AssociatedMajorRelease {major!r} is not a known major release; known: "
+            f"{', '.join(known)}",
+            ticket_id=inputs.ticket.id,
+        )
+    return effects.Result(detail=f"major release {major}" if known else "any major release")
+
+
 def notify_watchers(inputs: Inputs) -> effects.Result:
     """Set the Cc groups of the state entered and tell them what happened (the headline)."""
     state = inputs.going_to

@@ -372,3 +372,22 @@ def test_a_failure_of_the_bridges_own_is_not_replied(world: World) -> None:
     assert world.state(1) == "Failed"
     assert 1 not in world.rt.replies
     assert "disk full" in world.rt.comments[1][-1]
+
+
+def test_an_unknown_major_release_fails_at_intake(tmp_path: Path) -> None:
+    settings = settings_model.Settings(
+        tracker=settings_model.TrackerSettings(url="http://rt/"),
+        workflow=settings_model.WorkflowSettings(major_releases=("UMD-5", "CAs")),
+    )
+    w = World(tmp_path, settings)
+    try:
+        w.rt.add(1, AssociatedMajorRelease="UMD5")
+        w.change(1, S.UNVERIFIED)
+        assert w.state(1) == "Failed"
+        assert "'UMD5' is not a known major release; known: UMD-5, CAs" in w.rt.replies[1][0]
+        assert w.repository.steps(1) == []  # nothing fetched, nothing published
+        w.rt.add(2)
+        w.change(2, S.UNVERIFIED)
+        assert w.state(2) == "Unverified"
+    finally:
+        w.engine.dispose()

@@ -175,3 +175,24 @@ def test_a_removed_setting_is_named_once_and_does_not_stop_start_up(
         "ROLLOUT_PROCESSOR is no longer read: the daemon always runs the release workflow (the "
         "processor plug-in was removed; tests use the in-memory fakes of bridge.testing)"
     ]
+
+
+def test_known_major_releases_from_a_list_or_the_environment(tmp_path: Path) -> None:
+    env = {"ROLLOUT_RT_URL": "http://rt.example/", "ROLLOUT_MAJOR_RELEASES": "UMD-5, CAs,UMD-5"}
+    assert settings_load.load_settings(env, require_tracker=False).workflow.major_releases == (
+        "UMD-5",
+        "CAs",
+    )
+    config = tmp_path / "bridge.toml"
+    config.write_text('major_releases = ["UMD-6"]\n[workflows]\nCAs = "direct"\n')
+    with pytest.raises(errors.ConfigError) as caught:
+        settings_load.load_settings(
+            {"ROLLOUT_RT_URL": "http://rt/"}, config_file=config, require_tracker=False
+        )
+    assert "workflows: CAs is not among major_releases" in str(caught.value)
+    with pytest.raises(errors.ConfigError, match="not a list of names"):
+        settings_load.load_settings(
+            {**env, "ROLLOUT_MAJOR_RELEASES": "UMD 5"}, require_tracker=False
+        )
+    none = settings_load.load_settings({"ROLLOUT_RT_URL": "http://rt/"}, require_tracker=False)
+    assert none.workflow.major_releases == ()

@@ -98,3 +98,20 @@ def test_only_a_failure_the_provider_can_fix_is_replied(make_inputs: MakeInputs)
     assert reply.text.startswith("Your release 'ARC 7.1' could not be processed: Sync-URL refused.")
     ours = dataclasses.replace(theirs, failure_for_provider=False)
     assert ticket_actions.reply_failure(ours).effects == ()
+
+
+def test_an_unknown_major_release_is_refused_naming_the_known_ones(
+    make_inputs: MakeInputs,
+) -> None:
+    inputs = make_inputs(S.SUBMITTED, S.UNVERIFIED, AssociatedMajorRelease="umd5")
+    known = dataclasses.replace(inputs, known_major_releases=("UMD-5", "UMD-6", "CAs"))
+    with pytest.raises(errors.TicketIncomplete) as caught:
+        ticket_actions.check_major_release(known)
+    assert str(caught.value) == (
+        "AssociatedMajorRelease 'umd5' is not a known major release; known: UMD-5, UMD-6, CAs"
+    )
+    assert caught.value.provider_can_fix
+    assert ticket_actions.check_major_release(inputs).detail == "any major release"
+    fine = make_inputs(S.SUBMITTED, S.UNVERIFIED)
+    fine = dataclasses.replace(fine, known_major_releases=("UMD-5",))
+    assert ticket_actions.check_major_release(fine).detail == "major release UMD-5"
