@@ -71,6 +71,7 @@ class Ticket:
     requestors: tuple[Watcher, ...] = ()
     cc: tuple[Watcher, ...] = ()
     admin_cc: tuple[Watcher, ...] = ()
+    owner: str | None = None  # the owning user's name; None for RT's "Nobody"
 
     def field(self, name: str) -> str | None:
         """The first value of custom field ``name``, or None when it is empty."""

@@ -456,10 +456,12 @@ class FakeTracker:
         cc_groups: Sequence[str] | None = None,
         admin_cc_groups: Sequence[str] | None = None,
         status: str | None = None,
+        owner: str | None = None,
         current: records.Ticket | None = None,
     ) -> list[str]:
         arguments = {"custom_fields": custom_fields, "cc_groups": cc_groups,
-                     "admin_cc_groups": admin_cc_groups, "status": status}  # fmt: skip
+                     "admin_cc_groups": admin_cc_groups, "status": status,
+                     "owner": owner}  # fmt: skip
         self._call("update_ticket", ticket_id, **{k: v for k, v in arguments.items() if v})
         ticket = self._ticket(ticket_id, "update_ticket")
         unknown = sorted(set(custom_fields or {}) - set(ticket.custom_fields))
@@ -481,6 +483,9 @@ class FakeTracker:
         if status is not None:
             ticket = dataclasses.replace(ticket, status=status)
             messages.append(f"Status changed to {status}")
+        if owner is not None:
+            ticket = dataclasses.replace(ticket, owner=owner)
+            messages.append(f"Owner changed to {owner}")
         self.tickets[ticket_id] = ticket
         return messages
 

@@ -122,8 +122,13 @@ CUSTOM_FIELDS: tuple[CustomFieldSpec, ...] = (
 )
 
 GROUPS: tuple[GroupSpec, ...] = (
-    GroupSpec(name="sw-rel-qc", description="Quality control: verifies releases", rights=_WORK),
-    GroupSpec(name="sw-rel-sr", description="Staged-rollout team", rights=_WORK),
+    # OwnTicket: the workflow may make a QC or SR member the owner of a phase (owners).
+    GroupSpec(
+        name="sw-rel-qc",
+        description="Quality control: verifies releases",
+        rights=(*_WORK, "OwnTicket"),
+    ),
+    GroupSpec(name="sw-rel-sr", description="Staged-rollout team", rights=(*_WORK, "OwnTicket")),
     GroupSpec(
         name="sw-rel-production", description="Told when a release reaches production", rights=_SEE
     ),
@@ -141,7 +146,8 @@ GROUPS: tuple[GroupSpec, ...] = (
     GroupSpec(
         name="sw-rel-bridge",
         description="Service accounts of the Rollout bridge",
-        rights=(*_WORK, "ModifyQueueWatchers"),
+        # ReassignTicket: handing a ticket from one phase's owner to the next (owners).
+        rights=(*_WORK, "ModifyQueueWatchers", "ReassignTicket"),
         # Ticket JSON names watcher groups by id; the bridge looks their names up.
         system_rights=("SeeGroup",),
     ),

@@ -307,6 +307,10 @@ def _workflow_from(raw: Mapping[str, Any], problems: list[str]) -> model.Workflo
         if admin is not None
         else ("sw-rel-admin",)
     )
+    owners = _pairs(raw.get("owners") or {}, "owners", problems)
+    for state in owners:
+        if state not in _STATES:
+            problems.append(f"owners: {state!r} is not a RolloutProgress state")
     majors = _names(raw.get("major_releases"), "major_releases", problems)
     for major in per_major:
         if majors and major not in majors:
@@ -317,6 +321,7 @@ def _workflow_from(raw: Mapping[str, Any], problems: list[str]) -> model.Workflo
         cc=cc,
         admin_cc=admin_cc,
         major_releases=majors,
+        owners={k: v for k, v in owners.items() if k in _STATES},
     )
 
 

@@ -88,6 +88,8 @@ class WorkflowSettings:
     # The known major releases; a release naming another fails at intake. Empty: any name
     # (each new spelling then makes new trees and a staged-rollout slot of its own).
     major_releases: tuple[str, ...] = ()
+    # Overrides of the definition's owner per state label: an RT user name ("" keeps).
+    owners: Mapping[str, str] = field(default_factory=dict)
 
     def workflow_for(self, major_release: str | None) -> str:
         """The workflow template name for ``major_release``."""

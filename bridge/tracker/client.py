@@ -36,9 +36,15 @@ T = TypeVar("T")
 # Words RT puts in the messages of a PUT when it refused (part of) a change.
 _REFUSAL = re.compile(
     r"invalid|permission denied|couldn't|could not|does not exist|not allowed|illegal|"
-    r"no such|can't",
+    r"no such|can't|may not",
     re.IGNORECASE,
 )
+
+
+def _owner_name(raw: object) -> str | None:
+    """The owner's name from RT's ticket JSON (a user reference, or a plain name)."""
+    name = raw.get("id") if isinstance(raw, Mapping) else raw
+    return None if name in (None, "", "Nobody") else str(name)
 
 
 def _refusals(messages: Sequence[object], fields: Iterable[str] = ()) -> list[str]:
@@ -198,6 +204,7 @@ class TrackerClient:
             requestors=self._watchers(raw.get("Requestor")),
             cc=self._watchers(raw.get("Cc")),
             admin_cc=self._watchers(raw.get("AdminCc")),
+            owner=_owner_name(raw.get("Owner")),
         )
 
     def _watchers(self, items: Sequence[Mapping[str, Any]] | None) -> tuple[records.Watcher, ...]:
@@ -359,6 +366,7 @@ class TrackerClient:
         cc_groups: Sequence[str] | None = None,
         admin_cc_groups: Sequence[str] | None = None,
         status: str | None = None,
+        owner: str | None = None,
         current: records.Ticket | None = None,
     ) -> list[str]:
         """Change fields, watcher groups and status in one round trip; returns RT's messages.
@@ -366,7 +374,8 @@ class TrackerClient:
         ``cc_groups`` / ``admin_cc_groups`` replace the groups in that role; people added
         by hand stay (they are taken from ``current``, or read first at the cost of one more
         round trip). A custom field the ticket does not have, or a value RT refuses, raises
-        ``TrackerRejected`` naming it: RT itself would silently ignore the first.
+        ``TrackerRejected`` naming it: RT itself would silently ignore the first. ``owner``
+        (a user name) is refused the same way when that user may not own the ticket.
         """
         body: dict[str, Any] = {}
         if custom_fields:
@@ -394,6 +403,8 @@ class TrackerClient:
                 body["AdminCc"] = _keep_people(current.admin_cc, admin_cc_groups)
         if status is not None:
             body["Status"] = status
+        if owner is not None:
+            body["Owner"] = owner
         if not body:
             return []
 
@@ -409,6 +420,15 @@ class TrackerClient:
             return messages
 
         messages = self._call("update_ticket", ticket_id, send)
+        if owner is not None and self.get_ticket(ticket_id).owner != owner:
+            # RT 5.0's REST2 says nothing about an owner it refused: read it back (one more
+            # round trip, only when the owner changes).
+            raise errors.TrackerRejected(
+                f"RT did not make {owner} the owner (the user needs OwnTicket on the queue, "
+                "the bridge's account ReassignTicket; see docs/tracker.md)",
+                operation="update_ticket",
+                ticket_id=ticket_id,
+            )
         logger.info(
             "updated ticket %s: %s",
             ticket_id,

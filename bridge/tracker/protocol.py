@@ -36,6 +36,7 @@ class Tracker(Protocol):
         cc_groups: Sequence[str] | None = None,
         admin_cc_groups: Sequence[str] | None = None,
         status: str | None = None,
+        owner: str | None = None,
         current: records.Ticket | None = None,
     ) -> list[str]: ...
 

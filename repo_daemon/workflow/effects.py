@@ -45,6 +45,13 @@ class SetWatchers:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SetOwner:
+    """The ticket's owner from now on (an RT user name)."""
+
+    owner: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Resolve:
     """Resolve the ticket."""
 
@@ -57,7 +64,7 @@ class MoveNextDeferredIn:
     major_release: str
 
 
-Effect = Comment | Reply | SetFields | SetWatchers | Resolve | MoveNextDeferredIn
+Effect = Comment | Reply | SetFields | SetWatchers | SetOwner | Resolve | MoveNextDeferredIn
 
 
 @dataclass(frozen=True, kw_only=True)

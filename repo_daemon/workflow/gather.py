@@ -10,7 +10,7 @@ reads nothing itself except the frozen release.xml, on first use and once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from bridge import records
@@ -63,10 +63,17 @@ class People:
 
     cc_overrides: Mapping[str, tuple[str, ...]]  # state label -> groups
     admin_cc: tuple[str, ...]
+    owner_overrides: Mapping[str, str] = field(default_factory=dict)  # state label -> user
 
     def cc(self, definition: model.Definition, state: RolloutState) -> tuple[str, ...]:
         override = self.cc_overrides.get(state.label)
         return override if override is not None else definition.info(state).cc
+
+    def owner(self, definition: model.Definition, state: RolloutState) -> str | None:
+        """Who owns the ticket in ``state``; None keeps whoever owns it."""
+        override = self.owner_overrides.get(state.label)
+        owner = override if override is not None else definition.info(state).owner
+        return owner or None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -252,10 +252,10 @@ def _state_info(label: str, value: Any, problems: list[str]) -> model.StateInfo 
     if not isinstance(value, Mapping):
         problems.append(f"{where}: write a description, or a table with description, news, cc")
         return None
-    unknown = sorted(set(value) - {"description", "news", "reply", "cc"})
+    unknown = sorted(set(value) - {"description", "news", "reply", "cc", "owner"})
     if unknown:
         problems.append(
-            f"{where}: unknown keys {', '.join(unknown)} (description, news, reply, cc)"
+            f"{where}: unknown keys {', '.join(unknown)} (description, news, reply, cc, owner)"
         )
     description = str(value.get("description", "")).strip()
     if not description:
@@ -269,6 +269,7 @@ def _state_info(label: str, value: Any, problems: list[str]) -> model.StateInfo 
         news=str(value.get("news", "")).strip(),
         reply=str(value.get("reply", "")).strip(),
         cc=tuple(g.strip() for g in cc),
+        owner=str(value.get("owner", "")).strip(),
     )
 
 

@@ -90,13 +90,14 @@ GUARDS: Mapping[str, Guard] = {g.name: g for g in _GUARD_LIST}
 class StateInfo:
     """What a state means in a workflow, what people are told when a release enters it (the
     comment's ``news``; the provider's ``reply``, where ``{subject}`` stands for the ticket's
-    subject), and which groups are Cc on the ticket while it is there (settings may override
-    the groups)."""
+    subject), which groups are Cc on the ticket while it is there, and who owns it then
+    (settings may override both)."""
 
     description: str
     news: str = ""
     reply: str = ""
     cc: tuple[str, ...] = ()
+    owner: str = ""  # the RT user who owns the ticket while it is here; "" keeps the owner
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -61,7 +61,11 @@ class WorkflowProcessor:
         self.repository = repository
         self.queue = jobs
         self.store = store
-        self.people = People(cc_overrides=settings.workflow.cc, admin_cc=settings.workflow.admin_cc)
+        self.people = People(
+            cc_overrides=settings.workflow.cc,
+            admin_cc=settings.workflow.admin_cc,
+            owner_overrides=settings.workflow.owners,
+        )
         self._factory = client_factory
         self._local = threading.local()
         self._clients: list[TrackerClient] = []
@@ -299,6 +303,7 @@ class WorkflowProcessor:
                 cc_groups=plan.cc,
                 admin_cc_groups=plan.admin_cc,
                 status=None if status_by_reply else status,
+                owner=plan.owner if plan.owner != ticket.ticket.owner else None,
                 current=ticket.ticket,
             )
             self.store.mark_step(inputs.job.id, _WROTE_TICKET, ", ".join(sorted(fields)))

@@ -45,7 +45,8 @@ def check_major_release(inputs: Inputs) -> effects.Result:
 
 
 def notify_watchers(inputs: Inputs) -> effects.Result:
-    """Set the Cc groups of the state entered and tell them what happened (the headline)."""
+    """Set the Cc groups (and the owner, where one is named) of the state entered and tell
+    them what happened (the headline)."""
     state = inputs.going_to
     if inputs.failure:
         text = f"RolloutProgress: {inputs.came_from.label} → {state.label}. {inputs.failure}."
@@ -56,9 +57,11 @@ def notify_watchers(inputs: Inputs) -> effects.Result:
     watchers = effects.SetWatchers(
         cc=inputs.people.cc(inputs.definition, state), admin_cc=inputs.people.admin_cc
     )
+    owner = inputs.people.owner(inputs.definition, state)
+    owned = (effects.SetOwner(owner=owner),) if owner else ()
     return effects.Result(
-        detail="watchers set",
-        effects=(watchers, effects.Comment(text=text.strip(), headline=True)),
+        detail=f"watchers set, owner {owner}" if owner else "watchers set",
+        effects=(watchers, *owned, effects.Comment(text=text.strip(), headline=True)),
     )
 
 

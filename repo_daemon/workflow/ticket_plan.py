@@ -25,6 +25,7 @@ class TicketPlan:
     fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     cc: tuple[str, ...] | None = None
     admin_cc: tuple[str, ...] | None = None
+    owner: str | None = None
     resolve: bool = False
     comments: tuple[str, ...] = ()
     replies: tuple[str, ...] = ()
@@ -37,6 +38,7 @@ class TicketPlan:
         fields: dict[str, str] = {}
         cc: tuple[str, ...] | None = None
         admin_cc: tuple[str, ...] | None = None
+        owner: str | None = None
         resolve = False
         comments: list[str] = []
         headlines: list[str] = []
@@ -55,6 +57,8 @@ class TicketPlan:
                     fields.update(more)
                 case effects.SetWatchers(cc=new_cc, admin_cc=new_admin):
                     cc, admin_cc = new_cc, new_admin
+                case effects.SetOwner(owner=new_owner):
+                    owner = new_owner
                 case effects.Resolve():
                     resolve = True
                 case effects.MoveNextDeferredIn():
@@ -63,6 +67,7 @@ class TicketPlan:
             fields=MappingProxyType(fields),
             cc=cc,
             admin_cc=admin_cc,
+            owner=owner,
             resolve=resolve,
             comments=tuple(comments),
             replies=tuple(replies),

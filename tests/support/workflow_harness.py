@@ -182,6 +182,7 @@ def running_bridge(
     repo_url: str = "http://repo.test/",
     signing_key: str | None = None,
     gnupghome: Path | None = None,
+    workflow_settings: settings_model.WorkflowSettings | None = None,
 ) -> Iterator[Bridge]:
     """A sandbox RT whose scrip posts to a real receiver, and a runner with the workflow
     processor, all on loopback; stopped when the block ends. The repository's trees are in
@@ -205,6 +206,7 @@ def running_bridge(
         repository=settings_model.RepositorySettings(
             root=root / "repo", base_url=repo_url, signing_key=signing_key, gnupghome=gnupghome
         ),
+        workflow=workflow_settings or settings_model.WorkflowSettings(),
     )
     engine = database.create_engine(settings.database())
     database.migrate(engine)

@@ -196,3 +196,11 @@ def test_known_major_releases_from_a_list_or_the_environment(tmp_path: Path) -> 
         )
     none = settings_load.load_settings({"ROLLOUT_RT_URL": "http://rt/"}, require_tracker=False)
     assert none.workflow.major_releases == ()
+
+
+def test_owners_per_state() -> None:
+    env = {"ROLLOUT_OWNERS": "InVerification=qc1,StageRollout=sr1"}
+    loaded = settings_load.load_settings(env, require_tracker=False)
+    assert dict(loaded.workflow.owners) == {"InVerification": "qc1", "StageRollout": "sr1"}
+    with pytest.raises(errors.ConfigError, match="owners: 'Shipping' is not a RolloutProgress"):
+        settings_load.load_settings({"ROLLOUT_OWNERS": "Shipping=x"}, require_tracker=False)

@@ -290,3 +290,22 @@ def test_values_that_quote_refusal_words_are_not_refusals() -> None:
     assert client.set_custom_fields(1, {"RolloutHistory": "x", "RolloutProgress": "Failed"}) == (
         answer
     )
+
+
+def _owned_by(name: str) -> Handler:
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/ticket/1"):
+            return httpx2.Response(200, json={**_ticket_json(), "Owner": {"id": name}})
+        return _rt_like(request)
+
+    return answer
+
+
+def test_an_owner_rt_leaves_unchanged_is_a_refusal() -> None:
+    # RT 5.0 answers 200 and says nothing of an owner it refused: the client reads it back.
+    client = _client(Script(httpx2.Response(200, json=[]), _owned_by("qc1")))
+    with pytest.raises(errors.TrackerRejected, match="RT did not make sr1 the owner"):
+        client.update_ticket(1, status="open", owner="sr1")
+    script = Script(httpx2.Response(200, json=[]), _owned_by("sr1"))
+    _client(script).update_ticket(1, owner="sr1")
+    assert json.loads(script.requests[0].content) == {"Owner": "sr1"}

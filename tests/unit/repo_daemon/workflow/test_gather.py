@@ -49,3 +49,18 @@ def test_where_it_comes_from_and_goes_to(make_inputs: MakeInputs) -> None:
     inputs = make_inputs(S.IN_VERIFICATION, S.STAGE_ROLLOUT)
     assert (inputs.came_from, inputs.going_to) == (S.IN_VERIFICATION, S.STAGE_ROLLOUT)
     assert not inputs.automatic
+
+
+def test_the_owner_of_a_state_comes_from_settings_or_the_definition_or_is_kept() -> None:
+    staged = loader.load_template("staged")
+    people = People(
+        cc_overrides={}, admin_cc=("sw-rel-admin",), owner_overrides={"InVerification": "qc1"}
+    )
+    assert people.owner(staged, S.IN_VERIFICATION) == "qc1"
+    assert people.owner(staged, S.STAGE_ROLLOUT) is None  # the shipped definitions name none
+    text = loader.template_text("staged").replace(
+        'cc = ["sw-rel-sr", "sw-rel-early-adopters"]',
+        'cc = ["sw-rel-sr", "sw-rel-early-adopters"]\nowner = "srlead"',
+    )
+    own = loader.parse(text, source="staged.toml with an owner")
+    assert people.owner(own, S.STAGE_ROLLOUT) == "srlead"

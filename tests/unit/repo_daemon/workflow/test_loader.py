@@ -213,7 +213,7 @@ def test_a_state_table_says_what_people_are_told_and_who_is_cc() -> None:
     ("table", "problem"),
     [
         ('{ description = "p", colour = "red" }',
-         "[states]: Unverified: unknown keys colour (description, news, reply, cc)"),
+         "[states]: Unverified: unknown keys colour (description, news, reply, cc, owner)"),
         ('{ description = "p", cc = "sw-rel-qc" }',
          "[states]: Unverified: cc must be a list of RT group names"),
         ("3", "[states]: Unverified: write a description, or a table"),

@@ -115,3 +115,12 @@ def test_an_unknown_major_release_is_refused_naming_the_known_ones(
     fine = make_inputs(S.SUBMITTED, S.UNVERIFIED)
     fine = dataclasses.replace(fine, known_major_releases=("UMD-5",))
     assert ticket_actions.check_major_release(fine).detail == "major release UMD-5"
+
+
+def test_notify_watchers_hands_the_ticket_to_the_states_owner(make_inputs: MakeInputs) -> None:
+    inputs = make_inputs(S.UNVERIFIED, S.IN_VERIFICATION)
+    people = dataclasses.replace(inputs.people, owner_overrides={"InVerification": "qc1"})
+    result = ticket_actions.notify_watchers(dataclasses.replace(inputs, people=people))
+    assert effects.SetOwner(owner="qc1") in result.effects
+    plain = ticket_actions.notify_watchers(inputs)
+    assert not any(isinstance(e, effects.SetOwner) for e in plain.effects)

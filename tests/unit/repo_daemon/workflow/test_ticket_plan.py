@@ -33,3 +33,9 @@ def test_no_effects_change_nothing() -> None:
     assert (plan.cc, plan.admin_cc, plan.resolve, plan.comments, dict(plan.fields)) == (
         None, None, False, (), {}
     )  # fmt: skip
+
+
+def test_the_last_owner_wins() -> None:
+    plan = TicketPlan.from_effects([effects.SetOwner(owner="qc1"), effects.SetOwner(owner="sr1")])
+    assert plan.owner == "sr1"
+    assert TicketPlan.from_effects([]).owner is None
