@@ -1,37 +1,26 @@
 """The tracker client: the ticket operations the bridge needs, over python-rt's REST2 client.
 
 It offers exactly those operations (read a ticket, download an attachment, comment or reply,
-change fields / watchers / status, create a ticket for providers and tests, read the history
-reconciliation needs) and counts HTTP round trips per operation. Sessions, timeouts, retries
-and error mapping are ``bridge.tracker.http``'s; history queries and records are
-``bridge.tracker.history``'s. It must not make workflow decisions. One client per thread: the
-counters are not locked. Over 500 lines because each operation carries its own request shape and
-RT quirk (watcher groups named by id, 403 for unknown queues, refusals hidden in messages); the
-plumbing and the history parsing are already out.
+change fields / watchers / status, create a ticket for providers and tests) and counts HTTP
+round trips per operation. The session, retries and counting are ``session``'s, timeouts and
+error mapping ``http``'s, the history reads ``recorded_history``'s. It must not make workflow
+decisions. One client per thread: the counters are not locked.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import random
 import re
-import time
-import urllib.parse
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
-import httpx2
 import rt.rest2
 
 from bridge import errors, records
-from bridge.settings import model as settings_model
-from bridge.tracker import history, http
+from bridge.tracker import recorded_history
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Words RT puts in the messages of a PUT when it refused (part of) a change.
 _REFUSAL = re.compile(
@@ -66,107 +55,12 @@ def _refusals(messages: Sequence[object], fields: Iterable[str] = ()) -> list[st
     return refused
 
 
-class TrackerClient:
+class TrackerClient(recorded_history.RecordedHistory):
     """RT operations for the bridge. Build one from ``TrackerSettings``.
 
-    ``transport`` replaces the HTTP transport (tests use an httpx2 mock transport);
-    ``sleep`` and ``jitter`` make backoff testable. ``round_trips`` counts HTTP requests per
-    operation (retries included), ``retries`` the retries per operation.
+    The session (transport, retries, round-trip counters) is ``session.TrackerSession``'s;
+    the history reads are ``recorded_history.RecordedHistory``'s.
     """
-
-    def __init__(
-        self,
-        settings: settings_model.TrackerSettings,
-        *,
-        transport: httpx2.BaseTransport | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        jitter: Callable[[], float] = random.random,
-    ) -> None:
-        self.settings = settings
-        self.round_trips: Counter[str] = Counter()
-        self.retries: Counter[str] = Counter()
-        self._operation = "unknown"
-        self._last_content_type = ""
-        self._group_names: dict[str, str] = {}
-        self._fields_seen: dict[int, frozenset[str]] = {}
-        self._field_ids: dict[tuple[str, str], int] = {}
-        self._errors = http.ErrorMapping(settings)
-        self._retrying = http.Retrying(settings, self._errors, sleep=sleep, jitter=jitter)
-        try:
-            self._rt = rt.rest2.Rt(settings.rest_url, http_timeout=None)
-        except ValueError as exc:
-            raise errors.ConfigError([f"rt_url: {exc}"]) from exc
-        self._rt.session.close()
-        self._rt.session = http.rest_session(
-            settings,
-            transport=transport,
-            event_hooks={"request": [self._count_request], "response": [self._note_response]},
-        )
-
-    # -- plumbing -------------------------------------------------------------------------
-
-    def _count_request(self, request: httpx2.Request) -> None:
-        self.round_trips[self._operation] += 1
-
-    def _note_response(self, response: httpx2.Response) -> None:
-        self._last_content_type = response.headers.get("content-type", "")
-
-    def close(self) -> None:
-        """Close the HTTP connections."""
-        self._rt.session.close()
-
-    def __enter__(self) -> TrackerClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def total_round_trips(self) -> int:
-        """All HTTP requests this client has made."""
-        return sum(self.round_trips.values())
-
-    def _call(
-        self,
-        operation: str,
-        ticket_id: int | None,
-        fn: Callable[[], T],
-        *,
-        idempotent: bool = True,
-    ) -> T:
-        """Run ``fn`` as ``operation`` with ``http.Retrying`` (see there), counting it."""
-
-        def start_attempt() -> None:
-            self._operation = operation
-
-        def count_retry() -> None:
-            self.retries[operation] += 1
-
-        return self._retrying.call(
-            operation,
-            ticket_id,
-            fn,
-            idempotent=idempotent,
-            content_type=lambda: self._last_content_type,
-            on_attempt=start_attempt,
-            on_retry=count_retry,
-        )
-
-    def _for_status(self, status: int, body: str, kw: dict[str, Any]) -> errors.TrackerError:
-        return self._errors.for_status(status, body, kw)
-
-    def _put(self, path: str, body: Mapping[str, Any], ticket_id: int | None) -> list[str]:
-        """PUT through the session, keeping the messages python-rt's edit_ticket drops."""
-        response = self._rt.session.put(self.settings.rest_url + path, json=dict(body))
-        if response.status_code != 200:
-            raise self._for_status(
-                response.status_code,
-                response.text,
-                {"operation": self._operation, "ticket_id": ticket_id},
-            )
-        answer = response.json()
-        if not isinstance(answer, list) or not all(isinstance(m, str) for m in answer):
-            raise TypeError(f"expected a list of messages, got {type(answer).__name__}")
-        return answer
 
     # -- reading --------------------------------------------------------------------------
 
@@ -488,144 +382,6 @@ class TrackerClient:
             )
 
         return self._call("create_ticket", None, send, idempotent=False)
-
-    def transactions_of(self, ticket_id: int) -> list[dict[str, Any]]:
-        """The ticket's history with values: type, field, old and new value, creator, time."""
-
-        def fetch() -> list[dict[str, Any]]:
-            items: list[dict[str, Any]] = []
-            page = 1
-            while True:
-                response = self._rt.session.get(
-                    self.settings.rest_url + f"ticket/{int(ticket_id)}/history",
-                    params={
-                        "fields": "Type,Field,OldValue,NewValue,Created,Creator",
-                        "per_page": 100,
-                        "page": page,
-                    },
-                )
-                if response.status_code != 200:
-                    raise self._for_status(
-                        response.status_code,
-                        response.text,
-                        {"operation": "transactions_of", "ticket_id": ticket_id},
-                    )
-                data = response.json()
-                items.extend(data["items"])
-                if page * int(data["per_page"]) >= int(data["total"] or 0):
-                    return items
-                page += 1
-
-        return self._call("transactions_of", ticket_id, fetch)
-
-    # -- history across tickets (reconciliation) ---------------------------------------------
-
-    def custom_field_id(self, name: str, queue: str) -> int:
-        """The id of the ticket custom field ``name`` applied to ``queue`` (1 round trip, then
-        remembered). Raises ``TrackerNotFound`` when the queue does not exist, the bridge may
-        not see it, or the field is not applied to it."""
-        key = (name, queue)
-        if key in self._field_ids:
-            return self._field_ids[key]
-
-        def fetch() -> int:
-            response = self._rt.session.get(
-                self.settings.rest_url + "queue/" + urllib.parse.quote(queue, safe="")
-            )
-            no_queue = (
-                f"RT shows no queue {queue!r} to the bridge's account: it does not exist or the "
-                "account lacks SeeQueue on it; check ROLLOUT_QUEUE and docs/tracker.md"
-            )
-            if response.status_code in (403, 404):
-                # RT answers 403, not 404, for a queue name it does not know.
-                raise errors.TrackerNotFound(
-                    no_queue, operation="custom_field_id", status_code=response.status_code
-                )
-            if response.status_code != 200:
-                raise self._for_status(
-                    response.status_code,
-                    response.text,
-                    {"operation": "custom_field_id", "ticket_id": None},
-                )
-            try:
-                field_id = history.field_id_in_queue(response.json(), name)
-            except LookupError:
-                raise errors.TrackerNotFound(no_queue, operation="custom_field_id") from None
-            if field_id is None:
-                raise errors.TrackerNotFound(
-                    f"queue {queue!r} has no custom field {name!r} (or the bridge's account "
-                    "may not see it); run `rollout tracker init`",
-                    operation="custom_field_id",
-                )
-            return field_id
-
-        field_id = self._call("custom_field_id", None, fetch)
-        self._field_ids[key] = field_id
-        return field_id
-
-    def _search_transactions(
-        self, operation: str, query: str, params: Mapping[str, Any]
-    ) -> list[dict[str, Any]]:
-        """One page of a TransactionSQL search (``POST /transactions``)."""
-        response = self._rt.session.post(
-            self.settings.rest_url + "transactions", data={"query": query}, params=dict(params)
-        )
-        if response.status_code != 200:
-            raise self._for_status(
-                response.status_code, response.text, {"operation": operation, "ticket_id": None}
-            )
-        items = response.json()["items"]
-        if not isinstance(items, list):
-            raise TypeError(f"expected a list of transactions, got {type(items).__name__}")
-        return items
-
-    def field_changes_since(
-        self,
-        field_id: int,
-        after_transaction_id: int,
-        *,
-        queue: str,
-        limit: int = 1000,
-        page_size: int = 100,
-    ) -> list[history.FieldChange]:
-        """Changes of custom field ``field_id`` on tickets of ``queue`` made in transactions
-        newer than ``after_transaction_id``, oldest first, at most ``limit`` of them.
-
-        One TransactionSQL search per ``page_size`` changes (RT caps pages at 100). Pages are
-        keyed by transaction id, so changes made while paging are neither skipped nor seen
-        twice; a short page ends the search (a page can also be short because RT hid
-        transactions the account may not see: the rest is found by the next call, which
-        starts after the last change returned).
-        """
-
-        def search(query: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-            return self._search_transactions("field_changes_since", query, params)
-
-        def fetch() -> list[history.FieldChange]:
-            return history.page_field_changes(
-                search,
-                field_id,
-                after_transaction_id,
-                queue=queue,
-                limit=limit,
-                page_size=page_size,
-            )
-
-        return self._call("field_changes_since", None, fetch)
-
-    def newest_field_change(self, field_id: int, *, queue: str) -> int | None:
-        """The id of the newest transaction that changed custom field ``field_id`` on a ticket
-        of ``queue``, or None when there is none (1 round trip)."""
-
-        def fetch() -> int | None:
-            items = self._search_transactions(
-                "newest_field_change",
-                history.field_changes_query(field_id, queue, None),
-                history.newest_query_params(),
-            )
-            return int(items[0]["id"]) if items else None
-
-        return self._call("newest_field_change", None, fetch)
 
 
 def _keep_people(current: Sequence[records.Watcher], groups: Sequence[str]) -> list[str]:

@@ -1,0 +1,332 @@
+"""``InMemoryQueue``: the job queue and event log in memory, with ``Queue``'s semantics.
+
+A test fake (see ``bridge.testing``); the product never uses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from bridge import records
+from bridge.store import events as eventlog
+from bridge.store import queue, retry
+
+Status = records.JobStatus
+_OPEN = (Status.QUEUED, Status.RUNNING)
+
+
+class InMemoryQueue:
+    """The queue and event log in memory, with ``Queue``'s semantics. Thread-safe.
+
+    A transaction is queued once (``enqueue`` raises ``queue.AlreadyQueued``); only a ticket's
+    oldest open change is ever claimed; ``complete`` / ``fail`` / ``release`` change nothing
+    (and return False / None) for a worker that no longer holds the lease.
+    """
+
+    def __init__(
+        self, *, clock: queue.Clock = queue.utcnow, lease: timedelta = timedelta(minutes=5)
+    ) -> None:
+        self.clock = clock
+        self.lease = lease
+        self._lock = threading.RLock()
+        self._jobs: dict[int, records.Job] = {}
+        self._by_transaction: dict[int, int] = {}
+        self._events: list[eventlog.Event] = []
+        self._state: dict[str, str] = {}
+        self._job_ids = itertools.count(1)
+        self._event_ids = itertools.count(1)
+
+    # -- storing ------------------------------------------------------------------------
+
+    def enqueue_many(self, requests: Sequence[records.ReleaseRequest]) -> list[queue.Enqueued]:
+        """Store several changes, in order; a known transaction is reported, not stored again."""
+        results: list[queue.Enqueued] = []
+        with self._lock:
+            now = self.clock()
+            for request in requests:
+                known = self._by_transaction.get(request.transaction_id)
+                if known is not None:
+                    results.append(queue.Enqueued(job_id=known, created=False))
+                    continue
+                job_id = next(self._job_ids)
+                self._jobs[job_id] = records.Job(
+                    id=job_id,
+                    request=request,
+                    status=Status.QUEUED,
+                    attempts=0,
+                    scheduled_at=now,
+                    created_at=now,
+                )
+                self._by_transaction[request.transaction_id] = job_id
+                results.append(queue.Enqueued(job_id=job_id, created=True))
+        return results
+
+    def enqueue(self, request: records.ReleaseRequest) -> int:
+        """Store one change; returns its job id. Raises ``queue.AlreadyQueued`` for a known one."""
+        (result,) = self.enqueue_many([request])
+        if not result.created:
+            raise queue.AlreadyQueued(request.transaction_id, result.job_id)
+        return result.job_id
+
+    # -- claiming and finishing ------------------------------------------------------------
+
+    def _due(self, job: records.Job, now: datetime) -> bool:
+        if job.status is Status.QUEUED:
+            return job.scheduled_at <= now
+        return job.status is Status.RUNNING and (job.locked_until or now) < now
+
+    def _earlier_open(self, job: records.Job) -> bool:
+        return any(
+            other.ticket_id == job.ticket_id
+            and other.request.transaction_id < job.request.transaction_id
+            and other.status in _OPEN
+            for other in self._jobs.values()
+        )
+
+    def claim(self, worker: str, *, limit: int = 1) -> list[records.Job]:
+        """Take up to ``limit`` due jobs with a lease for ``worker`` (see ``Queue.claim``)."""
+        with self._lock:
+            now = self.clock()
+            due = [
+                j for j in self._jobs.values() if self._due(j, now) and not self._earlier_open(j)
+            ]
+            due.sort(key=lambda j: (j.scheduled_at, j.id))
+            claimed = []
+            for job in due[:limit]:
+                claimed.append(
+                    self._set(
+                        job.id,
+                        status=Status.RUNNING,
+                        locked_by=worker,
+                        locked_until=now + self.lease,
+                        attempts=job.attempts + 1,
+                    )
+                )
+        return claimed
+
+    def _set(self, job_id: int, **changes: Any) -> records.Job:
+        job = dataclasses.replace(self._jobs[job_id], **changes)
+        self._jobs[job_id] = job
+        return job
+
+    def _held(self, job_id: int, worker: str) -> records.Job | None:
+        job = self._jobs.get(job_id)
+        if job is None or job.status is not Status.RUNNING or job.locked_by != worker:
+            return None
+        return job
+
+    def heartbeat(self, job_id: int, worker: str) -> bool:
+        """Extend ``worker``'s lease; False when it no longer holds it."""
+        with self._lock:
+            if self._held(job_id, worker) is None:
+                return False
+            self._set(job_id, locked_until=self.clock() + self.lease)
+            return True
+
+    def complete(self, job_id: int, worker: str) -> bool:
+        """Mark the job done; False (nothing changed) when ``worker`` lost its lease."""
+        with self._lock:
+            if self._held(job_id, worker) is None:
+                return False
+            self._set(
+                job_id,
+                status=Status.DONE,
+                finished_at=self.clock(),
+                locked_until=None,
+                last_error=None,
+            )
+            return True
+
+    def give_back(self, job_id: int, worker: str) -> bool:
+        """Give a job back untouched; the try is not counted."""
+        with self._lock:
+            job = self._held(job_id, worker)
+            if job is None:
+                return False
+            self._set(
+                job_id,
+                status=Status.QUEUED,
+                locked_by=None,
+                locked_until=None,
+                attempts=job.attempts - 1,
+            )
+            return True
+
+    def fail(
+        self,
+        job: records.Job,
+        worker: str,
+        error: str,
+        *,
+        transient: bool,
+        policy: retry.RetryPolicy,
+    ) -> records.JobStatus | None:
+        """Record a failed try as ``Queue.fail`` does (retry, failed or dead, and an event)."""
+        with self._lock:
+            if self._held(job.id, worker) is None:
+                return None
+            now = self.clock()
+            retry_at = policy.next_attempt(transient=transient, attempts=job.attempts, now=now)
+            if retry_at is not None:
+                status, values = Status.QUEUED, {"scheduled_at": retry_at}
+            else:
+                status = Status.DEAD if transient else Status.FAILED
+                values = {"finished_at": now}
+            self._set(
+                job.id,
+                status=status,
+                locked_by=None,
+                locked_until=None,
+                last_error=error[:4000],
+                **values,
+            )
+            kind = {
+                Status.QUEUED: eventlog.EventKind.JOB_RETRY,
+                Status.FAILED: eventlog.EventKind.JOB_FAILED,
+                Status.DEAD: eventlog.EventKind.JOB_DEAD,
+            }[status]
+            when = f"; next try at {retry_at:%Y-%m-%d %H:%M:%S} UTC" if retry_at else ""
+            self.record_event(
+                kind,
+                ticket_id=job.ticket_id,
+                transaction_id=job.request.transaction_id,
+                job_id=job.id,
+                detail=f"attempt {job.attempts}: {error}{when}"[:4000],
+            )
+            return status
+
+    def retry(self, job_id: int) -> records.Job:
+        """Queue a failed or dead job again, now. Raises ``JobNotFound`` / ``JobNotRetryable``."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise queue.JobNotFound(f"there is no job {job_id}")
+            if job.status not in (Status.FAILED, Status.DEAD):
+                raise queue.JobNotRetryable(
+                    f"job {job_id} is {job.status.label}; only failed or dead jobs can be retried"
+                )
+            new = self._set(
+                job_id,
+                status=Status.QUEUED,
+                attempts=0,
+                scheduled_at=self.clock(),
+                finished_at=None,
+            )
+            self.record_event(
+                eventlog.EventKind.JOB_REQUEUED,
+                ticket_id=job.ticket_id,
+                job_id=job_id,
+                detail=f"retried by an operator (was {job.status.label})",
+            )
+            return new
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> records.Job | None:
+        """The job with that id, or None."""
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def list_jobs(
+        self,
+        *,
+        statuses: Iterable[records.JobStatus] = (),
+        ticket_id: int | None = None,
+        limit: int = 100,
+    ) -> list[records.Job]:
+        """Jobs, newest first, optionally only those in ``statuses`` or of one ticket."""
+        wanted = set(statuses)
+        with self._lock:
+            jobs = sorted(self._jobs.values(), key=lambda j: j.id, reverse=True)
+        return [
+            j
+            for j in jobs
+            if (not wanted or j.status in wanted) and ticket_id in (None, j.ticket_id)
+        ][:limit]
+
+    def ping(self) -> None:
+        """Always reachable."""
+
+    # -- events and state ----------------------------------------------------------------
+
+    def record_event(
+        self,
+        kind: eventlog.EventKind,
+        *,
+        ticket_id: int | None = None,
+        transaction_id: int | None = None,
+        job_id: int | None = None,
+        detail: str = "",
+        needs_comment: bool = False,
+        http_status: int | None = None,
+        reason: str | None = None,
+        caller: str | None = None,
+    ) -> int:
+        """Append to the event log; returns the event's id (``ValueError`` for unknown kinds)."""
+        with self._lock:
+            event = eventlog.Event(
+                id=next(self._event_ids),
+                at=self.clock(),
+                kind=eventlog.EventKind(kind),
+                ticket_id=ticket_id,
+                transaction_id=transaction_id,
+                job_id=job_id,
+                detail=detail,
+                needs_comment=needs_comment,
+                http_status=http_status,
+                reason=reason,
+                caller=caller,
+            )
+            self._events.append(event)
+            return event.id
+
+    def events(
+        self,
+        *,
+        kind: eventlog.EventKind | None = None,
+        ticket_id: int | None = None,
+        job_id: int | None = None,
+        limit: int = 100,
+    ) -> list[eventlog.Event]:
+        """Events, newest first."""
+        with self._lock:
+            found = [
+                e
+                for e in reversed(self._events)
+                if kind in (None, e.kind)
+                and ticket_id in (None, e.ticket_id)
+                and job_id in (None, e.job_id)
+            ]
+        return found[:limit]
+
+    def pending_comments(self, limit: int = 20) -> list[eventlog.Event]:
+        """Events whose reason still has to be commented on their ticket, oldest first."""
+        with self._lock:
+            pending = [e for e in self._events if e.needs_comment and e.commented_at is None]
+        return pending[:limit]
+
+    def mark_commented(self, event_id: int, *, done: bool = True) -> None:
+        """The event's comment was made (or, with ``done=False``, will never be)."""
+        with self._lock:
+            for i, event in enumerate(self._events):
+                if event.id == event_id:
+                    self._events[i] = (
+                        dataclasses.replace(event, commented_at=self.clock())
+                        if done
+                        else dataclasses.replace(event, needs_comment=False)
+                    )
+
+    def get_state(self, key: str) -> str | None:
+        """A named value, or None."""
+        with self._lock:
+            return self._state.get(key)
+
+    def set_state(self, key: str, value: str) -> None:
+        """Set a named value."""
+        with self._lock:
+            self._state[key] = value
