@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from bridge import errors, records
@@ -29,7 +29,8 @@ class FakeTracker:
     Set a ticket up with ``add_ticket`` and ``attach``; make a change as a person in RT would
     with ``change_field`` (it enters the history reconciliation reads). ``fail_next`` makes the
     next call raise. Like RT, a reply reopens a resolved ticket unless it sets the status,
-    and a custom field the ticket does not have is refused (``TrackerRejected``).
+    and a custom field the ticket does not have is refused (``TrackerRejected``). Who is in
+    which group (``groups_of``) is ``memberships``: a user missing from it is unknown to RT.
     """
 
     def __init__(self, *, user: str = "rollout-bridge", first_transaction: int = 1000) -> None:
@@ -41,6 +42,8 @@ class FakeTracker:
         self.calls: list[TrackerCall] = []
         self.history: list[history.FieldChange] = []
         self.closed = False
+        # user -> the RT groups they belong to (``groups_of``); an unknown user is not found
+        self.memberships: dict[str, frozenset[str]] = {}
         self._transactions: dict[int, list[dict[str, Any]]] = {}
         self._field_ids: dict[str, int] = {}
         self._ids = itertools.count(first_transaction)
@@ -100,6 +103,13 @@ class FakeTracker:
         return [c.operation for c in self.calls]
 
     # -- the Tracker protocol --------------------------------------------------------------
+
+    def groups_of(self, user: str, *, among: Collection[str] | None = None) -> frozenset[str]:
+        self._call("groups_of", None, user=user, among=among)
+        if user not in self.memberships:
+            raise errors.TrackerNotFound(f"RT has no user {user!r}", operation="groups_of")
+        groups = self.memberships[user]
+        return groups if among is None else groups & frozenset(among)
 
     def get_ticket(self, ticket_id: int) -> records.Ticket:
         self._call("get_ticket", ticket_id)

@@ -3,7 +3,8 @@
 It offers exactly those operations (read a ticket, download an attachment, comment or reply,
 change fields / watchers / status, create a ticket for providers and tests) and counts HTTP
 round trips per operation. The session, retries and counting are ``session``'s, timeouts and
-error mapping ``http``'s, the history reads ``recorded_history``'s. It must not make workflow
+error mapping ``http``'s, the history reads ``recorded_history``'s, a user's groups
+``memberships``'. It must not make workflow
 decisions. One client per thread: the counters are not locked.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 import rt.rest2
 
 from bridge import errors, records
-from bridge.tracker import recorded_history
+from bridge.tracker import memberships, recorded_history
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +56,12 @@ def _refusals(messages: Sequence[object], fields: Iterable[str] = ()) -> list[st
     return refused
 
 
-class TrackerClient(recorded_history.RecordedHistory):
+class TrackerClient(recorded_history.RecordedHistory, memberships.Memberships):
     """RT operations for the bridge. Build one from ``TrackerSettings``.
 
     The session (transport, retries, round-trip counters) is ``session.TrackerSession``'s;
-    the history reads are ``recorded_history.RecordedHistory``'s.
+    the history reads are ``recorded_history.RecordedHistory``'s, the group look-up
+    (``groups_of``) ``memberships.Memberships``'s.
     """
 
     # -- reading --------------------------------------------------------------------------

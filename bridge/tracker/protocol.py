@@ -7,7 +7,7 @@ in-memory one. Declarations only: no behaviour, no HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from bridge import records
@@ -59,6 +59,12 @@ class Tracker(Protocol):
     ) -> list[history.FieldChange]: ...
 
     def newest_field_change(self, field_id: int, *, queue: str) -> int | None: ...
+
+    def groups_of(self, user: str, *, among: Collection[str] | None = None) -> frozenset[str]:
+        """The names of the user-defined RT groups ``user`` is a member of (directly or
+        through a nested group), only those of ``among`` when given. ``TrackerNotFound`` for
+        a user RT does not know."""
+        ...
 
     def total_round_trips(self) -> int: ...
 

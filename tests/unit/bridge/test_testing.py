@@ -238,3 +238,14 @@ def test_a_failure_can_be_injected_once(rt: testing.FakeTracker) -> None:
     assert rt.get_ticket(1).id == 1
     rt.close()
     assert rt.closed
+
+
+def test_groups_of_answers_from_memberships_and_unknown_users_are_not_found(
+    rt: testing.FakeTracker,
+) -> None:
+    rt.memberships["qc1"] = frozenset({"sw-rel-qc", "team-a"})
+    assert rt.groups_of("qc1") == {"sw-rel-qc", "team-a"}
+    assert rt.groups_of("qc1", among=["sw-rel-qc", "sw-rel-sr"]) == {"sw-rel-qc"}
+    with pytest.raises(errors.TrackerNotFound, match="no user 'ghost'"):
+        rt.groups_of("ghost")
+    assert rt.operations() == ["groups_of"] * 3
