@@ -311,6 +311,14 @@ def _workflow_from(raw: Mapping[str, Any], problems: list[str]) -> model.Workflo
     for state in owners:
         if state not in _STATES:
             problems.append(f"owners: {state!r} is not a RolloutProgress state")
+    roles = dict(model.DEFAULT_ROLES)
+    for role, group in _pairs(raw.get("roles") or {}, "roles", problems).items():
+        if not re.fullmatch(r"\w+", role):
+            problems.append(f"roles: {role!r} is not a role name (letters, digits, _)")
+        elif not group.strip() or "," in group:
+            problems.append(f"roles: {role} = {group!r} is not an RT group name")
+        else:
+            roles[role] = group
     majors = _names(raw.get("major_releases"), "major_releases", problems)
     for major in per_major:
         if majors and major not in majors:
@@ -322,6 +330,7 @@ def _workflow_from(raw: Mapping[str, Any], problems: list[str]) -> model.Workflo
         admin_cc=admin_cc,
         major_releases=majors,
         owners={k: v for k, v in owners.items() if k in _STATES},
+        roles=roles,
     )
 
 

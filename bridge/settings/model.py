@@ -75,6 +75,15 @@ class DaemonSettings:
     rt_bridge_user: str | None = None
 
 
+# The workflow's roles (``@name`` on its rows) and the RT group that gives each.
+DEFAULT_ROLES: Mapping[str, str] = {
+    "qc": "sw-rel-qc",
+    "sr": "sw-rel-sr",
+    "admin": "sw-rel-admin",
+    "provider": "sw-rel-providers",
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class WorkflowSettings:
     """Which workflow each major release follows, and who is told of each state."""
@@ -90,6 +99,8 @@ class WorkflowSettings:
     major_releases: tuple[str, ...] = ()
     # Overrides of the definition's owner per state label: an RT user name ("" keeps).
     owners: Mapping[str, str] = field(default_factory=dict)
+    # Role name -> the RT group whose members have it (a move is checked against its row's).
+    roles: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLES))
 
     def workflow_for(self, major_release: str | None) -> str:
         """The workflow template name for ``major_release``."""

@@ -41,10 +41,13 @@ def workflow_show(template: str | None, path: Path | None, fmt: str) -> None:
 
     Checks the definition as the daemon does at start-up and exits 2 naming every problem.
     """
+    from bridge.settings import model as settings_model
     from repo_daemon.workflow import loader, render
 
     if path is not None:
         definition = loader.load_file(path)
     else:
         definition = loader.load_template(template or "staged")
-    click.echo(render.render(definition, fmt), nl=False)
+    # The shipped role -> RT group mapping (ROLLOUT_ROLES may change it on a running bridge).
+    groups = settings_model.DEFAULT_ROLES
+    click.echo(render.render(definition, fmt, groups), nl=False)

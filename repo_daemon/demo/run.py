@@ -28,7 +28,7 @@ from bridge.settings import load as settings_load
 from bridge.settings import model as settings_model
 from bridge.tracker.client import TrackerClient
 from repo_daemon.demo import layout as demo_layout
-from repo_daemon.demo import narrate, sample, services, ticket_view
+from repo_daemon.demo import narrate, people, sample, services, ticket_view
 from repo_daemon.demo.apt_client import AptRoot
 from repo_daemon.demo.errors import DemoFailed, InstallFailed, ServiceFailed
 from repo_daemon.demo.rsync_source import RsyncDaemon
@@ -137,7 +137,9 @@ def _start_rt(
                 f"RT did not start: see {narrate.shown(box.root / 'rt-server.log')}\n{exc}"
             ) from exc
         started.callback(box.down)
+        people.root_plays_every_role(info)
         s.say("RT", f"{info.web_url}  (login {info.root_user} / {info.root_password})")
+        s.say("roles", f"{info.root_user} is in {', '.join(people.WORKER_GROUPS)} (every role)")
         s.say("database", "reused from an earlier run" if built_before else "built (first run)")
         s.say("scrip", f"posts every RolloutProgress change to {bridge_url}, signed")
     return info

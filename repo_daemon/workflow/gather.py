@@ -19,6 +19,9 @@ from bridge.store import releases
 from repo_daemon.release_xml import model as release_model
 from repo_daemon.workflow import engine, model
 
+# The field a release manager writes why a release is closed in (Rejected, Ignored, ...).
+CLOSING_REASON = "Closing Reason"
+
 
 @dataclass(frozen=True, kw_only=True)
 class TicketView:
@@ -32,6 +35,7 @@ class TicketView:
     release_type: str | None
     sync_url: str | None
     sync_protocol: str | None
+    closing_reason: str | None  # why a manager closed it (told to the provider)
     ticket: records.Ticket  # as read, for the write-back's comparison
 
     @classmethod
@@ -49,6 +53,7 @@ class TicketView:
             release_type=text("ReleaseType"),
             sync_url=text("Sync-URL"),
             sync_protocol=text("Sync-Protocol"),
+            closing_reason=text(CLOSING_REASON),
             ticket=ticket,
         )
 

@@ -1,14 +1,16 @@
 """Reading a workflow definition (TOML with a table of rows) and checking it against the
 action registry (``workflow.actions``) and the guards (``model.GUARDS``).
 
-A row's actions may name a group of actions from the definition's ``[groups]`` table as
-``{@name}``; groups are expanded here, so the rest of the code sees plain action lists. A
+A row names who may ask for it as ``@role`` tokens after ``<To>``, from the definition's
+``[roles]`` table (role = who, in words; settings map each role to an RT group). A row's actions
+may name a group of actions from the definition's ``[groups]`` table as ``{@name}``; groups are
+expanded here, so the rest of the code sees plain action lists. A
 state in ``[states]`` is either a description or a table with ``description``, ``news`` (what
 people are told when a release enters it), ``reply`` (what the provider is told) and ``cc``
 (the groups that are Cc while a release is there).
 
 Everything wrong is collected and reported together as ``WorkflowInvalid``, each problem with
-where it is (file and row): unknown states, actions or guards, rows that cannot parse, states
+where it is (file and row): unknown states, roles, actions or guards, rows that cannot parse, states
 no row reaches, open states with no way out, exits from final states, a final state reached
 without resolving the ticket, and rows that an earlier row hides.
 """
@@ -29,9 +31,9 @@ TEMPLATES = ("staged", "direct")
 
 _ROW = re.compile(
     r"^\s*\[(?P<sources>[^\]]+)\]\s*-\s*<(?P<target>[^>]+)>"
-    r"(?P<middle>(?:\s*(?:\?\w+|\{@?\w+\}))*)\s*->\s*\[(?P<result>[^\]]+)\]\s*$"
+    r"(?P<middle>(?:\s*(?:@\w+|\?\w+|\{@?\w+\}))*)\s*->\s*\[(?P<result>[^\]]+)\]\s*$"
 )
-_TOKEN = re.compile(r"\?(\w+)|\{(@?\w+)\}")
+_TOKEN = re.compile(r"\{(@?\w+)\}|\?(\w+)|@(\w+)")
 _LABELS = {s.label: s for s in RolloutState}
 
 
@@ -68,23 +70,40 @@ def _state(label: str, where: str, problems: list[str]) -> RolloutState | None:
 
 
 def _parse_row(
-    text: str, line: int, groups: Mapping[str, tuple[str, ...]], problems: list[str]
+    text: str,
+    line: int,
+    groups: Mapping[str, tuple[str, ...]],
+    roles: Mapping[str, str],
+    problems: list[str],
 ) -> model.Transition | None:
     where = f"row {line}"
     match = _ROW.match(text)
     if match is None:
         problems.append(
-            f"{where}: cannot read {text!r}; write [From|From] - <To> ?guard {{action}} -> [Result]"
+            f"{where}: cannot read {text!r}; write "
+            "[From|From] - <To> @role ?guard {action} -> [Result]"
         )
         return None
     sources = [_state(s, where, problems) for s in match["sources"].split("|")]
     target = _state(match["target"], where, problems)
     result = _state(match["result"], where, problems)
     guards: list[str] = []
+    row_roles: list[str] = []
     row_actions: list[str] = []
     written: list[str] = []
-    for guard, action in _TOKEN.findall(match["middle"]):
-        if guard:
+    for action, guard, role in _TOKEN.findall(match["middle"]):
+        if role:
+            if row_actions or guards:
+                problems.append(f"{where}: write @{role} before the guards and actions")
+            if role not in roles:
+                problems.append(
+                    f"{where}: unknown role @{role}; roles ([roles]): "
+                    f"{', '.join('@' + r for r in roles) or '(none)'}"
+                )
+            if role in row_roles:
+                problems.append(f"{where}: @{role} appears more than once")
+            row_roles.append(role)
+        elif guard:
             if guard not in model.GUARDS:
                 problems.append(
                     f"{where}: unknown guard ?{guard}; guards: {', '.join(model.GUARDS)}"
@@ -108,6 +127,7 @@ def _parse_row(
     return model.Transition(
         sources=tuple(s for s in sources if s is not None),
         target=target,
+        roles=tuple(row_roles),
         guards=tuple(guards),
         actions=tuple(row_actions),
         result=result,
@@ -136,6 +156,7 @@ def parse(text: str, *, source: str) -> model.Definition:
         if state is not None and info is not None:
             states[state] = info
     groups = _groups(raw.get("groups", {}), problems)
+    roles = _roles(raw.get("roles", {}), problems)
     initial = _state(str(raw["initial"]), "initial", problems)
     terminal = {
         s for s in (_state(str(t), "terminal", problems) for t in raw["terminal"]) if s is not None
@@ -147,7 +168,7 @@ def parse(text: str, *, source: str) -> model.Definition:
     rows = [
         row
         for line, text_row in enumerate(raw["transitions"], start=1)
-        if (row := _parse_row(str(text_row), line, groups, problems)) is not None
+        if (row := _parse_row(str(text_row), line, groups, roles, problems)) is not None
     ]
     if problems:
         raise model.WorkflowInvalid(source, problems)
@@ -161,6 +182,7 @@ def parse(text: str, *, source: str) -> model.Definition:
         transitions=tuple(rows),
         failure_actions=failure_actions,
         groups=groups,
+        roles=roles,
     )
     problems.extend(check(definition))
     if problems:
@@ -230,7 +252,8 @@ def check(definition: model.Definition) -> list[str]:
 
 
 def _hidden_rows(definition: model.Definition) -> list[str]:
-    """Rows that can never match because an earlier row with fewer guards always wins first."""
+    """Rows that can never match because an earlier row with fewer guards, open to everyone
+    the later one is open to, always wins first."""
     problems = []
     rows = definition.transitions
     for i, later in enumerate(rows):
@@ -239,6 +262,7 @@ def _hidden_rows(definition: model.Definition) -> list[str]:
                 earlier.target == later.target
                 and set(later.sources) <= set(earlier.sources)
                 and set(earlier.guards) <= set(later.guards)
+                and (not earlier.roles or (later.roles and set(later.roles) <= set(earlier.roles)))
             ):
                 problems.append(f"row {later.line}: never used, row {earlier.line} matches first")
                 break
@@ -291,3 +315,20 @@ def _groups(raw: Any, problems: list[str]) -> dict[str, tuple[str, ...]]:
                 problems.append(f"[groups]: {name}: unknown action {{{action}}}")
         groups[str(name)] = tuple(str(a) for a in members)
     return groups
+
+
+def _roles(raw: Any, problems: list[str]) -> dict[str, str]:
+    """The ``[roles]`` table: role name -> who they are, in words."""
+    if not isinstance(raw, Mapping):
+        problems.append('[roles]: must be a table of name = "who they are"')
+        return {}
+    roles: dict[str, str] = {}
+    for name, who in raw.items():
+        if not re.fullmatch(r"\w+", str(name)):
+            problems.append(f"[roles]: {name!r} is not a name (letters, digits, _)")
+            continue
+        if not isinstance(who, str) or not who.strip():
+            problems.append(f"[roles]: {name} must say who they are (a non-empty string)")
+            continue
+        roles[str(name)] = who.strip()
+    return roles

@@ -9,7 +9,7 @@ decisions.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bridge.records import RolloutState
 from repo_daemon.errors import WorkflowInvalid
@@ -26,6 +26,10 @@ class Facts:
     slot_holders: tuple[int, ...] = ()
     # For a release in Failed: the state whose processing failed (where a retry goes).
     failed_target: RolloutState | None = None
+    # Who asked (an RT user name) and the workflow roles their RT groups give them; None when
+    # the bridge moves a release itself (a Deferred release moving in): then no role is needed.
+    actor: str = ""
+    actor_roles: frozenset[str] | None = None
 
 
 def _holders(facts: Facts) -> str:
@@ -102,13 +106,15 @@ class StateInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class Transition:
-    """One row: ``[From|From…] - <To> ?guard… {action}… -> [Result]``.
+    """One row: ``[From|From…] - <To> @role… ?guard… {action}… -> [Result]``.
 
+    ``roles`` are who may ask for it (empty: anyone RT lets change RolloutProgress);
     ``actions`` are the row's actions with every named group (``{@group}``) expanded, in
     order; ``written`` is the row's action part as written (for rendering it back)."""
 
     sources: tuple[RolloutState, ...]
     target: RolloutState
+    roles: tuple[str, ...] = ()
     guards: tuple[str, ...]
     actions: tuple[str, ...]
     result: RolloutState
@@ -118,9 +124,16 @@ class Transition:
     def render(self) -> str:
         """The row as it is written in the definition."""
         sources = "|".join(s.label for s in self.sources)
+        roles = "".join(f" @{r}" for r in self.roles)
         guards = "".join(f" ?{g}" for g in self.guards)
         actions = "".join(f" {{{a}}}" for a in (self.written or self.actions))
-        return f"[{sources}] - <{self.target.label}>{guards}{actions} -> [{self.result.label}]"
+        return (
+            f"[{sources}] - <{self.target.label}>{roles}{guards}{actions} -> [{self.result.label}]"
+        )
+
+    def may_be_asked_by(self, roles: frozenset[str] | None) -> bool:
+        """Whether someone with ``roles`` may ask for this row (None: the bridge itself)."""
+        return roles is None or not self.roles or bool(roles.intersection(self.roles))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +148,9 @@ class Definition:
     transitions: tuple[Transition, ...]
     failure_actions: tuple[str, ...]
     groups: Mapping[str, tuple[str, ...]]
+    # The roles rows may name (``@name``) and who they are, in words; settings map each to
+    # an RT group.
+    roles: Mapping[str, str] = field(default_factory=dict)
 
     def rows_from(self, state: RolloutState) -> tuple[Transition, ...]:
         """The rows that leave ``state``, in table order."""

@@ -1,7 +1,8 @@
 """The workflow processor: one queued RolloutProgress change, in four steps.
 
 1. **gather** — read the ticket once into a ``TicketView``, the bridge's record of the release,
-   and the facts the guards look at;
+   the facts the guards look at, and the roles of the person who asked (their RT groups,
+   looked up once per person and kept for ``ROLE_CACHE_SECONDS``);
 2. **decide** — ask the pure engine (MOVE, STAY or BLOCK);
 3. **act** — run the row's actions by looking each name up in the registry
    (``workflow.actions``); handlers take the immutable ``Inputs`` and return effects;
@@ -21,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 
 from bridge import errors, records
@@ -40,6 +42,9 @@ logger = logging.getLogger(__name__)
 ClientFactory = Callable[[], TrackerClient]
 BRIDGE_ACTOR = "rollout-bridge"
 
+# How long a person's RT groups (their workflow roles) are trusted before they are read again.
+ROLE_CACHE_SECONDS = 300.0
+
 # Checkpoints of the write-back itself (beside the actions' own).
 _WROTE_TICKET, _COMMENTED, _REPLIED = "write_ticket", "comment", "reply"
 
@@ -56,6 +61,7 @@ class WorkflowProcessor:
         *,
         repository: RepositorySteps,
         definitions: Mapping[str, model.Definition] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.repository = repository
@@ -70,12 +76,26 @@ class WorkflowProcessor:
         self._local = threading.local()
         self._clients: list[TrackerClient] = []
         self._lock = threading.Lock()
+        self._roles_seen: dict[str, tuple[float, frozenset[str]]] = {}
+        self._monotonic = monotonic
         self.definitions = dict(
             definitions or {n: loader.load_template(n) for n in loader.TEMPLATES}
         )
         for name in {settings.workflow.default, *settings.workflow.per_major_release.values()}:
             if name not in self.definitions:
                 raise model.WorkflowInvalid(name, [f"no workflow named {name!r} is loaded"])
+        for name, definition in self.definitions.items():
+            used = {r for row in definition.transitions for r in row.roles}
+            unmapped = sorted(used - set(settings.workflow.roles))
+            if unmapped:
+                raise model.WorkflowInvalid(
+                    name,
+                    [
+                        f"its rows name the role @{role} but the settings give it no RT group; "
+                        f"add {role}=<group> to ROLLOUT_ROLES (or the [roles] table)"
+                        for role in unmapped
+                    ],
+                )
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -106,6 +126,24 @@ class WorkflowProcessor:
 
     # -- gather ---------------------------------------------------------------------------
 
+    def _roles_of(self, client: TrackerClient, actor: str) -> frozenset[str]:
+        """The workflow roles ``actor``'s RT groups give them (one RT call per person, then
+        remembered for ``ROLE_CACHE_SECONDS``). A person RT does not know has none."""
+        now = self._monotonic()
+        with self._lock:
+            seen = self._roles_seen.get(actor)
+        if seen is not None and now - seen[0] < ROLE_CACHE_SECONDS:
+            return seen[1]
+        role_groups = self.settings.workflow.roles
+        try:
+            groups = client.groups_of(actor, among=set(role_groups.values())) if actor else None
+        except errors.TrackerNotFound:
+            groups = None
+        roles = frozenset(role for role, group in role_groups.items() if group in (groups or ()))
+        with self._lock:
+            self._roles_seen[actor] = (now, roles)
+        return roles
+
     def _gather(
         self, job: records.Job, client: TrackerClient, *, facts_too: bool = True
     ) -> tuple[Inputs, Services]:
@@ -124,13 +162,21 @@ class WorkflowProcessor:
         facts = model.Facts()
         if facts_too:
             major = ticket.major_release
+            asker = job.request.actor
+            by_bridge = job.request.source is records.JobSource.BRIDGE
             facts = model.Facts(
                 emergency=ticket.emergency,
                 slot_holders=self.store.slot_holders(major, excluding=ticket.id) if major else (),
                 failed_target=release.failed_target,
+                actor=asker,
+                actor_roles=None if by_bridge else self._roles_of(client, asker),
             )
         decision = engine.decide(
-            definition, at=release.state, asked=job.request.current, facts=facts
+            definition,
+            at=release.state,
+            asked=job.request.current,
+            facts=facts,
+            role_groups=self.settings.workflow.roles,
         )
         inputs = Inputs(
             job=job,

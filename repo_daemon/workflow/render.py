@@ -1,6 +1,9 @@
-"""A workflow definition as text, as a Mermaid state diagram and as Graphviz dot. Pure."""
+"""A workflow definition as text, as a Mermaid state diagram and as Graphviz dot, each showing
+who may ask for every transition (its roles). Pure."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from repo_daemon.workflow import actions, model
 
@@ -8,7 +11,7 @@ FORMATS = ("text", "mermaid", "dot")
 
 
 def _label(row: model.Transition) -> str:
-    parts = [f"?{g}" for g in row.guards]
+    parts = [f"@{r}" for r in row.roles] + [f"?{g}" for g in row.guards]
     if row.result != row.target:
         parts.append(f"asked {row.target.label}")
     return " ".join(parts)
@@ -23,8 +26,9 @@ def _edges(definition: model.Definition) -> list[tuple[str, str, str]]:
     return list(edges)
 
 
-def as_text(definition: model.Definition) -> str:
-    """The definition as people read it: states with their meaning, then the table."""
+def as_text(definition: model.Definition, role_groups: Mapping[str, str] | None = None) -> str:
+    """The definition as people read it: states with their meaning, the table, then what its
+    roles, guards, groups and actions mean (with each role's RT group when given)."""
     lines = [f"workflow {definition.name}: {definition.description}", "", "states:"]
     for state, info in definition.states.items():
         marks = []
@@ -38,6 +42,13 @@ def as_text(definition: model.Definition) -> str:
     lines += [f"  {row.line:>2}. {row.render()}" for row in definition.transitions]
     failure = " ".join(f"{{{a}}}" for a in definition.failure_actions)
     lines += ["", f"on a processing failure: {failure} -> [Failed]"]
+    roles = dict.fromkeys(r for row in definition.transitions for r in row.roles)
+    if roles:
+        lines += ["", "roles (@name: who may ask for a row):"]
+        for role in roles:
+            group = (role_groups or {}).get(role)
+            in_rt = f" (RT group {group})" if group else ""
+            lines.append(f"  @{role}: {definition.roles.get(role, role)}{in_rt}")
     lines += ["", "guards:"]
     used = sorted({g for row in definition.transitions for g in row.guards})
     lines += [f"  ?{g}: {model.GUARDS[g].meaning}" for g in used]
@@ -84,6 +95,11 @@ def as_dot(definition: model.Definition) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(definition: model.Definition, fmt: str) -> str:
-    """The definition in ``fmt`` (one of ``FORMATS``)."""
-    return {"text": as_text, "mermaid": as_mermaid, "dot": as_dot}[fmt](definition)
+def render(
+    definition: model.Definition, fmt: str, role_groups: Mapping[str, str] | None = None
+) -> str:
+    """The definition in ``fmt`` (one of ``FORMATS``); ``role_groups`` names each role's RT
+    group in the text."""
+    if fmt == "text":
+        return as_text(definition, role_groups)
+    return {"mermaid": as_mermaid, "dot": as_dot}[fmt](definition)

@@ -9,9 +9,11 @@ meant for the technology provider are replies.
 
 from __future__ import annotations
 
+import re
+
 from repo_daemon import errors
 from repo_daemon.workflow import effects
-from repo_daemon.workflow.gather import Inputs
+from repo_daemon.workflow.gather import CLOSING_REASON, Inputs
 
 # Fields the repository work needs on the ticket (ReleaseType has a default: NonIncremental).
 MANDATORY_FIELDS = ("Sync-URL", "Sync-Protocol", "AssociatedMajorRelease")
@@ -83,15 +85,21 @@ def comment_outcome(inputs: Inputs) -> effects.Result:
 
 
 def reply_provider(inputs: Inputs) -> effects.Result:
-    """Tell the technology provider (the requestors) the outcome."""
+    """Tell the technology provider (the requestors) the outcome: the state's ``reply``, where
+    ``{subject}`` is the ticket's subject and ``{reason}`` what the release manager wrote in
+    the Closing Reason field (or that they wrote nothing)."""
     state = inputs.going_to
     info = inputs.definition.info(state)
     reply = info.reply or (
         f"Your release {{subject}} is {state.label}. {info.news} Answer on this ticket if you "
         "have questions."
     )
-    # Plain replacement, not str.format: a subject is the provider's text.
-    text = reply.replace("{subject}", repr(inputs.ticket.subject))
+    reason = inputs.ticket.closing_reason or (
+        f"none was written in the ticket's {CLOSING_REASON} field; ask on this ticket"
+    )
+    # One pass of plain replacement, not str.format: a subject and a reason are people's text.
+    values = {"subject": repr(inputs.ticket.subject), "reason": reason}
+    text = re.sub(r"\{(subject|reason)\}", lambda m: values[m[1]], reply)
     return effects.Result(detail="provider told", effects=(effects.Reply(text=text),))
 
 

@@ -43,6 +43,13 @@ class FakeTracker:
         self.updates: list[dict[str, Any]] = []
         self.calls = 0
         self.fail_next: Exception | None = None
+        # RT users and their groups; "manager" plays every worker role.
+        self.memberships = {
+            "manager": frozenset({"sw-rel-qc", "sw-rel-sr", "sw-rel-admin"}),
+            "qc1": frozenset({"sw-rel-qc"}),
+            "sr1": frozenset({"sw-rel-sr"}),
+        }
+        self.group_lookups: list[str] = []
 
     def add(self, ticket_id: int, **fields: str) -> None:
         values = dict(BASE_FIELDS)
@@ -64,6 +71,13 @@ class FakeTracker:
     def get_ticket(self, ticket_id: int) -> records.Ticket:
         self._call()
         return self.tickets[ticket_id]
+
+    def groups_of(self, user: str, *, among: Any = None) -> frozenset[str]:
+        self._call()
+        self.group_lookups.append(user)
+        if user not in self.memberships:
+            raise errors.TrackerNotFound(f"no user {user!r}", operation="groups_of")
+        return self.memberships[user]
 
     def update_ticket(self, ticket_id: int, **kw: Any) -> list[str]:
         self._call()
@@ -208,10 +222,14 @@ def test_each_transition_costs_few_rt_calls(world: World) -> None:
     world.rt.add(1)
     before = world.rt.calls
     world.change(1, S.UNVERIFIED)
-    # read the ticket, one PUT for field + history + watchers, one comment
-    assert world.rt.calls - before == 3
+    # read the ticket, the asker's groups (first time only), one PUT for field + history +
+    # watchers, one comment
+    assert world.rt.calls - before == 4
     (event,) = world.queue.events(kind=events.EventKind.RT_CALLS, limit=1)
-    assert event.detail.startswith("3 RT calls for Submitted → Unverified (move)")
+    assert event.detail.startswith("4 RT calls for Submitted → Unverified (move)")
+    before = world.rt.calls
+    world.change(1, S.IN_VERIFICATION)  # the same person again: their roles are remembered
+    assert world.rt.calls - before == 3
 
 
 def test_an_illegal_move_is_put_back_with_a_comment(world: World) -> None:
@@ -284,7 +302,11 @@ def test_a_transient_rt_error_is_retried_and_resumes(world: World) -> None:
     world.rt.add(1)
     world.queue.enqueue(
         records.ReleaseRequest(
-            ticket_id=1, transaction_id=1, current=S.UNVERIFIED, previous=S.SUBMITTED
+            ticket_id=1,
+            transaction_id=1,
+            current=S.UNVERIFIED,
+            previous=S.SUBMITTED,
+            actor="manager",
         )
     )
     (job,) = world.queue.claim("test")
@@ -391,3 +413,34 @@ def test_an_unknown_major_release_fails_at_intake(tmp_path: Path) -> None:
         assert w.state(2) == "Unverified"
     finally:
         w.engine.dispose()
+
+
+def test_a_move_not_theirs_is_put_back_naming_who_may_make_it(world: World) -> None:
+    world.rt.add(40)
+    _walk(world, 40, S.UNVERIFIED, S.IN_VERIFICATION)
+    world.change(40, S.STAGE_ROLLOUT, actor="qc1")  # QC passes it on to staged rollout
+    assert world.state(40) == "StageRollout"
+    world.change(40, S.PRODUCTION, actor="qc1")  # but the staged-rollout team decides this
+    assert world.state(40) == "StageRollout"  # put back
+    comment = world.rt.comments[40][-1]
+    assert comment.startswith("Blocked: StageRollout → Production may only be asked for by")
+    assert "the staged-rollout team (@sr, RT group sw-rel-sr), and qc1 is not one of them" in (
+        comment
+    )
+    assert world.store.get(40).state is S.STAGE_ROLLOUT  # type: ignore[union-attr]
+    world.change(40, S.PRODUCTION, actor="sr1")
+    assert world.state(40) == "Production"
+
+
+def test_someone_rt_does_not_know_has_no_role(world: World) -> None:
+    world.rt.add(41)
+    world.change(41, S.UNVERIFIED, actor="ghost")
+    assert world.state(41) == "Submitted"
+    assert "ghost is not one of them" in world.rt.comments[41][-1]
+    assert world.repository.steps(41) == []  # nothing was fetched or published
+
+
+def test_a_persons_groups_are_looked_up_once_and_remembered(world: World) -> None:
+    world.rt.add(42)
+    _walk(world, 42, S.UNVERIFIED, S.IN_VERIFICATION, S.WAITING_FOR_RESPONSE, S.IN_VERIFICATION)
+    assert world.rt.group_lookups == ["manager"]

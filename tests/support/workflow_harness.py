@@ -23,6 +23,7 @@ from bridge.settings import model as settings_model
 from bridge.store import database, queue, releases
 from bridge.tracker.client import TrackerClient
 from repo_daemon.daemon import runner
+from repo_daemon.demo import people
 from repo_daemon.workflow import processor as workflow
 from tests.support.packages import ProviderTree, build_packages, layout_provider_tree
 from tests.support.rsync_server import RsyncDaemon
@@ -154,6 +155,8 @@ class Bridge:
 
 
 def _add_people(info: SandboxInfo) -> None:
+    """One person per group; and root, who moves releases in most tests, plays every role."""
+    people.root_plays_every_role(info)
     with httpx2.Client(auth=(info.root_user, info.root_password), timeout=20) as rt:
         for group, email in PEOPLE.items():
             user = rt.post(

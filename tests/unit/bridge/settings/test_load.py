@@ -204,3 +204,17 @@ def test_owners_per_state() -> None:
     assert dict(loaded.workflow.owners) == {"InVerification": "qc1", "StageRollout": "sr1"}
     with pytest.raises(errors.ConfigError, match="owners: 'Shipping' is not a RolloutProgress"):
         settings_load.load_settings({"ROLLOUT_OWNERS": "Shipping=x"}, require_tracker=False)
+
+
+def test_roles_map_to_rt_groups_and_keep_the_defaults_not_given() -> None:
+    loaded = settings_load.load_settings({}, require_tracker=False)
+    assert dict(loaded.workflow.roles) == dict(settings_model.DEFAULT_ROLES)
+    env = {"ROLLOUT_ROLES": "qc=Quality Control,ea=sw-rel-ea"}
+    roles = settings_load.load_settings(env, require_tracker=False).workflow.roles
+    assert roles["qc"] == "Quality Control"
+    assert roles["ea"] == "sw-rel-ea"
+    assert roles["sr"] == "sw-rel-sr"  # not given: the shipped group
+    with pytest.raises(errors.ConfigError, match="roles: 'q-c' is not a role name"):
+        settings_load.load_settings({"ROLLOUT_ROLES": "q-c=x"}, require_tracker=False)
+    with pytest.raises(errors.ConfigError, match="roles: qc = '' is not an RT group name"):
+        settings_load.load_settings({"ROLLOUT_ROLES": "qc="}, require_tracker=False)

@@ -76,10 +76,34 @@ def test_the_provider_reply_comes_from_the_state_table_with_the_subject_quoted(
     inputs = make_inputs(S.STAGE_ROLLOUT, S.PRODUCTION, subject="ARC {7}")
     (reply,) = ticket_actions.reply_provider(inputs).effects
     assert reply == effects.Reply(text="Your release 'ARC {7}' is in production. Thank you.")
-    rejected = make_inputs(S.IN_VERIFICATION, S.REJECTED)
-    (reply,) = ticket_actions.reply_provider(rejected).effects
+    # A state without its own reply says what the news says.
+    bare = dataclasses.replace(
+        inputs.definition,
+        states={
+            **inputs.definition.states,
+            S.PRODUCTION: model.StateInfo(description="d", news="n"),
+        },
+    )
+    (reply,) = ticket_actions.reply_provider(dataclasses.replace(inputs, definition=bare)).effects
     assert isinstance(reply, effects.Reply)
-    assert reply.text.startswith("Your release 'ARC 7.1' is Rejected. The release was rejected")
+    assert reply.text.startswith("Your release 'ARC {7}' is Production. n Answer on this ticket")
+
+
+@pytest.mark.parametrize("state", [S.REJECTED, S.IGNORED, S.NOT_PUBLISHED])
+def test_closing_replies_carry_the_managers_reason(make_inputs: MakeInputs, state: S) -> None:
+    given = make_inputs(
+        S.IN_VERIFICATION, state, **{"Closing Reason": "fails QC criterion GEN_1 {subject}"}
+    )
+    (reply,) = ticket_actions.reply_provider(given).effects
+    assert isinstance(reply, effects.Reply)
+    assert reply.text.startswith("Your release 'ARC 7.1' ")
+    # The reason is quoted as written: a placeholder inside it is not filled in.
+    assert reply.text.endswith("The reason: fails QC criterion GEN_1 {subject}")
+    (reply,) = ticket_actions.reply_provider(make_inputs(S.IN_VERIFICATION, state)).effects
+    assert isinstance(reply, effects.Reply)
+    assert reply.text.endswith(
+        "The reason: none was written in the ticket's Closing Reason field; ask on this ticket"
+    )
 
 
 def test_resolve_and_outcome(make_inputs: MakeInputs) -> None:
