@@ -15,6 +15,7 @@ from repo_daemon import errors
 from repo_daemon.publish import areas
 from repo_daemon.workflow import steps
 from repo_daemon.workflow.gather import TicketView
+from tests.support import paths
 from tests.support.release_factory import release_info
 from tests.unit.repo_daemon.workflow.conftest import ticket
 
@@ -89,3 +90,5 @@ def test_a_ticket_without_release_xml_is_the_providers_to_fix(tmp_path: Path) ->
         "release.xml attached)"
     )
     assert caught.value.provider_can_fix  # so the provider is told (a reply), not only managers
+    doc = " ".join((paths.ROOT / "docs" / "mail-intake.md").read_text().split())
+    assert f'"{caught.value}"' in doc  # as docs/mail-intake.md quotes it
