@@ -19,7 +19,7 @@ from typing import Any
 import rt.rest2
 
 from bridge import errors, records
-from bridge.tracker import memberships, recorded_history
+from bridge.tracker import memberships, messages, recorded_history
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +56,15 @@ def _refusals(messages: Sequence[object], fields: Iterable[str] = ()) -> list[st
     return refused
 
 
-class TrackerClient(recorded_history.RecordedHistory, memberships.Memberships):
+class TrackerClient(
+    recorded_history.RecordedHistory, memberships.Memberships, messages.TicketMessages
+):
     """RT operations for the bridge. Build one from ``TrackerSettings``.
 
     The session (transport, retries, round-trip counters) is ``session.TrackerSession``'s;
     the history reads are ``recorded_history.RecordedHistory``'s, the group look-up
-    (``groups_of``) ``memberships.Memberships``'s.
+    (``groups_of``) ``memberships.Memberships``'s, a transaction's message
+    ``messages.TicketMessages``'s.
     """
 
     # -- reading --------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from repo_daemon.workflow import effects
+from repo_daemon.workflow import effects, mail_intake
 from repo_daemon.workflow import repository_actions as repo
 from repo_daemon.workflow import ticket_actions as people
 from repo_daemon.workflow.gather import Inputs
@@ -74,6 +74,14 @@ _ACTIONS = (
         "(settings: major_releases; any name when none are listed)",
         handler=_pure(people.check_major_release),
         rerun_on_resume=False,
+    ),
+    Action(
+        name="fill_in_fields",
+        kind=ActionKind.PEOPLE,
+        description="write back the release fields the bridge filled in from the provider's "
+        "mail or release.xml (docs/mail-intake.md), saying where each came from",
+        handler=_pure(mail_intake.fill_in_fields),
+        rerun_on_resume=True,
     ),
     Action(
         name="freeze_release_xml",

@@ -1,7 +1,8 @@
 """Gather: everything a transition's actions read, read once into immutable views.
 
 ``TicketView`` is the ticket's fields parsed once, with one rule for each business fact (the
-major release is the ticket's ``AssociatedMajorRelease``; release.xml may only agree with it).
+major release is the ticket's ``AssociatedMajorRelease``; release.xml may only agree with it),
+and what the bridge fills in at the intake of a mailed release (``mail_fields``).
 ``Inputs`` is what every handler gets: the change asked for, the ticket, the bridge's record of
 the release, the facts the engine looked at, its decision, and the workflow's people table. It
 reads nothing itself except the frozen release.xml, on first use and once.
@@ -17,7 +18,7 @@ from bridge import records
 from bridge.records import RolloutState
 from bridge.store import releases
 from repo_daemon.release_xml import model as release_model
-from repo_daemon.workflow import engine, model
+from repo_daemon.workflow import engine, mail_fields, model
 
 # The field a release manager writes why a release is closed in (Rejected, Ignored, ...).
 CLOSING_REASON = "Closing Reason"
@@ -37,11 +38,16 @@ class TicketView:
     sync_protocol: str | None
     closing_reason: str | None  # why a manager closed it (told to the provider)
     ticket: records.Ticket  # as read, for the write-back's comparison
+    # What the bridge fills in at intake, from the mail or release.xml; the values count as
+    # the ticket's for every action (check_fields writes them back).
+    filled: mail_fields.Filled = mail_fields.NOTHING
 
     @classmethod
-    def of(cls, ticket: records.Ticket) -> TicketView:
+    def of(
+        cls, ticket: records.Ticket, *, filled: mail_fields.Filled = mail_fields.NOTHING
+    ) -> TicketView:
         def text(name: str) -> str | None:
-            value = (ticket.field(name) or "").strip()
+            value = (filled.values.get(name) or ticket.field(name) or "").strip()
             return value or None
 
         return cls(
@@ -55,11 +61,13 @@ class TicketView:
             sync_protocol=text("Sync-Protocol"),
             closing_reason=text(CLOSING_REASON),
             ticket=ticket,
+            filled=filled,
         )
 
     def field(self, name: str) -> str | None:
-        """A custom field's value as RT shows it (None when empty)."""
-        return self.ticket.field(name)
+        """A custom field's value as RT shows it, or as the bridge fills it in (None when
+        empty)."""
+        return self.filled.values.get(name) or self.ticket.field(name)
 
 
 @dataclass(frozen=True, kw_only=True)

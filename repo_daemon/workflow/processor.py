@@ -1,8 +1,9 @@
 """The workflow processor: one queued RolloutProgress change, in four steps.
 
-1. **gather** — read the ticket once into a ``TicketView``, the bridge's record of the release,
-   the facts the guards look at, and the roles of the person who asked (their RT groups,
-   looked up once per person and kept for ``ROLE_CACHE_SECONDS``);
+1. **gather** — read the ticket once into a ``TicketView`` (with what a mailed release's
+   intake fills in: ``mail_intake``), the bridge's record of the release, the facts the guards
+   look at, and the roles of the person who asked (their RT groups, looked up once per person
+   and kept for ``ROLE_CACHE_SECONDS``);
 2. **decide** — ask the pure engine (MOVE, STAY or BLOCK);
 3. **act** — run the row's actions by looking each name up in the registry
    (``workflow.actions``); handlers take the immutable ``Inputs`` and return effects;
@@ -31,7 +32,7 @@ from bridge.settings import model as settings_model
 from bridge.store import events, queue, releases
 from bridge.tracker.client import TrackerClient
 from repo_daemon import errors as daemon_errors
-from repo_daemon.workflow import effects, engine, loader, model, ticket_plan
+from repo_daemon.workflow import effects, engine, loader, mail_intake, model, ticket_plan
 from repo_daemon.workflow import steps as repository_steps
 from repo_daemon.workflow.actions import REGISTRY
 from repo_daemon.workflow.gather import Inputs, People, TicketView
@@ -72,6 +73,7 @@ class WorkflowProcessor:
             admin_cc=settings.workflow.admin_cc,
             owner_overrides=settings.workflow.owners,
         )
+        self.mail_intake = mail_intake.MailIntake.from_settings(settings)
         self._factory = client_factory
         self._local = threading.local()
         self._clients: list[TrackerClient] = []
@@ -148,7 +150,9 @@ class WorkflowProcessor:
         self, job: records.Job, client: TrackerClient, *, facts_too: bool = True
     ) -> tuple[Inputs, Services]:
         """Read the ticket once, the release's record and the facts; ask the engine."""
-        ticket = TicketView.of(client.get_ticket(job.ticket_id))
+        as_read = client.get_ticket(job.ticket_id)
+        filled = self.mail_intake.fill(client, as_read, job.request)
+        ticket = TicketView.of(as_read, filled=filled)
         release = self.store.ensure(
             ticket.id,
             state=job.request.previous,

@@ -15,6 +15,7 @@ import logging
 import shutil
 from pathlib import Path
 
+from bridge import errors as bridge_errors
 from bridge import files
 from bridge.settings import model as settings_model
 from bridge.store import releases
@@ -74,8 +75,16 @@ class RepositoryWork:
     # -- release.xml ----------------------------------------------------------------------
 
     def freeze_release_xml(self, tracker: TrackerClient, ticket: TicketView) -> Step:
-        """Download the ticket's newest release.xml and freeze it (bytes and SHA-256)."""
-        attachment = tracker.download_attachment(ticket.id, RELEASE_XML)
+        """Download the ticket's newest release.xml and freeze it (bytes and SHA-256). A ticket
+        without one is the provider's to fix (``TicketIncomplete``: they are told)."""
+        try:
+            attachment = tracker.download_attachment(ticket.id, RELEASE_XML)
+        except bridge_errors.TrackerNotFound as exc:
+            raise errors.TicketIncomplete(
+                "the ticket has no release.xml attached; attach it to the ticket (by mail: "
+                "answer with release.xml attached)",
+                ticket_id=ticket.id,
+            ) from exc
         data = attachment.content
         if len(data) > safe_xml.MAX_RELEASE_XML_BYTES:
             # Refused by the parser too; checked here so nothing that large is stored.

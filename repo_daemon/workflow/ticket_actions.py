@@ -21,14 +21,21 @@ MANDATORY_FIELDS = ("Sync-URL", "Sync-Protocol", "AssociatedMajorRelease")
 
 def check_fields(inputs: Inputs) -> effects.Result:
     """Refuse (permanently) a ticket that lacks what the repository work needs, naming every
-    empty mandatory field."""
+    empty mandatory field, and every line of the provider's mail that was refused
+    (docs/mail-intake.md)."""
+    filled = inputs.ticket.filled
     missing = [name for name in MANDATORY_FIELDS if not inputs.ticket.field(name)]
+    problems = list(filled.problems)
     if missing:
-        raise errors.TicketIncomplete(
-            f"the ticket lacks {', '.join(missing)}; fill "
-            f"{'it' if len(missing) == 1 else 'them'} in on the ticket",
-            ticket_id=inputs.ticket.id,
+        problems.insert(
+            0,
+            f"the ticket lacks {', '.join(missing)}; fill {'it' if len(missing) == 1 else 'them'}"
+            " in on the ticket, or answer with one line per field in your message's text, "
+            "such as 'Sync-URL: rsync://host/module/path/'",
         )
+    if problems:
+        also = [f"also, {note}" for note in filled.notes] if missing else []
+        raise errors.TicketIncomplete("; ".join(problems + also), ticket_id=inputs.ticket.id)
     return effects.Result(detail="mandatory fields present")
 
 

@@ -110,6 +110,15 @@ class FakeTracker:
             ticket_id, status or ("open" if self.tickets[ticket_id].status == "resolved" else None)
         )
 
+    def transactions_of(self, ticket_id: int) -> list[dict[str, Any]]:
+        """No messages: what a ticket that lacks a field has for mail intake to read."""
+        self._call()
+        return []
+
+    def download_attachment(self, ticket_id: int, filename: str) -> records.Attachment:
+        self._call()  # release.xml is FakeRepository's; here there is none to read fields from
+        raise errors.TrackerNotFound(f"no {filename}", operation="download_attachment")
+
     def _status(self, ticket_id: int, status: str | None) -> None:
         if status is not None:
             self.tickets[ticket_id] = replace(self.tickets[ticket_id], status=status)

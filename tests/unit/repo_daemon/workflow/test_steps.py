@@ -1,5 +1,5 @@
 """The repository work's own rules, with the trees and records faked: which production area a
-release goes to when nobody says its release type."""
+release goes to when nobody says its release type, and a ticket without release.xml."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from typing import Any, cast
 import pytest
 
 from bridge.settings import model as settings_model
+from bridge.testing import FakeTracker
+from repo_daemon import errors
 from repo_daemon.publish import areas
 from repo_daemon.workflow import steps
 from repo_daemon.workflow.gather import TicketView
+from tests.support import paths
 from tests.support.release_factory import release_info
 from tests.unit.repo_daemon.workflow.conftest import ticket
 
@@ -66,3 +69,26 @@ def test_the_release_type_defaults_to_nonincremental(
     step = work.promote_to_production(view, info, "UMD-5")
     assert records.path == area
     assert step.detail == f"promoted to {area}"
+
+
+def test_a_ticket_without_release_xml_is_the_providers_to_fix(tmp_path: Path) -> None:
+    settings = settings_model.Settings(
+        tracker=settings_model.TrackerSettings(url="http://rt/"), data_dir=tmp_path
+    )
+    work = steps.RepositoryWork(
+        settings,
+        cast(Any, Records()),
+        cast(Any, Trees()),
+        sync_options=steps.sync_options_from(settings),
+    )
+    rt = FakeTracker()
+    rt.add_ticket(7)
+    with pytest.raises(errors.TicketIncomplete) as caught:
+        work.freeze_release_xml(cast(Any, rt), TicketView.of(ticket()))
+    assert str(caught.value) == (
+        "the ticket has no release.xml attached; attach it to the ticket (by mail: answer with "
+        "release.xml attached)"
+    )
+    assert caught.value.provider_can_fix  # so the provider is told (a reply), not only managers
+    doc = " ".join((paths.ROOT / "docs" / "mail-intake.md").read_text().split())
+    assert f'"{caught.value}"' in doc  # as docs/mail-intake.md quotes it
