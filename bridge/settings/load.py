@@ -264,7 +264,7 @@ def _path(name: str, raw: Mapping[str, Any], problems: list[str]) -> Path | None
 _TEMPLATES = ("staged", "direct")
 _STATES = (
     "Submitted", "Unverified", "InVerification", "WaitingForResponse", "StageRollout",
-    "Deferred", "Production", "Rejected", "Ignored", "NotPublished", "Failed",
+    "Deferred", "Production", "Rejected", "Ignored", "NotPublished", "Failed", "Withdrawn",
 )  # fmt: skip
 
 
