@@ -36,8 +36,6 @@ from repo_daemon.workflow.repository_actions import Step
 logger = logging.getLogger(__name__)
 
 RELEASE_XML = "release.xml"
-# What the process says a release is when neither the ticket nor release.xml says.
-DEFAULT_RELEASE_TYPE = "NonIncremental"
 
 
 class RepositoryWork:
@@ -165,7 +163,13 @@ class RepositoryWork:
     def promote_to_production(
         self, ticket: TicketView, info: release_model.ReleaseInfo, major_release: str
     ) -> Step:
-        release_type = ticket.release_type or info.release_type or DEFAULT_RELEASE_TYPE
+        # When neither the ticket nor release.xml says: the major release's default
+        # (settings), else NonIncremental, as the process says.
+        release_type = (
+            ticket.release_type
+            or info.release_type
+            or self.settings.repository.release_type_for(major_release)
+        )
         area = self.repository.promote_to_production(ticket.id, info, major_release, release_type)
         return self._moved(ticket.id, area, "promoted to")
 
