@@ -30,6 +30,7 @@ class RolloutState(enum.Enum):
     IGNORED = "Ignored"
     NOT_PUBLISHED = "NotPublished"
     FAILED = "Failed"
+    WITHDRAWN = "Withdrawn"  # was in production and was taken out again
 
     @property
     def label(self) -> str:

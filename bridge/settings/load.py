@@ -18,13 +18,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bridge import errors, secrets
-from bridge.settings import model
+from bridge.settings import major_releases, model
 
 logger = logging.getLogger(__name__)
 
 ENV_PREFIX = "ROLLOUT_"
-# One path component the bridge will create: no "..", no hidden names, no separators.
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 
 
 def _read_secret(name: str, raw: Mapping[str, Any], problems: list[str]) -> secrets.Secret | None:
@@ -176,8 +174,9 @@ def load_settings(
         housekeeping_interval=_number("housekeeping_interval", raw, 6 * 3600.0, problems),
         rt_bridge_user=str(raw["rt_bridge_user"]) if raw.get("rt_bridge_user") else None,
     )
-    workflow = _workflow_from(raw, problems)
-    repository = _repository_from(raw, data_dir, problems)
+    registry = _major_releases_from(raw, problems)
+    workflow = _workflow_from(raw, registry, problems)
+    repository = _repository_from(raw, data_dir, registry, problems)
     if problems:
         raise errors.ConfigError(problems)
     return model.Settings(
@@ -192,8 +191,26 @@ def load_settings(
     )
 
 
+def _major_releases_from(raw: Mapping[str, Any], problems: list[str]) -> major_releases.Registry:
+    """The known major releases: ``[major_releases.<name>]`` tables or a list of names, and
+    the per-field settings (``bridge.settings.major_releases``)."""
+    listed = raw.get("major_releases")
+    return major_releases.read(
+        listed if isinstance(listed, Mapping) else _names(listed, "major_releases", problems),
+        production_paths=_pairs(raw.get("production_paths") or {}, "production_paths", problems),
+        workflows=_pairs(raw.get("workflows") or {}, "workflows", problems),
+        release_types=_pairs(raw.get("release_types") or {}, "release_types", problems),
+        flat=_names(raw.get("flat_production"), "flat_production", problems),
+        templates=_TEMPLATES,
+        problems=problems,
+    )
+
+
 def _repository_from(
-    raw: Mapping[str, Any], data_dir: Path, problems: list[str]
+    raw: Mapping[str, Any],
+    data_dir: Path,
+    registry: major_releases.Registry,
+    problems: list[str],
 ) -> model.RepositorySettings:
     root = Path(str(raw.get("repo_root") or data_dir / "repo"))
     base_url = str(raw.get("repo_url") or "http://127.0.0.1:8751/")
@@ -202,18 +219,12 @@ def _repository_from(
         problems.append(f"repo_url: {base_url!r} is not an http(s) URL")
     if not base_url.endswith("/"):
         base_url += "/"
-    paths = _pairs(raw.get("production_paths") or {}, "production_paths", problems)
-    for major, path in paths.items():
-        names = path.strip("/").split("/")
-        if path.startswith("/") or not path.strip("/") or not all(_SAFE.match(n) for n in names):
-            problems.append(
-                f"production_paths: {major} = {path!r} must be a relative path of names made "
-                "of letters, digits, '.', '_', '+' and '-' below repo_root"
-            )
     return model.RepositorySettings(
         root=root,
         base_url=base_url,
-        production_paths={k: v.strip("/") for k, v in paths.items()},
+        production_paths=registry.production_paths(),
+        flat_production=registry.flat(),
+        release_types=registry.release_types(),
         keep_snapshots=int(_number("keep_snapshots", raw, 3, problems, allow_zero=True)),
         sync_timeout=_number("sync_timeout", raw, 600.0, problems),
         sync_connect_timeout=_number("sync_connect_timeout", raw, 30.0, problems),
@@ -264,7 +275,7 @@ def _path(name: str, raw: Mapping[str, Any], problems: list[str]) -> Path | None
 _TEMPLATES = ("staged", "direct")
 _STATES = (
     "Submitted", "Unverified", "InVerification", "WaitingForResponse", "StageRollout",
-    "Deferred", "Production", "Rejected", "Ignored", "NotPublished", "Failed",
+    "Deferred", "Production", "Rejected", "Ignored", "NotPublished", "Failed", "Withdrawn",
 )  # fmt: skip
 
 
@@ -287,14 +298,12 @@ def _pairs(value: Any, name: str, problems: list[str]) -> dict[str, str]:
     return result
 
 
-def _workflow_from(raw: Mapping[str, Any], problems: list[str]) -> model.WorkflowSettings:
+def _workflow_from(
+    raw: Mapping[str, Any], registry: major_releases.Registry, problems: list[str]
+) -> model.WorkflowSettings:
     default = str(raw.get("workflow") or "staged")
     if default not in _TEMPLATES:
         problems.append(f"workflow: {default!r} is not a template ({', '.join(_TEMPLATES)})")
-    per_major = _pairs(raw.get("workflows") or {}, "workflows", problems)
-    for major, name in per_major.items():
-        if name not in _TEMPLATES:
-            problems.append(f"workflows: {major} = {name!r} is not a template")
     cc: dict[str, tuple[str, ...]] = {}
     for state, groups in _pairs(raw.get("notify_cc") or {}, "notify_cc", problems).items():
         if state not in _STATES:
@@ -319,16 +328,12 @@ def _workflow_from(raw: Mapping[str, Any], problems: list[str]) -> model.Workflo
             problems.append(f"roles: {role} = {group!r} is not an RT group name")
         else:
             roles[role] = group
-    majors = _names(raw.get("major_releases"), "major_releases", problems)
-    for major in per_major:
-        if majors and major not in majors:
-            problems.append(f"workflows: {major} is not among major_releases")
     return model.WorkflowSettings(
         default=default,
-        per_major_release=per_major,
+        per_major_release=registry.workflows(),
         cc=cc,
         admin_cc=admin_cc,
-        major_releases=majors,
+        major_releases=registry.known,
         owners={k: v for k, v in owners.items() if k in _STATES},
         roles=roles,
     )

@@ -132,10 +132,24 @@ class RepositorySettings:
     gnupghome: Path | None = None
     signing_passphrase_file: Path | None = None
     signing_also_publish: tuple[str, ...] = ()  # further public keys (key rotation)
+    # -- the major releases' production (bridge.settings.major_releases fills these) --------
+    # Major releases whose production path is one flat area, whatever the ReleaseType.
+    flat_production: frozenset[str] = frozenset()
+    # The ReleaseType of a major release's releases when neither ticket nor release.xml says.
+    release_types: Mapping[str, str] = field(default_factory=dict)
 
     def production_path(self, major_release: str) -> str:
-        """The production area of ``major_release``, relative to the root."""
+        """The production path of ``major_release``, relative to the root: the parent of its
+        ``base`` and ``updates`` areas, or its one area when it is flat."""
         return self.production_paths.get(major_release, f"production/{major_release}")
+
+    def is_flat(self, major_release: str) -> bool:
+        """Whether ``major_release`` publishes production into its one flat area."""
+        return major_release in self.flat_production
+
+    def release_type_for(self, major_release: str | None) -> str:
+        """The ReleaseType of a release of ``major_release`` that nobody typed."""
+        return self.release_types.get(major_release or "", "NonIncremental")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,6 +1,7 @@
 """The areas clients see, as one value: ``Area``, made only through constructors that check it
-(``unverified/<short>/<version>``, ``stagerollout/<major>``, ``<production path>/base|updates``,
-or an existing area's relative path), with its path and its one-component key.
+(``unverified/<short>/<version>``, ``stagerollout/<major>``, ``<production path>/base|updates``
+or a flat ``<production path>``, or an existing area's relative path), with its path and its
+one-component key.
 
 Pure: it names areas and never touches the disk; ``repository`` turns an ``Area`` into a path
 below the root. A refused name raises ``errors.PathRefused``.
@@ -41,15 +42,16 @@ class Area:
         return cls(f"stagerollout/{names.check_component('major release', major)}")
 
     @classmethod
-    def production(cls, production_path: str, release_type: str) -> Area:
-        """``<production_path>/base`` (NonIncremental) or ``/updates`` (Incremental)."""
+    def production(cls, production_path: str, release_type: str, *, flat: bool = False) -> Area:
+        """``<production_path>/base`` (NonIncremental) or ``/updates`` (Incremental); with
+        ``flat``, ``<production_path>`` itself, whatever the release type."""
         base = cls.parse(production_path)
         norm = release_type.replace("-", "").replace("_", "").replace(" ", "").lower()
         if norm not in _INCREMENTAL:
             raise errors.PathRefused(
                 "release type", release_type, "expected Incremental or NonIncremental"
             )
-        return cls(f"{base.path}/{_INCREMENTAL[norm]}")
+        return base if flat else cls(f"{base.path}/{_INCREMENTAL[norm]}")
 
     @classmethod
     def parse(cls, text: object) -> Area:

@@ -2,9 +2,10 @@
 into the content-addressed pool, switched in with one atomic symlink swap.
 
 An area (``unverified/<short>/<version>``, ``stagerollout/<major>``,
-``<production path>/base|updates``) is a symlink to ``.snapshots/<area-key>/<n>-<time>/``.
-Each change builds a complete new snapshot beside the live one, checks it, fsyncs it and
-swaps the symlink with ``rename(2)``: readers see the old snapshot or the new one, never a mix.
+``<production path>/base|updates`` or a flat ``<production path>``) is a symlink to
+``.snapshots/<area-key>/<n>-<time>/``. Each change builds a complete new snapshot beside the
+live one, checks it, fsyncs it and swaps the symlink with ``rename(2)``: readers see the old
+snapshot or the new one, never a mix.
 Promotion links files from the pool by SHA-256 and never copies bytes. This module decides
 what an area holds; ``areas`` names the areas, ``manifest`` is what each snapshot holds,
 ``pool`` stores bytes, ``fsops`` makes trees durable and read-only, ``locks`` serialises
@@ -123,14 +124,14 @@ class Repository:
         self, ticket_id: int, info: release_model.ReleaseInfo, major: str, release_type: str
     ) -> PublishedArea:
         """Add the release to the production area of ``major`` (``base`` for NonIncremental,
-        ``updates`` for Incremental), then take it out of ``stagerollout/<major>/`` and out of
-        ``unverified/<short>/<version>/``. Each step is idempotent, and the release is in
-        production before it leaves the other areas, so a repeated call after a crash
-        finishes the job."""
+        ``updates`` for Incremental; the one area of a flat production path), then take it
+        out of ``stagerollout/<major>/`` and out of ``unverified/<short>/<version>/``. Each
+        step is idempotent, and the release is in production before it leaves the other
+        areas, so a repeated call after a crash finishes the job."""
         entry = area_manifest.ReleaseEntry.from_info(ticket_id, info)
+        major = names.check_component("major release", major)
         production = areas.Area.production(
-            self.settings.production_path(names.check_component("major release", major)),
-            release_type,
+            self.settings.production_path(major), release_type, flat=self.settings.is_flat(major)
         )
         stage = areas.Area.stagerollout(major)
         unverified = areas.Area.unverified(entry.short_name, entry.version)

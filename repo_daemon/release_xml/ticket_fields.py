@@ -19,10 +19,11 @@ def check_against_ticket(
     """Check release.xml's ReleaseType / MajorRelease against the ticket's fields.
 
     ``release_type`` is the ticket's ReleaseType, ``major_release`` its AssociatedMajorRelease
-    (None or empty when unset). Each must be stated by at least one of the two, and where both
-    state it they must agree. The ticket's major release must be safe as a directory name.
-    The value to use is the ticket's when set, else release.xml's. Raises
-    ``report.ReleaseInvalid``.
+    (None or empty when unset). Where both state one they must agree; the major release must
+    be stated by at least one of the two (a release type nobody states is the major
+    release's default, see ``RepositorySettings.release_type_for``). The ticket's major
+    release must be safe as a directory name. The value to use is the ticket's when set,
+    else release.xml's. Raises ``report.ReleaseInvalid``.
     """
     problems: list[str] = []
     ticket_type = (release_type or "").strip() or None
@@ -35,11 +36,6 @@ def check_against_ticket(
     elif ticket_type and info.release_type and ticket_type != info.release_type:
         problems.append(
             f"release.xml says ReleaseType {info.release_type}, the ticket says {ticket_type}"
-        )
-    elif not ticket_type and not info.release_type:
-        problems.append(
-            "neither the ticket's ReleaseType field nor release.xml says the release type: "
-            "set ReleaseType on the ticket to Incremental or NonIncremental"
         )
     if ticket_major is not None and not paths.SAFE_NAME.fullmatch(ticket_major):
         problems.append(

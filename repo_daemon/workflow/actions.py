@@ -150,6 +150,14 @@ _ACTIONS = (
         rerun_on_resume=False,
     ),
     Action(
+        name="withdraw_release",
+        kind=ActionKind.REPOSITORY,
+        description="withdraw the release from production (and any area it is still in): the "
+        "area's next snapshot goes without its files, the previous one is kept (with metadata)",
+        handler=repo.withdraw_release,
+        rerun_on_resume=False,
+    ),
+    Action(
         name="free_stage_slot",
         kind=ActionKind.SLOT,
         description="free the major release's staged-rollout slot",

@@ -85,7 +85,8 @@ def decide(
             reason=f"{reason}; RolloutProgress stays {current.label} ({allowed})",
         )
 
-    if current in definition.terminal:
+    # A final state resolves the ticket; only the rows the definition has may leave it.
+    if current in definition.terminal and not definition.rows_from(current):
         return block(f"{current.label} is final")
     if requested not in definition.states:
         return block(f"the {definition.name} workflow does not use {requested.label}")

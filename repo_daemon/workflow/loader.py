@@ -10,9 +10,9 @@ people are told when a release enters it), ``reply`` (what the provider is told)
 (the groups that are Cc while a release is there).
 
 Everything wrong is collected and reported together as ``WorkflowInvalid``, each problem with
-where it is (file and row): unknown states, roles, actions or guards, rows that cannot parse, states
-no row reaches, open states with no way out, exits from final states, a final state reached
-without resolving the ticket, and rows that an earlier row hides.
+where it is (file and row): unknown states, roles, actions or guards, rows that cannot parse,
+states no row reaches, open states with no way out, a row from a final state to an open one, a
+final state reached without resolving the ticket, and rows that an earlier row hides.
 """
 
 from __future__ import annotations
@@ -203,11 +203,13 @@ def check(definition: model.Definition) -> list[str]:
         for state in (*row.sources, row.target, row.result):
             if state not in used:
                 problems.append(f"row {row.line}: {state.label} is not in [states]")
+        # A final state's ticket is resolved: a row may leave it (a withdrawal from
+        # Production) only for another final state, which resolves the ticket again.
         exits = [s for s in row.sources if s in definition.terminal]
-        if exits:
+        if exits and row.result not in definition.terminal:
             problems.append(
-                f"row {row.line}: leaves the final state {exits[0].label}; final states have "
-                "no exits"
+                f"row {row.line}: leaves the final state {exits[0].label} for the open state "
+                f"{row.result.label}; a row from a final state must end in a final state"
             )
         resolving = [
             a for a in row.actions if (act := actions.REGISTRY.get(a)) and act.resolves_ticket

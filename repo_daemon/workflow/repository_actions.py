@@ -1,6 +1,7 @@
 """The handlers of the actions that change the repository or the bridge's records of it:
-release.xml frozen and checked, packages synced and verified, publication and promotion, the
-staged-rollout slot, and the follow-up that moves the next Deferred release in.
+release.xml frozen and checked, packages synced and verified, publication, promotion, removal,
+withdrawal from production, the staged-rollout slot, and the follow-up that moves the next
+Deferred release in.
 
 Each handler does its one piece of work through ``Services`` (the I/O seams, passed in) and
 returns effects; what the ticket is told and what follows the commit are effects, applied by
@@ -44,6 +45,8 @@ class RepositorySteps(Protocol):
     ) -> Step: ...
 
     def remove_release(self, ticket: TicketView) -> Step: ...
+
+    def withdraw_release(self, ticket: TicketView) -> Step: ...
 
     def url_of(self, ticket_id: int) -> str | None: ...
 
@@ -117,6 +120,10 @@ def promote_to_production(inputs: Inputs, services: Services) -> effects.Result:
 
 def remove_release(inputs: Inputs, services: Services) -> effects.Result:
     return services.repository.remove_release(inputs.ticket).result()
+
+
+def withdraw_release(inputs: Inputs, services: Services) -> effects.Result:
+    return services.repository.withdraw_release(inputs.ticket).result()
 
 
 def take_stage_slot(inputs: Inputs, services: Services) -> effects.Result:

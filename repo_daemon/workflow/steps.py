@@ -36,8 +36,6 @@ from repo_daemon.workflow.repository_actions import Step
 logger = logging.getLogger(__name__)
 
 RELEASE_XML = "release.xml"
-# What the process says a release is when neither the ticket nor release.xml says.
-DEFAULT_RELEASE_TYPE = "NonIncremental"
 
 
 class RepositoryWork:
@@ -165,7 +163,13 @@ class RepositoryWork:
     def promote_to_production(
         self, ticket: TicketView, info: release_model.ReleaseInfo, major_release: str
     ) -> Step:
-        release_type = ticket.release_type or info.release_type or DEFAULT_RELEASE_TYPE
+        # When neither the ticket nor release.xml says: the major release's default
+        # (settings), else NonIncremental, as the process says.
+        release_type = (
+            ticket.release_type
+            or info.release_type
+            or self.settings.repository.release_type_for(major_release)
+        )
         area = self.repository.promote_to_production(ticket.id, info, major_release, release_type)
         return self._moved(ticket.id, area, "promoted to")
 
@@ -186,6 +190,49 @@ class RepositoryWork:
         self.store.set_repository_path(ticket.id, left[-1] if left else None)
         removed = [r.area.path for r in results if r.changed]
         return Step(detail=f"removed from {', '.join(removed) or 'nothing (not there)'}")
+
+    def withdraw_release(self, ticket: TicketView) -> Step:
+        """Take the release out of production, and out of any other area the bridge recorded
+        publishing it into: each area's next snapshot goes without the files only this release
+        brought (an area's files are the union of its releases', so a file a later release of
+        the same packages also has stays). The snapshot before stays as it is, kept by
+        retention for a rollback. Like closing, it reads only the bridge's records and the
+        areas' manifests, never the release's input."""
+        recorded = sorted(
+            (areas.Area.parse(p) for p in self.store.published_areas(ticket.id)),
+            key=lambda a: a.kind != "production",  # out of production first
+        )
+        if not recorded:
+            self.store.set_repository_path(ticket.id, None)
+            return Step(detail="not published anywhere; nothing to withdraw")
+        before = {a.path: self.repository.live_snapshot(a) for a in recorded}
+        results = self.repository.remove_from(ticket.id, recorded)
+        self.store.forget_areas(ticket.id, [a.path for a in recorded])
+        self.store.set_repository_path(ticket.id, None)
+        kept = self.settings.repository.keep_snapshots > 0
+        lines = []
+        for result in results:
+            if result.area.kind != "production":
+                continue
+            previous = before[result.area.path]
+            if not result.changed:
+                lines.append(f"{result.area.path} did not hold it (nothing changed there)")
+            elif previous and kept:
+                lines.append(
+                    f"{result.area.path} is now snapshot {result.snapshot}, without its files; "
+                    f"the previous snapshot {previous} is kept unchanged for a rollback"
+                )
+            else:
+                lines.append(
+                    f"{result.area.path} is now snapshot {result.snapshot}, without its files"
+                )
+        where = ", ".join(r.area.path for r in results if r.changed) or "nothing (not there)"
+        if not lines:
+            return Step(detail=f"withdrew from {where}; it was not in production")
+        return Step(
+            detail=f"withdrew from {where}",
+            note="Withdrawn from production: " + "; ".join(lines) + ".",
+        )
 
     def _unverified_before_records(
         self, ticket_id: int, recorded: list[areas.Area]

@@ -34,7 +34,7 @@ REMOTE = ("192.0.2.7", 40123)
 DEADLINE = 30.0
 ALLOWED = (
     "Submitted, Unverified, InVerification, WaitingForResponse, StageRollout, Deferred, "
-    "Production, Rejected, Ignored, NotPublished, Failed"
+    "Production, Rejected, Ignored, NotPublished, Failed, Withdrawn"
 )
 
 

@@ -453,3 +453,44 @@ def test_a_persons_groups_are_looked_up_once_and_remembered(world: World) -> Non
     world.rt.add(42)
     _walk(world, 42, S.UNVERIFIED, S.IN_VERIFICATION, S.WAITING_FOR_RESPONSE, S.IN_VERIFICATION)
     assert world.rt.group_lookups == ["manager"]
+
+
+def test_a_release_in_production_is_withdrawn(world: World) -> None:
+    world.rt.add(1)
+    _walk(world, 1, S.UNVERIFIED, S.IN_VERIFICATION, S.STAGE_ROLLOUT, S.PRODUCTION)
+    assert world.rt.tickets[1].field("RepositoryURL")
+    world.change(1, S.WITHDRAWN, actor="sr1")  # release managers withdraw, nobody else
+    assert world.state(1) == "Production"
+    refusal = world.rt.comments[1][-1]
+    assert "release managers (@admin, RT group sw-rel-admin), and sr1 is not one" in refusal
+    world.change(1, S.WITHDRAWN)
+    assert world.state(1) == "Withdrawn"
+    assert world.repository.steps(1)[-1] == "withdraw_release"
+    assert not world.rt.tickets[1].field("RepositoryURL")  # cleared: published nowhere
+    assert world.rt.tickets[1].status == "resolved"
+    assert world.cc(1) == ("sw-rel-production",)
+    comment = world.rt.comments[1][-1]
+    assert "RolloutProgress: Production → Withdrawn." in comment
+    assert "Withdrawn: The release was withdrawn from production" in comment
+    assert "was withdrawn from production" in world.rt.replies[1][-1]  # the provider is told
+    spans = world.store.history(1)
+    assert [s.state for s in spans[-2:]] == [S.PRODUCTION, S.WITHDRAWN]
+    assert spans[-2].left_at == spans[-1].entered_at  # the time it was withdrawn
+    assert (world.rt.tickets[1].field("RolloutHistory") or "").splitlines()[-1].split()[3] == (
+        "Withdrawn"
+    )
+    world.change(1, S.PRODUCTION)  # final: nothing leaves Withdrawn
+    assert world.state(1) == "Withdrawn"
+    assert world.rt.comments[1][-1].startswith("Blocked: Withdrawn is final")
+
+
+def test_a_failed_withdrawal_is_retried_by_asking_again(world: World) -> None:
+    world.rt.add(1)
+    _walk(world, 1, S.UNVERIFIED, S.IN_VERIFICATION, S.STAGE_ROLLOUT, S.PRODUCTION)
+    world.repository.fail["withdraw_release"] = PublishFailed("metadata broke", transient=False)
+    world.change(1, S.WITHDRAWN)
+    assert world.state(1) == "Failed"
+    assert "set RolloutProgress to Withdrawn to retry" in world.rt.comments[1][-1]
+    world.change(1, S.WITHDRAWN)
+    assert world.state(1) == "Withdrawn"
+    assert world.rt.tickets[1].status == "resolved"

@@ -75,6 +75,11 @@ class FakeRepository:
         removed = self.paths.pop(ticket.id, None)
         return Step(detail=f"removed from {removed or 'nothing (not there)'}")
 
+    def withdraw_release(self, ticket: TicketView) -> Step:
+        self._step(ticket, "withdraw_release")
+        withdrawn = self.paths.pop(ticket.id, None)
+        return Step(detail=f"withdrew from {withdrawn or 'nothing (not there)'}")
+
     def url_of(self, ticket_id: int) -> str | None:
         path = self.paths.get(ticket_id)
         return f"{BASE_URL}{path}/" if path else None

@@ -24,7 +24,7 @@ JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 ALLOWED = (
     "Submitted, Unverified, InVerification, WaitingForResponse, StageRollout, Deferred, "
-    "Production, Rejected, Ignored, NotPublished, Failed"
+    "Production, Rejected, Ignored, NotPublished, Failed, Withdrawn"
 )
 
 

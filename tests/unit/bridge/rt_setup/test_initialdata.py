@@ -19,7 +19,7 @@ def test_shipped_initialdata_is_the_rendered_one() -> None:
 def test_rolloutprogress_offers_exactly_the_workflow_states() -> None:
     spec = {cf.name: cf for cf in rt_setup.CUSTOM_FIELDS}["RolloutProgress"]
     assert spec.values == tuple(s.label for s in records.RolloutState)
-    assert len(spec.values) == 11
+    assert len(spec.values) == 12
     assert spec.default == "Submitted"
 
 

@@ -31,6 +31,16 @@ VALID: dict[str, tuple[areas.Area, str, str]] = {
         "production/7/base",
         "production~7~base",
     ),
+    "production-flat-incremental": (
+        areas.Area.production("production/CAs", "Incremental", flat=True),
+        "production/CAs",
+        "production~CAs",
+    ),
+    "production-flat-nonincremental": (
+        areas.Area.production("production/CAs", "NonIncremental", flat=True),
+        "production/CAs",
+        "production~CAs",
+    ),
     "parse": (
         areas.Area.parse("production/7/updates"),
         "production/7/updates",

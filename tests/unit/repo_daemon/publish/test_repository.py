@@ -253,6 +253,39 @@ def test_configured_production_path(
     assert tree(repo.root / "el/7-prod/updates") == {"rpms/Demo-1.0.0.rpm": b"1.0.0"}
 
 
+def test_a_flat_production_path_is_one_area_for_every_release_type(
+    tmp_path: Path, make_release: MakeRelease, scratch_root: Path
+) -> None:
+    repo = publish.Repository(
+        RepositorySettings(
+            root=tmp_path / "r",
+            production_paths={"CAs": "production/CAs"},
+            flat_production=frozenset({"CAs"}),
+        )
+    )
+    first = make_release("ca-bundle", "1.0.0")
+    second = make_release("ca-extra", "2.0.0")
+    for ticket, info, kind in ((8, first, "NonIncremental"), (9, second, "Incremental")):
+        repo.publish_unverified(ticket, info, scratch_of(scratch_root, info))
+        result = repo.promote_to_production(ticket, info, "CAs", kind)
+        assert result.area.path == "production/CAs"
+        assert result.url == "http://127.0.0.1:8751/production/CAs/"
+    assert (repo.root / "production/CAs").is_symlink()
+    assert tree(repo.root / "production/CAs") == {
+        "rpms/ca-bundle-1.0.0.rpm": b"1.0.0",
+        "rpms/ca-extra-2.0.0.rpm": b"2.0.0",
+    }
+    assert not (repo.root / "production/CAs/base").exists()
+    assert sorted(p.name for p in (repo.root / publish.SNAPSHOT_DIR).iterdir()) == [
+        "production~CAs"
+    ]  # the unverified areas went with the promotion; no base or updates area was made
+    # Withdrawal works the same on a flat area: the next snapshot without the release.
+    previous = repo.live_snapshot(areas.Area.parse("production/CAs"))
+    repo.remove_from(8, [areas.Area.parse("production/CAs")])
+    assert tree(repo.root / "production/CAs") == {"rpms/ca-extra-2.0.0.rpm": b"2.0.0"}
+    assert previous in snapshots(repo, "production/CAs")
+
+
 def test_promotion_needs_the_files_in_the_pool(
     repo: publish.Repository, make_release: MakeRelease
 ) -> None:

@@ -33,8 +33,7 @@ TICKET_CASES = [
         (None, None),
         ("", None),
         [
-            "neither the ticket's ReleaseType field nor release.xml says the release type: "
-            "set ReleaseType on the ticket to Incremental or NonIncremental",
+            # A release type nobody states is the major release's default (NonIncremental).
             "neither the ticket's AssociatedMajorRelease field nor release.xml (MajorRelease) "
             "says the major release: set AssociatedMajorRelease on the ticket (e.g. UMD-5)",
         ],

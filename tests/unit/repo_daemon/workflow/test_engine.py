@@ -1,4 +1,4 @@
-"""The workflow engine, pair by pair: every one of the 11 × 11 (from, to) changes of the shipped
+"""The workflow engine, pair by pair: every one of the 12 × 12 (from, to) changes of the shipped
 staged-rollout workflow, against an expected table written here by hand (not derived from the
 definition), then the facts that change the answer: emergencies, the staged-rollout slot and
 retries from Failed."""
@@ -16,7 +16,7 @@ DIRECT = loader.load_template("direct")
 
 SUB, UNV, INV, WFR = S.SUBMITTED, S.UNVERIFIED, S.IN_VERIFICATION, S.WAITING_FOR_RESPONSE
 STR, DEF, PRD, REJ = S.STAGE_ROLLOUT, S.DEFERRED, S.PRODUCTION, S.REJECTED
-IGN, NPB, FLD = S.IGNORED, S.NOT_PUBLISHED, S.FAILED
+IGN, NPB, FLD, WDN = S.IGNORED, S.NOT_PUBLISHED, S.FAILED, S.WITHDRAWN
 ENDINGS = {REJ: REJ, IGN: IGN, NPB: NPB}
 
 # With the plainest facts (not an emergency, the slot free, nothing failed): where a change
@@ -28,11 +28,12 @@ EXPECTED_STAGED: dict[S, dict[S, S]] = {
     WFR: {INV: INV, STR: STR, **ENDINGS},
     STR: {PRD: PRD, **ENDINGS},
     DEF: {STR: STR, INV: INV, **ENDINGS},
-    PRD: {},
+    PRD: {WDN: WDN},
     REJ: {},
     IGN: {},
     NPB: {},
     FLD: {**ENDINGS},
+    WDN: {},
 }
 
 PAIRS = [(a, b) for a in S for b in S]
@@ -56,8 +57,8 @@ def test_every_pair_of_states(current: S, requested: S) -> None:
         assert decision.state == expected
 
 
-def test_the_expected_table_covers_121_pairs() -> None:
-    assert len(PAIRS) == 121
+def test_the_expected_table_covers_144_pairs() -> None:
+    assert len(PAIRS) == 144
     assert set(EXPECTED_STAGED) == set(S)
 
 
@@ -70,10 +71,29 @@ def test_a_block_says_what_is_allowed() -> None:
 
 
 def test_a_final_state_says_so() -> None:
-    decision = engine.decide(STAGED, at=PRD, asked=STR, facts=Facts())
+    decision = engine.decide(STAGED, at=REJ, asked=STR, facts=Facts())
     assert decision.outcome is Outcome.BLOCK
-    assert decision.reason.startswith("Production is final")
+    assert decision.reason.startswith("Rejected is final")
     assert "nothing follows it" in decision.reason
+
+
+def test_a_final_state_may_be_left_only_by_its_rows() -> None:
+    # "Final" means the ticket is resolved there; Production may still be withdrawn.
+    withdrawn = engine.decide(STAGED, at=PRD, asked=WDN, facts=Facts())
+    assert (withdrawn.outcome, withdrawn.state) == (Outcome.MOVE, WDN)
+    assert withdrawn.actions == (
+        "withdraw_release", "comment_outcome", "reply_provider", "notify_watchers",
+        "resolve_ticket",
+    )  # fmt: skip
+    blocked = engine.decide(STAGED, at=PRD, asked=STR, facts=Facts())
+    assert blocked.outcome is Outcome.BLOCK
+    assert blocked.reason == (
+        "RolloutProgress cannot go from Production to StageRollout; RolloutProgress stays "
+        "Production (from Production it may go to: Withdrawn)"
+    )
+    again = engine.decide(STAGED, at=WDN, asked=PRD, facts=Facts())
+    assert again.outcome is Outcome.BLOCK
+    assert again.reason.startswith("Withdrawn is final")
 
 
 # (current, requested, facts) -> (outcome, state, must-have actions)
@@ -114,6 +134,10 @@ FACT_CASES = [
                  ("promote_to_production", "resolve_ticket"), id="retry-production"),
     pytest.param(FLD, REJ, Facts(failed_target=UNV), Outcome.MOVE, REJ, ("resolve_ticket",),
                  id="reject-after-failure"),
+    pytest.param(FLD, WDN, Facts(failed_target=WDN), Outcome.MOVE, WDN,
+                 ("withdraw_release", "resolve_ticket"), id="retry-withdrawal"),
+    pytest.param(FLD, WDN, Facts(failed_target=PRD), Outcome.BLOCK, FLD, (),
+                 id="withdraw-only-what-failed-withdrawing"),
 ]  # fmt: skip
 
 
@@ -199,7 +223,8 @@ def test_a_shipped_workflow_can_close_a_release_from_every_open_state(
     definition: model.Definition,
 ) -> None:
     # Invariant 10: Rejected, Ignored and NotPublished are always possible, and they take the
-    # release out of the trees and resolve the ticket; nothing leaves a final state.
+    # release out of the trees and resolve the ticket; the only way out of a final state is a
+    # withdrawal from Production, which ends final too and resolves the ticket again.
     for at in set(definition.states) - definition.terminal:
         for closing in (REJ, IGN, S.NOT_PUBLISHED):
             decision = engine.decide(definition, at=at, asked=closing, facts=Facts())
@@ -208,4 +233,8 @@ def test_a_shipped_workflow_can_close_a_release_from_every_open_state(
     for at in definition.terminal:
         for asked in set(S) - {at}:
             decision = engine.decide(definition, at=at, asked=asked, facts=Facts())
-            assert decision.outcome is Outcome.BLOCK, (at, asked)
+            if (at, asked) == (PRD, WDN):
+                assert decision.state in definition.terminal
+                assert "resolve_ticket" in decision.actions
+            else:
+                assert decision.outcome is Outcome.BLOCK, (at, asked)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.records import RolloutState as S
 from bridge.settings import model as settings_model
 from repo_daemon.workflow import loader, model, render
 from tests.support import paths
@@ -62,8 +63,9 @@ def test_a_good_definition_loads() -> None:
         (["[Submitted] - <Unverified> ?full_moon -> [Unverified]", *GOOD_ROWS],
          "row 1: unknown guard ?full_moon"),
         (["Submitted to Unverified", *GOOD_ROWS], "row 1: cannot read 'Submitted to Unverified'"),
-        ([*GOOD_ROWS, "[Production] - <Rejected> {resolve_ticket} -> [Rejected]"],
-         "row 5: leaves the final state Production"),
+        ([*GOOD_ROWS, "[Production] - <Unverified> {freeze_release_xml} -> [Unverified]"],
+         "row 5: leaves the final state Production for the open state Unverified; a row from "
+         "a final state must end in a final state"),
         ([GOOD_ROWS[0], "[Unverified] - <Production> {promote_to_production} -> [Production]",
           *GOOD_ROWS[2:]],
          "row 2: ends in the final state Production without an action that resolves the ticket"),
@@ -91,6 +93,18 @@ def test_a_good_definition_loads() -> None:
 def test_start_up_errors_are_named(rows: list[str], problem: str) -> None:
     problems = _problems(rows)
     assert any(problem in p for p in problems), problems
+
+
+def test_a_row_may_leave_a_final_state_for_another_final_state() -> None:
+    # "Final" means the ticket is resolved there (a withdrawal from Production, say).
+    rows = [*GOOD_ROWS, "[Production] - <Rejected> {resolve_ticket} -> [Rejected]"]
+    definition = loader.parse(_text(rows), source="test.toml")
+    assert definition.allowed_targets(S.PRODUCTION) == (S.REJECTED,)
+    unresolved = [*GOOD_ROWS, "[Production] - <Rejected> {freeze_release_xml} -> [Rejected]"]
+    assert (
+        "row 5: ends in the final state Rejected without an action that resolves the ticket "
+        "({resolve_ticket})" in _problems(unresolved)
+    )
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -97,3 +97,14 @@ def test_validation_reads_the_frozen_release_xml(make_inputs: MakeInputs) -> Non
         make_inputs(S.SUBMITTED, S.UNVERIFIED), _services(FakeRepository())
     )
     assert result.detail == "valid: arc 7.1.0"
+
+
+def test_a_withdrawal_goes_through_the_repository_and_says_what_it_did(
+    make_inputs: MakeInputs,
+) -> None:
+    repo = FakeRepository()
+    repo.paths[7] = "production/UMD-5/updates"
+    result = handlers.withdraw_release(make_inputs(S.PRODUCTION, S.WITHDRAWN), _services(repo))
+    assert repo.steps(7) == ["withdraw_release"]
+    assert 7 not in repo.paths
+    assert result.detail == "withdrew from production/UMD-5/updates"

@@ -92,3 +92,23 @@ def test_a_ticket_without_release_xml_is_the_providers_to_fix(tmp_path: Path) ->
     assert caught.value.provider_can_fix  # so the provider is told (a reply), not only managers
     doc = " ".join((paths.ROOT / "docs" / "mail-intake.md").read_text().split())
     assert f'"{caught.value}"' in doc  # as docs/mail-intake.md quotes it
+
+
+def test_a_major_releases_default_release_type_applies_when_nobody_says(tmp_path: Path) -> None:
+    settings = settings_model.Settings(
+        tracker=settings_model.TrackerSettings(url="http://rt/"),
+        data_dir=tmp_path,
+        repository=settings_model.RepositorySettings(release_types={"UMD-5": "Incremental"}),
+    )
+    trees, records = Trees(), Records()
+    work = steps.RepositoryWork(
+        settings,
+        cast(Any, records),
+        cast(Any, trees),
+        sync_options=steps.sync_options_from(settings),
+    )
+    info = release_info("arc", "7.1.0", [], release_type=None)
+    work.promote_to_production(TicketView.of(ticket(ReleaseType="")), info, "UMD-5")
+    work.promote_to_production(TicketView.of(ticket(ReleaseType="NonIncremental")), info, "UMD-5")
+    work.promote_to_production(TicketView.of(ticket(ReleaseType="")), info, "UMD-6")
+    assert trees.release_types == ["Incremental", "NonIncremental", "NonIncremental"]

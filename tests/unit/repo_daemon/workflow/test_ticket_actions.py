@@ -106,6 +106,19 @@ def test_closing_replies_carry_the_managers_reason(make_inputs: MakeInputs, stat
     )
 
 
+def test_a_withdrawal_tells_the_provider_and_production(make_inputs: MakeInputs) -> None:
+    inputs = make_inputs(
+        S.PRODUCTION, S.WITHDRAWN, **{"Closing Reason": "a security hole (CVE-2026-0001)"}
+    )
+    (reply,) = ticket_actions.reply_provider(inputs).effects
+    assert reply == effects.Reply(
+        text="Your release 'ARC 7.1' was withdrawn from production: sites no longer get its "
+        "packages after their next update. The reason: a security hole (CVE-2026-0001)"
+    )
+    watchers = ticket_actions.notify_watchers(inputs).effects[0]
+    assert watchers == effects.SetWatchers(cc=("sw-rel-production",), admin_cc=("sw-rel-admin",))
+
+
 def test_resolve_and_outcome(make_inputs: MakeInputs) -> None:
     inputs = make_inputs(S.IN_VERIFICATION, S.IGNORED)
     assert ticket_actions.resolve_ticket(inputs).effects == (effects.Resolve(),)
