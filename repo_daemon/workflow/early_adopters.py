@@ -6,8 +6,10 @@ who watches, what is recorded, what the ticket says); nothing is written here.
 
 - On entry into staged rollout (the ``tell_early_adopters`` action) the teams of the release's
   major release that have not accepted yet are told: their groups are Cc of that comment only.
-- A team accepts by being added to EarlyAdopters: its acceptance is recorded (who added it,
-  when) and its group watches the ticket (Cc) in this and every later state.
+- A team accepts by being added to EarlyAdopters — by one of its members or by the
+  staged-rollout team: its acceptance is recorded (who added it, when) and its group watches
+  the ticket (Cc) in this and every later state. Added by anyone else (RT's rights cannot tell
+  one value of the field from another), it is taken off again with a comment.
 - A team removed from EarlyAdopters withdraws: its acceptance is marked withdrawn (no longer
   counted) and its group stops watching; added again, it accepts anew.
 - A name the settings do not know is commented and ignored; so is an acceptance of a release
@@ -82,6 +84,9 @@ def _added(inputs: ChangeInputs, name: str) -> effects.Handling:
             f"{inputs.release.state.label} (final): too late to take part; not recorded."
         )
         return effects.Handling(detail=f"{team.name} too late", effects=_say(text))
+    allowed = (inputs.staged_rollout_group, team.group)
+    if not inputs.member_of(allowed):
+        return _refused(inputs, team, actor, allowed)
     if any(a.team == team.name for a in inputs.accepted):
         return effects.Handling(detail=f"{team.name} had accepted already")
     record = effects.RecordAcceptance(
@@ -101,6 +106,28 @@ def _added(inputs: ChangeInputs, name: str) -> effects.Handling:
     return effects.Handling(
         detail=f"{team.name} accepted",
         effects=(record, _watchers(inputs, standing), *_say(text)),
+    )
+
+
+def _refused(
+    inputs: ChangeInputs, team: settings_model.EarlyAdopterTeam, actor: str, allowed: Sequence[str]
+) -> effects.Handling:
+    """Someone neither of the staged-rollout team nor of the team added it: taken off again
+    (when RT still shows it), nothing recorded."""
+    values = inputs.ticket.ticket.custom_fields.get(FIELD, ())
+    put_back = (
+        (effects.SetFields(fields={FIELD: tuple(v for v in values if v != team.name)}),)
+        if team.name in values
+        else ()
+    )
+    text = (
+        f"{FIELD}: only the staged-rollout team ({allowed[0]}) or the members of {team.name}'s "
+        f"group ({allowed[1]}) may add {team.name}; {actor} is in neither, so the bridge took "
+        "it off again."
+    )
+    return effects.Handling(
+        detail=f"{team.name} added by {actor}, who may not: taken off",
+        effects=(*put_back, *_say(text)),
     )
 
 

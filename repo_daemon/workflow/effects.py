@@ -36,9 +36,9 @@ class Reply:
 
 @dataclass(frozen=True, kw_only=True)
 class SetFields:
-    """Custom fields to write on the ticket."""
+    """Custom fields to write on the ticket (a tuple: all the values of a multi-value field)."""
 
-    fields: Mapping[str, str]
+    fields: Mapping[str, str | tuple[str, ...]]
 
 
 @dataclass(frozen=True, kw_only=True)

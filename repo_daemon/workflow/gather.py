@@ -12,7 +12,7 @@ except the frozen release.xml, on first use and once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -178,6 +178,11 @@ class ChangeInputs:
     people: People
     early_adopters: tuple[settings_model.EarlyAdopterTeam, ...] = ()
     accepted: tuple[acceptances.Acceptance, ...] = ()  # standing acceptances, before the change
+    # The staged-rollout team's group (the ``sr`` role): its members may add any team.
+    staged_rollout_group: str = "sw-rel-sr"
+    # Those of the given RT groups the person who made the change is in; read from RT only when
+    # a handler asks (one check for the changes that need one; nobody's for an unknown person).
+    member_of: Callable[[Collection[str]], frozenset[str]]
 
     @property
     def request(self) -> records.ReleaseRequest:

@@ -28,7 +28,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from bridge import errors, records
@@ -257,7 +257,21 @@ class WorkflowProcessor:
             people=self.people,
             early_adopters=self.settings.workflow.early_adopters,
             accepted=self.adopters.of_release(ticket.id),
+            staged_rollout_group=self.settings.workflow.roles.get("sr", "sw-rel-sr"),
+            member_of=lambda groups: self._groups_among(client, job.request.actor, groups),
         )
+
+    def _groups_among(
+        self, client: TrackerClient, actor: str, groups: Collection[str]
+    ) -> frozenset[str]:
+        """Those of ``groups`` ``actor`` is in (RT asked each time: who may add which team is
+        checked once per change); a person RT does not know is in none."""
+        if not actor:
+            return frozenset()
+        try:
+            return client.groups_of(actor, among=groups)
+        except errors.TrackerNotFound:
+            return frozenset()
 
     # -- processing -----------------------------------------------------------------------
 

@@ -22,7 +22,9 @@ from repo_daemon.workflow import effects
 class TicketPlan:
     """Everything one transition writes on the ticket, folded from the effects in order."""
 
-    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    fields: Mapping[str, str | tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     cc: tuple[str, ...] | None = None
     admin_cc: tuple[str, ...] | None = None
     owner: str | None = None
@@ -38,7 +40,7 @@ class TicketPlan:
     def from_effects(cls, asked_for: Iterable[effects.Effect]) -> TicketPlan:
         """Fold effects in order: later fields and watchers win; messages keep their order,
         headlines first."""
-        fields: dict[str, str] = {}
+        fields: dict[str, str | tuple[str, ...]] = {}
         cc: tuple[str, ...] | None = None
         admin_cc: tuple[str, ...] | None = None
         owner: str | None = None

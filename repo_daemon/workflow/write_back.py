@@ -56,7 +56,9 @@ class WriteBack:
         """The status a person closed the ticket with, which the bridge keeps; else None."""
         return self.ticket.status if self.ticket.status in CLOSED_STATUSES else None
 
-    def write(self, fields: Mapping[str, str], *, owner: str | None = None) -> None:
+    def write(
+        self, fields: Mapping[str, str | tuple[str, ...]], *, owner: str | None = None
+    ) -> None:
         """The PUT (fields, watchers with the groups told, status unless a reply carries it),
         then the messages; each step once."""
         plan = self.plan

@@ -118,3 +118,20 @@ def test_the_team_of_the_other_major_release_is_told_of_its_own(bridge: Bridge) 
     told = _recipients(bridge, mark)
     assert "petr@example.org" in told
     assert not {"anna@example.org", "ivo@example.org"} & told
+
+
+def test_a_team_added_by_someone_outside_it_is_taken_off_again(bridge: Bridge) -> None:
+    ticket = bridge.file_release("EA-5")
+    for state in ("Unverified", "InVerification", "StageRollout"):
+        bridge.move(ticket, state)
+    petr = rt_people.person(bridge.info, "petr", "ea-cesnet")
+    try:
+        petr.set_custom_fields(ticket, {"EarlyAdopters": ["desy"]})  # RT lets him
+    finally:
+        petr.close()
+    bridge.drain()
+    after = bridge.manager.get_ticket(ticket)
+    assert after.custom_fields.get("EarlyAdopters", ()) == ()
+    assert "ea-desy" not in after.cc_groups()
+    assert acceptances.AcceptanceStore(bridge.queue.engine).of_release(ticket) == ()
+    assert "petr is in neither, so the bridge took it off again" in bridge.comments(ticket)[-1]

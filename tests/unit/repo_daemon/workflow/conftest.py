@@ -140,10 +140,11 @@ def build_change_inputs(
     teams: tuple[settings_model.EarlyAdopterTeam, ...] = TEAMS,
     standing: tuple[acceptances.Acceptance, ...] = (),
     changed_at: datetime | None = NOW,
+    actor_groups: frozenset[str] = frozenset({"sw-rel-sr"}),
     **fields: Any,
 ) -> ChangeInputs:
     """The inputs of one change of ``field`` from ``old`` to ``new`` while the release is
-    ``at`` and the ticket's status is ``status``."""
+    ``at`` and the ticket's status is ``status``, made by a member of ``actor_groups``."""
     tkt = TicketView.of(replace(ticket(**fields), status=status))
     request = records.ReleaseRequest.field_change(
         ticket_id=tkt.id, transaction_id=200, field=field, old_value=old, new_value=new,
@@ -165,6 +166,7 @@ def build_change_inputs(
         people=People(cc_overrides={}, admin_cc=("sw-rel-admin",)),
         early_adopters=teams,
         accepted=standing,
+        member_of=lambda groups: actor_groups & frozenset(groups),
     )
 
 

@@ -66,7 +66,10 @@ def test_accepted_teams_watch_the_ticket_in_every_state(make_inputs: MakeInputs)
 def test_a_team_added_accepts_is_recorded_and_watches(
     make_change_inputs: MakeChangeInputs,
 ) -> None:
-    inputs = make_change_inputs(ADOPTERS, "", "desy", actor="site1", standing=accepted("infn"))
+    inputs = make_change_inputs(
+        ADOPTERS, "", "desy", actor="site1", standing=accepted("infn"),
+        actor_groups=frozenset({"ea-desy"}),  # a member of the team
+    )  # fmt: skip
     handling = early_adopters.early_adopters_changed(inputs)
     assert handling.close_as is None
     assert _of(effects.RecordAcceptance, handling.effects) == [
@@ -138,3 +141,26 @@ def test_nothing_happens_twice(make_change_inputs: MakeChangeInputs) -> None:
     assert early_adopters.early_adopters_changed(again).effects == ()
     never = make_change_inputs(ADOPTERS, "infn", "", standing=accepted("desy"))
     assert early_adopters.early_adopters_changed(never).effects == ()
+
+
+def test_a_team_added_by_someone_neither_of_it_nor_of_sr_is_taken_off(
+    make_change_inputs: MakeChangeInputs,
+) -> None:
+    inputs = make_change_inputs(
+        ADOPTERS, "", "desy", actor="petr", actor_groups=frozenset({"ea-cesnet"}),
+        EarlyAdopters="desy",  # what RT shows now
+    )  # fmt: skip
+    handling = early_adopters.early_adopters_changed(inputs)
+    assert _of(effects.RecordAcceptance, handling.effects) == []
+    assert _of(effects.SetFields, handling.effects) == [
+        effects.SetFields(fields={"EarlyAdopters": ()})
+    ]
+    assert _of(effects.Comment, handling.effects) == [
+        effects.Comment(
+            text="EarlyAdopters: only the staged-rollout team (sw-rel-sr) or the members of "
+            "desy's group (ea-desy) may add desy; petr is in neither, so the bridge took it off "
+            "again."
+        )
+    ]
+    gone = make_change_inputs(ADOPTERS, "", "desy", actor="petr", actor_groups=frozenset())
+    assert _of(effects.SetFields, early_adopters.early_adopters_changed(gone).effects) == []

@@ -53,6 +53,9 @@ class World:
         self.rt = testing.FakeTracker()
         # The release manager moves releases through every phase (the rows' roles).
         self.rt.memberships["manager"] = frozenset({"sw-rel-qc", "sw-rel-sr", "sw-rel-admin"})
+        self.rt.memberships["sr1"] = frozenset({"sw-rel-sr"})
+        self.rt.memberships["site1"] = frozenset({"ea-desy"})  # a member of desy
+        self.rt.memberships["petr"] = frozenset({"ea-cesnet"})
         self.repository = FakeRepository()
         settings = settings_model.Settings(
             tracker=settings_model.TrackerSettings(url="http://rt/"),
@@ -88,7 +91,7 @@ class World:
             txn = self.rt.change_field(ticket_id, "RolloutProgress", state.label, actor=actor)
             self._queue(ticket_id, txn, TrackedField.ROLLOUT_PROGRESS, before, state.label, actor)
 
-    def add_team(self, ticket_id: int, team: str, *, actor: str = "site1") -> None:
+    def add_team(self, ticket_id: int, team: str, *, actor: str = "sr1") -> None:
         txn = self.rt.add_value(ticket_id, "EarlyAdopters", team, actor=actor)
         self._queue(ticket_id, txn, TrackedField.EARLY_ADOPTERS, "", team, actor)
 
@@ -186,7 +189,17 @@ def test_an_unknown_team_is_commented_and_nothing_is_recorded(world: World) -> N
     world.move(ticket, S.UNVERIFIED)
     world.add_team(ticket, "cern")
     assert world.adopters.of_release(ticket) == ()
-    assert "'cern' (added by site1) is not an early-adopter team" in world.rt.comments[ticket][-1]
+    assert "'cern' (added by sr1) is not an early-adopter team" in world.rt.comments[ticket][-1]
+
+
+def test_a_team_added_by_an_outsider_is_taken_off_again(world: World) -> None:
+    ticket = world.release()
+    world.move(ticket, S.UNVERIFIED, S.IN_VERIFICATION, S.STAGE_ROLLOUT)
+    world.add_team(ticket, "desy", actor="petr")
+    assert world.adopters.of_release(ticket) == ()
+    assert world.rt.get_ticket(ticket).custom_fields["EarlyAdopters"] == ()
+    assert world.cc(ticket) == ("sw-rel-sr",)
+    assert "petr is in neither, so the bridge took it off again" in world.rt.comments[ticket][-1]
 
 
 def test_resolved_by_hand_in_staged_rollout_frees_the_slot_for_the_next_deferred(
