@@ -47,6 +47,7 @@ from repo_daemon.workflow import (
     model,
     ticket_plan,
 )
+from repo_daemon.workflow import records_apply as kept_records
 from repo_daemon.workflow import steps as repository_steps
 from repo_daemon.workflow.actions import REGISTRY
 from repo_daemon.workflow.gather import ChangeInputs, Inputs, People, TicketView
@@ -99,6 +100,7 @@ class WorkflowProcessor:
         self.queue = jobs
         self.store = store
         self.adopters = adopters or acceptances.AcceptanceStore(store.engine, clock=store.clock)
+        self._records = kept_records.Records(releases=store, acceptances=self.adopters)
         self.people = People(
             cc_overrides=settings.workflow.cc,
             admin_cc=settings.workflow.admin_cc,
@@ -341,7 +343,7 @@ class WorkflowProcessor:
         WriteBack(client, self.store, job_id=job.id, ticket=inputs.ticket.ticket, plan=plan).write(
             plan.fields
         )
-        self._keep_records(job, inputs.ticket, plan.records)
+        self._records.keep(inputs.ticket, plan.records)
         self._event(events.EventKind.FIELD_CHANGE_DONE, job, handling.detail)
         return "handled"
 
@@ -438,7 +440,7 @@ class WorkflowProcessor:
         to run once the move is recorded."""
         plan = ticket_plan.TicketPlan.from_effects(asked_for)
         self._write_back(inputs, services.tracker, plan, state)
-        self._keep_records(inputs.job, inputs.ticket, plan.records)
+        self._records.keep(inputs.ticket, plan.records)
         actor = BRIDGE_ACTOR if failed_target is not None else inputs.job.request.actor
         self.store.move(
             inputs.ticket.id,
@@ -477,36 +479,6 @@ class WorkflowProcessor:
         WriteBack(client, self.store, job_id=inputs.job.id, ticket=ticket.ticket, plan=plan).write(
             fields, owner=owner
         )
-
-    def _keep_records(
-        self, job: records.Job, ticket: TicketView, kept: Sequence[effects.Record]
-    ) -> None:
-        """The bridge's records the effects ask for (each idempotent, so a retried job may
-        apply them again)."""
-        for record in kept:
-            match record:
-                case effects.RecordAcceptance():
-                    self.adopters.accept(
-                        ticket_id=ticket.id, team=record.team, ngi=record.ngi,
-                        major_release=record.major_release, actor=record.actor, at=record.at,
-                        transaction_id=record.transaction_id,
-                    )  # fmt: skip
-                case effects.WithdrawAcceptance():
-                    self.adopters.withdraw(
-                        ticket_id=ticket.id, team=record.team, actor=record.actor,
-                        at=record.at, transaction_id=record.transaction_id,
-                    )  # fmt: skip
-                case effects.RecordStageReport():
-                    if self.store.get(ticket.id) is None:
-                        self.store.ensure(
-                            ticket.id, state=RolloutState.SUBMITTED,
-                            major_release=ticket.major_release, emergency=ticket.emergency,
-                        )  # fmt: skip
-                    self.store.record_stage_report(ticket.id, at=record.at)
-                case effects.RecordEmergency():
-                    self.store.update_facts(
-                        ticket.id, major_release=ticket.major_release, emergency=record.emergency
-                    )
 
     def _move_next_deferred_in(self, inputs: Inputs, major: str) -> None:
         """Queue the major release's oldest Deferred release into StageRollout, if the slot is
