@@ -17,8 +17,9 @@ FIELD = "EarlyAdopters"
 Teams = Sequence[settings_model.EarlyAdopterTeam]
 
 # A team's members see the release queue and its tickets, and add their team to (or remove it
-# from) EarlyAdopters. RT 5.0 grants ModifyCustomField for the queue's fields together; the
-# bridge refuses changes of its own fields by people whose role may not make them.
+# from) EarlyAdopters. Granted on the queue, ModifyCustomField covers all its fields; the
+# bridge checks who adds which team (a member of it, or the staged-rollout team) and the roles
+# of whoever moves RolloutProgress.
 TEAM_RIGHTS = ("SeeQueue", "ShowTicket", "SeeCustomField", "ModifyCustomField")
 
 
