@@ -139,9 +139,44 @@ class JobSource(enum.Enum):
         self.description = description
 
 
+class TrackedField(enum.Enum):
+    """The changes of a ticket RT's scrip reports and the bridge acts on (``label`` is the
+    name a hook gives in its ``field``: RT's custom field name, or ``Status``)."""
+
+    ROLLOUT_PROGRESS = ("RolloutProgress", "A person moved the release in the workflow.")
+    EARLY_ADOPTERS = (
+        "EarlyAdopters",
+        "An early-adopter team was added to (accepted) or removed from the staged rollout.",
+    )
+    STAGE_ROLLOUT_REPORT = ("StageRollout Report", "The staged-rollout report was filled in.")
+    EMERGENCY_RELEASE = ("EmergencyRelease", "The release was made (or unmade) an emergency.")
+    STATUS = ("Status", "The ticket was resolved, rejected, deleted or reopened in RT.")
+
+    def __init__(self, label: str, description: str) -> None:
+        self.label = label
+        self.description = description
+
+    @classmethod
+    def parse(cls, value: str) -> TrackedField:
+        """The field called ``value``; raises ``ValueError`` naming the known ones."""
+        for tracked in cls:
+            if tracked.label == value:
+                return tracked
+        known = ", ".join(t.label for t in cls)
+        raise ValueError(f"unknown field {value!r}; the bridge follows: {known}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ReleaseRequest:
-    """What someone asked for: a change of a ticket's RolloutProgress, as RT reported it."""
+    """A change of a ticket as RT reported it: a RolloutProgress move (``current`` asked for,
+    ``previous`` before), or a change of another field the bridge follows (``field``).
+
+    For a change of another field, ``old_value`` / ``new_value`` are RT's raw values (for a
+    multi-value field, the one value removed or added; empty for none) and ``current`` /
+    ``previous`` are not what changed: build those with ``field_change``, which leaves them
+    Submitted (and a move's raw values empty: its states say it all). ``changed_at`` is RT's
+    time of the transaction (naive UTC), when known.
+    """
 
     ticket_id: int
     transaction_id: int
@@ -150,6 +185,66 @@ class ReleaseRequest:
     emergency: bool = False
     actor: str = ""
     source: JobSource = JobSource.HOOK
+    field: TrackedField = TrackedField.ROLLOUT_PROGRESS
+    old_value: str = ""
+    new_value: str = ""
+    changed_at: datetime | None = None
+
+    @classmethod
+    def field_change(
+        cls,
+        *,
+        ticket_id: int,
+        transaction_id: int,
+        field: TrackedField,
+        old_value: str,
+        new_value: str,
+        actor: str = "",
+        emergency: bool = False,
+        source: JobSource = JobSource.HOOK,
+        changed_at: datetime | None = None,
+    ) -> ReleaseRequest:
+        """A change of ``field``; for RolloutProgress the values are parsed into states
+        (``ValueError`` for one the bridge does not know)."""
+        moved = field is TrackedField.ROLLOUT_PROGRESS
+        return cls(
+            ticket_id=ticket_id,
+            transaction_id=transaction_id,
+            current=RolloutState.parse(new_value) if moved else RolloutState.SUBMITTED,
+            previous=RolloutState.parse(old_value) if moved else RolloutState.SUBMITTED,
+            emergency=emergency,
+            actor=actor,
+            source=source,
+            field=field,
+            old_value="" if moved else old_value,
+            new_value="" if moved else new_value,
+            changed_at=changed_at,
+        )
+
+    @property
+    def is_move(self) -> bool:
+        """Whether this is a RolloutProgress move (the workflow engine decides it)."""
+        return self.field is TrackedField.ROLLOUT_PROGRESS
+
+    @property
+    def before(self) -> str:
+        """The value before the change, as people read it."""
+        return self.previous.label if self.is_move else self.old_value
+
+    @property
+    def after(self) -> str:
+        """The value after the change, as people read it."""
+        return self.current.label if self.is_move else self.new_value
+
+    def describe(self) -> str:
+        """The change in a few words, for logs and the queue's listing."""
+        if self.is_move:
+            return f"{self.previous.label} → {self.current.label}"
+        if self.old_value and not self.new_value:
+            return f"{self.field.label}: {self.old_value!r} removed"
+        if self.new_value and not self.old_value:
+            return f"{self.field.label}: {self.new_value!r} added"
+        return f"{self.field.label}: {self.old_value!r} → {self.new_value!r}"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -52,10 +52,24 @@ class HookBody(pydantic.BaseModel):
 
     ticket_id: int = pydantic.Field(gt=0, description="The RT ticket.")
     transaction_id: int = pydantic.Field(gt=0, description="RT's transaction; also webhook-id.")
-    current: str = pydantic.Field(description="The new RolloutProgress value.")
-    previous: str = pydantic.Field("", description="The old value; empty means Submitted.")
+    field: str = pydantic.Field(
+        "RolloutProgress",
+        description="What changed: RolloutProgress, EarlyAdopters, StageRollout Report, "
+        "EmergencyRelease or Status (the ticket's status); missing means RolloutProgress.",
+    )
+    current: str = pydantic.Field(
+        description="The new value (for a multi-value field, the value added; empty when one "
+        "was removed)."
+    )
+    previous: str = pydantic.Field(
+        "", description="The old value (the value removed); for RolloutProgress empty means "
+        "Submitted."
+    )  # fmt: skip
     emergency: bool = pydantic.Field(False, description="EmergencyRelease is Yes.")
     actor: str = pydantic.Field("", description="The RT user who made the change.")
+    changed_at: int | None = pydantic.Field(
+        None, gt=0, description="RT's time of the transaction, Unix seconds."
+    )
 
 
 class Accepted(pydantic.BaseModel):
@@ -178,7 +192,7 @@ def create_app(
 
     app = FastAPI(
         title="Rollout bridge receiver",
-        summary="Takes RT's RolloutProgress hooks into the durable queue.",
+        summary="Takes RT's hooks (the ticket changes the bridge follows) into the durable queue.",
         version="1",
         lifespan=lifespan,
         docs_url=None,
@@ -210,7 +224,7 @@ def create_app(
         response_model=Accepted,
         responses=_HOOK_RESPONSES,
         openapi_extra=_HOOK_OPENAPI,
-        summary="A RolloutProgress change, posted by RT's scrip",
+        summary="A change of a ticket (a field the bridge follows, or its status), from RT's scrip",
     )
     async def receive_hook(request: Request) -> JSONResponse:
         remote = _remote(request)

@@ -1,11 +1,13 @@
-"""Reconciliation: find the RolloutProgress changes whose hook never reached the bridge.
+"""Reconciliation: find the changes whose hook never reached the bridge.
 
 RT's scrip POSTs each change once and never retries. So the daemon regularly asks RT
-(TransactionSQL over REST2) for the RolloutProgress changes on tickets of the release queue
-newer than a cursor (the highest RT transaction id already looked at, kept in the queue's
-state table as ``reconcile_cursor``) and queues them as ``JobSource.RECOVERED``. RT's
-transaction id is the queue's dedupe key, so a change whose hook did arrive (or arrives late)
-is queued exactly once.
+(TransactionSQL over REST2) for the changes the bridge follows (``records.TrackedField``: the
+custom fields RolloutProgress, EarlyAdopters, StageRollout Report and EmergencyRelease, and the
+ticket's status) on tickets of the release queue newer than a cursor (the highest RT
+transaction id already looked at, kept in the queue's state table as ``reconcile_cursor``) and
+queues them as ``JobSource.RECOVERED``. RT's transaction id is the queue's dedupe key, so a
+change whose hook did arrive (or arrives late) is queued exactly once. A field the queue does
+not have yet (an RT not re-initialised since the bridge began to follow it) is left out.
 
 The first run with no cursor starts from the newest change: nothing historical is queued.
 ``run(since=N)`` (``rollout reconcile --since N``) backfills everything after transaction N.
@@ -20,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bridge import records
+from bridge import errors, records
 from bridge.store import events, queue
 from bridge.tracker import history
 
@@ -28,16 +30,18 @@ logger = logging.getLogger(__name__)
 
 CURSOR_KEY = "reconcile_cursor"
 FIELD_NAME = "RolloutProgress"
+# The custom fields followed; the status is the other tracked change.
+CUSTOM_FIELDS = tuple(t.label for t in records.TrackedField if t is not records.TrackedField.STATUS)
 
 
 class TrackerHistory(Protocol):
     """The tracker calls reconciliation needs (``bridge.tracker.client.TrackerClient`` has them)."""
 
-    def custom_field_id(self, name: str, queue: str) -> int: ...
+    def custom_field_ids(self, names: Sequence[str], queue: str) -> dict[str, int]: ...
 
     def field_changes_since(
         self,
-        field_id: int,
+        watched: history.Watched,
         after_transaction_id: int,
         *,
         queue: str,
@@ -45,7 +49,7 @@ class TrackerHistory(Protocol):
         page_size: int = 100,
     ) -> list[history.FieldChange]: ...
 
-    def newest_field_change(self, field_id: int, *, queue: str) -> int | None: ...
+    def newest_field_change(self, watched: history.Watched, *, queue: str) -> int | None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,16 +80,19 @@ class ReconcileReport:
 
 
 def _request(change: history.FieldChange) -> records.ReleaseRequest:
-    """The queued form of a change found in RT's history; ``ValueError`` for unknown values."""
-    return records.ReleaseRequest(
+    """The queued form of a change found in RT's history; ``ValueError`` for a RolloutProgress
+    value the bridge does not know."""
+    return records.ReleaseRequest.field_change(
         ticket_id=change.ticket_id,
         transaction_id=change.transaction_id,
-        current=records.RolloutState.parse(change.new),
-        previous=records.RolloutState.parse(change.old),
+        field=records.TrackedField.parse(change.field),
+        old_value=change.old,
+        new_value=change.new,
+        actor=change.actor,
         # Not in the history; processing reads the ticket's current EmergencyRelease anyway.
         emergency=False,
-        actor=change.actor,
         source=records.JobSource.RECOVERED,
+        changed_at=change.changed_at,
     )
 
 
@@ -122,16 +129,30 @@ class Reconciler:
         """One pass: queue the changes after the cursor (or after ``since``), at most
         ``batch_limit`` of them. Raises ``TrackerError`` when RT cannot be asked."""
         with self._lock:
-            field_id = self.tracker.custom_field_id(FIELD_NAME, self.queue_name)
+            watched = self._watched()
             stored = self.cursor()
             if since is None and stored is None:
-                return self._first_run(field_id)
+                return self._first_run(watched)
             after = since if since is not None else stored
             assert after is not None
             changes = self.tracker.field_changes_since(
-                field_id, after, queue=self.queue_name, limit=self.batch_limit
+                watched, after, queue=self.queue_name, limit=self.batch_limit
             )
             return self._queue(changes, after)
+
+    def _watched(self) -> history.Watched:
+        """The followed fields the queue has, and its status. Raises ``TrackerNotFound`` when
+        even RolloutProgress is missing (RT is not set up)."""
+        ids = self.tracker.custom_field_ids(CUSTOM_FIELDS, self.queue_name)
+        if FIELD_NAME not in ids:
+            raise errors.TrackerNotFound(
+                f"queue {self.queue_name!r} has no custom field {FIELD_NAME!r} (or the bridge's "
+                "account may not see it); run `rollout tracker init`",
+                operation="reconcile",
+            )
+        return history.Watched(
+            custom_fields={field_id: name for name, field_id in ids.items()}, status=True
+        )
 
     def run_until_done(self, *, since: int | None = None) -> list[ReconcileReport]:
         """Passes until RT reports nothing more (for ``rollout reconcile``)."""
@@ -140,12 +161,12 @@ class Reconciler:
             reports.append(self.run(since=reports[-1].scanned_to))
         return reports
 
-    def _first_run(self, field_id: int) -> ReconcileReport:
-        newest = self.tracker.newest_field_change(field_id, queue=self.queue_name) or 0
+    def _first_run(self, watched: history.Watched) -> ReconcileReport:
+        newest = self.tracker.newest_field_change(watched, queue=self.queue_name) or 0
         self._advance(newest)
         logger.warning(
             "reconciliation's first run: starting after transaction %d, the newest "
-            "RolloutProgress change in queue %s; earlier changes are NOT queued (backfill "
+            "followed change in queue %s; earlier changes are NOT queued (backfill "
             "them with `rollout reconcile --since TXN`)",
             newest,
             self.queue_name,
@@ -169,12 +190,11 @@ class Reconciler:
         for request, result in zip(requests, results, strict=True):
             if result.created:
                 logger.info(
-                    "recovered transaction %d of ticket %d (%s → %s): its hook never came; "
+                    "recovered transaction %d of ticket %d (%s): its hook never came; "
                     "queued as job %d",
                     request.transaction_id,
                     request.ticket_id,
-                    request.previous.label,
-                    request.current.label,
+                    request.describe(),
                     result.job_id,
                     extra={"job_id": result.job_id, "action": "reconcile"},
                 )

@@ -1,4 +1,5 @@
-"""RT's hook, checked: the Standard Webhooks signature, then the payload, to a ``ReleaseRequest``.
+"""RT's hook, checked: the Standard Webhooks signature, then the payload, to a ``ReleaseRequest``
+(a RolloutProgress move, or a change of another field the bridge follows).
 
 Pure: no I/O, no clock (the caller passes ``now``), no logging. Anything wrong is a
 ``HookRefused`` carrying the HTTP status, a message naming the field and the reason, whether
@@ -21,6 +22,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -31,7 +33,12 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_SIGNATURES = 16  # entries of webhook-signature looked at; more is not rotation but abuse
 MAX_ID = 2**63 - 1  # ids are BIGINT columns: anything larger could never be stored
 MAX_ACTOR = 200  # the jobs.actor column
-FIELDS = ("ticket_id", "transaction_id", "current", "previous", "emergency", "actor")
+MAX_VALUE = 1000  # characters of a field value (the jobs table keeps them as text)
+MAX_TIME = 2**40  # a changed_at past this is no Unix time of this world
+FIELDS = (
+    "ticket_id", "transaction_id", "field", "current", "previous", "emergency", "actor",
+    "changed_at",
+)  # fmt: skip
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off", ""})
 
@@ -304,24 +311,95 @@ def _actor(data: Mapping[str, Any], name: str, problems: list[str]) -> str:
     return value
 
 
+def _field(data: Mapping[str, Any], problems: list[str]) -> records.TrackedField | None:
+    """The field a hook is about; none named means RolloutProgress (a scrip installed before
+    hooks named their field)."""
+    value = data.get("field")
+    if value is None or value == "":
+        return records.TrackedField.ROLLOUT_PROGRESS
+    if not isinstance(value, str):
+        problems.append(f"field: must be a field name (a string), got {_show(value)}")
+        return None
+    try:
+        return records.TrackedField.parse(value)
+    except ValueError as exc:
+        problems.append(f"field: {exc}")
+        return None
+
+
+def _value(data: Mapping[str, Any], name: str, problems: list[str], *, required: bool) -> str:
+    """A raw field value (another field than RolloutProgress); empty for none."""
+    if name not in data and required:
+        problems.append(f"{name}: missing")
+        return ""
+    value = data.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        problems.append(f"{name}: must be a field value (a string), got {_show(value)}")
+        return ""
+    if len(value) > MAX_VALUE:
+        problems.append(f"{name}: longer than {MAX_VALUE} characters")
+        return ""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        problems.append(f"{name}: contains control characters")
+        return ""
+    return value
+
+
+def _time(data: Mapping[str, Any], name: str, problems: list[str]) -> datetime | None:
+    """RT's time of the transaction, a Unix time in seconds, as naive UTC; None when absent."""
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 14:
+        number = int(value)
+    if number is None or not 0 < number < MAX_TIME:
+        problems.append(f"{name}: must be a Unix time in whole seconds, got {_show(value)}")
+        return None
+    return datetime.fromtimestamp(number, UTC).replace(tzinfo=None)
+
+
 def parse_fields(data: Mapping[str, Any], *, signed: bool = True) -> records.ReleaseRequest:
     """The request the decoded fields describe; every problem in one ``HookRefused`` (422).
 
+    ``field`` names what changed (``records.TrackedField``); missing or empty means
+    RolloutProgress, what the scrip posted before it named fields. For RolloutProgress,
     ``previous`` missing, null or empty means Submitted (as in RT); so does an empty
-    ``current`` (someone cleared the field: the workflow decides what that means). Unknown
-    extra fields are ignored, so the scrip may send more later.
+    ``current`` (someone cleared the field: the workflow decides what that means). For the
+    other fields ``current`` and ``previous`` are RT's raw values (empty for none: a value
+    removed from a multi-value field has an empty ``current``). ``changed_at`` is RT's time of
+    the transaction (Unix seconds), optional. Unknown extra fields are ignored, so the scrip
+    may send more later.
     """
     problems: list[str] = []
     ticket_id = _id(data, "ticket_id", problems)
     transaction_id = _id(data, "transaction_id", problems)
-    current = _state(data, "current", problems, required=True)
-    previous = _state(data, "previous", problems, required=False)
+    field = _field(data, problems)
+    current: records.RolloutState | None = records.RolloutState.SUBMITTED
+    previous: records.RolloutState | None = records.RolloutState.SUBMITTED
+    new_value = old_value = ""
+    if field is records.TrackedField.ROLLOUT_PROGRESS:
+        current = _state(data, "current", problems, required=True)
+        previous = _state(data, "previous", problems, required=False)
+        if current is not None and current is previous:
+            problems.append(
+                f"current and previous are both {current.label!r}: RolloutProgress did not change"
+            )
+    elif field is not None:
+        before = len(problems)
+        new_value = _value(data, "current", problems, required=True)
+        old_value = _value(data, "previous", problems, required=False)
+        if new_value == old_value and len(problems) == before:
+            problems.append(
+                f"current and previous are both {new_value!r}: {field.label} did not change"
+            )
     emergency = _flag(data, "emergency", problems)
     actor = _actor(data, "actor", problems)
-    if current is not None and current is previous:
-        problems.append(
-            f"current and previous are both {current.label!r}: RolloutProgress did not change"
-        )
+    changed_at = _time(data, "changed_at", problems)
     if problems or ticket_id is None or transaction_id is None:
         raise HookRefused(
             422,
@@ -330,7 +408,8 @@ def parse_fields(data: Mapping[str, Any], *, signed: bool = True) -> records.Rel
             ticket_id=ticket_id,
             transaction_id=transaction_id,
         )
-    assert current is not None and previous is not None  # a problem was reported otherwise
+    # A problem was reported otherwise.
+    assert current is not None and previous is not None and field is not None
     return records.ReleaseRequest(
         ticket_id=ticket_id,
         transaction_id=transaction_id,
@@ -339,6 +418,10 @@ def parse_fields(data: Mapping[str, Any], *, signed: bool = True) -> records.Rel
         emergency=emergency,
         actor=actor,
         source=records.JobSource.HOOK,
+        field=field,
+        old_value=old_value,
+        new_value=new_value,
+        changed_at=changed_at,
     )
 
 

@@ -12,7 +12,10 @@ from importlib import resources
 
 from bridge import records
 
-SCRIP_DESCRIPTION = "Rollout bridge: tell the bridge when RolloutProgress changes"
+SCRIP_DESCRIPTION = "Rollout bridge: tell the bridge when a release's fields or status change"
+# What the scrip was called when it reported RolloutProgress only: ``tracker init`` finds it by
+# that name too and brings it up to date, so an upgraded RT never runs both.
+FORMER_SCRIP_DESCRIPTIONS = ("Rollout bridge: tell the bridge when RolloutProgress changes",)
 # RT's default scrips mail a comment to AdminCc only. The bridge's comments on a state change
 # are meant for the groups it makes Cc (QC, staged rollout, production), not the provider:
 # this scrip mails comments to Cc too. Replies (for the provider) still mail everyone.
@@ -33,6 +36,10 @@ class CustomFieldSpec:
     description: str
     values: tuple[str, ...] = ()
     default: str | None = None
+    max_values: int = 1  # 0: any number of values (a multi-value field)
+    # The values are exactly ``values``: others found in RT are removed (kept in sync with the
+    # settings). Otherwise values added in RT by hand are kept.
+    exact_values: bool = False
 
     @property
     def rt_type(self) -> str:
@@ -113,6 +120,14 @@ CUSTOM_FIELDS: tuple[CustomFieldSpec, ...] = (
     ),
     CustomFieldSpec(
         name="StageRollout Report", kind="freeform", description="Link to the staged-rollout report"
+    ),
+    # Its values are the early-adopter teams of the settings (``early_adopters.custom_fields``).
+    CustomFieldSpec(
+        name="EarlyAdopters",
+        kind="select",
+        description="The early-adopter teams that accepted the staged rollout",
+        max_values=0,
+        exact_values=True,
     ),
     CustomFieldSpec(
         name="RolloutHistory",

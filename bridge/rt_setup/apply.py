@@ -18,7 +18,7 @@ from typing import Any
 import httpx2
 
 from bridge import errors, rt_setup
-from bridge.rt_setup import web_admin
+from bridge.rt_setup import early_adopters, web_admin
 from bridge.settings import model as settings_model
 from bridge.tracker import http
 
@@ -83,6 +83,8 @@ class _Rest:
             raise self.errors.for_status(
                 response.status_code, response.text, {"operation": what, "ticket_id": None}
             )
+        if response.status_code == 204 or not response.content:  # e.g. a DELETE
+            return None
         try:
             return response.json()
         except ValueError as exc:
@@ -103,22 +105,27 @@ def apply_setup(
     settings: settings_model.TrackerSettings,
     queue: str,
     *,
+    teams: early_adopters.Teams = settings_model.DEFAULT_EARLY_ADOPTERS,
     transport: httpx2.BaseTransport | None = None,
     make_web_admin: Callable[[], web_admin.WebAdmin] | None = None,
 ) -> SetupReport:
     """Create or update the queue, fields, values, groups, rights, defaults and scrip.
 
-    Needs an RT administrator. The web part needs a user and password (RT's web pages do not
-    take auth tokens); with a token only, those items are reported as skipped.
+    ``teams`` are the early-adopter teams of the settings: each gets its group (created if
+    missing), and the EarlyAdopters field offers exactly their names. Needs an RT
+    administrator. The web part needs a user and password (RT's web pages do not take auth
+    tokens); with a token only, those items are reported as skipped.
     Raises ``TrackerError`` subclasses when RT cannot be reached or refuses the account.
     """
     report = SetupReport()
     rest = _Rest(settings, transport)
+    fields = early_adopters.custom_fields(teams)
+    groups = early_adopters.groups(teams)
     try:
         queue_id = _ensure_queue(rest, queue, report)
-        cf_ids = _ensure_custom_fields(rest, queue, queue_id, report)
-        group_ids = _ensure_groups(rest, report)
-        _ensure_queue_watchers(rest, queue, queue_id, group_ids, report)
+        cf_ids = _ensure_custom_fields(rest, queue, queue_id, fields, report)
+        group_ids = _ensure_groups(rest, groups, report)
+        _ensure_queue_watchers(rest, queue, queue_id, groups, group_ids, report)
     finally:
         rest.close()
 
@@ -139,7 +146,7 @@ def apply_setup(
     )
     try:
         admin.login()
-        _ensure_web_parts(admin, queue, queue_id, cf_ids, group_ids, report)
+        _ensure_web_parts(admin, queue, queue_id, fields, groups, cf_ids, group_ids, report)
     finally:
         admin.close()
     return report
@@ -163,7 +170,11 @@ def _ensure_queue(rest: _Rest, queue: str, report: SetupReport) -> int:
 
 
 def _ensure_custom_fields(
-    rest: _Rest, queue: str, queue_id: int, report: SetupReport
+    rest: _Rest,
+    queue: str,
+    queue_id: int,
+    fields: Sequence[rt_setup.CustomFieldSpec],
+    report: SetupReport,
 ) -> dict[str, int]:
     applied = {
         int(i["id"])
@@ -175,13 +186,14 @@ def _ensure_custom_fields(
     matches = rest.search(
         "customfields",
         [
-            {"field": "Name", "operator": "IN", "value": [s.name for s in rt_setup.CUSTOM_FIELDS]},
+            {"field": "Name", "operator": "IN", "value": [s.name for s in fields]},
             {"field": "LookupType", "value": "RT::Queue-RT::Ticket"},
         ],
         "Name,Type,MaxValues,Disabled",
     )
-    for spec in rt_setup.CUSTOM_FIELDS:
+    for spec in fields:
         mine = [m for m in matches if m.get("Name") == spec.name and int(m["id"]) in applied]
+        changes = []
         if mine:
             cf_id = int(mine[0]["id"])
             current = mine[0]
@@ -191,55 +203,80 @@ def _ensure_custom_fields(
                     f"bridge needs {spec.rt_type!r}; change or rename it in RT first",
                     operation="tracker init",
                 )
+            if str(current.get("MaxValues", spec.max_values)) != str(spec.max_values):
+                rest.call(
+                    "PUT", f"customfield/{cf_id}", f"update field {spec.name}",
+                    json={"MaxValues": spec.max_values},
+                )  # fmt: skip
+                changes.append("any number of values" if not spec.max_values else "one value")
             outcome = UNCHANGED
         else:
             created = rest.call(
                 "POST", "customfield", f"create field {spec.name}",
                 json={
-                    "Name": spec.name, "Type": spec.rt_type, "MaxValues": 1,
+                    "Name": spec.name, "Type": spec.rt_type, "MaxValues": spec.max_values,
                     "LookupType": "RT::Queue-RT::Ticket", "Queue": queue,
                     "Description": spec.description,
                 },
             )  # fmt: skip
             cf_id = int(created["id"])
             outcome = CREATED
-        added = _ensure_values(rest, cf_id, spec.values)
-        if added and outcome == UNCHANGED:
-            outcome = f"{UPDATED} (values added: {', '.join(added)})"
+        added, removed = _ensure_values(rest, cf_id, spec)
+        if added:
+            changes.append(f"values added: {', '.join(added)}")
+        if removed:
+            changes.append(f"values removed: {', '.join(removed)}")
+        if changes and outcome == UNCHANGED:
+            outcome = f"{UPDATED} ({'; '.join(changes)})"
         report.add("custom field", spec.name, outcome)
         ids[spec.name] = cf_id
     return ids
 
 
-def _ensure_values(rest: _Rest, cf_id: int, values: Sequence[str]) -> list[str]:
-    if not values:
-        return []
+def _ensure_values(
+    rest: _Rest, cf_id: int, spec: rt_setup.CustomFieldSpec
+) -> tuple[list[str], list[str]]:
+    """Add the values the field lacks; with ``exact_values`` remove the others. Returns the
+    values added and those removed."""
+    if not spec.values and not spec.exact_values:
+        return [], []
     current = rest.call(
         "GET", f"customfield/{cf_id}/values", "read field values", params={"per_page": 100}
     )
-    have = {str(i.get("name")) for i in (current or {}).get("items", [])}
+    have = {str(i.get("name")): i for i in (current or {}).get("items", [])}
     added = []
-    for order, value in enumerate(values, start=1):
+    for order, value in enumerate(spec.values, start=1):
         if value not in have:
             rest.call(
                 "POST", f"customfield/{cf_id}/value", "add field value",
                 json={"Name": value, "SortOrder": order},
             )  # fmt: skip
             added.append(value)
-    return added
+    removed = []
+    if spec.exact_values:
+        for value, item in sorted(have.items()):
+            if value not in spec.values and item.get("id"):
+                rest.call(
+                    "DELETE", f"customfield/{cf_id}/value/{int(item['id'])}",
+                    "remove field value",
+                )  # fmt: skip
+                removed.append(value)
+    return added, removed
 
 
-def _ensure_groups(rest: _Rest, report: SetupReport) -> dict[str, int]:
+def _ensure_groups(
+    rest: _Rest, groups: Sequence[rt_setup.GroupSpec], report: SetupReport
+) -> dict[str, int]:
     ids: dict[str, int] = {}
     existing = rest.search(
         "groups",
         [
-            {"field": "Name", "operator": "IN", "value": [s.name for s in rt_setup.GROUPS]},
+            {"field": "Name", "operator": "IN", "value": [s.name for s in groups]},
             {"field": "Domain", "value": "UserDefined"},
         ],
         "Name",
     )
-    for spec in rt_setup.GROUPS:
+    for spec in groups:
         found = [g for g in existing if g.get("Name") == spec.name]
         if found:
             ids[spec.name] = int(found[0]["id"])
@@ -261,11 +298,16 @@ def _role_members(found: Mapping[str, Any] | None, role: str) -> set[str]:
 
 
 def _ensure_queue_watchers(
-    rest: _Rest, queue: str, queue_id: int, group_ids: Mapping[str, int], report: SetupReport
+    rest: _Rest,
+    queue: str,
+    queue_id: int,
+    groups: Sequence[rt_setup.GroupSpec],
+    group_ids: Mapping[str, int],
+    report: SetupReport,
 ) -> None:
     """Give each group with a ``queue_role`` that role on the queue, keeping other members
     (REST2 replaces a role's whole member list, so the present ones are sent back too)."""
-    for spec in rt_setup.GROUPS:
+    for spec in groups:
         if spec.queue_role is None:
             continue
         what = f"{spec.queue_role} {spec.name}"
@@ -293,11 +335,13 @@ def _ensure_web_parts(
     admin: web_admin.WebAdmin,
     queue: str,
     queue_id: int,
+    fields: Sequence[rt_setup.CustomFieldSpec],
+    groups: Sequence[rt_setup.GroupSpec],
     cf_ids: Mapping[str, int],
     group_ids: Mapping[str, int],
     report: SetupReport,
 ) -> None:
-    for spec in rt_setup.GROUPS:
+    for spec in groups:
         granted = admin.ensure_queue_rights(
             queue_id=queue_id, group_id=group_ids[spec.name], rights=spec.rights
         )
@@ -310,7 +354,7 @@ def _ensure_web_parts(
             spec.name,
             f"{UPDATED} (granted {', '.join(granted)})" if granted else UNCHANGED,
         )
-    for cf in rt_setup.CUSTOM_FIELDS:
+    for cf in fields:
         if cf.default is None:
             continue
         changed = admin.ensure_default_value(
@@ -320,6 +364,7 @@ def _ensure_web_parts(
     outcome = admin.ensure_scrip(
         queue_id=queue_id,
         description=rt_setup.SCRIP_DESCRIPTION,
+        former_descriptions=rt_setup.FORMER_SCRIP_DESCRIPTIONS,
         condition_code=rt_setup.scrip_code("condition"),
         action_code=rt_setup.scrip_code("action"),
     )

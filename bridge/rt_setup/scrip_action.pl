@@ -1,4 +1,6 @@
 # Rollout bridge scrip action: POST the change to the bridge, signed the Standard Webhooks way.
+# The body names the field that changed (or Status), its new and old value (for a multi-value
+# field the one value added or removed), who changed it and when (Unix seconds).
 # Configured in RT's site config, never here:
 #   Set($RolloutBridgeURL, 'https://bridge.example.org/hooks/rt');
 #   Set($RolloutBridgeSecret, 'whsec_...');       # or $RolloutBridgeSecretFile
@@ -34,14 +36,22 @@ my $ok = eval {
 
     my $txn    = $self->TransactionObj;
     my $ticket = $self->TicketObj;
+    my $field  = 'Status';    # a change of the ticket's status, else of a custom field
+    if ( $txn->Type eq 'CustomField' ) {
+        my $cf = RT::CustomField->new( RT->SystemUser );
+        $cf->Load( $txn->Field || 0 );
+        $field = $cf->Name;
+    }
     my $emergency = $ticket->FirstCustomFieldValue('EmergencyRelease') || 'No';
     my $body = JSON->new->canonical->utf8->encode({
         ticket_id      => $ticket->id + 0,
         transaction_id => $txn->id + 0,
+        field          => $field,
         current        => defined $txn->NewValue ? $txn->NewValue : '',
         previous       => defined $txn->OldValue ? $txn->OldValue : '',
         emergency      => ( $emergency eq 'Yes' ? JSON::true() : JSON::false() ),
         actor          => $txn->CreatorObj->Name,
+        changed_at     => $txn->CreatedObj->Unix + 0,
     });
 
     my $key = $secret;

@@ -192,14 +192,16 @@ class WebAdmin(web_session.WebSession):
         stage: str = "TransactionCreate",
         condition: str = USER_DEFINED,
         action: str = USER_DEFINED,
+        former_descriptions: Sequence[str] = (),
     ) -> str:
         """Create the scrip on the queue, or bring an existing one up to date.
 
         A scrip with code uses RT's User Defined condition and action; one without names a
         condition and action RT ships (e.g. "On Comment", "Notify Ccs as Comment"). The scrip
-        is found by its description. Returns ``"created"``, ``"unchanged"`` or
-        ``"updated (...)"`` naming what was changed (code, condition, action, template,
-        enabled, applied to queue).
+        is found by its description, or else by one it had before (``former_descriptions``),
+        which is then renamed. Returns ``"created"``, ``"unchanged"`` or ``"updated (...)"``
+        naming what was changed (description, code, condition, action, template, enabled,
+        applied to queue).
         """
         code: dict[str, str] = {}
         if condition_code is not None or action_code is not None:
@@ -210,6 +212,9 @@ class WebAdmin(web_session.WebSession):
             }
         names = (condition, action)
         scrip_id = self._find_scrip(queue_id, description)
+        for former in former_descriptions:
+            if scrip_id is None:
+                scrip_id = self._find_scrip(queue_id, former)
         if scrip_id is None:
             scrip_id = self._create_scrip(queue_id, description, code, template, stage, names)
             self._check_scrip(scrip_id, description, code, template, names)
@@ -220,7 +225,7 @@ class WebAdmin(web_session.WebSession):
                 )
             logger.info("created scrip #%s on queue #%s", scrip_id, queue_id)
             return "created"
-        changed = self._update_scrip(scrip_id, code, template, names)
+        changed = self._update_scrip(scrip_id, description, code, template, names)
         if not self._scrip_applied(scrip_id, queue_id):
             self._apply_scrip(scrip_id, queue_id, stage)
             changed.append("applied to queue")
@@ -290,18 +295,25 @@ class WebAdmin(web_session.WebSession):
         )
 
     def _update_scrip(
-        self, scrip_id: int, code: Mapping[str, str], template: str, names: tuple[str, str]
+        self,
+        scrip_id: int,
+        description: str,
+        code: Mapping[str, str],
+        template: str,
+        names: tuple[str, str],
     ) -> list[str]:
-        """Bring the scrip's condition, action, template, code and state up to date."""
+        """Bring the scrip's description, condition, action, template, code and state up to
+        date."""
         what = f"update scrip #{scrip_id}"
         path, params = "Admin/Scrips/Modify.html", {"id": str(scrip_id)}
         form = self._form("GET", path, "ModifyScrip", what, params=params)
         condition, action = self._option_ids(form, what, names)
-        differ = self._scrip_differences(form, code, template, condition, action)
+        differ = self._scrip_differences(form, code, template, condition, action, description)
         if not differ:
             return []
         pairs = [(n, v) for n, v in form.submission() if n not in (*code, "Enabled")]
         overrides = {
+            "Description": [description],
             "ScripCondition": [condition],
             "ScripAction": [action],
             "Template": [template if "template" in differ else ""],
@@ -312,7 +324,7 @@ class WebAdmin(web_session.WebSession):
         }
         answer = self._page("POST", path, what, data={**form_data(pairs), **overrides})
         form = self._form("GET", path, "ModifyScrip", what, params=params)
-        still = self._scrip_differences(form, code, template, condition, action)
+        still = self._scrip_differences(form, code, template, condition, action, description)
         if still:
             raise errors.TrackerRejected(
                 f"RT did not update the {', '.join(still)} of scrip #{scrip_id}"
@@ -334,9 +346,7 @@ class WebAdmin(web_session.WebSession):
             "GET", "Admin/Scrips/Modify.html", "ModifyScrip", what, params={"id": str(scrip_id)}
         )
         condition, action = self._option_ids(form, what, names)
-        differ = self._scrip_differences(form, code, template, condition, action)
-        if form.values("Description") != [description]:
-            differ.append("description")
+        differ = self._scrip_differences(form, code, template, condition, action, description)
         if differ:
             raise errors.TrackerRejected(
                 f"scrip #{scrip_id} as RT saved it differs in: {', '.join(differ)}", operation=what
@@ -344,9 +354,16 @@ class WebAdmin(web_session.WebSession):
 
     @staticmethod
     def _scrip_differences(
-        form: Form, code: Mapping[str, str], template: str, condition: str, action: str
+        form: Form,
+        code: Mapping[str, str],
+        template: str,
+        condition: str,
+        action: str,
+        description: str,
     ) -> list[str]:
         differ = []
+        if form.values("Description") != [description]:
+            differ.append("description")
         if any(not same_code("".join(form.values(k)), v) for k, v in code.items()):
             differ.append("code")
         if form.values("ScripCondition") != [condition]:

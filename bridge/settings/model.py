@@ -85,6 +85,34 @@ DEFAULT_ROLES: Mapping[str, str] = {
 
 
 @dataclass(frozen=True, kw_only=True)
+class EarlyAdopterTeam:
+    """A team of sites that adopts releases of some major releases early: told when one enters
+    staged rollout, it accepts by being added to the ticket's ``EarlyAdopters`` (its ``name``
+    is a value of that field) and then watches the ticket as its RT ``group``."""
+
+    name: str
+    ngi: str
+    group: str
+    # The major releases it adopts; empty: every one (only the built-in default team).
+    major_releases: tuple[str, ...]
+
+    def adopts(self, major_release: str | None) -> bool:
+        """Whether the team is told of staged rollouts of ``major_release``."""
+        if not self.major_releases:
+            return True
+        return major_release is not None and major_release in self.major_releases
+
+
+# Without configured teams, the one global group of earlier versions stands for every early
+# adopter of every major release, so an existing installation keeps telling it.
+DEFAULT_EARLY_ADOPTERS = (
+    EarlyAdopterTeam(
+        name="early-adopters", ngi="", group="sw-rel-early-adopters", major_releases=()
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
 class WorkflowSettings:
     """Which workflow each major release follows, and who is told of each state."""
 
@@ -101,6 +129,16 @@ class WorkflowSettings:
     owners: Mapping[str, str] = field(default_factory=dict)
     # Role name -> the RT group whose members have it (a move is checked against its row's).
     roles: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ROLES))
+    # The early-adopter teams (told of staged rollouts of their major releases).
+    early_adopters: tuple[EarlyAdopterTeam, ...] = DEFAULT_EARLY_ADOPTERS
+
+    def early_adopter(self, name: str) -> EarlyAdopterTeam | None:
+        """The team called ``name`` (a value of the EarlyAdopters field), or None."""
+        return next((t for t in self.early_adopters if t.name == name), None)
+
+    def early_adopters_of(self, major_release: str | None) -> tuple[EarlyAdopterTeam, ...]:
+        """The teams told when a release of ``major_release`` enters staged rollout."""
+        return tuple(t for t in self.early_adopters if t.adopts(major_release))
 
     def workflow_for(self, major_release: str | None) -> str:
         """The workflow template name for ``major_release``."""

@@ -30,6 +30,7 @@ class EventKind(enum.Enum):
     TRANSITION_FAILED = "transition_failed"
     TRANSITION_STALE = "transition_stale"
     DEFERRED_PROMOTED = "deferred_promoted"
+    FIELD_CHANGE_DONE = "field_change_done"
     RT_CALLS = "rt_calls"
 
     @property
@@ -58,6 +59,10 @@ _DESCRIPTIONS: dict[EventKind, str] = {
     EventKind.TRANSITION_FAILED: "An action of a change failed; the release went to Failed.",
     EventKind.TRANSITION_STALE: "The ticket has moved on since the change; it was not acted on.",
     EventKind.DEFERRED_PROMOTED: "A Deferred release took the staged-rollout slot that came free.",
+    EventKind.FIELD_CHANGE_DONE: (
+        "A change of another field (EarlyAdopters, StageRollout Report, EmergencyRelease) or of "
+        "the ticket's status was handled."
+    ),
     EventKind.RT_CALLS: "How many RT round trips processing one change took.",
 }
 

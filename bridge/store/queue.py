@@ -1,4 +1,5 @@
-"""The durable queue of RolloutProgress changes: all SQL on the ``jobs`` table.
+"""The durable queue of ticket changes (RolloutProgress moves and the other fields the bridge
+follows, ``records.TrackedField``): all SQL on the ``jobs`` table.
 
 - ``enqueue`` / ``enqueue_many`` store changes; RT's transaction id is the dedupe key, so a hook
   that arrives twice (or a hook and reconciliation) is queued once.
@@ -79,6 +80,10 @@ def _job(row: sa.Row[Any]) -> records.Job:
             emergency=bool(m["emergency"]),
             actor=str(m["actor"]),
             source=next(s for s in records.JobSource if s.label == m["source"]),
+            field=records.TrackedField.parse(m["field"]),
+            old_value=str(m["old_value"] or ""),
+            new_value=str(m["new_value"] or ""),
+            changed_at=m["changed_at"],
         ),
         status=records.JobStatus.parse(m["status"]),
         attempts=int(m["attempts"]),
@@ -127,6 +132,10 @@ class Queue(event_log.EventLog):
                         transaction_id=request.transaction_id,
                         current=request.current.label,
                         previous=request.previous.label,
+                        field=request.field.label,
+                        old_value=request.old_value,
+                        new_value=request.new_value,
+                        changed_at=request.changed_at,
                         emergency=request.emergency,
                         actor=request.actor,
                         source=request.source.label,

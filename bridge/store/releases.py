@@ -36,6 +36,7 @@ class Release:
     release_sha256: str | None = None
     release_attachment_id: int | None = None
     repository_path: str | None = None
+    stage_report_at: datetime | None = None  # when the StageRollout Report was first filled in
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,6 +69,7 @@ def _release(row: sa.Row[Any]) -> Release:
         release_sha256=m["release_sha256"],
         release_attachment_id=m["release_attachment_id"],
         repository_path=m["repository_path"],
+        stage_report_at=m["stage_report_at"],
     )
 
 
@@ -140,6 +142,18 @@ class ReleaseStore:
                 .where(rel.c.ticket_id == ticket_id)
                 .values(major_release=major_release, emergency=emergency)
             )
+
+    def record_stage_report(self, ticket_id: int, *, at: datetime) -> bool:
+        """Record when the StageRollout Report was filled in; only the first time counts
+        (later edits of the link do not move it). False when it was recorded before."""
+        rel = tables.releases
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                rel.update()
+                .where(rel.c.ticket_id == ticket_id, rel.c.stage_report_at.is_(None))
+                .values(stage_report_at=at)
+            )
+        return bool(result.rowcount)
 
     def move(
         self,

@@ -35,6 +35,12 @@ jobs = sa.Table(
     sa.Column("locked_until", sa.DateTime),
     sa.Column("finished_at", sa.DateTime),
     sa.Column("last_error", sa.Text),
+    # Which change it is (a ``records.TrackedField`` label; RolloutProgress for every change
+    # queued before others were), RT's raw values, and RT's time of the transaction.
+    sa.Column("field", sa.String(64), nullable=False, server_default="RolloutProgress"),
+    sa.Column("old_value", sa.Text),
+    sa.Column("new_value", sa.Text),
+    sa.Column("changed_at", sa.DateTime),
     sa.UniqueConstraint("transaction_id", name="uq_jobs_transaction_id"),
     sa.Index("ix_jobs_status_scheduled", "status", "scheduled_at"),
     sa.Index("ix_jobs_ticket_transaction", "ticket_id", "transaction_id"),
@@ -97,6 +103,8 @@ releases = sa.Table(
     sa.Column("release_attachment_id", sa.BigInteger),
     # Where the release is published now, relative to the repository root.
     sa.Column("repository_path", sa.String(1024)),
+    # When the StageRollout Report was first filled in (RT's time of the change).
+    sa.Column("stage_report_at", sa.DateTime),
     sa.Index("ix_releases_major_state", "major_release", "state"),
 )
 
@@ -157,4 +165,34 @@ job_steps = sa.Table(
     sa.Column("action", sa.String(64), primary_key=True),
     sa.Column("done_at", sa.DateTime, nullable=False),
     sa.Column("detail", sa.Text, nullable=False, default=""),
+)
+
+early_adopter_acceptances = sa.Table(
+    "early_adopter_acceptances",
+    metadata,
+    # An early-adopter team that accepted a release's staged rollout (was added to the ticket's
+    # EarlyAdopters): who added it and when (RT's actor and time), and its withdrawal (removed
+    # from the field). The team's NGI and the major release are kept as they were then.
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("ticket_id", sa.BigInteger, nullable=False),
+    sa.Column("team", sa.String(100), nullable=False),
+    sa.Column("ngi", sa.String(100), nullable=False),
+    sa.Column("major_release", sa.String(100)),
+    sa.Column("accepted_by", sa.String(200), nullable=False),
+    sa.Column("accepted_at", sa.DateTime, nullable=False),
+    sa.Column("transaction_id", sa.BigInteger, nullable=False),
+    sa.Column("withdrawn_by", sa.String(200)),
+    sa.Column("withdrawn_at", sa.DateTime),
+    sa.Column("withdrawn_transaction_id", sa.BigInteger),
+    sa.UniqueConstraint("transaction_id", name="uq_early_adopter_acceptances_transaction"),
+    # One standing acceptance per team and release.
+    sa.Index(
+        "uq_early_adopter_acceptances_one_standing",
+        "ticket_id",
+        "team",
+        unique=True,
+        sqlite_where=sa.text("withdrawn_at IS NULL"),
+        postgresql_where=sa.text("withdrawn_at IS NULL"),
+    ),
+    sa.Index("ix_early_adopter_acceptances_accepted_at", "accepted_at"),
 )

@@ -27,7 +27,8 @@ class FakeTracker:
     """RT in memory, as the bridge sees it: tickets, attachments, history; records every call.
 
     Set a ticket up with ``add_ticket`` and ``attach``; make a change as a person in RT would
-    with ``change_field`` (it enters the history reconciliation reads). ``fail_next`` makes the
+    with ``change_field``, ``add_value`` / ``remove_value`` (a multi-value field) or
+    ``change_status`` (each enters the history reconciliation reads). ``fail_next`` makes the
     next call raise. Like RT, a reply reopens a resolved ticket unless it sets the status,
     and a custom field the ticket does not have is refused (``TrackerRejected``). Who is in
     which group (``groups_of``) is ``memberships``: a user missing from it is unknown to RT.
@@ -44,6 +45,9 @@ class FakeTracker:
         self.closed = False
         # user -> the RT groups they belong to (``groups_of``); an unknown user is not found
         self.memberships: dict[str, frozenset[str]] = {}
+        # Custom fields the queue lacks (an RT not yet set up for them): ``custom_field_ids``
+        # leaves them out.
+        self.missing_fields: set[str] = set()
         self._transactions: dict[int, list[dict[str, Any]]] = {}
         self._field_ids: dict[str, int] = {}
         self._ids = itertools.count(first_transaction)
@@ -93,6 +97,34 @@ class FakeTracker:
         """Set a custom field as ``actor`` would in RT; returns the transaction id."""
         ticket = self._ticket(ticket_id, "change_field")
         return self._set_field(ticket, name, value, actor)
+
+    def add_value(self, ticket_id: int, name: str, value: str, *, actor: str) -> int:
+        """Add one value to a multi-value custom field as ``actor`` would in RT (one
+        transaction, new value ``value``); returns the transaction id."""
+        ticket = self._ticket(ticket_id, "add_value")
+        values = (*ticket.custom_fields.get(name, ()), value)
+        return self._record_field(ticket, name, values, "", value, actor)
+
+    def remove_value(self, ticket_id: int, name: str, value: str, *, actor: str) -> int:
+        """Remove one value of a multi-value custom field as ``actor`` would in RT (one
+        transaction, old value ``value``); returns the transaction id."""
+        ticket = self._ticket(ticket_id, "remove_value")
+        values = tuple(v for v in ticket.custom_fields.get(name, ()) if v != value)
+        return self._record_field(ticket, name, values, value, "", actor)
+
+    def change_status(self, ticket_id: int, status: str, *, actor: str) -> int:
+        """Set the ticket's status as ``actor`` would in RT (resolve, reject, delete, open);
+        returns the transaction id."""
+        ticket = self._ticket(ticket_id, "change_status")
+        self.tickets[ticket_id] = dataclasses.replace(ticket, status=status)
+        txn = self._txn("Status", actor, Field="Status", OldValue=ticket.status, NewValue=status)
+        self._transactions[ticket_id].append(txn)
+        change = history.FieldChange(
+            transaction_id=int(txn["id"]), ticket_id=ticket_id, field_id=0,
+            field=history.STATUS, old=ticket.status, new=status, actor=actor, created="",
+        )  # fmt: skip
+        self.history.append(change)
+        return change.transaction_id
 
     def fail_next(self, exc: errors.TrackerError) -> None:
         """Make the next call raise ``exc`` (calls after it work again)."""
@@ -192,30 +224,40 @@ class FakeTracker:
         self._call("custom_field_id", None, name=name, queue=queue)
         return self._field_id(name)
 
+    def custom_field_ids(self, names: Sequence[str], queue: str) -> dict[str, int]:
+        """Every name is a field of every queue here, unless ``missing_fields`` says not."""
+        self._call("custom_field_ids", None, names=tuple(names), queue=queue)
+        return {n: self._field_id(n) for n in names if n not in self.missing_fields}
+
+    def _watched(self, change: history.FieldChange, watched: history.Watched) -> bool:
+        if change.field == history.STATUS:
+            return watched.status
+        return watched.custom_fields.get(change.field_id) == change.field
+
     def field_changes_since(
         self,
-        field_id: int,
+        watched: history.Watched,
         after_transaction_id: int,
         *,
         queue: str,
         limit: int = 1000,
         page_size: int = 100,
     ) -> list[history.FieldChange]:
-        self._call("field_changes_since", None, field_id=field_id, after=after_transaction_id)
+        self._call("field_changes_since", None, watched=watched, after=after_transaction_id)
         return [
             c
             for c in self.history
-            if c.field_id == field_id
+            if self._watched(c, watched)
             and c.transaction_id > after_transaction_id
             and self.tickets[c.ticket_id].queue == queue
         ][:limit]
 
-    def newest_field_change(self, field_id: int, *, queue: str) -> int | None:
-        self._call("newest_field_change", None, field_id=field_id)
+    def newest_field_change(self, watched: history.Watched, *, queue: str) -> int | None:
+        self._call("newest_field_change", None, watched=watched)
         ids = [
             c.transaction_id
             for c in self.history
-            if c.field_id == field_id and self.tickets[c.ticket_id].queue == queue
+            if self._watched(c, watched) and self.tickets[c.ticket_id].queue == queue
         ]
         return max(ids, default=None)
 
@@ -256,20 +298,34 @@ class FakeTracker:
     def _set_field(
         self, ticket: records.Ticket, name: str, value: str | Sequence[str], actor: str
     ) -> int:
-        old = ticket.field(name) or ""
         new = _values(value)
+        return self._record_field(
+            ticket, name, new, ticket.field(name) or "", new[0] if new else "", actor
+        )
+
+    def _record_field(
+        self,
+        ticket: records.Ticket,
+        name: str,
+        values: tuple[str, ...],
+        old: str,
+        new: str,
+        actor: str,
+    ) -> int:
+        """The ticket's field now holds ``values``: one transaction from ``old`` to ``new``."""
         self.tickets[ticket.id] = dataclasses.replace(
-            ticket, custom_fields={**ticket.custom_fields, name: new}
+            ticket, custom_fields={**ticket.custom_fields, name: values}
         )
         txn = self._txn("CustomField", actor, Field=self._field_id(name), OldValue=old,
-                        NewValue=new[0] if new else "")  # fmt: skip
+                        NewValue=new)  # fmt: skip
         self._transactions[ticket.id].append(txn)
         change = history.FieldChange(
             transaction_id=int(txn["id"]),
             ticket_id=ticket.id,
             field_id=self._field_id(name),
+            field=name,
             old=old,
-            new=new[0] if new else "",
+            new=new,
             actor=actor,
             created="",
         )

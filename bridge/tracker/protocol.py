@@ -48,9 +48,11 @@ class Tracker(Protocol):
 
     def custom_field_id(self, name: str, queue: str) -> int: ...
 
+    def custom_field_ids(self, names: Sequence[str], queue: str) -> dict[str, int]: ...
+
     def field_changes_since(
         self,
-        field_id: int,
+        watched: history.Watched,
         after_transaction_id: int,
         *,
         queue: str,
@@ -58,7 +60,7 @@ class Tracker(Protocol):
         page_size: int = 100,
     ) -> list[history.FieldChange]: ...
 
-    def newest_field_change(self, field_id: int, *, queue: str) -> int | None: ...
+    def newest_field_change(self, watched: history.Watched, *, queue: str) -> int | None: ...
 
     def groups_of(self, user: str, *, among: Collection[str] | None = None) -> frozenset[str]:
         """The names of the user-defined RT groups ``user`` is a member of (directly or

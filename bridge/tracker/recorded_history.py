@@ -8,7 +8,7 @@ TransactionSQL searches, a custom field's id in a queue); the queries and parsin
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bridge import errors
@@ -53,44 +53,50 @@ class RecordedHistory(session.TrackerSession):
         """The id of the ticket custom field ``name`` applied to ``queue`` (1 round trip, then
         remembered). Raises ``TrackerNotFound`` when the queue does not exist, the bridge may
         not see it, or the field is not applied to it."""
-        key = (name, queue)
-        if key in self._field_ids:
-            return self._field_ids[key]
-
-        def fetch() -> int:
-            response = self._rt.session.get(
-                self.settings.rest_url + "queue/" + urllib.parse.quote(queue, safe="")
+        found = self.custom_field_ids([name], queue)
+        if name not in found:
+            raise errors.TrackerNotFound(
+                f"queue {queue!r} has no custom field {name!r} (or the bridge's account "
+                "may not see it); run `rollout tracker init`",
+                operation="custom_field_id",
             )
-            no_queue = (
-                f"RT shows no queue {queue!r} to the bridge's account: it does not exist or the "
-                "account lacks SeeQueue on it; check ROLLOUT_QUEUE and docs/tracker.md"
-            )
-            if response.status_code in (403, 404):
-                # RT answers 403, not 404, for a queue name it does not know.
-                raise errors.TrackerNotFound(
-                    no_queue, operation="custom_field_id", status_code=response.status_code
-                )
-            if response.status_code != 200:
-                raise self._for_status(
-                    response.status_code,
-                    response.text,
-                    {"operation": "custom_field_id", "ticket_id": None},
-                )
-            try:
-                field_id = history.field_id_in_queue(response.json(), name)
-            except LookupError:
-                raise errors.TrackerNotFound(no_queue, operation="custom_field_id") from None
-            if field_id is None:
-                raise errors.TrackerNotFound(
-                    f"queue {queue!r} has no custom field {name!r} (or the bridge's account "
-                    "may not see it); run `rollout tracker init`",
-                    operation="custom_field_id",
-                )
-            return field_id
+        return found[name]
 
-        field_id = self._call("custom_field_id", None, fetch)
-        self._field_ids[key] = field_id
-        return field_id
+    def custom_field_ids(self, names: Sequence[str], queue: str) -> dict[str, int]:
+        """The ids of those of the ticket custom fields ``names`` applied to ``queue`` (1 round
+        trip for the names not asked before, then remembered); a name the queue lacks is left
+        out. Raises ``TrackerNotFound`` when the queue does not exist or the bridge may not
+        see it."""
+        missing = [n for n in names if (n, queue) not in self._field_ids]
+        if missing:
+
+            def fetch() -> dict[str, int]:
+                response = self._rt.session.get(
+                    self.settings.rest_url + "queue/" + urllib.parse.quote(queue, safe="")
+                )
+                no_queue = (
+                    f"RT shows no queue {queue!r} to the bridge's account: it does not exist or "
+                    "the account lacks SeeQueue on it; check ROLLOUT_QUEUE and docs/tracker.md"
+                )
+                if response.status_code in (403, 404):
+                    # RT answers 403, not 404, for a queue name it does not know.
+                    raise errors.TrackerNotFound(
+                        no_queue, operation="custom_field_id", status_code=response.status_code
+                    )
+                if response.status_code != 200:
+                    raise self._for_status(
+                        response.status_code,
+                        response.text,
+                        {"operation": "custom_field_id", "ticket_id": None},
+                    )
+                try:
+                    return history.field_ids_in_queue(response.json(), missing)
+                except LookupError:
+                    raise errors.TrackerNotFound(no_queue, operation="custom_field_id") from None
+
+            for name, field_id in self._call("custom_field_id", None, fetch).items():
+                self._field_ids[(name, queue)] = field_id
+        return {n: self._field_ids[(n, queue)] for n in names if (n, queue) in self._field_ids}
 
     def _search_transactions(
         self, operation: str, query: str, params: Mapping[str, Any]
@@ -110,15 +116,15 @@ class RecordedHistory(session.TrackerSession):
 
     def field_changes_since(
         self,
-        field_id: int,
+        watched: history.Watched,
         after_transaction_id: int,
         *,
         queue: str,
         limit: int = 1000,
         page_size: int = 100,
     ) -> list[history.FieldChange]:
-        """Changes of custom field ``field_id`` on tickets of ``queue`` made in transactions
-        newer than ``after_transaction_id``, oldest first, at most ``limit`` of them.
+        """The ``watched`` changes (custom fields, status) on tickets of ``queue`` made in
+        transactions newer than ``after_transaction_id``, oldest first, at most ``limit``.
 
         One TransactionSQL search per ``page_size`` changes (RT caps pages at 100). Pages are
         keyed by transaction id, so changes made while paging are neither skipped nor seen
@@ -133,7 +139,7 @@ class RecordedHistory(session.TrackerSession):
         def fetch() -> list[history.FieldChange]:
             return history.page_field_changes(
                 search,
-                field_id,
+                watched,
                 after_transaction_id,
                 queue=queue,
                 limit=limit,
@@ -142,14 +148,14 @@ class RecordedHistory(session.TrackerSession):
 
         return self._call("field_changes_since", None, fetch)
 
-    def newest_field_change(self, field_id: int, *, queue: str) -> int | None:
-        """The id of the newest transaction that changed custom field ``field_id`` on a ticket
-        of ``queue``, or None when there is none (1 round trip)."""
+    def newest_field_change(self, watched: history.Watched, *, queue: str) -> int | None:
+        """The id of the newest ``watched`` change on a ticket of ``queue``, or None when there
+        is none (1 round trip)."""
 
         def fetch() -> int | None:
             items = self._search_transactions(
                 "newest_field_change",
-                history.field_changes_query(field_id, queue, None),
+                history.field_changes_query(watched, queue, None),
                 history.newest_query_params(),
             )
             return int(items[0]["id"]) if items else None

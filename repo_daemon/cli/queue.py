@@ -1,5 +1,5 @@
-"""``rollout queue list|show|retry|stats``: the operator's view of the queue of RolloutProgress
-changes, as tables or JSON.
+"""``rollout queue list|show|retry|stats``: the operator's view of the queue of ticket changes
+(RolloutProgress moves and the other fields the bridge follows), as tables or JSON.
 
 It never migrates the database (it says to run ``rollout db upgrade`` instead), and changes
 nothing but a retried job.
@@ -22,7 +22,7 @@ from repo_daemon.daemon import assemble
 
 @click.group("queue")
 def queue_group() -> None:
-    """Inspect the queue of RolloutProgress changes and retry failed or dead jobs."""
+    """Inspect the queue of ticket changes and retry failed or dead jobs."""
 
 
 def _open_jobs(ctx: click.Context) -> job_queue.Queue:
@@ -47,7 +47,7 @@ def _iso(value: Any) -> str | None:
 
 
 def _change(job: records.Job) -> str:
-    return f"{job.request.previous.label} → {job.request.current.label}"
+    return job.request.describe()
 
 
 def _job_json(job: records.Job) -> dict[str, Any]:
@@ -56,8 +56,9 @@ def _job_json(job: records.Job) -> dict[str, Any]:
         "id": job.id,
         "ticket_id": r.ticket_id,
         "transaction_id": r.transaction_id,
-        "previous": r.previous.label,
-        "current": r.current.label,
+        "field": r.field.label,
+        "previous": r.before,
+        "current": r.after,
         "emergency": r.emergency,
         "actor": r.actor,
         "source": r.source.label,

@@ -32,13 +32,18 @@ def tracker() -> None:
 def tracker_init(ctx: click.Context, url: str | None, user: str | None, queue: str | None) -> None:
     """Create or update the queue, custom fields, groups, rights and scrip in a running RT.
 
+    The early-adopter teams of the settings (ROLLOUT_EARLY_ADOPTERS) each get their group, and
+    the EarlyAdopters field offers exactly their names.
+
     Idempotent: every item is read first and only created or changed when it differs, so it
     is safe to run again (e.g. after an upgrade of the bridge). Needs an RT administrator;
     the password comes from ROLLOUT_RT_PASSWORD or ROLLOUT_RT_PASSWORD_FILE. The scrip also
     needs $RolloutBridgeURL and $RolloutBridgeSecret in RT's site config (docs/tracker.md).
     """
     settings = root.load_settings(ctx, rt_url=url, rt_user=user, queue=queue)
-    report = apply.apply_setup(settings.tracker, settings.queue)
+    report = apply.apply_setup(
+        settings.tracker, settings.queue, teams=settings.workflow.early_adopters
+    )
     click.echo(report.render())
     if not report.complete:
         raise click.exceptions.Exit(1)
@@ -54,14 +59,17 @@ def tracker_init(ctx: click.Context, url: str | None, user: str | None, queue: s
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to a file."
 )
-def tracker_initdata(queue: str, output: Path | None) -> None:
+@click.pass_context
+def tracker_initdata(ctx: click.Context, queue: str, output: Path | None) -> None:
     """Print the set-up as an RT initialdata file.
 
     Load it into a new RT on the RT host with
     `rt-setup-database-5 --action insert --datafile FILE`. For an RT that may already have
-    parts of the set-up, use `rollout tracker init` instead.
+    parts of the set-up, use `rollout tracker init` instead. The early-adopter teams come
+    from the settings (ROLLOUT_EARLY_ADOPTERS), when any are set.
     """
-    text = initialdata.render(queue)
+    settings = root.load_settings(ctx, require_tracker=False)
+    text = initialdata.render(queue, settings.workflow.early_adopters)
     if output is None:
         click.echo(text, nl=False)
     else:

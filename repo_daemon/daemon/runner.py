@@ -200,7 +200,7 @@ class Runner:
     def _run(self, job: records.Job, report: DrainReport) -> None:
         request = job.request
         extra = {"job_id": job.id, "ticket_id": job.ticket_id, "action": "process"}
-        change = f"{request.previous.label} → {request.current.label}"
+        change = request.describe()
         if job.attempts > self.max_attempts:
             message = (
                 f"claimed {job.attempts} times without finishing: the daemon processing it "

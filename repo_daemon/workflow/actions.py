@@ -12,6 +12,7 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from repo_daemon.workflow import early_adopters as adopters
 from repo_daemon.workflow import effects, mail_intake
 from repo_daemon.workflow import repository_actions as repo
 from repo_daemon.workflow import ticket_actions as people
@@ -177,6 +178,14 @@ _ACTIONS = (
         kind=ActionKind.PEOPLE,
         description="set the Cc groups of the new state and tell them what happened",
         handler=_pure(people.notify_watchers),
+        rerun_on_resume=True,
+    ),
+    Action(
+        name="tell_early_adopters",
+        kind=ActionKind.PEOPLE,
+        description="tell the early-adopter teams of the major release (settings: "
+        "early_adopters) how to take part; Cc of that comment only",
+        handler=_pure(adopters.tell_early_adopters),
         rerun_on_resume=True,
     ),
     Action(

@@ -1,21 +1,25 @@
-"""The workflow processor: one queued RolloutProgress change, in four steps.
+"""The workflow processor: one queued change of a ticket, in four steps.
 
 1. **gather** — read the ticket once into a ``TicketView`` (with what a mailed release's
-   intake fills in: ``mail_intake``), the bridge's record of the release, the facts the guards
-   look at, and the roles of the person who asked (their RT groups, looked up once per person
-   and kept for ``ROLE_CACHE_SECONDS``);
-2. **decide** — ask the pure engine (MOVE, STAY or BLOCK);
+   intake fills in: ``mail_intake``), the bridge's record of the release, the early adopters
+   that accepted it, the facts the guards look at, and the roles of the person who asked (their
+   RT groups, looked up once per person and kept for ``ROLE_CACHE_SECONDS``);
+2. **decide** — a RolloutProgress move asks the pure engine (MOVE, STAY or BLOCK); a change of
+   another field (EarlyAdopters, StageRollout Report, EmergencyRelease) or of the ticket's
+   status is its own kind of job, decided by the handler the field has in ``field_changes``
+   (a ticket closed by hand becomes the workflow's closing move);
 3. **act** — run the row's actions by looking each name up in the registry
    (``workflow.actions``); handlers take the immutable ``Inputs`` and return effects;
-4. **apply** — fold the effects into one ticket write-back (one PUT for fields, watchers and
-   status, then one comment and one reply at most), record the move and the time in state,
-   then run the follow-ups the effects asked for (moving the next Deferred release in).
+4. **apply** — fold the effects into one ticket write-back (``write_back``: one PUT for fields,
+   watchers and status, then one comment and one reply at most), record the move, the time in
+   state and what the effects ask the bridge to keep (acceptances, the report's time), then run
+   the follow-ups the effects asked for (moving the next Deferred release in).
 
 Work with lasting results is checkpointed on the job, so a retried job resumes after what was
 done; pure actions run again so the write-back is whole. A permanent failure sets the ticket to
 Failed with a comment a person can act on; a transient one propagates to the runner (retried,
-then the dead letter, which ``gave_up`` turns into Failed too). This module knows no action by
-name.
+then the dead letter, which ``gave_up`` turns into Failed too). This module knows no action and
+no field by name.
 """
 
 from __future__ import annotations
@@ -24,19 +28,31 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Protocol
 
 from bridge import errors, records
 from bridge.records import RolloutState
 from bridge.settings import model as settings_model
+from bridge.store import early_adopters as acceptances
 from bridge.store import events, queue, releases
 from bridge.tracker.client import TrackerClient
 from repo_daemon import errors as daemon_errors
-from repo_daemon.workflow import effects, engine, loader, mail_intake, model, ticket_plan
+from repo_daemon.workflow import (
+    effects,
+    engine,
+    field_changes,
+    loader,
+    mail_intake,
+    model,
+    ticket_plan,
+)
+from repo_daemon.workflow import records_apply as kept_records
 from repo_daemon.workflow import steps as repository_steps
 from repo_daemon.workflow.actions import REGISTRY
-from repo_daemon.workflow.gather import Inputs, People, TicketView
+from repo_daemon.workflow.gather import ChangeInputs, Inputs, People, TicketView
 from repo_daemon.workflow.repository_actions import RepositorySteps, Services
+from repo_daemon.workflow.write_back import WriteBack
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +62,22 @@ BRIDGE_ACTOR = "rollout-bridge"
 # How long a person's RT groups (their workflow roles) are trusted before they are read again.
 ROLE_CACHE_SECONDS = 300.0
 
-# Checkpoints of the write-back itself (beside the actions' own).
-_WROTE_TICKET, _COMMENTED, _REPLIED = "write_ticket", "comment", "reply"
+
+class FollowUps(Protocol):
+    """What the processor needs of the queue: the event log, and queuing follow-ups
+    (``queue.Queue``; ``bridge.testing.InMemoryQueue`` in tests)."""
+
+    def record_event(
+        self,
+        kind: events.EventKind,
+        *,
+        ticket_id: int | None = None,
+        transaction_id: int | None = None,
+        job_id: int | None = None,
+        detail: str = "",
+    ) -> int: ...
+
+    def enqueue_many(self, requests: Sequence[records.ReleaseRequest]) -> list[queue.Enqueued]: ...
 
 
 class WorkflowProcessor:
@@ -56,18 +86,21 @@ class WorkflowProcessor:
     def __init__(
         self,
         settings: settings_model.Settings,
-        jobs: queue.Queue,
+        jobs: FollowUps,
         store: releases.ReleaseStore,
         client_factory: ClientFactory,
         *,
         repository: RepositorySteps,
         definitions: Mapping[str, model.Definition] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        adopters: acceptances.AcceptanceStore | None = None,
     ) -> None:
         self.settings = settings
         self.repository = repository
         self.queue = jobs
         self.store = store
+        self.adopters = adopters or acceptances.AcceptanceStore(store.engine, clock=store.clock)
+        self._records = kept_records.Records(releases=store, acceptances=self.adopters)
         self.people = People(
             cc_overrides=settings.workflow.cc,
             admin_cc=settings.workflow.admin_cc,
@@ -147,30 +180,39 @@ class WorkflowProcessor:
         return roles
 
     def _gather(
-        self, job: records.Job, client: TrackerClient, *, facts_too: bool = True
+        self,
+        job: records.Job,
+        client: TrackerClient,
+        *,
+        facts_too: bool = True,
+        ticket: TicketView | None = None,
+        check_roles: bool = True,
     ) -> tuple[Inputs, Services]:
-        """Read the ticket once, the release's record and the facts; ask the engine."""
-        as_read = client.get_ticket(job.ticket_id)
-        filled = self.mail_intake.fill(client, as_read, job.request)
-        ticket = TicketView.of(as_read, filled=filled)
+        """Read the ticket once (unless given: then it is used as it is), the release's record
+        and the facts; ask the engine (about the asker's roles too, unless ``check_roles`` is
+        off: the bridge's own consequence of a change RT allowed, like closing the release of a
+        ticket closed by hand)."""
+        if ticket is None:
+            as_read = client.get_ticket(job.ticket_id)
+            filled = self.mail_intake.fill(client, as_read, job.request)
+            ticket = TicketView.of(as_read, filled=filled)
+        view = ticket
         release = self.store.ensure(
-            ticket.id,
+            view.id,
             state=job.request.previous,
-            major_release=ticket.major_release,
-            emergency=ticket.emergency,
+            major_release=view.major_release,
+            emergency=view.emergency,
         )
-        self.store.update_facts(
-            ticket.id, major_release=ticket.major_release, emergency=ticket.emergency
-        )
-        definition = self.definitions[self.settings.workflow.workflow_for(ticket.major_release)]
+        self.store.update_facts(view.id, major_release=view.major_release, emergency=view.emergency)
+        definition = self.definitions[self.settings.workflow.workflow_for(view.major_release)]
         facts = model.Facts()
         if facts_too:
-            major = ticket.major_release
+            major = view.major_release
             asker = job.request.actor
-            by_bridge = job.request.source is records.JobSource.BRIDGE
+            by_bridge = job.request.source is records.JobSource.BRIDGE or not check_roles
             facts = model.Facts(
-                emergency=ticket.emergency,
-                slot_holders=self.store.slot_holders(major, excluding=ticket.id) if major else (),
+                emergency=view.emergency,
+                slot_holders=self.store.slot_holders(major, excluding=view.id) if major else (),
                 failed_target=release.failed_target,
                 actor=asker,
                 actor_roles=None if by_bridge else self._roles_of(client, asker),
@@ -184,7 +226,7 @@ class WorkflowProcessor:
         )
         inputs = Inputs(
             job=job,
-            ticket=ticket,
+            ticket=view,
             release=release,
             facts=facts,
             decision=decision,
@@ -192,17 +234,66 @@ class WorkflowProcessor:
             people=self.people,
             checkpoints=frozenset(self.store.steps_done(job.id)),
             known_major_releases=self.settings.workflow.major_releases,
-            read_release_xml=lambda: self.repository.read_release_xml(ticket),
+            early_adopters=self.settings.workflow.early_adopters,
+            accepted=self.adopters.of_release(view.id),
+            read_release_xml=lambda: self.repository.read_release_xml(view),
         )
         services = Services(tracker=client, store=self.store, repository=self.repository)
         return inputs, services
 
+    def _gather_change(self, job: records.Job, client: TrackerClient) -> ChangeInputs:
+        """Read the ticket once and the release's record, for a change of another field."""
+        ticket = TicketView.of(client.get_ticket(job.ticket_id))
+        # No record yet: the bridge has processed no move of it, so it is where releases
+        # start (the record is made by the first move, never here).
+        release = self.store.get(ticket.id) or releases.Release(
+            ticket_id=ticket.id, state=RolloutState.SUBMITTED, major_release=ticket.major_release,
+            emergency=ticket.emergency, failed_target=None, last_transaction_id=None,
+            updated_at=job.created_at,
+        )  # fmt: skip
+        return ChangeInputs(
+            job=job,
+            ticket=ticket,
+            release=release,
+            definition=self.definitions[self.settings.workflow.workflow_for(ticket.major_release)],
+            people=self.people,
+            early_adopters=self.settings.workflow.early_adopters,
+            accepted=self.adopters.of_release(ticket.id),
+            staged_rollout_group=self.settings.workflow.roles.get("sr", "sw-rel-sr"),
+            member_of=lambda groups: self._groups_among(client, job.request.actor, groups),
+        )
+
+    def _groups_among(
+        self, client: TrackerClient, actor: str, groups: Collection[str]
+    ) -> frozenset[str]:
+        """Those of ``groups`` ``actor`` is in (RT asked each time: who may add which team is
+        checked once per change); a person RT does not know is in none."""
+        if not actor:
+            return frozenset()
+        try:
+            return client.groups_of(actor, among=groups)
+        except errors.TrackerNotFound:
+            return frozenset()
+
     # -- processing -----------------------------------------------------------------------
 
     def process(self, job: records.Job) -> None:
-        """Carry out one change. Raises transient errors for the runner to retry."""
+        """Carry out one change: a RolloutProgress move through the engine, another field's
+        change through its handler (``field_changes``). Raises transient errors for the runner
+        to retry."""
         client = self._client()
         calls_before = client.total_round_trips()
+        if job.request.is_move:
+            outcome = self._process_move(job, client)
+        else:
+            outcome = self._process_change(job, client)
+        calls = client.total_round_trips() - calls_before
+        self._event(
+            events.EventKind.RT_CALLS, job,
+            f"{calls} RT calls for {job.request.describe()} ({outcome})",
+        )  # fmt: skip
+
+    def _process_move(self, job: records.Job, client: TrackerClient) -> str:
         request = job.request
         inputs, services = self._gather(job, client)
         if request.source is records.JobSource.BRIDGE and inputs.came_from != request.previous:
@@ -212,7 +303,7 @@ class WorkflowProcessor:
                 f"the automatic move {request.previous.label} → {request.current.label} no "
                 f"longer applies: the release is {inputs.came_from.label}",
             )
-            return
+            return "stale"
         outcome = inputs.decision.outcome
         if outcome is engine.Outcome.STAY:
             self._event(events.EventKind.TRANSITION_NOOP, job, inputs.decision.reason)
@@ -220,14 +311,53 @@ class WorkflowProcessor:
             self._block(inputs, client)
         else:
             self._move(inputs, services)
-        calls = client.total_round_trips() - calls_before
-        self._event(
-            events.EventKind.RT_CALLS, job, f"{calls} RT calls for {request.previous.label} → "
-            f"{request.current.label} ({outcome.value})",
-        )  # fmt: skip
+        return outcome.value
+
+    def _process_change(self, job: records.Job, client: TrackerClient) -> str:
+        """A change of another field (or of the status): its handler decides, the effects are
+        applied once; a ticket closed by hand closes its release through the workflow."""
+        inputs = self._gather_change(job, client)
+        handling = field_changes.REGISTRY[job.request.field].handler(inputs)
+        if handling.close_as is not None:
+            # The move the workflow makes of it: as if the person had asked for close_as.
+            asked = dataclasses.replace(
+                job.request, current=handling.close_as, previous=inputs.release.state
+            )
+            moving, services = self._gather(
+                dataclasses.replace(job, request=asked),
+                client,
+                ticket=inputs.ticket,
+                check_roles=False,
+            )
+            if moving.decision.outcome is engine.Outcome.MOVE:
+                self._move(moving, services, also=handling.effects)
+                return "closed by hand"
+            reason = f"the bridge cannot close the release as {handling.close_as.label}: "
+            handling = dataclasses.replace(
+                handling,
+                detail=reason + moving.decision.reason,
+                effects=(effects.Comment(text=f"The ticket was closed by hand, but {reason}"
+                                         f"{moving.decision.reason}."),),
+            )  # fmt: skip
+        plan = ticket_plan.TicketPlan.from_effects(handling.effects)
+        WriteBack(client, self.store, job_id=job.id, ticket=inputs.ticket.ticket, plan=plan).write(
+            plan.fields
+        )
+        self._records.keep(inputs.ticket, plan.records)
+        self._event(events.EventKind.FIELD_CHANGE_DONE, job, handling.detail)
+        return "handled"
 
     def gave_up(self, job: records.Job, message: str) -> None:
-        """A dead-lettered job: set the ticket to Failed and say why, when RT answers."""
+        """A dead-lettered job: set the ticket to Failed and say why, when RT answers (a change
+        of another field only says why: the release did not move)."""
+        if not job.request.is_move:
+            self._client().comment(
+                job.ticket_id,
+                f"The bridge gave up on a change ({job.request.describe()}, by "
+                f"{job.request.actor or 'someone'}): {message}. An operator may retry it "
+                f"(`rollout queue retry {job.id}`).",
+            )
+            return
         inputs, services = self._gather(job, self._client(), facts_too=False)
         self._fail(inputs, services, f"it kept failing and was given up: {message}")
 
@@ -260,9 +390,13 @@ class WorkflowProcessor:
             asked_for.extend(result.effects)
         return asked_for
 
-    def _move(self, inputs: Inputs, services: Services) -> None:
+    def _move(
+        self, inputs: Inputs, services: Services, *, also: Sequence[effects.Effect] = ()
+    ) -> None:
+        """Run the decision's actions and apply their effects, after ``also`` (what a change
+        of another field that led to this move says)."""
         try:
-            asked_for = self._act(inputs.decision.actions, inputs, services)
+            asked_for = [*also, *self._act(inputs.decision.actions, inputs, services)]
         except (errors.BridgeError, daemon_errors.DaemonError) as exc:
             if exc.transient:
                 raise
@@ -306,6 +440,7 @@ class WorkflowProcessor:
         to run once the move is recorded."""
         plan = ticket_plan.TicketPlan.from_effects(asked_for)
         self._write_back(inputs, services.tracker, plan, state)
+        self._records.keep(inputs.ticket, plan.records)
         actor = BRIDGE_ACTOR if failed_target is not None else inputs.job.request.actor
         self.store.move(
             inputs.ticket.id,
@@ -327,45 +462,23 @@ class WorkflowProcessor:
         plan: ticket_plan.TicketPlan,
         state: RolloutState,
     ) -> None:
-        """Fields, watchers (and status) in one PUT, then comments and replies; checkpointed.
-
-        The PUT comes first so the new Cc groups get the comments' mail. A reply reopens a
-        resolved ticket in RT, so when there is one, the last reply carries the status instead.
-        RepositoryURL always mirrors where the bridge's record says the release is published.
-        """
+        """Fields, watchers (and status) in one PUT, then comments and replies; checkpointed
+        (``write_back``). RepositoryURL always mirrors where the bridge's record says the
+        release is published; RolloutHistory shows its time in each state."""
         ticket = inputs.ticket
-        done = self.store.steps_done(inputs.job.id)
-        status = "resolved" if plan.resolve else None
-        status_by_reply = status if plan.replies else None
-        if _WROTE_TICKET not in done:
-            fields = dict(plan.fields)
-            if ticket.field("RolloutProgress") != state.label:
-                fields["RolloutProgress"] = state.label
-            fields["RepositoryURL"] = self.repository.url_of(ticket.id) or ""
-            spans = self.store.history(ticket.id)
-            pending = state if state != inputs.came_from else None
-            fields["RolloutHistory"] = ticket_plan.history_text(
-                spans, self.store.clock(), pending=pending
-            )
-            client.update_ticket(
-                ticket.id,
-                custom_fields=fields,
-                cc_groups=plan.cc,
-                admin_cc_groups=plan.admin_cc,
-                status=None if status_by_reply else status,
-                owner=plan.owner if plan.owner != ticket.ticket.owner else None,
-                current=ticket.ticket,
-            )
-            self.store.mark_step(inputs.job.id, _WROTE_TICKET, ", ".join(sorted(fields)))
-        # One comment and one reply at most: each is an RT call (and a mail).
-        if plan.comments and _COMMENTED not in done:
-            text = "\n\n".join(plan.comments)
-            client.comment(ticket.id, text)
-            self.store.mark_step(inputs.job.id, _COMMENTED, text[:200])
-        if plan.replies and _REPLIED not in done:
-            text = "\n\n".join(plan.replies)
-            client.reply(ticket.id, text, status=status_by_reply)
-            self.store.mark_step(inputs.job.id, _REPLIED, text[:200])
+        fields = dict(plan.fields)
+        if ticket.field("RolloutProgress") != state.label:
+            fields["RolloutProgress"] = state.label
+        fields["RepositoryURL"] = self.repository.url_of(ticket.id) or ""
+        spans = self.store.history(ticket.id)
+        pending = state if state != inputs.came_from else None
+        fields["RolloutHistory"] = ticket_plan.history_text(
+            spans, self.store.clock(), pending=pending
+        )
+        owner = plan.owner if plan.owner != ticket.ticket.owner else None
+        WriteBack(client, self.store, job_id=inputs.job.id, ticket=ticket.ticket, plan=plan).write(
+            fields, owner=owner
+        )
 
     def _move_next_deferred_in(self, inputs: Inputs, major: str) -> None:
         """Queue the major release's oldest Deferred release into StageRollout, if the slot is

@@ -55,7 +55,8 @@ def check_major_release(inputs: Inputs) -> effects.Result:
 
 def notify_watchers(inputs: Inputs) -> effects.Result:
     """Set the Cc groups (and the owner, where one is named) of the state entered and tell
-    them what happened (the headline)."""
+    them what happened (the headline). Early-adopter teams that accepted the release stay
+    Cc in every state."""
     state = inputs.going_to
     if inputs.failure:
         text = f"RolloutProgress: {inputs.came_from.label} → {state.label}. {inputs.failure}."
@@ -63,9 +64,7 @@ def notify_watchers(inputs: Inputs) -> effects.Result:
         how = " (automatically)" if inputs.automatic else ""
         news = inputs.definition.info(state).news
         text = f"RolloutProgress: {inputs.came_from.label} → {state.label}{how}. {news}"
-    watchers = effects.SetWatchers(
-        cc=inputs.people.cc(inputs.definition, state), admin_cc=inputs.people.admin_cc
-    )
+    watchers = effects.SetWatchers(cc=inputs.cc(state), admin_cc=inputs.people.admin_cc)
     owner = inputs.people.owner(inputs.definition, state)
     owned = (effects.SetOwner(owner=owner),) if owner else ()
     return effects.Result(

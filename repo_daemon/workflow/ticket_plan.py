@@ -22,20 +22,25 @@ from repo_daemon.workflow import effects
 class TicketPlan:
     """Everything one transition writes on the ticket, folded from the effects in order."""
 
-    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    fields: Mapping[str, str | tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     cc: tuple[str, ...] | None = None
     admin_cc: tuple[str, ...] | None = None
     owner: str | None = None
     resolve: bool = False
     comments: tuple[str, ...] = ()
     replies: tuple[str, ...] = ()
+    # Groups Cc for the messages only: added with the watchers, taken off once they are sent.
+    told: tuple[str, ...] = ()
+    records: tuple[effects.Record, ...] = ()  # for the bridge's records, applied once
     follow_ups: tuple[effects.MoveNextDeferredIn, ...] = ()
 
     @classmethod
     def from_effects(cls, asked_for: Iterable[effects.Effect]) -> TicketPlan:
         """Fold effects in order: later fields and watchers win; messages keep their order,
         headlines first."""
-        fields: dict[str, str] = {}
+        fields: dict[str, str | tuple[str, ...]] = {}
         cc: tuple[str, ...] | None = None
         admin_cc: tuple[str, ...] | None = None
         owner: str | None = None
@@ -43,6 +48,8 @@ class TicketPlan:
         comments: list[str] = []
         headlines: list[str] = []
         replies: list[str] = []
+        told: list[str] = []
+        kept: list[effects.Record] = []
         follow_ups: list[effects.MoveNextDeferredIn] = []
         for effect in asked_for:
             match effect:
@@ -61,8 +68,17 @@ class TicketPlan:
                     owner = new_owner
                 case effects.Resolve():
                     resolve = True
+                case effects.TellGroups(groups=groups):
+                    told.extend(groups)
                 case effects.MoveNextDeferredIn():
                     follow_ups.append(effect)
+                case (
+                    effects.RecordAcceptance()
+                    | effects.WithdrawAcceptance()
+                    | effects.RecordStageReport()
+                    | effects.RecordEmergency()
+                ):
+                    kept.append(effect)
         return cls(
             fields=MappingProxyType(fields),
             cc=cc,
@@ -71,8 +87,23 @@ class TicketPlan:
             resolve=resolve,
             comments=tuple(comments),
             replies=tuple(replies),
+            told=tuple(dict.fromkeys(told)),
+            records=tuple(kept),
             follow_ups=tuple(follow_ups),
         )
+
+    def cc_while_telling(self, current: Sequence[str]) -> tuple[str, ...] | None:
+        """The Cc groups while the messages go out: the new watchers (or the ``current`` ones,
+        when they do not change) plus the groups told. None: the Cc does not change."""
+        if not self.told:
+            return self.cc
+        base = self.cc if self.cc is not None else tuple(current)
+        return tuple(dict.fromkeys((*base, *self.told)))
+
+    def cc_after_telling(self, current: Sequence[str]) -> tuple[str, ...]:
+        """The Cc groups once the messages are out: the watchers, without the groups told
+        (unless they watch anyway)."""
+        return self.cc if self.cc is not None else tuple(current)
 
 
 def history_text(

@@ -102,7 +102,8 @@ def test_queue_list_filters_by_state_and_ticket(
     listed = json.loads(capsys.readouterr().out)
     assert [(j["id"], j["status"]) for j in listed] == [(3, "dead"), (2, "failed")]
     assert listed[0] == {
-        "id": 3, "ticket_id": 43, "transaction_id": 1003, "previous": "InVerification",
+        "id": 3, "ticket_id": 43, "transaction_id": 1003, "field": "RolloutProgress",
+        "previous": "InVerification",
         "current": "StageRollout", "emergency": True, "actor": "sr", "source": "hook",
         "status": "dead", "attempts": 1, "scheduled_at": "2026-11-24T12:00:00",
         "created_at": "2026-11-24T12:00:00", "locked_by": None, "locked_until": None,

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,26 @@ def test_emergency_hook_keeps_its_flag(client: TestClient, jobs_queue: queue.Que
     job = jobs_queue.get(response.json()["job_id"])
     assert job is not None and job.request.emergency is True
     assert job.request.previous is records.RolloutState.IN_VERIFICATION
+
+
+def test_hooks_of_other_fields_and_the_status_are_queued_in_rts_order(
+    client: TestClient, jobs_queue: queue.Queue
+) -> None:
+    bodies = [
+        (FIXTURES / "webhook_earlyadopters_added.json").read_bytes().replace(b"1234", b"1240"),
+        (FIXTURES / "webhook_status_resolved.json").read_bytes().replace(b"1234", b"1241"),
+    ]
+    for body, txn in zip(bodies, ("1240", "1241"), strict=True):
+        assert client.post("/hooks/rt", content=body, headers=signed(body, txn)).status_code == 202
+    claimed = []
+    while jobs := jobs_queue.claim("w"):
+        claimed += jobs
+        jobs_queue.complete(jobs[0].id, "w")
+    assert [(j.request.field, j.request.before, j.request.after) for j in claimed] == [
+        (records.TrackedField.EARLY_ADOPTERS, "", "desy"),
+        (records.TrackedField.STATUS, "open", "resolved"),
+    ]
+    assert claimed[0].request.changed_at == datetime(2025, 10, 9, 8, 53, 20)
 
 
 def test_repeated_transaction_is_answered_200_with_the_same_job(

@@ -19,6 +19,7 @@ from bridge.rt_setup.sandbox import Sandbox, SandboxInfo, free_port
 from bridge.secrets import Secret
 from bridge.settings.model import TrackerSettings
 from bridge.store import database, events, queue
+from bridge.tracker import history
 from bridge.tracker.client import TrackerClient
 from tests.integration.test_receiver_process import SECRET, ReceiverProcess
 
@@ -126,6 +127,8 @@ def test_rolloutprogress_changes_in_rt_are_queued(
         emergency=False,
         actor="root",
         source=records.JobSource.HOOK,
+        # RT's time of the change, as the scrip sends it
+        changed_at=history.parse_time(change_of(manager, ticket_id, "Unverified")["Created"]),
     )
     assert second.request == records.ReleaseRequest(
         ticket_id=ticket_id,
@@ -135,6 +138,8 @@ def test_rolloutprogress_changes_in_rt_are_queued(
         emergency=False,
         actor="root",
         source=records.JobSource.HOOK,
+        # RT's time of the change, as the scrip sends it
+        changed_at=history.parse_time(change_of(manager, ticket_id, "InVerification")["Created"]),
     )
     assert first.status is second.status is records.JobStatus.QUEUED
     assert jobs.events(kind=events.EventKind.HOOK_REFUSED) == []

@@ -190,3 +190,47 @@ def test_rollout_reconcile_backfills_since_a_transaction(
 
     assert cli.main(["reconcile", "--since", str(txn - 1)]) == 0  # again: nothing twice
     assert "0 queued as recovered, 1 already queued" in capsys.readouterr().out
+
+
+def test_lost_hooks_of_the_other_fields_and_the_status_are_recovered_in_rts_order(
+    rt_sandbox: SandboxInfo,
+    manager_client: TrackerClient,
+    bridge_client: TrackerClient,
+    make_queue: QueueFactory,
+) -> None:
+    q = make_queue()
+    reconciler = reconcile.Reconciler(q, bridge_client, rt_sandbox.queue)
+    reconciler.run()  # the cursor is set before our changes
+    ticket = _file(manager_client, "Reconcile fields")
+    manager_client.set_custom_fields(ticket, {"RolloutProgress": "Unverified"})
+    manager_client.set_custom_fields(ticket, {"EarlyAdopters": ["early-adopters"]})
+    manager_client.set_custom_fields(ticket, {"Sync-URL": "rsync://elsewhere/x/"})  # not followed
+    manager_client.set_custom_fields(ticket, {"StageRollout Report": "https://wiki/r"})
+    manager_client.set_custom_fields(ticket, {"EmergencyRelease": "Yes"})
+    manager_client.update_ticket(ticket, status="rejected")
+
+    reconciler.run()
+
+    jobs = _jobs_of(q, {ticket})
+    assert [(j.request.field.label, j.request.before, j.request.after) for j in jobs] == [
+        ("RolloutProgress", "Submitted", "Unverified"),
+        ("EarlyAdopters", "", "early-adopters"),
+        ("StageRollout Report", "", "https://wiki/r"),
+        ("EmergencyRelease", "No", "Yes"),
+        ("Status", "new", "rejected"),
+    ]
+    assert [j.request.transaction_id for j in jobs] == sorted(
+        j.request.transaction_id for j in jobs
+    )
+    times = {
+        int(t["id"]): history_times
+        for t in manager_client.transactions_of(ticket)
+        if (history_times := t.get("Created"))
+    }
+    for job in jobs:
+        assert job.request.source is records.JobSource.RECOVERED
+        assert job.request.changed_at is not None
+        assert (
+            job.request.changed_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+            == times[job.request.transaction_id]
+        )

@@ -3,7 +3,7 @@ tracker calls it uses, on an httpx2 mock transport (the real RT: tests/integrati
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -16,7 +16,7 @@ from bridge.secrets import Secret
 from bridge.settings.model import TrackerSettings
 from bridge.store import database, events, queue
 from bridge.tracker.client import TrackerClient
-from bridge.tracker.history import FieldChange
+from bridge.tracker.history import FieldChange, Watched
 
 S = records.RolloutState
 CF = 2
@@ -41,25 +41,28 @@ class FakeHistory:
         self.changes = list(changes)
         self.asked: list[int] = []
 
-    def custom_field_id(self, name: str, queue: str) -> int:
-        assert (name, queue) == ("RolloutProgress", "sw-rel")
-        return CF
+    def custom_field_ids(self, names: Sequence[str], queue: str) -> dict[str, int]:
+        assert queue == "sw-rel" and "RolloutProgress" in names
+        return {"RolloutProgress": CF}  # an RT that has only RolloutProgress of them
 
     def field_changes_since(
         self,
-        field_id: int,
+        watched: Watched,
         after_transaction_id: int,
         *,
         queue: str,
         limit: int = 1000,
         page_size: int = 100,
     ) -> list[FieldChange]:
-        assert (field_id, queue) == (CF, "sw-rel")
+        assert (watched, queue) == (
+            Watched(custom_fields={CF: "RolloutProgress"}, status=True),
+            "sw-rel",
+        )
         self.asked.append(after_transaction_id)
         newer = [c for c in self.changes if c.transaction_id > after_transaction_id]
         return sorted(newer, key=lambda c: c.transaction_id)[:limit]
 
-    def newest_field_change(self, field_id: int, *, queue: str) -> int | None:
+    def newest_field_change(self, watched: Watched, *, queue: str) -> int | None:
         return max((c.transaction_id for c in self.changes), default=None)
 
 
@@ -210,7 +213,7 @@ def test_changes_are_paged_by_transaction_id_and_checked() -> None:
         return httpx2.Response(200, json={"items": page, "count": len(page), "total": None})
 
     client = _client(httpx2.MockTransport(rt))
-    changes = client.field_changes_since(CF, 40, queue="it's", page_size=2)
+    changes = client.field_changes_since(Watched.one(CF), 40, queue="it's", page_size=2)
 
     assert [c.transaction_id for c in changes] == [41, 43, 47, 48]  # 42 is another field
     assert changes[0] == FieldChange(
@@ -218,8 +221,8 @@ def test_changes_are_paged_by_transaction_id_and_checked() -> None:
         actor="qc-anna", created="2026-11-24T12:00:00Z",
     )  # fmt: skip
     assert queries[0] == (
-        "ObjectType = 'RT::Ticket' AND Type = 'CustomField' AND Field = '2' "
-        "AND TicketQueue = 'it\\'s' AND id > 40"
+        "ObjectType = 'RT::Ticket' AND TicketQueue = 'it\\'s' "
+        "AND ((Type = 'CustomField' AND (Field = '2'))) AND id > 40"
     )
     assert [q.rsplit(" ", 1)[1] for q in queries] == ["40", "42", "47"]  # a short page ends it
     assert client.round_trips["field_changes_since"] == 3
@@ -241,7 +244,14 @@ def test_the_field_id_is_read_from_the_queue_once() -> None:
     client = _client(httpx2.MockTransport(rt))
     assert client.custom_field_id("RolloutProgress", "sw-rel") == 2
     assert client.custom_field_id("RolloutProgress", "sw-rel") == 2
-    assert calls == ["/REST/2.0/queue/sw-rel"]
+    assert client.custom_field_ids(["RolloutProgress", "EmergencyRelease"], "sw-rel") == {
+        "RolloutProgress": 2,
+        "EmergencyRelease": 3,
+    }
+    assert calls == ["/REST/2.0/queue/sw-rel"] * 2  # EmergencyRelease was not asked before
+    assert client.custom_field_ids(["RolloutProgress", "EarlyAdopters"], "sw-rel") == {
+        "RolloutProgress": 2
+    }  # a field the queue lacks is left out
     with pytest.raises(errors.TrackerNotFound, match="no custom field 'Nope'"):
         client.custom_field_id("Nope", "sw-rel")
     with pytest.raises(errors.TrackerNotFound, match="RT shows no queue 'other'"):
@@ -255,5 +265,5 @@ def test_the_newest_change_is_one_search() -> None:
         return httpx2.Response(200, json={"items": [{"id": "77"}], "count": 1})
 
     client = _client(httpx2.MockTransport(rt))
-    assert client.newest_field_change(CF, queue="sw-rel") == 77
+    assert client.newest_field_change(Watched.one(CF), queue="sw-rel") == 77
     assert client.round_trips["newest_field_change"] == 1

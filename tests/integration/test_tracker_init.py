@@ -13,6 +13,7 @@ import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,21 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from bridge import errors, rt_setup
-from bridge.rt_setup import apply
+from bridge.rt_setup import apply, early_adopters
 from bridge.rt_setup.sandbox import Sandbox, SandboxInfo
 from bridge.rt_setup.web_admin import WebAdmin
 from bridge.secrets import Secret
-from bridge.settings.model import TrackerSettings
+from bridge.settings.model import EarlyAdopterTeam, TrackerSettings
 from repo_daemon.cli import main
 from tests.support.hook_listener import HookListener, ReceivedHook
 
 pytestmark = pytest.mark.rt
 
 QUEUE = "sw-rel"
-DEFAULTS = {cf.name: cf.default for cf in rt_setup.CUSTOM_FIELDS if cf.default is not None}
+# The set-up with the settings' default early adopters (the one global group as a team).
+FIELDS = early_adopters.custom_fields()
+GROUPS = early_adopters.groups()
+DEFAULTS = {cf.name: cf.default for cf in FIELDS if cf.default is not None}
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ def _queue_id(rest: httpx2.Client) -> int:
 
 def _group_ids(rest: httpx2.Client) -> dict[str, int]:
     ids = {}
-    for spec in rt_setup.GROUPS:
+    for spec in GROUPS:
         items = rest.post(
             "groups",
             json=[
@@ -125,6 +129,14 @@ def _group_ids(rest: httpx2.Client) -> dict[str, int]:
         assert len(matching) == 1, f"group {spec.name}: {items}"
         ids[spec.name] = matching[0]
     return ids
+
+
+def _group_ids_named(rest: httpx2.Client, names: list[str]) -> dict[str, int]:
+    found = rest.post(
+        "groups", json=[{"field": "Name", "operator": "IN", "value": names}],
+        params={"fields": "Name"},
+    ).json()["items"]  # fmt: skip
+    return {i["Name"]: int(i["id"]) for i in found}
 
 
 def _field_ids(rest: httpx2.Client) -> dict[str, int]:
@@ -211,9 +223,9 @@ def test_first_run_creates_everything(first_report: apply.SetupReport) -> None:
     outcomes = {(kind, name): outcome for kind, name, outcome in first_report.items}
     assert first_report.complete and first_report.changed
     assert outcomes[("queue", QUEUE)] == "created"
-    for cf in rt_setup.CUSTOM_FIELDS:
+    for cf in FIELDS:
         assert outcomes[("custom field", cf.name)] == "created"
-    for group in rt_setup.GROUPS:
+    for group in GROUPS:
         assert outcomes[("group", group.name)] == "created"
         granted = ", ".join((*group.rights, *group.system_rights))
         assert outcomes[("rights", group.name)] == f"updated (granted {granted})"
@@ -237,10 +249,10 @@ def test_fields_with_their_values_are_applied_to_the_queue(
     first_report: apply.SetupReport, rest: httpx2.Client
 ) -> None:
     ids = _field_ids(rest)
-    assert set(ids) == {cf.name for cf in rt_setup.CUSTOM_FIELDS}
-    for cf in rt_setup.CUSTOM_FIELDS:
+    assert set(ids) == {cf.name for cf in FIELDS}
+    for cf in FIELDS:
         found = rest.get(f"customfield/{ids[cf.name]}").json()
-        assert (found["Type"], found["MaxValues"]) == (cf.rt_type, "1"), cf.name
+        assert (found["Type"], found["MaxValues"]) == (cf.rt_type, str(cf.max_values)), cf.name
         assert found["LookupType"] == "RT::Queue-RT::Ticket"
         assert found.get("Values", []) == list(cf.values), cf.name
 
@@ -249,7 +261,7 @@ def test_groups_exist_with_their_rights(
     first_report: apply.SetupReport, rest: httpx2.Client, web: httpx2.Client
 ) -> None:
     queue_id, groups = _queue_id(rest), _group_ids(rest)
-    for spec in rt_setup.GROUPS:
+    for spec in GROUPS:
         pair = f"{groups[spec.name]}-RT::Queue-{queue_id}"
         queue_rights = _checked_rights(web, "Admin/Queues/GroupRights.html", pair, id=queue_id)
         assert queue_rights == set(spec.rights), spec.name
@@ -423,6 +435,104 @@ def test_cli_tracker_init_repairs_a_changed_default(
     assert lines[-1] == "RT set-up updated."
     assert bare_rt.info.root_password not in out + err
     assert _field_values(rest, _new_ticket(rest, "Default back"))["EmergencyRelease"] == ["No"]
+
+
+def _hooks_until(bare_rt: BareRT, ticket_id: int, last_field: str) -> list[dict[str, Any]]:
+    """The bodies of the hooks about ``ticket_id``, in the order they came, up to and with the
+    first about ``last_field``."""
+    bodies: list[dict[str, Any]] = []
+    while not bodies or bodies[-1].get("field") != last_field:
+        hook = bare_rt.hooks.wait_for(lambda h: h.json()["ticket_id"] == ticket_id)
+        Webhook(bare_rt.info.hook_secret()).verify(hook.body, dict(hook.headers))
+        bodies.append(hook.json())
+    return bodies
+
+
+def test_the_scrip_reports_each_followed_field_and_the_status_by_name(
+    first_report: apply.SetupReport, rest: httpx2.Client, bare_rt: BareRT
+) -> None:
+    ticket_id = _new_ticket(rest, "Release with changes")
+    bare_rt.hooks.drain()
+    for change in (
+        {"CustomFields": {"Sync-URL": "rsync://elsewhere/x/"}},  # not followed: no hook
+        {"CustomFields": {"EarlyAdopters": ["early-adopters"]}},
+        {"CustomFields": {"StageRollout Report": "https://wiki.example.org/r"}},
+        {"CustomFields": {"EmergencyRelease": "Yes"}},
+        {"CustomFields": {"EarlyAdopters": []}},
+        {"Status": "resolved"},
+    ):
+        assert rest.put(f"ticket/{ticket_id}", json=change).status_code == 200
+    bodies = _hooks_until(bare_rt, ticket_id, "Status")
+    assert [(b["field"], b["previous"], b["current"]) for b in bodies] == [
+        ("EarlyAdopters", "", "early-adopters"),
+        ("StageRollout Report", "", "https://wiki.example.org/r"),
+        ("EmergencyRelease", "No", "Yes"),
+        ("EarlyAdopters", "early-adopters", ""),
+        ("Status", "new", "resolved"),
+    ]
+    assert [b["transaction_id"] for b in bodies] == sorted(b["transaction_id"] for b in bodies)
+    assert bodies[-1]["emergency"] is True and bodies[-1]["actor"] == "root"
+    history_times = {
+        int(t["id"]): t["Created"]
+        for t in rest.get(
+            f"ticket/{ticket_id}/history", params={"fields": "Created", "per_page": 100}
+        ).json()["items"]
+    }
+    for body in bodies:
+        created = datetime.fromtimestamp(body["changed_at"], UTC)
+        assert created.strftime("%Y-%m-%dT%H:%M:%SZ") == history_times[body["transaction_id"]]
+
+
+def test_early_adopter_teams_get_groups_and_exactly_their_names_as_values(
+    first_report: apply.SetupReport, bare_rt: BareRT, rest: httpx2.Client, web: httpx2.Client
+) -> None:
+    teams = (
+        EarlyAdopterTeam(name="desy", ngi="NGI_DE", group="ea-desy", major_releases=("UMD-5",)),
+        EarlyAdopterTeam(name="infn", ngi="NGI_IT", group="ea-infn", major_releases=("UMD-5",)),
+    )
+    report = apply.apply_setup(bare_rt.settings, QUEUE, teams=teams)
+    changes = _changes(report)
+    assert ("group", "ea-desy", "created") in changes and ("group", "ea-infn", "created") in changes
+    assert (
+        "custom field", "EarlyAdopters",
+        "updated (values added: desy, infn; values removed: early-adopters)",
+    ) in changes  # fmt: skip
+    cf_id = _field_ids(rest)["EarlyAdopters"]
+    assert rest.get(f"customfield/{cf_id}").json()["Values"] == ["desy", "infn"]
+    queue_id, groups = _queue_id(rest), _group_ids_named(rest, ["ea-desy", "ea-infn"])
+    for group_id in groups.values():
+        pair = f"{group_id}-RT::Queue-{queue_id}"
+        rights = _checked_rights(web, "Admin/Queues/GroupRights.html", pair, id=queue_id)
+        assert rights == set(early_adopters.TEAM_RIGHTS)
+    again = apply.apply_setup(bare_rt.settings, QUEUE, teams=teams)
+    assert _changes(again) == []
+
+    back = apply.apply_setup(bare_rt.settings, QUEUE)  # the settings' default again
+    assert (
+        "custom field", "EarlyAdopters",
+        "updated (values added: early-adopters; values removed: desy, infn)",
+    ) in _changes(back)  # fmt: skip
+
+
+def test_a_scrip_of_the_former_name_is_renamed_and_brought_up_to_date(
+    first_report: apply.SetupReport, bare_rt: BareRT, rest: httpx2.Client, web: httpx2.Client
+) -> None:
+    queue_id = _queue_id(rest)
+    (scrip_id,) = _scrip_ids(web, queue_id)
+    (former,) = rt_setup.FORMER_SCRIP_DESCRIPTIONS
+    web.post(
+        "Admin/Scrips/Modify.html",
+        data={"id": str(scrip_id), "Description": former, "CustomCommitCode": "return 1;",
+              "Update": "1"},
+    )  # fmt: skip
+    assert _scrip_ids(web, queue_id) == []
+
+    report = apply.apply_setup(bare_rt.settings, QUEUE)
+
+    assert _changes(report) == [("scrip", QUEUE, "updated (description, code)")]
+    assert _scrip_ids(web, queue_id) == [scrip_id]  # the same scrip: never two of them
+    ticket_id = _new_ticket(rest, "Release after the rename")
+    assert _move(rest, bare_rt, ticket_id, "Unverified").json()["field"] == "RolloutProgress"
 
 
 # -- refusals ---------------------------------------------------------------------------

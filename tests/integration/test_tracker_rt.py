@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC, datetime
 
 import httpx2
 import pytest
@@ -13,6 +14,7 @@ from bridge import errors
 from bridge.rt_setup.sandbox import SandboxInfo
 from bridge.secrets import Secret
 from bridge.settings.model import TrackerSettings
+from bridge.tracker import history as history_module
 from bridge.tracker.client import TrackerClient
 from tests.support.hook_listener import HookListener, ReceivedHook
 
@@ -77,16 +79,21 @@ def test_rolloutprogress_change_posts_a_signed_hook(
     assert body == {
         "ticket_id": ticket_id,
         "transaction_id": body["transaction_id"],
+        "field": "RolloutProgress",
         "current": "Unverified",
         "previous": "Submitted",
         "emergency": False,
         "actor": "root",
+        "changed_at": body["changed_at"],
     }
     assert hook.headers["webhook-id"] == str(body["transaction_id"])
     history = manager_client.transactions_of(ticket_id)
     change = [t for t in history if int(t["id"]) == body["transaction_id"]]
     assert change and change[0]["Type"] == "CustomField"
     assert (change[0]["OldValue"], change[0]["NewValue"]) == ("Submitted", "Unverified")
+    assert datetime.fromtimestamp(body["changed_at"], UTC).replace(tzinfo=None) == (
+        history_module.parse_time(str(change[0]["Created"]))
+    )
 
 
 def test_hook_signature_fails_with_another_secret(

@@ -211,7 +211,12 @@ def test_a_release_walks_to_production(world: World) -> None:
     } <= set(steps)
 
     _walk(world, 1, S.IN_VERIFICATION, S.STAGE_ROLLOUT)
-    assert world.cc(1) == ("sw-rel-sr", "sw-rel-early-adopters")
+    # The early adopters (no teams configured: the global group) were Cc of the comment only.
+    assert [u.get("cc_groups") for u in world.rt.updates[-2:]] == [
+        ("sw-rel-sr", "sw-rel-early-adopters"),
+        ("sw-rel-sr",),
+    ]
+    assert world.cc(1) == ("sw-rel-sr",)
     assert world.store.slot_holders("UMD-5") == (1,)
     world.change(1, S.PRODUCTION)
     assert world.cc(1) == ("sw-rel-production",)

@@ -62,7 +62,8 @@ def test_a_release_walks_to_production_with_the_right_people_told(bridge: Bridge
     mark = bridge.mail_mark()
     bridge.move(ticket, "StageRollout")
     after = bridge.manager.get_ticket(ticket)
-    assert set(after.cc_groups()) == {"sw-rel-sr", "sw-rel-early-adopters"}
+    # No teams configured: the global early-adopters group is told, and does not watch on.
+    assert set(after.cc_groups()) == {"sw-rel-sr"}
     told = set().union(*(to for to, _ in bridge.mails_since(mark)))
     assert {PEOPLE["sw-rel-sr"], PEOPLE["sw-rel-early-adopters"]} <= told
     assert PEOPLE["sw-rel-qc"] not in told  # the Cc list was replaced, not appended to

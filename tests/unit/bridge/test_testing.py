@@ -9,6 +9,7 @@ import pytest
 from bridge import errors, records, testing
 from bridge.intake import refusals
 from bridge.store import events, queue, retry
+from bridge.tracker import history
 
 S = records.RolloutState
 POLICY = retry.RetryPolicy(base_delay=10, factor=1, jitter=0, max_attempts=2)
@@ -216,7 +217,7 @@ def test_a_reply_reopens_a_resolved_ticket_unless_it_sets_the_status(
 
 def test_history_is_read_by_transaction_id_per_queue(rt: testing.FakeTracker) -> None:
     rt.add_ticket(2, queue="other", fields={"RolloutProgress": "Submitted"})
-    field = rt.custom_field_id("RolloutProgress", "sw-rel")
+    field = history.Watched.one(rt.custom_field_id("RolloutProgress", "sw-rel"))
     first = rt.change_field(1, "RolloutProgress", "Unverified", actor="qc")
     rt.change_field(2, "RolloutProgress", "Unverified", actor="qc")
     second = rt.change_field(1, "RolloutProgress", "InVerification", actor="qc")
@@ -229,6 +230,30 @@ def test_history_is_read_by_transaction_id_per_queue(rt: testing.FakeTracker) ->
     assert rt.field_changes_since(field, first, queue="sw-rel") == changes[1:]
     kinds = [t["Type"] for t in rt.transactions_of(1)]
     assert kinds == ["Create", "CustomField", "CustomField"]
+
+
+def test_values_added_removed_and_status_changes_enter_the_history(
+    rt: testing.FakeTracker,
+) -> None:
+    ids = rt.custom_field_ids(["RolloutProgress", "EarlyAdopters"], "sw-rel")
+    rt.missing_fields.add("EmergencyRelease")
+    assert "EmergencyRelease" not in rt.custom_field_ids(["EmergencyRelease"], "sw-rel")
+    added = rt.add_value(1, "EarlyAdopters", "desy", actor="sr1")
+    rt.add_value(1, "EarlyAdopters", "infn", actor="sr1")
+    removed = rt.remove_value(1, "EarlyAdopters", "desy", actor="sr1")
+    resolved = rt.change_status(1, "resolved", actor="manager")
+    assert rt.get_ticket(1).custom_fields["EarlyAdopters"] == ("infn",)
+    assert rt.get_ticket(1).status == "resolved"
+    watched = history.Watched(custom_fields={ids["EarlyAdopters"]: "EarlyAdopters"}, status=True)
+    changes = rt.field_changes_since(watched, 0, queue="sw-rel")
+    assert [(c.transaction_id, c.field, c.old, c.new) for c in changes] == [
+        (added, "EarlyAdopters", "", "desy"),
+        (added + 1, "EarlyAdopters", "", "infn"),
+        (removed, "EarlyAdopters", "desy", ""),
+        (resolved, "Status", "new", "resolved"),
+    ]
+    only_fields = history.Watched(custom_fields={ids["EarlyAdopters"]: "EarlyAdopters"})
+    assert rt.newest_field_change(only_fields, queue="sw-rel") == removed
 
 
 def test_a_failure_can_be_injected_once(rt: testing.FakeTracker) -> None:

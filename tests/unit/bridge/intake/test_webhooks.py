@@ -240,6 +240,20 @@ def _request(**overrides: Any) -> records.ReleaseRequest:
     return records.ReleaseRequest(**values)
 
 
+CHANGED_AT = datetime(2025, 10, 9, 8, 53, 20)  # 1760000000 as naive UTC
+
+
+def _change(field: str, old: str, new: str, **more: Any) -> records.ReleaseRequest:
+    return records.ReleaseRequest.field_change(
+        ticket_id=42,
+        transaction_id=1234,
+        field=records.TrackedField.parse(field),
+        old_value=old,
+        new_value=new,
+        **more,
+    )
+
+
 ACCEPTED_CASES: list[Any] = [
     ("json", fixture("webhook_rolloutprogress_unverified.json"), JSON, _request()),
     ("form", fixture("webhook_rolloutprogress_unverified.form"), FORM, _request()),
@@ -307,6 +321,46 @@ ACCEPTED_CASES: list[Any] = [
         b'{"ticket_id": 42, "transaction_id": 1234, "current": "Unverified", "actor": "root"}',
         JSON,
         _request(emergency=False),
+    ),
+    (
+        "field-named-rolloutprogress",
+        b'{"ticket_id": 42, "transaction_id": 1234, "field": "RolloutProgress", "current": '
+        b'"Unverified", "actor": "root", "changed_at": 1760000000}',
+        JSON,
+        _request(changed_at=CHANGED_AT),
+    ),
+    (
+        "early-adopter-added",
+        fixture("webhook_earlyadopters_added.json"),
+        JSON,
+        _change("EarlyAdopters", "", "desy", actor="site1", changed_at=CHANGED_AT),
+    ),
+    (
+        "early-adopter-removed",
+        b'{"ticket_id": 42, "transaction_id": 1234, "field": "EarlyAdopters", "current": "",'
+        b' "previous": "desy", "actor": "sr1"}',
+        JSON,
+        _change("EarlyAdopters", "desy", "", actor="sr1"),
+    ),
+    (
+        "status-resolved",
+        fixture("webhook_status_resolved.json"),
+        JSON,
+        _change("Status", "open", "resolved", actor="manager1", changed_at=CHANGED_AT),
+    ),
+    (
+        "report-form-encoded",
+        b"ticket_id=42&transaction_id=1234&field=StageRollout+Report&current=https%3A%2F%2Fwiki"
+        b"%2Fr&actor=sr1&changed_at=1760000000",
+        FORM,
+        _change("StageRollout Report", "", "https://wiki/r", actor="sr1", changed_at=CHANGED_AT),
+    ),
+    (
+        "emergency-set",
+        b'{"ticket_id": 42, "transaction_id": 1234, "field": "EmergencyRelease", "current":'
+        b' "Yes", "previous": "No", "emergency": true, "actor": "manager1"}',
+        JSON,
+        _change("EmergencyRelease", "No", "Yes", actor="manager1", emergency=True),
     ),
 ]
 
@@ -600,6 +654,75 @@ REFUSED_CASES: list[Any] = [
         415,
         "Content-Type is missing; send application/json or application/x-www-form-urlencoded",
         None,
+    ),
+    (
+        "unknown-field",
+        b'{"ticket_id": 42, "transaction_id": 1234, "field": "Subject", "current": "x"}',
+        JSON,
+        422,
+        "field: unknown field 'Subject'; the bridge follows: RolloutProgress, EarlyAdopters, "
+        "StageRollout Report, EmergencyRelease, Status",
+        42,
+    ),
+    (
+        "field-not-a-string",
+        b'{"ticket_id": 42, "transaction_id": 1234, "field": 7, "current": "x"}',
+        JSON,
+        422,
+        "field: must be a field name (a string), got 7",
+        42,
+    ),
+    (
+        "field-value-missing",
+        b'{"ticket_id": 42, "transaction_id": 1234, "field": "EarlyAdopters"}',
+        JSON,
+        422,
+        "current: missing",
+        42,
+    ),
+    (
+        "field-value-not-text",
+        b'{"ticket_id": 42, "transaction_id": 1234, "field": "EarlyAdopters", "current": ["a"]}',
+        JSON,
+        422,
+        "current: must be a field value (a string), got ['a']",
+        42,
+    ),
+    (
+        "field-value-with-control-characters",
+        b'{"ticket_id": 42, "transaction_id": 1234, "field": "StageRollout Report",'
+        b' "current": "a\\u0000b"}',
+        JSON,
+        422,
+        "current: contains control characters",
+        42,
+    ),
+    (
+        "field-value-too-long",
+        b'{"ticket_id": 42, "transaction_id": 1234, "field": "StageRollout Report", "current": "'
+        + b"x" * 1001
+        + b'"}',
+        JSON,
+        422,
+        "current: longer than 1000 characters",
+        42,
+    ),
+    (
+        "field-value-unchanged",
+        b'{"ticket_id": 42, "transaction_id": 1234, "field": "EmergencyRelease", "current": "No",'
+        b' "previous": "No"}',
+        JSON,
+        422,
+        "current and previous are both 'No': EmergencyRelease did not change",
+        42,
+    ),
+    (
+        "changed-at-not-a-time",
+        b'{"ticket_id": 42, "transaction_id": 1234, "current": "Unverified", "changed_at": "now"}',
+        JSON,
+        422,
+        "changed_at: must be a Unix time in whole seconds, got 'now'",
+        42,
     ),
     (
         "json-in-latin1",

@@ -10,6 +10,7 @@ import pytest
 from bridge import errors, secrets
 from bridge.settings import load as settings_load
 from bridge.settings import model as settings_model
+from tests.support import paths
 
 
 def test_all_problems_are_reported_together() -> None:
@@ -218,3 +219,89 @@ def test_roles_map_to_rt_groups_and_keep_the_defaults_not_given() -> None:
         settings_load.load_settings({"ROLLOUT_ROLES": "q-c=x"}, require_tracker=False)
     with pytest.raises(errors.ConfigError, match="roles: qc = '' is not an RT group name"):
         settings_load.load_settings({"ROLLOUT_ROLES": "qc="}, require_tracker=False)
+
+
+def _teams(loaded: settings_model.Settings) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    return [(t.name, t.ngi, t.group, t.major_releases) for t in loaded.workflow.early_adopters]
+
+
+def test_early_adopter_teams_from_the_environment() -> None:
+    env = {
+        "ROLLOUT_MAJOR_RELEASES": "UMD-5,UMD-6",
+        "ROLLOUT_EARLY_ADOPTERS": "desy:NGI_DE:ea-desy:UMD-5+UMD-6, infn:NGI_IT::UMD-5",
+    }
+    loaded = settings_load.load_settings(env, require_tracker=False)
+    assert _teams(loaded) == [
+        ("desy", "NGI_DE", "ea-desy", ("UMD-5", "UMD-6")),
+        ("infn", "NGI_IT", "sw-rel-ea-infn", ("UMD-5",)),  # the group by default
+    ]
+    assert [t.name for t in loaded.workflow.early_adopters_of("UMD-6")] == ["desy"]
+    assert loaded.workflow.early_adopter("infn") is not None
+    assert loaded.workflow.early_adopter("cern") is None
+
+
+def test_early_adopter_teams_from_the_settings_file(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        '[[early_adopters]]\nname = "desy"\nngi = "NGI_DE"\ngroup = "ea-desy"\n'
+        'major_releases = ["UMD-5"]\n'
+        '[[early_adopters]]\nname = "infn"\nngi = "NGI_IT"\nmajor_releases = "UMD-5,UMD-6"\n'
+    )
+    loaded = settings_load.load_settings({}, config_file=config, require_tracker=False)
+    assert _teams(loaded) == [
+        ("desy", "NGI_DE", "ea-desy", ("UMD-5",)),
+        ("infn", "NGI_IT", "sw-rel-ea-infn", ("UMD-5", "UMD-6")),
+    ]
+
+
+def test_without_teams_the_global_group_stands_for_every_early_adopter() -> None:
+    loaded = settings_load.load_settings({}, require_tracker=False)
+    assert _teams(loaded) == [("early-adopters", "", "sw-rel-early-adopters", ())]
+    assert [t.name for t in loaded.workflow.early_adopters_of("ANY-1")] == ["early-adopters"]
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("desy:NGI_DE:UMD-5", "'desy:NGI_DE:UMD-5' is not NAME:NGI:GROUP:MAJOR+MAJOR"),
+        ("de sy:NGI_DE::UMD-5", "team 'de sy': the name must be 1-64 letters"),
+        ("desy:::UMD-5", "team 'desy': ngi must name the team's NGI"),
+        ("desy:NGI_DE::", "team 'desy': major_releases must name the major releases it adopts"),
+        ("desy:NGI_DE::UMD-9", "team 'desy': UMD-9 not among major_releases (UMD-5, UMD-6)"),
+        (
+            "desy:NGI_DE:g:UMD-5,desy:NGI_IT:h:UMD-5",
+            "the name desy is used by more than one team",
+        ),
+        ("desy:NGI_DE:g:UMD-5,infn:NGI_IT:g:UMD-5", "the group g is used by more than one team"),
+    ],
+)
+def test_bad_early_adopter_teams_are_named(value: str, problem: str) -> None:
+    env = {"ROLLOUT_MAJOR_RELEASES": "UMD-5,UMD-6", "ROLLOUT_EARLY_ADOPTERS": value}
+    with pytest.raises(errors.ConfigError) as caught:
+        settings_load.load_settings(env, require_tracker=False)
+    assert problem in str(caught.value)
+
+
+def test_a_team_table_with_an_unknown_key_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        '[[early_adopters]]\nname = "desy"\nngi = "NGI_DE"\nmajors = ["UMD-5"]\n'
+        "major_releases = []\n"
+    )
+    with pytest.raises(errors.ConfigError) as caught:
+        settings_load.load_settings({}, config_file=config, require_tracker=False)
+    assert "team 'desy': unknown key majors" in str(caught.value)
+    assert "team 'desy': major_releases must name" in str(caught.value)
+
+
+def test_the_documented_team_tables_load(tmp_path: Path) -> None:
+    doc = (paths.ROOT / "docs" / "configuration.md").read_text()
+    section = doc.split("## Early-adopter teams", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = tmp_path / "bridge.toml"
+    config.write_text(example)
+    loaded = settings_load.load_settings({}, config_file=config, require_tracker=False)
+    assert _teams(loaded) == [
+        ("desy", "NGI_DE", "sw-rel-ea-desy", ("UMD-5", "UMD-6")),
+        ("infn", "NGI_IT", "sw-rel-ea-infn", ("UMD-5",)),
+    ]

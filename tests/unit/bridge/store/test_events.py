@@ -12,7 +12,8 @@ from bridge.store import events
 STORED = {
     "hook_refused", "recovered_refused", "job_processed", "job_skipped_own_write", "job_retry",
     "job_failed", "job_dead", "job_requeued", "transition_done", "transition_blocked",
-    "transition_noop", "transition_failed", "transition_stale", "deferred_promoted", "rt_calls",
+    "transition_noop", "transition_failed", "transition_stale", "deferred_promoted",
+    "field_change_done", "rt_calls",
 }  # fmt: skip
 
 

@@ -59,8 +59,8 @@ def test_the_owner_of_a_state_comes_from_settings_or_the_definition_or_is_kept()
     assert people.owner(staged, S.IN_VERIFICATION) == "qc1"
     assert people.owner(staged, S.STAGE_ROLLOUT) is None  # the shipped definitions name none
     text = loader.template_text("staged").replace(
-        'cc = ["sw-rel-sr", "sw-rel-early-adopters"]',
-        'cc = ["sw-rel-sr", "sw-rel-early-adopters"]\nowner = "srlead"',
+        'cc = ["sw-rel-sr"]',
+        'cc = ["sw-rel-sr"]\nowner = "srlead"',
     )
     own = loader.parse(text, source="staged.toml with an owner")
     assert people.owner(own, S.STAGE_ROLLOUT) == "srlead"
