@@ -336,7 +336,7 @@ def _workflow_from(
         major_releases=registry.known,
         owners={k: v for k, v in owners.items() if k in _STATES},
         roles=roles,
-        early_adopters=_early_adopters(raw.get("early_adopters"), majors, problems),
+        early_adopters=_early_adopters(raw.get("early_adopters"), registry.known, problems),
     )
 
 
@@ -383,7 +383,7 @@ def _early_adopters(
             problems.append(
                 f"{where}: unknown key {', '.join(unknown)} (known: {', '.join(_TEAM_KEYS)})"
             )
-        if not _SAFE.match(name):
+        if not major_releases.SAFE_NAME.match(name):
             problems.append(
                 f"{where}: the name must be 1-64 letters, digits, '.', '_', '+' or '-' (it is a "
                 "value of the EarlyAdopters field)"

@@ -24,7 +24,8 @@ RELEASE_TYPES = ("Incremental", "NonIncremental")
 STAGE_TREES = ("unverified", "stagerollout")
 TABLE_KEYS = ("production_path", "flat", "workflow", "release_type")
 # One path component the bridge will create: no "..", no hidden names, no separators.
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+# A safe name for a major release or a team: it may become a path or an RT value.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 _SAFE_WORDS = "names of letters, digits, '.', '_', '+' and '-' (not first)"
 
 
@@ -145,7 +146,7 @@ def read(
 def _from_table(name: str, table: Any, templates: Sequence[str], problems: list[str]) -> _Entry:
     where = f"major_releases.{name}"
     found = _Entry(name=name)
-    if not _SAFE.match(name):
+    if not SAFE_NAME.match(name):
         problems.append(f"{where}: {name!r} is not a major release name ({_SAFE_WORDS})")
     if not isinstance(table, Mapping):
         problems.append(f"{where}: write a table with {', '.join(TABLE_KEYS)} (each optional)")
@@ -183,7 +184,7 @@ def _check_path(path: str, setting: str, problems: list[str]) -> str:
         why = "must be relative to repo_root, not absolute"
     elif any(p in ("..", ".") for p in parts):
         why = "must not contain '..' or '.'"
-    elif not all(_SAFE.match(p) for p in parts):
+    elif not all(SAFE_NAME.match(p) for p in parts):
         why = f"must be a relative path of {_SAFE_WORDS} below repo_root"
     elif parts[0] in STAGE_TREES:
         why = f"must not lie in {parts[0]}/ (the bridge's earlier stages are there)"
