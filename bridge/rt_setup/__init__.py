@@ -213,6 +213,14 @@ CUSTOM_FIELDS: tuple[CustomFieldSpec, ...] = (
         exact_values=True,
         editors=(SR, BRIDGE),
     ),
+    # Replied to the provider when a release is closed (docs/workflow.md): by those who may
+    # close it (the workflow's rows to Rejected, Ignored and NotPublished).
+    CustomFieldSpec(
+        name="Closing Reason",
+        kind="text",
+        description="Why the release is rejected, ignored or not published (told the provider)",
+        editors=(QC, SR, ADMIN),
+    ),
     CustomFieldSpec(
         name="RolloutHistory",
         kind="text",

@@ -67,6 +67,7 @@ def test_each_field_is_changed_by_exactly_its_roles() -> None:
         "QualityCriteria Verification Report": {"sw-rel-qc", admin},
         "StageRollout Report": {"sw-rel-sr", admin},
         "EarlyAdopters": {"sw-rel-sr", bridge, "sw-rel-early-adopters"},
+        "Closing Reason": {"sw-rel-qc", "sw-rel-sr", admin},
         "EmergencyRelease": {admin, bridge},
         "RepositoryURL": {bridge},
         "RolloutHistory": {bridge},
