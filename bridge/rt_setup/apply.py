@@ -3,9 +3,10 @@
 What REST2 can do (queue, custom fields and their values, groups) goes through REST2; what it
 cannot (scrip, rights, custom-field defaults) goes through RT's web admin pages
 (``web_admin.WebAdmin``). Every item is read first and only created or changed when it differs,
-so running it again changes nothing. This is an admin tool, so it makes its own requests instead of
-using ``bridge.tracker.client`` (whose operations are the daemon's), on the session and error
-mapping of ``bridge.tracker.http``.
+so running it again changes nothing; the one thing it takes away is a right an older version
+granted and this one retired (``GroupSpec.retired``). This is an admin tool, so it makes its
+own requests instead of using ``bridge.tracker.client`` (whose operations are the daemon's),
+on the session and error mapping of ``bridge.tracker.http``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import httpx2
 
 from bridge import errors, rt_setup
-from bridge.rt_setup import early_adopters, web_admin
+from bridge.rt_setup import early_adopters, web_admin, web_rights
 from bridge.settings import model as settings_model
 from bridge.tracker import http
 
@@ -112,7 +113,9 @@ def apply_setup(
     """Create or update the queue, fields, values, groups, rights, defaults and scrip.
 
     ``teams`` are the early-adopter teams of the settings: each gets its group (created if
-    missing), and the EarlyAdopters field offers exactly their names. Needs an RT
+    missing), the EarlyAdopters field offers exactly their names, and their members may change
+    it. Rights are those of ``rt_setup.grants``: missing ones are granted, and those an older
+    version granted and this one retired are revoked; no other right is touched. Needs an RT
     administrator. The web part needs a user and password (RT's web pages do not take auth
     tokens); with a token only, those items are reported as skipped.
     Raises ``TrackerError`` subclasses when RT cannot be reached or refuses the account.
@@ -121,6 +124,7 @@ def apply_setup(
     rest = _Rest(settings, transport)
     fields = early_adopters.custom_fields(teams)
     groups = early_adopters.groups(teams)
+    plan = rt_setup.grants(groups, fields)
     try:
         queue_id = _ensure_queue(rest, queue, report)
         cf_ids = _ensure_custom_fields(rest, queue, queue_id, fields, report)
@@ -146,7 +150,8 @@ def apply_setup(
     )
     try:
         admin.login()
-        _ensure_web_parts(admin, queue, queue_id, fields, groups, cf_ids, group_ids, report)
+        _ensure_rights(admin, plan, queue_id, cf_ids, group_ids, report)
+        _ensure_web_parts(admin, queue, queue_id, fields, cf_ids, report)
     finally:
         admin.close()
     return report
@@ -331,29 +336,49 @@ def _ensure_queue_watchers(
         report.add("queue watcher", what, CREATED)
 
 
+def _ensure_rights(
+    admin: web_admin.WebAdmin,
+    plan: Sequence[rt_setup.Grant],
+    queue_id: int,
+    cf_ids: Mapping[str, int],
+    group_ids: Mapping[str, int],
+    report: SetupReport,
+) -> None:
+    """Apply the grants object by object: one read of each rights page, one save of all of
+    its changes, one read back."""
+
+    def principal(grant: rt_setup.Grant) -> web_rights.Principal:
+        return grant.principal if grant.role else group_ids[grant.principal]
+
+    by_object: dict[web_rights.RightsObject, list[rt_setup.Grant]] = {}
+    for grant in plan:
+        if grant.target == rt_setup.QUEUE:
+            target = web_rights.RightsObject.queue(queue_id)
+        elif grant.target == rt_setup.SYSTEM:
+            target = web_rights.RightsObject.system()
+        else:
+            target = web_rights.RightsObject.custom_field(cf_ids[grant.field or ""])
+        by_object.setdefault(target, []).append(grant)
+    for target, grants in by_object.items():
+        changes = admin.ensure_rights(
+            target,
+            {principal(g): g.rights for g in grants},
+            {principal(g): g.retired for g in grants if g.retired},
+        )
+        for grant in grants:
+            change = changes[principal(grant)]
+            outcome = f"{UPDATED} ({change.describe()})" if change else UNCHANGED
+            report.add("rights", f"{grant.who} on {grant.where}", outcome)
+
+
 def _ensure_web_parts(
     admin: web_admin.WebAdmin,
     queue: str,
     queue_id: int,
     fields: Sequence[rt_setup.CustomFieldSpec],
-    groups: Sequence[rt_setup.GroupSpec],
     cf_ids: Mapping[str, int],
-    group_ids: Mapping[str, int],
     report: SetupReport,
 ) -> None:
-    for spec in groups:
-        granted = admin.ensure_queue_rights(
-            queue_id=queue_id, group_id=group_ids[spec.name], rights=spec.rights
-        )
-        if spec.system_rights:
-            granted += admin.ensure_system_rights(
-                group_id=group_ids[spec.name], rights=spec.system_rights
-            )
-        report.add(
-            "rights",
-            spec.name,
-            f"{UPDATED} (granted {', '.join(granted)})" if granted else UNCHANGED,
-        )
     for cf in fields:
         if cf.default is None:
             continue

@@ -1,5 +1,5 @@
 """The early adopters' part of the RT set-up, from the settings' teams: the ``EarlyAdopters``
-field's values (the team names, exactly) and a group per team.
+field's values (the team names, exactly) and editors (the teams' groups), and a group per team.
 
 Both ways of applying the set-up (``apply``, ``initialdata``) take the fields and groups from
 here. Data only: it reads no settings itself and talks to no RT.
@@ -16,20 +16,29 @@ from bridge.settings import model as settings_model
 FIELD = "EarlyAdopters"
 Teams = Sequence[settings_model.EarlyAdopterTeam]
 
-# A team's members see the release queue and its tickets, and add their team to (or remove it
-# from) EarlyAdopters. Granted on the queue, ModifyCustomField covers all its fields; the
-# bridge checks who adds which team (a member of it, or the staged-rollout team) and the roles
-# of whoever moves RolloutProgress.
-TEAM_RIGHTS = ("SeeQueue", "ShowTicket", "SeeCustomField", "ModifyCustomField")
+# A team's members see the release queue and its tickets (TEAM_RIGHTS, on the queue), and add
+# their team to (or remove it from) EarlyAdopters: ModifyCustomField on that field only (its
+# editors). RT's rights cannot tell one team's value from another's: the bridge checks who adds
+# which team (a member of it, or the staged-rollout team).
+TEAM_RIGHTS = ("SeeQueue", "ShowTicket", "SeeCustomField")
+# Before fields named their editors, teams had ModifyCustomField on the queue (every field).
+TEAM_RETIRED = ("ModifyCustomField",)
 
 
 def custom_fields(
     teams: Teams = settings_model.DEFAULT_EARLY_ADOPTERS,
 ) -> tuple[rt_setup.CustomFieldSpec, ...]:
-    """The product's custom fields, EarlyAdopters offering exactly the teams' names."""
+    """The product's custom fields, EarlyAdopters offering exactly the teams' names and
+    changed by the teams' groups besides its own editors."""
     names = tuple(t.name for t in teams)
     return tuple(
-        dataclasses.replace(cf, values=names) if cf.name == FIELD else cf
+        dataclasses.replace(
+            cf,
+            values=names,
+            editors=tuple(dict.fromkeys((*cf.editors, *(t.group for t in teams)))),
+        )
+        if cf.name == FIELD
+        else cf
         for cf in rt_setup.CUSTOM_FIELDS
     )
 
@@ -44,7 +53,8 @@ def groups(
     for spec in rt_setup.GROUPS:
         if spec.name in team_of:
             rights = tuple(dict.fromkeys((*spec.rights, *TEAM_RIGHTS)))
-            spec = dataclasses.replace(spec, rights=rights)
+            retired = tuple(dict.fromkeys((*spec.retired, *TEAM_RETIRED)))
+            spec = dataclasses.replace(spec, rights=rights, retired=retired)
         result.append(spec)
     known = {g.name for g in rt_setup.GROUPS}
     for team in teams:
@@ -57,6 +67,7 @@ def groups(
                 name=team.group,
                 description=f"Early-adopter team {team.name}{where}",
                 rights=TEAM_RIGHTS,
+                retired=TEAM_RETIRED,
             )
         )
     return tuple(result)

@@ -28,6 +28,26 @@ def _perl_str(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def _ace(grant: rt_setup.Grant, queue: str) -> str:
+    """One ``@ACL`` entry: a group's or role's rights on the queue, a field of it, or RT.
+
+    RT's loader takes ``CF`` with ``Queue`` as "the field applied to that queue", and a role
+    as ``GroupDomain`` (the queue's roles, or RT's global ones for a field) and ``GroupType``.
+    """
+    if grant.role:
+        domain = "'RT::System-Role'" if grant.target == rt_setup.FIELD else "'RT::Queue-Role'"
+        who = f"GroupDomain => {domain}, GroupType => {_perl_str(grant.principal)}"
+    else:
+        who = f"GroupDomain => 'UserDefined', GroupId => {_perl_str(grant.principal)}"
+    where = {
+        rt_setup.QUEUE: f", Queue => {queue}",
+        rt_setup.SYSTEM: "",
+        rt_setup.FIELD: f", CF => {_perl_str(grant.field or '')}, Queue => {queue}",
+    }[grant.target]
+    rights = ", ".join(_perl_str(r) for r in grant.rights)
+    return f"    {{ {who}{where},\n      Right => [{rights}] }},\n"
+
+
 def render(
     queue: str = "sw-rel",
     teams: early_adopters.Teams = settings_model.DEFAULT_EARLY_ADOPTERS,
@@ -68,17 +88,7 @@ def render(
         out.append("    },\n")
     out.append(");\n")
     out.append("@ACL = (\n")
-    for group in groups:
-        for right in group.rights:
-            out.append(
-                f"    {{ GroupId => {_perl_str(group.name)}, GroupDomain => 'UserDefined', "
-                f"Queue => {q}, Right => {_perl_str(right)} }},\n"
-            )
-        for right in group.system_rights:
-            out.append(
-                f"    {{ GroupId => {_perl_str(group.name)}, GroupDomain => 'UserDefined', "
-                f"Right => {_perl_str(right)} }},\n"
-            )
+    out += [_ace(grant, q) for grant in rt_setup.grants(groups, fields)]
     out.append(");\n")
     out.append(
         "@Scrips = (\n"

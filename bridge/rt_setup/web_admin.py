@@ -1,10 +1,9 @@
-"""RT's web admin pages, for the set-up that REST2 in RT 5.0 cannot do: group rights, queue
-default values of custom fields, and the scrips.
+"""RT's web admin pages, for the set-up that REST2 in RT 5.0 cannot do: rights (``web_rights``),
+queue default values of custom fields, and the scrips.
 
 Owns one idempotent ``ensure_*`` operation per item: read the admin page, change only what is
 missing or different, then load the page again and check that RT took the change. Form field
 names are those of RT 5.0's Mason pages:
-``Admin/Elements/EditRights`` (``CheckACL``, ``SetRights-<principal>-<class>-<id>``),
 ``Admin/Queues/DefaultValues.html`` (``Object-RT::Ticket--CustomField-<id>-Value(s)``),
 ``Admin/Scrips/Create.html``, ``Modify.html`` and ``Objects.html``.
 The session it runs on (login, cookie, Referer, RT's errors) is ``web_session``'s, the reading
@@ -18,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from bridge import errors
-from bridge.rt_setup import web_session
+from bridge.rt_setup import web_rights, web_session
 from bridge.rt_setup.html_forms import Form, form_data, parse_page, same_code
 
 logger = logging.getLogger(__name__)
@@ -35,99 +34,8 @@ _SCRIP_LINK = re.compile(r"/Admin/Scrips/Modify\.html\?id=(\d+)")
 _CF_INPUT = re.compile(r"^Object-RT::(?:Ticket|Transaction)--CustomField(?::\w+)?-(\d+)-(.+)$")
 
 
-class WebAdmin(web_session.WebSession):
+class WebAdmin(web_rights.RightsPages):
     """A logged-in session on RT's web admin pages, with idempotent set-up operations."""
-
-    # -- rights -----------------------------------------------------------------------
-    def ensure_queue_rights(
-        self, *, queue_id: int, group_id: int, rights: Sequence[str]
-    ) -> list[str]:
-        """Grant the rights the user-defined group lacks on the queue; return those granted.
-
-        Rights the group has already are kept (never revoked).
-        """
-        return self._ensure_rights(
-            "Admin/Queues/GroupRights.html",
-            {"id": str(queue_id)},
-            principal_id=group_id,
-            target=("RT::Queue", queue_id),
-            rights=rights,
-            where=f"queue #{queue_id}",
-        )
-
-    def ensure_system_rights(self, *, group_id: int, rights: Sequence[str]) -> list[str]:
-        """Grant the global (RT::System) rights the group lacks; return those granted."""
-        return self._ensure_rights(
-            "Admin/Global/GroupRights.html",
-            {},
-            principal_id=group_id,
-            target=("RT::System", 1),
-            rights=rights,
-            where="the whole RT (global rights)",
-        )
-
-    def _ensure_rights(
-        self,
-        path: str,
-        params: Mapping[str, str],
-        *,
-        principal_id: int,
-        target: tuple[str, int],
-        rights: Sequence[str],
-        where: str,
-    ) -> list[str]:
-        """Grant the missing ``rights`` to the group on one object, keeping the others.
-
-        A group's id is its principal id in RT. ``ProcessACLs`` sets the rights of each
-        principal-object pair named in ``CheckACL`` to exactly the ``SetRights-<pair>`` boxes
-        sent, so this sends every right the page shows checked plus the missing ones, and names
-        no other pair. As with a browser's save, a right RT no longer offers (no box on the page)
-        or one granted by someone else between the read and the save would be dropped; the
-        read-back reports the latter.
-        """
-        pair = f"{principal_id}-{target[0]}-{target[1]}"
-        box = f"SetRights-{pair}"
-        what = f"grant rights on {where}"
-        form = self._form("GET", path, "ModifyGroupRights", what, params=params)
-        current = set(form.values(box))
-        missing = [r for r in dict.fromkeys(rights) if r not in current]
-        if not missing:
-            return []
-        suffix = f"-{target[0]}-{target[1]}"
-        available = {
-            c.value
-            for c in form.controls
-            if c.name.startswith("SetRights-") and c.name.endswith(suffix)
-        }
-        unknown = [r for r in missing if r not in available]
-        if available and unknown:
-            raise errors.TrackerRejected(
-                f"RT offers no right named {', '.join(unknown)} on {where}", operation=what
-            )
-        data = form_data(
-            [
-                *params.items(),
-                ("CheckACL", pair),
-                *((box, r) for r in sorted(current | set(missing))),
-            ]
-        )
-        answer = self._page("POST", path, what, data=data)
-        now = set(self._form("GET", path, "ModifyGroupRights", what, params=params).values(box))
-        not_granted = [r for r in missing if r not in now]
-        lost = sorted(current - now)
-        if not_granted or lost:
-            problem = []
-            if not_granted:
-                problem.append(f"did not grant {', '.join(not_granted)}")
-            if lost:
-                problem.append(f"lost {', '.join(lost)}")
-            raise errors.TrackerRejected(
-                f"RT {' and '.join(problem)} for group #{principal_id} on {where}"
-                + web_session.rt_said(answer),
-                operation=what,
-            )
-        logger.info("granted %s to group #%s on %s", ", ".join(missing), principal_id, where)
-        return missing
 
     # -- default values ---------------------------------------------------------------
     def ensure_default_value(self, *, queue_id: int, custom_field_id: int, value: str) -> bool:

@@ -371,8 +371,11 @@ class TrackerClient(
     ) -> int:
         """File a ticket as a technology provider would; returns its id (1 round trip).
 
-        ``attachments`` are (filename, bytes, content type). Not used by the daemon itself:
-        it is here for the demo, the tests and provider tooling.
+        ``attachments`` are (filename, bytes, content type). ``requestors`` should name the
+        provider: REST2, unlike RT's web form, does not make the creator a requestor, and a
+        provider sees and answers only the tickets where they are one. RT drops a field the
+        creator may not set (or see) without an error: read the ticket back to be sure. Not
+        used by the daemon itself: it is here for the demo, the tests and provider tooling.
         """
 
         def send() -> int:

@@ -7,9 +7,8 @@ release.xml and publishes it. A missing field answered by mail, a field the tick
 refused line, a mail without release.xml, a stranger's mail and RT out of reach: each as the
 page says.
 
-Until the group ``sw-rel-providers`` and its rights are part of the product's RT set-up
-(issue 13, part 2), the module's set-up makes the group and grants it ``CreateTicket``,
-``ReplyToTicket`` and ``SeeQueue`` on the queue itself (keeping whatever it has already).
+The group ``sw-rel-providers`` and its rights come with the product's RT set-up (the shipped
+initialdata): ``CreateTicket`` and ``SeeQueue`` for the group, replies for the tickets' Requestor.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import httpx2
 import pytest
 
 from bridge.rt_setup.sandbox import SandboxInfo, free_port
-from bridge.rt_setup.web_admin import WebAdmin
 from tests.support import paths
 from tests.support.packages import ProviderTree, build_packages, layout_provider_tree
 from tests.support.workflow_harness import PROVIDER, Bridge, running_bridge
@@ -61,30 +59,14 @@ def bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bridge]:
 
 def _add_provider(info: SandboxInfo) -> None:
     """The provider (an RT user with PROVIDER's address) in sw-rel-providers, whose members
-    may file and answer tickets of the queue."""
+    may file tickets of the queue (and answer their own, as their Requestor)."""
     with httpx2.Client(auth=(info.root_user, info.root_password), timeout=20) as rt:
         rest = info.rest_url
         found = rt.post(rest + "groups", json=[{"field": "Name", "value": PROVIDERS}]).json()
-        if found["items"]:
-            group_id = int(found["items"][0]["id"])
-        else:
-            made = rt.post(rest + "group", json={"Name": PROVIDERS})
-            made.raise_for_status()
-            group_id = int(made.json()["id"])
+        group_id = int(found["items"][0]["id"])
         rt.post(rest + "user", json={"Name": "provider", "EmailAddress": PROVIDER})
         user_id = int(rt.get(rest + "user/provider").json()["id"])
         rt.put(rest + f"group/{group_id}/members", json=[user_id]).raise_for_status()
-        queue_id = int(rt.get(rest + "queue/sw-rel").json()["id"])
-    admin = WebAdmin(info.web_url, info.root_user, info.root_password, timeout=30)
-    try:
-        admin.login()
-        admin.ensure_queue_rights(
-            queue_id=queue_id,
-            group_id=group_id,
-            rights=["CreateTicket", "ReplyToTicket", "SeeQueue"],
-        )
-    finally:
-        admin.close()
 
 
 def _tree(bridge: Bridge, major: str, **release_xml: Any) -> tuple[ProviderTree, str]:

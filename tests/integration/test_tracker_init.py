@@ -159,6 +159,15 @@ def _checked_rights(web: httpx2.Client, path: str, pair: str, **params: Any) -> 
     return rights
 
 
+def _role_id(web: httpx2.Client, path: str, role: str, **params: Any) -> int:
+    """The principal id of ``role`` on an RT rights page: its tab under "Roles"."""
+    page = web.get(path, params=params).text
+    roles = page.split('<li class="category">Roles</li>', 1)[1].split('class="category"', 1)[0]
+    found = re.search(rf'href="#acl-(\d+)"[^>]*>\s*{re.escape(role)}\s*</a>', roles)
+    assert found is not None, f"no role {role} on {path}"
+    return int(found.group(1))
+
+
 def _scrip_ids(web: httpx2.Client, queue_id: int) -> list[int]:
     """The scrips called SCRIP_DESCRIPTION listed on the queue's scrip page."""
     page = web.get("Admin/Queues/Scrips.html", params={"id": queue_id}).text
@@ -227,8 +236,11 @@ def test_first_run_creates_everything(first_report: apply.SetupReport) -> None:
         assert outcomes[("custom field", cf.name)] == "created"
     for group in GROUPS:
         assert outcomes[("group", group.name)] == "created"
-        granted = ", ".join((*group.rights, *group.system_rights))
-        assert outcomes[("rights", group.name)] == f"updated (granted {granted})"
+    for grant in rt_setup.grants(GROUPS, FIELDS):
+        granted = ", ".join(grant.rights)
+        assert (
+            outcomes[("rights", f"{grant.who} on {grant.where}")] == f"updated (granted {granted})"
+        )
     for name, value in DEFAULTS.items():
         assert outcomes[("default", f"{name}={value}")] == "updated"
     assert outcomes[("scrip", QUEUE)] == "created"
@@ -257,18 +269,44 @@ def test_fields_with_their_values_are_applied_to_the_queue(
         assert found.get("Values", []) == list(cf.values), cf.name
 
 
-def test_groups_exist_with_their_rights(
+def test_groups_and_roles_have_exactly_their_rights(
     first_report: apply.SetupReport, rest: httpx2.Client, web: httpx2.Client
 ) -> None:
-    queue_id, groups = _queue_id(rest), _group_ids(rest)
-    for spec in GROUPS:
-        pair = f"{groups[spec.name]}-RT::Queue-{queue_id}"
-        queue_rights = _checked_rights(web, "Admin/Queues/GroupRights.html", pair, id=queue_id)
-        assert queue_rights == set(spec.rights), spec.name
-        system = _checked_rights(
-            web, "Admin/Global/GroupRights.html", f"{groups[spec.name]}-RT::System-1"
+    queue_id, groups, fields = _queue_id(rest), _group_ids(rest), _field_ids(rest)
+    seen = set()
+    for grant in rt_setup.grants(GROUPS, FIELDS):
+        path, params, obj = {
+            rt_setup.QUEUE: (
+                "Admin/Queues/GroupRights.html",
+                {"id": queue_id},
+                f"RT::Queue-{queue_id}",
+            ),
+            rt_setup.SYSTEM: ("Admin/Global/GroupRights.html", {}, "RT::System-1"),
+            rt_setup.FIELD: (
+                "Admin/CustomFields/GroupRights.html",
+                {"id": fields.get(grant.field or "", 0)},
+                f"RT::CustomField-{fields.get(grant.field or '', 0)}",
+            ),
+        }[grant.target]
+        who = (
+            _role_id(web, path, grant.principal, **params)
+            if grant.role
+            else groups[grant.principal]
         )
-        assert system == set(spec.system_rights), spec.name
+        assert _checked_rights(web, path, f"{who}-{obj}", **params) == set(grant.rights), (
+            f"{grant.who} on {grant.where}"
+        )
+        seen.add((who, obj))
+    # No other group has rights on a field or the queue (the system groups and roles of a
+    # bare RT have none there either).
+    for name, cf_id in fields.items():
+        page = web.get("Admin/CustomFields/GroupRights.html", params={"id": cf_id}).text
+        holders = set(
+            re.findall(rf'name="SetRights-(\d+)-RT::CustomField-{cf_id}"[^>]*\schecked\b', page)
+        )
+        assert {int(h) for h in holders} == {
+            w for w, o in seen if o == f"RT::CustomField-{cf_id}"
+        }, name
 
 
 def test_the_rights_work_for_a_member_of_a_group(
@@ -340,8 +378,50 @@ def test_a_revoked_right_is_granted_again_and_nothing_else_changes(
 
     report = apply.apply_setup(bare_rt.settings, QUEUE)
 
-    assert _changes(report) == [("rights", "sw-rel-qc", "updated (granted ShowTicket)")]
+    assert _changes(report) == [("rights", "sw-rel-qc on queue", "updated (granted ShowTicket)")]
     assert _checked_rights(web, "Admin/Queues/GroupRights.html", pair, id=queue_id) == before
+
+
+def test_an_older_set_up_loses_exactly_the_retired_grant(
+    first_report: apply.SetupReport, bare_rt: BareRT, rest: httpx2.Client, web: httpx2.Client
+) -> None:
+    """Up to issue 13 the worker groups, the bridge and the early-adopter team changed fields
+    through ModifyCustomField on the queue. Init takes exactly that away; what an operator
+    granted stays."""
+    queue_id, groups = _queue_id(rest), _group_ids(rest)
+    path = "Admin/Queues/GroupRights.html"
+    older = {"sw-rel-qc", "sw-rel-sr", "sw-rel-admin", "sw-rel-bridge", "sw-rel-early-adopters"}
+    operators = {"sw-rel-qc": "DeleteTicket", "sw-rel-production": "ModifyCustomField"}
+    before = {}
+    data: dict[str, list[str]] = {"id": [str(queue_id)], "CheckACL": []}
+    for name in older | set(operators):
+        pair = f"{groups[name]}-RT::Queue-{queue_id}"
+        before[name] = _checked_rights(web, path, pair, id=queue_id)
+        extra = {"ModifyCustomField"} if name in older else set()
+        extra |= {operators[name]} if name in operators else set()
+        data["CheckACL"].append(pair)
+        data[f"SetRights-{pair}"] = sorted(before[name] | extra)
+    web.post(path, data=data)
+    qc_pair = f"{groups['sw-rel-qc']}-RT::Queue-{queue_id}"
+    assert "ModifyCustomField" in _checked_rights(web, path, qc_pair, id=queue_id)
+
+    report = apply.apply_setup(bare_rt.settings, QUEUE)
+
+    assert sorted(_changes(report)) == sorted(
+        ("rights", f"{name} on queue", "updated (revoked ModifyCustomField)") for name in older
+    )
+    for name in older | set(operators):
+        now = _checked_rights(web, path, f"{groups[name]}-RT::Queue-{queue_id}", id=queue_id)
+        assert now == before[name] | ({operators[name]} if name in operators else set()), name
+    assert _changes(apply.apply_setup(bare_rt.settings, QUEUE)) == []
+
+    # Put the operator's grants back as they were, for the tests after this one.
+    data = {"id": [str(queue_id)], "CheckACL": []}
+    for name in operators:
+        pair = f"{groups[name]}-RT::Queue-{queue_id}"
+        data["CheckACL"].append(pair)
+        data[f"SetRights-{pair}"] = sorted(before[name])
+    web.post(path, data=data)
 
 
 def test_edited_scrip_code_is_put_back(
@@ -504,6 +584,13 @@ def test_early_adopter_teams_get_groups_and_exactly_their_names_as_values(
         pair = f"{group_id}-RT::Queue-{queue_id}"
         rights = _checked_rights(web, "Admin/Queues/GroupRights.html", pair, id=queue_id)
         assert rights == set(early_adopters.TEAM_RIGHTS)
+        # A team changes EarlyAdopters, and no other field.
+        assert _checked_rights(
+            web,
+            "Admin/CustomFields/GroupRights.html",
+            f"{group_id}-RT::CustomField-{cf_id}",
+            id=cf_id,
+        ) == {"ModifyCustomField"}
     again = apply.apply_setup(bare_rt.settings, QUEUE, teams=teams)
     assert _changes(again) == []
 

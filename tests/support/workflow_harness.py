@@ -1,6 +1,14 @@
 """A running bridge against a sandbox RT, for the workflow tests and the RT-calls benchmark:
 the product's scrip posts to the real receiver, the runner processes the queue with the
-workflow processor, and helpers read back what RT shows and the mail it sent."""
+workflow processor, and helpers read back what RT shows and the mail it sent.
+
+RT has real people in the product's groups, each with the password ``PASSWORD``: ``USERS``
+(qc1, sr1 and manager1 staff in QC, staged rollout and the release managers; provider1 and
+provider2 technology providers; outsider1 in no group) and the watchers of ``PEOPLE``.
+``Bridge.as_user`` is a tracker client logged in as one of them. ``root``, the account of
+``Bridge.manager``, is also made a member of sw-rel-qc, sw-rel-sr and sw-rel-admin: it
+stands for a person with every role, so tests that move releases as root pass the bridge's
+check of roles, while tests of that check act as the people above."""
 
 from __future__ import annotations
 
@@ -36,6 +44,20 @@ PEOPLE = {
     "sw-rel-admin": "manager1@example.org",
 }
 PROVIDER = "provider@example.org"
+PASSWORD = "rollout-test-pw-1"  # every test user's, on a loopback sandbox
+# name -> (groups, privileged): staff use RT's full interface, providers its self-service
+USERS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "qc1": (("sw-rel-qc",), True),
+    "sr1": (("sw-rel-sr",), True),
+    "manager1": (("sw-rel-admin",), True),
+    "provider1": (("sw-rel-providers",), False),
+    "provider2": (("sw-rel-providers",), False),
+    "outsider1": ((), False),
+}
+
+
+def email_of(user: str) -> str:
+    return f"{user}@example.org"
 
 
 @dataclass
@@ -50,6 +72,23 @@ class Bridge:
     rsync: RsyncDaemon
     provider_root: Path  # served by the rsync daemon as module "provider"
     _releases: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _clients: dict[str, TrackerClient] = field(default_factory=dict)
+
+    def as_user(self, name: str) -> TrackerClient:
+        """A tracker client logged in as ``name`` (password ``PASSWORD``), one per user,
+        closed with the bridge."""
+        if name not in self._clients:
+            self._clients[name] = TrackerClient(
+                settings_model.TrackerSettings(
+                    url=self.info.web_url, user=name, password=secrets.Secret(PASSWORD)
+                )
+            )
+        return self._clients[name]
+
+    def close_clients(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
 
     @property
     def repo_root(self) -> Path:
@@ -87,27 +126,34 @@ class Bridge:
         release_type: str = "Incremental",
         tree: tuple[ProviderTree, str] | None = None,
         release_xml: bytes | None = None,
+        as_user: str | None = None,
     ) -> int:
-        """File a release as a technology provider does: fields, release.xml attached."""
+        """File a release as a technology provider does: fields, release.xml attached.
+
+        By root for ``PROVIDER`` (who is its requestor), or ``as_user`` (a provider, its
+        requestor) with only the fields a provider may set (no EmergencyRelease).
+        """
         provider, url = tree or self.provider_tree(major, release_type=release_type)
-        ticket_id = self.manager.create_ticket(
+        fields = {"AssociatedMajorRelease": major, "ReleaseType": release_type, "Sync-URL": url}
+        if as_user is None:
+            fields["EmergencyRelease"] = "Yes" if emergency else "No"
+        else:
+            assert not emergency, "only release managers set EmergencyRelease"
+        ticket_id = (self.as_user(as_user) if as_user else self.manager).create_ticket(
             "sw-rel",
             f"Release for {major}",
             "Please publish.",
-            custom_fields={
-                "AssociatedMajorRelease": major,
-                "ReleaseType": release_type,
-                "Sync-URL": url,
-                "EmergencyRelease": "Yes" if emergency else "No",
-            },
-            requestors=[PROVIDER],
+            custom_fields=fields,
+            requestors=[email_of(as_user) if as_user else PROVIDER],
             attachments=[("release.xml", release_xml or provider.release_xml, "application/xml")],
         )
         return ticket_id
 
-    def move(self, ticket_id: int, state: str) -> None:
-        """A release manager sets RolloutProgress in RT; then the bridge catches up."""
-        self.manager.set_custom_fields(ticket_id, {"RolloutProgress": state})
+    def move(self, ticket_id: int, state: str, as_user: str | None = None) -> None:
+        """Someone sets RolloutProgress in RT (root, or ``as_user``); then the bridge catches
+        up. Raises the tracker's error when RT refuses the change."""
+        client = self.as_user(as_user) if as_user else self.manager
+        client.set_custom_fields(ticket_id, {"RolloutProgress": state})
         self.drain()
 
     def state(self, ticket_id: int) -> str | None:
@@ -155,27 +201,25 @@ class Bridge:
 
 
 def _add_people(info: SandboxInfo) -> None:
-    """One person per group; and root, who moves releases in most tests, plays every role."""
+    """The users of ``PEOPLE`` and ``USERS`` in their groups; and root, who moves releases in
+    most tests, plays every role (the demo's way)."""
     people.root_plays_every_role(info)
-    with httpx2.Client(auth=(info.root_user, info.root_password), timeout=20) as rt:
-        for group, email in PEOPLE.items():
-            user = rt.post(
-                f"{info.rest_url}user",
-                json={"Name": email.split("@")[0], "EmailAddress": email},
-            )
-            user.raise_for_status()
-            found = rt.post(
-                f"{info.rest_url}groups", json=[{"field": "Name", "value": group}]
-            ).json()
-            group_id = found["items"][0]["id"]
-            principal = rt.post(
-                f"{info.rest_url}users",
-                json=[{"field": "Name", "value": email.split("@")[0]}],
-                params={"fields": "id,Name"},
-            ).json()["items"][0]["id"]
-            rt.put(
-                f"{info.rest_url}group/{group_id}/members", json=[int(principal)]
-            ).raise_for_status()
+    with httpx2.Client(
+        base_url=info.rest_url, auth=(info.root_user, info.root_password), timeout=20
+    ) as rt:
+        found = rt.post("groups", json=[], params={"fields": "Name", "per_page": 100})
+        groups = {g["Name"]: g["id"] for g in found.json()["items"]}
+        members: dict[str, list[int]] = {}
+        staff = {email.split("@")[0]: ((group,), False) for group, email in PEOPLE.items()}
+        for name, (in_groups, privileged) in {**staff, **USERS}.items():
+            body: dict[str, Any] = {"Name": name, "EmailAddress": email_of(name)}
+            if name in USERS:
+                body |= {"Password": PASSWORD, "Privileged": int(privileged)}
+            rt.post("user", json=body).raise_for_status()
+            for group in in_groups:
+                members.setdefault(group, []).append(int(rt.get(f"user/{name}").json()["id"]))
+        for group, ids in members.items():
+            rt.put(f"group/{groups[group]}/members", json=ids).raise_for_status()
 
 
 @contextmanager
@@ -241,6 +285,7 @@ def running_bridge(
     try:
         yield bridge
     finally:
+        bridge.close_clients()
         _stop(manager, processor, server, thread, engine, box)
         rsync.stop()
 

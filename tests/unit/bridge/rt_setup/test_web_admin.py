@@ -11,6 +11,7 @@ import pytest
 
 from bridge import errors
 from bridge.rt_setup.web_admin import WebAdmin
+from bridge.rt_setup.web_rights import RightsObject
 
 ERROR_PAGE = """
 <title>RT Error</title>
@@ -40,7 +41,7 @@ def test_requests_carry_the_referer_and_server_errors_are_transient() -> None:
 
     admin = _admin(handler)
     with pytest.raises(errors.TrackerUnavailable) as caught:
-        admin.ensure_system_rights(group_id=5, rights=["SeeGroup"])
+        admin.ensure_rights(RightsObject.system(), {5: ["SeeGroup"]})
     admin.close()
     assert caught.value.transient
     assert seen[0].url == "https://rt.example.org/rt/Admin/Global/GroupRights.html"
@@ -66,7 +67,7 @@ def test_a_page_without_its_form_is_rejected_with_rts_words() -> None:
 
     admin = _admin(handler)
     with pytest.raises(errors.TrackerRejected, match="Couldn't load queue 99"):
-        admin.ensure_queue_rights(queue_id=99, group_id=5, rights=["SeeQueue"])
+        admin.ensure_rights(RightsObject.queue(99), {5: ["SeeQueue"]})
     admin.close()
 
 
