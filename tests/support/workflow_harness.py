@@ -12,6 +12,9 @@ check of roles, while tests of that check act as the people above."""
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import itertools
 import re
 import threading
@@ -192,6 +195,27 @@ class Bridge:
                 recipients |= set(re.findall(r"[\w.+-]+@[\w.-]+", match.group(1)))
             subject = re.search(r"^Subject: (.*)$", headers, re.MULTILINE)
             mails.append((recipients, subject.group(1) if subject else ""))
+        return mails
+
+    def mail_texts_since(self, mark: int) -> list[tuple[set[str], str]]:
+        """(recipients, plain-text body) of each mail RT wrote to its log after ``mark``,
+        decoded (RT sends bodies base64 or quoted-printable)."""
+        text = Path(self.info.mail_log).read_text(errors="replace")[mark:]
+        mails = []
+        for chunk in text.split("\n===\n")[1:]:
+            start = re.search(r"^[\w-]+: ", chunk, re.MULTILINE)
+            message = email.message_from_string(
+                chunk[start.start() :] if start else chunk, policy=email.policy.default
+            )
+            assert isinstance(message, email.message.EmailMessage)
+            recipients = set(
+                re.findall(
+                    r"[\w.+-]+@[\w.-]+",
+                    " ".join(str(message.get(h, "")) for h in ("To", "Cc", "Bcc")),
+                )
+            )
+            part = message.get_body(preferencelist=("plain",))
+            mails.append((recipients, str(part.get_content()) if part is not None else ""))
         return mails
 
     def mail_mark(self) -> int:
