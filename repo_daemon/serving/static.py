@@ -117,6 +117,9 @@ def serve_static(root: Path, host: str, port: int) -> None:
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default listen backlog is 5: a burst of mirrors and sites connecting at
+    # once would be refused by the kernel before a thread could take them.
+    request_queue_size = 1024
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks the host name up (getfqdn), which can hang on DNS.
@@ -194,7 +197,9 @@ class _TreeHandler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Type", policy.content_type(target.name))
             self.send_header("Content-Length", str(st.st_size))
             self.send_header("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))
-            self.send_header("ETag", f'"{int(st.st_mtime):x}-{st.st_size:x}"')
+            # The inode and the nanoseconds too: a publication swaps in new files, and two in
+            # the same second with same-sized files (.rollout-serial) must not look unchanged.
+            self.send_header("ETag", f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"')
             self._common(cache_path if cache_path is not None else path)
             self.end_headers()
             if body and st.st_size:

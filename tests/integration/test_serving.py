@@ -311,3 +311,25 @@ def test_serve_static_runs_until_a_signal(
     assert process.returncode == 0, err
     assert out.strip() == "stopped"
     assert f"GET /{AREA}/{RPM}" in err  # the access log
+
+
+def test_the_embedded_etag_changes_whenever_the_file_does(published: Published) -> None:
+    snapshot = (published.repo.root / AREA).resolve()
+    serial = snapshot / ".rollout-serial"
+    with serving.running(published.repo.root) as embedded:
+        first = fetch(embedded.port, f"/{AREA}/.rollout-serial").headers["etag"]
+        assert fetch(embedded.port, f"/{AREA}/.rollout-serial").headers["etag"] == first
+        # A new file of the same size and the very same mtime, swapped in as a publication
+        # does: mirrors revalidating with If-None-Match must see the change.
+        before = serial.stat()
+        fresh = snapshot / ".rollout-serial.new"
+        fresh.write_bytes(bytes(reversed(serial.read_bytes())))
+        os.utime(fresh, ns=(before.st_atime_ns, before.st_mtime_ns))
+        fresh.replace(serial)
+        second = fetch(embedded.port, f"/{AREA}/.rollout-serial").headers["etag"]
+    assert second != first
+
+
+def test_the_embedded_server_asks_the_kernel_for_a_backlog_of_1024(published: Published) -> None:
+    with serving.running(published.repo.root) as embedded:
+        assert embedded.httpd.request_queue_size >= 1024
