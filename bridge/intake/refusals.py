@@ -3,7 +3,9 @@ ends up as a comment on the ticket, in words.
 
 The receiver (and reconciliation) record a refused change as an event with ``needs_comment``;
 ``RefusalCommenter.run`` comments each reason on its ticket once, in words a person can act on,
-and marks the event commented. A ticket that does not exist is marked so it is never tried
+and marks the event commented. The same refusal again (a captured delivery replayed: same
+ticket, RT transaction and reason) is marked without a second comment. A ticket that does not
+exist is marked so it is never tried
 again; RT being unreachable leaves the event for the next run. It decides nothing else.
 """
 
@@ -65,6 +67,15 @@ class RefusalCommenter:
             extra = {"event_id": event_id, "ticket_id": ticket_id, "action": "comment_refusal"}
             if ticket_id is None:
                 self.queue.mark_commented(event_id, done=False)
+                continue
+            if self.queue.already_commented(event):
+                self.queue.mark_commented(event_id, done=False)
+                logger.info(
+                    "refusal %s repeats one already commented on ticket %s; not commented again",
+                    event_id,
+                    ticket_id,
+                    extra=extra,
+                )
                 continue
             try:
                 self.tracker.comment(ticket_id, comment_text(event))

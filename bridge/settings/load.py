@@ -172,6 +172,7 @@ def load_settings(
         retry_base_delay=_number("retry_base_delay", raw, 5.0, problems),
         retry_max_attempts=int(_number("retry_max_attempts", raw, 8, problems)),
         housekeeping_interval=_number("housekeeping_interval", raw, 6 * 3600.0, problems),
+        refusal_retention_days=_number("refusal_retention_days", raw, 30.0, problems),
         rt_bridge_user=str(raw["rt_bridge_user"]) if raw.get("rt_bridge_user") else None,
     )
     registry = _major_releases_from(raw, problems)

@@ -71,6 +71,8 @@ class DaemonSettings:
     retry_base_delay: float = 5.0
     retry_max_attempts: int = 8
     housekeeping_interval: float = 6 * 3600.0  # seconds between pool garbage collections
+    # Refused-hook records (settled ones) older than this are deleted by housekeeping.
+    refusal_retention_days: float = 30.0
     # The bridge's own RT account: changes it makes itself are not new work.
     rt_bridge_user: str | None = None
 

@@ -10,7 +10,7 @@ knows nothing of jobs' life cycle (``queue``) nor of what an event means to anyo
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -116,6 +116,56 @@ class EventLog:
         )
         with self.engine.begin() as conn:
             return [_event(r) for r in conn.execute(stmt).all()]
+
+    def already_commented(self, event: eventlog.Event) -> bool:
+        """Whether the same refusal (ticket, RT transaction and reason) was commented before:
+        a captured delivery replayed is told on its ticket once."""
+        ev = tables.events
+        same_txn = (
+            ev.c.transaction_id.is_(None)
+            if event.transaction_id is None
+            else ev.c.transaction_id == event.transaction_id
+        )
+        same_reason = (
+            ev.c.detail == event.detail if event.reason is None else ev.c.reason == event.reason
+        )
+        stmt = (
+            sa.select(ev.c.id)
+            .where(
+                ev.c.ticket_id == event.ticket_id,
+                same_txn,
+                same_reason,
+                ev.c.commented_at.is_not(None),
+                ev.c.id != event.id,
+            )
+            .limit(1)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def prune_refusals(self, *, older_than: timedelta, batch: int = 10_000) -> int:
+        """Delete refused-hook events older than ``older_than`` whose comment is settled (made,
+        or never to be made); returns how many. In batches, so a flood's rows never hold one
+        long lock. The retention of refusal records; nothing else is deleted."""
+        ev = tables.events
+        cutoff = self.clock() - older_than
+        kinds = (eventlog.EventKind.HOOK_REFUSED.value, eventlog.EventKind.RECOVERED_REFUSED.value)
+        settled = sa.or_(ev.c.needs_comment.is_(False), ev.c.commented_at.is_not(None))
+        removed = 0
+        while True:
+            chosen = (
+                sa.select(ev.c.id)
+                .where(ev.c.kind.in_(kinds), ev.c.at < cutoff, settled)
+                .order_by(ev.c.id)
+                .limit(batch)
+            )
+            with self.engine.begin() as conn:
+                ids = list(conn.execute(chosen).scalars())
+                if ids:
+                    conn.execute(ev.delete().where(ev.c.id.in_(ids)))
+            removed += len(ids)
+            if len(ids) < batch:
+                return removed
 
     def mark_commented(self, event_id: int, *, done: bool = True) -> None:
         """The event's comment was made (or, with ``done=False``, will never be: no ticket)."""

@@ -310,6 +310,40 @@ class InMemoryQueue:
             pending = [e for e in self._events if e.needs_comment and e.commented_at is None]
         return pending[:limit]
 
+    def already_commented(self, event: eventlog.Event) -> bool:
+        """Whether the same refusal (ticket, transaction, reason) was commented before."""
+        with self._lock:
+            return any(
+                e.id != event.id
+                and e.commented_at is not None
+                and e.ticket_id == event.ticket_id
+                and e.transaction_id == event.transaction_id
+                and (
+                    e.reason == event.reason
+                    if event.reason is not None
+                    else e.detail == event.detail
+                )
+                for e in self._events
+            )
+
+    def prune_refusals(self, *, older_than: timedelta, batch: int = 10_000) -> int:
+        """Delete settled refused-hook events older than ``older_than``; returns how many."""
+        kinds = (eventlog.EventKind.HOOK_REFUSED, eventlog.EventKind.RECOVERED_REFUSED)
+        cutoff = self.clock() - older_than
+        with self._lock:
+            keep = [
+                e
+                for e in self._events
+                if not (
+                    e.kind in kinds
+                    and e.at < cutoff
+                    and (not e.needs_comment or e.commented_at is not None)
+                )
+            ]
+            removed = len(self._events) - len(keep)
+            self._events[:] = keep
+        return removed
+
     def mark_commented(self, event_id: int, *, done: bool = True) -> None:
         """The event's comment was made (or, with ``done=False``, will never be)."""
         with self._lock:

@@ -67,14 +67,20 @@ class Parts:
     clients: list[TrackerClient] = field(default_factory=list)
 
     def daemon(self, *, blocking: bool) -> scheduler.Daemon:
-        """A scheduler with the daemon's jobs (and pool garbage collection, when there is a
-        repository)."""
+        """A scheduler with the daemon's jobs, the retention of refusal records, and pool
+        garbage collection when there is a repository."""
         daemon = scheduler.Daemon(
             self.settings.daemon,
             self.runner,
             reconcile=self.reconciler.run if self.reconciler is not None else None,
             comment_refusals=self.commenter.run,
             blocking=blocking,
+        )
+        retention = timedelta(days=self.settings.daemon.refusal_retention_days)
+        daemon.add_interval_job(
+            "prune_refusals",
+            lambda: self.queue.prune_refusals(older_than=retention),
+            self.settings.daemon.housekeeping_interval,
         )
         if self.repository is not None:
             daemon.add_interval_job(

@@ -80,7 +80,9 @@ def test_a_processor_passed_in_is_used_and_closed_without_garbage_collection(
     try:
         assert parts.processor is processor and parts.runner.processor is processor
         assert parts.repository is None
-        assert "collect_garbage" not in parts.daemon(blocking=False).job_ids()
+        job_ids = parts.daemon(blocking=False).job_ids()
+        assert "collect_garbage" not in job_ids
+        assert "prune_refusals" in job_ids  # the retention of refusal records, always
     finally:
         parts.close()
     assert processor.closed

@@ -290,3 +290,26 @@ def test_concurrent_claimers_do_every_job_once_and_in_order(make_queue: QueueFac
     assert len(set(seen)) == len(seen)  # nothing twice
     for ticket, transactions in done.items():
         assert transactions == sorted(transactions), f"ticket {ticket} ran out of order"
+
+
+def test_settled_refusals_past_their_retention_are_pruned_in_batches(
+    make_queue: QueueFactory,
+) -> None:
+    clock = FakeClock()
+    q = make_queue(clock=clock)
+
+    def refuse(**kw: object) -> int:
+        return q.record_event(events.EventKind.HOOK_REFUSED, detail="bad", **kw)  # type: ignore[arg-type]
+
+    old_unsigned = [refuse() for _ in range(5)]  # never to be commented: settled
+    old_commented = refuse(ticket_id=5, needs_comment=True)
+    q.mark_commented(old_commented)
+    old_pending = refuse(ticket_id=6, needs_comment=True)  # RT was down: kept until told
+    old_other = q.record_event(events.EventKind.JOB_PROCESSED, ticket_id=5, detail="done")
+    clock.advance(31 * 86400)
+    recent = refuse()
+    removed = q.prune_refusals(older_than=timedelta(days=30), batch=2)
+    assert removed == len(old_unsigned) + 1
+    left = {e.id for e in q.events(limit=100)}
+    assert left == {old_pending, old_other, recent}
+    assert q.prune_refusals(older_than=timedelta(days=30)) == 0

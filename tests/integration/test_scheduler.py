@@ -231,3 +231,23 @@ def test_refusals_wait_while_rt_is_down(jobs: queue.Queue) -> None:
     tracker.down = False
     assert commenter.run() == 2
     assert [t for t, _ in tracker.comments] == [5, 6]
+
+
+def test_the_same_refusal_again_is_not_commented_again(jobs: queue.Queue) -> None:
+    def refuse(reason: str, txn: int = 77) -> None:
+        jobs.record_event(
+            events.EventKind.HOOK_REFUSED, ticket_id=5, transaction_id=txn, needs_comment=True,
+            detail=f"HTTP 422: {reason}", http_status=422, reason=reason, caller="x",
+        )  # fmt: skip
+
+    for _ in range(5):
+        refuse("unknown RolloutProgress value 'Shipped'")
+    refuse("another reason")  # the same change refused for another reason: told
+    refuse("unknown RolloutProgress value 'Shipped'", txn=78)  # another change: told
+    tracker = FakeTracker()
+    commenter = refusals.RefusalCommenter(jobs, tracker)
+    assert commenter.run() == 3
+    refuse("unknown RolloutProgress value 'Shipped'")  # replayed later
+    assert commenter.run() == 0
+    assert jobs.pending_comments() == []
+    assert len(tracker.comments) == 3

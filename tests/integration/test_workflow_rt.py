@@ -19,6 +19,7 @@ import pytest
 from bridge.intake import refusals, webhooks
 from bridge.intake.receiver import require_secret
 from bridge.store import events
+from tests.support.daemon_helpers import wait_for
 from tests.support.workflow_harness import PEOPLE, PROVIDER, Bridge, running_bridge
 
 pytestmark = pytest.mark.rt
@@ -161,3 +162,41 @@ def test_a_refused_hook_that_names_a_ticket_is_explained_on_it(bridge: Bridge) -
     (comment,) = [c for c in bridge.comments(ticket) if "Shipped" in c]
     assert "unknown RolloutProgress value 'Shipped'" in comment
     assert refusals.RefusalCommenter(bridge.queue, bridge.processor._client()).run() == 0
+
+
+def test_a_refused_delivery_replayed_30_times_is_commented_once(bridge: Bridge) -> None:
+    ticket = bridge.file_release(f"TEST-{next(_majors)}")
+    txn = 998_000 + ticket
+    body = json.dumps(
+        {"ticket_id": ticket, "transaction_id": txn, "current": "Shipped",
+         "previous": "Submitted", "emergency": False, "actor": "root"}
+    ).encode()  # fmt: skip
+    headers = webhooks.signed_headers(
+        require_secret(bridge.settings), str(txn), int(time.time()), body
+    )
+    url = f"http://127.0.0.1:{bridge.settings.receiver.port}/hooks/rt"
+    commenter = refusals.RefusalCommenter(bridge.queue, bridge.processor._client())
+
+    def replay(times: int, recorded: int) -> None:
+        for _ in range(times):
+            answer = httpx2.post(
+                url, content=body, headers={**headers, "Content-Type": "application/json"},
+                timeout=20,
+            )  # fmt: skip
+            assert answer.status_code == 422
+        wait_for(
+            lambda: (
+                len(bridge.queue.events(kind=events.EventKind.HOOK_REFUSED, ticket_id=ticket))
+                >= recorded
+            ),
+            timeout=30,
+            what=f"{recorded} refusals recorded",
+        )
+
+    replay(20, 20)  # captured and replayed before the bridge commented
+    assert commenter.run() == 1
+    replay(10, 30)  # and after
+    assert commenter.run() == 0
+    assert bridge.queue.pending_comments() == []
+    shipped = [c for c in bridge.comments(ticket) if "Shipped" in c]
+    assert len(shipped) == 1, shipped

@@ -274,3 +274,17 @@ def test_groups_of_answers_from_memberships_and_unknown_users_are_not_found(
     with pytest.raises(errors.TrackerNotFound, match="no user 'ghost'"):
         rt.groups_of("ghost")
     assert rt.operations() == ["groups_of"] * 3
+
+
+def test_the_fake_queue_prunes_settled_refusals_like_the_real_one() -> None:
+    now = [datetime(2026, 12, 1)]
+    jobs = testing.InMemoryQueue(clock=lambda: now[0])
+    settled = jobs.record_event(events.EventKind.HOOK_REFUSED, detail="bad")
+    pending = jobs.record_event(
+        events.EventKind.HOOK_REFUSED, ticket_id=5, detail="x", needs_comment=True
+    )
+    now[0] += timedelta(days=31)
+    recent = jobs.record_event(events.EventKind.HOOK_REFUSED, detail="bad")
+    assert jobs.prune_refusals(older_than=timedelta(days=30)) == 1
+    assert {e.id for e in jobs.events(limit=10)} == {pending, recent}
+    assert settled not in {e.id for e in jobs.events(limit=10)}
