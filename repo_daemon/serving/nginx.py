@@ -92,6 +92,10 @@ server {{
     location ~ "^(/[^./][^/]*)+/\\.rollout-(manifest\\.json|serial)$" {{
 {headers(policy.NO_CACHE)}
         default_type text/plain;
+        # Always the whole (small) file: nginx's ETag and Last-Modified have one-second
+        # granularity, and a publication in the same second swaps in a same-sized serial.
+        etag off;
+        if_modified_since off;
     }}
     # Any other hidden path (.building-…, .<area>.swap-…, …).
     location ~ "/\\." {{
@@ -140,8 +144,11 @@ def render_nginx_conf(
 pid {work}/nginx.pid;
 error_log {work}/error.log warn;
 
+worker_rlimit_nofile 8192;
+
 events {{
-    worker_connections 256;
+    # Mirrors and sites fetch at once after a release: 1,000 concurrent downloads and more.
+    worker_connections 4096;
 }}
 
 http {{

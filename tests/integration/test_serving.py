@@ -111,12 +111,16 @@ class Answer:
     body: bytes
 
 
-def fetch(port: int, path: str, method: str = "GET") -> Answer:
+def fetch(
+    port: int, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> Answer:
     """One request, the path sent exactly as given (no client-side normalisation)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.putrequest(method, path, skip_accept_encoding=True)
         connection.putheader("Content-Length", "0")
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
         connection.endheaders()
         response = connection.getresponse()
         body = response.read()
@@ -234,6 +238,25 @@ def test_a_swap_is_seen_at_the_next_request(server: int, published: Published) -
     assert after.snapshot > before.snapshot
     new = fetch(server, f"/{AREA}/rpms/noarch/tool-1.1-1.noarch.rpm")
     assert (new.status, new.body) == (200, b"new")
+
+
+def test_a_serial_swapped_in_the_same_second_is_seen_by_a_revalidating_mirror(
+    server: int, published: Published
+) -> None:
+    snapshot = (published.repo.root / AREA).resolve()
+    serial = snapshot / ".rollout-serial"
+    first = fetch(server, f"/{AREA}/.rollout-serial")
+    # A same-sized serial with the very same mtime, swapped in as a publication does.
+    before = serial.stat()
+    fresh = snapshot / ".rollout-serial.new"
+    fresh.write_bytes(bytes(reversed(serial.read_bytes())))
+    os.utime(fresh, ns=(before.st_atime_ns, before.st_mtime_ns))
+    fresh.replace(serial)
+    conditions = {"If-Modified-Since": first.headers.get("last-modified", "")}
+    if "etag" in first.headers:
+        conditions["If-None-Match"] = first.headers["etag"]
+    again = fetch(server, f"/{AREA}/.rollout-serial", headers=conditions)
+    assert (again.status, again.body) == (200, serial.read_bytes())
 
 
 # --------------------------------------------------------------------------- nginx only
