@@ -1,5 +1,5 @@
 """``rollout repo``: serve the repository's trees, print the nginx and rsyncd configurations for
-them, and collect the pool's garbage.
+them, collect the pool's garbage, and make the bridge's own signing key.
 
 It only parses options and prints; serving and publishing are ``repo_daemon.serving`` and
 ``repo_daemon.publish``'s.
@@ -80,3 +80,49 @@ def repo_gc(ctx: click.Context) -> None:
         f"({report.pool_removed_bytes:,} bytes) and {report.stale_removed} leftovers; "
         f"kept {report.pool_kept} pool files"
     )
+
+
+@repo_group.command("init-key")
+@click.option(
+    "--uid",
+    default="Rollout bridge repository signing key",
+    show_default=True,
+    help="The new key's user id, e.g. 'Example repository <repo@example.org>'.",
+)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["rsa4096", "rsa3072", "ed25519"]),
+    default="rsa4096",
+    show_default=True,
+    help="rsa4096 works with every client; ed25519 with RHEL 8+ and Debian 10+.",
+)
+@click.pass_context
+def repo_init_key(ctx: click.Context, uid: str, algorithm: str) -> None:
+    """Make the bridge's own signing key, once, and print its fingerprint.
+
+    Without ROLLOUT_SIGNING_KEY the daemon signs the trees with this key, in ROLLOUT_GNUPGHOME
+    (default <data dir>/gnupg); it makes it on its first start when this was not run. Run
+    again, it prints the same key: the bridge never makes a second one (docs/clients.md).
+    """
+    from repo_daemon.metadata import keys
+
+    settings = root.load_settings(ctx, require_tracker=False)
+    repo = settings.repository
+    if repo.unsigned:
+        raise click.ClickException(
+            "signing_key is 'none' (unsigned trees): unset it to sign with the bridge's own key"
+        )
+    if repo.signing_key is not None:
+        click.echo(
+            f"the trees are signed with the configured key {repo.signing_key} "
+            f"(GnuPG home {repo.gnupghome or 'gpg default'}); no key to make"
+        )
+        return
+    own = keys.ensure_own_key(keys.own_home(settings), uid=uid, algorithm=algorithm)
+    said = f"made now ({algorithm})" if own.created else "made earlier, kept"
+    click.echo(f"fingerprint {own.fingerprint}\nGnuPG home  {own.home}\nkey         {said}")
+    if own.created:
+        click.echo(
+            "Back the home up, and publish the fingerprint where sites can check it "
+            "(docs/clients.md)."
+        )

@@ -12,6 +12,10 @@ DEBIAN_PACKAGES = {
     "dpkg-query": "dpkg",
     "dpkg-deb": "dpkg",
     "rpmbuild": "rpm",
+    "rpmsign": "rpm",
+    "gpg": "gnupg",
+    "dnf": "dnf",
+    "rpm": "rpm",
     "rsync": "rsync",
 }
 

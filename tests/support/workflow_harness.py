@@ -37,6 +37,7 @@ from repo_daemon.daemon import runner
 from repo_daemon.demo import people
 from repo_daemon.workflow import processor as workflow
 from tests.support.packages import ProviderTree, build_packages, layout_provider_tree
+from tests.support.repo_clients import import_public_key, provider_key, shared_key
 from tests.support.rsync_server import RsyncDaemon
 
 PEOPLE = {
@@ -113,7 +114,9 @@ class Bridge:
         n = next(self._releases)
         name = f"{major.lower()}-r{n}"
         root = self.provider_root / name
-        built = build_packages(self.provider_root / ".build" / name, count=1, prefix=name)
+        built = build_packages(
+            self.provider_root / ".build" / name, count=1, prefix=name, rpm_key=provider_key()
+        )
         url = self.rsync.url("provider", f"{name}/")
         tree = layout_provider_tree(
             root, built, short_name=name, sync_url=url, release_type=release_type,
@@ -257,7 +260,13 @@ def running_bridge(
 ) -> Iterator[Bridge]:
     """A sandbox RT whose scrip posts to a real receiver, and a runner with the workflow
     processor, all on loopback; stopped when the block ends. The repository's trees are in
-    ``root/repo``, announced at ``repo_url``, signed with ``signing_key`` when given."""
+    ``root/repo``, announced at ``repo_url``, signed with ``signing_key`` (in ``gnupghome``)
+    when given, else with the process's ``shared_key``. The providers' RPMs are signed with
+    ``provider_key``, published as a package key (imported into ``gnupghome``)."""
+    if signing_key is None:
+        signing_key, gnupghome = shared_key().fingerprint, shared_key().home
+    elif gnupghome is not None:
+        import_public_key(provider_key(), gnupghome)
     provider_root = root / "provider"
     provider_root.mkdir(parents=True, exist_ok=True)
     rsync = RsyncDaemon(root / "rsyncd", {"provider": provider_root})
@@ -275,7 +284,11 @@ def running_bridge(
         receiver=settings_model.ReceiverSettings(port=port, hook_secret=secrets.Secret(secret)),
         daemon=settings_model.DaemonSettings(rt_bridge_user="rollout-bridge", retry_max_attempts=2),
         repository=settings_model.RepositorySettings(
-            root=root / "repo", base_url=repo_url, signing_key=signing_key, gnupghome=gnupghome
+            root=root / "repo",
+            base_url=repo_url,
+            signing_key=signing_key,
+            gnupghome=gnupghome,
+            package_keys=(provider_key().fingerprint,),
         ),
         workflow=workflow_settings or settings_model.WorkflowSettings(),
     )
