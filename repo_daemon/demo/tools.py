@@ -14,6 +14,7 @@ DEBIAN_PACKAGES = {
     "rpmbuild": "rpm",
     "rpmsign": "rpm",
     "gpg": "gnupg",
+    "gpgconf": "gnupg",
     "dnf": "dnf",
     "rpm": "rpm",
     "rsync": "rsync",
