@@ -7,6 +7,8 @@ It only parses options and prints; serving and publishing are ``repo_daemon.serv
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from repo_daemon.cli import root
@@ -40,14 +42,47 @@ def repo_serve(ctx: click.Context, host: str, port: int) -> None:
 @repo_group.command("nginx-conf")
 @click.option("--listen", default="127.0.0.1:8751", show_default=True, help="nginx listen value.")
 @click.option("--server-name", default="_", show_default=True, help="nginx server_name.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Serve HTTPS on --listen with this certificate (PEM, full chain; with --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The certificate's private key (PEM; with --tls-cert).",
+)
+@click.option(
+    "--http-redirect",
+    "redirect_listen",
+    metavar="LISTEN",
+    help="Also listen on LISTEN with plain HTTP, only to redirect to HTTPS (e.g. 80).",
+)
 @click.pass_context
-def repo_nginx_conf(ctx: click.Context, listen: str, server_name: str) -> None:
-    """Print an nginx server block serving ROLLOUT_REPO_ROOT (see docs/serving.md)."""
+def repo_nginx_conf(
+    ctx: click.Context,
+    listen: str,
+    server_name: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    redirect_listen: str | None,
+) -> None:
+    """Print an nginx server block serving ROLLOUT_REPO_ROOT (see docs/serving.md), over HTTPS
+    when given a certificate and key."""
     from repo_daemon.serving import nginx
 
     settings = root.load_settings(ctx, require_tracker=False)
     trees = settings.repository.root.resolve()
-    click.echo(nginx.render_nginx(trees, listen=listen, server_name=server_name), nl=False)
+    try:
+        text = nginx.render_nginx(
+            trees, listen=listen, server_name=server_name,
+            tls_cert=tls_cert.absolute() if tls_cert else None,
+            tls_key=tls_key.absolute() if tls_key else None,
+            redirect_listen=redirect_listen,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(text, nl=False)
 
 
 @repo_group.command("rsyncd-conf")
