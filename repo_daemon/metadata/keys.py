@@ -3,8 +3,10 @@
 With ``signing_key`` set, that key signs (in ``gnupghome``, else gpg's default home). Without
 it, the bridge signs with a key of its own: made once, on the first start (or by ``rollout repo
 init-key``), in ``gnupghome`` (default ``<data dir>/gnupg``), its fingerprint recorded in
-``<home>/rollout-signing-key`` and logged; every later start reuses it. With ``signing_key =
-"none"`` trees are unsigned, and every start says so with a warning.
+``<home>/rollout-signing-key`` and logged; every later start reuses it. On a shared database
+(``database_url``: several daemons, maybe on several hosts) the daemon does not make it at
+start, since each host would make its own: ``rollout repo init-key`` makes it once. With
+``signing_key = "none"`` trees are unsigned, and every start says so with a warning.
 
 It never makes a second key behind the operator's back: when the recorded key is gone, or the
 home holds secret keys the bridge did not make, it refuses (``MetadataFailed``) and says what
@@ -67,7 +69,9 @@ def signer(
         return None
     key_id, home = repo.signing_key, repo.gnupghome
     if key_id is None:
-        own = ensure_own_key(own_home(settings), runner=runner)
+        # One machine (SQLite): made on the first start. A shared database: made by hand, once.
+        make = settings.database_url is None
+        own = ensure_own_key(own_home(settings), runner=runner, create=make)
         key_id, home = own.fingerprint, own.home
     else:
         logger.info(
@@ -91,11 +95,13 @@ def ensure_own_key(
     uid: str = DEFAULT_UID,
     algorithm: str = DEFAULT_ALGORITHM,
     runner: commands.CommandRunner | None = None,
+    create: bool = True,
 ) -> OwnKey:
     """The bridge's own key in ``home``: the recorded one, or a new one when the home has no
-    record and no secret key (the first start). Serialised between processes by a lock in the
-    home. Raises ``MetadataFailed`` when the recorded key is missing from the home, when the
-    home holds secret keys the bridge did not make, or when gpg fails."""
+    record and no secret key (the first start) and ``create`` allows it. Serialised between
+    processes by a lock in the home. Raises ``MetadataFailed`` when the recorded key is missing
+    from the home, when the home holds secret keys the bridge did not make, when there is no
+    key and ``create`` is false, or when gpg fails."""
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm {algorithm!r} is none of {', '.join(ALGORITHMS)}")
     run: commands.CommandRunner = runner or commands.SubprocessRunner(timeout=300)
@@ -120,6 +126,13 @@ def ensure_own_key(
                 extra={"action": "signing"},
             )
             return OwnKey(fingerprint=fingerprint, home=home, created=False)
+        if not create:
+            raise errors.MetadataFailed(
+                f"no signing key in {home}: with a shared database several daemons may start "
+                "at once, each on its own host, so none makes a key by itself. Run `rollout "
+                "repo init-key` once and give every daemon that GnuPG home (gnupghome), or "
+                "set signing_key (or signing_key = none for unsigned trees)"
+            )
         if secret:
             raise errors.MetadataFailed(
                 f"the GnuPG home {home} holds secret keys ({', '.join(sorted(secret))}) that the "

@@ -22,10 +22,13 @@ from tests.support import repo_clients
 FAST = "ed25519"  # the default rsa4096 takes seconds; the demo's test makes one
 
 
-def settings_for(data_dir: Path, **repository: object) -> settings_model.Settings:
+def settings_for(
+    data_dir: Path, *, database_url: str | None = None, **repository: object
+) -> settings_model.Settings:
     return settings_model.Settings(
         tracker=settings_model.TrackerSettings(url="http://rt/", token=secrets.Secret("t")),
         data_dir=data_dir,
+        database_url=secrets.Secret(database_url) if database_url else None,
         repository=settings_model.RepositorySettings(root=data_dir / "repo", **repository),  # type: ignore[arg-type]
     )
 
@@ -77,6 +80,20 @@ def test_the_daemon_makes_the_key_on_its_first_start_and_says_so(
     assert record.levelno == logging.WARNING
     assert f"made the bridge's signing key {signer.key_id}" in record.getMessage()
     assert "publish this fingerprint" in record.getMessage()
+
+
+def test_on_a_shared_database_the_key_is_made_once_by_hand(data_dir: Path) -> None:
+    """Several daemons on one PostgreSQL, each on its host, would each make a key of its own:
+    none makes one at start; ``rollout repo init-key`` does, once, and they use it."""
+    shared = settings_for(data_dir, database_url="postgresql://rollout@db.example.org/rollout")
+    with pytest.raises(metadata_errors.MetadataFailed, match="rollout repo init-key") as caught:
+        keys.signer(shared)
+    assert "several daemons" in str(caught.value)
+    assert secret_keys(data_dir / "gnupg") == set()
+
+    made = keys.ensure_own_key(keys.own_home(shared), algorithm=FAST)  # what init-key does
+    signer = keys.signer(shared)
+    assert signer is not None and signer.key_id == made.fingerprint
 
 
 def test_two_processes_starting_at_once_make_one_key(data_dir: Path) -> None:
