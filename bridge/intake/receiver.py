@@ -305,6 +305,8 @@ def _build(
         log_config=None,
         server_header=False,
         limit_concurrency=limits.max_connections,  # beyond it, 503 instead of queueing
+        # A reverse proxy in front (uncapped) says who the client is in X-Forwarded-For.
+        forwarded_allow_ips=["127.0.0.1", "::1", *limits.uncapped_clients],
         timeout_keep_alive=5,
         timeout_graceful_shutdown=30,
     )

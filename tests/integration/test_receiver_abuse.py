@@ -12,11 +12,14 @@ takes seconds (``LIMITS``).
 from __future__ import annotations
 
 import http.client
+import json
+import os
 import random
 import re
 import select
 import selectors
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,8 +28,13 @@ from typing import Any
 
 import pytest
 
+from bridge.rt_setup.sandbox import free_port
+from bridge.settings import model as settings_model
 from bridge.store import database
+from repo_daemon.serving import receiver_proxy
 from tests.integration.test_receiver_process import ReceiverProcess, signed_hook, stored_jobs
+from tests.support import https_server
+from tests.support.nginx_server import NginxServer, tools_missing
 
 ATTACKER = "127.0.0.2"
 HEADER_TIMEOUT = 2.0
@@ -355,3 +363,169 @@ def test_100_clients_hanging_up_mid_body_log_a_handful_of_lines(
     assert "Traceback" not in receiver.log()
     assert stored_jobs(receiver.db_url) == {}
     assert timed_hook(receiver.port, 1)[0] == 202
+
+
+# -- nginx in front (rollout receiver nginx-conf) -----------------------------------------------
+
+
+class ReceiverProxy(NginxServer):
+    """A real nginx configured by ``receiver_proxy.render_receiver_proxy_conf`` in front of the
+    receiver on ``upstream_port``, with the receiver's settings as the test runs it."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        upstream_port: int,
+        *,
+        per_client: int | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
+        super().__init__(workdir, workdir)
+        self.receiver = settings_model.ReceiverSettings(
+            port=upstream_port,
+            limits=settings_model.IntakeLimits(
+                header_timeout=HEADER_TIMEOUT, body_timeout=BODY_TIMEOUT
+            ),
+        )
+        self.per_client = per_client
+        self.tls = tls
+
+    def write_config(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        certificate, key = self.tls or (None, None)
+        self.conf_file.write_text(
+            receiver_proxy.render_receiver_proxy_conf(
+                self.receiver,
+                workdir=self.workdir,
+                listen=f"127.0.0.1:{self.port}",
+                per_client=self.per_client,
+                tls_certificate=certificate,
+                tls_key=key,
+                user="root" if os.geteuid() == 0 else None,
+            ),
+            encoding="utf-8",
+        )
+        return self.conf_file
+
+
+@pytest.fixture
+def proxied(sqlite_url: str, tmp_path: Path) -> Any:
+    """The receiver behind nginx: it lists the proxy's address (127.0.0.1) as uncapped."""
+    if tools_missing():
+        pytest.fail(f"install {' '.join(tools_missing())}")
+    behind = GuardedReceiver(
+        db_url=sqlite_url,
+        data_dir=tmp_path / "data",
+        extra={"ROLLOUT_RECEIVER_UNCAPPED_CLIENTS": "127.0.0.1"},
+    ).start()
+    proxy = ReceiverProxy(tmp_path / "nginx", behind.port, per_client=5)
+    proxy.start()
+    yield behind, proxy
+    proxy.stop()
+    assert behind.stop() == 0
+
+
+def test_through_nginx_signed_hooks_get_202_while_nginx_cuts_the_slow_clients(
+    proxied: tuple[GuardedReceiver, ReceiverProxy], capsys: pytest.CaptureFixture[str]
+) -> None:
+    behind, proxy = proxied
+    offset = len(behind.log())
+    assert timed_hook(proxy.port, 1)[0] == 202
+    assert len(stored_jobs(behind.db_url)) == 1
+
+    attack = Attack(proxy.port, max_seconds=30).start()
+    try:
+        deadline = time.monotonic() + 20
+        while attack.opened < 1300:
+            assert time.monotonic() < deadline, f"attack opened only {attack.opened}"
+            time.sleep(0.05)
+        answers = []
+        until = time.monotonic() + HEADER_TIMEOUT * 2
+        tid = 2
+        while time.monotonic() < until:
+            answers.append(timed_hook(proxy.port, tid))
+            tid += 1
+            time.sleep(0.1)
+    finally:
+        attack.stop()
+    idle, slow = attack.closed("idle"), attack.closed("slowloris")
+    with capsys.disabled():
+        print(
+            f"\nthrough nginx: {len(answers)} signed hooks during the attack, slowest "
+            f"{max(s for _, s in answers) * 1000:.0f} ms; nginx closed {len(idle)} idle and "
+            f"{len(slow)} slowloris connections (longest {max(idle + slow, default=0):.2f} s)"
+        )
+    assert {status for status, _ in answers} == {202}
+    assert max(seconds for _, seconds in answers) < 1.0
+    # nginx, not the receiver, cut them: each within its client_header_timeout.
+    assert len(idle) >= 1000 and len(slow) >= 300
+    assert max(idle + slow) < HEADER_TIMEOUT + 1.5
+    assert "bridge.intake.connections" not in behind.log()[offset:]
+
+
+def test_through_nginx_large_headers_bodies_and_crowds_stop_at_nginx(
+    proxied: tuple[GuardedReceiver, ReceiverProxy],
+) -> None:
+    behind, proxy = proxied
+    offset = len(behind.log())
+
+    def raw(request: bytes, source: str = ATTACKER) -> bytes:
+        sock = connect_from(source, proxy.port)
+        try:
+            sock.sendall(request)
+            return sock.recv(65536)
+        finally:
+            sock.close()
+
+    big = raw(b"POST /hooks/rt HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+    assert big.startswith(b"HTTP/1.1 400 ")  # Request Header Or Cookie Too Large
+    large = raw(b"POST /hooks/rt HTTP/1.1\r\nHost: x\r\ncontent-length: 70000\r\n\r\n")
+    assert large.startswith(b"HTTP/1.1 413 ")
+    assert raw(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 404 ")
+    assert raw(b"GET /hooks/rt HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 403 ")
+    assert raw(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").endswith(b'{"status":"ok"}')
+
+    # Five requests from one address waiting for their bodies: the sixth gets 429 at once.
+    body, headers = signed_hook(1, 10)
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    request = f"POST /hooks/rt HTTP/1.1\r\nHost: x\r\n{head}content-length: {len(body)}\r\n\r\n"
+    waiting = [connect_from(ATTACKER, proxy.port) for _ in range(5)]
+    try:
+        for sock in waiting:
+            sock.sendall(request.encode() + body[:10])
+        deadline = time.monotonic() + 10
+        while not (answer := raw(request.encode() + body[:10])).startswith(b"HTTP/1.1 429 "):
+            assert time.monotonic() < deadline, answer[:60]
+        # RT, from its own address, still gets in.
+        assert timed_hook(proxy.port, 11)[0] == 202
+        # The waiting bodies never come: nginx resets them after client_body_timeout
+        # (reset_timedout_connection: no answer to write, no lingering).
+        for sock in waiting:
+            sock.settimeout(BODY_TIMEOUT + 5)
+            with pytest.raises(ConnectionResetError):
+                sock.recv(65536)
+    finally:
+        for sock in waiting:
+            sock.close()
+    assert set(stored_jobs(behind.db_url)) == {11}
+    assert "bridge.intake.connections" not in behind.log()[offset:]
+
+
+def test_through_nginx_with_tls(sqlite_url: str, tmp_path: Path) -> None:
+    ca = https_server.make_ca(tmp_path / "ca")
+    certificate, key = https_server.make_server_cert(tmp_path / "ca", ca)
+    behind = GuardedReceiver(db_url=sqlite_url, data_dir=tmp_path / "data").start()
+    proxy = ReceiverProxy(tmp_path / "nginx", behind.port, tls=(certificate, key))
+    try:
+        proxy.start()
+        body, headers = signed_hook(1, 1)
+        context = ssl.create_default_context(cafile=str(ca.file))
+        conn = http.client.HTTPSConnection("127.0.0.1", proxy.port, timeout=10, context=context)
+        conn.request("POST", "/hooks/rt", body=body, headers=headers)
+        response = conn.getresponse()
+        assert (response.status, json.loads(response.read())["status"]) == (202, "queued")
+        conn.close()
+    finally:
+        proxy.stop()
+        assert behind.stop() == 0

@@ -76,7 +76,11 @@ def test_server_uses_httptools_and_uvloop_without_access_log() -> None:
 
 def test_server_takes_its_connection_limits_from_the_settings() -> None:
     limits = settings_model.IntakeLimits(
-        header_timeout=2, max_header_bytes=4096, max_connections=50, max_connections_per_client=5
+        header_timeout=2,
+        max_header_bytes=4096,
+        max_connections=50,
+        max_connections_per_client=5,
+        uncapped_clients=("192.0.2.0/24",),
     )
     configured = settings_model.Settings(
         tracker=settings_model.TrackerSettings(url="http://127.0.0.1:9/"),
@@ -84,6 +88,7 @@ def test_server_takes_its_connection_limits_from_the_settings() -> None:
     )
     server = receiver.build_server(configured, cast(queue.Queue, BrokenQueue()))
     assert server.config.limit_concurrency == 50
+    assert server.config.forwarded_allow_ips == ["127.0.0.1", "::1", "192.0.2.0/24"]
     protocol = cast(type[connections.GuardedHttpToolsProtocol], server.config.http)
     assert protocol.guard.limits == limits
 
