@@ -50,6 +50,23 @@ class TrackerSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IntakeLimits:
+    """How long a connection to the receiver may take, and how much of it one client may hold
+    (``ROLLOUT_RECEIVER_*``; enforced by ``bridge.intake.connections``)."""
+
+    # Seconds for a request's line and headers, from the connection (or the previous answer).
+    header_timeout: float = 5.0
+    # Seconds for a request's body, from the end of its headers.
+    body_timeout: float = 15.0
+    max_header_bytes: int = 16384  # request line and headers together
+    max_connections: int = 1000  # all clients together; beyond it, requests get 503
+    max_connections_per_client: int = 100  # per client address; 0: no cap
+    # Addresses or networks without the per-client cap (a reverse proxy in front).
+    uncapped_clients: tuple[str, ...] = ()
+    log_interval: float = 10.0  # seconds between two log lines of one kind of trouble
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReceiverSettings:
     """The HTTP receiver of RT's hooks."""
 
@@ -58,6 +75,7 @@ class ReceiverSettings:
     hook_secret: secrets.Secret | None = None
     hook_tolerance: float = 300.0  # seconds a signed hook stays acceptable (replay window)
     max_body_bytes: int = 65536
+    limits: IntakeLimits = field(default_factory=IntakeLimits)
 
 
 @dataclass(frozen=True, kw_only=True)
