@@ -3,7 +3,8 @@
 caching and visible hidden names.
 
 It never serves ``.pool/``, ``.locks/`` or ``.snapshots/`` directly, nor anything outside the
-root, and it writes nothing below the repository root. In production nginx serves the trees
+root, nor through a symlink other than an area's own, and it writes nothing below the
+repository root. In production nginx serves the trees
 (``repo_daemon.serving.nginx``).
 """
 
@@ -26,7 +27,7 @@ from types import FrameType, TracebackType
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
-from repo_daemon.publish import index
+from repo_daemon.publish import index, names
 from repo_daemon.serving import policy
 
 logger = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ logger = logging.getLogger(__name__)
 class StaticServer:
     """The trees below ``root`` over HTTP on ``host:port`` (0: a free port), with the rules of
     ``render_nginx``: GET and HEAD only; hidden paths 404 except an area's
-    ``.rollout-manifest.json`` and ``.rollout-serial``; symlinks followed, but never to
-    anything outside ``root`` nor into ``.pool/`` or ``.locks/``; ``..`` and ``%2e%2e``
+    ``.rollout-manifest.json`` and ``.rollout-serial``; an area's own symlink into one of its
+    snapshots followed, no other symlink; ``..`` and ``%2e%2e``
     cannot climb out; directory listings; ``index.html`` for a directory that has one.
 
     ``start()`` serves from a thread, ``serve_forever()`` from the caller's; ``close()``
@@ -271,9 +272,16 @@ for _method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
 
 def _resolve(root: Path, url_path: str) -> Path:
     """The file or directory that ``url_path`` names below ``root`` (resolved), or
-    ``_NotServed``: a hidden component (except the two an area shows), a NUL or backslash,
-    anything that resolves outside ``root`` or into its hidden directories other than a
-    complete snapshot."""
+    ``_NotServed``: a hidden component (except the two an area shows), a NUL or backslash, or
+    a path that goes through any symlink other than an area's own.
+
+    The only symlinks followed are the bridge's areas: the path resolves either to itself
+    (plain directories, no symlink on the way) or to ``.snapshots/<key>/<snapshot>/<rest>``
+    where ``<key>`` is the URL's first components joined by ``~`` (the area the symlink
+    is) and ``<rest>`` is exactly the rest of the URL (nothing inside the snapshot is a
+    link). A link planted in a snapshot, beside an area, or an area pointing at another
+    area's snapshot, out of the root, into ``.pool/`` or ``.locks/``: all refused. nginx
+    applies the same rule (``nginx.render_nginx``)."""
     try:
         parts = _parts(url_path)
     except UnicodeDecodeError as exc:
@@ -290,13 +298,16 @@ def _resolve(root: Path, url_path: str) -> Path:
     if not real.is_relative_to(root):
         raise _NotServed
     inside = real.relative_to(root).parts
-    hidden = [n for n, part in enumerate(inside) if part.startswith(".")]
-    allowed = {0} if inside[:1] == (policy.SNAPSHOTS,) else set()  # through an area's symlink
-    if inside and inside[-1] in policy.VISIBLE_HIDDEN:
-        allowed.add(len(inside) - 1)
-    if any(n not in allowed for n in hidden):
-        raise _NotServed  # .pool/, .locks/, .building-…, .deleting-…
-    return real
+    if inside == tuple(parts):
+        return real  # no symlink on the way
+    if (
+        len(inside) >= 3
+        and inside[0] == policy.SNAPSHOTS
+        and names.SNAPSHOT_NAME.fullmatch(inside[2])
+        and tuple(parts) == (*inside[1].split("~"), *inside[3:])
+    ):
+        return real  # through the area's own symlink into one of its complete snapshots
+    raise _NotServed
 
 
 def _parts(url_path: str) -> list[str]:
