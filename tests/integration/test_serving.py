@@ -3,7 +3,10 @@ the embedded server of ``rollout repo serve`` (``serving.serve_static``), each o
 loopback port, serving a repository built by the real ``publish.Repository`` with the mirror
 index as its metadata step. The same requests go to both: packages through the area URLs,
 metadata with its caching headers, the index, listings, and every way into the bridge's own
-state (``.pool/``, ``.locks/``, ``.snapshots/``, ``..``, ``%2e%2e``) refused."""
+state (``.pool/``, ``.locks/``, ``.snapshots/``, ``..``, ``%2e%2e``) refused; symlinks planted
+in and beside snapshots never followed (nor dereferenced by the rsync module); 1,000
+concurrent downloads of a 5 MiB package; slow, stalled and excess clients of the embedded
+server."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import contextlib
 import hashlib
 import http.client
 import os
+import select
 import shutil
 import signal
 import socket
@@ -30,7 +34,7 @@ from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
 from repo_daemon.serving import policy, rsyncd
 from repo_daemon.serving import static as serving
-from tests.support import paths
+from tests.support import paths, serving_load
 from tests.support.nginx_server import NginxServer, tools_missing
 from tests.support.release_factory import scratch_release
 
@@ -583,3 +587,131 @@ def test_the_rsync_module_never_sends_what_a_planted_symlink_points_at(
         copied = [p for p in dest.rglob("*") if p.is_file() and not p.is_symlink()]
         assert not any(p.read_bytes() in secrets[1:] for p in copied)
         assert not any(p.read_bytes().startswith(b"root:") for p in copied)
+
+
+# --------------------------------------------------------------------------- under load
+
+BIG = "rpms/noarch/big-1.0-1.noarch.rpm"
+BIG_SIZE = 5 * 1024 * 1024
+
+
+@pytest.fixture
+def big(tmp_path: Path) -> tuple[Path, str]:
+    """A repository whose production area holds one 5 MiB package; its root and SHA-256."""
+    data = os.urandom(BIG_SIZE)
+    repo = publish.Repository(RepositorySettings(root=tmp_path / "big"), metadata=index.write_index)
+    info = _release(tmp_path / "sb", "3.0.0", {BIG: data})
+    repo.publish_unverified(50, info, tmp_path / "sb")
+    repo.promote_to_production(50, info, "7", "Incremental")
+    return repo.root, hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("kind", ["embedded", "nginx"])
+def test_1000_concurrent_downloads_of_a_5_mib_package_all_complete(
+    tmp_path: Path, big: tuple[Path, str], kind: str
+) -> None:
+    """The embedded server runs as ``rollout repo serve`` in its own process, nginx with the
+    shipped standalone configuration; the client opens 1,000 connections, then all ask at
+    once and every body is checked."""
+    root, sha256 = big
+    with contextlib.ExitStack() as stack:
+        if kind == "nginx":
+            port = stack.enter_context(NginxServer(tmp_path / "nginx", root)).port
+        else:
+            port = stack.enter_context(serving_load.embedded_server(root, tmp_path))
+        result = serving_load.download_all(
+            "127.0.0.1", port, f"/{AREA}/{BIG}", count=1000, size=BIG_SIZE, sha256=sha256,
+            timeout=120,
+        )  # fmt: skip
+    assert result.failures == {}
+    assert result.peak_open == 1000
+    assert result.completed == 1000
+
+
+def _closed_within(connection: socket.socket, seconds: float, *, trickle: bytes = b"") -> float:
+    """Wait until the server closes ``connection`` (end of file), sending ``trickle`` one byte
+    at a time every 0.2 s meanwhile; how long it took. Fails after ``seconds``."""
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < seconds:
+        readable, _, _ = select.select([connection], [], [], 0.2)
+        if readable:
+            try:
+                if not connection.recv(65536):
+                    return time.monotonic() - started
+            except ConnectionResetError:
+                return time.monotonic() - started
+        elif sent < len(trickle):
+            connection.send(trickle[sent : sent + 1])
+            sent += 1
+    raise AssertionError(f"still open after {seconds} s")
+
+
+def test_the_embedded_server_closes_a_connection_that_sends_nothing(
+    published: Published,
+) -> None:
+    with serving.StaticServer(published.repo.root, header_timeout=1, idle_timeout=5) as server:
+        server.start()
+        with socket.create_connection(("127.0.0.1", server.port)) as idle:
+            assert 0.5 < _closed_within(idle, 10) < 5
+
+
+def test_the_embedded_server_closes_a_slowloris_at_the_header_deadline(
+    published: Published,
+) -> None:
+    """Headers sent a byte every 0.2 s never hit the 1 s idle timeout: the 2 s deadline for
+    the whole request head ends the connection."""
+    request = f"GET /{AREA}/{RPM} HTTP/1.1\r\nHost: x\r\nX-Padding: {'a' * 200}\r\n\r\n"
+    with serving.StaticServer(published.repo.root, header_timeout=2, idle_timeout=1) as server:
+        server.start()
+        with socket.create_connection(("127.0.0.1", server.port)) as slow:
+            assert 1.5 < _closed_within(slow, 10, trickle=request.encode()) < 5
+        # Meanwhile and afterwards, others are served.
+        answer = fetch(server.port, f"/{AREA}/{RPM}")
+        assert (answer.status, answer.body) == (200, published.files[RPM])
+
+
+def test_the_embedded_server_drops_a_reader_that_stalls(
+    tmp_path: Path, big: tuple[Path, str]
+) -> None:
+    root, _ = big
+    with serving.StaticServer(root, header_timeout=5, idle_timeout=1) as server:
+        server.start()
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with stalled:
+            stalled.connect(("127.0.0.1", server.port))
+            stalled.sendall(f"GET /{AREA}/{BIG} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            deadline = time.monotonic() + 15
+            while server.connections == 0:  # the request reached its thread
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            while server.connections:  # ... which gives up on the stalled reader
+                assert time.monotonic() < deadline, "the stalled download still holds a thread"
+                time.sleep(0.05)
+            received = 0
+            stalled.settimeout(10)
+            while chunk := stalled.recv(1 << 20):
+                received += len(chunk)
+            assert received < BIG_SIZE
+
+
+def test_the_embedded_server_answers_503_over_its_connection_cap(published: Published) -> None:
+    with serving.StaticServer(published.repo.root, max_connections=2, header_timeout=30) as server:
+        server.start()
+        holders = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+        try:
+            deadline = time.monotonic() + 10
+            while server.connections < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert fetch(server.port, f"/{AREA}/{RPM}").status == 503
+        finally:
+            for holder in holders:
+                holder.close()
+        deadline = time.monotonic() + 10
+        while server.connections:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        answer = fetch(server.port, f"/{AREA}/{RPM}")
+        assert (answer.status, answer.body) == (200, published.files[RPM])
