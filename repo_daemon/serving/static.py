@@ -4,8 +4,7 @@ caching and visible hidden names.
 
 It never serves ``.pool/``, ``.locks/`` or ``.snapshots/`` directly, nor anything outside the
 root, nor through a symlink other than an area's own, and it writes nothing below the
-repository root. In production nginx serves the trees
-(``repo_daemon.serving.nginx``).
+repository root. In production nginx serves the trees (``repo_daemon.serving.nginx``).
 """
 
 from __future__ import annotations
@@ -54,8 +53,8 @@ class StaticServer:
     """The trees below ``root`` over HTTP on ``host:port`` (0: a free port), with the rules of
     ``render_nginx``: GET and HEAD only; hidden paths 404 except an area's
     ``.rollout-manifest.json`` and ``.rollout-serial``; an area's own symlink into one of its
-    snapshots followed, no other symlink; ``..`` and ``%2e%2e``
-    cannot climb out; directory listings; ``index.html`` for a directory that has one.
+    snapshots followed, no other symlink; ``..`` and ``%2e%2e`` cannot climb out; directory
+    listings; ``index.html`` for a directory that has one.
 
     One thread per connection, at most ``max_connections`` at once (one more is answered 503
     and closed). A connection must send a request's line and headers within
