@@ -203,5 +203,8 @@ def test_the_refusal_docs_sync_md_shows_is_the_real_one() -> None:
     )
     with pytest.raises(sync_errors.SyncUrlRefused) as caught:
         _check("rsync://10.1.2.3:8873/rel/", hosts)
-    # the workflow's comment_failure says "Processing failed: {error}."
-    assert shown == f"Processing failed: {caught.value}."
+    # as the workflow's failure comment words it (tests/integration/test_sync_allowlist_rt.py)
+    assert shown == (
+        f"Processing failed: Submitted → Unverified failed: {caught.value}. Fix the cause, then "
+        "set RolloutProgress to Unverified to retry, or to Rejected."
+    )
