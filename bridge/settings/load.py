@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bridge import errors, secrets
-from bridge.settings import major_releases, model
+from bridge.settings import major_releases, model, sync_hosts
 
 logger = logging.getLogger(__name__)
 
@@ -279,6 +279,7 @@ def _repository_from(
         sftp_allow_unknown_hosts=_flag(raw.get("sftp_allow_unknown_hosts")),
         https_ca_file=_path("https_ca_file", raw, problems),
         sync_allow_http=_flag(raw.get("sync_allow_http")),
+        sync_hosts=sync_hosts.read(raw.get("sync_hosts"), problems),
         signing_key=_signing_key(raw.get("signing_key"), "signing_key", problems),
         gnupghome=Path(str(raw["gnupghome"])) if raw.get("gnupghome") else None,
         signing_passphrase_file=_path("signing_passphrase_file", raw, problems),
