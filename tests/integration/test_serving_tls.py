@@ -96,7 +96,8 @@ def server(
     base = tmp_path_factory.mktemp("served")
     (base / "repo").mkdir()
     with TlsNginx(base / "nginx", base / "repo", *certificate) as running:
-        snapshot = base / "snapshot"
+        # Laid out as publication does: the area a symlink into one of its own snapshots.
+        snapshot = base / "repo/.snapshots/production~7/000001-20261205T120000Z"
         (snapshot / "rpms").mkdir(parents=True)
         (snapshot / "debs").mkdir()
         provider = repo_clients.provider_key()
@@ -112,7 +113,7 @@ def server(
             snapshot, REPOSITORIES, signer=signer, base_url=running.url, area_path=AREA
         )
         (base / "repo" / "production").mkdir()
-        (base / "repo" / AREA).symlink_to(snapshot)
+        (base / "repo" / AREA).symlink_to(Path("..") / snapshot.relative_to(base / "repo"))
         yield running
 
 

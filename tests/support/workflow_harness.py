@@ -257,12 +257,14 @@ def running_bridge(
     signing_key: str | None = None,
     gnupghome: Path | None = None,
     workflow_settings: settings_model.WorkflowSettings | None = None,
+    sync_hosts: tuple[settings_model.SyncHost, ...] = (settings_model.SyncHost(host="127.0.0.1"),),
 ) -> Iterator[Bridge]:
     """A sandbox RT whose scrip posts to a real receiver, and a runner with the workflow
     processor, all on loopback; stopped when the block ends. The repository's trees are in
     ``root/repo``, announced at ``repo_url``, signed with ``signing_key`` (in ``gnupghome``)
     when given, else with the process's ``shared_key``. The providers' RPMs are signed with
-    ``provider_key``, published as a package key (imported into ``gnupghome``)."""
+    ``provider_key``, published as a package key (imported into ``gnupghome``). Syncs may
+    reach only ``sync_hosts`` (the provider's rsync daemon is on 127.0.0.1)."""
     if signing_key is None:
         signing_key, gnupghome = shared_key().fingerprint, shared_key().home
     elif gnupghome is not None:
@@ -288,6 +290,7 @@ def running_bridge(
             base_url=repo_url,
             signing_key=signing_key,
             gnupghome=gnupghome,
+            sync_hosts=sync_hosts,
             package_keys=(provider_key().fingerprint,),
         ),
         workflow=workflow_settings or settings_model.WorkflowSettings(),
