@@ -1,5 +1,6 @@
-"""``rollout repo``: serve the repository's trees, print the nginx and rsyncd configurations for
-them, and collect the pool's garbage.
+"""``rollout repo``: serve the repository's trees, answer nginx's access check for the
+protected areas, print the nginx and rsyncd configurations for them, and collect the pool's
+garbage.
 
 It only parses options and prints; serving and publishing are ``repo_daemon.serving`` and
 ``repo_daemon.publish``'s.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from bridge.settings import model as settings_model
 from repo_daemon.cli import root
 
 
@@ -28,26 +30,85 @@ def repo_serve(ctx: click.Context, host: str, port: int) -> None:
     docs/serving.md). Never serves outside the root or the repository's bookkeeping
     (.pool, .locks, .snapshots). Runs until SIGTERM or Ctrl-C.
     """
+    from repo_daemon.serving import access_parts
     from repo_daemon.serving import static as serving
 
     settings = root.load_settings(ctx, require_tracker=False)
     trees = settings.repository.root
     trees.mkdir(parents=True, exist_ok=True)
+    parts = access_parts.build_guard(settings, with_tracker=_tracker_configured(settings))
+    if parts.guard.policy.protected_kinds and parts.checker is None:
+        click.echo(
+            "no RT configured (ROLLOUT_RT_URL and credentials): "
+            f"{', '.join(parts.guard.policy.protected_kinds)} areas are served to nobody",
+            err=True,
+        )
     click.echo(f"serving {trees.resolve()} at http://{host}:{port}/", err=True)
-    serving.serve_static(trees.resolve(), host, port)
+    try:
+        serving.serve_static(trees.resolve(), host, port, guard=parts.guard)
+    finally:
+        parts.close()
+
+
+@repo_group.command("access-check")
+@click.option("--host", default=None, help="Address to listen on [ROLLOUT_ACCESS_CHECK_HOST].")
+@click.option("--port", default=None, type=int, help="Port [ROLLOUT_ACCESS_CHECK_PORT, 8752].")
+@click.pass_context
+def repo_access_check(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Answer nginx's auth_request for the protected areas (unverified, stagerollout): who
+    may read which area, checked against RT logins and groups (see docs/access.md). Runs
+    until SIGTERM or Ctrl-C.
+    """
+    from repo_daemon.serving import access_parts
+    from repo_daemon.web import access_check
+
+    settings = root.load_settings(ctx, access_check_host=host, access_check_port=port)
+    parts = access_parts.build_guard(settings)
+    where = f"{settings.access.check_host}:{settings.access.check_port}"
+    click.echo(f"access check on http://{where}/access-check", err=True)
+    try:
+        access_check.serve(parts, settings.access.check_host, settings.access.check_port)
+    finally:
+        parts.close()
+
+
+def _tracker_configured(settings: settings_model.Settings) -> bool:
+    tracker = settings.tracker
+    return bool(tracker.url) and (
+        tracker.token is not None or (tracker.user is not None and tracker.password is not None)
+    )
 
 
 @repo_group.command("nginx-conf")
 @click.option("--listen", default="127.0.0.1:8751", show_default=True, help="nginx listen value.")
 @click.option("--server-name", default="_", show_default=True, help="nginx server_name.")
+@click.option(
+    "--access-check",
+    default=None,
+    help="HOST:PORT of `rollout repo access-check` [ROLLOUT_ACCESS_CHECK_HOST:…_PORT].",
+)
 @click.pass_context
-def repo_nginx_conf(ctx: click.Context, listen: str, server_name: str) -> None:
-    """Print an nginx server block serving ROLLOUT_REPO_ROOT (see docs/serving.md)."""
-    from repo_daemon.serving import nginx
+def repo_nginx_conf(
+    ctx: click.Context, listen: str, server_name: str, access_check: str | None
+) -> None:
+    """Print an nginx server block serving ROLLOUT_REPO_ROOT (see docs/serving.md); the
+    protected areas ask the access check first (docs/access.md)."""
+    from repo_daemon.serving import access, nginx
 
     settings = root.load_settings(ctx, require_tracker=False)
     trees = settings.repository.root.resolve()
-    click.echo(nginx.render_nginx(trees, listen=listen, server_name=server_name), nl=False)
+    check = access_check or f"{settings.access.check_host}:{settings.access.check_port}"
+    protected = access.AccessPolicy.from_settings(settings).protected_kinds
+    click.echo(
+        nginx.render_nginx(
+            trees,
+            listen=listen,
+            server_name=server_name,
+            access_check=check,
+            protected=protected,
+        ),
+        nl=False,
+    )
 
 
 @repo_group.command("rsyncd-conf")

@@ -8,6 +8,7 @@ and caching, is ``policy``'s; this module only says it in nginx's words.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from repo_daemon.serving import policy
@@ -15,6 +16,12 @@ from repo_daemon.serving import policy
 logger = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:8751"
+# Where ``rollout repo access-check`` listens, and the kinds of area it guards by default
+# (``AccessSettings``; docs/access.md).
+DEFAULT_ACCESS_CHECK = "127.0.0.1:8752"
+DEFAULT_PROTECTED = ("unverified", "stagerollout")
+_KINDS = ("unverified", "stagerollout", "production")
+_CHECK = "/.rollout-access"  # nginx's internal locations of the check (a hidden path: no area)
 
 
 def render_nginx(
@@ -22,6 +29,8 @@ def render_nginx(
     *,
     listen: str = DEFAULT_LISTEN,
     server_name: str = "_",
+    access_check: str = DEFAULT_ACCESS_CHECK,
+    protected: Sequence[str] = DEFAULT_PROTECTED,
 ) -> str:
     """An nginx ``server { … }`` block serving the trees below ``root`` (absolute).
 
@@ -29,8 +38,13 @@ def render_nginx(
     ``open_file_cache``: it would keep serving a retired snapshot's metadata). Directory
     listings are on; an area's top shows its ``index.html``. ``/.pool/``, ``/.locks/``,
     ``/.snapshots/`` and every other hidden path answer 404, except an area's
-    ``.rollout-manifest.json`` and ``.rollout-serial``. Only GET and HEAD. Raises
-    ``ValueError`` for a root, listen address or name unsafe in nginx.conf.
+    ``.rollout-manifest.json`` and ``.rollout-serial``. Only GET and HEAD.
+
+    The kinds of area in ``protected`` (``unverified``, ``stagerollout``; ``production``
+    protects everything) are served only after the access check at ``access_check``
+    (``host:port`` of ``rollout repo access-check``) allowed the request (``auth_request``,
+    docs/access.md). Raises ``ValueError`` for a root, listen address, name or check address
+    unsafe in nginx.conf.
     """
     base = policy.config_root(root)
     policy.check_value("listen address", listen, policy.SAFE_LISTEN)
@@ -48,6 +62,38 @@ def render_nginx(
             "        add_header X-Content-Type-Options nosniff always;"
         )
 
+    locations = f"""\
+    # The two hidden files of an area that mirrors read (no other hidden component on the way).
+    location ~ "^(/[^./][^/]*)+/\\.rollout-(manifest\\.json|serial)$" {{
+{headers(policy.NO_CACHE)}
+        default_type text/plain;
+        # Always the whole (small) file: nginx's ETag and Last-Modified have one-second
+        # granularity, and a publication in the same second swaps in a same-sized serial.
+        etag off;
+        if_modified_since off;
+    }}
+    # Any other hidden path (.building-…, .<area>.swap-…, …).
+    location ~ "/\\." {{
+        return 404;
+    }}
+    # Content-addressed: by-hash/ indexes, checksum-named repodata files.
+    location ~ "(/by-hash/|/repodata/[0-9a-f]{{64}}-[^/]*$)" {{
+{headers(policy.IMMUTABLE)}
+    }}
+    # apt's indexes without a suffix: text.
+    location ~ "/((In)?Release|Packages)$" {{
+{headers(policy.NO_CACHE)}
+        default_type text/plain;
+    }}
+    # Metadata, indexes, client files and directory listings: revalidate every time.
+    location ~ "(/|/repomd\\.xml(\\.asc|\\.key)?|/Release\\.gpg|/Packages\\.(gz|xz)|/index\\.(json|html)|/RPM-GPG-KEY-[^/]*|\\.(repo|sources|list|asc))$" {{
+{headers(policy.NO_CACHE)}
+    }}
+    location / {{
+{headers(policy.PACKAGE)}
+    }}
+"""  # noqa: E501
+    gate, locations = _access_locations(access_check, protected, locations)
     return f"""\
 # Rollout bridge: the package trees below {base}, read only (rollout repo nginx-conf).
 server {{
@@ -88,37 +134,56 @@ server {{
     location ^~ /.snapshots/ {{
         return 404;
     }}
-    # The two hidden files of an area that mirrors read (no other hidden component on the way).
-    location ~ "^(/[^./][^/]*)+/\\.rollout-(manifest\\.json|serial)$" {{
-{headers(policy.NO_CACHE)}
-        default_type text/plain;
-        # Always the whole (small) file: nginx's ETag and Last-Modified have one-second
-        # granularity, and a publication in the same second swaps in a same-sized serial.
-        etag off;
-        if_modified_since off;
-    }}
-    # Any other hidden path (.building-…, .<area>.swap-…, …).
-    location ~ "/\\." {{
-        return 404;
-    }}
-    # Content-addressed: by-hash/ indexes, checksum-named repodata files.
-    location ~ "(/by-hash/|/repodata/[0-9a-f]{{64}}-[^/]*$)" {{
-{headers(policy.IMMUTABLE)}
-    }}
-    # apt's indexes without a suffix: text.
-    location ~ "/((In)?Release|Packages)$" {{
-{headers(policy.NO_CACHE)}
-        default_type text/plain;
-    }}
-    # Metadata, indexes, client files and directory listings: revalidate every time.
-    location ~ "(/|/repomd\\.xml(\\.asc|\\.key)?|/Release\\.gpg|/Packages\\.(gz|xz)|/index\\.(json|html)|/RPM-GPG-KEY-[^/]*|\\.(repo|sources|list|asc))$" {{
-{headers(policy.NO_CACHE)}
-    }}
-    location / {{
-{headers(policy.PACKAGE)}
-    }}
-}}
-"""  # noqa: E501
+{gate}{locations}}}
+"""
+
+
+def _access_locations(check: str, protected: Sequence[str], locations: str) -> tuple[str, str]:
+    """(the access check's locations, the tree's ``locations`` as served): each protected
+    kind of area is a prefix location that asks the check, with the tree's locations nested
+    (a ``^~`` prefix hides the regex locations around it); ``production`` protects all."""
+    unknown = sorted(set(protected) - set(_KINDS))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not a kind of area ({', '.join(_KINDS)})")
+    kinds = [kind for kind in _KINDS if kind in protected]
+    if not kinds:
+        return "", locations
+    policy.check_value("access check address", check, policy.SAFE_LISTEN)
+
+    def internal(name: str, kind: str | None) -> str:
+        # The client's Authorization and the URI as sent; the check normalises it as nginx
+        # does and refuses a path that lands in another kind of area than this location's.
+        area = f"        proxy_set_header X-Rollout-Area {kind};\n" if kind else ""
+        return (
+            f"    location = {_CHECK}/{name} {{\n"
+            "        internal;\n"
+            "        auth_request off;\n"
+            f"        proxy_pass http://{check}/access-check;\n"
+            "        proxy_pass_request_body off;\n"
+            '        proxy_set_header Content-Length "";\n'
+            "        proxy_set_header X-Original-URI $request_uri;\n"
+            f"{area}"
+            "        proxy_set_header Authorization $http_authorization;\n"
+            "    }\n"
+        )
+
+    gate = (
+        "    # Areas only some people may read (docs/access.md): nginx asks the access check\n"
+        "    # (rollout repo access-check) first and passes its 401 and WWW-Authenticate on.\n"
+    )
+    if "production" in kinds:
+        return gate + internal("all", None), f"    auth_request {_CHECK}/all;\n" + locations
+    for kind in kinds:
+        # A nested prefix location must lie inside its parent's prefix.
+        inner = locations.replace("    location / {", f"    location /{kind}/ {{")
+        nested = "".join(
+            ("    " + line) if line.strip() else line for line in inner.splitlines(True)
+        )
+        gate += internal(kind, kind)
+        gate += (
+            f"    location ^~ /{kind}/ {{\n        auth_request {_CHECK}/{kind};\n{nested}    }}\n"
+        )
+    return gate, locations
 
 
 def render_nginx_conf(
@@ -128,14 +193,23 @@ def render_nginx_conf(
     listen: str = DEFAULT_LISTEN,
     server_name: str = "_",
     user: str | None = None,
+    access_check: str = DEFAULT_ACCESS_CHECK,
+    protected: Sequence[str] = DEFAULT_PROTECTED,
 ) -> str:
     """A complete, minimal ``nginx.conf`` around ``render_nginx``: pid file, logs and temporary
     directories below ``workdir`` (absolute), so it runs without touching /etc or /var:
     ``nginx -c CONF -p WORKDIR -e WORKDIR/error.log -g 'daemon off;'``. ``user`` is the
-    account of the worker processes when nginx starts as root (nginx ignores it otherwise).
+    account of the worker processes when nginx starts as root (nginx ignores it otherwise);
+    ``access_check`` and ``protected`` as in ``render_nginx``.
     """
     work = policy.config_root(workdir)
-    server = render_nginx(root, listen=listen, server_name=server_name)
+    server = render_nginx(
+        root,
+        listen=listen,
+        server_name=server_name,
+        access_check=access_check,
+        protected=protected,
+    )
     user_line = f"user {policy.check_value('user', user, policy.SAFE_WORD)};\n" if user else ""
     indented = "\n".join(("    " + line) if line else "" for line in server.splitlines())
     return f"""\
