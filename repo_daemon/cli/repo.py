@@ -8,10 +8,13 @@ It only parses options and prints; serving and publishing are ``repo_daemon.serv
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from bridge.settings import model as settings_model
 from repo_daemon.cli import root
+from repo_daemon.serving import rsyncd as rsyncd_defaults
 
 
 @click.group("repo")
@@ -114,15 +117,38 @@ def repo_nginx_conf(
 @repo_group.command("rsyncd-conf")
 @click.option("--port", default=873, show_default=True, type=int, help="rsync daemon port.")
 @click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--secrets-file",
+    default=str(rsyncd_defaults.DEFAULT_SECRETS_FILE),
+    show_default=True,
+    help="rsyncd secrets file (role:secret lines) of the protected areas' modules.",
+)
 @click.pass_context
-def repo_rsyncd_conf(ctx: click.Context, port: int, address: str) -> None:
-    """Print an rsyncd.conf with a read-only module of the trees, for mirrors (see
-    docs/serving.md for the mirror command that always copies one consistent snapshot)."""
-    from repo_daemon.serving import rsyncd
+def repo_rsyncd_conf(ctx: click.Context, port: int, address: str, secrets_file: str) -> None:
+    """Print an rsyncd.conf with a read-only module of the public trees, for mirrors (see
+    docs/serving.md for the mirror command that always copies one consistent snapshot), and
+    one module per protected kind of area, for the roles with a secret (docs/access.md)."""
+    from repo_daemon.serving import access, rsyncd
 
     settings = root.load_settings(ctx, require_tracker=False)
     trees = settings.repository.root.resolve()
-    click.echo(rsyncd.render_rsyncd(trees, port=port, address=address), nl=False)
+    policy = access.AccessPolicy.from_settings(settings)
+    if "production" in policy.protected_kinds:
+        raise click.UsageError(
+            "production is protected (ROLLOUT_AREA_ROLES): rsync has no module for it; "
+            "mirror it over HTTP with a login"
+        )
+    protected = {kind: policy.rsync_users(kind) for kind in policy.protected_kinds}
+    click.echo(
+        rsyncd.render_rsyncd(
+            trees,
+            port=port,
+            address=address,
+            protected=protected,
+            secrets_file=Path(secrets_file),
+        ),
+        nl=False,
+    )
 
 
 @repo_group.command("gc")

@@ -170,3 +170,14 @@ class AccessPolicy:
         """Whether the path lies in an area that is not public (then check credentials)."""
         parts = url_parts(url_path)
         return parts is not None and not self.is_public(target_of(parts).kind)
+
+    def rsync_users(self, kind: str) -> tuple[str, ...]:
+        """The rsync users of ``kind``'s module: its roles, and for ``early_adopters`` every
+        team's name (rsync cannot tell the major releases apart within one module)."""
+        users: list[str] = []
+        for role in self.area_roles.get(kind, ()):
+            if role == EARLY_ADOPTERS:
+                users += [t.name for t in self.teams]
+            elif role != ANYONE:
+                users.append(role)
+        return tuple(dict.fromkeys(users))

@@ -51,3 +51,17 @@ def test_access_check_needs_rt(
     monkeypatch.setenv("ROLLOUT_REPO_ROOT", str(tmp_path / "repo"))
     assert cli.main(["repo", "access-check"]) == 2
     assert "rt_url is not set" in capsys.readouterr().err
+
+
+def test_rsyncd_conf_offers_protected_areas_to_the_roles_with_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROLLOUT_REPO_ROOT", str(tmp_path / "repo"))
+    assert cli.main(["repo", "rsyncd-conf", "--secrets-file", "/etc/r.secrets"]) == 0
+    conf = capsys.readouterr().out
+    assert "[repo-unverified]" in conf and "auth users = qc, sr, admin" in conf
+    assert "auth users = early-adopters, sr, qc, admin" in conf
+    assert "secrets file = /etc/r.secrets" in conf
+    monkeypatch.setenv("ROLLOUT_AREA_ROLES", "production=qc")
+    assert cli.main(["repo", "rsyncd-conf"]) == 2
+    assert "production is protected" in capsys.readouterr().err
