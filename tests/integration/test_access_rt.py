@@ -340,11 +340,23 @@ def test_apt_get_installs_from_stagerollout_with_a_login_and_from_production_wit
         tmp_path / "apt",
         {"staged.list": staged_sources, "production.list": production_sources},
     )
-    # apt's login file: for plain http the machine must name the scheme.
+    # apt's login file, from the line the area's client file ships (placeholders filled in).
+    shipped = next(
+        line.removeprefix("#").strip()
+        for line in staged_sources.splitlines()
+        if line.startswith("#   machine ")
+    )
+    assert shipped == (
+        f"machine {served.url}{tree.staged.area}/ "
+        f"login {clients.LOGIN_PLACEHOLDER} password {clients.SECRET_PLACEHOLDER}"
+    )
     auth_dir = apt.root / "etc/apt/auth.conf.d"
     auth_dir.mkdir(parents=True)
     (auth_dir / "rollout.conf").write_text(
-        f"machine {served.url}{tree.staged.area}/ login {EARLY} password {PASSWORD}\n"
+        shipped.replace(clients.LOGIN_PLACEHOLDER, EARLY).replace(
+            clients.SECRET_PLACEHOLDER, PASSWORD
+        )
+        + "\n"
     )
     (auth_dir / "rollout.conf").chmod(0o600)
     updated = apt.update()
@@ -370,9 +382,12 @@ def test_dnf_installs_from_stagerollout_with_a_login_and_from_production_without
 ) -> None:
     _, staged_repo = _area_files(tree, tree.staged, served)
     _, production_repo = _area_files(tree, tree.production, served)
+    # The login lines the area's .repo ships, uncommented and filled in.
+    assert f"#username={clients.LOGIN_PLACEHOLDER}" in staged_repo
+    assert "#username=" not in production_repo
     staged_repo = staged_repo.replace(
-        "enabled=1", f"enabled=1\nusername={EARLY}\npassword={PASSWORD}"
-    )
+        f"#username={clients.LOGIN_PLACEHOLDER}", f"username={EARLY}"
+    ).replace(f"#password={clients.SECRET_PLACEHOLDER}", f"password={PASSWORD}")
     dnf = DnfRoot.create(
         tmp_path / "dnf", {"staged.repo": staged_repo, "production.repo": production_repo}
     )
