@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
+
 from bridge.settings import model as settings_model
 from bridge.store import database
 from bridge.store import fetches as fetch_store
@@ -70,7 +72,15 @@ def build_guard(
         parts.guard.checker = parts.checker
     if record_fetches and policy.protected_kinds:
         engine = database.create_engine(settings.database())
-        if not database.schema_is_current(engine):
+        try:
+            current = database.schema_is_current(engine)
+        except sa.exc.SQLAlchemyError as exc:
+            logger.warning(
+                "first fetches are not recorded: the database cannot be read (%s)",
+                type(exc).__name__, extra={"action": "access"},
+            )  # fmt: skip
+            current = False
+        if not current:
             logger.warning(
                 "first fetches are not recorded: the database is not at the newest schema "
                 "(run `rollout db upgrade`)", extra={"action": "access"},

@@ -40,7 +40,7 @@ from tests.support import packages, repo_clients
 from tests.support.nginx_server import NginxServer
 from tests.support.nginx_server import tools_missing as nginx_missing
 from tests.support.repo_clients import AptRoot, DnfRoot
-from tests.support.rt_people import PASSWORD, person
+from tests.support.rt_people import PASSWORD, auth_token, person
 from tests.support.tcp_proxy import TcpProxy
 
 MISSING = (
@@ -260,6 +260,17 @@ def test_an_early_adopter_reads_stagerollout_but_not_unverified(served: Served, 
     # Climbing from stagerollout into unverified is judged where it lands.
     sneaky = f"/{tree.staged.area}/../../{tree.unverified.area}/"
     assert get(served, sneaky, auth(EARLY))[0] in (400, 403, 404)
+
+
+def test_an_rt_auth_token_works_as_the_password_and_as_a_bearer(
+    served: Served, tree: Tree, rt_sandbox: SandboxInfo
+) -> None:
+    token = auth_token(rt_sandbox, EARLY)
+    assert get(served, rpm_path(tree.staged), auth(EARLY, token))[0] == 200
+    assert get(served, rpm_path(tree.staged), {"Authorization": f"Bearer {token}"})[0] == 200
+    assert get(served, rpm_path(tree.unverified), {"Authorization": f"Bearer {token}"})[0] == 403
+    # Only for its owner: under another login it is no password at all.
+    assert get(served, rpm_path(tree.staged), auth(QC, token))[0] == 401
 
 
 def test_a_wrong_password_gets_401_and_a_person_without_a_role_403(
