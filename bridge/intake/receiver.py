@@ -26,9 +26,10 @@ import pydantic
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from bridge import errors, secrets
-from bridge.intake import inbox, webhooks
+from bridge.intake import connections, inbox, webhooks
 from bridge.settings import model as settings_model
 from bridge.store import queue as jobqueue
 
@@ -233,6 +234,10 @@ def create_app(
             hook = webhooks.accept(body, request.headers, verifier, now=clock())
         except webhooks.HookRefused as refusal:
             return await refuse(refusal, remote)
+        except ClientDisconnect:
+            # Gone before its body was complete: nobody to answer. The server's connection
+            # guard logs it (one line per interval), not a traceback per client.
+            return _problem(400, "the client hung up before its body was complete")
         try:
             stored = await asyncio.wrap_future(hooks.submit(hook))
         except (inbox.InboxClosed, inbox.QueueUnavailable) as exc:
@@ -286,17 +291,22 @@ def _build(
     settings: settings_model.Settings, queue: jobqueue.Queue, *, access_log: bool, freeze_gc: bool
 ) -> tuple[uvicorn.Server, FastAPI]:
     app = create_app(settings, queue, freeze_gc=freeze_gc)
+    limits = settings.receiver.limits
     server_config = uvicorn.Config(
         app,
         host=settings.receiver.host,
         port=settings.receiver.port,
         loop="uvloop",
-        http="httptools",
+        # uvicorn's httptools protocol, with header/body deadlines, a header size cap and a
+        # per-client connection cap (``connections``).
+        http=connections.protocol_class(connections.ConnectionGuard(limits)),
         lifespan="on",
         access_log=access_log,
         log_config=None,
         server_header=False,
-        limit_concurrency=1000,  # beyond this, uvicorn answers 503 instead of queueing
+        limit_concurrency=limits.max_connections,  # beyond it, 503 instead of queueing
+        # A reverse proxy in front (uncapped) says who the client is in X-Forwarded-For.
+        forwarded_allow_ips=["127.0.0.1", "::1", *limits.uncapped_clients],
         timeout_keep_alive=5,
         timeout_graceful_shutdown=30,
     )

@@ -8,6 +8,7 @@ singleton: build a ``Settings`` and pass it down. It must not connect to anythin
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -18,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bridge import errors, secrets
-from bridge.settings import major_releases, model
+from bridge.settings import major_releases, model, sync_hosts
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +164,7 @@ def load_settings(
         hook_secret=hook_secret,
         hook_tolerance=_number("hook_tolerance", raw, 300.0, problems),
         max_body_bytes=int(_number("max_hook_bytes", raw, 65536, problems)),
+        limits=_intake_limits_from(raw, problems),
     )
     daemon = model.DaemonSettings(
         worker_name=str(raw.get("worker_name") or ""),
@@ -230,6 +232,46 @@ def _access_from(
     )
 
 
+def _intake_limits_from(raw: Mapping[str, Any], problems: list[str]) -> model.IntakeLimits:
+    """The receiver's connection limits (``ROLLOUT_RECEIVER_*``)."""
+    default = model.IntakeLimits()
+
+    def number(key: str, fallback: float, **kw: Any) -> float:
+        return _number(f"receiver_{key}", raw, fallback, problems, **kw)
+
+    header_bytes = int(number("max_header_bytes", default.max_header_bytes))
+    if header_bytes < 1024:
+        problems.append(f"receiver_max_header_bytes: at least 1024, got {header_bytes}")
+    connections = int(number("max_connections", default.max_connections))
+    per_client = int(
+        number("max_connections_per_client", default.max_connections_per_client, allow_zero=True)
+    )
+    if per_client > connections:
+        problems.append(
+            f"receiver_max_connections_per_client ({per_client}) is above "
+            f"receiver_max_connections ({connections}): one client could take them all"
+        )
+    listed = raw.get("receiver_uncapped_clients") or ()
+    items = listed if isinstance(listed, (list, tuple)) else str(listed).split(",")
+    uncapped: list[str] = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        try:
+            uncapped.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            problems.append(f"receiver_uncapped_clients: {item!r} is not an address or network")
+    return model.IntakeLimits(
+        header_timeout=number("header_timeout", default.header_timeout),
+        body_timeout=number("body_timeout", default.body_timeout),
+        max_header_bytes=header_bytes,
+        max_connections=connections,
+        max_connections_per_client=per_client,
+        uncapped_clients=tuple(dict.fromkeys(uncapped)),
+        log_interval=number("log_interval", default.log_interval),
+    )
+
+
 def _major_releases_from(raw: Mapping[str, Any], problems: list[str]) -> major_releases.Registry:
     """The known major releases: ``[major_releases.<name>]`` tables or a list of names, and
     the per-field settings (``bridge.settings.major_releases``)."""
@@ -275,6 +317,7 @@ def _repository_from(
         sftp_allow_unknown_hosts=_flag(raw.get("sftp_allow_unknown_hosts")),
         https_ca_file=_path("https_ca_file", raw, problems),
         sync_allow_http=_flag(raw.get("sync_allow_http")),
+        sync_hosts=sync_hosts.read(raw.get("sync_hosts"), problems),
         signing_key=_signing_key(raw.get("signing_key"), "signing_key", problems),
         gnupghome=Path(str(raw["gnupghome"])) if raw.get("gnupghome") else None,
         signing_passphrase_file=_path("signing_passphrase_file", raw, problems),

@@ -50,6 +50,23 @@ class TrackerSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class IntakeLimits:
+    """How long a connection to the receiver may take, and how much of it one client may hold
+    (``ROLLOUT_RECEIVER_*``; enforced by ``bridge.intake.connections``)."""
+
+    # Seconds for a request's line and headers, from the connection (or the previous answer).
+    header_timeout: float = 5.0
+    # Seconds for a request's body, from the end of its headers.
+    body_timeout: float = 15.0
+    max_header_bytes: int = 16384  # request line and headers together
+    max_connections: int = 1000  # all clients together; beyond it, requests get 503
+    max_connections_per_client: int = 100  # per client address; 0: no cap
+    # Addresses or networks without the per-client cap (a reverse proxy in front).
+    uncapped_clients: tuple[str, ...] = ()
+    log_interval: float = 10.0  # seconds between two log lines of one kind of trouble
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReceiverSettings:
     """The HTTP receiver of RT's hooks."""
 
@@ -58,6 +75,7 @@ class ReceiverSettings:
     hook_secret: secrets.Secret | None = None
     hook_tolerance: float = 300.0  # seconds a signed hook stays acceptable (replay window)
     max_body_bytes: int = 65536
+    limits: IntakeLimits = field(default_factory=IntakeLimits)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,6 +168,26 @@ class WorkflowSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SyncHost:
+    """A provider host the sync may connect to (settings: ``[[sync_hosts]]``), and the
+    credentials offered to it and to no other host.
+
+    ``host`` is, as ``bridge.settings.sync_hosts`` checked and normalised it: a name in lower
+    case (``mirror.example.org``; ``*.example.org`` for every name below it), an address
+    (``192.0.2.7``, ``2001:db8::7``) or a network (``192.0.2.0/24``). Empty ``ports`` or
+    ``protocols``: any. A credential left ``None`` is the global one of ``RepositorySettings``.
+    """
+
+    host: str
+    ports: tuple[int, ...] = ()
+    protocols: tuple[str, ...] = ()  # Sync-Protocol names: rsync, sftp, https
+    rsync_password_file: Path | None = None
+    sftp_user: str | None = None
+    sftp_key_file: Path | None = None
+    https_ca_file: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class RepositorySettings:
     """The package repository's trees and how they are reached."""
 
@@ -168,6 +206,8 @@ class RepositorySettings:
     sftp_allow_unknown_hosts: bool = False  # accept (and log) host keys not in known_hosts
     https_ca_file: Path | None = None  # None: the system's trusted CAs
     sync_allow_http: bool = False  # plain http:// Sync-URLs (checksums still verified)
+    # The hosts a Sync-URL may name. Empty: any host (as before; a warning at start-up).
+    sync_hosts: tuple[SyncHost, ...] = ()
     signing_key: str | None = None  # GnuPG fingerprint; None: trees are published unsigned
     gnupghome: Path | None = None
     signing_passphrase_file: Path | None = None

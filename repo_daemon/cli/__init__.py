@@ -8,6 +8,7 @@ It defines no command itself and holds no logic: see the modules it imports.
 from __future__ import annotations
 
 from repo_daemon.cli import daemon, db, demo, queue, release, repo, root, tracker, workflow
+from repo_daemon.cli import receiver as receiver_cli
 
 for _command in (
     tracker.tracker,
@@ -19,6 +20,7 @@ for _command in (
     queue.queue_group,
     workflow.workflow_group,
     repo.repo_group,
+    receiver_cli.receiver_group,
     release.release_group,
     demo.demo,
 ):

@@ -252,3 +252,10 @@ def _announce(settings: settings_model.Settings, parts: Parts) -> None:
         else "off",
         extra={"action": "start"},
     )
+    if not settings.repository.sync_hosts:
+        logger.warning(
+            "no sync_hosts are configured: a ticket's Sync-URL may name any host and port, "
+            "and the sync credentials are offered to whichever it names; list the providers' "
+            "hosts in sync_hosts (docs/sync.md)",
+            extra={"action": "start"},
+        )

@@ -123,6 +123,7 @@ def bridge_settings(
         "repo_url": repo_url,
         "listen_host": "127.0.0.1",
         "listen_port": str(listen_port),
+        "sync_hosts": "127.0.0.1",  # the provider's rsync source runs on loopback
     }
 
 

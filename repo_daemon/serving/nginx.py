@@ -22,6 +22,14 @@ DEFAULT_ACCESS_CHECK = "127.0.0.1:8752"
 DEFAULT_PROTECTED = ("unverified", "stagerollout")
 _KINDS = ("unverified", "stagerollout", "production")
 _CHECK = "/.rollout-access"  # nginx's internal locations of the check (a hidden path: no area)
+# The access check's subrequest runs the server's rewrite rules too, and shares the request's
+# variables: it must not reset the symlink rules' $rollout_from before the file is opened.
+_SUBREQUEST_FIRST = (
+    "    # The access check's subrequest shares this request's variables: leave them be.\n"
+    '    if ($uri ~ "^/\\.rollout-access/") {\n'
+    "        break;\n"
+    "    }\n"
+)
 
 
 def render_nginx(
@@ -35,7 +43,8 @@ def render_nginx(
     """An nginx ``server { … }`` block serving the trees below ``root`` (absolute).
 
     Areas are symlinks into ``.snapshots/``: nginx resolves them on every request (no
-    ``open_file_cache``: it would keep serving a retired snapshot's metadata). Directory
+    ``open_file_cache``: it would keep serving a retired snapshot's metadata), and follows
+    no other symlink (``_symlink_rules``). Directory
     listings are on; an area's top shows its ``index.html``. ``/.pool/``, ``/.locks/``,
     ``/.snapshots/`` and every other hidden path answer 404, except an area's
     ``.rollout-manifest.json`` and ``.rollout-serial``. Only GET and HEAD.
@@ -99,10 +108,10 @@ def render_nginx(
 server {{
     listen {listen};
     server_name {server_name};
-    root {base};
+    root $rollout_root;
 
-    # Areas are symlinks to immutable snapshots: follow them, resolve them on every request.
-    disable_symlinks off;
+    # Areas are symlinks to immutable snapshots: resolved on every request; no other symlink
+    # is followed (the rules below).
     open_file_cache off;
     sendfile on;
     tcp_nopush on;
@@ -122,6 +131,8 @@ server {{
     if ($request_method !~ ^(GET|HEAD)$) {{
         return 405;
     }}
+
+{_SUBREQUEST_FIRST if gate else ""}{_symlink_rules(base)}
 
     # The bridge's own state: never served.
     location ^~ /.pool/ {{
@@ -184,6 +195,63 @@ def _access_locations(check: str, protected: Sequence[str], locations: str) -> t
             f"    location ^~ /{kind}/ {{\n        auth_request {_CHECK}/{kind};\n{nested}    }}\n"
         )
     return gate, locations
+
+
+# The deepest area (in path components) whose symlink nginx follows: 8, the most nginx's
+# $1…$9 can name (one is the root). unverified/<s>/<v> and production/<major>/updates are 3;
+# a production path set to el/7 gives el/7/updates, 3. A deeper area answers 403.
+MAX_AREA_DEPTH = 8
+_SNAPSHOT_NAME = "[0-9]{6,}-[0-9]{8}T[0-9]{6}Z"  # names.SNAPSHOT_NAME: complete snapshots only
+
+
+def _area_check(base: str, depth: int) -> str:
+    """An ``if`` that sets ``$rollout_from`` to the area of ``depth`` components at the start
+    of the URL when the requested path resolves into one of that area's own complete
+    snapshots, at exactly the rest of the URL. ``$rollout_check`` is ``<real root>|<URI>|
+    <real path>``; in the regex, ``\\1`` is the real root, ``\\2``… the area's components,
+    the last group the rest (always set: PCRE never matches a back-reference to an unset
+    group)."""
+    parts = "/".join(["([^/|~]+)"] * depth)
+    key = "~".join(f"\\{n}" for n in range(2, depth + 2))
+    rest = f"\\{depth + 2}"
+    regex = f"^([^|]*)\\|/{parts}((?:/.*?)?)/?\\|\\1/\\.snapshots/{key}/{_SNAPSHOT_NAME}{rest}$"
+    area = "/".join(f"${n}" for n in range(2, depth + 2))
+    return f"""\
+    if ($rollout_check ~ "{regex}") {{
+        set $rollout_from {base}/{area};
+    }}"""
+
+
+def _symlink_rules(base: str) -> str:
+    """Server-level rules under which nginx follows the bridge's area symlinks and no other.
+
+    Every file and directory is opened with ``disable_symlinks on from=$rollout_from``: no
+    component after ``from`` may be a symlink. ``from`` is the root, unless the requested path
+    resolves (``realpath``) to ``.snapshots/<key>/<snapshot>/<rest>`` where ``<key>`` is the
+    URL's first components joined by ``~`` and ``<rest>`` exactly the rest of the URL: then it
+    is that area's path, so the area's own symlink is followed and nothing inside the
+    snapshot is. ``root`` is ``$rollout_root``, the root itself except for one moment, when
+    it is the requested path so that ``$realpath_root`` resolves it.
+    """
+    checks = "\n".join(_area_check(base, depth) for depth in range(1, MAX_AREA_DEPTH + 1))
+    return f"""\
+    # Symlinks: an area's own symlink into one of its complete snapshots is followed; any
+    # other (planted in a snapshot, beside an area, into .pool/ or out of the root) is not.
+    disable_symlinks on from=$rollout_from;
+    set $rollout_root {base};
+    set $rollout_base $realpath_root;
+    set $rollout_real "";
+    set $rollout_path {base}$uri;
+    # nginx fails the request when realpath() fails: test first, following every link.
+    set $rollout_from $rollout_path;
+    if (-e $rollout_path) {{
+        set $rollout_root $rollout_path;
+        set $rollout_real $realpath_root;
+    }}
+    set $rollout_root {base};
+    set $rollout_from {base};
+    set $rollout_check "$rollout_base|$uri|$rollout_real";
+{checks}"""
 
 
 def render_nginx_conf(

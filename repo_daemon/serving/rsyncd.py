@@ -46,7 +46,9 @@ def render_rsyncd(
     ``root``: the areas (symlinks into ``.snapshots/``, which must stay inside the module for
     rsync ≥ 3.5 to follow them) and ``.snapshots/`` itself, the immutable trees consistent
     mirrors copy. ``.pool/``, ``.locks/`` and half-built or half-deleted snapshots are
-    excluded by the daemon. Run it with ``rsync --daemon --no-detach --config=FILE``.
+    excluded by the daemon, and so is every option that makes it send what a symlink points
+    at (``-L``, ``-k``, ``--copy-unsafe-links``). Run it with
+    ``rsync --daemon --no-detach --config=FILE``.
 
     ``use_chroot`` (needs a daemon started as root) chroots every transfer into ``root``;
     ``uid``/``gid`` are the accounts transfers run as (None: the daemon's own). pid and lock
@@ -100,6 +102,10 @@ def render_rsyncd(
         # The areas are the bridge's relative symlinks; mirrors copying the whole root get
         # them as they are. Nobody can upload (read only), so there is nothing to munge.
         "    munge symlinks = no",
+        # Never send what a symlink points at (-L, -k, --copy-unsafe-links): a link planted in
+        # a snapshot would hand out the pool or another area. Links go as links; a path asked
+        # for through one is still resolved inside the chroot (docs/serving.md).
+        "    refuse options = copy-links copy-dirlinks copy-unsafe-links",
         f"    exclude = {_HIDDEN}"
         + "".join(f" /{kind}/*** /{policy.SNAPSHOTS}/{kind}~*/***" for kind in kinds),
     ]
@@ -115,6 +121,7 @@ def render_rsyncd(
             "    read only = yes",
             "    list = yes",
             "    munge symlinks = no",
+            "    refuse options = copy-links copy-dirlinks copy-unsafe-links",
             f"    auth users = {', '.join(users) if users else '!nobody'}",
             f"    secrets file = {secrets}",
             "    strict modes = yes",

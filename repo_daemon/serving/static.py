@@ -3,8 +3,8 @@
 caching and visible hidden names.
 
 It never serves ``.pool/``, ``.locks/`` or ``.snapshots/`` directly, nor anything outside the
-root, and it writes nothing below the repository root. In production nginx serves the trees
-(``repo_daemon.serving.nginx``).
+root, nor through a symlink other than an area's own, and it writes nothing below the
+repository root. In production nginx serves the trees (``repo_daemon.serving.nginx``).
 """
 
 from __future__ import annotations
@@ -13,32 +13,55 @@ import contextlib
 import email.utils
 import html
 import http.server
+import io
 import logging
 import os
+import resource
 import signal
 import socket
 import socketserver
 import stat
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
-from repo_daemon.publish import index
+from repo_daemon.publish import index, names
 from repo_daemon.serving import guard as access_guard
 from repo_daemon.serving import policy
 
 logger = logging.getLogger(__name__)
 
+# A burst of mirrors and sites after a release: 1,000 concurrent downloads and some room.
+DEFAULT_MAX_CONNECTIONS = 2048
+# The request line and headers (and the keep-alive wait before them), in seconds.
+DEFAULT_HEADER_TIMEOUT = 20.0
+# No byte received or sent for this long: the client is gone or stalled.
+DEFAULT_IDLE_TIMEOUT = 30.0
+# Enough file descriptors for max_connections and the files being sent.
+_WANTED_FILES = 2 * DEFAULT_MAX_CONNECTIONS + 256
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 24\r\nRetry-After: 5\r\nConnection: close\r\n\r\n"
+    b"503 Service Unavailable\n"
+)
+
 
 class StaticServer:
     """The trees below ``root`` over HTTP on ``host:port`` (0: a free port), with the rules of
     ``render_nginx``: GET and HEAD only; hidden paths 404 except an area's
-    ``.rollout-manifest.json`` and ``.rollout-serial``; symlinks followed, but never to
-    anything outside ``root`` nor into ``.pool/`` or ``.locks/``; ``..`` and ``%2e%2e``
-    cannot climb out; directory listings; ``index.html`` for a directory that has one.
+    ``.rollout-manifest.json`` and ``.rollout-serial``; an area's own symlink into one of its
+    snapshots followed, no other symlink; ``..`` and ``%2e%2e`` cannot climb out; directory
+    listings; ``index.html`` for a directory that has one.
+
+    One thread per connection, at most ``max_connections`` at once (one more is answered 503
+    and closed). A connection must send a request's line and headers within
+    ``header_timeout`` seconds (also the keep-alive wait for the next request), and is closed
+    when ``idle_timeout`` seconds pass without a byte moving either way: a slow or stalled
+    client holds one thread for a bounded time, never the server.
 
     ``start()`` serves from a thread, ``serve_forever()`` from the caller's; ``close()``
     stops either. No Range requests, no compression: the embedded default, not a CDN.
@@ -53,17 +76,30 @@ class StaticServer:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         guard: access_guard.AccessGuard | None = None,
     ) -> None:
+        if max_connections < 1 or header_timeout <= 0 or idle_timeout <= 0:
+            raise ValueError("max_connections and the timeouts must be positive")
         self.root = root.resolve(strict=True)
-        handler = _handler_for(self.root, guard)
+        handler = _handler_for(
+            self.root, header_timeout=header_timeout, idle=idle_timeout, guard=guard
+        )
         server_class = _Server6 if ":" in host else _Server
         self.httpd = server_class((host, port), handler)
+        self.httpd.max_connections = max_connections
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         return int(self.httpd.server_address[1])
+
+    @property
+    def connections(self) -> int:
+        """How many connections are being handled now."""
+        return self.httpd.active
 
     @property
     def url(self) -> str:
@@ -108,6 +144,7 @@ def serve_static(
     serve``), with the access rule of ``guard``. Must run in the main thread (it installs
     signal handlers, and restores the previous ones on return). Raises ``OSError`` if the
     address cannot be bound."""
+    _raise_file_limit(_WANTED_FILES)
     server = StaticServer(root, host, port, guard=guard)
     stopping = threading.Event()
 
@@ -128,12 +165,56 @@ def serve_static(
         logger.info("stopped serving on %s", server.url, extra={"action": "serve"})
 
 
+def _raise_file_limit(wanted: int) -> None:
+    """Raise this process's soft limit of open files towards ``wanted`` (never above the hard
+    limit): one descriptor per connection and one per file being sent, where a login shell
+    often gives 1,024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     # socketserver's default listen backlog is 5: a burst of mirrors and sites connecting at
     # once would be refused by the kernel before a thread could take them.
     request_queue_size = 1024
+    max_connections = DEFAULT_MAX_CONNECTIONS
+
+    def __init__(self, address: tuple[str, int], handler: Any) -> None:
+        self.active = 0  # connections being handled, each by a thread of its own
+        self._count = threading.Lock()
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._count:
+            busy = self.active >= self.max_connections
+            if not busy:
+                self.active += 1
+        if busy:
+            # Over the cap: answer at once rather than start yet another thread.
+            with contextlib.suppress(OSError):
+                request.setblocking(False)
+                request.send(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._done()  # the thread never started
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._count:
+            self.active -= 1
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks the host name up (getfqdn), which can hang on DNS.
@@ -147,13 +228,44 @@ class _Server6(_Server):
 
 
 def _handler_for(
-    root: Path, guard: access_guard.AccessGuard | None
+    root: Path,
+    *,
+    header_timeout: float,
+    idle: float,
+    guard: access_guard.AccessGuard | None = None,
 ) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(_TreeHandler):
         tree_root = root
+        timeout = idle
+        headers_within = header_timeout
         access = guard
 
     return Handler
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The receiving side of a connection, under ``rfile``: every ``recv`` waits at most the
+    idle timeout, and none goes past ``deadline`` when one is set. A request line and
+    headers sent one byte at a time (slowloris) end at the deadline, not at the next idle
+    timeout."""
+
+    def __init__(self, connection: socket.socket, idle: float) -> None:
+        super().__init__()
+        self._connection = connection
+        self._idle = idle
+        self.deadline: float | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        wait = self._idle
+        if self.deadline is not None:
+            wait = min(wait, self.deadline - time.monotonic())
+            if wait <= 0:
+                raise TimeoutError("the request's headers took too long")
+        self._connection.settimeout(wait)
+        return self._connection.recv_into(buffer)
 
 
 class _NotServed(Exception):
@@ -166,7 +278,25 @@ class _TreeHandler(http.server.BaseHTTPRequestHandler):
     server_version = "rollout-repo"
     sys_version = ""
     protocol_version = "HTTP/1.1"
-    timeout = 60
+    timeout = DEFAULT_IDLE_TIMEOUT  # per socket operation: socketserver sets it in setup()
+    headers_within = DEFAULT_HEADER_TIMEOUT
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()  # socketserver's plain reader: replaced by one with a deadline
+        self._reader = _DeadlineReader(self.connection, self.timeout)
+        self.rfile = io.BufferedReader(self._reader, io.DEFAULT_BUFFER_SIZE)
+
+    def handle_one_request(self) -> None:
+        # From the wait for the request line to the end of the headers (parse_request).
+        self._reader.deadline = time.monotonic() + self.headers_within
+        super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        parsed = super().parse_request()
+        self._reader.deadline = None
+        self.connection.settimeout(self.timeout)  # sending: the idle timeout again
+        return parsed
 
     def do_GET(self) -> None:
         self._serve(body=True)
@@ -294,9 +424,16 @@ for _method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
 
 def _resolve(root: Path, url_path: str) -> Path:
     """The file or directory that ``url_path`` names below ``root`` (resolved), or
-    ``_NotServed``: a hidden component (except the two an area shows), a NUL or backslash,
-    anything that resolves outside ``root`` or into its hidden directories other than a
-    complete snapshot."""
+    ``_NotServed``: a hidden component (except the two an area shows), a NUL or backslash, or
+    a path that goes through any symlink other than an area's own.
+
+    The only symlinks followed are the bridge's areas: the path resolves either to itself
+    (plain directories, no symlink on the way) or to ``.snapshots/<key>/<snapshot>/<rest>``
+    where ``<key>`` is the URL's first components joined by ``~`` (the area the symlink
+    is) and ``<rest>`` is exactly the rest of the URL (nothing inside the snapshot is a
+    link). A link planted in a snapshot, beside an area, or an area pointing at another
+    area's snapshot, out of the root, into ``.pool/`` or ``.locks/``: all refused. nginx
+    applies the same rule (``nginx.render_nginx``)."""
     try:
         parts = _parts(url_path)
     except UnicodeDecodeError as exc:
@@ -313,13 +450,16 @@ def _resolve(root: Path, url_path: str) -> Path:
     if not real.is_relative_to(root):
         raise _NotServed
     inside = real.relative_to(root).parts
-    hidden = [n for n, part in enumerate(inside) if part.startswith(".")]
-    allowed = {0} if inside[:1] == (policy.SNAPSHOTS,) else set()  # through an area's symlink
-    if inside and inside[-1] in policy.VISIBLE_HIDDEN:
-        allowed.add(len(inside) - 1)
-    if any(n not in allowed for n in hidden):
-        raise _NotServed  # .pool/, .locks/, .building-…, .deleting-…
-    return real
+    if inside == tuple(parts):
+        return real  # no symlink on the way
+    if (
+        len(inside) >= 3
+        and inside[0] == policy.SNAPSHOTS
+        and names.SNAPSHOT_NAME.fullmatch(inside[2])
+        and tuple(parts) == (*inside[1].split("~"), *inside[3:])
+    ):
+        return real  # through the area's own symlink into one of its complete snapshots
+    raise _NotServed
 
 
 def _parts(url_path: str) -> list[str]:

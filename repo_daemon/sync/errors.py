@@ -20,6 +20,8 @@ rsync failure transient or permanent.
 
 from __future__ import annotations
 
+import errno
+import socket
 from collections.abc import Mapping, Sequence
 
 from repo_daemon import errors
@@ -135,3 +137,79 @@ def printable(text: str) -> str:
     """``text`` with every character that is not printable as ``?``: a URL or a remote name in
     a message or log line can never break it into lines or hide what it says."""
     return "".join(c if c.isprintable() else "?" for c in text)
+
+
+# What a failure to connect is called on a ticket: the operating system's words (strerror,
+# getaddrinfo) mapped to plain ones, so that no message carries the addresses, proxies or
+# resolver details of the bridge's network.
+_PLAIN_WORDS: Sequence[tuple[str, str]] = (
+    ("connection refused", "the connection was refused"),
+    ("name or service not known", "the host name could not be resolved"),
+    ("temporary failure in name resolution", "the host name could not be resolved"),
+    ("no address associated with hostname", "the host name could not be resolved"),
+    ("nodename nor servname", "the host name could not be resolved"),
+    ("failed to resolve", "the host name could not be resolved"),
+    ("no route to host", "the host is unreachable"),
+    ("host is unreachable", "the host is unreachable"),
+    ("network is unreachable", "the network is unreachable"),
+    ("connection reset", "the connection was reset"),
+    ("broken pipe", "the connection was closed"),
+    ("remote end closed connection", "the server closed the connection"),
+    ("connection aborted", "the server closed the connection"),
+    ("timed out", "timed out"),
+)
+_PLAIN_ERRNO: Mapping[int, str] = {
+    errno.ECONNREFUSED: "the connection was refused",
+    errno.EHOSTUNREACH: "the host is unreachable",
+    errno.ENETUNREACH: "the network is unreachable",
+    errno.ECONNRESET: "the connection was reset",
+    errno.ECONNABORTED: "the connection was closed",
+    errno.EPIPE: "the connection was closed",
+    errno.ETIMEDOUT: "timed out",
+}
+CONNECTION_FAILED = "the connection failed"
+
+
+def plain_words(text: str) -> str | None:
+    """The plain words for the first failure to connect ``text`` mentions, or None."""
+    lower = text.lower()
+    return next((plain for words, plain in _PLAIN_WORDS if words in lower), None)
+
+
+def plain_reason(exc: BaseException) -> str:
+    """Why connecting failed, in plain words, from ``exc`` and what caused it (``OSError``
+    numbers, name-resolution errors, paramiko's per-address errors, the wrappers of requests
+    and urllib3); ``CONNECTION_FAILED`` when nothing is recognised. Never the exceptions' own
+    text: it names addresses, proxies and internal objects."""
+    chain = _chain(exc)
+    for current in chain:
+        if isinstance(current, socket.gaierror):
+            return "the host name could not be resolved"
+        if isinstance(current, TimeoutError):
+            return "timed out"
+        number = current.errno if isinstance(current, OSError) else None
+        if number is not None and number in _PLAIN_ERRNO:
+            return _PLAIN_ERRNO[number]
+    for current in chain:
+        words = plain_words(f"{type(current).__name__} {current}")
+        if words is not None:
+            return words
+    return CONNECTION_FAILED
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and everything that caused it, nearest first."""
+    found: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending and len(found) < 50:
+        current = pending.pop(0)
+        if any(current is f for f in found):
+            continue
+        found.append(current)
+        inner = getattr(current, "errors", None)  # paramiko: {(address, port): OSError}
+        if isinstance(inner, Mapping):
+            pending.extend(e for e in inner.values() if isinstance(e, BaseException))
+        linked = (*current.args, current.__cause__, current.__context__,
+                  getattr(current, "reason", None))  # fmt: skip
+        pending.extend(e for e in linked if isinstance(e, BaseException))
+    return found

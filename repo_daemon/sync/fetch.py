@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from repo_daemon.release_xml import model as release_model
-from repo_daemon.sync import errors, https, records, rsync, sftp, urls, verify
+from repo_daemon.sync import allowlist, errors, https, records, rsync, sftp, urls, verify
 
 # By name: ``progress`` is the callback's keyword in the signatures below.
 from repo_daemon.sync.progress import Progress, ProgressCallback
@@ -45,8 +45,7 @@ def sync(
     ``verify.Prehash.file_done``. Raises the ``sync.errors.SyncError`` subclasses.
     """
     notify = on_file or (lambda _path: None)
-    options = options or records.SyncOptions()
-    name = urls.check_protocol(protocol, url, allow_http=options.allow_http)
+    name, destination, options = check_source(protocol, url, options)
     total = sum(p.size for p in packages) if packages is not None else None
     if total is not None and total > options.max_bytes:
         raise errors.SyncRefused(
@@ -61,17 +60,18 @@ def sync(
         log_extra=log_extra,
     )
     if name == "rsync":
-        result = rsync.sync_rsync(url, dest, options=options, report=report, on_file=notify)
+        result = rsync.sync_rsync(url, dest, options=options, report=report, on_file=notify,
+                                  address=destination.address)  # fmt: skip
     elif name == "sftp":
-        result = sftp.sync_sftp(url, dest, options=options, report=report, on_file=notify)
+        result = sftp.sync_sftp(url, dest, options=options, report=report, on_file=notify,
+                                address=destination.address)  # fmt: skip
     else:
         if packages is None:
             raise errors.SyncError(
                 "an HTTPS sync needs release.xml's list of files", transient=False
             )
-        result = https.sync_https(
-            url, dest, packages, options=options, report=report, on_file=notify
-        )
+        result = https.sync_https(url, dest, packages, options=options, report=report,
+                                  on_file=notify, address=destination.address)  # fmt: skip
     if result.bytes > options.max_bytes:
         raise errors.SyncRefused(
             f"the tree at {errors.printable(url)} holds {result.bytes} bytes, more than the "
@@ -83,6 +83,29 @@ def sync(
         extra=report.log_extra,
     )  # fmt: skip
     return result
+
+
+def check_source(
+    protocol: str | None,
+    url: str,
+    options: records.SyncOptions | None = None,
+    *,
+    resolver: allowlist.Resolver = allowlist.resolve,
+) -> tuple[str, allowlist.Destination, records.SyncOptions]:
+    """Whether the sync may fetch ``url`` by ``protocol``, before anything connects: the
+    protocol's name, where it connects (``allowlist.Destination``) and the options with that
+    host's credentials. Refuses (``SyncUrlRefused``) an unknown protocol, a URL the protocol
+    does not accept and a host the allowlist (``options.sync_hosts``) does not name; a name
+    checked by address is looked up once (``SyncError``, transient, when it does not
+    resolve). ``sync`` calls it first; the workflow calls it at intake."""
+    options = options or records.SyncOptions()
+    name = urls.check_protocol(protocol, url, allow_http=options.allow_http)
+    host, port = urls.endpoint(name, url, allow_http=options.allow_http)
+    destination = allowlist.check(name, url, host, port, options.sync_hosts, resolver=resolver)
+    options = allowlist.options_for(options, destination)
+    if name == "sftp":  # the URL's user, or the host's (or global) default user
+        urls.parse_sftp_url(url, options.sftp_user)
+    return name, destination, options
 
 
 def sync_and_verify(

@@ -9,12 +9,16 @@ whether the files are right (``verify`` does); retries are the queue's.
 from __future__ import annotations
 
 import os
+import re
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
+import requests.adapters
 import urllib3
 
 from repo_daemon.release_xml import model as release_model
@@ -54,21 +58,31 @@ def sync_https(
     report: progress.Progress,
     session: requests.Session | None = None,
     on_file: Callable[[str], None] = lambda _path: None,
+    address: str | None = None,
 ) -> records.SyncResult:
-    """Fetch every package as ``<url>/<path>`` into ``dest``; see ``fetch.sync``.
+    """Fetch every package as ``<url>/<path>`` into ``dest``, connecting to ``address`` (the
+    host's address the allowlist checked) when given; see ``fetch.sync``.
 
     Each body is streamed to disk and read to at most the promised size + 1 byte: a longer one
     is cut and refused. Files already in ``dest`` with the promised size and SHA-256 are kept.
     Every file is tried; 4xx answers and over-long bodies are collected and raised together
-    (permanent). A TLS failure stops at once (permanent), as does a 5xx, 408, 429 or network
-    failure (transient).
+    (permanent). A TLS failure stops at once (permanent), as does a redirect off the host
+    (permanent), a 5xx, 408, 429 or network failure (transient). Redirects are followed only
+    within the host, scheme and port asked for, at most ``MAX_REDIRECTS``; no proxy or
+    ``.netrc`` of the environment is used.
     """
     plan = plan_https(url, packages, allow_http=options.allow_http)
     scratch.prepare_dest(dest)
     started = time.monotonic()
     own_session = session is None
     http = session or requests.Session()
-    http.max_redirects = 5
+    if own_session:
+        http.trust_env = False  # no proxies or .netrc credentials from the environment
+    host = origin(url)[1]
+    if address is not None and address != host:
+        pinned = _PinnedAdapter(host, address)
+        http.mount("https://", pinned)
+        http.mount("http://", pinned)
     ca: str | bool = os.fspath(options.https_ca_file) if options.https_ca_file else True
     failures: list[tuple[str, str]] = []
     try:
@@ -120,13 +134,8 @@ def _fetch_file(
     part = scratch.part_name(target)
     headers = {"Accept-Encoding": "identity", "User-Agent": "rollout-bridge sync"}
     try:
-        with http.get(
-            file_url,
-            stream=True,
-            timeout=(options.connect_timeout, options.timeout),
-            verify=ca,
-            headers=headers,
-        ) as response:
+        with _get(http, file_url, timeout=(options.connect_timeout, options.timeout),
+                  verify=ca, headers=headers, path=package.path) as response:  # fmt: skip
             _check_status(response, file_url, package.path)
             length = response.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > package.size:
@@ -151,15 +160,16 @@ def _fetch_file(
                     report.add(len(data))
         part.replace(target)
     except requests.exceptions.SSLError as exc:  # the host's, so every file's: stop here
-        reason = f"TLS failed (untrusted or invalid certificate?): {_reason(exc)}"
+        reason = f"TLS failed (untrusted or invalid certificate?): {_tls_reason(exc)}"
         raise errors.HttpsFailed(f"fetching {file_url}: {reason}", transient=False,
                           failures=[(package.path, reason)]) from exc  # fmt: skip
     except (requests.exceptions.Timeout, urllib3.exceptions.TimeoutError) as exc:
         raise errors.HttpsFailed(f"fetching {file_url} timed out", transient=True,
                           failures=[(package.path, "timed out")]) from exc  # fmt: skip
     except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
-        raise errors.HttpsFailed(f"fetching {file_url} failed: {_reason(exc)}", transient=True,
-                          failures=[(package.path, _reason(exc))]) from exc  # fmt: skip
+        reason = errors.plain_reason(exc)
+        raise errors.HttpsFailed(f"fetching {file_url} failed: {reason}", transient=True,
+                          failures=[(package.path, reason)]) from exc  # fmt: skip
     finally:
         part.unlink(missing_ok=True)
 
@@ -176,11 +186,105 @@ def _check_status(response: requests.Response, file_url: str, path: str) -> None
     raise _FileProblem(text)
 
 
-def _reason(exc: BaseException) -> str:
-    """The innermost cause of a requests/urllib3 error, short."""
-    for _ in range(10):
-        inner = exc.__cause__ or (exc.args[0] if exc.args else None)
-        if not isinstance(inner, BaseException):
-            break
-        exc = inner
-    return str(exc) or type(exc).__name__
+def _tls_reason(exc: BaseException) -> str:
+    """What TLS said about the certificate (e.g. "self-signed certificate in certificate
+    chain", "Hostname mismatch, ..."), else that the handshake failed."""
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if isinstance(current, ssl.SSLCertVerificationError) and current.verify_message:
+            return str(current.verify_message)
+        linked = (*current.args, current.__cause__, current.__context__,
+                  getattr(current, "reason", None))  # fmt: skip
+        pending.extend(e for e in linked if isinstance(e, BaseException) and e is not current)
+        said = _VERIFY_FAILED.search(str(current))
+        if said:
+            return said[0].rstrip(" .")
+    return "the TLS handshake failed"
+
+
+_VERIFY_FAILED = re.compile(r"certificate verify failed(?:: [\w ,.'-]+)?")
+
+
+MAX_REDIRECTS = 5
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of an http(s) URL: the host in lower case without brackets or
+    a trailing dot, the scheme's port when the URL names none (0 when it names no number)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 0
+    return parts.scheme.lower(), (parts.hostname or "").lower().removesuffix("."), port
+
+
+def check_redirect(from_url: str, location: str) -> str:
+    """The absolute URL a redirect from ``from_url`` to ``location`` leads to, if the sync may
+    follow it: the same scheme, host and port only. Else ``HttpsFailed`` (permanent), before
+    anything connects there; HTTPS is never followed to plain HTTP."""
+    target = urljoin(from_url, location)
+    if origin(target) == origin(from_url):
+        return target
+    scheme, host, port = origin(target)
+    why = (
+        "HTTPS is never followed to plain HTTP"
+        if origin(from_url)[0] == "https" and scheme == "http"
+        else "the bridge follows redirects only within the host, scheme and port of the Sync-URL"
+    )
+    text = f"{from_url} redirects to {errors.printable(f'{scheme}://{host}:{port}/')}: {why}"
+    raise errors.HttpsFailed(text, transient=False, failures=[(from_url, text)])
+
+
+def _get(
+    http: requests.Session,
+    url: str,
+    *,
+    timeout: tuple[float, float],
+    verify: str | bool,
+    headers: dict[str, str],
+    path: str,
+) -> requests.Response:
+    """The streamed answer to ``GET url``, following redirects by ``check_redirect``."""
+    for _ in range(MAX_REDIRECTS + 1):
+        response = http.get(url, stream=True, timeout=timeout, verify=verify, headers=headers,
+                            allow_redirects=False)  # fmt: skip
+        if not response.is_redirect:
+            return response
+        location = response.headers.get("Location", "")
+        response.close()
+        try:
+            url = check_redirect(url, location)
+        except errors.HttpsFailed as exc:
+            text = str(exc)
+            raise errors.HttpsFailed(text, transient=False, failures=[(path, text)]) from None
+    text = f"more than {MAX_REDIRECTS} redirects"
+    raise errors.HttpsFailed(f"fetching {url}: {text}", transient=False, failures=[(path, text)])
+
+
+class _PinnedAdapter(requests.adapters.HTTPAdapter):
+    """Connects to one checked ``address`` for the one ``host`` of the sync: requests go to the
+    address, with the host's name in the ``Host`` header, in TLS's server name (SNI) and in
+    the certificate check. A request for another host is refused before it connects."""
+
+    def __init__(self, host: str, address: str) -> None:
+        self._host = host
+        self._address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["server_hostname"] = self._host
+        kwargs["assert_hostname"] = self._host
+        super().init_poolmanager(*args, **kwargs)
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        parts = urlsplit(request.url or "")
+        if origin(request.url or "")[1] != self._host:  # check_redirect refused it already
+            raise requests.exceptions.InvalidURL("a request for another host than the sync's")
+        netloc = f"[{self._address}]" if ":" in self._address else self._address
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        request.headers["Host"] = parts.netloc
+        request.url = urlunsplit(parts._replace(netloc=netloc))
+        return super().send(request, *args, **kwargs)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.settings.model import SyncHost
+
 
 @dataclass(frozen=True, kw_only=True)
 class SyncResult:
@@ -35,4 +37,7 @@ class SyncOptions:
     sftp_allow_unknown_hosts: bool = False  # accept (and log) keys not in known_hosts
     https_ca_file: Path | None = None  # None: the system's trusted CAs
     allow_http: bool = False
+    # The hosts a Sync-URL may name, with their credentials (RepositorySettings.sync_hosts);
+    # empty: any host, with the credentials above.
+    sync_hosts: tuple[SyncHost, ...] = ()
     progress_log_interval: float = 5.0

@@ -10,6 +10,7 @@ decides whether the files are right (``verify`` does).
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import math
 import os
@@ -38,6 +39,7 @@ def plan_rsync(
     connect_timeout: float | None = None,
     password_file: Path | None = None,
     binary: str = "rsync",
+    address: str | None = None,
 ) -> list[str]:
     """The rsync argument list that mirrors ``url``'s directory into ``dest``.
 
@@ -45,9 +47,10 @@ def plan_rsync(
     the rest and names them, and ``sync_rsync`` refuses them), no owners, groups or executable bits
     from the provider (``--chmod=D755,F644``), times kept and ``--partial`` so a retry into the
     same directory resumes, ``--delete`` so it ends as an exact copy, I/O and connect timeouts,
-    and ``--`` before the URL.
+    and ``--`` before the URL. With ``address`` (the host's address the allowlist checked),
+    rsync connects there instead of looking the name up again.
     """
-    source = urls.check_rsync_url(url)
+    source = urls.rsync_source_via(url, address) if address else urls.check_rsync_url(url)
     seconds = max(1, math.ceil(timeout))
     connect = max(1, math.ceil(min(connect_timeout or timeout, seconds)))
     argv = [
@@ -128,8 +131,10 @@ def sync_rsync(
     options: records.SyncOptions,
     report: progress.Progress,
     on_file: Callable[[str], None] = lambda _path: None,
+    address: str | None = None,
 ) -> records.SyncResult:
-    """Run rsync (``plan_rsync``) into ``dest``; see ``fetch.sync``."""
+    """Run rsync (``plan_rsync``) into ``dest``, connecting to ``address`` when given; see
+    ``fetch.sync``."""
     argv = plan_rsync(
         url,
         dest,
@@ -137,6 +142,7 @@ def sync_rsync(
         connect_timeout=options.connect_timeout,
         password_file=options.rsync_password_file,
         binary=options.rsync_binary,
+        address=address,
     )
     if shutil.which(argv[0]) is None:
         raise errors.RsyncFailed(127, f"{argv[0]} is not installed", url=url)
@@ -226,10 +232,47 @@ def sync_rsync(
         )
     if proc.returncode != 0:
         tail = (stdout_lines + stderr_lines)[-STDERR_TAIL_LINES:]
-        raise errors.RsyncFailed(proc.returncode, "\n".join(tail), url=url)
+        host, _port = urls.endpoint("rsync", url)
+        raise errors.RsyncFailed(proc.returncode, plain_tail(tail, host=host), url=url)
     summary = scratch.check_tree(dest)
     report.update(report.done)
     return records.SyncResult(files=summary.files, bytes=summary.bytes, seconds=seconds)
+
+
+_FAILED_TO_CONNECT = re.compile(r".*failed to connect to .*?: (?P<why>.+?)(?: \(\d+\))?")
+_GETADDRINFO = re.compile(r".*getaddrinfo: .*")
+_ACCESS_DENIED = re.compile(r"(?P<head>@ERROR: access denied to \S+) from .*")
+_ADDRESS = re.compile(r"[0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*")  # checked by ipaddress
+
+
+def plain_tail(lines: list[str], *, host: str) -> str:
+    """rsync's last lines as a ticket may show them: a failure to connect or to resolve in
+    plain words about ``host`` (rsync names every address it tried, and its proxy), the
+    daemon's "access denied" without the bridge's own address, and no other address than
+    ``host`` itself."""
+    kept: list[str] = []
+    for line in lines:
+        if match := _FAILED_TO_CONNECT.fullmatch(line):
+            why = errors.plain_words(match["why"]) or errors.CONNECTION_FAILED
+            line = f"could not connect to {host}: {why}"
+        elif _GETADDRINFO.fullmatch(line):
+            line = f"could not connect to {host}: the host name could not be resolved"
+        elif match := _ACCESS_DENIED.fullmatch(line):
+            line = match["head"]
+        else:
+            line = _ADDRESS.sub(lambda m: _hide_address(m[0], host), line)
+        if line not in kept:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def _hide_address(text: str, host: str) -> str:
+    """``[address]`` for an IP address other than ``host``; anything else as it is."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    return text if text == host else "[address]"
 
 
 def _read_lines(stream: IO[bytes], handle: Callable[[str], None]) -> None:

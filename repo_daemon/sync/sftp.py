@@ -45,8 +45,12 @@ class _AcceptAndLog(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
         )  # fmt: skip
 
 
-def _connect(target: urls.SftpTarget, options: records.SyncOptions) -> Any:
-    """A connected ``paramiko.SSHClient`` (key authentication, host key checked)."""
+def _connect(
+    target: urls.SftpTarget, options: records.SyncOptions, address: str | None = None
+) -> Any:
+    """A connected ``paramiko.SSHClient`` (key authentication, host key checked against the
+    host's name). With ``address`` (the host's address the allowlist checked), the connection
+    goes there and nowhere else."""
     where = f"{target.user}@{target.host}:{target.port}"
     if options.sftp_key_file is None:
         raise errors.SftpFailed(
@@ -84,9 +88,11 @@ def _connect(target: urls.SftpTarget, options: records.SyncOptions) -> Any:
         _AcceptAndLog() if options.sftp_allow_unknown_hosts else _RejectUnknown()
     )
     try:
+        sock = _open_socket(address, target, options) if address else None
         client.connect(
             target.host,
             port=target.port,
+            sock=sock,
             username=target.user,
             pkey=key,
             timeout=options.connect_timeout,
@@ -116,9 +122,21 @@ def _connect(target: urls.SftpTarget, options: records.SyncOptions) -> Any:
         ) from exc
     except (paramiko.SSHException, OSError, EOFError) as exc:
         client.close()
-        raise errors.SftpFailed(f"cannot connect to {where}: {exc or type(exc).__name__}",
+        raise errors.SftpFailed(f"cannot connect to {where}: {_plain(exc)}",
                          transient=True) from exc  # fmt: skip
     return client
+
+
+def _open_socket(address: str, target: urls.SftpTarget, options: records.SyncOptions) -> Any:
+    """A TCP connection to ``address`` (for ``target``'s host), for paramiko to speak SSH on."""
+    return socket.create_connection((address, target.port), timeout=options.connect_timeout)
+
+
+def _plain(exc: BaseException) -> str:
+    """An SSH failure's own words (they name no address), or a network failure's plain ones."""
+    if isinstance(exc, OSError | EOFError):
+        return errors.plain_reason(exc)
+    return str(exc) or type(exc).__name__
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,8 +188,10 @@ def sync_sftp(
     options: records.SyncOptions,
     report: progress.Progress,
     on_file: Callable[[str], None] = lambda _path: None,
+    address: str | None = None,
 ) -> records.SyncResult:
-    """Mirror the remote directory of ``url`` into ``dest`` over SFTP; see ``fetch.sync``.
+    """Mirror the remote directory of ``url`` into ``dest`` over SFTP, connecting to
+    ``address`` when given; see ``fetch.sync``.
 
     The remote tree is listed first (refusing symlinks, specials and unsafe names before
     anything is downloaded); files whose size and time already match are kept (resume).
@@ -179,7 +199,7 @@ def sync_sftp(
     target = urls.parse_sftp_url(url, options.sftp_user)
     scratch.prepare_dest(dest)
     started = time.monotonic()
-    client = _connect(target, options)
+    client = _connect(target, options, address)
     try:
         sftp = client.open_sftp()
         sftp.get_channel().settimeout(options.timeout)
@@ -209,7 +229,7 @@ def sync_sftp(
             _fetch_file(sftp, target.path + "/" + remote.path, dest, remote, report, url)
             on_file(remote.path)
     except (paramiko.SSHException, EOFError, TimeoutError) as exc:
-        raise errors.SftpFailed(f"SFTP from {url} failed: {exc or type(exc).__name__}",
+        raise errors.SftpFailed(f"SFTP from {url} failed: {_plain(exc)}",
                          transient=True) from exc  # fmt: skip
     finally:
         client.close()
@@ -269,4 +289,4 @@ def _wrap_os_error(exc: OSError, doing: str) -> errors.SyncError:
         return errors.SftpFailed(f"{doing}: {exc.strerror or exc}", transient=False)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
         return errors.SyncError(f"{doing}: {exc.strerror} (our scratch disk)", transient=True)
-    return errors.SftpFailed(f"{doing}: {exc}", transient=True)
+    return errors.SftpFailed(f"{doing}: {exc.strerror or errors.plain_reason(exc)}", transient=True)

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 from repo_daemon.sync import errors
 
 PROTOCOLS = ("rsync", "sftp", "https")
+RSYNC_PORT = 873  # an rsync daemon's port when the URL names none
 
 _HOST = (
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
@@ -81,6 +82,53 @@ def check_rsync_url(url: str) -> str:
         raise errors.SyncUrlRefused(url, "it names no rsync module")
     _check_segments(url, path, what="module path")
     return url if url.endswith("/") else url + "/"
+
+
+def _rsync_match(url: str) -> re.Match[str]:
+    match = _RSYNC_URL.fullmatch(url) or _RSYNC_DAEMON.fullmatch(url)
+    if match is None:  # check_rsync_url refused it already
+        raise errors.SyncUrlRefused(url, "not an rsync daemon URL")
+    return match
+
+
+def rsync_source_via(url: str, address: str) -> str:
+    """The source ``check_rsync_url`` returns, pointed at ``address`` (the host's address the
+    allowlist checked) instead of the host's name: ``rsync://[user@]address:port/path/``."""
+    source = check_rsync_url(url)
+    match = _rsync_match(source)
+    user = f"{match['user']}@" if match["user"] else ""
+    host = f"[{address}]" if ":" in address else address
+    port = match.groupdict().get("port") or str(RSYNC_PORT)
+    return f"rsync://{user}{host}:{port}/{match['path']}"
+
+
+def endpoint(protocol: str, url: str, *, allow_http: bool = False) -> tuple[str, int]:
+    """``(host, port)`` that ``url`` makes ``protocol`` (a name ``check_protocol`` returned)
+    connect to: the host in lower case, without brackets or a trailing dot; the protocol's
+    port when the URL names none. Refuses what the protocol's own check refuses (for SFTP:
+    what is needed to find the host; ``parse_sftp_url`` checks the rest)."""
+    if protocol == "rsync":
+        match = _rsync_match(check_rsync_url(url))
+        host = match["host"].strip("[]")
+        port = int(match.groupdict().get("port") or RSYNC_PORT)
+    else:
+        if protocol == "https":
+            check_https_url(url, allow_http=allow_http)
+        else:
+            check_common(url)
+        parts = urlsplit(url)
+        if parts.scheme != ("sftp" if protocol == "sftp" else parts.scheme):
+            raise errors.SyncUrlRefused(url, "not an sftp:// URL")
+        try:
+            port = parts.port or {"sftp": 22, "https": 443, "http": 80}[parts.scheme]
+        except ValueError:
+            port = 0
+        if not 0 < port < 65536:
+            raise errors.SyncUrlRefused(url, "its port is not a number from 1 to 65535")
+        host = parts.hostname or ""
+        if not host:
+            raise errors.SyncUrlRefused(url, "it names no host")
+    return host.lower().removesuffix("."), port
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -77,6 +77,15 @@ _ACTIONS = (
         rerun_on_resume=False,
     ),
     Action(
+        name="check_sync_url",
+        kind=ActionKind.CHECK,
+        description="check Sync-Protocol and Sync-URL before anything connects: a protocol "
+        "the bridge speaks, a URL it accepts, a host the settings allow (sync_hosts; any "
+        "host when none are listed), naming the allowed hosts when not",
+        handler=repo.check_sync_url,
+        rerun_on_resume=False,
+    ),
+    Action(
         name="fill_in_fields",
         kind=ActionKind.PEOPLE,
         description="write back the release fields the bridge filled in from the provider's "

@@ -26,6 +26,8 @@ class RepositorySteps(Protocol):
     """The repository work the handlers call (``steps.RepositoryWork``; a fake in tests).
     Each returns a line for the job's checkpoint and, maybe, a note for the ticket."""
 
+    def check_sync_source(self, ticket: TicketView) -> Step: ...
+
     def freeze_release_xml(self, tracker: TrackerClient, ticket: TicketView) -> Step: ...
 
     def check_release_xml_unchanged(self, tracker: TrackerClient, ticket: TicketView) -> Step: ...
@@ -81,6 +83,10 @@ def _major(inputs: Inputs) -> str:
             ticket_id=inputs.ticket.id,
         )
     return major
+
+
+def check_sync_url(inputs: Inputs, services: Services) -> effects.Result:
+    return services.repository.check_sync_source(inputs.ticket).result()
 
 
 def freeze_release_xml(inputs: Inputs, services: Services) -> effects.Result:

@@ -28,6 +28,7 @@ from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
 from repo_daemon.release_xml import parse as release_xml_parse
 from repo_daemon.release_xml import safe_xml, ticket_fields
+from repo_daemon.sync import allowlist as sync_allowlist
 from repo_daemon.sync import fetch as sync
 from repo_daemon.sync import records as sync_records
 from repo_daemon.workflow.gather import TicketView
@@ -124,6 +125,23 @@ class RepositoryWork:
         return info
 
     # -- packages -------------------------------------------------------------------------
+
+    def check_sync_source(self, ticket: TicketView) -> Step:
+        """Whether the sync may fetch from the ticket's Sync-URL (protocol, URL, allowed
+        host), before anything connects; raises ``SyncUrlRefused`` naming the allowed hosts."""
+        if not ticket.sync_url:
+            raise errors.TicketIncomplete("the ticket has no Sync-URL", ticket_id=ticket.id)
+        name, where, _options = sync.check_source(
+            ticket.sync_protocol, ticket.sync_url, self.sync_options
+        )
+        allowed = (
+            f"allowed as {sync_allowlist.describe(where.entry)}"
+            if where.entry is not None
+            else "any host is allowed (no sync_hosts configured)"
+        )
+        return Step(
+            detail=f"Sync-URL acceptable: {name} from {where.host} port {where.port}, {allowed}"
+        )
 
     def sync_packages(self, ticket: TicketView, info: release_model.ReleaseInfo) -> Step:
         """Fetch the packages from Sync-URL into scratch and verify every file."""
@@ -291,4 +309,5 @@ def sync_options_from(settings: settings_model.Settings) -> sync_records.SyncOpt
         sftp_allow_unknown_hosts=repo.sftp_allow_unknown_hosts,
         https_ca_file=repo.https_ca_file,
         allow_http=repo.sync_allow_http,
+        sync_hosts=repo.sync_hosts,
     )

@@ -32,7 +32,7 @@ from bridge.store import database
 from bridge.store import fetches as fetch_store
 from repo_daemon.metadata import clients
 from repo_daemon.release_xml import parse
-from repo_daemon.serving import access_parts, nginx
+from repo_daemon.serving import access_parts
 from repo_daemon.serving import static as serving
 from repo_daemon.web import access_check
 from repo_daemon.workflow import steps
@@ -134,31 +134,6 @@ class Served:
         return dict(self.parts.checker.login_calls)
 
 
-class _CheckedNginx(NginxServer):
-    """The test harness's nginx, its configuration rendered pointing at our access check."""
-
-    def __init__(self, workdir: Path, root: Path, check: str) -> None:
-        super().__init__(workdir, root)
-        self.check = check
-
-    def write_config(self) -> Path:
-        import os
-
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.conf_file.write_text(
-            nginx.render_nginx_conf(
-                self.root,
-                workdir=self.workdir,
-                listen=f"127.0.0.1:{self.port}",
-                user="root" if os.geteuid() == 0 else None,
-                access_check=self.check,
-            ),
-            encoding="utf-8",
-        )
-        return self.conf_file
-
-
 @pytest.fixture(params=["nginx", "embedded"])
 def served(
     request: pytest.FixtureRequest,
@@ -194,8 +169,8 @@ def served(
                     assert time.monotonic() < deadline, "the access check did not start"
                     time.sleep(0.02)
                 try:
-                    with _CheckedNginx(
-                        tmp_path / "nginx", tree.root, f"127.0.0.1:{check_port}"
+                    with NginxServer(
+                        tmp_path / "nginx", tree.root, access_check=f"127.0.0.1:{check_port}"
                     ) as web:
                         yield Served("nginx", web.url, web.port, parts, rt, settings)
                 finally:
@@ -271,6 +246,27 @@ def test_an_rt_auth_token_works_as_the_password_and_as_a_bearer(
     assert get(served, rpm_path(tree.unverified), {"Authorization": f"Bearer {token}"})[0] == 403
     # Only for its owner: under another login it is no password at all.
     assert get(served, rpm_path(tree.staged), auth(QC, token))[0] == 401
+
+
+def test_a_symlink_planted_in_a_protected_area_is_not_followed_for_an_allowed_person(
+    served: Served, tree: Tree
+) -> None:
+    snapshot = (tree.root / tree.staged.area).resolve()
+    planted = snapshot / "rpms" / "planted"
+    (snapshot / "rpms").chmod(0o755)
+    planted.symlink_to("/etc")
+    try:
+        for path in (
+            f"/{tree.staged.area}/rpms/planted/passwd",
+            f"/{tree.staged.area}/rpms/planted/",
+        ):
+            status, _, body = get(served, path, auth(EARLY))
+            assert status in (403, 404), (path, status)
+            assert b"root:" not in body
+        assert get(served, rpm_path(tree.staged), auth(EARLY))[0] == 200
+    finally:
+        planted.unlink()
+        (snapshot / "rpms").chmod(0o555)
 
 
 def test_a_wrong_password_gets_401_and_a_person_without_a_role_403(

@@ -34,6 +34,10 @@ class FakeRepository:
     def steps(self, ticket_id: int) -> list[str]:
         return [name for t, name in self.ran if t == ticket_id]
 
+    def check_sync_source(self, ticket: TicketView) -> Step:
+        self._step(ticket, "check_sync_source")
+        return Step(detail="Sync-URL acceptable")
+
     def freeze_release_xml(self, tracker: TrackerClient, ticket: TicketView) -> Step:
         self._step(ticket, "freeze_release_xml")
         self.frozen.add(ticket.id)

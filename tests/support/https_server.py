@@ -154,3 +154,24 @@ class HttpsServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class RedirectingHttpsServer(HttpsServer):
+    """Answers every GET with ``302 Location: <target><path>`` (``target`` without a trailing
+    ``/``), over HTTPS on 127.0.0.1 with a certificate of a throw-away CA; ``requests``
+    counts the GETs it answered."""
+
+    def __init__(self, workdir: Path, target: str) -> None:
+        super().__init__(workdir, workdir)
+        self.requests: list[str] = []
+        server = self
+
+        class Redirect(_QuietHandler):
+            def do_GET(self) -> None:
+                server.requests.append(self.path)
+                self.send_response(302)
+                self.send_header("Location", target + self.path)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd.RequestHandlerClass = Redirect

@@ -254,10 +254,12 @@ def running_bridge(
     signing_key: str | None = None,
     gnupghome: Path | None = None,
     workflow_settings: settings_model.WorkflowSettings | None = None,
+    sync_hosts: tuple[settings_model.SyncHost, ...] = (settings_model.SyncHost(host="127.0.0.1"),),
 ) -> Iterator[Bridge]:
     """A sandbox RT whose scrip posts to a real receiver, and a runner with the workflow
     processor, all on loopback; stopped when the block ends. The repository's trees are in
-    ``root/repo``, announced at ``repo_url``, signed with ``signing_key`` when given."""
+    ``root/repo``, announced at ``repo_url``, signed with ``signing_key`` when given. Syncs
+    may reach only ``sync_hosts`` (the provider's rsync daemon is on 127.0.0.1)."""
     provider_root = root / "provider"
     provider_root.mkdir(parents=True, exist_ok=True)
     rsync = RsyncDaemon(root / "rsyncd", {"provider": provider_root})
@@ -275,7 +277,11 @@ def running_bridge(
         receiver=settings_model.ReceiverSettings(port=port, hook_secret=secrets.Secret(secret)),
         daemon=settings_model.DaemonSettings(rt_bridge_user="rollout-bridge", retry_max_attempts=2),
         repository=settings_model.RepositorySettings(
-            root=root / "repo", base_url=repo_url, signing_key=signing_key, gnupghome=gnupghome
+            root=root / "repo",
+            base_url=repo_url,
+            signing_key=signing_key,
+            gnupghome=gnupghome,
+            sync_hosts=sync_hosts,
         ),
         workflow=workflow_settings or settings_model.WorkflowSettings(),
     )

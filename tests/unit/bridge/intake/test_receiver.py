@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any, cast
@@ -11,9 +13,10 @@ from typing import Any, cast
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from uvicorn.protocols.http import httptools_impl
 
 from bridge import errors, records, secrets
-from bridge.intake import receiver, webhooks
+from bridge.intake import connections, receiver, webhooks
 from bridge.settings import model as settings_model
 from bridge.store import queue
 
@@ -62,9 +65,32 @@ def test_no_hook_secret_no_receiver() -> None:
 
 def test_server_uses_httptools_and_uvloop_without_access_log() -> None:
     server = receiver.build_server(settings(), cast(queue.Queue, BrokenQueue()))
-    assert (server.config.http, server.config.loop) == ("httptools", "uvloop")
+    protocol = server.config.http
+    assert isinstance(protocol, type)
+    assert issubclass(protocol, connections.GuardedHttpToolsProtocol)
+    assert issubclass(protocol, httptools_impl.HttpToolsProtocol)
+    assert server.config.loop == "uvloop"
     assert server.config.access_log is False
     assert (server.config.host, server.config.port) == ("127.0.0.1", 8750)
+
+
+def test_server_takes_its_connection_limits_from_the_settings() -> None:
+    limits = settings_model.IntakeLimits(
+        header_timeout=2,
+        max_header_bytes=4096,
+        max_connections=50,
+        max_connections_per_client=5,
+        uncapped_clients=("192.0.2.0/24",),
+    )
+    configured = settings_model.Settings(
+        tracker=settings_model.TrackerSettings(url="http://127.0.0.1:9/"),
+        receiver=settings_model.ReceiverSettings(hook_secret=secrets.Secret(SECRET), limits=limits),
+    )
+    server = receiver.build_server(configured, cast(queue.Queue, BrokenQueue()))
+    assert server.config.limit_concurrency == 50
+    assert server.config.forwarded_allow_ips == ["127.0.0.1", "::1", "192.0.2.0/24"]
+    protocol = cast(type[connections.GuardedHttpToolsProtocol], server.config.http)
+    assert protocol.guard.limits == limits
 
 
 def test_database_down_means_503_and_not_ready() -> None:
@@ -111,3 +137,34 @@ def test_openapi_documents_the_hook() -> None:
         "application/x-www-form-urlencoded",
     }
     assert {"200", "202", "400", "401", "413", "415", "422", "503"} <= set(post["responses"])
+
+
+def test_a_client_gone_mid_body_ends_the_request_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = receiver.create_app(settings(), cast(queue.Queue, BrokenQueue()))
+    body, headers = hook()
+    messages = iter(
+        [
+            {"type": "http.request", "body": body[:10], "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/hooks/rt", "raw_path": b"/hooks/rt", "query_string": b"",
+        "root_path": "", "client": ("127.0.0.2", 4000), "server": ("127.0.0.1", 8750),
+        "headers": [(k.encode(), v.encode()) for k, v in headers.items()]
+        + [(b"content-length", str(len(body)).encode())],
+    }  # fmt: skip
+    asyncio.run(app(scope, receive, send))  # raises nothing
+    assert sent[0]["status"] == 400  # said to nobody: the server drops it
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

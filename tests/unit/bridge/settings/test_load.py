@@ -337,3 +337,50 @@ def test_area_roles_problems_are_reported_together(tmp_path: Path) -> None:
     assert "unverified names wizard, not a role" in problems
     assert "'attic' is not a kind of area" in problems
     assert "access_check_port" in problems
+
+
+def test_receiver_connection_limits_are_read() -> None:
+    assert settings_load.load_settings(BASE).receiver.limits == settings_model.IntakeLimits()
+    settings = settings_load.load_settings(
+        {**BASE, "ROLLOUT_RECEIVER_HEADER_TIMEOUT": "2.5", "ROLLOUT_RECEIVER_BODY_TIMEOUT": "8",
+         "ROLLOUT_RECEIVER_MAX_HEADER_BYTES": "8192", "ROLLOUT_RECEIVER_MAX_CONNECTIONS": "500",
+         "ROLLOUT_RECEIVER_MAX_CONNECTIONS_PER_CLIENT": "0",
+         "ROLLOUT_RECEIVER_UNCAPPED_CLIENTS": "127.0.0.1, 10.1.0.0/16,::1",
+         "ROLLOUT_RECEIVER_LOG_INTERVAL": "30"}
+    )  # fmt: skip
+    assert settings.receiver.limits == settings_model.IntakeLimits(
+        header_timeout=2.5,
+        body_timeout=8.0,
+        max_header_bytes=8192,
+        max_connections=500,
+        max_connections_per_client=0,
+        uncapped_clients=("127.0.0.1/32", "10.1.0.0/16", "::1/128"),
+        log_interval=30.0,
+    )
+
+
+def test_uncapped_clients_from_a_settings_file_list(tmp_path: Path) -> None:
+    file = tmp_path / "rollout.toml"
+    file.write_text('receiver_uncapped_clients = ["192.0.2.7"]\n')
+    settings = settings_load.load_settings(BASE, config_file=file)
+    assert settings.receiver.limits.uncapped_clients == ("192.0.2.7/32",)
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"ROLLOUT_RECEIVER_HEADER_TIMEOUT": "0"}, "receiver_header_timeout: must be greater"),
+        ({"ROLLOUT_RECEIVER_MAX_HEADER_BYTES": "100"}, "receiver_max_header_bytes: at least 1024"),
+        (
+            {"ROLLOUT_RECEIVER_MAX_CONNECTIONS_PER_CLIENT": "2000"},
+            r"receiver_max_connections_per_client \(2000\) is above receiver_max_connections",
+        ),
+        (
+            {"ROLLOUT_RECEIVER_UNCAPPED_CLIENTS": "proxy.example.org"},
+            "receiver_uncapped_clients: 'proxy.example.org' is not an address or network",
+        ),
+    ],
+)
+def test_bad_receiver_limits_are_named(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(errors.ConfigError, match=problem):
+        settings_load.load_settings({**BASE, **env})

@@ -24,8 +24,9 @@ def test_nginx_server_block_serves_the_trees_and_follows_the_area_symlinks() -> 
     for line in (
         "listen 0.0.0.0:80;",
         "server_name repo.example.org;",
-        "root /srv/rollout/repo;",
-        "disable_symlinks off;",
+        "root $rollout_root;",
+        "set $rollout_root /srv/rollout/repo;",
+        "disable_symlinks on from=$rollout_from;",
         "open_file_cache off;",
         "autoindex on;",
         "sendfile on;",
@@ -181,3 +182,75 @@ def test_protecting_production_protects_everything_and_nothing_needs_no_check() 
         nginx.render_nginx(ROOT, protected=("attic",))
     with pytest.raises(ValueError, match="access check"):
         nginx.render_nginx(ROOT, access_check="x; include /etc/passwd")
+
+
+def _from_for(conf: str, real_root: str, uri: str, real: str) -> str | None:
+    """What the block's area checks set ``$rollout_from`` to for a request (Python's ``re``
+    reads these PCRE regexes the same way): the last matching check wins, as in nginx."""
+    check = f"{real_root}|{uri}|{real}"
+    found = None
+    for regex, target in re.findall(
+        r'if \(\$rollout_check ~ "(.*)"\) \{\n\s*set \$rollout_from (\S+);', conf
+    ):
+        match = re.search(regex, check)
+        if match:
+            found = target
+            for n, value in enumerate(match.groups(), start=1):
+                found = found.replace(f"${n}", value or "")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("uri", "real", "expected"),
+    [
+        (
+            "/production/7/updates/rpms/a.rpm",
+            ".snapshots/production~7~updates/000003-20261124T101500Z/rpms/a.rpm",
+            "production/7/updates",
+        ),
+        (
+            "/production/7/updates/",
+            ".snapshots/production~7~updates/000003-20261124T101500Z",
+            "production/7/updates",
+        ),
+        (
+            "/stagerollout/7/.rollout-serial",
+            ".snapshots/stagerollout~7/000001-20261124T101500Z/.rollout-serial",
+            "stagerollout/7",
+        ),
+        ("/CAs/x", ".snapshots/CAs/000001-20261124T101500Z/x", "CAs"),
+        (
+            "/a/b/c/d/e/f/g/h/x",
+            ".snapshots/a~b~c~d~e~f~g~h/000001-20261124T101500Z/x",
+            "a/b/c/d/e/f/g/h",
+        ),
+        ("/p/7/u/a|b", ".snapshots/p~7~u/000001-20261124T101500Z/a|b", "p/7/u"),
+        # Through a link planted in the snapshot, beside an area, or out of the tree: none.
+        ("/production/7/updates/rpms/pool/ab/c", ".pool/ab/c", None),
+        (
+            "/production/7/updates/rpms/other/x",
+            ".snapshots/unverified~D~1.0.0/000001-20261124T101500Z/x",
+            None,
+        ),
+        (
+            "/production/7/updates/rpms/same/x",
+            ".snapshots/production~7~updates/000003-20261124T101500Z/rpms/x",
+            None,
+        ),
+        ("/production/8/x", ".snapshots/unverified~D~1.0.0/000001-20261124T101500Z/x", None),
+        (
+            "/production/7/updates/x",
+            ".snapshots/production~7~updates/.building-000004-20261124T101500Z/x",
+            None,
+        ),
+        ("/a~b/c/x", ".snapshots/a~b~c/000001-20261124T101500Z/x", None),
+        ("/production/evil/etc/passwd", "/etc/passwd", None),
+        ("/a/b/c/d/e/f/g/h/i/x", ".snapshots/a~b~c~d~e~f~g~h~i/000001-20261124T101500Z/x", None),
+    ],
+)
+def test_nginx_follows_only_an_areas_own_symlink(uri: str, real: str, expected: str | None) -> None:
+    conf = nginx.render_nginx(ROOT)
+    real_path = real if real.startswith("/") else f"/data/repo/{real}"
+    found = _from_for(conf, "/data/repo", uri, real_path)
+    assert found == (None if expected is None else f"{ROOT}/{expected}")
+    assert "set $rollout_from /srv/rollout/repo;\n" in conf  # the default: no link followed

@@ -41,8 +41,11 @@ def test_rsyncd_has_one_read_only_module_for_the_whole_root(tmp_path: Path) -> N
                  f"lock file = {tmp_path}/rsyncd.lock", f"log file = {tmp_path}/log",
                  "uid = nobody", "gid = nogroup", "max connections = 20"):  # fmt: skip
         assert f"{line}\n" in head, line
-    # Mirrors pull with --delete: the client sends it to the daemon, refusing it breaks them.
-    assert "refuse options" not in conf
+    # The daemon never dereferences a symlink into a transfer (a planted one would reach the
+    # pool); mirrors pull with --delete, which the client sends: refusing it breaks them.
+    refused = module["refuse options"].split()
+    assert refused == ["copy-links", "copy-dirlinks", "copy-unsafe-links"]
+    assert "delete" not in module["refuse options"]
 
 
 def test_rsyncd_without_chroot_or_account_switch(tmp_path: Path) -> None:

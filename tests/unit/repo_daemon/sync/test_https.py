@@ -156,11 +156,22 @@ def test_https_announced_length_above_promise_is_refused_unread(tmp_path: Path) 
 
 
 @responses.activate
-def test_https_connection_errors_are_transient(tmp_path: Path) -> None:
-    responses.get(f"{BASE}/a.rpm", body=requests.exceptions.ConnectionError("refused"))
-    with pytest.raises(sync_errors.HttpsFailed, match="refused") as caught:
+def test_https_connection_errors_are_transient_and_said_in_plain_words(tmp_path: Path) -> None:
+    # What urllib3 raises for a refused connection through a proxy: the proxy's name and the
+    # addresses tried never reach the message, only what happened.
+    refused = ConnectionRefusedError(111, "Connection refused")
+    wrapped = requests.exceptions.ConnectionError(
+        "HTTPSConnectionPool(host='proxy.internal.example', port=3128): Max retries exceeded "
+        "(Caused by NewConnectionError('<HTTPSConnection object at 0x7f00>: Failed to "
+        "establish a new connection: [Errno 111] Connection refused to 10.9.8.7'))"
+    )
+    wrapped.__cause__ = refused
+    responses.get(f"{BASE}/a.rpm", body=wrapped)
+    with pytest.raises(sync_errors.HttpsFailed) as caught:
         _https(tmp_path, [_pkg("a.rpm", b"x")])
     assert caught.value.transient
+    assert str(caught.value).endswith("a.rpm failed: the connection was refused")
+    assert "proxy" not in str(caught.value) and "10.9.8.7" not in str(caught.value)
 
 
 @responses.activate
@@ -189,3 +200,67 @@ def test_https_shorter_body_is_left_for_verify(tmp_path: Path) -> None:
 def test_https_refuses_http_unless_allowed(tmp_path: Path) -> None:
     with pytest.raises(sync_errors.SyncUrlRefused, match="http:// is not allowed"):
         sync.sync("https", "http://dl.example.org/r", tmp_path / "d", packages=[_pkg("a")])
+
+
+# -- redirects ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "followed"),
+    [
+        ("/rel/arc/moved/a.rpm", f"{BASE}/moved/a.rpm"),
+        ("https://DL.example.org:443/x/a.rpm", "https://DL.example.org:443/x/a.rpm"),
+        ("http://dl.example.org/rel/arc/a.rpm", None),  # never down to plain HTTP
+        ("https://dl.example.org:8443/a.rpm", None),  # another port
+        ("https://cdn.example.net/a.rpm", None),  # another host
+        ("//169.254.169.254/latest/meta-data/", None),
+    ],
+)
+def test_redirects_are_followed_only_within_the_host(location: str, followed: str | None) -> None:
+    from_url = f"{BASE}/a.rpm"
+    if followed is not None:
+        assert https.check_redirect(from_url, location) == followed
+        return
+    with pytest.raises(sync_errors.HttpsFailed) as caught:
+        https.check_redirect(from_url, location)
+    assert not caught.value.transient
+
+
+@responses.activate
+def test_a_redirect_to_another_host_is_refused_before_connecting_there(tmp_path: Path) -> None:
+    elsewhere = responses.get("https://internal.example.net/a.rpm", body=b"x")
+    responses.get(
+        f"{BASE}/a.rpm", status=302, headers={"Location": "https://internal.example.net/a.rpm"}
+    )
+    with pytest.raises(sync_errors.HttpsFailed) as caught:
+        _https(tmp_path, [_pkg("a.rpm", b"x"), _pkg("b.rpm", b"y")])
+    assert "redirects to https://internal.example.net:443/" in str(caught.value)
+    assert "only within the host, scheme and port of the Sync-URL" in str(caught.value)
+    assert not caught.value.transient
+    assert elsewhere.call_count == 0
+    assert len(responses.calls) == 1  # the host's answer: the other files are not tried
+
+
+@responses.activate
+def test_https_is_never_redirected_to_plain_http(tmp_path: Path) -> None:
+    plain = responses.get("http://dl.example.org/rel/arc/a.rpm", body=b"x")
+    responses.get(
+        f"{BASE}/a.rpm", status=301, headers={"Location": "http://dl.example.org/rel/arc/a.rpm"}
+    )
+    with pytest.raises(sync_errors.HttpsFailed, match="HTTPS is never followed to plain HTTP"):
+        _https(tmp_path, [_pkg("a.rpm", b"x")])
+    assert plain.call_count == 0
+
+
+@responses.activate
+def test_redirects_within_the_host_are_followed_a_few_times(tmp_path: Path) -> None:
+    responses.get(f"{BASE}/a.rpm", status=302, headers={"Location": "/rel/arc/v2/a.rpm"})
+    responses.get(f"{BASE}/v2/a.rpm", body=b"x")
+    result = _https(tmp_path, [_pkg("a.rpm", b"x")])
+    assert result.files == 1
+    for n in range(https.MAX_REDIRECTS + 1):
+        responses.get(f"{BASE}/loop{n}/b.rpm", status=307,
+                      headers={"Location": f"/rel/arc/loop{n + 1}/b.rpm"})  # fmt: skip
+    responses.get(f"{BASE}/b.rpm", status=307, headers={"Location": "/rel/arc/loop0/b.rpm"})
+    with pytest.raises(sync_errors.HttpsFailed, match="more than 5 redirects"):
+        _https(tmp_path / "2", [_pkg("b.rpm", b"y")])

@@ -171,7 +171,8 @@ def test_retry_from_failed_says_where_it_may_go() -> None:
 def test_intake_does_the_repository_work_in_order() -> None:
     decision = engine.decide(STAGED, at=SUB, asked=UNV, facts=Facts())
     assert decision.actions == (
-        "check_fields", "check_major_release", "fill_in_fields", "freeze_release_xml",
+        "check_fields", "check_major_release", "check_sync_url", "fill_in_fields",
+        "freeze_release_xml",
         "validate_release", "sync_packages",
         "publish_unverified", "notify_watchers",
     )  # fmt: skip
