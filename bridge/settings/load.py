@@ -180,6 +180,7 @@ def load_settings(
     registry = _major_releases_from(raw, problems)
     workflow = _workflow_from(raw, registry, problems)
     repository = _repository_from(raw, data_dir, registry, problems)
+    access = _access_from(raw, workflow, problems)
     if problems:
         raise errors.ConfigError(problems)
     return model.Settings(
@@ -191,6 +192,43 @@ def load_settings(
         daemon=daemon,
         workflow=workflow,
         repository=repository,
+        access=access,
+    )
+
+
+def _access_from(
+    raw: Mapping[str, Any], workflow: model.WorkflowSettings, problems: list[str]
+) -> model.AccessSettings:
+    """Who may read each kind of area (``area_roles``: ``kind=role+role,…`` or a table of
+    lists) and the limits of the login check (docs/access.md)."""
+    known = {model.ANYONE, model.EARLY_ADOPTERS, *workflow.roles}
+    area_roles = dict(model.DEFAULT_AREA_ROLES)
+    for kind, roles in _pairs(raw.get("area_roles") or {}, "area_roles", problems).items():
+        names = tuple(dict.fromkeys(r for r in roles.replace(" ", "").split("+") if r))
+        if kind not in model.AREA_KINDS:
+            problems.append(
+                f"area_roles: {kind!r} is not a kind of area ({', '.join(model.AREA_KINDS)})"
+            )
+        elif unknown := sorted(set(names) - known):
+            problems.append(
+                f"area_roles: {kind} names {', '.join(unknown)}, not a role (known: "
+                f"{', '.join(sorted(known))})"
+            )
+        else:
+            area_roles[kind] = names  # empty: nobody (areas of that kind are not served)
+    port = _number("access_check_port", raw, 8752, problems)
+    if not 0 < port < 65536 or port != int(port):
+        problems.append(f"access_check_port: {raw.get('access_check_port')!r} is not a TCP port")
+    return model.AccessSettings(
+        area_roles=area_roles,
+        cache_seconds=_number("access_cache_seconds", raw, 60.0, problems),
+        stale_seconds=_number("access_stale_seconds", raw, 6 * 3600.0, problems, allow_zero=True),
+        groups_seconds=_number("access_groups_seconds", raw, 300.0, problems),
+        rt_calls_per_second=_number("access_rt_calls_per_second", raw, 5.0, problems),
+        rt_burst=max(1, int(_number("access_rt_burst", raw, 20, problems))),
+        cache_entries=max(1, int(_number("access_cache_entries", raw, 10000, problems))),
+        check_host=str(raw.get("access_check_host") or "127.0.0.1"),
+        check_port=int(port),
     )
 
 

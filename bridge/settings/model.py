@@ -238,6 +238,42 @@ class RepositorySettings:
         return self.release_types.get(major_release or "", "NonIncremental")
 
 
+# Who may read each kind of area (docs/access.md): role names of ``WorkflowSettings.roles``,
+# ``early_adopters`` (the teams of the area's major release) or ``anyone`` (no login).
+ANYONE = "anyone"
+EARLY_ADOPTERS = "early_adopters"
+AREA_KINDS = ("unverified", "stagerollout", "production")
+DEFAULT_AREA_ROLES: Mapping[str, tuple[str, ...]] = {
+    "unverified": ("qc", "sr", "admin"),
+    "stagerollout": (EARLY_ADOPTERS, "sr", "qc", "admin"),
+    "production": (ANYONE,),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class AccessSettings:
+    """Who may read which area, and how the check of people's RT logins is bounded."""
+
+    area_roles: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict(DEFAULT_AREA_ROLES)
+    )
+    cache_seconds: float = 60.0  # a login checked with RT is trusted this long
+    stale_seconds: float = 6 * 3600.0  # ... and this long while RT cannot answer
+    groups_seconds: float = 300.0  # the role groups' members are read again after this
+    rt_calls_per_second: float = 5.0  # logins checked with RT, at most (a token bucket)
+    rt_burst: int = 20
+    cache_entries: int = 10000
+    check_host: str = "127.0.0.1"  # where ``rollout repo access-check`` listens (for nginx)
+    check_port: int = 8752
+
+    def roles_for(self, kind: str) -> tuple[str, ...]:
+        """The roles that may read areas of ``kind``; nobody's for an unknown kind."""
+        return tuple(self.area_roles.get(kind, ()))
+
+    def is_public(self, kind: str) -> bool:
+        return ANYONE in self.roles_for(kind)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the ``rollout`` command needs, checked once."""
@@ -251,6 +287,7 @@ class Settings:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     workflow: WorkflowSettings = field(default_factory=WorkflowSettings)
     repository: RepositorySettings = field(default_factory=RepositorySettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
 
     def database(self) -> str:
         """The database URL to use (the SQLite default when none is configured)."""

@@ -196,3 +196,16 @@ early_adopter_acceptances = sa.Table(
     ),
     sa.Index("ix_early_adopter_acceptances_accepted_at", "accepted_at"),
 )
+
+release_fetches = sa.Table(
+    "release_fetches",
+    metadata,
+    # The first allowed fetch of each release by each person from a protected area (who,
+    # their early-adopter teams then, which area, when): staged-rollout uptake for the metrics.
+    sa.Column("ticket_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("person", sa.String(200), primary_key=True),
+    sa.Column("teams", sa.String(1000), nullable=False, default=""),
+    sa.Column("area", sa.String(1000), nullable=False),
+    sa.Column("first_at", sa.DateTime, nullable=False),
+    sa.Index("ix_release_fetches_first_at", "first_at"),
+)

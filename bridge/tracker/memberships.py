@@ -62,6 +62,39 @@ class Memberships(session.TrackerSession):
 
         return self._call("groups_of", None, fetch)
 
+    def members_of(self, groups: Collection[str]) -> dict[str, frozenset[str]]:
+        """The user names in each of ``groups``: direct members and the members of groups
+        nested in them, as ``groups_of`` counts them. A name RT does not know, or a disabled
+        group, has nobody. One answer for everybody (the access check keeps it for a while
+        instead of asking about each person). Round trips: 1 to find the names the client has
+        not seen before, then 1 per group read (those asked about and the ones nested in them).
+
+        Raises ``TrackerAuthFailed`` when the account lacks ``SeeGroup``, and the transient
+        errors as every operation does.
+        """
+
+        def fetch() -> dict[str, frozenset[str]]:
+            ids = {self._group_names[g]: g for g in self._groups_named(groups)}
+            read: dict[str, _Members] = {}
+            return {
+                name: frozenset(self._flatten(ids[name], read, frozenset()))
+                if name in ids
+                else frozenset()
+                for name in groups
+            }
+
+        return self._call("members_of", None, fetch)
+
+    def _flatten(self, group_id: str, read: dict[str, _Members], seen: frozenset[str]) -> set[str]:
+        """Every user in the group or in a group nested in it (``seen`` guards against cycles)."""
+        if group_id not in read:
+            read[group_id] = self._members(group_id)
+        users, groups = read[group_id]
+        found = set(users)
+        for inner in sorted(groups - seen - {group_id}):
+            found |= self._flatten(inner, read, seen | {group_id})
+        return found
+
     def _user_name(self, user: str) -> str:
         """The user's name as RT spells it in group members (1 request)."""
         response = self._rt.session.get(

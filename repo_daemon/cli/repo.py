@@ -1,5 +1,6 @@
-"""``rollout repo``: serve the repository's trees, print the nginx and rsyncd configurations for
-them, collect the pool's garbage, and make the bridge's own signing key.
+"""``rollout repo``: serve the repository's trees, answer nginx's access check for the
+protected areas, print the nginx and rsyncd configurations for them, collect the pool's
+garbage, and make the bridge's own signing key.
 
 It only parses options and prints; serving and publishing are ``repo_daemon.serving`` and
 ``repo_daemon.publish``'s.
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import click
 
+from bridge.settings import model as settings_model
 from repo_daemon.cli import root
+from repo_daemon.serving import rsyncd as rsyncd_defaults
 
 
 @click.group("repo")
@@ -30,13 +33,53 @@ def repo_serve(ctx: click.Context, host: str, port: int) -> None:
     docs/serving.md). Never serves outside the root or the repository's bookkeeping
     (.pool, .locks, .snapshots). Runs until SIGTERM or Ctrl-C.
     """
+    from repo_daemon.serving import access_parts
     from repo_daemon.serving import static as serving
 
     settings = root.load_settings(ctx, require_tracker=False)
     trees = settings.repository.root
     trees.mkdir(parents=True, exist_ok=True)
+    parts = access_parts.build_guard(settings, with_tracker=_tracker_configured(settings))
+    if parts.guard.policy.protected_kinds and parts.checker is None:
+        click.echo(
+            "no RT configured (ROLLOUT_RT_URL and credentials): "
+            f"{', '.join(parts.guard.policy.protected_kinds)} areas are served to nobody",
+            err=True,
+        )
     click.echo(f"serving {trees.resolve()} at http://{host}:{port}/", err=True)
-    serving.serve_static(trees.resolve(), host, port)
+    try:
+        serving.serve_static(trees.resolve(), host, port, guard=parts.guard)
+    finally:
+        parts.close()
+
+
+@repo_group.command("access-check")
+@click.option("--host", default=None, help="Address to listen on [ROLLOUT_ACCESS_CHECK_HOST].")
+@click.option("--port", default=None, type=int, help="Port [ROLLOUT_ACCESS_CHECK_PORT, 8752].")
+@click.pass_context
+def repo_access_check(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Answer nginx's auth_request for the protected areas (unverified, stagerollout): who
+    may read which area, checked against RT logins and groups (see docs/access.md). Runs
+    until SIGTERM or Ctrl-C.
+    """
+    from repo_daemon.serving import access_parts
+    from repo_daemon.web import access_check
+
+    settings = root.load_settings(ctx, access_check_host=host, access_check_port=port)
+    parts = access_parts.build_guard(settings)
+    where = f"{settings.access.check_host}:{settings.access.check_port}"
+    click.echo(f"access check on http://{where}/access-check", err=True)
+    try:
+        access_check.serve(parts, settings.access.check_host, settings.access.check_port)
+    finally:
+        parts.close()
+
+
+def _tracker_configured(settings: settings_model.Settings) -> bool:
+    tracker = settings.tracker
+    return bool(tracker.url) and (
+        tracker.token is not None or (tracker.user is not None and tracker.password is not None)
+    )
 
 
 @repo_group.command("nginx-conf")
@@ -58,6 +101,11 @@ def repo_serve(ctx: click.Context, host: str, port: int) -> None:
     metavar="LISTEN",
     help="Also listen on LISTEN with plain HTTP, only to redirect to HTTPS (e.g. 80).",
 )
+@click.option(
+    "--access-check",
+    default=None,
+    help="HOST:PORT of `rollout repo access-check` [ROLLOUT_ACCESS_CHECK_HOST:…_PORT].",
+)
 @click.pass_context
 def repo_nginx_conf(
     ctx: click.Context,
@@ -66,20 +114,28 @@ def repo_nginx_conf(
     tls_cert: Path | None,
     tls_key: Path | None,
     redirect_listen: str | None,
+    access_check: str | None,
 ) -> None:
     """Print an nginx server block serving ROLLOUT_REPO_ROOT (see docs/serving.md), over HTTPS
-    when given a certificate and key."""
-    from repo_daemon.serving import nginx
+    when given a certificate and key; the protected areas ask the access check first
+    (docs/access.md)."""
+    from repo_daemon.serving import access, nginx
 
     settings = root.load_settings(ctx, require_tracker=False)
     trees = settings.repository.root.resolve()
+    check = access_check or f"{settings.access.check_host}:{settings.access.check_port}"
+    protected = access.AccessPolicy.from_settings(settings).protected_kinds
     try:
         text = nginx.render_nginx(
-            trees, listen=listen, server_name=server_name,
+            trees,
+            listen=listen,
+            server_name=server_name,
             tls_cert=tls_cert.absolute() if tls_cert else None,
             tls_key=tls_key.absolute() if tls_key else None,
             redirect_listen=redirect_listen,
-        )  # fmt: skip
+            access_check=check,
+            protected=protected,
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     click.echo(text, nl=False)
@@ -88,15 +144,38 @@ def repo_nginx_conf(
 @repo_group.command("rsyncd-conf")
 @click.option("--port", default=873, show_default=True, type=int, help="rsync daemon port.")
 @click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--secrets-file",
+    default=str(rsyncd_defaults.DEFAULT_SECRETS_FILE),
+    show_default=True,
+    help="rsyncd secrets file (role:secret lines) of the protected areas' modules.",
+)
 @click.pass_context
-def repo_rsyncd_conf(ctx: click.Context, port: int, address: str) -> None:
-    """Print an rsyncd.conf with a read-only module of the trees, for mirrors (see
-    docs/serving.md for the mirror command that always copies one consistent snapshot)."""
-    from repo_daemon.serving import rsyncd
+def repo_rsyncd_conf(ctx: click.Context, port: int, address: str, secrets_file: str) -> None:
+    """Print an rsyncd.conf with a read-only module of the public trees, for mirrors (see
+    docs/serving.md for the mirror command that always copies one consistent snapshot), and
+    one module per protected kind of area, for the roles with a secret (docs/access.md)."""
+    from repo_daemon.serving import access, rsyncd
 
     settings = root.load_settings(ctx, require_tracker=False)
     trees = settings.repository.root.resolve()
-    click.echo(rsyncd.render_rsyncd(trees, port=port, address=address), nl=False)
+    policy = access.AccessPolicy.from_settings(settings)
+    if "production" in policy.protected_kinds:
+        raise click.UsageError(
+            "production is protected (ROLLOUT_AREA_ROLES): rsync has no module for it; "
+            "mirror it over HTTP with a login"
+        )
+    protected = {kind: policy.rsync_users(kind) for kind in policy.protected_kinds}
+    click.echo(
+        rsyncd.render_rsyncd(
+            trees,
+            port=port,
+            address=address,
+            protected=protected,
+            secrets_file=Path(secrets_file),
+        ),
+        nl=False,
+    )
 
 
 @repo_group.command("gc")

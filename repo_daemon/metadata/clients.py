@@ -31,6 +31,7 @@ def client_config(
     *,
     apt_keyring: str = DEFAULT_APT_KEYRING,
     rpm_gpgkey: str = DEFAULT_RPM_GPGKEY,
+    login: bool | None = None,
 ) -> dict[str, str]:
     """The client configuration of the tree served at ``base_url`` + ``area_path``: file name
     → text. ``rollout.repo`` (dnf/yum) when there is a YUM repository; ``rollout.list`` and
@@ -41,6 +42,10 @@ def client_config(
     and the providers' package keys); apt checks InRelease with the key a site installed as
     ``apt_keyring``. Unsigned (an explicit choice, ``signing_key = "none"``): both files say so
     and turn checking off.
+
+    ``login`` (default: the area is ``unverified/…`` or ``stagerollout/…``, protected by
+    default): the files say how to give an RT login, with placeholders, never a secret
+    (``with_login``).
     """
     scheme = urlsplit(base_url)
     if scheme.scheme not in ("http", "https") or not scheme.netloc:
@@ -114,4 +119,42 @@ def client_config(
         )
         files[APT_LIST_FILE] = "\n".join([*header, "", *deb_lines])
         files[APT_SOURCES_FILE] = "\n".join([*header, "", *deb822])
+    if login if login is not None else area.split("/", 1)[0] in PROTECTED_AREAS:
+        files = with_login(files, area_url)
     return files
+
+
+# The kinds of area that need a login by default (docs/access.md; ROLLOUT_AREA_ROLES).
+PROTECTED_AREAS = ("unverified", "stagerollout")
+LOGIN_PLACEHOLDER = "YOUR-RT-LOGIN"
+SECRET_PLACEHOLDER = "YOUR-RT-AUTH-TOKEN"  # noqa: S105 (a placeholder)
+
+
+def with_login(files: dict[str, str], area_url: str) -> dict[str, str]:
+    """``files`` saying how to log in to the area at ``area_url``: apt's ``auth.conf.d`` line
+    in the apt files' header, and ``username=``/``password=`` lines (commented out) in each
+    dnf section. Placeholders only: the login and token are the site's, never the tree's."""
+    apt_lines = [
+        "# This area needs an RT login (docs/access.md). Put this line, with your RT login",
+        "# and an RT auth token, in /etc/apt/auth.conf.d/rollout.conf (mode 0600):",
+        f"#   machine {area_url} login {LOGIN_PLACEHOLDER} password {SECRET_PLACEHOLDER}",
+    ]
+    dnf_lines = [
+        "# This area needs an RT login (docs/access.md): your RT login and an RT auth token",
+        "# (keep this file mode 0600).",
+        f"#username={LOGIN_PLACEHOLDER}",
+        f"#password={SECRET_PLACEHOLDER}",
+    ]
+    changed = dict(files)
+    for name in (APT_LIST_FILE, APT_SOURCES_FILE):
+        if name in changed:
+            head, sep, body = changed[name].partition("\n\n")
+            changed[name] = "\n".join([head, *apt_lines]) + sep + body
+    if DNF_REPO_FILE in changed:
+        lines = []
+        for line in changed[DNF_REPO_FILE].split("\n"):
+            lines.append(line)
+            if line.startswith("baseurl="):
+                lines += dnf_lines
+        changed[DNF_REPO_FILE] = "\n".join(lines)
+    return changed

@@ -10,6 +10,7 @@ and caching, is ``policy``'s; this module only says it in nginx's words.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from repo_daemon.serving import policy
@@ -17,6 +18,20 @@ from repo_daemon.serving import policy
 logger = logging.getLogger(__name__)
 
 DEFAULT_LISTEN = "127.0.0.1:8751"
+# Where ``rollout repo access-check`` listens, and the kinds of area it guards by default
+# (``AccessSettings``; docs/access.md).
+DEFAULT_ACCESS_CHECK = "127.0.0.1:8752"
+DEFAULT_PROTECTED = ("unverified", "stagerollout")
+_KINDS = ("unverified", "stagerollout", "production")
+_CHECK = "/.rollout-access"  # nginx's internal locations of the check (a hidden path: no area)
+# The access check's subrequest runs the server's rewrite rules too, and shares the request's
+# variables: it must not reset the symlink rules' $rollout_from before the file is opened.
+_SUBREQUEST_FIRST = (
+    "    # The access check's subrequest shares this request's variables: leave them be.\n"
+    '    if ($uri ~ "^/\\.rollout-access/") {\n'
+    "        break;\n"
+    "    }\n"
+)
 
 
 def render_nginx(
@@ -27,6 +42,8 @@ def render_nginx(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     redirect_listen: str | None = None,
+    access_check: str = DEFAULT_ACCESS_CHECK,
+    protected: Sequence[str] = DEFAULT_PROTECTED,
 ) -> str:
     """An nginx ``server { … }`` block serving the trees below ``root`` (absolute).
 
@@ -42,6 +59,12 @@ def render_nginx(
     and answers every request with a permanent redirect to the same URL over HTTPS
     (``tls_server``). Raises ``ValueError`` for a root, path, listen address or name unsafe in
     nginx.conf, or a TLS combination that does not make sense.
+
+    The kinds of area in ``protected`` (``unverified``, ``stagerollout``; ``production``
+    protects everything) are served only after the access check at ``access_check``
+    (``host:port`` of ``rollout repo access-check``) allowed the request (``auth_request``,
+    docs/access.md). Raises ``ValueError`` for a root, listen address, name or check address
+    unsafe in nginx.conf.
     """
     base = policy.config_root(root)
     policy.check_value("listen address", listen, policy.SAFE_LISTEN)
@@ -60,48 +83,7 @@ def render_nginx(
             "        add_header X-Content-Type-Options nosniff always;"
         )
 
-    return f"""\
-# Rollout bridge: the package trees below {base}, read only (rollout repo nginx-conf).
-server {{
-    listen {listen}{" ssl" if tls else ""};
-    server_name {server_name};
-{tls}    root $rollout_root;
-
-    # Areas are symlinks to immutable snapshots: resolved on every request; no other symlink
-    # is followed (the rules below).
-    open_file_cache off;
-    sendfile on;
-    tcp_nopush on;
-    etag on;
-    autoindex on;
-    autoindex_exact_size on;
-    index index.html;
-    absolute_redirect off;
-    server_tokens off;
-    charset utf-8;
-    charset_types text/plain application/json;  # and text/html, always
-    default_type application/octet-stream;
-    types {{
-{types}
-    }}
-
-    if ($request_method !~ ^(GET|HEAD)$) {{
-        return 405;
-    }}
-
-{_symlink_rules(base)}
-
-    # The bridge's own state: never served.
-    location ^~ /.pool/ {{
-        return 404;
-    }}
-    location ^~ /.locks/ {{
-        return 404;
-    }}
-    # Snapshots are reached through their areas; mirrors copy them with rsync.
-    location ^~ /.snapshots/ {{
-        return 404;
-    }}
+    locations = f"""\
     # The two hidden files of an area that mirrors read (no other hidden component on the way).
     location ~ "^(/[^./][^/]*)+/\\.rollout-(manifest\\.json|serial)$" {{
 {headers(policy.NO_CACHE)}
@@ -131,8 +113,52 @@ server {{
     location / {{
 {headers(policy.PACKAGE)}
     }}
-}}
-{redirect}"""  # noqa: E501
+"""  # noqa: E501
+    gate, locations = _access_locations(access_check, protected, locations)
+    return f"""\
+# Rollout bridge: the package trees below {base}, read only (rollout repo nginx-conf).
+server {{
+    listen {listen}{" ssl" if tls else ""};
+    server_name {server_name};
+{tls}    root $rollout_root;
+
+    # Areas are symlinks to immutable snapshots: resolved on every request; no other symlink
+    # is followed (the rules below).
+    open_file_cache off;
+    sendfile on;
+    tcp_nopush on;
+    etag on;
+    autoindex on;
+    autoindex_exact_size on;
+    index index.html;
+    absolute_redirect off;
+    server_tokens off;
+    charset utf-8;
+    charset_types text/plain application/json;  # and text/html, always
+    default_type application/octet-stream;
+    types {{
+{types}
+    }}
+
+    if ($request_method !~ ^(GET|HEAD)$) {{
+        return 405;
+    }}
+
+{_SUBREQUEST_FIRST if gate else ""}{_symlink_rules(base)}
+
+    # The bridge's own state: never served.
+    location ^~ /.pool/ {{
+        return 404;
+    }}
+    location ^~ /.locks/ {{
+        return 404;
+    }}
+    # Snapshots are reached through their areas; mirrors copy them with rsync.
+    location ^~ /.snapshots/ {{
+        return 404;
+    }}
+{gate}{locations}}}
+{redirect}"""
 
 
 def tls_server(
@@ -187,6 +213,54 @@ server {{
 }}
 """
     return tls, redirect
+
+
+def _access_locations(check: str, protected: Sequence[str], locations: str) -> tuple[str, str]:
+    """(the access check's locations, the tree's ``locations`` as served): each protected
+    kind of area is a prefix location that asks the check, with the tree's locations nested
+    (a ``^~`` prefix hides the regex locations around it); ``production`` protects all."""
+    unknown = sorted(set(protected) - set(_KINDS))
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not a kind of area ({', '.join(_KINDS)})")
+    kinds = [kind for kind in _KINDS if kind in protected]
+    if not kinds:
+        return "", locations
+    policy.check_value("access check address", check, policy.SAFE_LISTEN)
+
+    def internal(name: str, kind: str | None) -> str:
+        # The client's Authorization and the URI as sent; the check normalises it as nginx
+        # does and refuses a path that lands in another kind of area than this location's.
+        area = f"        proxy_set_header X-Rollout-Area {kind};\n" if kind else ""
+        return (
+            f"    location = {_CHECK}/{name} {{\n"
+            "        internal;\n"
+            "        auth_request off;\n"
+            f"        proxy_pass http://{check}/access-check;\n"
+            "        proxy_pass_request_body off;\n"
+            '        proxy_set_header Content-Length "";\n'
+            "        proxy_set_header X-Original-URI $request_uri;\n"
+            f"{area}"
+            "        proxy_set_header Authorization $http_authorization;\n"
+            "    }\n"
+        )
+
+    gate = (
+        "    # Areas only some people may read (docs/access.md): nginx asks the access check\n"
+        "    # (rollout repo access-check) first and passes its 401 and WWW-Authenticate on.\n"
+    )
+    if "production" in kinds:
+        return gate + internal("all", None), f"    auth_request {_CHECK}/all;\n" + locations
+    for kind in kinds:
+        # A nested prefix location must lie inside its parent's prefix.
+        inner = locations.replace("    location / {", f"    location /{kind}/ {{")
+        nested = "".join(
+            ("    " + line) if line.strip() else line for line in inner.splitlines(True)
+        )
+        gate += internal(kind, kind)
+        gate += (
+            f"    location ^~ /{kind}/ {{\n        auth_request {_CHECK}/{kind};\n{nested}    }}\n"
+        )
+    return gate, locations
 
 
 # The deepest area (in path components) whose symlink nginx follows: 8, the most nginx's
@@ -256,18 +330,27 @@ def render_nginx_conf(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     redirect_listen: str | None = None,
+    access_check: str = DEFAULT_ACCESS_CHECK,
+    protected: Sequence[str] = DEFAULT_PROTECTED,
 ) -> str:
     """A complete, minimal ``nginx.conf`` around ``render_nginx``: pid file, logs and temporary
     directories below ``workdir`` (absolute), so it runs without touching /etc or /var:
     ``nginx -c CONF -p WORKDIR -e WORKDIR/error.log -g 'daemon off;'``. ``user`` is the
     account of the worker processes when nginx starts as root (nginx ignores it otherwise).
-    ``tls_cert``, ``tls_key`` and ``redirect_listen`` are ``render_nginx``'s.
+    ``tls_cert``, ``tls_key``, ``redirect_listen``, ``access_check`` and ``protected`` are
+    ``render_nginx``'s.
     """
     work = policy.config_root(workdir)
     server = render_nginx(
-        root, listen=listen, server_name=server_name, tls_cert=tls_cert, tls_key=tls_key,
+        root,
+        listen=listen,
+        server_name=server_name,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         redirect_listen=redirect_listen,
-    )  # fmt: skip
+        access_check=access_check,
+        protected=protected,
+    )
     user_line = f"user {policy.check_value('user', user, policy.SAFE_WORD)};\n" if user else ""
     indented = "\n".join(("    " + line) if line else "" for line in server.splitlines())
     return f"""\

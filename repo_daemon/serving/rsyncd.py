@@ -1,6 +1,7 @@
 """The rsyncd configuration the product ships for mirrors (``rollout repo rsyncd-conf``): one
-read-only module of the trees, ``.snapshots/`` included so a mirror can copy one immutable
-snapshot (docs/serving.md).
+read-only module of the public trees, ``.snapshots/`` included so a mirror can copy one
+immutable snapshot (docs/serving.md), and one module per protected kind of area, offered only
+to the users with a secret (docs/access.md).
 
 A pure renderer: text in, text out, nothing read or written; values are checked by ``policy``.
 """
@@ -8,6 +9,7 @@ A pure renderer: text in, text out, nothing read or written; values are checked 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from repo_daemon.serving import policy
@@ -15,6 +17,13 @@ from repo_daemon.serving import policy
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODULE = "repo"
+DEFAULT_SECRETS_FILE = Path("/etc/rollout/rsyncd.secrets")
+# The kinds of area only some may copy, and the rsync users (roles, teams) that may.
+DEFAULT_PROTECTED: Mapping[str, Sequence[str]] = {
+    "unverified": ("qc", "sr", "admin"),
+    "stagerollout": ("early-adopters", "sr", "qc", "admin"),
+}
+_HIDDEN = "/.pool/ /.locks/ .building-* .deleting-* .*.swap-*"
 
 
 def render_rsyncd(
@@ -30,6 +39,8 @@ def render_rsyncd(
     use_chroot: bool = True,
     max_connections: int = 20,
     timeout: int = 600,
+    protected: Mapping[str, Sequence[str]] | None = None,
+    secrets_file: Path = DEFAULT_SECRETS_FILE,
 ) -> str:
     """An ``rsyncd.conf`` with one read-only module, ``module``, for the whole tree below
     ``root``: the areas (symlinks into ``.snapshots/``, which must stay inside the module for
@@ -43,9 +54,18 @@ def render_rsyncd(
     ``uid``/``gid`` are the accounts transfers run as (None: the daemon's own). pid and lock
     files go into ``run_dir``; the log into ``log_file`` (None: syslog). Raises
     ``ValueError`` for values unsafe in rsyncd.conf.
+
+    ``protected`` (kind of area → rsync user names; default ``DEFAULT_PROTECTED``): those
+    areas and their snapshots are left out of ``module`` and offered each in a module of its
+    own, ``<module>-<kind>``, only to those users with their secret in ``secrets_file``
+    (``name:secret`` lines, mode 0600, owned by the daemon's user; docs/access.md).
+    ``production`` cannot be protected here: its areas are the public module.
     """
     base = policy.config_root(root)
     run = policy.config_root(run_dir)
+    kinds = dict(DEFAULT_PROTECTED if protected is None else protected)
+    if set(kinds) - {"unverified", "stagerollout"}:
+        raise ValueError(f"only unverified and stagerollout can be protected, not {sorted(kinds)}")
     policy.check_value("address", address, policy.SAFE_LISTEN)
     policy.check_value("module name", module, policy.SAFE_WORD)
     if not 0 < port < 65536:
@@ -86,6 +106,29 @@ def render_rsyncd(
         # a snapshot would hand out the pool or another area. Links go as links; a path asked
         # for through one is still resolved inside the chroot (docs/serving.md).
         "    refuse options = copy-links copy-dirlinks copy-unsafe-links",
-        "    exclude = /.pool/ /.locks/ .building-* .deleting-* .*.swap-*",
+        f"    exclude = {_HIDDEN}"
+        + "".join(f" /{kind}/*** /{policy.SNAPSHOTS}/{kind}~*/***" for kind in kinds),
     ]
+    secrets = policy.config_root(secrets_file) if kinds else ""
+    for kind in kinds:
+        users = [policy.check_value("rsync user", u, policy.SAFE_WORD) for u in kinds[kind]]
+        lines += [
+            "",
+            f"[{module}-{kind}]",
+            f"    comment = Rollout bridge {kind} areas (read only, with a secret)",
+            f"    path = {base}",
+            f"    use chroot = {'yes' if use_chroot else 'no'}",
+            "    read only = yes",
+            "    list = yes",
+            "    munge symlinks = no",
+            "    refuse options = copy-links copy-dirlinks copy-unsafe-links",
+            f"    auth users = {', '.join(users) if users else '!nobody'}",
+            f"    secrets file = {secrets}",
+            "    strict modes = yes",
+            # Only this kind's areas and their snapshots: the filter chain is filter, include,
+            # then exclude, so leftovers go first and everything not included last.
+            f"    filter = {' '.join('- ' + p for p in _HIDDEN.split())}",
+            f"    include = /{kind}/*** /{policy.SNAPSHOTS}/ /{policy.SNAPSHOTS}/{kind}~*/***",
+            "    exclude = *",
+        ]
     return "\n".join(lines) + "\n"

@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
 from repo_daemon.publish import index, names
+from repo_daemon.serving import guard as access_guard
 from repo_daemon.serving import policy
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ class StaticServer:
 
     ``start()`` serves from a thread, ``serve_forever()`` from the caller's; ``close()``
     stops either. No Range requests, no compression: the embedded default, not a CDN.
+
+    ``guard`` applies the access rule before anything is looked up, the same as nginx's
+    ``auth_request`` (docs/access.md); None serves every area to anyone.
     """
 
     def __init__(
@@ -75,11 +79,14 @@ class StaticServer:
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         header_timeout: float = DEFAULT_HEADER_TIMEOUT,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        guard: access_guard.AccessGuard | None = None,
     ) -> None:
         if max_connections < 1 or header_timeout <= 0 or idle_timeout <= 0:
             raise ValueError("max_connections and the timeouts must be positive")
         self.root = root.resolve(strict=True)
-        handler = _handler_for(self.root, header_timeout=header_timeout, idle=idle_timeout)
+        handler = _handler_for(
+            self.root, header_timeout=header_timeout, idle=idle_timeout, guard=guard
+        )
         server_class = _Server6 if ":" in host else _Server
         self.httpd = server_class((host, port), handler)
         self.httpd.max_connections = max_connections
@@ -130,12 +137,15 @@ class StaticServer:
         self.close()
 
 
-def serve_static(root: Path, host: str, port: int) -> None:
+def serve_static(
+    root: Path, host: str, port: int, *, guard: access_guard.AccessGuard | None = None
+) -> None:
     """Serve the trees below ``root`` on ``host:port`` until SIGTERM or SIGINT (``rollout repo
-    serve``). Must run in the main thread (it installs signal handlers, and restores the
-    previous ones on return). Raises ``OSError`` if the address cannot be bound."""
+    serve``), with the access rule of ``guard``. Must run in the main thread (it installs
+    signal handlers, and restores the previous ones on return). Raises ``OSError`` if the
+    address cannot be bound."""
     _raise_file_limit(_WANTED_FILES)
-    server = StaticServer(root, host, port)
+    server = StaticServer(root, host, port, guard=guard)
     stopping = threading.Event()
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -218,12 +228,17 @@ class _Server6(_Server):
 
 
 def _handler_for(
-    root: Path, *, header_timeout: float, idle: float
+    root: Path,
+    *,
+    header_timeout: float,
+    idle: float,
+    guard: access_guard.AccessGuard | None = None,
 ) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(_TreeHandler):
         tree_root = root
         timeout = idle
         headers_within = header_timeout
+        access = guard
 
     return Handler
 
@@ -259,6 +274,7 @@ class _NotServed(Exception):
 
 class _TreeHandler(http.server.BaseHTTPRequestHandler):
     tree_root: Path
+    access: access_guard.AccessGuard | None = None
     server_version = "rollout-repo"
     sys_version = ""
     protocol_version = "HTTP/1.1"
@@ -295,6 +311,11 @@ class _TreeHandler(http.server.BaseHTTPRequestHandler):
 
     def _serve(self, *, body: bool) -> None:
         path = urlsplit(self.path).path
+        if self.access is not None:
+            answer = self.access.check(path, self.headers.get("Authorization"))
+            if not answer.allowed:
+                self._status(answer.status, body=body, extra=answer.headers)
+                return
         try:
             target = _resolve(self.tree_root, path)
         except _NotServed:
@@ -450,9 +471,15 @@ def _parts(url_path: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def running(root: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[StaticServer]:
+def running(
+    root: Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    guard: access_guard.AccessGuard | None = None,
+) -> Iterator[StaticServer]:
     """A ``StaticServer`` serving from a thread for the duration of a ``with`` block."""
-    server = StaticServer(root, host, port).start()
+    server = StaticServer(root, host, port, guard=guard).start()
     try:
         yield server
     finally:

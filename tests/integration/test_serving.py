@@ -46,6 +46,10 @@ ODD = "docs/a b&c.txt"
 PRIMARY = f"rpms/repodata/{'c' * 64}-primary.xml.gz"
 BY_HASH = f"debs/by-hash/SHA256/{'d' * 64}"
 
+# These tests are about serving, not about who may read: nginx asks no access check (its
+# gate on unverified and stagerollout is tested in test_access_rt.py).
+OPEN: tuple[str, ...] = ()
+
 pytestmark = pytest.mark.skipif(
     bool(tools_missing()), reason=f"apt-get install {' '.join(tools_missing())}"
 )
@@ -103,7 +107,7 @@ def published(tmp_path: Path) -> Published:
 def server(request: pytest.FixtureRequest, published: Published, tmp_path: Path) -> Iterator[int]:
     """The port of a server of each kind, serving ``published``."""
     if request.param == "nginx":
-        with NginxServer(tmp_path / "nginx", published.repo.root) as nginx:
+        with NginxServer(tmp_path / "nginx", published.repo.root, protected=OPEN) as nginx:
             yield nginx.port
     else:
         with serving.running(published.repo.root) as embedded:
@@ -269,7 +273,7 @@ def test_a_serial_swapped_in_the_same_second_is_seen_by_a_revalidating_mirror(
 
 
 def test_rendered_nginx_conf_passes_nginx_t(tmp_path: Path, published: Published) -> None:
-    nginx = NginxServer(tmp_path / "nginx", published.repo.root)
+    nginx = NginxServer(tmp_path / "nginx", published.repo.root, protected=OPEN)
     checked = nginx.check_config()
     assert checked.returncode == 0, checked.stderr
     assert "test is successful" in checked.stderr
@@ -505,7 +509,9 @@ def test_areas_of_every_depth_are_served(deep: publish.Repository, kind: str) ->
     expected["unverified/Dist/2.0.0"] = "pkg-u.rpm"
     with contextlib.ExitStack() as stack:
         if kind == "nginx":
-            port = stack.enter_context(NginxServer(deep.root.parent / "nginx", deep.root)).port
+            port = stack.enter_context(
+                NginxServer(deep.root.parent / "nginx", deep.root, protected=OPEN)
+            ).port
         else:
             port = stack.enter_context(serving.running(deep.root)).port
         for area, package in expected.items():
@@ -616,7 +622,7 @@ def test_1000_concurrent_downloads_of_a_5_mib_package_all_complete(
     root, sha256 = big
     with contextlib.ExitStack() as stack:
         if kind == "nginx":
-            port = stack.enter_context(NginxServer(tmp_path / "nginx", root)).port
+            port = stack.enter_context(NginxServer(tmp_path / "nginx", root, protected=OPEN)).port
         else:
             port = stack.enter_context(serving_load.embedded_server(root, tmp_path))
         result = serving_load.download_all(

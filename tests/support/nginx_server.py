@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bridge.processes import ChildProcess
@@ -35,9 +36,19 @@ def tools_missing() -> list[str]:
 
 class NginxServer(ChildProcess):
     """``NginxServer(workdir, root)``: nginx serving the repository ``root``; ``url`` is
-    ``http://127.0.0.1:<port>/``."""
+    ``http://127.0.0.1:<port>/``. The ``protected`` kinds of area ask the access check at
+    ``access_check`` first, as the shipped configuration does (``protected=()``: no check)."""
 
-    def __init__(self, workdir: Path, root: Path) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        root: Path,
+        *,
+        access_check: str = nginx.DEFAULT_ACCESS_CHECK,
+        protected: Sequence[str] = nginx.DEFAULT_PROTECTED,
+    ) -> None:
+        self.access_check = access_check
+        self.protected = tuple(protected)
         self.workdir = workdir.resolve()
         self.root = root.resolve()
         self.port = 0
@@ -69,6 +80,8 @@ class NginxServer(ChildProcess):
                 workdir=self.workdir,
                 listen=f"127.0.0.1:{self.port}",
                 user="root" if os.geteuid() == 0 else None,
+                access_check=self.access_check,
+                protected=self.protected,
             ),
             encoding="utf-8",
         )

@@ -324,6 +324,38 @@ def test_the_documented_team_tables_load(tmp_path: Path) -> None:
     ]
 
 
+def test_area_roles_and_access_limits() -> None:
+    env = {
+        "ROLLOUT_RT_URL": "https://rt.example.org/",
+        "ROLLOUT_RT_TOKEN": "t",
+        "ROLLOUT_AREA_ROLES": "stagerollout=early_adopters+sr,production=anyone",
+        "ROLLOUT_ACCESS_CACHE_SECONDS": "30",
+        "ROLLOUT_ACCESS_CHECK_PORT": "9999",
+    }
+    access = settings_load.load_settings(env).access
+    assert access.area_roles["stagerollout"] == ("early_adopters", "sr")
+    assert access.area_roles["unverified"] == ("qc", "sr", "admin")  # kept
+    assert access.is_public("production") and not access.is_public("stagerollout")
+    assert (access.cache_seconds, access.check_port) == (30.0, 9999)
+    assert settings_load.load_settings(env | {"ROLLOUT_AREA_ROLES": ""}).access == (
+        settings_model.AccessSettings(cache_seconds=30.0, check_port=9999)
+    )
+
+
+def test_area_roles_problems_are_reported_together(tmp_path: Path) -> None:
+    file = tmp_path / "rollout.toml"
+    file.write_text(
+        'rt_url = "https://rt.example.org/"\nrt_token = "t"\n'
+        '[area_roles]\nunverified = ["qc", "wizard"]\nattic = ["qc"]\n'
+    )
+    with pytest.raises(errors.ConfigError) as caught:
+        settings_load.load_settings({"ROLLOUT_ACCESS_CHECK_PORT": "0"}, config_file=file)
+    problems = "\n".join(caught.value.problems)
+    assert "unverified names wizard, not a role" in problems
+    assert "'attic' is not a kind of area" in problems
+    assert "access_check_port" in problems
+
+
 def test_receiver_connection_limits_are_read() -> None:
     assert settings_load.load_settings(BASE).receiver.limits == settings_model.IntakeLimits()
     settings = settings_load.load_settings(

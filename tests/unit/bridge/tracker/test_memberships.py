@@ -153,3 +153,16 @@ def test_server_errors_are_retried_and_timeouts_reported(caplog: pytest.LogCaptu
     assert caught.value.transient and caught.value.attempts == 3
     assert caught.value.operation == "groups_of"
     assert delays == [0.5, 1.0]
+
+
+def test_members_of_reads_each_group_once_for_everybody() -> None:
+    client = _client(Script(FakeRT()))
+    members = client.members_of(["sw-rel-qc", "sw-rel-sr", "old-team", "sw-rel-nope"])
+    assert members == {
+        "sw-rel-qc": {"qc1", "nested1"},  # nested through qc-team
+        "sw-rel-sr": {"sr1"},
+        "old-team": frozenset(),  # disabled: nobody
+        "sw-rel-nope": frozenset(),  # unknown: nobody
+    }
+    # one search for the names, sw-rel-qc, qc-team (nested), sw-rel-sr
+    assert client.round_trips["members_of"] == 4

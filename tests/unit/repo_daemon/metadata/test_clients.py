@@ -110,3 +110,24 @@ def test_client_config_quotes_paths_and_keeps_names_on_one_line() -> None:
 def test_client_config_wants_an_http_url(url: str) -> None:
     with pytest.raises(metadata_errors.MetadataFailed, match="http"):
         clients.client_config(url, "a", [yum_repository()], True)
+
+
+def test_protected_areas_say_how_to_log_in_without_a_secret() -> None:
+    repositories = [yum_repository("rpms"), apt_repository("debs")]
+    files = clients.client_config("https://m/", "stagerollout/7", repositories, True)
+    assert (
+        "#   machine https://m/stagerollout/7/ login YOUR-RT-LOGIN password YOUR-RT-AUTH-TOKEN"
+        in files[clients.APT_LIST_FILE].splitlines()
+    )
+    assert "auth.conf.d" in files[clients.APT_SOURCES_FILE]
+    repo = files[clients.DNF_REPO_FILE].splitlines()
+    at = repo.index("baseurl=https://m/stagerollout/7/rpms/")
+    assert repo[at + 3 : at + 5] == ["#username=YOUR-RT-LOGIN", "#password=YOUR-RT-AUTH-TOKEN"]
+    unverified = clients.client_config("https://m/", "unverified/D/1.0.0", repositories, True)
+    assert "#username=YOUR-RT-LOGIN" in unverified[clients.DNF_REPO_FILE]
+    public = clients.client_config("https://m/", "production/7/base", repositories, True)
+    assert all("YOUR-RT-LOGIN" not in text for text in public.values())
+    forced = clients.client_config(
+        "https://m/", "production/7/base", repositories, True, login=True
+    )
+    assert "#username=YOUR-RT-LOGIN" in forced[clients.DNF_REPO_FILE]

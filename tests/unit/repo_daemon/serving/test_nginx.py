@@ -159,6 +159,31 @@ def test_unsafe_listen_and_names_are_refused() -> None:
 # --------------------------------------------------------------------------- rsyncd
 
 
+def test_protected_areas_ask_the_access_check_first() -> None:
+    conf = nginx.render_nginx(ROOT, access_check="127.0.0.1:9000")
+    for kind in ("unverified", "stagerollout"):
+        block = conf.split(f"location ^~ /{kind}/ {{", 1)[1]
+        assert block.lstrip().startswith(f"auth_request /.rollout-access/{kind};")
+        # the tree's own rules nested inside (a ^~ prefix hides the outer regexes)
+        assert 'location ~ "/\\." {' in block.split("location = ", 1)[0]
+        check = conf.split(f"location = /.rollout-access/{kind} {{", 1)[1].split("}", 1)[0]
+        assert "internal;" in check and "proxy_pass http://127.0.0.1:9000/access-check;" in check
+        assert f"X-Rollout-Area {kind};" in check
+        assert "X-Original-URI $request_uri;" in check
+    assert "location ^~ /production/" not in conf
+
+
+def test_protecting_production_protects_everything_and_nothing_needs_no_check() -> None:
+    conf = nginx.render_nginx(ROOT, protected=("production", "unverified"))
+    assert "\n    auth_request /.rollout-access/all;\n" in conf
+    assert "location ^~ /unverified/" not in conf
+    assert "auth_request" not in nginx.render_nginx(ROOT, protected=())
+    with pytest.raises(ValueError, match="attic"):
+        nginx.render_nginx(ROOT, protected=("attic",))
+    with pytest.raises(ValueError, match="access check"):
+        nginx.render_nginx(ROOT, access_check="x; include /etc/passwd")
+
+
 def _from_for(conf: str, real_root: str, uri: str, real: str) -> str | None:
     """What the block's area checks set ``$rollout_from`` to for a request (Python's ``re``
     reads these PCRE regexes the same way): the last matching check wins, as in nginx."""

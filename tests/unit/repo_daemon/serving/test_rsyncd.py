@@ -23,14 +23,18 @@ def test_rsyncd_has_one_read_only_module_for_the_whole_root(tmp_path: Path) -> N
     conf = rsyncd.render_rsyncd(
         ROOT, port=8873, address="192.0.2.1", run_dir=tmp_path, log_file=tmp_path / "log"
     )
-    assert re.findall(r"^\[(\S+)\]$", conf, re.M) == ["repo"]
+    assert re.findall(r"^\[(\S+)\]$", conf, re.M) == [
+        "repo", "repo-unverified", "repo-stagerollout"
+    ]  # fmt: skip
     module = _module(conf, "repo")
     assert module["path"] == "/srv/rollout/repo"
     assert module["read only"] == "yes"
     assert module["use chroot"] == "yes"
     assert module["munge symlinks"] == "no"
     assert module["exclude"].split() == [
-        "/.pool/", "/.locks/", ".building-*", ".deleting-*", ".*.swap-*"
+        "/.pool/", "/.locks/", ".building-*", ".deleting-*", ".*.swap-*",
+        "/unverified/***", "/.snapshots/unverified~*/***",
+        "/stagerollout/***", "/.snapshots/stagerollout~*/***",
     ]  # fmt: skip
     head = conf.split("[repo]")[0]
     for line in ("port = 8873", "address = 192.0.2.1", f"pid file = {tmp_path}/rsyncd.pid",
@@ -64,3 +68,27 @@ def test_rsyncd_refuses_unsafe_values(kwargs: dict[str, object]) -> None:
 
 
 # --------------------------------------------------------------------------- content types
+
+
+def test_protected_areas_have_modules_of_their_own_with_per_role_secrets(tmp_path: Path) -> None:
+    conf = rsyncd.render_rsyncd(
+        ROOT,
+        port=873,
+        protected={"unverified": ("qc", "admin")},
+        secrets_file=Path("/etc/rollout/rsync.secrets"),
+    )
+    assert re.findall(r"^\[(\S+)\]$", conf, re.M) == ["repo", "repo-unverified"]
+    module = _module(conf, "repo-unverified")
+    assert module["auth users"] == "qc, admin"
+    assert module["secrets file"] == "/etc/rollout/rsync.secrets"
+    assert module["strict modes"] == "yes" and module["read only"] == "yes"
+    assert module["filter"].startswith("- /.pool/ - /.locks/ - .building-*")
+    assert module["include"] == "/unverified/*** /.snapshots/ /.snapshots/unverified~*/***"
+    assert module["exclude"] == "*"
+    assert "/stagerollout/***" not in _module(conf, "repo")["exclude"]
+    open_all = rsyncd.render_rsyncd(ROOT, port=873, protected={})
+    assert re.findall(r"^\[(\S+)\]$", open_all, re.M) == ["repo"]
+    with pytest.raises(ValueError, match="production"):
+        rsyncd.render_rsyncd(ROOT, port=873, protected={"production": ("qc",)})
+    with pytest.raises(ValueError, match="rsync user"):
+        rsyncd.render_rsyncd(ROOT, port=873, protected={"unverified": ("qc\nx = 1",)})
