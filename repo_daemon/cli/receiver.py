@@ -49,7 +49,7 @@ def receiver_nginx_conf(
     """Print nginx configuration (for its http { } block) that fronts the receiver: slow and
     idle clients, large headers and bodies cut, connections capped per client address, only
     POST /hooks/rt and GET /healthz passed on to ROLLOUT_LISTEN_HOST:ROLLOUT_LISTEN_PORT.
-    Timeouts and sizes come from the receiver's settings (see docs/access-receiver.md)."""
+    Timeouts and sizes come from the receiver's settings (see docs/access.md)."""
     from repo_daemon.serving import receiver_proxy
 
     settings = root.load_settings(ctx, require_tracker=False)

@@ -1,5 +1,5 @@
 """The nginx configuration in front of the receiver: its numbers are the receiver's settings,
-unsafe values are refused, TLS takes both files, and docs/access-receiver.md shows what the
+unsafe values are refused, TLS takes both files, and docs/access.md shows what the
 command prints."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from bridge.settings import model as settings_model
 from repo_daemon.serving import receiver_proxy
 from tests.support import paths
 
-DOC = (paths.ROOT / "docs" / "access-receiver.md").read_text()
+DOC = (paths.ROOT / "docs" / "access.md").read_text()
 
 
 def test_the_numbers_are_the_receivers_settings() -> None:
@@ -100,7 +100,9 @@ def test_the_standalone_conf_wraps_the_proxy(tmp_path: Path) -> None:
 
 
 def test_the_doc_shows_what_the_command_prints() -> None:
-    shown = re.search(r"```nginx\n(.*?)```", DOC, flags=re.S)
+    shown = re.search(
+        r"```nginx\n(# Rollout bridge: nginx in front of the hook receiver.*?)```", DOC, flags=re.S
+    )
     assert shown is not None
     receiver = settings_model.ReceiverSettings(
         limits=settings_model.IntakeLimits(uncapped_clients=("127.0.0.1/32",))
