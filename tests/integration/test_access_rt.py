@@ -30,7 +30,7 @@ from bridge.secrets import Secret
 from bridge.settings import model as settings_model
 from bridge.store import database
 from bridge.store import fetches as fetch_store
-from repo_daemon.metadata import clients
+from repo_daemon.metadata import clients, signing
 from repo_daemon.release_xml import parse
 from repo_daemon.serving import access_parts
 from repo_daemon.serving import static as serving
@@ -87,13 +87,21 @@ def tree(tmp_path_factory: pytest.TempPathFactory, rt_sandbox: SandboxInfo) -> T
     settings = settings_model.Settings(
         tracker=settings_model.TrackerSettings(url=rt_sandbox.web_url),
         data_dir=base,
-        repository=settings_model.RepositorySettings(root=base / "repo", base_url=PLACEHOLDER),
+        repository=settings_model.RepositorySettings(
+            root=base / "repo",
+            base_url=PLACEHOLDER,
+            signing_key=repo_clients.shared_key().fingerprint,
+            gnupghome=repo_clients.shared_key().home,
+            package_keys=(repo_clients.provider_key().fingerprint,),
+        ),
     )
     settings.repository.root.mkdir()
     repo = steps.repository(settings)
 
     def release(ticket_id: int, stem: str) -> tuple[Release, object, Path]:
-        built = packages.build_packages(base / "build" / stem, count=1, prefix=stem)
+        built = packages.build_packages(
+            base / "build" / stem, count=1, prefix=stem, rpm_key=repo_clients.provider_key()
+        )
         provider = packages.layout_provider_tree(
             base / "provider" / stem, built, short_name=stem, release_type="Incremental",
             major_release=MAJOR,
@@ -332,10 +340,33 @@ def test_first_fetches_are_recorded_once_per_person_and_release(served: Served, 
 
 
 def _area_files(tree: Tree, release: Release, served: Served) -> tuple[str, str]:
+    """The area's apt and dnf files as a site uses them: the tree's URL filled in, and the
+    signing keys where the site keeps them (``_site_keys``)."""
     area = tree.root / release.area
-    sources = (area / clients.APT_LIST_FILE).read_text().replace(PLACEHOLDER, served.url)
-    repo = (area / clients.DNF_REPO_FILE).read_text().replace(PLACEHOLDER, served.url)
+    keys = _site_keys(tree)
+    sources = (
+        (area / clients.APT_LIST_FILE)
+        .read_text()
+        .replace(PLACEHOLDER, served.url)
+        .replace(clients.DEFAULT_APT_KEYRING, str(keys / signing.APT_KEY_FILE))
+    )
+    repo = (
+        (area / clients.DNF_REPO_FILE)
+        .read_text()
+        .replace(PLACEHOLDER, served.url)
+        .replace(clients.DEFAULT_RPM_GPGKEY, f"file://{keys / signing.RPM_KEY_FILE}")
+    )
     return sources, repo
+
+
+def _site_keys(tree: Tree) -> Path:
+    """The production tree's published keys, copied where a site would install them."""
+    keys = tree.data_dir / "site-keys"
+    keys.mkdir(exist_ok=True)
+    production = tree.root / tree.production.area
+    for name in (signing.APT_KEY_FILE, signing.RPM_KEY_FILE):
+        (keys / name).write_bytes((production / name).read_bytes())
+    return keys
 
 
 def test_apt_get_installs_from_stagerollout_with_a_login_and_from_production_without(
