@@ -128,6 +128,21 @@ def name_problems(name: str) -> list[str]:
     return found
 
 
+def entry_problem(name: str, path: str) -> str | None:
+    """Why an entry found in a provider's tree (by a walk or a listing) is not accepted, or
+    None: its ``name`` (``name_problems``), its ``path`` below the root too long or too deep."""
+    found = name_problems(name)
+    if found:
+        return "its name " + " and ".join(found)
+    size = len(path.encode("utf-8", "surrogateescape"))
+    if size > MAX_PATH_BYTES:
+        return f"its path is {size} bytes long (at most {MAX_PATH_BYTES})"
+    depth = path.count("/") + 1
+    if depth > MAX_DEPTH:
+        return f"it lies {depth} levels deep (at most {MAX_DEPTH})"
+    return None
+
+
 def path_problems(path: str, *, directory: bool = False) -> list[str]:
     """What makes ``path`` unsafe as a relative path below the release's root (empty: none).
 
