@@ -1,5 +1,6 @@
 """``rollout release validate|sync``: check a release.xml, and fetch and verify a release's
-packages, exactly as the daemon would.
+packages, exactly as the daemon would. What it prints from the provider (names, paths,
+server output, errors) is escaped (``bridge.printable``): nothing reaches the terminal raw.
 
 It publishes nothing and never touches the queue or RT.
 """
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from bridge import printable
 from repo_daemon.cli import root
 
 
@@ -39,15 +41,17 @@ def release_validate(path: Path) -> None:
     repositories = ", ".join(
         f"{r.identifier} ({r.type}, {r.relative_path or '.'})" for r in info.repositories
     )
-    click.echo(f"{path}: valid")
-    click.echo(f"  {info.short_name} {info.version} — {info.distribution_name}, {info.iso_date}")
-    click.echo(
+    lines = [
+        f"{path}: valid",
+        f"  {info.short_name} {info.version} — {info.distribution_name}, {info.iso_date}",
         f"  ReleaseType {info.release_type or '(from the ticket)'}, "
-        f"MajorRelease {info.major_release or '(from the ticket)'}"
-    )
-    click.echo(f"  {len(info.packages)} packages, {info.total_size:,} bytes")
-    click.echo(f"  repositories: {repositories}")
-    click.echo(f"  sha256 of release.xml: {release_xml_parse.release_sha256(data)}")
+        f"MajorRelease {info.major_release or '(from the ticket)'}",
+        f"  {len(info.packages)} packages, {info.total_size:,} bytes",
+        f"  repositories: {repositories}",
+        f"  sha256 of release.xml: {release_xml_parse.release_sha256(data)}",
+    ]
+    for line in lines:  # the provider's words, shown escaped (bridge.printable)
+        click.echo(printable.escape(line))
 
 
 @release_group.command("sync")
@@ -92,6 +96,8 @@ def release_sync(
     )  # fmt: skip
     click.echo("", err=True)
     click.echo(
-        f"{info.short_name} {info.version}: {result.files} files, {result.bytes:,} bytes in "
-        f"{result.seconds:.1f} s; every file matches release.xml"
+        printable.escape(
+            f"{info.short_name} {info.version}: {result.files} files, {result.bytes:,} bytes "
+            f"in {result.seconds:.1f} s; every file matches release.xml"
+        )
     )

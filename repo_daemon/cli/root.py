@@ -19,7 +19,7 @@ import click
 import sqlalchemy as sa
 
 import bridge
-from bridge import errors
+from bridge import errors, printable
 from bridge.settings import load as settings_load
 from bridge.settings import model as settings_model
 from repo_daemon import errors as daemon_errors
@@ -62,6 +62,9 @@ def cli(ctx: click.Context, verbose: bool, config_file: Path | None) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for handler in logging.getLogger().handlers:  # no log line forged or hidden from outside
+        if not any(isinstance(f, printable.EscapingFilter) for f in handler.filters):
+            handler.addFilter(printable.EscapingFilter())
     if not verbose:
         logging.getLogger("httpx2").setLevel(logging.WARNING)
         logging.getLogger("rt").setLevel(logging.WARNING)
@@ -74,13 +77,15 @@ def cli(ctx: click.Context, verbose: bool, config_file: Path | None) -> None:
 
 
 def cause_chain(exc: BaseException) -> str:
-    """``error: <exc>`` and one ``caused by`` line per ``__cause__``."""
+    """``error: <exc>`` and one ``caused by`` line per ``__cause__``, escaped
+    (``bridge.printable.text``)."""
     lines = [f"error: {exc}"]
     seen = exc.__cause__
     while seen is not None:
         lines.append(f"  caused by {type(seen).__name__}: {seen}")
         seen = seen.__cause__
-    return "\n".join(lines)
+    # Messages quote provider names and servers: nothing in them may act on the terminal.
+    return printable.text("\n".join(lines))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -78,6 +78,8 @@ class ReleaseEntry:
             )
             for r in info.repositories
         )
+        for f in files:  # the names the bridge's own metadata and keys take
+            names.check_not_reserved(f.path, [r.relative_path for r in repos])
         entry = cls(
             ticket_id=ticket_id,
             short_name=names.check_component("short name", info.short_name),

@@ -1,23 +1,27 @@
 """The names and relative paths publication accepts: one path component, a version, a SHA-256,
 a relative path inside an area, a snapshot's directory name.
 
-Pure: every check here runs before ``pool`` or ``repository`` turns a value into a path below
-the repository root; nothing in this module reads or writes files. A refused value raises
+The limits of paths and the reserved names are ``release_xml.limits``'s, the same validation
+checks, so a release validation accepted is never refused here for its names. Pure: every
+check here runs before ``pool`` or ``repository`` turns a value into a path below the
+repository root; nothing in this module reads or writes files. A refused value raises
 ``errors.PathRefused`` naming what it was.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from repo_daemon.publish import errors
+from repo_daemon.release_xml import limits
 
 # One path component of an area or a snapshot key. "~" is left out on purpose: area keys join
 # components with it, so a key names exactly one area.
 _COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
+# Each number at most release_xml.limits.MAX_VERSION_NUMBER (nine digits), as validation says.
 _VERSION = re.compile(r"[0-9]{1,9}\.[0-9]{1,9}\.[0-9]{1,9}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 SNAPSHOT_NAME = re.compile(r"([0-9]{6,})-([0-9]{8}T[0-9]{6}Z)")
 BUILDING = ".building-"  # a snapshot directory being built: never served, deleted if stale
 DELETING = ".deleting-"  # a snapshot directory being deleted
@@ -48,25 +52,26 @@ def check_sha256(value: object) -> str:
 
 
 def check_relative_path(what: str, value: object, *, allow_empty: bool = False) -> str:
-    """``value`` if it is a relative ``/``-separated path that stays where it is put: no leading
-    ``/``, no ``..``, ``.``, empty or hidden components, no backslash or control characters."""
+    """``value`` if it is a relative ``/``-separated path that stays where it is put and fits
+    the shared limits (``release_xml.limits.path_problems``: no leading ``/``, no ``..``,
+    ``.``, empty or hidden components, no backslash or hidden characters, names, length and
+    depth within the limits); else ``PathRefused`` saying what is wrong."""
     if not isinstance(value, str):
         raise errors.PathRefused(what, value, "not a string")
     if value == "" and allow_empty:
         return value
-    if not value or len(value.encode("utf-8", "surrogateescape")) > 4096:
-        raise errors.PathRefused(what, value, "empty or longer than 4096 bytes")
-    if value.startswith("/"):
-        raise errors.PathRefused(what, value, "absolute")
-    if "\\" in value or _CONTROL.search(value):
-        raise errors.PathRefused(what, value, "contains a backslash or a control character")
-    for part in value.split("/"):
-        if part in ("", ".", ".."):
-            raise errors.PathRefused(what, value, "empty, '.' or '..' component")
-        if part.startswith("."):
-            raise errors.PathRefused(what, value, "hidden component")
-        if len(part.encode("utf-8", "surrogateescape")) > 255:
-            raise errors.PathRefused(what, value, "a component is longer than 255 bytes")
+    found = limits.path_problems(value)
+    if found:
+        raise errors.PathRefused(what, value, "; ".join(found))
+    return value
+
+
+def check_not_reserved(value: str, repository_dirs: Iterable[str]) -> str:
+    """``value`` (a package path) if it takes none of the names the bridge keeps for its own
+    metadata and keys (``release_xml.limits.reserved_problems``); else ``PathRefused``."""
+    found = limits.reserved_problems(value, repository_dirs)
+    if found:
+        raise errors.PathRefused("package path", value, "; ".join(found))
     return value
 
 

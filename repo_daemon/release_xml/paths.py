@@ -1,9 +1,11 @@
 """What release.xsd cannot say: names and paths in release.xml that are safe to become
-directories and files on disk, and no two that a file system would confuse.
+directories and files on disk, publishable (within ``limits``, clear of the names the bridge
+keeps for itself), no two that a file system would confuse, and version numbers publication
+can order.
 
-Owns the rule for a safe name (``SAFE_NAME``) and for a safe relative path
-(``path_problems``), which anyone turning a name from outside into a path may use. Pure: it
-looks at strings and at elements already checked by ``xsd``, never at the disk.
+Owns the rule for a safe name (``SAFE_NAME``); the limits of paths are ``limits``'s, shared
+with the sync and publication. Pure: it looks at strings and at elements already checked by
+``xsd``, never at the disk.
 """
 
 from __future__ import annotations
@@ -13,51 +15,23 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
-from repo_daemon.release_xml import report
+from repo_daemon.release_xml import limits, report
 
-MAX_PATH_BYTES = 4096
-MAX_COMPONENT_BYTES = 255
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 SAFE_NAME_WORDS = (
     "1 to 64 letters, digits, '.', '_', '+' or '-', starting with a letter or digit"
     " (it becomes a directory name)"
 )
+VERSION_TAGS = ("MajorVersion", "MinorVersion", "RevisionVersion")
 
 
 def path_problems(path: str, *, directory: bool = False) -> list[str]:
-    """What makes ``path`` unsafe as a relative path below the release's root (empty: none).
+    """What makes ``path`` unsafe as a relative path below the release's root (empty: none);
+    the rules are ``limits.path_problems``'s.
 
     ``directory`` allows the empty path (the root itself) and one trailing ``/``.
     """
-    found: list[str] = []
-    if directory and path.endswith("/") and path != "/":
-        path = path[:-1]
-    if not path:
-        return [] if directory else ["is empty"]
-    if path.startswith("/"):
-        found.append("starts with '/' (it must be relative to the release's root)")
-    if "\\" in path:
-        found.append("contains a backslash (separate directories with '/')")
-    if control := report.CONTROL.search(path):
-        found.append(f"contains a control character (U+{ord(control.group()):04X})")
-    parts = path.split("/")
-    if path.startswith("/"):
-        parts = parts[1:]
-    if ".." in parts:
-        found.append("contains '..' (it must stay below the release's root)")
-    if "." in parts:
-        found.append("contains a '.' component")
-    if "" in parts:
-        found.append("has an empty component ('//' or a '/' at the end)")
-    hidden = [p for p in parts if p.startswith(".") and p not in (".", "..")]
-    if hidden:
-        found.append(f"has a hidden component {report.quote(hidden[0])} (starting with '.')")
-    longest = max(len(p.encode()) for p in parts)
-    if longest > MAX_COMPONENT_BYTES:
-        found.append(f"has a component of {longest} bytes (at most {MAX_COMPONENT_BYTES})")
-    if len(path.encode()) > MAX_PATH_BYTES:
-        found.append(f"is {len(path.encode())} bytes long (at most {MAX_PATH_BYTES})")
-    return found
+    return limits.path_problems(path, directory=directory)
 
 
 def check(root: Any, problems: report.Problems) -> None:
@@ -72,15 +46,26 @@ def check(root: Any, problems: report.Problems) -> None:
             value = (elem.text or "").strip()
             if not SAFE_NAME.fullmatch(value):
                 problems.add(elem, f"{report.quote(value)} must be {SAFE_NAME_WORDS}")
-    for elem in root.iterfind("Repositories/Repository/RelativePath"):
+    for tag in VERSION_TAGS:
+        elem = root.find(tag)
+        value = (elem.text or "").strip() if elem is not None else ""
+        if elem is not None and not problems.has(elem) and value.isdigit():
+            found = limits.version_problem(int(value))
+            if found:
+                problems.add(elem, f"{report.quote(value)} {found}")
+    directories = list(root.iterfind("Repositories/Repository/RelativePath"))
+    for elem in directories:
         if not problems.has(elem):
             _check_path(elem, problems, directory=True)
     identifiers = root.iterfind("Repositories/Repository/Identifier")
     _check_unique(identifiers, "identifier", "identifiers must differ in more than case", problems)
     paths = list(root.iterfind("Packages/Package/Path"))
+    repository_dirs = [(e.text or "").strip() for e in directories if not problems.has(e)]
     for elem in paths:
         if not problems.has(elem):
             _check_path(elem, problems, directory=False)
+        if not problems.has(elem):
+            _check_reserved(elem, repository_dirs, problems)
     _check_unique(paths, "path", "some file systems cannot tell them apart", problems)
     _check_file_not_directory(paths, problems)
 
@@ -88,6 +73,13 @@ def check(root: Any, problems: report.Problems) -> None:
 def _check_path(elem: Any, problems: report.Problems, *, directory: bool) -> None:
     value = (elem.text or "").strip()
     found = path_problems(value, directory=directory)
+    if found:
+        problems.add(elem, f"{report.quote(value)} " + _and(found))
+
+
+def _check_reserved(elem: Any, repository_dirs: list[str], problems: report.Problems) -> None:
+    value = (elem.text or "").strip()
+    found = limits.reserved_problems(value, repository_dirs)
     if found:
         problems.add(elem, f"{report.quote(value)} " + _and(found))
 

@@ -8,19 +8,16 @@ itself.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
+from bridge import printable
 from repo_daemon import errors
 
 MAX_PROBLEMS = 1000
 """Checking stops after this many problems (a provider fixes those first)."""
 MAX_LISTED_PROBLEMS = 100
 """At most this many problems are spelled out in the message (``problems`` keeps them all)."""
-
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-"""Control characters: never shown as they are, and never allowed in a path."""
 
 
 class ReleaseInvalid(errors.DaemonError):
@@ -104,7 +101,8 @@ class Problems:
 
 
 def quote(value: str, limit: int = 60) -> str:
-    """``value`` in quotes for a message: shortened, control characters made visible."""
+    """``value`` in quotes for a message: shortened, every character that would not show as
+    itself escaped (``bridge.printable.escape``)."""
     value = " ".join(value.split()) if len(value) > limit else value
     value = value if len(value) <= limit else value[: limit - 1] + "…"
-    return "'" + CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value) + "'"
+    return "'" + printable.escape(value) + "'"

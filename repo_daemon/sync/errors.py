@@ -24,6 +24,7 @@ import errno
 import socket
 from collections.abc import Mapping, Sequence
 
+from bridge import printable as shown
 from repo_daemon import errors
 
 
@@ -70,7 +71,8 @@ class RsyncFailed(SyncError):
         self.returncode = returncode
         self.stderr_tail = stderr_tail
         meaning, transient = classify_rsync_exit(returncode, stderr_tail)
-        detail = f": {stderr_tail}" if stderr_tail else ""
+        # rsync's lines may quote the provider's server and names: shown escaped
+        detail = f": {shown.text(stderr_tail)}" if stderr_tail else ""
         super().__init__(
             f"rsync from {url} failed with exit code {returncode} ({meaning}){detail}",
             transient=transient,

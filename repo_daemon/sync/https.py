@@ -233,7 +233,9 @@ def check_redirect(from_url: str, location: str) -> str:
         if origin(from_url)[0] == "https" and scheme == "http"
         else "the bridge follows redirects only within the host, scheme and port of the Sync-URL"
     )
-    text = f"{from_url} redirects to {errors.printable(f'{scheme}://{host}:{port}/')}: {why}"
+    # file://, ftp:// ...: no port of their own to name (a made-up :80 would mislead)
+    where = f"{host}:{port}" if scheme in ("http", "https") or urlsplit(target).port else host
+    text = f"{from_url} redirects to {errors.printable(f'{scheme}://{where}/')}: {why}"
     raise errors.HttpsFailed(text, transient=False, failures=[(from_url, text)])
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
+from bridge import printable
 from repo_daemon.sync import errors, progress, records, scratch, urls
 
 logger = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def sync_rsync(
         raise errors.SyncRefused(
             f"the tree at {url} holds {len(nonregular)} entries that are neither directories nor "
             "regular files (symlinks and special files are never accepted): "
-            + ", ".join(nonregular),
+            + ", ".join(printable.escape(n) for n in nonregular),
             nonregular,
         )
     if proc.returncode != 0:

@@ -15,7 +15,6 @@ import os
 import socket
 import stat
 import time
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 
 import paramiko
 
+from bridge import printable
+from repo_daemon.release_xml import limits
 from repo_daemon.sync import errors, progress, records, scratch, urls, verify
 
 logger = logging.getLogger(__name__)
@@ -147,18 +148,27 @@ class _RemoteFile:
 
 
 def _list_tree(sftp: Any, root: str) -> tuple[list[_RemoteFile], list[str]]:
-    """Regular files below ``root`` and the entries that are refused (``lstat`` semantics)."""
+    """Regular files below ``root`` and the entries that are refused (``lstat`` semantics),
+    named escaped: symlinks and special files, and names, paths and depths the limits refuse
+    (``release_xml.limits``; a directory refused is not listed further)."""
     files: list[_RemoteFile] = []
     refused: list[str] = []
     pending = [""]
     while pending:
         prefix = pending.pop()
-        for attr in sorted(sftp.listdir_attr(root + "/" + prefix), key=lambda a: a.filename):
+        try:
+            listed = sftp.listdir_attr(root + "/" + prefix)
+        except UnicodeDecodeError as exc:  # paramiko decodes names as UTF-8, strictly
+            name = printable.escape(bytes(exc.object)) if isinstance(exc.object, bytes) else "?"
+            refused.append(f"{printable.escape(prefix)}{name} (its name is not valid UTF-8)")
+            continue
+        for attr in sorted(listed, key=lambda a: a.filename):
             name = str(attr.filename)
             rel = prefix + name
             mode = attr.st_mode or 0
-            if _unsafe_name(name):
-                refused.append(f"{errors.printable(rel)} (unsafe name)")
+            unsafe = _unsafe_name(name, rel)
+            if unsafe:
+                refused.append(f"{printable.escape(rel)} ({unsafe})")
             elif stat.S_ISDIR(mode):
                 pending.append(rel + "/")
             elif stat.S_ISREG(mode):
@@ -166,19 +176,16 @@ def _list_tree(sftp: Any, root: str) -> tuple[list[_RemoteFile], list[str]]:
                     _RemoteFile(path=rel, size=attr.st_size or 0, mtime=attr.st_mtime or 0)
                 )
             else:
-                refused.append(f"{rel} ({verify.entry_kind(mode)})")
+                refused.append(f"{printable.escape(rel)} ({verify.entry_kind(mode)})")
     return files, refused
 
 
-def _unsafe_name(name: str) -> bool:
-    """A name that must not become a path component here: empty, ``.``, ``..``, with a ``/``
-    or ``\\``, or with control characters."""
-    return (
-        name in ("", ".", "..")
-        or "/" in name
-        or "\\" in name
-        or any(unicodedata.category(c) == "Cc" for c in name)
-    )
+def _unsafe_name(name: str, rel: str) -> str | None:
+    """Why a name must not become a path component here (empty, ``.``, ``..``, with a ``/``
+    or ``\\``, or what ``limits`` refuses in a name, a path or its depth), or None."""
+    if name in ("", ".", "..") or "/" in name or "\\" in name:
+        return "unsafe name"
+    return limits.entry_problem(name, rel)
 
 
 def sync_sftp(
@@ -211,9 +218,11 @@ def sync_sftp(
             raise _wrap_os_error(exc, f"listing {url}") from exc
         if refused:
             raise errors.SyncRefused(
-                f"the tree at {url} holds {len(refused)} entries that are neither directories "
-                "nor regular files with safe names (symlinks and special files are never "
-                "accepted): " + ", ".join(refused),
+                f"the tree at {url} holds {len(refused)} entries that are not accepted (only "
+                "directories and regular files with names within the limits of "
+                "docs/release-xml.md; symlinks and special files never): "
+                + ", ".join(refused[:20])
+                + (f" and {len(refused) - 20} more" if len(refused) > 20 else ""),
                 [r.rsplit(" (", 1)[0] for r in refused],
             )
         total = sum(f.size for f in files)

@@ -12,13 +12,15 @@ import logging
 import os
 import stat
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge import printable
 from repo_daemon import errors
 from repo_daemon.release_xml import model as release_model
+from repo_daemon.sync import tree as tree_walk
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class ProblemKind(enum.Enum):
     MISSING = "missing"
     EXTRA = "extra"
     NOT_REGULAR = "not a regular file"
+    NAME_REFUSED = "name not accepted"
     WRONG_SIZE = "wrong size"
     WRONG_SHA256 = "wrong SHA-256"
 
@@ -38,7 +41,8 @@ class ProblemKind(enum.Enum):
 @dataclass(frozen=True, kw_only=True)
 class Problem:
     """One file that differs from release.xml. ``expected``/``actual`` are set for sizes (in
-    bytes) and hashes (lower-case hex), and name the kind of entry for ``NOT_REGULAR``."""
+    bytes) and hashes (lower-case hex), name the kind of entry for ``NOT_REGULAR`` and say why
+    for ``NAME_REFUSED`` (whose ``path`` is already escaped: it may not be valid UTF-8)."""
 
     kind: ProblemKind
     path: str
@@ -51,9 +55,9 @@ class Problem:
             return f"{self.path} (expected {self.expected} bytes, got {self.actual})"
         if self.kind is ProblemKind.WRONG_SHA256:
             return f"{self.path} (expected {self.expected}, got {self.actual})"
-        if self.kind is ProblemKind.NOT_REGULAR and self.actual:
-            return f"{self.path} ({self.actual})"
-        return self.path
+        if self.kind in (ProblemKind.NOT_REGULAR, ProblemKind.NAME_REFUSED) and self.actual:
+            return f"{printable.escape(self.path)} ({self.actual})"
+        return printable.escape(self.path)
 
 
 class ChecksumMismatch(errors.DaemonError):
@@ -92,6 +96,7 @@ def verify(
     is missing, extra, not a regular file (a symlink, device, fifo or socket), of the wrong
     size or of the wrong SHA-256.
 
+    Entries whose names the limits refuse (``sync.tree``) are listed too, escaped.
     Sizes are compared before anything is hashed; files are hashed in 1 MiB chunks, by up to
     ``workers`` threads (default: one per CPU, at most 4: hashing releases the GIL), except
     those ``prehash`` already hashed while they arrived. Files are opened with ``O_NOFOLLOW``,
@@ -100,12 +105,18 @@ def verify(
     expected = {p.path: p for p in packages}
     problems: list[Problem] = []
     present: set[str] = set()
-    for rel, mode in _walk(tree):
+    listing = tree_walk.walk(tree)
+    for refused in listing.refused:
+        problems.append(
+            Problem(kind=ProblemKind.NAME_REFUSED, path=refused.shown, actual=refused.reason)
+        )
+    for entry in listing.entries:
+        mode = entry.info.st_mode
         if stat.S_ISREG(mode):
-            present.add(rel)
-        else:
+            present.add(entry.path)
+        elif not stat.S_ISDIR(mode):
             problems.append(
-                Problem(kind=ProblemKind.NOT_REGULAR, path=rel, actual=entry_kind(mode))
+                Problem(kind=ProblemKind.NOT_REGULAR, path=entry.path, actual=entry_kind(mode))
             )
     odd = {p.path for p in problems}
     problems.extend(
@@ -133,32 +144,7 @@ def verify(
     )
 
 
-def entry_kind(mode: int) -> str:
-    """``symlink``, ``fifo``, ``socket``, ``device`` … for a mode that is not a regular file."""
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    if stat.S_ISSOCK(mode):
-        return "socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "device"
-    if stat.S_ISDIR(mode):
-        return "directory"
-    return "special file"
-
-
-def _walk(tree: Path, prefix: str = "") -> Iterator[tuple[str, int]]:
-    """(relative path with ``/``, lstat mode) of every entry below ``tree`` but directories,
-    which are walked into. Symlinks are reported, never followed."""
-    with os.scandir(tree) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            rel = prefix + entry.name
-            mode = entry.stat(follow_symlinks=False).st_mode
-            if stat.S_ISDIR(mode):
-                yield from _walk(Path(entry.path), rel + "/")
-            else:
-                yield rel, mode
+entry_kind = tree_walk.entry_kind
 
 
 def check_file(

@@ -12,7 +12,6 @@ workflow's row says which actions run.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from bridge import errors as bridge_errors
@@ -31,6 +30,7 @@ from repo_daemon.release_xml import safe_xml, ticket_fields
 from repo_daemon.sync import allowlist as sync_allowlist
 from repo_daemon.sync import fetch as sync
 from repo_daemon.sync import records as sync_records
+from repo_daemon.sync import scratch as sync_scratch
 from repo_daemon.workflow.gather import TicketView
 from repo_daemon.workflow.repository_actions import Step
 
@@ -169,7 +169,7 @@ class RepositoryWork:
 
     def publish_unverified(self, ticket: TicketView, info: release_model.ReleaseInfo) -> Step:
         area = self.repository.publish_unverified(ticket.id, info, self.scratch(ticket.id))
-        shutil.rmtree(self.scratch(ticket.id), ignore_errors=True)
+        sync_scratch.remove(self.scratch(ticket.id))
         return self._moved(ticket.id, area, "published to")
 
     def promote_to_stagerollout(
@@ -196,7 +196,7 @@ class RepositoryWork:
         publishing it into. It never re-reads the release's input (an invalid release.xml may
         be why it failed), so closing a release always works; production keeps it (a release
         there is withdrawn, not removed)."""
-        shutil.rmtree(self.scratch(ticket.id), ignore_errors=True)
+        sync_scratch.remove(self.scratch(ticket.id))
         recorded = [areas.Area.parse(p) for p in self.store.published_areas(ticket.id)]
         recorded += self._unverified_before_records(ticket.id, recorded)
         where = [a for a in recorded if a.kind != "production"]

@@ -147,6 +147,44 @@ def test_an_https_redirect_to_plain_http_on_the_same_host_is_refused(
     assert plain.connections == []
 
 
+@pytest.mark.parametrize(
+    ("target", "shown"),
+    [
+        ("file://{netloc}", "file://{netloc}/"),
+        ("file://", "file:///"),  # a local file of the bridge's: never read
+        ("ftp://{netloc}", "ftp://{netloc}/"),
+        ("gopher://{netloc}", "gopher://{netloc}/"),
+        ("//{netloc}", "https://{netloc}/"),  # scheme-relative: another host
+        ("https://127.0.0.1:{port}", "https://127.0.0.1:{port}/"),  # the same host, another port
+    ],
+    ids=["file-host", "file-local", "ftp", "gopher", "scheme-relative", "other-port"],
+)
+def test_an_https_redirect_to_another_scheme_or_port_is_refused_without_a_connection(
+    tmp_path: Path, provider: packages.ProviderTree, target: str, shown: str
+) -> None:
+    """Redirects that leave HTTPS or its host and port, whatever the scheme: refused before
+    anything is opened, naming the redirect; a listener where they point records nothing,
+    and the local file a file:// redirect names is not read into scratch."""
+    secret = tmp_path / "local-secret"
+    secret.write_bytes(b"the bridge's own file")
+    with RecordingListener("127.0.0.1") as other:
+        values = {"netloc": other.netloc, "port": other.port}
+        location = target.format(**values) + (str(secret) if target == "file://" else "")
+        with RedirectingHttpsServer(tmp_path / "https", location) as allowed:
+            options = _options(LOOPBACK, https_ca_file=allowed.ca.file)
+            with pytest.raises(sync_errors.HttpsFailed) as caught:
+                sync.sync("https", allowed.url + "/rel", tmp_path / "dest",
+                          packages=provider.packages, options=options)  # fmt: skip
+        assert other.connections == []
+    message = str(caught.value)
+    assert f"redirects to {shown.format(**values)}:" in message, message
+    assert "the bridge follows redirects only within the host, scheme and port" in message
+    assert not caught.value.transient
+    assert len(allowed.requests) == 1
+    found = [p.read_bytes() for p in (tmp_path / "dest").rglob("*") if p.is_file()]
+    assert b"the bridge's own file" not in found
+
+
 def test_a_name_allowed_by_network_is_fetched_from_its_checked_address_over_https(
     tmp_path: Path, provider: packages.ProviderTree
 ) -> None:

@@ -156,11 +156,23 @@ def test_index_of_an_empty_area(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["index.json", "index.html"])
 def test_a_release_with_a_file_of_the_index_name_is_refused(tmp_path: Path, name: str) -> None:
+    """Refused by name before anything is built (the names validation reserves too)."""
     repo = _repo(tmp_path, index.write_index)
     info = _release(tmp_path / "s", "Dist", "1.0.0", {name: b"mine", "x.rpm": b"x"})
-    with pytest.raises(errors.PathConflict, match=f"{name} is already in the tree"):
+    with pytest.raises(errors.PathRefused, match=f"uses the name '{name}'"):
         repo.publish_unverified(5, info, tmp_path / "s")
     assert not (repo.root / "unverified/Dist/1.0.0").exists()
+
+
+@pytest.mark.parametrize("name", ["index.json", "index.html"])
+def test_write_index_refuses_a_tree_holding_its_names(tmp_path: Path, name: str) -> None:
+    """The index's own guard, should a file of its name reach a snapshot some other way."""
+    snapshot = tmp_path / ".building-000007-20261124T101500Z"
+    snapshot.mkdir()
+    (snapshot / name).write_bytes(b"mine")
+    contents = manifest.AreaManifest(area="unverified/Dist/1.0.0")
+    with pytest.raises(errors.PathConflict, match=f"{name} is already in the tree"):
+        index.write_index(snapshot, contents)
 
 
 def test_write_index_on_a_plain_directory(tmp_path: Path) -> None:

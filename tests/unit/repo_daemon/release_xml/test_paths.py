@@ -19,10 +19,25 @@ PATH_CASES = [
     ("el9/", "has an empty component", None),
     ("el9/.git/x.rpm", "has a hidden component '.git'", None),
     (".x.rpm", "has a hidden component '.x.rpm'", None),
-    ("a" * 256 + ".rpm", "has a component of 260 bytes (at most 255)", None),
+    # A name's temporary ".NAME.part" must fit NAME_MAX (255): at most 249 bytes.
+    ("a" * 246 + ".rpm", "has a component of 250 bytes (at most 249)", None),
+    ("é" * 124 + ".rpm", "has a component of 252 bytes (at most 249)", None),
     # release.xsd already limits the length (in characters), and says so first
-    ("/".join(["d" * 200] * 21), "is 4220 bytes long (at most 4096)", "path of 1 to 4096"),
-]
+    ("/".join(["d" * 200] * 16), "is 3215 bytes long (at most 3072)", "path of 1 to 3072"),
+    # in bytes: 1,035 characters (3 bytes each) pass the schema, not the bridge
+    ("/".join(["€" * 200] * 5) + "/" + "€" * 30 + ".rpm", "is 3099 bytes long (at most 3072)",
+     None),
+    ("/".join(["d"] * 32) + "/x.rpm", "has 33 components (at most 32 levels)", None),
+    ("el9/x\u202egpj.rpm", "contains a bidirectional control (U+202E RIGHT-TO-LEFT OVERRIDE)",
+     None),
+    ("el9/x\u2066.rpm", "contains a bidirectional control (U+2066 LEFT-TO-RIGHT ISOLATE)", None),
+    ("el9/x\u200b.rpm", "contains an invisible character (U+200B ZERO WIDTH SPACE)", None),
+    ("el9/x\ufeff.rpm", "contains an invisible character (U+FEFF ZERO WIDTH NO-BREAK SPACE)",
+     None),
+    ("el9/x\u2028.rpm", "contains an invisible character (U+2028 LINE SEPARATOR)", None),
+    ("el9/x\x85.rpm", "contains a control character (U+0085)", None),
+    ("el9/x\x9b31m.rpm", "contains a control character (U+009B)", None),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("path", "words", "in_xml"), PATH_CASES, ids=[w for _, w, _ in PATH_CASES])
@@ -49,6 +64,9 @@ def test_unsafe_package_path_is_refused(path: str, words: str, in_xml: str | Non
         ("pool/main/f/foo/foo_1.0-1_amd64.deb", False),
         ("foo bar+baz~1.rpm", False),
         ("é/ü.rpm", False),
+        ("a" * 245 + ".rpm", False),  # 249 bytes
+        ("/".join(["€" * 83] * 12) + "/x.rpm", False),  # 2,999 + 6 bytes
+        ("/".join(["d"] * 31) + "/x.rpm", False),  # 32 levels
         ("", True),
         ("el9/x86_64/", True),
     ],

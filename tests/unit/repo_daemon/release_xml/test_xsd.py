@@ -3,6 +3,9 @@ element path, in words a provider can act on; xsi: hints allowed, xsi:type and x
 
 from __future__ import annotations
 
+import pytest
+import xmlschema
+
 from repo_daemon.release_xml import parse
 from tests.support.release_xml_samples import problems_of, valid_with
 
@@ -35,6 +38,38 @@ def test_xsi_type_and_nil_cannot_change_the_checks() -> None:
         "(release.xml uses no attributes)",
         "line 62, /Release/Packages/Package[2]/SHA256: unknown attribute 'xsi:type' "
         "(release.xml uses no attributes)",
+    ]
+
+
+XSI = 'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+
+
+@pytest.mark.parametrize("xsi_type", ["Nope", "a:b:c", "xs:ID", "Package", ""])
+def test_an_xsi_type_naming_an_unknown_type_is_a_listed_problem(xsi_type: str) -> None:
+    """xmlschema raised XMLSchemaKeyError on an unknown type: a traceback, not a problem."""
+    problems = problems_of(
+        valid_with(("<MajorVersion>7", f'<MajorVersion {XSI} xsi:type="{xsi_type}">7'))
+    )
+    assert problems == [
+        "line 17, /Release/MajorVersion: unknown attribute 'xsi:type' "
+        "(release.xml uses no attributes)"
+    ]
+
+
+def test_whatever_the_schema_library_raises_is_a_listed_problem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No real document is known to make xmlschema fail now that xsi:type is taken out; any
+    such failure still ends as one problem with a line, never an exception."""
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise xmlschema.XMLSchemaNamespaceError("something \x1b[2J odd")
+
+    monkeypatch.setattr(xmlschema.XMLSchema10, "iter_errors", broken)
+    problems = problems_of(valid_with())
+    assert problems == [
+        "line 3, /Release: the schema check could not be completed on this document "
+        "(XMLSchemaNamespaceError: something \\x1b[2J odd)"
     ]
 
 

@@ -3,6 +3,7 @@ directory."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from pathlib import Path
@@ -55,3 +56,21 @@ def test_dest_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(tmp_path)
     with pytest.raises(errors.SyncError):
         scratch.prepare_dest(tmp_path / "link")
+
+
+def test_a_full_scratch_disk_is_the_bridges_trouble_said_plainly(tmp_path: Path) -> None:
+    """ENOSPC while a release arrives (a real full disk is hard to make on demand): transient,
+    not replied to the provider, with what the release needs and what is free."""
+    failure = scratch.write_failed(
+        OSError(errno.ENOSPC, "No space left on device"), tmp_path, 5_000_000
+    )
+    assert isinstance(failure, scratch.ScratchFull)
+    assert failure.transient and not failure.provider_can_fix
+    assert str(failure).startswith(
+        "the bridge's scratch disk is full (No space left on device); the release needs "
+        "5,000,000 bytes, "
+    )
+    other = scratch.write_failed(OSError(errno.EIO, "Input/output error"), tmp_path, None)
+    assert other.transient and str(other) == (
+        "writing the release into the scratch directory failed: Input/output error"
+    )
