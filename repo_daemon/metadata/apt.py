@@ -12,6 +12,8 @@ import gzip
 import hashlib
 import os
 import re
+import secrets
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -25,6 +27,7 @@ APT_INDEXES = ("Packages", "Packages.gz")
 # What this module writes in a repository directory. A snapshot that has any of them before
 # the metadata is built got them from a release: refused (``repository_dirs.refuse_existing``).
 APT_OUTPUTS = (*APT_INDEXES, "Packages.xz", "Release", "InRelease", "Release.gpg", "by-hash")
+CACHE_DB = "apt-ftparchive.db"  # in the area's cache directory (``--db``)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -131,27 +134,35 @@ def build(
     previous: Path | None,
     cache_dir: Path | None,
 ) -> str:
-    cache_db = None
+    cache_db = work_db = None
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        cache_db = cache_dir / "apt-ftparchive.db"
-    argv = packages_argv(cache_db=cache_db)
-    plain = directory / "Packages"
-    result = commands.run(runner, argv, cwd=directory, what=f"indexing {directory}", stdout=plain)
-    # apt-ftparchive reports an unreadable .deb with "E:" lines and still exits 0.
-    problems = [
-        line
-        for line in result.stderr.decode("utf-8", "replace").splitlines()
-        if line.startswith("E:")
-    ]
-    if problems:
-        tail = "\n".join(problems[-commands.STDERR_TAIL_LINES :])
-        raise errors.MetadataFailed(
-            f"apt-ftparchive could not index every package in {directory}: {tail}",
-            argv=argv,
-            returncode=result.returncode,
-            stderr_tail=tail,
-        )
+        cache_db = cache_dir / CACHE_DB
+        work_db = _working_copy(cache_db)
+    try:
+        argv = packages_argv(cache_db=work_db)
+        plain = directory / "Packages"
+        what = f"indexing {directory}"
+        result = commands.run(runner, argv, cwd=directory, what=what, stdout=plain)
+        # apt-ftparchive reports an unreadable .deb with "E:" lines and still exits 0.
+        problems = [
+            line
+            for line in result.stderr.decode("utf-8", "replace").splitlines()
+            if line.startswith("E:")
+        ]
+        if problems:
+            tail = "\n".join(problems[-commands.STDERR_TAIL_LINES :])
+            raise errors.MetadataFailed(
+                f"apt-ftparchive could not index every package in {directory}: {tail}",
+                argv=argv,
+                returncode=result.returncode,
+                stderr_tail=tail,
+            )
+        if cache_db is not None and work_db is not None and work_db.exists():
+            work_db.replace(cache_db)  # the cache moves on only after a complete run
+    finally:
+        if work_db is not None:
+            work_db.unlink(missing_ok=True)
     count = _compress(plain, directory / "Packages.gz")
 
     by_hash = directory / "by-hash" / "SHA256"
@@ -178,6 +189,24 @@ def build(
     if previous is not None:
         _later_than(previous, directory)
     return detail
+
+
+def _working_copy(cache_db: Path) -> Path:
+    """Where this run's apt-ftparchive keeps its checksum cache: a copy of ``cache_db`` (a
+    name that does not exist yet when there is no cache: the tool refuses an empty file).
+
+    A run killed mid-write (SIGKILL of the daemon, a full disk) would leave a Berkeley DB the
+    tool cannot open ("Unable to open DB file ...: File exists") or, worse, one with wrong
+    entries, and every later publication of the area would fail or carry them. The cache is
+    replaced by the copy only after a complete run. Copies a killed run left are deleted
+    here: a cache directory belongs to one area, whose lock the caller holds.
+    """
+    for leftover in cache_db.parent.glob(f".{cache_db.name}.*"):
+        leftover.unlink(missing_ok=True)
+    work = cache_db.with_name(f".{cache_db.name}.{secrets.token_hex(4)}")
+    if cache_db.exists():
+        shutil.copyfile(cache_db, work)
+    return work
 
 
 def _compress(plain: Path, compressed: Path) -> int:

@@ -2,23 +2,35 @@
 the real one on ``subprocess``, and ``run`` which turns what a tool did into ``MetadataFailed``
 with its exit code and the end of its stderr.
 
+A tool dies with the process that runs it: on Linux each is started with a parent-death
+signal (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), so a daemon killed with SIGKILL (no cleanup
+code runs) leaves no createrepo_c indexing a half-built snapshot that nobody will finish.
+
 It builds no argument lists (``yum``, ``apt`` and ``signing`` do) and never uses a shell.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import logging
 import os
+import signal
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from repo_daemon.metadata import errors
 
+logger = logging.getLogger(__name__)
+
 STDERR_TAIL_LINES = 15
 STDERR_TAIL_CHARS = 2000
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +58,15 @@ class CommandRunner(Protocol):
 
 @dataclass(frozen=True)
 class SubprocessRunner:
-    """The real ``CommandRunner``: ``subprocess.run`` in the C locale, output captured."""
+    """The real ``CommandRunner``: ``subprocess.run`` in the C locale, output captured, the
+    tool killed when the calling thread dies (``die_with_caller``).
+
+    The thread that starts a tool is the one that waits for it (``subprocess.run``; on a
+    timeout it kills the tool before returning), so the parent-death signal, which Linux ties
+    to the *thread* that forked, fires exactly when the daemon process dies mid-run: whichever
+    thread or worker pool runs jobs, that thread cannot end while its tool runs. Keep it that
+    way: never hand a started tool to another thread to wait for.
+    """
 
     timeout: float = 3600.0
 
@@ -62,8 +82,50 @@ class SubprocessRunner:
                 timeout=self.timeout,
                 check=False,
                 env={**os.environ, "LC_ALL": "C"},
+                preexec_fn=die_with_caller(),
             )
         return Completed(returncode=proc.returncode, stdout=proc.stdout or b"", stderr=proc.stderr)
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, looked up once in the parent (the child must not load libraries
+    between fork and exec); None where there is none (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        prctl = libc.prctl
+        prctl.argtypes = [ctypes.c_int, *[ctypes.c_ulong] * 4]
+        prctl.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        logger.warning("prctl is unavailable: metadata tools will not die with the daemon")
+        return None
+    return cast("Callable[..., int]", prctl)
+
+
+_PRCTL = _load_prctl()
+
+
+def die_with_caller() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGKILL when the thread that starts it (and
+    so the daemon process) dies; None where Linux's ``prctl`` is missing.
+
+    It runs in the child between ``fork`` and ``exec`` and does only two system calls: set
+    the parent-death signal, then check that the parent is still the one that forked it (if
+    it died in between, the signal will never come, so the child kills itself).
+    """
+    prctl = _PRCTL
+    if prctl is None:
+        return None
+    parent = os.getpid()
+    death = int(signal.SIGKILL)
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, death, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), death)
+
+    return preexec
 
 
 def run(

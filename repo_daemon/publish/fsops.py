@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from repo_daemon.publish import names
@@ -36,8 +37,14 @@ def write_new(path: Path, data: bytes) -> None:
 
 
 def seal(top: Path) -> None:
-    """fsync every directory of a finished snapshot and make it read-only."""
-    for directory, _, _ in os.walk(top, topdown=False):
+    """Make a finished snapshot read-only (files 0444: metadata tools write theirs with the
+    umask's mode; directories 0555) and fsync every directory."""
+    for directory, _, files in os.walk(top, topdown=False):
+        for name in files:
+            path = Path(directory, name)
+            st = path.lstat()
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o222:
+                path.chmod(0o444)
         fsync_dir(Path(directory))
         Path(directory).chmod(0o555)  # read-only: nobody edits a snapshot
 

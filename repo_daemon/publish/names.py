@@ -25,6 +25,16 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 SNAPSHOT_NAME = re.compile(r"([0-9]{6,})-([0-9]{8}T[0-9]{6}Z)")
 BUILDING = ".building-"  # a snapshot directory being built: never served, deleted if stale
 DELETING = ".deleting-"  # a snapshot directory being deleted
+SWAP = ".swap-"  # ".<area name>.swap-<random>": an area's next symlink, before its rename
+
+
+SWAP_NAME = re.compile(r"\.[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\.swap-[0-9a-f]{8}")
+
+
+def swap_prefix(area_name: str) -> str:
+    """How the temporary symlinks of a swap of the area called ``area_name`` (the last
+    component of its path) begin, beside the area."""
+    return f".{area_name}{SWAP}"
 
 
 def check_component(what: str, value: object) -> str:

@@ -4,7 +4,10 @@ into it.
 
 It fills the pool from a verified scratch tree (a hard link when scratch is on the same file
 system, else a copy that is hashed, fsynced and linked into place), links a snapshot's files
-from the pool and checks the result, deletes the pool files nothing references. It never
+from the pool and checks the result, deletes the pool files nothing references. A pool file
+gets its name only once its inode is read-only (0444), so no crash leaves a writable one; one
+found writable anyway (left by an older version) is made read-only when it is used or swept.
+It never
 decides what an area holds or when a snapshot goes live (``repository`` does), takes no locks
 (the caller holds them) and leaves sealing and deleting snapshots to ``fsops``.
 """
@@ -28,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 POOL_DIR = ".pool"
 TMP_DIR = ".tmp"
+MODE = 0o444  # every pool file: nobody rewrites bytes that snapshots share
 # link(2) cannot join these two files: copy instead.
 _CANNOT_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP})
 _CHUNK = 1024 * 1024
@@ -50,6 +54,7 @@ class PoolSweep:
     removed_bytes: int = 0
     kept: int = 0
     held_elsewhere: int = 0  # unreferenced by any manifest, but still hard-linked somewhere
+    repaired: int = 0  # kept files that were writable and were made read-only
 
 
 class Pool:
@@ -78,7 +83,8 @@ class Pool:
         self, files: Iterable[manifest.FileEntry]
     ) -> tuple[dict[str, tuple[int, int]], list[str]]:
         """The (device, inode) of each pool file ``files`` need, and a problem for each the
-        pool lacks or holds with another size."""
+        pool lacks or holds with another size. A pool file found writable is made read-only
+        (``StorageFailed`` if it cannot be): no snapshot links a writable one."""
         found: dict[str, tuple[int, int]] = {}
         problems: list[str] = []
         for f in files:
@@ -98,8 +104,30 @@ class Pool:
                     f"{self.relative(f.sha256)} has {st.st_size} bytes, {f.path} needs {f.size}"
                 )
             else:
+                self._make_read_only(self.path(f.sha256), st)
                 found[f.sha256] = (st.st_dev, st.st_ino)
         return found, problems
+
+    @staticmethod
+    def _make_read_only(path: Path, st: os.stat_result) -> bool:
+        """Give the pool file at ``path`` (whose ``lstat`` is ``st``) its mode, 0444, if it has
+        another; True when it had to. Only a crash of an older version between ``link`` and
+        ``chmod``, or a person, leaves a pool file writable."""
+        if stat.S_IMODE(st.st_mode) == MODE:
+            return False
+        where = f"{POOL_DIR}/{path.parent.name}/{path.name}"
+        try:
+            path.chmod(MODE)
+        except OSError as exc:
+            raise errors.StorageFailed("cannot make read-only", where, exc) from exc
+        logger.warning(
+            "%s had mode %o; made read-only (%o)",
+            where,
+            stat.S_IMODE(st.st_mode),
+            MODE,
+            extra={"action": "publish"},
+        )
+        return True
 
     def missing(self, files: Iterable[manifest.FileEntry]) -> list[str]:
         """A problem for each of ``files`` the pool lacks or holds with another size."""
@@ -111,10 +139,11 @@ class Pool:
 
         ``scratch`` is a tree verified by the sync (sizes and SHA-256 match the release): a
         file linked from it is not hashed again, a copied one is (the bytes are read anyway).
-        Linking makes the scratch file read-only and part of the pool, so scratch must not be
-        rewritten in place afterwards. Raises ``PathRefused`` for symlinks or non-regular
-        files in scratch, ``ContentMissing`` listing every absent or mismatched file,
-        ``StorageFailed`` for file-system errors.
+        Linking makes the scratch file read-only (before the link, so the pool file is born
+        read-only) and part of the pool: scratch must not be rewritten in place afterwards.
+        Raises ``PathRefused`` for symlinks or non-regular files in scratch,
+        ``ContentMissing`` listing every absent or mismatched file, ``StorageFailed`` for
+        file-system errors.
         """
         wanted = {f.sha256: f for f in files}
         absent: list[manifest.FileEntry] = []
@@ -134,7 +163,7 @@ class Pool:
             raise errors.ContentMissing(
                 "the scratch tree", ["is gone; sync the release again"]
             ) from exc
-        sources: list[tuple[manifest.FileEntry, Path]] = []
+        sources: list[tuple[manifest.FileEntry, Path, int]] = []
         for f in absent:
             source = base / names.check_relative_path("package path", f.path)
             try:
@@ -152,17 +181,17 @@ class Pool:
             if st.st_size != f.size:
                 problems.append(f"{f.path} has {st.st_size} bytes in scratch, expected {f.size}")
                 continue
-            sources.append((f, source))
+            sources.append((f, source, st.st_mode))
         if problems:
             raise errors.ContentMissing("the scratch tree does not hold the release", problems)
         linked = copied = 0
         shards: set[Path] = set()
-        for f, source in sources:
+        for f, source, mode in sources:
             target = self.path(f.sha256)
             shards.add(target.parent)
             try:
                 target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-                if self._link(source, target):
+                if self._link(source, target, mode):
                     linked += 1
                 else:
                     self._copy(source, target, f)
@@ -176,22 +205,30 @@ class Pool:
             raise errors.StorageFailed("cannot sync", POOL_DIR, exc) from exc
         return PoolFill(linked=linked, copied=copied, present=len(wanted) - len(sources))
 
-    def _link(self, source: Path, target: Path) -> bool:
-        """Link ``source`` into the pool; False when it must be copied instead."""
+    def _link(self, source: Path, target: Path, mode: int) -> bool:
+        """Link ``source`` (whose mode was ``mode``) into the pool; False when it must be
+        copied instead.
+
+        The inode is made read-only and fsynced *before* it gets its pool name: a crash
+        between two steps leaves a read-only scratch file or a complete read-only pool file,
+        never a writable pool file (which every later snapshot would serve writable).
+        """
+        source.chmod(MODE)
+        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            os.fsync(fd)  # the bytes, not only the name, must survive a crash
+        finally:
+            os.close(fd)
         try:
             os.link(source, target)
         except FileExistsError:
             return True  # another publisher pooled the same bytes meanwhile
         except OSError as exc:
             if exc.errno in _CANNOT_LINK:
+                with contextlib.suppress(OSError):  # it stays the sync's: give its mode back
+                    source.chmod(stat.S_IMODE(mode))
                 return False
             raise
-        target.chmod(0o444)
-        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)  # the bytes, not only the name, must survive a crash
-        finally:
-            os.close(fd)
         return True
 
     def _copy(self, source: Path, target: Path, f: manifest.FileEntry) -> None:
@@ -204,6 +241,7 @@ class Pool:
         try:
             digest = hashlib.sha256()
             with source.open("rb") as reader, os.fdopen(fd, "wb") as writer:
+                os.fchmod(fd, MODE)  # read-only from the start; writing through ``fd`` works
                 while chunk := reader.read(_CHUNK):
                     digest.update(chunk)
                     writer.write(chunk)
@@ -213,7 +251,6 @@ class Pool:
                 raise errors.ContentMissing(
                     "the scratch tree", [f"{f.path} does not match its SHA-256"]
                 )
-            tmp.chmod(0o444)
             with contextlib.suppress(FileExistsError):  # pooled meanwhile by someone else
                 os.link(tmp, target)
         finally:
@@ -272,9 +309,10 @@ class Pool:
 
     def sweep(self, referenced: Set[str]) -> PoolSweep:
         """Delete pool files whose SHA-256 is not in ``referenced`` and that no other hard link
-        holds (a scratch tree, a snapshot without a manifest); clear copy leftovers. The
-        caller holds every lock (``Locks.everything``)."""
-        removed = removed_bytes = kept = held = 0
+        holds (a scratch tree, a snapshot without a manifest); make the files it keeps
+        read-only where they are not; clear copy leftovers. The caller holds every lock
+        (``Locks.everything``)."""
+        removed = removed_bytes = kept = held = repaired = 0
         if not self.dir.is_dir():
             return PoolSweep()
         try:
@@ -286,14 +324,15 @@ class Pool:
                 if not shard.is_dir() or shard.is_symlink():
                     continue
                 for entry in shard.iterdir():
-                    if entry.name in referenced:
-                        kept += 1
-                        continue
                     st = os.lstat(entry)
                     if not stat.S_ISREG(st.st_mode) or entry.name[:2] != shard.name:
                         continue  # not ours: leave it for a person
-                    if st.st_nlink > 1:
-                        held += 1
+                    if entry.name in referenced or st.st_nlink > 1:
+                        repaired += self._make_read_only(entry, st)
+                        if entry.name in referenced:
+                            kept += 1
+                        else:
+                            held += 1
                         continue
                     entry.unlink()
                     removed += 1
@@ -302,15 +341,20 @@ class Pool:
         except OSError as exc:
             raise errors.StorageFailed("cannot sweep", POOL_DIR, exc) from exc
         logger.info(
-            "pool sweep: %d removed (%d bytes), %d kept, %d held elsewhere",
+            "pool sweep: %d removed (%d bytes), %d kept, %d held elsewhere, %d made read-only",
             removed,
             removed_bytes,
             kept,
             held,
+            repaired,
             extra={"action": "collect_garbage"},
         )
         return PoolSweep(
-            removed=removed, removed_bytes=removed_bytes, kept=kept, held_elsewhere=held
+            removed=removed,
+            removed_bytes=removed_bytes,
+            kept=kept,
+            held_elsewhere=held,
+            repaired=repaired,
         )
 
 

@@ -60,11 +60,14 @@ class GcReport:
     """What ``Repository.collect_garbage`` did."""
 
     snapshots: int  # complete snapshots whose manifests were read
-    stale_removed: int  # half-built or half-deleted snapshot directories removed
+    # leftovers of interrupted changes removed: half-built or half-deleted snapshot
+    # directories, swap symlinks, emptied snapshot folders of areas that are gone
+    stale_removed: int
     pool_removed: int
     pool_removed_bytes: int
     pool_kept: int
     pool_held_elsewhere: int
+    pool_repaired: int = 0  # pool files found writable and made read-only
 
 
 class Repository:
@@ -170,10 +173,16 @@ class Repository:
         ]
 
     def collect_garbage(self) -> GcReport:
-        """Delete pool files no snapshot's manifest references, and snapshot directories a
-        crash left half-built or half-deleted. Holds every lock: one serialised pass, for the
-        daemon's housekeeping job, not for every publish. Nothing is deleted if any
-        snapshot's manifest cannot be read (``SnapshotInvalid``)."""
+        """Delete what interrupted changes left (half-built and half-deleted snapshot
+        directories, swap symlinks beside the areas, the emptied snapshot folder of an area
+        that is gone) and pool files no snapshot's manifest references; make the pool files
+        it keeps read-only where a crash left them writable.
+
+        Holds the global lock exclusively, which every change holds shared from its first
+        step to its last: no publication is running, so every ``.building-…`` directory and
+        swap link found is stale, never one being made. One serialised pass, for the daemon's
+        housekeeping job, not for every publish. No pool file is deleted if any snapshot's
+        manifest cannot be read (``SnapshotInvalid``)."""
         with self.locks.everything():
             referenced: set[str] = set()
             snapshots = stale = 0
@@ -188,17 +197,27 @@ class Repository:
                             "%s/%s is not the bridge's: left alone", top.name, key_dir.name
                         )
                         continue  # its links, if any, keep their pool files (st_nlink > 1)
+                    try:
+                        stale += self._clear_leftovers(area)
+                    except publish_errors.PathConflict as exc:
+                        logger.warning("%s; its swap links are left alone", exc)
                     for entry in sorted(key_dir.iterdir()):
-                        if entry.name.startswith((names.BUILDING, names.DELETING)):
-                            fsops.delete_tree(entry)
-                            stale += 1
-                        elif names.snapshot_number(entry.name) is not None:
+                        if names.snapshot_number(entry.name) is not None:
                             found = self._read(area, entry.name)
                             referenced.update(f.sha256 for r in found.releases for f in r.files)
                             snapshots += 1
+                    with contextlib.suppress(publish_errors.PathConflict):  # warned above
+                        stale += self._drop_if_gone(area, key_dir)
+                stale += self._clear_orphan_swaps()
             except OSError as exc:
                 raise publish_errors.StorageFailed("cannot read", SNAPSHOT_DIR, exc) from exc
             sweep = self.pool.sweep(referenced)
+        logger.info(
+            "garbage collection: %d snapshots read, %d leftovers of interrupted changes removed",
+            snapshots,
+            stale,
+            extra={"action": "collect_garbage"},
+        )
         return GcReport(
             snapshots=snapshots,
             stale_removed=stale,
@@ -206,6 +225,7 @@ class Repository:
             pool_removed_bytes=sweep.removed_bytes,
             pool_kept=sweep.kept,
             pool_held_elsewhere=sweep.held_elsewhere,
+            pool_repaired=sweep.repaired,
         )
 
     # ------------------------------------------------------------------ reading
@@ -419,7 +439,7 @@ class Repository:
     def _swap(self, area: areas.Area, name: str) -> None:
         """Point ``area`` at snapshot ``name`` in one ``rename(2)`` of a fresh symlink."""
         path = self._area_path(area, create=True)
-        temporary = path.parent / f".{path.name}.swap-{secrets.token_hex(4)}"
+        temporary = path.parent / f"{names.swap_prefix(path.name)}{secrets.token_hex(4)}"
         temporary.symlink_to(self._link_prefix(area) + name)
         try:
             temporary.replace(path)
@@ -473,16 +493,59 @@ class Repository:
         )
         return max(found, default=(0, None))[1]
 
-    def _clear_leftovers(self, area: areas.Area) -> None:
-        """Delete what a crash left of an earlier change of ``area`` (its lock is held): half
-        built or half deleted snapshots, temporary symlinks of a swap."""
+    def _clear_leftovers(self, area: areas.Area) -> int:
+        """Delete what a crash left of an earlier change of ``area`` (its lock, or every
+        lock, is held): half built or half deleted snapshots, temporary symlinks of a swap.
+        Returns how many it deleted."""
+        removed = 0
         snaps = self._snapshots(area)
         if snaps.is_dir():
             for entry in snaps.iterdir():
                 if entry.name.startswith((names.BUILDING, names.DELETING)):
                     fsops.delete_tree(entry)
-        path = self._area_path(area, create=False)
-        if path.parent.is_dir():
-            for entry in path.parent.glob(f".{path.name}.swap-*"):
-                if entry.is_symlink():
-                    entry.unlink(missing_ok=True)
+                    removed += 1
+        path = self._area_path(area, create=False)  # PathConflict: not the bridge's
+        if path.parent.is_dir() and not path.parent.is_symlink():
+            prefix = names.swap_prefix(path.name)
+            with os.scandir(path.parent) as entries:
+                swaps = [e.name for e in entries if e.name.startswith(prefix) and e.is_symlink()]
+            for swap in swaps:
+                (path.parent / swap).unlink()
+                removed += 1
+            if swaps:
+                fsops.fsync_dir(path.parent)
+        if removed:
+            logger.info(
+                "%s: removed %d leftovers of an interrupted change",
+                area,
+                removed,
+                extra={"action": "publish"},
+            )
+        return removed
+
+    def _clear_orphan_swaps(self) -> int:
+        """Delete swap symlinks beside areas that have no snapshots any more (removed by
+        hand after the crash that left the link): every symlink below the root, outside its
+        bookkeeping folders, named like one (``.<name>.swap-<8 hex digits>``) and pointing
+        into ``.snapshots/``. Every lock is held. Returns how many it deleted."""
+        removed = 0
+        for directory, dirs, files in os.walk(self.root):
+            if directory == str(self.root):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]  # .pool, .snapshots, …
+            for name in files + dirs:
+                path = Path(directory, name)
+                if not names.SWAP_NAME.fullmatch(name) or not path.is_symlink():
+                    continue
+                if f"{SNAPSHOT_DIR}/" in str(path.readlink()):
+                    path.unlink()
+                    removed += 1
+        return removed
+
+    def _drop_if_gone(self, area: areas.Area, snaps: Path) -> int:
+        """Remove the snapshot folder of ``area`` if it is empty and the area has no symlink
+        (a crash while the area was being removed, or before its first snapshot was begun);
+        1 if it did. Every lock is held."""
+        if os.path.lexists(self._area_path(area, create=False)) or any(snaps.iterdir()):
+            return 0
+        snaps.rmdir()
+        return 1

@@ -142,6 +142,56 @@ def test_apt_ftparchive_errors_fail_although_it_exits_0(tmp_path: Path) -> None:
     assert "could not index every package" in str(caught.value)
 
 
+def _db_of(argv: list[str]) -> Path:
+    return Path(argv[argv.index("--db") + 1])
+
+
+def _caching(seen: list[bytes]) -> FakeRunner:
+    """apt-ftparchive that finds its cache (noting what it held) and adds an entry."""
+
+    def packages(argv: list[str], cwd: Path) -> commands.Completed:
+        db = _db_of(argv)
+        seen.append(db.read_bytes() if db.exists() else b"")
+        db.write_bytes((db.read_bytes() if db.exists() else b"") + b"entry\n")
+        return commands.Completed(returncode=0, stdout=b"Package: p\n\n")
+
+    return FakeRunner(answers={"packages": packages})
+
+
+def test_apt_ftparchive_s_cache_moves_on_only_after_a_complete_run(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    seen: list[bytes] = []
+    for n in (1, 2):
+        tree = make_tree(tmp_path / str(n))
+        metadata.build_metadata(tree, [apt_repository()], cache_dir=cache, runner=_caching(seen))
+    assert seen == [b"", b"entry\n"]  # the second run found the first run's cache
+    assert (cache / apt.CACHE_DB).read_bytes() == b"entry\nentry\n"
+    assert sorted(p.name for p in cache.iterdir()) == [apt.CACHE_DB]
+
+
+def test_a_run_that_never_finished_leaves_the_cache_as_it_was(tmp_path: Path) -> None:
+    # The tool wrote half a database and its daemon died (SIGKILL: no cleanup ran), or it
+    # failed: the cache is the last complete one, never the half-written copy.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / apt.CACHE_DB).write_bytes(b"complete\n")
+    (cache / f".{apt.CACHE_DB}.deadbeef").write_bytes(b"half")  # a killed run's copy
+
+    def broken(argv: list[str], cwd: Path) -> commands.Completed:
+        _db_of(argv).write_bytes(b"half-written")
+        return commands.Completed(returncode=0, stderr=b"E: Errors apply to file './x.deb'\n")
+
+    with pytest.raises(metadata_errors.MetadataFailed):
+        metadata.build_metadata(
+            make_tree(tmp_path),
+            [apt_repository()],
+            cache_dir=cache,
+            runner=FakeRunner(answers={"packages": broken}),
+        )
+    assert sorted(p.name for p in cache.iterdir()) == [apt.CACHE_DB]
+    assert (cache / apt.CACHE_DB).read_bytes() == b"complete\n"
+
+
 def test_release_sha256_reads_only_the_sha256_section() -> None:
     release = (
         "Origin: x\nMD5Sum:\n " + "a" * 32 + " 1 Packages\nSHA256:\n "

@@ -7,13 +7,14 @@ import errno
 import hashlib
 import os
 import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from bridge.settings.model import RepositorySettings
-from repo_daemon.publish import areas, errors, fsops, locks, manifest, names
+from repo_daemon.publish import areas, errors, fsops, locks, manifest, names, pool
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
 from tests.support.release_factory import release_info
@@ -897,3 +898,152 @@ def test_an_areas_kind_follows_its_path() -> None:
     assert areas.Area.unverified("Demo", "1.0.0").kind == "unverified"
     assert areas.Area.stagerollout("7").kind == "stagerollout"
     assert areas.Area.production("production/CAs", "Incremental").kind == "production"
+
+
+# --------------------------------------------------------------------------- crash leftovers
+
+
+def test_a_pool_file_is_read_only_before_it_gets_its_name(
+    repo: publish.Repository,
+    make_release: MakeRelease,
+    scratch_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A SIGKILL between two steps must never leave a writable pool file: the inode is
+    # read-only when link(2) gives it its pool name.
+    modes: list[int] = []
+    real_link = os.link
+
+    def link(source: str | Path, target: str | Path, **kw: object) -> None:
+        if f"/{pool.POOL_DIR}/" in str(target):
+            modes.append(stat.S_IMODE(Path(source).stat().st_mode))
+        real_link(source, target, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", link)
+    info = make_release("Demo", "1.0.0", {"a.rpm": b"a", "sub/b.rpm": b"b"})
+    repo.publish_unverified(1, info, scratch_of(scratch_root, info))
+    assert modes == [0o444, 0o444]
+
+
+def test_a_writable_pool_file_is_made_read_only_when_used_again(
+    repo: publish.Repository, make_release: MakeRelease, scratch_root: Path
+) -> None:
+    # What an older version left after a SIGKILL between link and chmod.
+    info = make_release()
+    repo.publish_unverified(1, info, scratch_of(scratch_root, info))
+    pooled = repo.pool.path(info.packages[0].sha256)
+    pooled.chmod(0o644)
+    repo.promote_to_stagerollout(1, info, "7")
+    assert stat.S_IMODE(pooled.stat().st_mode) == 0o444
+    served = repo.root / "stagerollout/7" / info.packages[0].path
+    assert stat.S_IMODE(served.stat().st_mode) == 0o444
+
+
+def test_gc_makes_writable_pool_files_read_only(
+    repo: publish.Repository, make_release: MakeRelease, scratch_root: Path
+) -> None:
+    info = make_release()
+    repo.publish_unverified(1, info, scratch_of(scratch_root, info))
+    pooled = repo.pool.path(info.packages[0].sha256)
+    pooled.chmod(0o664)
+    report = repo.collect_garbage()
+    assert report.pool_repaired == 1 and report.pool_kept == 1
+    assert stat.S_IMODE(pooled.stat().st_mode) == 0o444
+    assert repo.collect_garbage().pool_repaired == 0
+
+
+def test_gc_removes_stale_swap_links_beside_every_area(
+    tmp_path: Path, make_release: MakeRelease, scratch_root: Path
+) -> None:
+    settings = RepositorySettings(root=tmp_path / "repo", production_paths={"7": "el/7"})
+    repo = publish.Repository(settings, lock_timeout=5)
+    info = make_release()
+    repo.publish_unverified(1, info, scratch_of(scratch_root, info))
+    repo.promote_to_stagerollout(1, info, "7")
+    repo.promote_to_production(1, info, "7", "Incremental")  # also removes unverified/Demo/1.0.0
+    stale = [
+        repo.root / "el/7/.updates.swap-0a1b2c3d",
+        repo.root / "stagerollout/.7.swap-deadbeef",
+        repo.root / "unverified/Demo/.1.0.0.swap-01234567",  # an area that is gone now
+    ]
+    for link in stale:
+        link.symlink_to("../../.snapshots/whatever/000001-20261124T101500Z")
+    not_ours = repo.root / "el/7/.updates.swap-notes"  # a person's file, not a symlink
+    not_ours.write_text("mine")
+    unrelated = repo.root / "el/7/.base.swap-0a1b2c3d"  # beside an area never published
+    unrelated.symlink_to("nowhere")
+
+    report = repo.collect_garbage()
+
+    assert [p for p in stale if os.path.lexists(p)] == []
+    assert report.stale_removed >= len(stale)
+    assert not_ours.read_text() == "mine" and unrelated.is_symlink()
+    assert tree(repo.root / "el/7/updates") == {info.packages[0].path: b"1.0.0"}
+
+
+def test_gc_removes_the_snapshot_folder_of_an_area_whose_removal_was_cut_short(
+    repo: publish.Repository, make_release: MakeRelease, scratch_root: Path
+) -> None:
+    # A crash after the area's snapshots were deleted, before their folder was.
+    folder = repo.root / publish.SNAPSHOT_DIR / "unverified~Gone~1.0.0"
+    (folder / ".deleting-000001-20261124T101500Z/rpms").mkdir(parents=True)
+    info = make_release()
+    repo.publish_unverified(1, info, scratch_of(scratch_root, info))
+    assert repo.collect_garbage().stale_removed == 2
+    assert not folder.exists()
+    assert (repo.root / publish.SNAPSHOT_DIR / "unverified~Demo~1.0.0").is_dir()
+
+
+def test_gc_never_touches_a_snapshot_that_is_being_built(
+    settings: RepositorySettings, make_release: MakeRelease, scratch_root: Path
+) -> None:
+    building = threading.Event()
+    finish = threading.Event()
+
+    def slow_metadata(snapshot: Path, contents: manifest.AreaManifest) -> None:
+        (snapshot / "repodata").mkdir()
+        building.set()
+        assert finish.wait(30)
+
+    writer = publish.Repository(settings, metadata=slow_metadata, lock_timeout=5)
+    info = make_release()
+    published: list[publish.PublishedArea] = []
+    thread = threading.Thread(
+        target=lambda: published.append(
+            writer.publish_unverified(1, info, scratch_of(scratch_root, info))
+        )
+    )
+    thread.start()
+    try:
+        assert building.wait(30)
+        snaps = writer.root / publish.SNAPSHOT_DIR / "unverified~Demo~1.0.0"
+        (half_built,) = snaps.iterdir()
+        assert half_built.name.startswith(names.BUILDING)
+        with pytest.raises(errors.AreaBusy):
+            publish.Repository(settings, lock_timeout=0.2).collect_garbage()
+        assert (half_built / "repodata").is_dir()
+    finally:
+        finish.set()
+        thread.join(30)
+    assert published and published[0].snapshot is not None
+    assert publish.Repository(settings).collect_garbage().stale_removed == 0
+    assert tree(writer.root / "unverified/Demo/1.0.0") == {info.packages[0].path: b"1.0.0"}
+
+
+def test_a_snapshot_s_metadata_files_are_sealed_read_only(
+    settings: RepositorySettings, make_release: MakeRelease, scratch_root: Path
+) -> None:
+    def metadata(snapshot: Path, contents: manifest.AreaManifest) -> None:
+        (snapshot / "repodata").mkdir()
+        (snapshot / "repodata/repomd.xml").write_text("<repomd/>")  # mode from the umask
+
+    repo = publish.Repository(settings, metadata=metadata)
+    info = make_release()
+    repo.publish_unverified(1, info, scratch_of(scratch_root, info))
+    live = (repo.root / "unverified/Demo/1.0.0").resolve()
+    modes = {
+        p.relative_to(live).as_posix(): stat.S_IMODE(p.lstat().st_mode)
+        for p in live.rglob("*")
+        if p.is_file()
+    }
+    assert set(modes.values()) == {0o444}, modes
