@@ -176,6 +176,7 @@ def load_settings(
         housekeeping_interval=_number("housekeeping_interval", raw, 6 * 3600.0, problems),
         refusal_retention_days=_number("refusal_retention_days", raw, 30.0, problems),
         rt_bridge_user=str(raw["rt_bridge_user"]) if raw.get("rt_bridge_user") else None,
+        workers=int(_number("daemon_workers", raw, 4, problems)),
     )
     registry = _major_releases_from(raw, problems)
     workflow = _workflow_from(raw, registry, problems)

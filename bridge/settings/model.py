@@ -93,6 +93,8 @@ class DaemonSettings:
     refusal_retention_days: float = 30.0
     # The bridge's own RT account: changes it makes itself are not new work.
     rt_bridge_user: str | None = None
+    # Jobs of different tickets processed at once by one daemon (a ticket's run one at a time).
+    workers: int = 4
 
 
 # The workflow's roles (``@name`` on its rows) and the RT group that gives each.
