@@ -6,7 +6,7 @@ SANDBOX ?= .rollout/sandbox
 
 .PHONY: demo test bootstrap lint unit integration demo-down clean
 
-## make demo: walk a sample release from an RT ticket to a package installed with apt-get
+## make demo: walk a sample release from an RT ticket to a package installed with apt-get and dnf
 demo: bootstrap
 	$(BIN)/rollout demo --dir $(SANDBOX)
 

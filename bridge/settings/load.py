@@ -263,6 +263,9 @@ def _repository_from(
         problems.append(f"repo_url: {base_url!r} is not an http(s) URL")
     if not base_url.endswith("/"):
         base_url += "/"
+    signing = raw.get("signing_key")
+    # "none": unsigned trees, chosen explicitly (unset: the bridge's own key).
+    unsigned = str(signing or "").strip().lower() == "none"
     return model.RepositorySettings(
         root=root,
         base_url=base_url,
@@ -281,13 +284,19 @@ def _repository_from(
         https_ca_file=_path("https_ca_file", raw, problems),
         sync_allow_http=_flag(raw.get("sync_allow_http")),
         sync_hosts=sync_hosts.read(raw.get("sync_hosts"), problems),
-        signing_key=_signing_key(raw.get("signing_key"), "signing_key", problems),
+        signing_key=None if unsigned else _signing_key(signing, "signing_key", problems),
+        unsigned=unsigned,
         gnupghome=Path(str(raw["gnupghome"])) if raw.get("gnupghome") else None,
         signing_passphrase_file=_path("signing_passphrase_file", raw, problems),
         signing_also_publish=tuple(
             key
             for item in str(raw.get("signing_also_publish") or "").split(",")
             if (key := _signing_key(item.strip(), "signing_also_publish", problems))
+        ),
+        package_keys=tuple(
+            key
+            for item in str(raw.get("package_keys") or "").split(",")
+            if (key := _signing_key(item.strip(), "package_keys", problems))
         ),
     )
 

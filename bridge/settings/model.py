@@ -210,10 +210,16 @@ class RepositorySettings:
     sync_allow_http: bool = False  # plain http:// Sync-URLs (checksums still verified)
     # The hosts a Sync-URL may name. Empty: any host (as before; a warning at start-up).
     sync_hosts: tuple[SyncHost, ...] = ()
-    signing_key: str | None = None  # GnuPG fingerprint; None: trees are published unsigned
+    # GnuPG fingerprint; None: the bridge's own key (made once in <data dir>/gnupg, see
+    # repo_daemon.metadata.keys), unless ``unsigned``.
+    signing_key: str | None = None
+    unsigned: bool = False  # signing_key = "none": trees are published unsigned (a warning)
     gnupghome: Path | None = None
     signing_passphrase_file: Path | None = None
     signing_also_publish: tuple[str, ...] = ()  # further public keys (key rotation)
+    # Keys the technology providers sign their RPMs with: published in RPM-GPG-KEY-rollout
+    # beside the signing key, so dnf's gpgcheck=1 can check the packages.
+    package_keys: tuple[str, ...] = ()
     # -- the major releases' production (bridge.settings.major_releases fills these) --------
     # Major releases whose production path is one flat area, whatever the ReleaseType.
     flat_production: frozenset[str] = frozenset()

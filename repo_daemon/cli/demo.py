@@ -21,12 +21,14 @@ def demo(directory: Path, stop_at_end: bool) -> None:
     """Walk a release from ticket to installed package, with nothing to configure.
 
     Starts a sandbox RT with the product's set-up (its database is kept in --dir and reused),
-    a provider's rsync source with a sample release of real .rpm and .deb packages, the bridge
+    a provider's rsync source with a sample release of real .rpm (signed) and .deb packages,
+    the repository's signing key (`rollout repo init-key`, kept in --dir), the bridge
     (`rollout run`) and its trees over HTTP (`rollout repo serve`). Then files a ticket and
     moves it Submitted → Unverified → InVerification → StageRollout → Production, showing what
-    the bridge did at each step, and installs the sample package from the production tree with
-    apt-get into a throw-away root. Everything keeps running until Ctrl-C (unless --exit).
-    Each run files a new ticket and starts the bridge's side afresh in --dir/demo.
+    the bridge did at each step, and installs the sample package from the signed production
+    tree with apt-get and with dnf into throw-away roots, checking signatures. Everything keeps
+    running until Ctrl-C (unless --exit). Each run files a new ticket and starts the bridge's
+    side afresh in --dir/demo.
     """
     from repo_daemon.demo import run as demo_run
 

@@ -1,11 +1,13 @@
 """``rollout repo``: serve the repository's trees, print the nginx and rsyncd configurations for
-them, and collect the pool's garbage.
+them, collect the pool's garbage, and make the bridge's own signing key.
 
 It only parses options and prints; serving and publishing are ``repo_daemon.serving`` and
 ``repo_daemon.publish``'s.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -40,14 +42,47 @@ def repo_serve(ctx: click.Context, host: str, port: int) -> None:
 @repo_group.command("nginx-conf")
 @click.option("--listen", default="127.0.0.1:8751", show_default=True, help="nginx listen value.")
 @click.option("--server-name", default="_", show_default=True, help="nginx server_name.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Serve HTTPS on --listen with this certificate (PEM, full chain; with --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The certificate's private key (PEM; with --tls-cert).",
+)
+@click.option(
+    "--http-redirect",
+    "redirect_listen",
+    metavar="LISTEN",
+    help="Also listen on LISTEN with plain HTTP, only to redirect to HTTPS (e.g. 80).",
+)
 @click.pass_context
-def repo_nginx_conf(ctx: click.Context, listen: str, server_name: str) -> None:
-    """Print an nginx server block serving ROLLOUT_REPO_ROOT (see docs/serving.md)."""
+def repo_nginx_conf(
+    ctx: click.Context,
+    listen: str,
+    server_name: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    redirect_listen: str | None,
+) -> None:
+    """Print an nginx server block serving ROLLOUT_REPO_ROOT (see docs/serving.md), over HTTPS
+    when given a certificate and key."""
     from repo_daemon.serving import nginx
 
     settings = root.load_settings(ctx, require_tracker=False)
     trees = settings.repository.root.resolve()
-    click.echo(nginx.render_nginx(trees, listen=listen, server_name=server_name), nl=False)
+    try:
+        text = nginx.render_nginx(
+            trees, listen=listen, server_name=server_name,
+            tls_cert=tls_cert.absolute() if tls_cert else None,
+            tls_key=tls_key.absolute() if tls_key else None,
+            redirect_listen=redirect_listen,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(text, nl=False)
 
 
 @repo_group.command("rsyncd-conf")
@@ -80,3 +115,49 @@ def repo_gc(ctx: click.Context) -> None:
         f"({report.pool_removed_bytes:,} bytes) and {report.stale_removed} leftovers; "
         f"kept {report.pool_kept} pool files"
     )
+
+
+@repo_group.command("init-key")
+@click.option(
+    "--uid",
+    default="Rollout bridge repository signing key",
+    show_default=True,
+    help="The new key's user id, e.g. 'Example repository <repo@example.org>'.",
+)
+@click.option(
+    "--algorithm",
+    type=click.Choice(["rsa4096", "rsa3072", "ed25519"]),
+    default="rsa4096",
+    show_default=True,
+    help="rsa4096 works with every client; ed25519 with RHEL 8+ and Debian 10+.",
+)
+@click.pass_context
+def repo_init_key(ctx: click.Context, uid: str, algorithm: str) -> None:
+    """Make the bridge's own signing key, once, and print its fingerprint.
+
+    Without ROLLOUT_SIGNING_KEY the daemon signs the trees with this key, in ROLLOUT_GNUPGHOME
+    (default <data dir>/gnupg); it makes it on its first start when this was not run. Run
+    again, it prints the same key: the bridge never makes a second one (docs/clients.md).
+    """
+    from repo_daemon.metadata import keys
+
+    settings = root.load_settings(ctx, require_tracker=False)
+    repo = settings.repository
+    if repo.unsigned:
+        raise click.ClickException(
+            "signing_key is 'none' (unsigned trees): unset it to sign with the bridge's own key"
+        )
+    if repo.signing_key is not None:
+        click.echo(
+            f"the trees are signed with the configured key {repo.signing_key} "
+            f"(GnuPG home {repo.gnupghome or 'gpg default'}); no key to make"
+        )
+        return
+    own = keys.ensure_own_key(keys.own_home(settings), uid=uid, algorithm=algorithm)
+    said = f"made now ({algorithm})" if own.created else "made earlier, kept"
+    click.echo(f"fingerprint {own.fingerprint}\nGnuPG home  {own.home}\nkey         {said}")
+    if own.created:
+        click.echo(
+            "Back the home up, and publish the fingerprint where sites can check it "
+            "(docs/clients.md)."
+        )

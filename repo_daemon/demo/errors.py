@@ -6,7 +6,7 @@ Hierarchy::
     └── DemoFailed             a step of the demo failed
         ├── ServiceFailed      a process the demo starts did not come up (its log is named)
         ├── StepTimedOut       the bridge did not finish a change in time
-        └── InstallFailed      apt-get could not install the sample package
+        └── InstallFailed      apt-get or dnf could not install the sample package
 """
 
 from __future__ import annotations
@@ -27,4 +27,4 @@ class StepTimedOut(DemoFailed):
 
 
 class InstallFailed(DemoFailed):
-    """apt-get did not install the sample package from the production tree."""
+    """apt-get or dnf did not install the sample package from the production tree."""

@@ -1,10 +1,12 @@
 """The demo's folder and the bridge's settings.
 
 ``--dir`` holds the sandbox RT (``rt_setup.sandbox``, kept between runs: its database takes the
-longest to build); ``--dir/demo`` holds everything else of one run and is made afresh by each
-run. The bridge is configured only through ``ROLLOUT_*`` variables; the same settings are
-written as ``bridge.toml`` so a person can run ``rollout -c …/bridge.toml queue list``. Only
-file names of secrets appear here, never a secret.
+longest to build) and the GnuPG homes of the repository's and the provider's signing keys (kept
+too: sites trust a repository's key, so it is made once); ``--dir/demo`` holds everything else
+of one run and is made afresh by each run. The bridge is configured only through
+``ROLLOUT_*`` variables; the same settings are written as ``bridge.toml`` so a person can run
+``rollout -c …/bridge.toml queue list``. Only file names of secrets appear here, never a
+secret.
 """
 
 from __future__ import annotations
@@ -50,6 +52,16 @@ class Layout:
         return self.work / "rsyncd"
 
     @property
+    def gnupg(self) -> Path:
+        """ROLLOUT_GNUPGHOME: the bridge's own signing key (kept between runs)."""
+        return self.root / "gnupg"
+
+    @property
+    def provider_gnupg(self) -> Path:
+        """The technology provider's RPM signing key (kept between runs)."""
+        return self.root / "provider-gnupg"
+
+    @property
     def data_dir(self) -> Path:
         """ROLLOUT_DATA_DIR: the bridge's SQLite database and frozen release.xml files."""
         return self.work / "bridge"
@@ -61,8 +73,13 @@ class Layout:
 
     @property
     def apt(self) -> Path:
-        """The throw-away root a site installs into."""
+        """The throw-away root a site installs into with apt-get."""
         return self.work / "apt"
+
+    @property
+    def dnf(self) -> Path:
+        """The throw-away base (config, key, install root) of a site installing with dnf."""
+        return self.work / "dnf"
 
     @property
     def logs(self) -> Path:
@@ -109,9 +126,15 @@ class Layout:
 
 
 def bridge_settings(
-    info: sandbox.SandboxInfo, layout: Layout, *, listen_port: int, repo_url: str
+    info: sandbox.SandboxInfo,
+    layout: Layout,
+    *,
+    listen_port: int,
+    repo_url: str,
+    package_key: str,
 ) -> dict[str, str]:
-    """The embedded default (SQLite, local trees) against the sandbox RT: setting → value."""
+    """The embedded default (SQLite, local trees, the bridge's own signing key) against the
+    sandbox RT, publishing the provider's ``package_key``: setting → value."""
     return {
         "rt_url": info.web_url,
         "rt_token_file": info.bridge_token_file,
@@ -124,6 +147,8 @@ def bridge_settings(
         "listen_host": "127.0.0.1",
         "listen_port": str(listen_port),
         "sync_hosts": "127.0.0.1",  # the provider's rsync source runs on loopback
+        "gnupghome": str(layout.gnupg),
+        "package_keys": package_key,
     }
 
 

@@ -1,11 +1,13 @@
 """``rollout demo``: a release walked from ticket to installed package, narrated step by step.
 
 It starts a sandbox RT with the product's set-up, a provider's rsync source with a sample
-release built on the spot, the bridge (``rollout run``) and its trees over HTTP (``rollout repo
+release built on the spot (its RPM signed with the provider's key), the repository's signing key
+(``rollout repo init-key``), the bridge (``rollout run``) and its trees over HTTP (``rollout repo
 serve``); then, as the provider and the release managers, files a ticket and moves it to
 Production, showing after each move what the bridge did; then installs the sample package from
-the production tree with apt-get, as a site would. Everything stays up until Ctrl-C (or stops at
-once with ``--exit``). It owns the narration only: the work is the bridge's own.
+the signed production tree with apt-get and with dnf, as a site would, checking signatures.
+Everything stays up until Ctrl-C (or stops at once with ``--exit``). It owns the narration
+only: the work is the bridge's own.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -27,11 +28,11 @@ from bridge.rt_setup import sandbox
 from bridge.settings import load as settings_load
 from bridge.settings import model as settings_model
 from bridge.tracker.client import TrackerClient
+from repo_daemon.demo import keys, narrate, people, sample, services, site, ticket_view
 from repo_daemon.demo import layout as demo_layout
-from repo_daemon.demo import narrate, people, sample, services, ticket_view
-from repo_daemon.demo.apt_client import AptRoot
 from repo_daemon.demo.errors import DemoFailed, InstallFailed, ServiceFailed
 from repo_daemon.demo.rsync_source import RsyncDaemon
+from repo_daemon.metadata import clients
 
 SAMPLE = "rollout-hello"  # the sample release's short name and its packages' name
 SAMPLE_VERSION = "1.0.0"
@@ -44,7 +45,7 @@ WALK = (  # (the state a person sets, who does it and why)
     ("Production", "the staged-rollout team releases it"),
 )
 FINAL = "Production"  # the bridge resolves the ticket there
-APT_LIST = "rollout.list"  # the apt sources file in the root of every published tree
+ROLLOUT = [sys.executable, "-m", "repo_daemon"]  # the ``rollout`` command of this Python
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +60,8 @@ class Running:
     release_xml: bytes
     bridge: services.Service
     trees: services.Service
+    repository_key: str  # the fingerprint that signs the trees
+    provider_key: str  # the fingerprint that signs the provider's RPMs
 
     def queue_hint(self) -> str:
         return (
@@ -85,9 +88,14 @@ def run_demo(directory: Path, *, stop_at_end: bool) -> int:
         manager = started.enter_context(TrackerClient(_manager_settings(running.info)))
         ticket, view = _walk(running, manager)
         package, version = _install(running, view)
+        rpm = _install_rpm(running, view)
         narrate.result(
             f"demo result: ticket {ticket} {view.state}, history {'>'.join(view.history)}, "
             f"installed {package} {version}"
+        )
+        narrate.note(
+            f"signed tree: key {running.repository_key}; apt signed-by, "
+            f"dnf gpgcheck=1 repo_gpgcheck=1 installed {rpm}"
         )
         _where_to_look(running, ticket)
         if stop_at_end:
@@ -113,12 +121,18 @@ def _start(layout: demo_layout.Layout, started: contextlib.ExitStack) -> Running
     _stop_leftovers(layout)
     layout.make_fresh()
     info = _start_rt(layout, started, bridge_url)
-    sync_url, release_xml = _start_source(layout, started)
-    settings = demo_layout.bridge_settings(info, layout, listen_port=bridge_port, repo_url=repo_url)
+    provider = keys.provider_key(layout.provider_gnupg)
+    started.callback(keys.stop_agents, layout.provider_gnupg, layout.gnupg)
+    sync_url, release_xml = _start_source(layout, started, provider)
+    settings = demo_layout.bridge_settings(
+        info, layout, listen_port=bridge_port, repo_url=repo_url, package_key=provider.fingerprint
+    )
+    repository_key = _signing_key(layout, settings, provider)
     bridge, trees = _start_bridge(layout, started, settings, bridge_url, repo_port)
     return Running(
         layout=layout, info=info, repo_url=repo_url, bridge_url=bridge_url, sync_url=sync_url,
-        release_xml=release_xml, bridge=bridge, trees=trees,
+        release_xml=release_xml, bridge=bridge, trees=trees, repository_key=repository_key,
+        provider_key=provider.fingerprint,
     )  # fmt: skip
 
 
@@ -145,8 +159,11 @@ def _start_rt(
     return info
 
 
-def _start_source(layout: demo_layout.Layout, started: contextlib.ExitStack) -> tuple[str, bytes]:
-    """The provider's rsync daemon and the sample release in it: (its URL, its release.xml)."""
+def _start_source(
+    layout: demo_layout.Layout, started: contextlib.ExitStack, provider: keys.ProviderKey
+) -> tuple[str, bytes]:
+    """The provider's rsync daemon and the sample release in it, its RPM signed with the
+    provider's key: (its URL, its release.xml)."""
     with narrate.step("A technology provider's rsync source: a sample release, built now") as s:
         rsync = RsyncDaemon(layout.rsyncd, {"provider": layout.provider})
         rsync.start()
@@ -154,13 +171,31 @@ def _start_source(layout: demo_layout.Layout, started: contextlib.ExitStack) -> 
         name = f"{SAMPLE}-{SAMPLE_VERSION}"
         url = rsync.url("provider", f"{name}/")
         tree = sample.sample_release(
-            layout.build, layout.provider / name, name=SAMPLE, sync_url=url, major_release=MAJOR
-        )
+            layout.build, layout.provider / name, name=SAMPLE, sync_url=url, major_release=MAJOR,
+            rpm_key=provider,
+        )  # fmt: skip
         (layout.work / "release.xml").write_bytes(tree.release_xml)
         s.say("source", url)
         s.say("packages", "\n".join(p.path for p in tree.packages))
+        made = "made (first run)" if provider.created else "kept from an earlier run"
+        s.say("RPM key", f"{provider.fingerprint}  (the provider's, {made}; rpmsign)")
         s.say("release", f"{narrate.shown(layout.work / 'release.xml')} (checksums of both)")
     return url, tree.release_xml
+
+
+def _signing_key(
+    layout: demo_layout.Layout, settings: dict[str, str], provider: keys.ProviderKey
+) -> str:
+    """The repository's signing key, by ``rollout repo init-key``; the provider's public key
+    imported beside it (``package_keys``). Returns the repository key's fingerprint."""
+    with narrate.step("The repository's signing key (rollout repo init-key)") as s:
+        keys.import_public(provider, layout.gnupg)
+        made = keys.init_key(ROLLOUT, demo_layout.environment(settings))
+        said = "made (first run; RSA 4096)" if made.created else "kept from an earlier run"
+        s.say("key", f"{made.fingerprint}  ({said})")
+        s.say("home", f"{narrate.shown(layout.gnupg)}  (kept between runs: sites trust it)")
+        s.say("packages", f"{provider.fingerprint}  (the provider's, in RPM-GPG-KEY-rollout)")
+    return made.fingerprint
 
 
 def _start_bridge(
@@ -174,7 +209,7 @@ def _start_bridge(
     with narrate.step("The bridge (rollout run) and its trees over HTTP (rollout repo serve)") as s:
         demo_layout.write_settings_file(layout.settings_file, settings)
         env = demo_layout.environment(settings)
-        rollout = [sys.executable, "-m", "repo_daemon"]
+        rollout = ROLLOUT
         repo_url = settings["repo_url"]
         bridge = services.Service(
             "the bridge (rollout run)",
@@ -301,32 +336,53 @@ def _count_packages(area: Path) -> int:
 def _install(running: Running, view: ticket_view.TicketView) -> tuple[str, str]:
     title = f"A site installs {SAMPLE} from the production tree with apt-get (throw-away root)"
     with narrate.step(title) as s:
-        area = running.area(view.repository_url)
-        if area is None or not (area / APT_LIST).is_file():
-            raise InstallFailed(
-                f"the production tree has no {APT_LIST} at {view.repository_url}; "
-                f"{running.queue_hint()}"
+        area = _production_area(running, view, clients.APT_LIST_FILE)
+        with _tree_log_on_failure(running):
+            done = site.apt_install(
+                area, view.repository_url, running.layout.apt, SAMPLE, {running.repository_key}
             )
-        sources = (area / APT_LIST).read_text(encoding="utf-8")
-        apt = AptRoot.create(running.layout.apt, {APT_LIST: sources})
-        _apt_done(apt.update(), "apt-get update", running)
-        _apt_done(apt.install(SAMPLE), f"apt-get install {SAMPLE}", running)
-        version = apt.installed_version(SAMPLE)
-        if version is None:
-            raise InstallFailed(f"apt-get said it installed {SAMPLE}, but dpkg does not know it")
-        deb_line = next(line for line in sources.splitlines() if line.startswith("deb "))
-        s.say("sources", f"{narrate.shown(area / APT_LIST)}:\n{deb_line}")
-        s.say("installed", f"{SAMPLE} {version} in {narrate.shown(running.layout.apt)}", fg="green")
-        s.say("files", narrate.shown(running.layout.apt / "usr/share/doc" / SAMPLE / "README"))
-    return SAMPLE, version
-
-
-def _apt_done(done: subprocess.CompletedProcess[str], what: str, running: Running) -> None:
-    if done.returncode != 0:
-        raise InstallFailed(
-            f"{what} failed (exit {done.returncode}); see {narrate.shown(running.trees.log)} "
-            f"for what the tree server answered:\n{done.stderr.strip()[-800:]}"
+        s.say("sources", f"{narrate.shown(area / clients.APT_LIST_FILE)}:\n{done.lines[0]}")
+        s.say("key", f"{running.repository_key}, checked; installed as the line says")
+        s.say(
+            "installed",
+            f"{SAMPLE} {done.version} in {narrate.shown(running.layout.apt)}",
+            fg="green",
         )
+        s.say("files", narrate.shown(running.layout.apt / "usr/share/doc" / SAMPLE / "README"))
+    return SAMPLE, done.version
+
+
+def _install_rpm(running: Running, view: ticket_view.TicketView) -> str:
+    title = f"A site installs {SAMPLE} from the production tree with dnf (throw-away root)"
+    with narrate.step(title) as s:
+        area = _production_area(running, view, clients.DNF_REPO_FILE)
+        expected = {running.repository_key, running.provider_key}
+        with _tree_log_on_failure(running):
+            done = site.dnf_install(area, view.repository_url, running.layout.dnf, SAMPLE, expected)
+        s.say("repo", f"{narrate.shown(area / clients.DNF_REPO_FILE)}: {', '.join(done.lines)}")
+        s.say("keys", "repository's and provider's, checked; dnf verified repomd.xml and the rpm")
+        s.say("installed", f"{done.version} in {narrate.shown(running.layout.dnf)}", fg="green")
+    return done.version
+
+
+def _production_area(running: Running, view: ticket_view.TicketView, client_file: str) -> Path:
+    area = running.area(view.repository_url)
+    if area is None or not (area / client_file).is_file():
+        raise InstallFailed(
+            f"the production tree has no {client_file} at {view.repository_url}; "
+            f"{running.queue_hint()}"
+        )
+    return area
+
+
+@contextlib.contextmanager
+def _tree_log_on_failure(running: Running) -> Iterator[None]:
+    try:
+        yield
+    except InstallFailed as exc:
+        raise InstallFailed(
+            f"{exc}\nsee {narrate.shown(running.trees.log)} for what the tree server answered"
+        ) from exc
 
 
 # -- the end ----------------------------------------------------------------------------------
@@ -340,6 +396,7 @@ def _where_to_look(running: Running, ticket: int) -> None:
         ("ticket", f"{info.web_url}Ticket/Display.html?id={ticket}"),
         ("RT login", f"{info.root_user} / {info.root_password}"),
         ("trees", f"{running.repo_url}  ({narrate.shown(layout.repo_root)})"),
+        ("key", f"{running.repository_key}  ({narrate.shown(layout.gnupg)})"),
         ("queue", f"rollout -c {settings} queue list"),
         ("history", f"rollout -c {settings} tracker show {ticket}"),
         ("logs", f"{narrate.shown(layout.logs)}/, RT: {narrate.shown(info.server_log)}"),

@@ -1,7 +1,8 @@
 """A sample release for the demo and the tests: real, tiny ``.deb`` files built with
-``dpkg-deb --build`` and ``.rpm`` files built with ``rpmbuild`` (Debian's ``rpm`` package), a
-provider tree laid out as ``rpms/noarch/*.rpm`` and ``debs/*.deb``, and a matching
-``release.xml`` (the element names of ``schemas/release.xsd``).
+``dpkg-deb --build`` and ``.rpm`` files built with ``rpmbuild`` (Debian's ``rpm`` package),
+signed with ``rpmsign`` when the provider has a key (as a provider must for dnf's
+``gpgcheck=1``), a provider tree laid out as ``rpms/noarch/*.rpm`` and ``debs/*.deb``, and a
+matching ``release.xml`` (the element names of ``schemas/release.xsd``).
 
 Needs nothing but those two tools; writes only below the given directories. Never used by the
 daemon itself: it plays the technology provider.
@@ -16,6 +17,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from repo_daemon.demo import tools
 from repo_daemon.release_xml import model as release_model
@@ -45,9 +47,19 @@ class ProviderTree:
         return sum(p.size for p in self.packages)
 
 
+class PackageKey(Protocol):
+    """A provider's RPM signing key: its fingerprint and the GnuPG home holding its secret
+    part (without a passphrase)."""
+
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def home(self) -> Path: ...
+
+
 def tools_missing() -> list[str]:
     """The package-building tools that are not installed (empty when the builders work)."""
-    return [tool for tool in ("dpkg-deb", "rpmbuild") if shutil.which(tool) is None]
+    return [t for t in ("dpkg-deb", "rpmbuild", "rpmsign") if shutil.which(t) is None]
 
 
 def build_deb(workdir: Path, name: str, version: str = "1.0-1", *, payload: str = "") -> Path:
@@ -113,21 +125,47 @@ def build_rpm(
     return out
 
 
+def sign_rpm(rpm: Path, key: PackageKey) -> None:
+    """Sign ``rpm`` in place with ``rpmsign --addsign`` and ``key``, as its provider does
+    before publishing it."""
+    subprocess.run(
+        [
+            tools.which("rpmsign"), "--addsign",
+            "--define", f"__gpg {tools.which('gpg')}",
+            "--define", f"_gpg_path {key.home}",
+            "--define", f"_gpg_name {key.fingerprint}",
+            str(rpm),
+        ],
+        stdin=subprocess.DEVNULL,
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+
+
 def build_packages(
-    workdir: Path, count: int = 2, *, prefix: str = "rollout-test"
+    workdir: Path,
+    count: int = 2,
+    *,
+    prefix: str = "rollout-test",
+    rpm_key: PackageKey | None = None,
 ) -> list[BuiltPackage]:
-    """``count`` RPMs and ``count`` debs, named ``<prefix>-<i>``."""
+    """``count`` RPMs and ``count`` debs, named ``<prefix>-<i>``; the RPMs signed with
+    ``rpm_key`` when given."""
     workdir.mkdir(parents=True, exist_ok=True)
     built = []
     for i in range(count):
-        built += build_pair(workdir, f"{prefix}-{i}", tag=str(i))
+        built += build_pair(workdir, f"{prefix}-{i}", tag=str(i), rpm_key=rpm_key)
     return built
 
 
-def build_pair(workdir: Path, name: str, *, tag: str = "") -> list[BuiltPackage]:
+def build_pair(
+    workdir: Path, name: str, *, tag: str = "", rpm_key: PackageKey | None = None
+) -> list[BuiltPackage]:
     """One ``noarch`` RPM and one ``all`` deb of ``name`` 1.0-1 in ``workdir`` (``tag`` goes
-    into their READMEs)."""
+    into their READMEs); the RPM signed with ``rpm_key`` when given."""
     rpm = build_rpm(workdir, name, payload=f"rpm {tag}")
+    if rpm_key is not None:
+        sign_rpm(rpm, rpm_key)
     deb = build_deb(workdir, name, payload=f"deb {tag}")
     return [
         BuiltPackage(name=name, version="1.0-1", arch="noarch", kind="rpm", file=rpm),
@@ -136,14 +174,21 @@ def build_pair(workdir: Path, name: str, *, tag: str = "") -> list[BuiltPackage]
 
 
 def sample_release(
-    workdir: Path, root: Path, *, name: str, sync_url: str, major_release: str
+    workdir: Path,
+    root: Path,
+    *,
+    name: str,
+    sync_url: str,
+    major_release: str,
+    rpm_key: PackageKey | None = None,
 ) -> ProviderTree:
-    """The demo's release: one .rpm and one .deb of ``name`` 1.0-1, built in ``workdir``, laid
-    out in ``root`` (served at ``sync_url``), NonIncremental for ``major_release``."""
+    """The demo's release: one .rpm (signed with ``rpm_key`` when given) and one .deb of
+    ``name`` 1.0-1, built in ``workdir``, laid out in ``root`` (served at ``sync_url``),
+    NonIncremental for ``major_release``."""
     workdir.mkdir(parents=True, exist_ok=True)
     return layout_provider_tree(
         root,
-        build_pair(workdir, name, tag="sample"),
+        build_pair(workdir, name, tag="sample", rpm_key=rpm_key),
         short_name=name,
         sync_url=sync_url,
         release_type="NonIncremental",

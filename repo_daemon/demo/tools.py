@@ -12,6 +12,11 @@ DEBIAN_PACKAGES = {
     "dpkg-query": "dpkg",
     "dpkg-deb": "dpkg",
     "rpmbuild": "rpm",
+    "rpmsign": "rpm",
+    "gpg": "gnupg",
+    "gpgconf": "gnupg",
+    "dnf": "dnf",
+    "rpm": "rpm",
     "rsync": "rsync",
 }
 

@@ -59,7 +59,7 @@ def build_metadata(
       with ``Acquire-By-Hash: yes`` and ``by-hash/SHA256/<sha256>`` hard links of the indexes;
       ``InRelease`` (clearsigned) and ``Release.gpg`` (detached, armored) when signing.
     - Signing: the public key(s) in the tree's root as ``rollout-archive-keyring.asc`` and
-      ``RPM-GPG-KEY-rollout``.
+      ``RPM-GPG-KEY-rollout`` (which also holds the providers' package keys, when named).
     - ``base_url`` given: the client configuration of ``clients.client_config`` in the tree's
       root, for the tree served at ``base_url`` + ``area_path``.
 
@@ -105,7 +105,12 @@ def build_metadata(
     repository_dirs.refuse_existing(tree, tree, top)
     done: list[str] = []
 
-    key = b"" if signer is None else _public_keys(run, signer, tree)
+    key = rpm_key = b""
+    if signer is not None:
+        key = _public_keys(run, signer, tree)
+        rpm_key = key
+        if signer.rpm_published != signer.published:
+            rpm_key = _export(run, signer, signer.rpm_published, tree)
 
     for repository, directory in plan:
         previous = None
@@ -114,7 +119,7 @@ def build_metadata(
         started = time.monotonic()
         directory.mkdir(parents=True, exist_ok=True)
         if repository.type == "YUM":
-            detail = yum.build(directory, run, signer, key, previous, cache_dir, timestamp)
+            detail = yum.build(directory, run, signer, rpm_key, previous, cache_dir, timestamp)
         else:
             detail = apt.build(directory, run, signer, fields[directory], previous, cache_dir)
         line = (
@@ -126,12 +131,16 @@ def build_metadata(
         done.append(line)
 
     if signer is not None:
-        for name in (signing.APT_KEY_FILE, signing.RPM_KEY_FILE):
-            (tree / name).write_bytes(key)
+        (tree / signing.APT_KEY_FILE).write_bytes(key)
+        (tree / signing.RPM_KEY_FILE).write_bytes(rpm_key)
         done.append(
             f"public key {', '.join(signer.published)} published as "
             f"{signing.APT_KEY_FILE}, {signing.RPM_KEY_FILE}"
         )
+        if signer.rpm_published != signer.published:
+            done.append(
+                f"package keys {', '.join(signer.package_keys)} published in {signing.RPM_KEY_FILE}"
+            )
     if base_url is not None:
         files = clients.client_config(base_url, area_path, repositories, signed=signer is not None)
         for name, text in files.items():
@@ -161,9 +170,17 @@ def _public_keys(run: commands.CommandRunner, signer: signing.Signer, tree: Path
         )
     if listing.returncode != 0:
         commands.run(run, argv, cwd=tree, what="looking up the signing keys")  # raises, with stderr
-    key = commands.run(run, signer.export_argv(), cwd=tree, what="exporting the public keys").stdout
+    return _export(run, signer, signer.published, tree)
+
+
+def _export(
+    run: commands.CommandRunner, signer: signing.Signer, keys: tuple[str, ...], tree: Path
+) -> bytes:
+    """``keys``' public parts, in one armored block."""
+    argv = signer.export_argv(keys)
+    key = commands.run(run, argv, cwd=tree, what="exporting the public keys").stdout
     if key.count(b"-----BEGIN PGP PUBLIC KEY BLOCK-----") != 1:
-        raise errors.MetadataFailed(f"gpg exported no armored public key for {signer.key_id}")
+        raise errors.MetadataFailed(f"gpg exported no armored public key for {', '.join(keys)}")
     return key
 
 

@@ -36,9 +36,11 @@ def client_config(
     → text. ``rollout.repo`` (dnf/yum) when there is a YUM repository; ``rollout.list`` and
     ``rollout.sources`` (the same apt sources in both formats) when there is an APT one.
 
-    Signed: dnf checks repomd.xml with the key a site installed (``rpm_gpgkey``, a URL) and
-    each package against the signed metadata; apt checks InRelease with the key a site
-    installed as ``apt_keyring``. Unsigned: both files say so and turn checking off.
+    Signed: dnf checks repomd.xml (``repo_gpgcheck``) and each package's own signature
+    (``gpgcheck``) with the keys a site installed (``rpm_gpgkey``, a URL: the repository's key
+    and the providers' package keys); apt checks InRelease with the key a site installed as
+    ``apt_keyring``. Unsigned (an explicit choice, ``signing_key = "none"``): both files say so
+    and turn checking off.
     """
     scheme = urlsplit(base_url)
     if scheme.scheme not in ("http", "https") or not scheme.netloc:
@@ -63,7 +65,7 @@ def client_config(
                 f"name={name} ({area or '/'})",
                 f"baseurl={url}",
                 "enabled=1",
-                "gpgcheck=0",
+                f"gpgcheck={1 if signed else 0}",
                 f"repo_gpgcheck={1 if signed else 0}",
                 *([f"gpgkey={rpm_gpgkey}"] if signed else []),
                 "",
@@ -89,12 +91,12 @@ def client_config(
         header += (
             [
                 f"# Install {area_url}{signing.RPM_KEY_FILE} as {key_path}",
-                "# after checking its fingerprint. repo_gpgcheck: repomd.xml is verified with",
-                "# that key, each package against the SHA-256 in the signed metadata (so rpm",
-                "# signatures, gpgcheck, are not needed).",
+                "# after checking its fingerprints. repo_gpgcheck: repomd.xml is verified with",
+                "# the repository's key; gpgcheck: each package's signature with its provider's",
+                "# key (the same file holds both).",
             ]
             if signed
-            else ["# UNSIGNED: nothing verifies this repository's metadata (docs/clients.md)."]
+            else ["# UNSIGNED: nothing verifies this repository or its packages (docs/clients.md)."]
         )
         files[DNF_REPO_FILE] = "\n".join([*header, "", *yum])
     if deb_lines:

@@ -35,15 +35,19 @@ class Signer:
     passphrase when it has one; gpg reads it itself, so it never appears in an argument list,
     a log or an error. ``also_publish`` names further public keys exported beside the signing
     key, so sites can install a new key before it starts signing (key rotation).
+    ``package_keys`` names the keys the technology providers sign their RPMs with: they are
+    published in ``RPM-GPG-KEY-rollout`` only (dnf's ``gpgkey``, which checks packages with
+    ``gpgcheck=1``), never in apt's keyring, which is for the repository's own signatures.
     """
 
     key_id: str
     gnupghome: Path | None = None
     passphrase_file: Path | None = None
     also_publish: tuple[str, ...] = ()
+    package_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for key in (self.key_id, *self.also_publish):
+        for key in (self.key_id, *self.also_publish, *self.package_keys):
             if not _KEY_ID.fullmatch(key):
                 raise ValueError(
                     f"signing key {key!r} must be a key fingerprint (40 hex digits) "
@@ -68,17 +72,22 @@ class Signer:
 
     @property
     def published(self) -> tuple[str, ...]:
-        """The keys whose public part is published: the signing key first."""
+        """The keys whose public part is published for apt: the signing key first."""
         return (self.key_id, *(k for k in self.also_publish if k != self.key_id))
 
-    def list_argv(self) -> list[str]:
-        """``gpg`` listing the published keys (``--with-colons``), to check they are all there:
-        ``--export`` silently leaves out a key it does not have."""
-        return [*self._gpg(), "--with-colons", "--list-keys", "--", *self.published]
+    @property
+    def rpm_published(self) -> tuple[str, ...]:
+        """The keys published for dnf/yum: ``published``, then the providers' package keys."""
+        return (*self.published, *(k for k in self.package_keys if k not in self.published))
 
-    def export_argv(self) -> list[str]:
-        """``gpg`` writing the armored public keys to publish on its standard output, in one
-        armored block (apt reads one block from a ``signed-by`` .asc file)."""
+    def list_argv(self) -> list[str]:
+        """``gpg`` listing every key to publish (``--with-colons``), to check they are all
+        there: ``--export`` silently leaves out a key it does not have."""
+        return [*self._gpg(), "--with-colons", "--list-keys", "--", *self.rpm_published]
+
+    def export_argv(self, keys: tuple[str, ...] | None = None) -> list[str]:
+        """``gpg`` writing the armored public ``keys`` (default ``published``) on its standard
+        output, in one armored block (apt reads one block from a ``signed-by`` .asc file)."""
         return [
             *self._gpg(),
             "--armor",
@@ -86,14 +95,14 @@ class Signer:
             "export-minimal",
             "--export",
             "--",
-            *self.published,
+            *(self.published if keys is None else keys),
         ]
 
     def missing(self, fingerprints: set[str]) -> list[str]:
-        """The published keys that are none of ``fingerprints`` (as gpg lists them)."""
+        """The keys to publish that are none of ``fingerprints`` (as gpg lists them)."""
         upper = {f.upper() for f in fingerprints}
         return [
             key
-            for key in self.published
+            for key in self.rpm_published
             if not any(f.endswith(key.upper().removeprefix("0X")) for f in upper)
         ]

@@ -1,5 +1,7 @@
 """The nginx configuration the product ships for serving the trees: a server block
-(``rollout repo nginx-conf``) and a whole ``nginx.conf`` around it (tests, trying things out).
+(``rollout repo nginx-conf``), over HTTPS when given a certificate and key (with an optional
+plain-HTTP block that only redirects), and a whole ``nginx.conf`` around it (tests, trying
+things out).
 
 Pure renderers: text in, text out, nothing read or written. What is served, with which types
 and caching, is ``policy``'s; this module only says it in nginx's words.
@@ -22,6 +24,9 @@ def render_nginx(
     *,
     listen: str = DEFAULT_LISTEN,
     server_name: str = "_",
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    redirect_listen: str | None = None,
 ) -> str:
     """An nginx ``server { … }`` block serving the trees below ``root`` (absolute).
 
@@ -30,12 +35,18 @@ def render_nginx(
     no other symlink (``_symlink_rules``). Directory
     listings are on; an area's top shows its ``index.html``. ``/.pool/``, ``/.locks/``,
     ``/.snapshots/`` and every other hidden path answer 404, except an area's
-    ``.rollout-manifest.json`` and ``.rollout-serial``. Only GET and HEAD. Raises
-    ``ValueError`` for a root, listen address or name unsafe in nginx.conf.
+    ``.rollout-manifest.json`` and ``.rollout-serial``. Only GET and HEAD.
+
+    With ``tls_cert`` and ``tls_key`` (absolute paths, both or neither) the block listens with
+    TLS on ``listen``; ``redirect_listen`` then adds a plain-HTTP ``server`` that serves nothing
+    and answers every request with a permanent redirect to the same URL over HTTPS
+    (``tls_server``). Raises ``ValueError`` for a root, path, listen address or name unsafe in
+    nginx.conf, or a TLS combination that does not make sense.
     """
     base = policy.config_root(root)
     policy.check_value("listen address", listen, policy.SAFE_LISTEN)
     policy.check_value("server name", server_name, policy.SAFE_NAMES)
+    tls, redirect = tls_server(listen, server_name, tls_cert, tls_key, redirect_listen)
     suffixes = policy.CONTENT_TYPES
     types = "\n".join(
         f"        {kind} {' '.join(sorted(s for s, k in suffixes.items() if k == kind))};"
@@ -52,9 +63,9 @@ def render_nginx(
     return f"""\
 # Rollout bridge: the package trees below {base}, read only (rollout repo nginx-conf).
 server {{
-    listen {listen};
+    listen {listen}{" ssl" if tls else ""};
     server_name {server_name};
-    root $rollout_root;
+{tls}    root $rollout_root;
 
     # Areas are symlinks to immutable snapshots: resolved on every request; no other symlink
     # is followed (the rules below).
@@ -121,7 +132,61 @@ server {{
 {headers(policy.PACKAGE)}
     }}
 }}
-"""  # noqa: E501
+{redirect}"""  # noqa: E501
+
+
+def tls_server(
+    listen: str,
+    server_name: str,
+    cert: Path | None,
+    key: Path | None,
+    redirect_listen: str | None,
+) -> tuple[str, str]:
+    """The TLS lines of the server block (empty without TLS) and the redirecting plain-HTTP
+    server block (empty without ``redirect_listen``).
+
+    TLS 1.2 and 1.3 only (apt, dnf and every browser of the last decade speak them), nginx's
+    default ciphers, a shared session cache. The redirect goes to ``server_name`` when it is
+    one plain name, else to the request's ``$host``, on the HTTPS port of ``listen`` (left out
+    when it is 443). Raises ``ValueError`` when only one of ``cert`` and ``key`` is given, when
+    a path is relative or unsafe, or for a redirect without TLS.
+    """
+    if (cert is None) != (key is None):
+        raise ValueError("TLS needs both a certificate and its key")
+    if cert is None or key is None:
+        if redirect_listen is not None:
+            raise ValueError("an HTTP redirect needs TLS: give a certificate and its key")
+        return "", ""
+    for what, path in (("TLS certificate", cert), ("TLS key", key)):
+        if not path.is_absolute():
+            raise ValueError(f"{what} {str(path)!r} must be absolute")
+        policy.check_value(what, str(path), policy.SAFE_PATH)
+    tls = (
+        f"    ssl_certificate {cert};\n"
+        f"    ssl_certificate_key {key};\n"
+        "    ssl_protocols TLSv1.2 TLSv1.3;\n"
+        "    ssl_session_cache shared:rollout_tls:10m;\n"
+        "    ssl_session_timeout 1d;\n"
+        "    ssl_session_tickets off;\n"
+    )
+    if redirect_listen is None:
+        return tls, ""
+    policy.check_value("redirect listen address", redirect_listen, policy.SAFE_LISTEN)
+    names = server_name.split()
+    host = names[0] if len(names) == 1 and names[0] != "_" and "*" not in names[0] else "$host"
+    port = listen.rsplit(":", 1)[-1] if not listen.endswith("]") else ""
+    port = port if port.isdigit() else "443"
+    target = f"https://{host}{'' if port == '443' else ':' + port}$request_uri"
+    redirect = f"""\
+# Plain HTTP only redirects to HTTPS: nothing is served without TLS.
+server {{
+    listen {redirect_listen};
+    server_name {server_name};
+    server_tokens off;
+    return 301 {target};
+}}
+"""
+    return tls, redirect
 
 
 # The deepest area (in path components) whose symlink nginx follows: 8, the most nginx's
@@ -188,14 +253,21 @@ def render_nginx_conf(
     listen: str = DEFAULT_LISTEN,
     server_name: str = "_",
     user: str | None = None,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    redirect_listen: str | None = None,
 ) -> str:
     """A complete, minimal ``nginx.conf`` around ``render_nginx``: pid file, logs and temporary
     directories below ``workdir`` (absolute), so it runs without touching /etc or /var:
     ``nginx -c CONF -p WORKDIR -e WORKDIR/error.log -g 'daemon off;'``. ``user`` is the
     account of the worker processes when nginx starts as root (nginx ignores it otherwise).
+    ``tls_cert``, ``tls_key`` and ``redirect_listen`` are ``render_nginx``'s.
     """
     work = policy.config_root(workdir)
-    server = render_nginx(root, listen=listen, server_name=server_name)
+    server = render_nginx(
+        root, listen=listen, server_name=server_name, tls_cert=tls_cert, tls_key=tls_key,
+        redirect_listen=redirect_listen,
+    )  # fmt: skip
     user_line = f"user {policy.check_value('user', user, policy.SAFE_WORD)};\n" if user else ""
     indented = "\n".join(("    " + line) if line else "" for line in server.splitlines())
     return f"""\

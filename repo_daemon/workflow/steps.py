@@ -22,7 +22,7 @@ from bridge.store import releases
 from bridge.tracker.client import TrackerClient
 from repo_daemon import errors
 from repo_daemon.metadata import build as metadata
-from repo_daemon.metadata import signing
+from repo_daemon.metadata import keys
 from repo_daemon.publish import areas, index
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
@@ -274,21 +274,14 @@ class RepositoryWork:
 
 
 def repository(settings: settings_model.Settings) -> publish.Repository:
-    """The repository's trees, with yum/apt metadata (signed when a key is configured)
-    built into every snapshot before it goes live."""
+    """The repository's trees, with yum/apt metadata built into every snapshot before it
+    goes live: signed with the configured key or the bridge's own (made on the first start),
+    unless unsigned trees were chosen (``keys.signer``)."""
     repo = settings.repository
-    signer = None
-    if repo.signing_key:
-        signer = signing.Signer(
-            key_id=repo.signing_key,
-            gnupghome=repo.gnupghome,
-            passphrase_file=repo.signing_passphrase_file,
-            also_publish=repo.signing_also_publish,
-        )
     step = metadata.metadata_step(
         repo.root.resolve(),
         repo.base_url,
-        signer=signer,
+        signer=keys.signer(settings),
         cache_root=settings.data_dir.resolve() / "metadata-cache",
     )
     # Metadata first, then the mirror index (index.json/html), which lists it too.

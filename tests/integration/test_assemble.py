@@ -16,6 +16,7 @@ from repo_daemon.daemon import assemble as service
 from repo_daemon.publish import repository as publish
 from repo_daemon.workflow import processor as workflow
 from repo_daemon.workflow import steps
+from tests.support import repo_clients
 
 
 @pytest.fixture
@@ -25,7 +26,11 @@ def settings(tmp_path: Path) -> settings_model.Settings:
             url="http://127.0.0.1:9/", token=bridge_secrets.Secret("t")
         ),
         data_dir=tmp_path,
-        repository=settings_model.RepositorySettings(root=tmp_path / "repo"),
+        repository=settings_model.RepositorySettings(
+            root=tmp_path / "repo",
+            signing_key=repo_clients.shared_key().fingerprint,
+            gnupghome=repo_clients.shared_key().home,
+        ),
     )
 
 

@@ -27,6 +27,7 @@ from tests.support.repo_clients import AptRoot, DnfRoot, TreeServer
 REGISTRY = """
 repo_root = "{root}"
 repo_url = "{url}"
+signing_key = "none"  # unsigned, by choice: this is about the flat layout
 
 [major_releases.UMD-5]
 

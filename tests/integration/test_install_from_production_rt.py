@@ -1,6 +1,7 @@
 """The point of it all: a release filed in a real RT reaches Production, and real apt-get and
 dnf clients install its packages from the production tree served by nginx on loopback, with
-the signed metadata verified."""
+the signed metadata verified (apt ``signed-by``; dnf ``repo_gpgcheck=1``) and, by dnf
+(``gpgcheck=1``), each RPM's own signature by its provider."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from repo_daemon.metadata import clients, signing
 from tests.support.nginx_server import NginxServer
-from tests.support.repo_clients import AptRoot, DnfRoot, TestKey, make_signing_key
+from tests.support.repo_clients import AptRoot, DnfRoot, TestKey, make_signing_key, provider_key
 from tests.support.workflow_harness import Bridge, running_bridge
 
 pytestmark = pytest.mark.rt
@@ -63,6 +64,7 @@ def test_apt_get_installs_from_production(
     assert area_url.endswith(f"/production/{MAJOR}/updates/")
     sources = (area / clients.APT_LIST_FILE).read_text()
     assert area_url in sources
+    assert f"[signed-by={clients.DEFAULT_APT_KEYRING}]" in sources and "trusted" not in sources
     keyring = tmp_path / "apt" / "etc/apt/keyrings" / signing.APT_KEY_FILE
     apt = AptRoot.create(
         tmp_path / "apt",
@@ -80,7 +82,7 @@ def test_apt_get_installs_from_production(
 def test_dnf_installs_from_production(production: tuple[str, Path, str], tmp_path: Path) -> None:
     area_url, area, name = production
     repo = (area / clients.DNF_REPO_FILE).read_text()
-    assert "repo_gpgcheck=1" in repo and area_url in repo
+    assert "\ngpgcheck=1\nrepo_gpgcheck=1\n" in repo and area_url in repo
     key_file = tmp_path / signing.RPM_KEY_FILE
     key_file.write_bytes((area / signing.RPM_KEY_FILE).read_bytes())
     dnf = DnfRoot.create(
@@ -91,5 +93,8 @@ def test_dnf_installs_from_production(production: tuple[str, Path, str], tmp_pat
         installed = dnf.install(name)
         assert installed.returncode == 0, installed.stderr
         assert dnf.installed(name) is not None
+        # The RPM's own signature was checked with its provider's key, from the key file.
+        log = (dnf.root / "var/log/dnf.log").read_text().replace(" ", "")
+        assert provider_key().fingerprint[-8:] in log
     finally:
         dnf.stop_agents()

@@ -1,7 +1,8 @@
 """Repository metadata built by ``metadata.build_metadata`` with the real tools (createrepo_c,
 apt-ftparchive, gpg), served over HTTP on loopback, used by real clients: apt-get and dnf
-install a package into throw-away roots, signed and unsigned; tampered metadata is refused;
-a snapshot swapped between two requests of one client does not break it."""
+install a package into throw-away roots, signed and unsigned; tampered metadata is refused, and
+so is (dnf, ``gpgcheck=1``) a package its provider did not sign; a snapshot swapped between two
+requests of one client does not break it."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def _tools() -> None:
 
 @dataclass(frozen=True)
 class Built:
-    """Packages rollout-hello 1.0 and 2.0 (deb and rpm), and one of each that is not one."""
+    """Packages rollout-hello 1.0 and 2.0 (deb, and rpm signed with the provider's key)."""
 
     debs: dict[str, Path]
     rpms: dict[str, Path]
@@ -55,8 +56,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     versions = ("1.0", "2.0")
     return Built(
         debs={v: packages.build_deb(work, "rollout-hello", f"{v}-1") for v in versions},
-        rpms={v: packages.build_rpm(work, "rollout-hello", v) for v in versions},
+        rpms={v: _signed(packages.build_rpm(work, "rollout-hello", v)) for v in versions},
     )
+
+
+def _signed(rpm: Path) -> Path:
+    packages.sign_rpm(rpm, repo_clients.provider_key())
+    return rpm
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +81,14 @@ def other_key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestKey]:
 
 
 def signer_of(key: TestKey) -> signing.Signer:
+    """``key`` signs; the provider's key (imported into its home) is a package key."""
+    provider = repo_clients.provider_key()
+    repo_clients.import_public_key(provider, key.home)
     return signing.Signer(
-        key_id=key.fingerprint, gnupghome=key.home, passphrase_file=key.passphrase_file
+        key_id=key.fingerprint,
+        gnupghome=key.home,
+        passphrase_file=key.passphrase_file,
+        package_keys=(provider.fingerprint,),
     )
 
 
@@ -323,7 +335,7 @@ def test_dnf_installs_from_a_signed_tree(
     tree = make_tree(tmp_path / "snap1", built)
     publish(tree, server.directory, signer=signer_of(key), url=server.url)
     repo_file = (tree / clients.DNF_REPO_FILE).read_text()
-    assert "repo_gpgcheck=1" in repo_file
+    assert "\ngpgcheck=1\nrepo_gpgcheck=1\n" in repo_file
     dnf = dnf_root(tmp_path / "dnf", tree, server=server)
 
     result = dnf.install("rollout-hello")
@@ -332,8 +344,33 @@ def test_dnf_installs_from_a_signed_tree(
     assert (dnf.root / "usr/share/doc/rollout-hello/README").is_file()
     # The signature was fetched and checked with the key the site installed.
     assert f"/{AREA}/rpms/noarch/repodata/repomd.xml.asc" in server.paths()
-    log = (dnf.root / "var/log/dnf.log").read_text()
-    assert key.fingerprint[-8:] in log.replace(" ", "")  # "Importing GPG key 0x…"
+    log = (dnf.root / "var/log/dnf.log").read_text().replace(" ", "")
+    assert key.fingerprint[-8:] in log  # "Importing GPG key 0x…"
+    # gpgcheck=1: the package's own signature was checked with its provider's key.
+    assert repo_clients.provider_key().fingerprint[-8:] in log
+
+
+@pytest.mark.parametrize("package", ["unsigned", "signed by an unknown key"])
+def test_dnf_refuses_a_package_its_provider_did_not_sign(
+    tmp_path: Path, built: Built, key: TestKey, other_key: TestKey, server: TreeServer,
+    package: str,
+) -> None:  # fmt: skip
+    """The metadata is signed and intact, but the RPM is not signed with a published package
+    key: with the shipped ``gpgcheck=1``, dnf installs nothing."""
+    rpm = packages.build_rpm(tmp_path / "build", "rollout-hello", "1.0")
+    if package != "unsigned":
+        packages.sign_rpm(rpm, other_key)
+    tree = make_tree(tmp_path / "snap1", built, "2.0")
+    (tree / "rpms/noarch" / built.rpms["2.0"].name).unlink()
+    shutil.copy(rpm, tree / "rpms/noarch")
+    publish(tree, server.directory, signer=signer_of(key), url=server.url)
+    dnf = dnf_root(tmp_path / "dnf", tree, server=server)
+
+    result = dnf.install("rollout-hello")
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert dnf.installed("rollout-hello") is None
+    expected = "is not signed" if package == "unsigned" else "Public key for .* is not installed"
+    assert re.search(expected, result.stdout + result.stderr), result.stderr
 
 
 def test_dnf_installs_from_an_unsigned_tree(
@@ -341,7 +378,7 @@ def test_dnf_installs_from_an_unsigned_tree(
 ) -> None:
     tree = make_tree(tmp_path / "snap1", built)
     publish(tree, server.directory, signer=None, url=server.url)
-    assert "repo_gpgcheck=0" in (tree / clients.DNF_REPO_FILE).read_text()
+    assert "\ngpgcheck=0\nrepo_gpgcheck=0\n" in (tree / clients.DNF_REPO_FILE).read_text()
     dnf = dnf_root(tmp_path / "dnf", tree, server=server)
     result = dnf.install("rollout-hello")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -508,6 +545,9 @@ def test_key_rotation_as_docs_clients_md_describes_it(
     home = tmp_path_factory.mktemp("gpg") / "r"
     old = repo_clients.make_signing_key(home)
     new = repo_clients.make_signing_key(home, uid="Rollout next <next@example.org>")
+    provider = repo_clients.provider_key()
+    repo_clients.import_public_key(provider, home)
+    package_keys = (provider.fingerprint,)
     try:
         tree = make_tree(tmp_path / "snap1", built)
         publish(tree, server.directory, signer=signer_of(old), url=server.url)
@@ -518,11 +558,12 @@ def test_key_rotation_as_docs_clients_md_describes_it(
 
         # 1. The new key is published beside the old one, which still signs.
         overlap = signing.Signer(
-            key_id=old.fingerprint, gnupghome=home, also_publish=(new.fingerprint,)
-        )
+            key_id=old.fingerprint, gnupghome=home, also_publish=(new.fingerprint,),
+            package_keys=package_keys,
+        )  # fmt: skip
         tree = make_tree(tmp_path / "snap2", built)
         done = publish(tree, server.directory, signer=overlap, url=server.url)
-        assert f"public key {old.fingerprint}, {new.fingerprint} published" in done[-2]
+        assert any(f"public key {old.fingerprint}, {new.fingerprint} published" in d for d in done)
         # 2. Sites install the two-key file where their configuration points.
         two_keys = fetch(f"{server.url}{AREA}/{signing.APT_KEY_FILE}")
         assert two_keys.count(b"BEGIN PGP PUBLIC KEY BLOCK") == 1  # one block, two keys
@@ -534,7 +575,8 @@ def test_key_rotation_as_docs_clients_md_describes_it(
         # 3. The new key signs.
         rotated = make_tree(tmp_path / "snap3", built, "1.0", "2.0")
         publish(rotated, server.directory, url=server.url, signer=signing.Signer(
-            key_id=new.fingerprint, gnupghome=home, also_publish=(old.fingerprint,)))  # fmt: skip
+            key_id=new.fingerprint, gnupghome=home, also_publish=(old.fingerprint,),
+            package_keys=package_keys))  # fmt: skip
 
         update = apt.update()
         assert update.returncode == 0, update.stdout + update.stderr

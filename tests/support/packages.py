@@ -12,6 +12,7 @@ from repo_daemon.demo.sample import (
     build_rpm,
     layout_provider_tree,
     release_xml,
+    sign_rpm,
     tools_missing,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "build_rpm",
     "layout_provider_tree",
     "release_xml",
+    "sign_rpm",
     "tools_missing",
 ]

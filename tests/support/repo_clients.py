@@ -1,6 +1,8 @@
 """Real package-manager clients for the tests: a loopback HTTP server for a directory, apt-get
-in a throw-away root (``AptRoot``, the demo's own, from ``repo_daemon.demo.apt_client``), dnf in
-a throw-away install root, and a throw-away GnuPG signing key.
+and dnf in throw-away roots (``AptRoot`` and ``DnfRoot``, the demo's own, from
+``repo_daemon.demo``), and throw-away GnuPG keys: one made per test (``make_signing_key``), and
+two shared by every test of a process (``shared_key`` signs trees, ``provider_key`` signs the
+providers' RPMs).
 
 They install into directories the test owns and never touch the host's apt, dpkg, rpm or dnf
 state. Building packages is the demo's sample's job (``tests/support/packages.py``); these
@@ -9,18 +11,21 @@ helpers only consume trees.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import http.server
 import shutil
 import subprocess
+import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from repo_daemon.demo.apt_client import AptRoot, client_env
+from repo_daemon.demo.dnf_client import DnfRoot, stop_gpg_agent
 
 __all__ = [
     "DEBIAN_PACKAGES",
@@ -29,7 +34,10 @@ __all__ = [
     "TestKey",
     "TreeServer",
     "client_env",
+    "import_public_key",
     "make_signing_key",
+    "provider_key",
+    "shared_key",
     "stop_gpg_agent",
     "tools_missing",
 ]
@@ -127,99 +135,6 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass  # requests are recorded, not printed
 
 
-# ---------------------------------------------------------------------------- dnf
-
-
-@dataclass(frozen=True)
-class DnfRoot:
-    """dnf confined to ``base``: its config (``dnf.conf``), repository files (``repos.d``) and
-    install root (``root``, which also holds dnf's cache, logs, state and the rpm database).
-    ``--releasever`` is given (nothing in the root says it), plugins are off, and every call
-    checks the server for new metadata (``--refresh``)."""
-
-    base: Path
-
-    @classmethod
-    def create(cls, base: Path, repos: Mapping[str, str]) -> DnfRoot:
-        """A fresh dnf root with ``repos`` (file name → text) as its repository files."""
-        dnf = cls(base)
-        dnf.root.mkdir(parents=True)
-        dnf.repos.mkdir(parents=True)
-        for name, text in repos.items():
-            (dnf.repos / name).write_text(text, encoding="utf-8")
-        # cachedir, logdir and persistdir are inside the install root (dnf prefixes them).
-        dnf.conf.write_text(
-            "[main]\n"
-            f"reposdir={dnf.repos}\n"
-            "cachedir=/var/cache/dnf\n"
-            "logdir=/var/log\n"
-            "persistdir=/var/lib/dnf\n"
-            "install_weak_deps=False\n"
-            "keepcache=False\n"
-            "metadata_expire=0\n"
-            "skip_if_unavailable=False\n"
-            "retries=1\n"
-            "timeout=20\n",
-            encoding="utf-8",
-        )
-        return dnf
-
-    @property
-    def root(self) -> Path:
-        return self.base / "root"
-
-    @property
-    def repos(self) -> Path:
-        return self.base / "repos.d"
-
-    @property
-    def conf(self) -> Path:
-        return self.base / "dnf.conf"
-
-    def dnf(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        """``dnf ARGS`` on this root; never raises on a non-zero exit."""
-        return subprocess.run(
-            [
-                "dnf",
-                f"--installroot={self.root}",
-                f"--config={self.conf}",
-                f"--setopt=reposdir={self.repos}",
-                "--releasever=1",
-                "--noplugins",
-                "--assumeyes",
-                # Check the server every time: metadata_expire=0 still trusts a cache made
-                # within the same second (its age counts in whole seconds).
-                "--refresh",
-                *args,
-            ],
-            env=client_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def install(self, *packages: str) -> subprocess.CompletedProcess[str]:
-        return self.dnf("install", *packages)
-
-    def stop_agents(self) -> None:
-        """Stop the gpg-agents dnf (librepo) started for its per-repository keyrings in the
-        cache (``repo_gpgcheck``); they outlive dnf otherwise."""
-        for home in self.root.glob("var/cache/dnf/*/pubring"):
-            stop_gpg_agent(home)
-
-    def installed(self, package: str) -> str | None:
-        """``rpm --root ROOT -q PACKAGE`` (name-version-release.arch), or None."""
-        proc = subprocess.run(
-            ["rpm", "--root", str(self.root), "-q", package],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return proc.stdout.strip() if proc.returncode == 0 else None
-
-
 # ---------------------------------------------------------------------------- GnuPG
 
 
@@ -236,13 +151,6 @@ class TestKey:
     def stop_agent(self) -> None:
         """Stop the gpg-agent that signing started in ``home``."""
         stop_gpg_agent(self.home)
-
-
-def stop_gpg_agent(home: Path) -> None:
-    """Stop the gpg-agent (and other GnuPG daemons) of the GnuPG home ``home``, if any."""
-    subprocess.run(
-        ["gpgconf", "--homedir", str(home), "--kill", "all"], capture_output=True, check=False
-    )
 
 
 def make_signing_key(
@@ -277,3 +185,47 @@ def _fingerprints(home: Path) -> set[str]:
         check=False,
     ).stdout
     return {line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")}
+
+
+def import_public_key(key: TestKey, home: Path) -> None:
+    """Import ``key``'s public part into the GnuPG home ``home`` (as an operator imports a
+    provider's key before naming it in ``package_keys``)."""
+    exported = subprocess.run(
+        ["gpg", "--homedir", str(key.home), "--batch", "--armor", "--export", key.fingerprint],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(
+        ["gpg", "--homedir", str(home), "--batch", "--import"],
+        input=exported,
+        capture_output=True,
+        check=True,
+    )
+
+
+@functools.cache
+def provider_key() -> TestKey:
+    """The technology provider's RPM signing key, one per test process (its agent stopped and
+    its home removed at exit)."""
+    return _process_key("Rollout test provider <provider@example.org>")
+
+
+@functools.cache
+def shared_key() -> TestKey:
+    """A repository signing key for tests that sign trees without testing keys, one per test
+    process; its home also holds ``provider_key``'s public part, for ``package_keys``."""
+    key = _process_key("Rollout test repository <repo@example.org>")
+    import_public_key(provider_key(), key.home)
+    return key
+
+
+def _process_key(uid: str) -> TestKey:
+    home = Path(tempfile.mkdtemp(prefix="rollout-gpg-")) / "k"  # short: gpg-agent's socket
+    key = make_signing_key(home, uid=uid)
+    atexit.register(_discard, key)
+    return key
+
+
+def _discard(key: TestKey) -> None:
+    key.stop_agent()
+    shutil.rmtree(key.home.parent, ignore_errors=True)

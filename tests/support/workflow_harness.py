@@ -37,6 +37,7 @@ from repo_daemon.daemon import runner
 from repo_daemon.demo import people
 from repo_daemon.workflow import processor as workflow
 from tests.support.packages import ProviderTree, build_packages, layout_provider_tree
+from tests.support.repo_clients import import_public_key, provider_key, shared_key
 from tests.support.rsync_server import RsyncDaemon
 
 PEOPLE = {
@@ -113,7 +114,9 @@ class Bridge:
         n = next(self._releases)
         name = f"{major.lower()}-r{n}"
         root = self.provider_root / name
-        built = build_packages(self.provider_root / ".build" / name, count=1, prefix=name)
+        built = build_packages(
+            self.provider_root / ".build" / name, count=1, prefix=name, rpm_key=provider_key()
+        )
         url = self.rsync.url("provider", f"{name}/")
         tree = layout_provider_tree(
             root, built, short_name=name, sync_url=url, release_type=release_type,
@@ -258,8 +261,14 @@ def running_bridge(
 ) -> Iterator[Bridge]:
     """A sandbox RT whose scrip posts to a real receiver, and a runner with the workflow
     processor, all on loopback; stopped when the block ends. The repository's trees are in
-    ``root/repo``, announced at ``repo_url``, signed with ``signing_key`` when given. Syncs
-    may reach only ``sync_hosts`` (the provider's rsync daemon is on 127.0.0.1)."""
+    ``root/repo``, announced at ``repo_url``, signed with ``signing_key`` (in ``gnupghome``)
+    when given, else with the process's ``shared_key``. The providers' RPMs are signed with
+    ``provider_key``, published as a package key (imported into ``gnupghome``). Syncs may
+    reach only ``sync_hosts`` (the provider's rsync daemon is on 127.0.0.1)."""
+    if signing_key is None:
+        signing_key, gnupghome = shared_key().fingerprint, shared_key().home
+    elif gnupghome is not None:
+        import_public_key(provider_key(), gnupghome)
     provider_root = root / "provider"
     provider_root.mkdir(parents=True, exist_ok=True)
     rsync = RsyncDaemon(root / "rsyncd", {"provider": provider_root})
@@ -282,6 +291,7 @@ def running_bridge(
             signing_key=signing_key,
             gnupghome=gnupghome,
             sync_hosts=sync_hosts,
+            package_keys=(provider_key().fingerprint,),
         ),
         workflow=workflow_settings or settings_model.WorkflowSettings(),
     )

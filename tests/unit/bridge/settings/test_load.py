@@ -168,6 +168,23 @@ def test_signing_settings() -> None:
     assert settings.repository.signing_key == key
     with pytest.raises(errors.ConfigError, match="signing_key: 'nope' is not a key fingerprint"):
         settings_load.load_settings({**BASE, "ROLLOUT_SIGNING_KEY": "nope"})
+    assert (settings.repository.unsigned, settings.repository.package_keys) == (False, ())
+
+
+def test_unset_signing_key_means_the_bridge_s_own_key_and_none_means_unsigned() -> None:
+    own = settings_load.load_settings(BASE).repository
+    assert (own.signing_key, own.unsigned) == (None, False)
+    for value in ("none", "None", " NONE "):
+        unsigned = settings_load.load_settings({**BASE, "ROLLOUT_SIGNING_KEY": value}).repository
+        assert (unsigned.signing_key, unsigned.unsigned) == (None, True)
+
+
+def test_package_keys_are_fingerprints() -> None:
+    a, b = "A" * 40, "b" * 40
+    settings = settings_load.load_settings({**BASE, "ROLLOUT_PACKAGE_KEYS": f"{a}, {b}"})
+    assert settings.repository.package_keys == (a, b.upper())
+    with pytest.raises(errors.ConfigError, match="package_keys: 'x' is not a key fingerprint"):
+        settings_load.load_settings({**BASE, "ROLLOUT_PACKAGE_KEYS": f"{a},x"})
 
 
 def test_a_removed_setting_is_named_once_and_does_not_stop_start_up(

@@ -60,8 +60,9 @@ def test_the_settings_file_and_the_environment_say_the_same(
     place = layout.Layout(tmp_path)
     place.make_fresh()
     settings = layout.bridge_settings(
-        _info(tmp_path), place, listen_port=2345, repo_url="http://127.0.0.1:3456/"
-    )
+        _info(tmp_path), place, listen_port=2345, repo_url="http://127.0.0.1:3456/",
+        package_key="C" * 40,
+    )  # fmt: skip
     monkeypatch.setenv("ROLLOUT_DATABASE_URL", "postgresql://someone@elsewhere/db")
     env = layout.environment(settings)
     assert "ROLLOUT_DATABASE_URL" not in env  # the caller's settings never leak in
@@ -77,6 +78,10 @@ def test_the_settings_file_and_the_environment_say_the_same(
     assert from_file.tracker.token == secrets.Secret("1-2-secret-token")
     assert from_file.receiver.port == 2345
     assert from_file.repository.root == place.repo_root
+    # Signed: the bridge's own key, kept in --dir between runs; the provider's key published.
+    assert from_file.repository.signing_key is None and not from_file.repository.unsigned
+    assert from_file.repository.gnupghome == place.gnupg == tmp_path / "gnupg"
+    assert from_file.repository.package_keys == ("C" * 40,)
     assert from_file.database() == f"sqlite:///{place.data_dir / 'bridge.sqlite'}"
 
 

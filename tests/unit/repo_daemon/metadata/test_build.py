@@ -68,6 +68,28 @@ def test_build_metadata_signed_runs_the_tools_in_order_and_writes_the_tree(tmp_p
     assert done[3] == "client configuration rollout.list, rollout.repo, rollout.sources"
 
 
+def test_build_metadata_publishes_the_package_keys_in_the_rpm_key_file_only(
+    tmp_path: Path,
+) -> None:
+    tree = make_tree(tmp_path)
+    rpm_key = KEY.replace(b"mDMEZ", b"mDMEZ\nmDMEY")
+    runner = FakeRunner()
+    listing = f"fpr:::::::::{FPR}:\nfpr:::::::::{'C' * 40}:\n".encode()
+    runner.answers["list"] = lambda argv, cwd: commands.Completed(returncode=0, stdout=listing)
+    runner.answers["export"] = lambda argv, cwd: commands.Completed(
+        returncode=0, stdout=rpm_key if argv[-1] == "C" * 40 else KEY
+    )
+    done = metadata.build_metadata(
+        tree, [yum_repository(), apt_repository()], signer=signer(package_keys=("C" * 40,)),
+        runner=runner,
+    )  # fmt: skip
+    assert runner.verbs()[:3] == ["list", "export", "export"]
+    assert (tree / signing.APT_KEY_FILE).read_bytes() == KEY
+    assert (tree / signing.RPM_KEY_FILE).read_bytes() == rpm_key
+    assert (tree / "rpms/repodata/repomd.xml.key").read_bytes() == rpm_key
+    assert f"package keys {'C' * 40} published in RPM-GPG-KEY-rollout" in done
+
+
 def test_build_metadata_unsigned_signs_nothing(tmp_path: Path) -> None:
     tree = make_tree(tmp_path)
     runner = FakeRunner()

@@ -25,15 +25,15 @@ def test_client_config_signed() -> None:
             "# Save as /etc/yum.repos.d/rollout-production-7.repo.\n"
             "# Install https://repo.example.org/rollout/production/7/RPM-GPG-KEY-rollout as "
             "/etc/pki/rpm-gpg/RPM-GPG-KEY-rollout\n"
-            "# after checking its fingerprint. repo_gpgcheck: repomd.xml is verified with\n"
-            "# that key, each package against the SHA-256 in the signed metadata (so rpm\n"
-            "# signatures, gpgcheck, are not needed).\n"
+            "# after checking its fingerprints. repo_gpgcheck: repomd.xml is verified with\n"
+            "# the repository's key; gpgcheck: each package's signature with its provider's\n"
+            "# key (the same file holds both).\n"
             "\n"
             "[rollout-production-7-r]\n"
             "name=RPMs (production/7)\n"
             "baseurl=https://repo.example.org/rollout/production/7/rpms/noarch/\n"
             "enabled=1\n"
-            "gpgcheck=0\n"
+            "gpgcheck=1\n"
             "repo_gpgcheck=1\n"
             "gpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-rollout\n"
         ),
@@ -68,7 +68,7 @@ def test_client_config_signed() -> None:
 
 def test_client_config_unsigned_says_so_and_turns_checks_off() -> None:
     files = clients.client_config("http://m/", "", [yum_repository(""), apt_repository("")], False)
-    assert "repo_gpgcheck=0" in files["rollout.repo"]
+    assert "\ngpgcheck=0\nrepo_gpgcheck=0\n" in files["rollout.repo"]
     assert "gpgkey" not in files["rollout.repo"]
     assert "[rollout-root-r]" in files["rollout.repo"]
     assert "baseurl=http://m/\n" in files["rollout.repo"]

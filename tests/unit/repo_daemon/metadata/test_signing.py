@@ -45,3 +45,17 @@ def test_signer_matches_long_key_ids_to_fingerprints() -> None:
     s = signing.Signer(key_id="0x" + FPR[-16:].lower(), also_publish=("0123456789ABCDEF",))
     assert s.missing({FPR}) == ["0123456789ABCDEF"]
     assert s.missing({FPR, "F" * 24 + "0123456789ABCDEF"}) == []
+
+
+def test_package_keys_are_published_for_dnf_only() -> None:
+    provider = "C" * 40
+    s = signer(also_publish=("0123456789ABCDEF",), package_keys=(provider, FPR))
+    assert s.published == (FPR, "0123456789ABCDEF")
+    assert s.rpm_published == (FPR, "0123456789ABCDEF", provider)
+    assert s.export_argv()[-2:] == [FPR, "0123456789ABCDEF"]
+    assert s.export_argv(s.rpm_published)[-3:] == [FPR, "0123456789ABCDEF", provider]
+    # Every key to publish is looked up, and a missing provider key is named.
+    assert s.list_argv()[-3:] == [FPR, "0123456789ABCDEF", provider]
+    assert s.missing({FPR, "F" * 24 + "0123456789ABCDEF"}) == [provider]
+    with pytest.raises(ValueError, match="fingerprint"):
+        signer(package_keys=("provider@example.org",))
