@@ -275,6 +275,8 @@ def _repository_from(
         keep_snapshots=int(_number("keep_snapshots", raw, 3, problems, allow_zero=True)),
         sync_timeout=_number("sync_timeout", raw, 600.0, problems),
         sync_connect_timeout=_number("sync_connect_timeout", raw, 30.0, problems),
+        sync_deadline_min=_number("sync_deadline_min", raw, 900.0, problems),
+        sync_min_rate=_number("sync_min_rate", raw, 1024.0**2, problems),
         max_release_bytes=int(_number("max_release_bytes", raw, 50 * 1024**3, problems)),
         rsync_password_file=_path("rsync_password_file", raw, problems),
         sftp_user=str(raw["sftp_user"]) if raw.get("sftp_user") else None,

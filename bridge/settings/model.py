@@ -200,6 +200,10 @@ class RepositorySettings:
     keep_snapshots: int = 3  # older snapshots of an area are removed after a publish
     sync_timeout: float = 600.0  # seconds without progress before a sync is given up
     sync_connect_timeout: float = 30.0
+    # A sync's overall deadline: this many seconds plus the release's declared size at
+    # sync_min_rate bytes/s, however steadily bytes arrive.
+    sync_deadline_min: float = 900.0
+    sync_min_rate: float = 1024.0**2
     max_release_bytes: int = 50 * 1024**3  # a release larger than this is refused
     rsync_password_file: Path | None = None  # for rsync daemons that want a password
     sftp_user: str | None = None  # when the Sync-URL names none

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from repo_daemon.release_xml import model as release_model
-from repo_daemon.sync import allowlist, errors, https, records, rsync, sftp, urls, verify
+from repo_daemon.sync import allowlist, deadline, errors, https, records, rsync, sftp, urls, verify
 
 # By name: ``progress`` is the callback's keyword in the signatures below.
 from repo_daemon.sync.progress import Progress, ProgressCallback
@@ -42,7 +42,10 @@ def sync(
     is stopped when it passes the limit). ``dest`` is created; an existing one is resumed into
     and ends as an exact copy. Afterwards the tree must hold only directories and regular
     files. ``on_file(path)`` is called (from another thread) as each file is complete, e.g.
-    ``verify.Prehash.file_done``. Raises the ``sync.errors.SyncError`` subclasses.
+    ``verify.Prehash.file_done``. Raises the ``sync.errors.SyncError`` subclasses, and
+    ``SyncDeadlinePassed`` when the whole sync (connecting included) takes longer than its
+    deadline: ``options.deadline_min`` plus the declared bytes (without ``packages``: the
+    most a release may have) at ``options.min_rate``; the transfer is stopped then.
     """
     notify = on_file or (lambda _path: None)
     name, destination, options = check_source(protocol, url, options)
@@ -59,19 +62,26 @@ def sync(
         log_interval=options.progress_log_interval,
         log_extra=log_extra,
     )
+    declared = total if total is not None else options.max_bytes
+    limit = deadline.Deadline(
+        deadline.allowed(declared, base=options.deadline_min, min_rate=options.min_rate),
+        declared_bytes=total,
+        min_rate=options.min_rate,
+    )
     if name == "rsync":
         result = rsync.sync_rsync(url, dest, options=options, report=report, on_file=notify,
-                                  address=destination.address)  # fmt: skip
+                                  address=destination.address, deadline=limit)  # fmt: skip
     elif name == "sftp":
         result = sftp.sync_sftp(url, dest, options=options, report=report, on_file=notify,
-                                address=destination.address)  # fmt: skip
+                                address=destination.address, deadline=limit)  # fmt: skip
     else:
         if packages is None:
             raise errors.SyncError(
                 "an HTTPS sync needs release.xml's list of files", transient=False
             )
         result = https.sync_https(url, dest, packages, options=options, report=report,
-                                  on_file=notify, address=destination.address)  # fmt: skip
+                                  on_file=notify, address=destination.address,
+                                  deadline=limit)  # fmt: skip
     if result.bytes > options.max_bytes:
         raise errors.SyncRefused(
             f"the tree at {errors.printable(url)} holds {result.bytes} bytes, more than the "
