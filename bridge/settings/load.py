@@ -176,6 +176,7 @@ def load_settings(
         housekeeping_interval=_number("housekeeping_interval", raw, 6 * 3600.0, problems),
         refusal_retention_days=_number("refusal_retention_days", raw, 30.0, problems),
         rt_bridge_user=str(raw["rt_bridge_user"]) if raw.get("rt_bridge_user") else None,
+        workers=int(_number("daemon_workers", raw, 4, problems)),
     )
     registry = _major_releases_from(raw, problems)
     workflow = _workflow_from(raw, registry, problems)
@@ -312,6 +313,8 @@ def _repository_from(
         keep_snapshots=int(_number("keep_snapshots", raw, 3, problems, allow_zero=True)),
         sync_timeout=_number("sync_timeout", raw, 600.0, problems),
         sync_connect_timeout=_number("sync_connect_timeout", raw, 30.0, problems),
+        sync_deadline_min=_number("sync_deadline_min", raw, 900.0, problems),
+        sync_min_rate=_number("sync_min_rate", raw, 1024.0**2, problems),
         max_release_bytes=int(_number("max_release_bytes", raw, 50 * 1024**3, problems)),
         rsync_password_file=_path("rsync_password_file", raw, problems),
         sftp_user=str(raw["sftp_user"]) if raw.get("sftp_user") else None,

@@ -93,6 +93,8 @@ class DaemonSettings:
     refusal_retention_days: float = 30.0
     # The bridge's own RT account: changes it makes itself are not new work.
     rt_bridge_user: str | None = None
+    # Jobs of different tickets processed at once by one daemon (a ticket's run one at a time).
+    workers: int = 4
 
 
 # The workflow's roles (``@name`` on its rows) and the RT group that gives each.
@@ -198,6 +200,10 @@ class RepositorySettings:
     keep_snapshots: int = 3  # older snapshots of an area are removed after a publish
     sync_timeout: float = 600.0  # seconds without progress before a sync is given up
     sync_connect_timeout: float = 30.0
+    # A sync's overall deadline: this many seconds plus the release's declared size at
+    # sync_min_rate bytes/s, however steadily bytes arrive.
+    sync_deadline_min: float = 900.0
+    sync_min_rate: float = 1024.0**2
     max_release_bytes: int = 50 * 1024**3  # a release larger than this is refused
     rsync_password_file: Path | None = None  # for rsync daemons that want a password
     sftp_user: str | None = None  # when the Sync-URL names none

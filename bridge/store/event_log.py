@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge.store import events as eventlog
-from bridge.store import tables
+from bridge.store import tables, text
 
 
 def _event(row: sa.Row[Any]) -> eventlog.Event:
@@ -68,7 +68,9 @@ class EventLog:
 
         ``kind`` is checked again at run time (``ValueError`` for anything that is not an
         ``EventKind``: no free-text kinds reach the log). ``http_status``, ``reason`` and
-        ``caller`` are for refused hooks (see ``events.Event``).
+        ``caller`` are for refused hooks (see ``events.Event``). Texts are stored escaped where
+        no column could hold them (``text.storable``), so recording never fails on what they
+        quote.
         """
         stmt = tables.events.insert().values(
             at=self.clock(),
@@ -76,11 +78,11 @@ class EventLog:
             ticket_id=ticket_id,
             transaction_id=transaction_id,
             job_id=job_id,
-            detail=detail,
+            detail=text.storable(detail, None),
             needs_comment=needs_comment,
             http_status=http_status,
-            reason=reason,
-            caller=caller,
+            reason=None if reason is None else text.storable(reason, None),
+            caller=None if caller is None else text.storable(caller, None),
         )
         with self.engine.begin() as conn:
             return int(conn.execute(stmt.returning(tables.events.c.id)).scalar_one())

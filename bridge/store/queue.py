@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge import errors, records
-from bridge.store import event_log, retry, tables
+from bridge.store import event_log, retry, tables, text
 from bridge.store import events as eventlog
 
 logger = logging.getLogger(__name__)
@@ -272,7 +272,12 @@ class Queue(event_log.EventLog):
     ) -> records.JobStatus | None:
         """Record a failed try: queue it again after a backoff, or stop it as failed (permanent
         error) or dead (retries spent). Returns the new status, or None when ``worker`` had lost
-        the lease (nothing changed)."""
+        the lease (nothing changed).
+
+        ``error`` is stored escaped where no column could hold it (``text.storable``: bytes of a
+        name that were not UTF-8, NUL), so what a failure quotes never keeps it from being
+        recorded."""
+        error = text.storable(error)
         now = self.clock()
         retry_at = policy.next_attempt(transient=transient, attempts=job.attempts, now=now)
         if retry_at is not None:
@@ -287,7 +292,7 @@ class Queue(event_log.EventLog):
             status=status.label,
             locked_by=None,
             locked_until=None,
-            last_error=error[:4000],
+            last_error=error,
             **values,
         )
         if not changed:
@@ -303,7 +308,7 @@ class Queue(event_log.EventLog):
             ticket_id=job.ticket_id,
             transaction_id=job.request.transaction_id,
             job_id=job.id,
-            detail=f"attempt {job.attempts}: {error}{when}"[:4000],
+            detail=text.storable(f"attempt {job.attempts}: {error}{when}"),
         )
         return status
 

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge import records
-from bridge.store import tables
+from bridge.store import tables, text
 from bridge.store.queue import Clock, utcnow
 
 logger = logging.getLogger(__name__)
@@ -359,7 +359,10 @@ class ReleaseStore:
             with self.engine.begin() as conn:
                 conn.execute(
                     steps.insert().values(
-                        job_id=job_id, action=action, done_at=self.clock(), detail=detail[:4000]
+                        job_id=job_id,
+                        action=action,
+                        done_at=self.clock(),
+                        detail=text.storable(detail),
                     )
                 )
         except sa.exc.IntegrityError:

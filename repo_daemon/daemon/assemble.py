@@ -2,7 +2,8 @@
 the refusal commenter and the scheduler, and the three ways to run them
 (``rollout daemon``, ``rollout serve``, ``rollout run``).
 
-Each tracker client belongs to one part (a client is not thread-safe). The HTTP receiver is
+Each tracker client belongs to one part (a client is not thread-safe); the workflow processor
+makes one per worker thread of the runner. The HTTP receiver is
 ``bridge.intake.receiver``; it is imported only when it is needed.
 """
 
@@ -91,6 +92,7 @@ class Parts:
         return daemon
 
     def close(self) -> None:
+        self.runner.close()
         self.processor.close()
         for client in self.clients:
             client.close()
@@ -184,7 +186,7 @@ def run_all(
 ) -> None:
     """``rollout run``: the receiver in the main thread and the daemon's scheduler in the
     background, in one process. SIGTERM / SIGINT stop both at once: the receiver answers the
-    requests in flight (uvicorn's graceful shutdown) while the daemon finishes the job in hand
+    requests in flight (uvicorn's graceful shutdown) while the daemon finishes the jobs in hand
     and claims nothing more."""
     from bridge.intake import receiver  # the web stack only for the commands that serve HTTP
 
@@ -213,7 +215,7 @@ def run_all(
             # daemon winds down while the receiver finishes its requests.
             if not daemon.stopping:
                 logger.info(
-                    "%s received: stopping the receiver and the daemon (the job in hand is "
+                    "%s received: stopping the receiver and the daemon (the jobs in hand are "
                     "finished first)",
                     signal.Signals(signum).name,
                 )
@@ -241,8 +243,9 @@ def run_all(
 
 def _announce(settings: settings_model.Settings, parts: Parts) -> None:
     logger.info(
-        "worker %s on %s; queue %s; lease %g s; drain every %g s; reconcile %s",
+        "worker %s (%d at once) on %s; queue %s; lease %g s; drain every %g s; reconcile %s",
         parts.runner.worker,
+        settings.daemon.workers,
         bridge_secrets.redact_url(settings.database()),
         settings.queue,
         settings.daemon.lease_seconds,

@@ -1,10 +1,16 @@
 """The runner: the only place that turns queued changes into processing and queue updates.
 
-``Runner.drain`` claims due jobs one batch at a time, hands each to a ``Processor`` while a
-heartbeat thread keeps the job's lease alive, and then completes it or records the failure with
-the retry policy (backoff, then the dead letter). It decides nothing about releases: what
-processing a change means is the processor's business. It must not sleep or schedule itself:
-the scheduler calls ``drain``.
+``Runner.drain`` claims due jobs and hands each to a ``Processor`` on one of ``workers`` threads
+(``ROLLOUT_DAEMON_WORKERS``), so jobs of different tickets run side by side and one slow release
+never holds up the others; the queue hands out only a ticket's oldest open change, so a
+ticket's changes still run one at a time and in order. While a job runs, a heartbeat thread
+keeps its lease alive; afterwards the runner completes it or records the failure with the retry
+policy (backoff, then the dead letter). A failure is always recorded: its text is stored
+escaped, and when even that fails a plain one is; a job whose outcome cannot be recorded at all
+comes back when its lease runs out and is dead-lettered after its attempts.
+
+It decides nothing about releases: what processing a change means is the processor's business.
+It must not sleep or schedule itself: the scheduler calls ``drain``.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent import futures
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,7 +27,7 @@ import sqlalchemy as sa
 from bridge import errors, records
 from bridge import secrets as bridge_secrets
 from bridge.settings import model as settings_model
-from bridge.store import events, protocols, retry
+from bridge.store import events, protocols, retry, text
 from repo_daemon import errors as daemon_errors
 
 logger = logging.getLogger(__name__)
@@ -54,6 +61,17 @@ class DrainReport:
     dead: int = 0
     released: int = 0  # claimed, but given back untouched because the runner was stopping
     lost: int = 0  # the lease was taken over while the job ran; the result was dropped
+    # The outcome could not be recorded (the database failed): the job comes back when its
+    # lease runs out, and is dead-lettered once its attempts are spent.
+    unrecorded: int = 0
+
+    def add(self, other: DrainReport) -> None:
+        """Count ``other``'s outcomes in this report too."""
+        for name in (
+            "claimed", "done", "skipped", "retried", "failed", "dead", "released", "lost",
+            "unrecorded",
+        ):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
     def finished(self) -> int:
@@ -85,7 +103,8 @@ def describe_error(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str
 
     Our own errors say themselves whether they are transient; anything else (a bug, a library
     error nobody wrapped) counts as transient, so it is retried and finally dead-lettered
-    rather than dropped. The message names the exception type; secrets are masked.
+    rather than dropped. The message names the exception type; secrets are masked, and what
+    no database could store (bytes of a name that were not UTF-8) is escaped.
     """
     if isinstance(exc, errors.BridgeError | daemon_errors.DaemonError):
         transient = bool(exc.transient)
@@ -93,14 +112,16 @@ def describe_error(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str
     else:
         transient = True
         kind = f"unexpected {type(exc).__name__}"
-    return bridge_secrets.redact(f"{kind}: {exc}", secrets), transient
+    return text.storable(bridge_secrets.redact(f"{kind}: {exc}", secrets), None), transient
 
 
 class Runner:
-    """Processes queued changes for one worker (one daemon process).
+    """Processes queued changes for one worker (one daemon process), ``workers`` at a time
+    (``daemon.workers`` unless given; 1: in the thread that calls ``drain``).
 
-    ``stop()`` (e.g. from a SIGTERM handler) makes ``drain`` finish the job in hand and claim
-    nothing more; jobs claimed in the same batch but not started are released.
+    ``stop()`` (e.g. from a SIGTERM handler) makes ``drain`` finish the jobs in hand and claim
+    nothing more; jobs claimed but not started are released. ``close()`` ends the worker
+    threads.
     """
 
     def __init__(
@@ -113,6 +134,8 @@ class Runner:
         secrets: Sequence[str] = (),
         batch: int = 1,
         heartbeat_interval: float | None = None,
+        workers: int | None = None,
+        poll_interval: float | None = None,
     ) -> None:
         self.queue = jobs
         self.processor = processor
@@ -130,6 +153,11 @@ class Runner:
         )
         self._secrets = list(secrets)
         self._stop = threading.Event()
+        self.workers = max(1, workers if workers is not None else daemon.workers)
+        # How often a drain with jobs in flight looks for more work.
+        self.poll_interval = poll_interval if poll_interval is not None else daemon.drain_interval
+        self._pool: futures.ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     # -- control --------------------------------------------------------------------------
 
@@ -148,14 +176,63 @@ class Runner:
         """Whether ``stop`` was called."""
         return self._stop.is_set()
 
+    def close(self) -> None:
+        """End the worker threads (after the jobs they run). Call once the draining is over."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def _workers(self) -> futures.ThreadPoolExecutor:
+        # One pool for the runner's life: the processor keeps a tracker client per thread.
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = futures.ThreadPoolExecutor(
+                    max_workers=self.workers, thread_name_prefix=f"job-{self.worker}"
+                )
+            return self._pool
+
     # -- draining -------------------------------------------------------------------------
 
     def drain(self, *, max_jobs: int | None = None) -> DrainReport:
-        """Process due jobs until none is due, ``max_jobs`` were claimed, or ``stop`` is called.
+        """Process due jobs until none is due and none is in hand, ``max_jobs`` were claimed,
+        or ``stop`` is called (then the jobs in hand are finished first).
 
-        Queue errors (the database is unreachable) propagate; a job in hand then stays
-        running until its lease runs out and is claimed again.
+        With several ``workers``, jobs are claimed as workers come free, also while others
+        are still running (every ``poll_interval``). A job whose outcome cannot be recorded
+        is logged and left to its lease; the others go on. Queue errors while claiming (the
+        database is unreachable) propagate once the jobs in hand are finished.
         """
+        if self.workers == 1:
+            return self._drain_here(max_jobs)
+        report = DrainReport()
+        in_flight: dict[futures.Future[DrainReport], records.Job] = {}
+        try:
+            while True:
+                free = self.workers - len(in_flight)
+                if max_jobs is not None:
+                    free = min(free, max_jobs - report.claimed)
+                claimed: list[records.Job] = []
+                if free > 0 and not self._stop.is_set():
+                    claimed = self.queue.claim(self.worker, limit=free)
+                    report.claimed += len(claimed)
+                for job in claimed:
+                    in_flight[self._workers().submit(self._run_one, job)] = job
+                if not in_flight:
+                    break
+                done, _ = futures.wait(
+                    in_flight, timeout=self.poll_interval, return_when=futures.FIRST_COMPLETED
+                )
+                for future in done:
+                    self._collect(in_flight.pop(future), future, report)
+        finally:
+            for future in futures.as_completed(in_flight):
+                self._collect(in_flight[future], future, report)
+        return report
+
+    def _drain_here(self, max_jobs: int | None) -> DrainReport:
+        """``drain`` with one worker: each job in the calling thread, ``batch`` claimed at a
+        time."""
         report = DrainReport()
         while not self._stop.is_set():
             limit = self.batch
@@ -172,10 +249,47 @@ class Runner:
                 while pending:
                     if self._stop.is_set():
                         break
-                    self._run(pending.pop(0), report)
+                    job = pending.pop(0)
+                    self._run_recorded(job, report)
             finally:
                 self._release(pending, report)
         return report
+
+    def _run_one(self, job: records.Job) -> DrainReport:
+        """One job on a worker thread; its outcomes in a report of its own."""
+        report = DrainReport()
+        if self._stop.is_set():
+            self._release([job], report)
+        else:
+            self._run_recorded(job, report)
+        return report
+
+    def _collect(
+        self, job: records.Job, future: futures.Future[DrainReport], report: DrainReport
+    ) -> None:
+        try:
+            report.add(future.result())
+        except Exception:  # _run_recorded catches everything; a bug here must not stop others
+            report.unrecorded += 1
+            logger.exception("job %s: its worker failed", job.id, extra={"job_id": job.id})
+
+    def _run_recorded(self, job: records.Job, report: DrainReport) -> None:
+        """``_run``, and when its outcome cannot be recorded, say so and leave the job to its
+        lease: it comes back, and once its attempts are spent it is dead-lettered."""
+        try:
+            self._run(job, report)
+        except Exception as exc:
+            report.unrecorded += 1
+            logger.error(
+                "job %s (ticket %s): its outcome could not be recorded (%s); it is tried again "
+                "when its lease runs out, and dead-lettered after %d attempts",
+                job.id,
+                job.ticket_id,
+                describe_error(exc, self._secrets)[0],
+                self.max_attempts,
+                extra={"job_id": job.id, "ticket_id": job.ticket_id, "action": "record"},
+            )
+            logger.debug("job %s: recording failed", job.id, exc_info=True)
 
     def _release(self, jobs: Sequence[records.Job], report: DrainReport) -> None:
         for job in jobs:
@@ -204,9 +318,9 @@ class Runner:
         if job.attempts > self.max_attempts:
             message = (
                 f"claimed {job.attempts} times without finishing: the daemon processing it "
-                "stopped each time (crash, kill or out of memory); dead-lettered so it cannot "
-                f"stop daemons again. Look for job {job.id} in the daemon logs, then "
-                f"`rollout queue retry {job.id}`"
+                "stopped each time (crash, kill or out of memory) or could not record the "
+                "outcome; dead-lettered so it cannot stop daemons again. Look for job "
+                f"{job.id} in the daemon logs, then `rollout queue retry {job.id}`"
             )
             self._fail(job, message, transient=True, report=report, extra=extra)
             return
@@ -293,8 +407,8 @@ class Runner:
         report: DrainReport,
         extra: dict[str, object],
     ) -> None:
-        status = self.queue.fail(job, self.worker, message, transient=transient, policy=self.policy)
         extra = {**extra, "action": "fail"}
+        status = self._record_failure(job, message, transient=transient, extra=extra)
         if status is None:
             self._lost(job, report, extra)
         elif status is records.JobStatus.QUEUED:
@@ -310,6 +424,26 @@ class Runner:
         else:
             report.failed += 1
             logger.error("job %s failed for good: %s", job.id, message, extra=extra)
+
+    def _record_failure(
+        self, job: records.Job, message: str, *, transient: bool, extra: dict[str, object]
+    ) -> records.JobStatus | None:
+        """``queue.fail``; when the message cannot be stored, a plain one that says so. Raises
+        when neither can be recorded (the database is failing)."""
+        try:
+            return self.queue.fail(job, self.worker, message, transient=transient,
+                                   policy=self.policy)  # fmt: skip
+        except Exception as exc:
+            reason = describe_error(exc, self._secrets)[0]
+            logger.error(
+                "job %s: its failure could not be recorded (%s); recording a plain one",
+                job.id, reason, extra=extra,
+            )  # fmt: skip
+        plain = (
+            f"the failure's own text could not be recorded ({reason}); its start: "
+            f"{message[:200].encode('ascii', 'backslashreplace').decode('ascii')}"
+        )
+        return self.queue.fail(job, self.worker, plain, transient=transient, policy=self.policy)
 
     def _gave_up(self, job: records.Job, message: str, extra: dict[str, object]) -> None:
         """Tell the processor a job is dead-lettered, so a person hears of it (if it can)."""

@@ -8,6 +8,8 @@ Hierarchy (all ``repo_daemon.errors.DaemonError``)::
     ├── SyncUrlRefused    the URL or protocol is not acceptable (permanent)
     ├── SyncRefused       the provider's tree holds symlinks/specials or is too large (permanent)
     ├── SyncTimedOut      no progress for the sync timeout (transient)
+    ├── SyncDeadlinePassed  not finished within the sync's overall deadline (permanent: the
+    │                     provider's source is too slow)
     ├── RsyncFailed       rsync exited non-zero; ``returncode``, ``stderr_tail`` (per exit code)
     ├── SftpFailed        SSH/SFTP failed (auth, host key, missing path: permanent;
     │                     network: transient)
@@ -62,6 +64,16 @@ class SyncTimedOut(SyncError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, transient=True)
+
+
+class SyncDeadlinePassed(SyncError):
+    """The sync did not finish within its overall deadline (``deadline.Deadline``), however
+    steadily bytes trickled in; the transfer was stopped. Permanent: the provider's source is
+    too slow for the release, so they are told; a manager may retry it."""
+
+    def __init__(self, message: str, *, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(message, transient=False)
 
 
 class RsyncFailed(SyncError):

@@ -17,6 +17,7 @@ from pathlib import Path
 from repo_daemon.release_xml import model as release_model
 from repo_daemon.sync import (
     allowlist,
+    deadline,
     errors,
     https,
     records,
@@ -52,7 +53,10 @@ def sync(
     is stopped when it passes the limit). ``dest`` is created; an existing one is resumed into
     and ends as an exact copy. Afterwards the tree must hold only directories and regular
     files. ``on_file(path)`` is called (from another thread) as each file is complete, e.g.
-    ``verify.Prehash.file_done``. Raises the ``sync.errors.SyncError`` subclasses; a failure
+    ``verify.Prehash.file_done``. Raises the ``sync.errors.SyncError`` subclasses, and
+    ``SyncDeadlinePassed`` when the whole sync (connecting included) takes longer than its
+    deadline: ``options.deadline_min`` plus the declared bytes (without ``packages``: the
+    most a release may have) at ``options.min_rate``; the transfer is stopped then. A failure
     to write scratch (a full disk: ``scratch.ScratchFull``) is the bridge's, transient.
     """
     notify = on_file or (lambda _path: None)
@@ -72,17 +76,24 @@ def sync(
     )
     if name == "https" and packages is None:
         raise errors.SyncError("an HTTPS sync needs release.xml's list of files", transient=False)
+    declared = total if total is not None else options.max_bytes
+    limit = deadline.Deadline(
+        deadline.allowed(declared, base=options.deadline_min, min_rate=options.min_rate),
+        declared_bytes=total,
+        min_rate=options.min_rate,
+    )
     try:
         if name == "rsync":
-            result = rsync.sync_rsync(url, dest, options=options, report=report,
-                                      on_file=notify, address=destination.address)  # fmt: skip
+            result = rsync.sync_rsync(url, dest, options=options, report=report, on_file=notify,
+                                      address=destination.address, deadline=limit)  # fmt: skip
         elif name == "sftp":
             result = sftp.sync_sftp(url, dest, options=options, report=report, on_file=notify,
-                                    address=destination.address)  # fmt: skip
+                                    address=destination.address, deadline=limit)  # fmt: skip
         else:
             assert packages is not None
             result = https.sync_https(url, dest, packages, options=options, report=report,
-                                      on_file=notify, address=destination.address)  # fmt: skip
+                                      on_file=notify, address=destination.address,
+                                      deadline=limit)  # fmt: skip
     except OSError as exc:  # writing scratch: a full disk, the bridge's file system
         raise scratch.write_failed(exc, dest, total) from exc
     if result.bytes > options.max_bytes:

@@ -8,9 +8,12 @@ whether the files are right (``verify`` does); retries are the queue's.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,8 +23,11 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 import requests
 import requests.adapters
 import urllib3
+import urllib3.connection
+import urllib3.connectionpool
 
 from repo_daemon.release_xml import model as release_model
+from repo_daemon.sync import deadline as sync_deadline
 from repo_daemon.sync import errors, progress, records, scratch, urls, verify
 
 
@@ -59,9 +65,14 @@ def sync_https(
     session: requests.Session | None = None,
     on_file: Callable[[str], None] = lambda _path: None,
     address: str | None = None,
+    deadline: sync_deadline.Deadline | None = None,
 ) -> records.SyncResult:
     """Fetch every package as ``<url>/<path>`` into ``dest``, connecting to ``address`` (the
     host's address the allowlist checked) when given; see ``fetch.sync``.
+
+    When the ``deadline`` passes, the connection in use is shut down (also in the middle of a
+    read from a server that trickles, or of its TLS handshake) and ``SyncDeadlinePassed`` is
+    raised.
 
     Each body is streamed to disk and read to at most the promised size + 1 byte: a longer one
     is cut and refused. Files already in ``dest`` with the promised size and SHA-256 are kept.
@@ -79,28 +90,40 @@ def sync_https(
     if own_session:
         http.trust_env = False  # no proxies or .netrc credentials from the environment
     host = origin(url)[1]
-    if address is not None and address != host:
-        pinned = _PinnedAdapter(host, address)
-        http.mount("https://", pinned)
-        http.mount("http://", pinned)
+    sockets = _Sockets()
+    if own_session or (address is not None and address != host):
+        adapter = _SyncAdapter(host, address if address != host else None, sockets)
+        http.mount("https://", adapter)
+        http.mount("http://", adapter)
+    limit = deadline or sync_deadline.Deadline(float("inf"))
     ca: str | bool = os.fspath(options.https_ca_file) if options.https_ca_file else True
     failures: list[tuple[str, str]] = []
     try:
-        scratch.prune(dest, {p.path for p in packages})
-        for file_url, package in plan:
-            target = dest.joinpath(*package.path.split("/"))
-            if _already_fetched(dest, package):
-                report.add(package.size)
-                continue
-            try:
-                _fetch_file(http, file_url, target, package, ca, options, report)
-            except _FileProblem as exc:
-                failures.append((package.path, str(exc)))
-            else:
-                on_file(package.path)
+        with limit.watch(sockets.shut_down, what=f"sync {errors.printable(url)}"):
+            scratch.prune(dest, {p.path for p in packages})
+            for file_url, package in plan:
+                limit.check(url, report)
+                target = dest.joinpath(*package.path.split("/"))
+                if _already_fetched(dest, package):
+                    report.add(package.size)
+                    continue
+                try:
+                    _fetch_file(http, file_url, target, package, ca, options, report, limit)
+                except _FileProblem as exc:
+                    failures.append((package.path, str(exc)))
+                else:
+                    on_file(package.path)
+                limit.check(url, report)
+    except errors.SyncDeadlinePassed:
+        raise
+    except (errors.SyncError, OSError, requests.exceptions.RequestException) as exc:
+        if limit.fired.is_set():  # what cutting the connection made of the read in hand
+            raise limit.error(url, report) from exc
+        raise
     finally:
         if own_session:
             http.close()
+        sockets.shut_down()  # nothing of this sync stays connected, whatever happened
     if failures:
         raise errors.HttpsFailed(
             f"{len(failures)} of {len(plan)} files could not be fetched from {url}: "
@@ -129,6 +152,7 @@ def _fetch_file(
     ca: str | bool,
     options: records.SyncOptions,
     report: progress.Progress,
+    limit: sync_deadline.Deadline,
 ) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     part = scratch.part_name(target)
@@ -150,6 +174,8 @@ def _fetch_file(
                     )
                     if not data:
                         break
+                    if limit.fired.is_set():  # the connection was cut: what came is not all
+                        raise limit.error(file_url, report)
                     received += len(data)
                     if received > package.size:
                         raise _FileProblem(
@@ -158,6 +184,7 @@ def _fetch_file(
                         )
                     out.write(data)
                     report.add(len(data))
+            limit.check(file_url, report)  # a body the cut connection ended early
         part.replace(target)
     except requests.exceptions.SSLError as exc:  # the host's, so every file's: stop here
         reason = f"TLS failed (untrusted or invalid certificate?): {_tls_reason(exc)}"
@@ -265,22 +292,79 @@ def _get(
     raise errors.HttpsFailed(f"fetching {url}: {text}", transient=False, failures=[(path, text)])
 
 
-class _PinnedAdapter(requests.adapters.HTTPAdapter):
-    """Connects to one checked ``address`` for the one ``host`` of the sync: requests go to the
-    address, with the host's name in the ``Host`` header, in TLS's server name (SNI) and in
-    the certificate check. A request for another host is refused before it connects."""
+class _Sockets:
+    """The connections a sync opened, to shut down at its deadline or its end: a shut-down
+    connection wakes a read blocked on it (closing a descriptor would not), and the server
+    sees it closed. Each is kept as a duplicate descriptor: TLS takes over the socket object
+    it wraps, while ``shutdown`` on any descriptor acts on the connection itself."""
 
-    def __init__(self, host: str, address: str) -> None:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: list[socket.socket] = []
+
+    def add(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._open.append(sock.dup())
+
+    def shut_down(self) -> None:
+        with self._lock:
+            found, self._open = self._open, []
+        for sock in found:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+def _tracking_pools(
+    sockets: _Sockets,
+) -> dict[str, type[urllib3.connectionpool.HTTPConnectionPool]]:
+    """urllib3's pool classes, whose connections hand each new socket (before TLS) to
+    ``sockets``."""
+
+    class HTTPConnection(urllib3.connection.HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            sockets.add(sock)
+            return sock
+
+    class HTTPSConnection(urllib3.connection.HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            sockets.add(sock)
+            return sock
+
+    class HTTPPool(urllib3.connectionpool.HTTPConnectionPool):
+        ConnectionCls = HTTPConnection
+
+    class HTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+        ConnectionCls = HTTPSConnection
+
+    return {"http": HTTPPool, "https": HTTPSPool}
+
+
+class _SyncAdapter(requests.adapters.HTTPAdapter):
+    """The sync's connections: every socket handed to ``sockets`` (so the deadline can cut
+    it), and with an ``address`` (the one the allowlist checked for the sync's ``host``),
+    requests go to that address, with the host's name in the ``Host`` header, in TLS's server
+    name (SNI) and in the certificate check; a request for another host is then refused
+    before it connects."""
+
+    def __init__(self, host: str, address: str | None, sockets: _Sockets) -> None:
         self._host = host
         self._address = address
+        self._sockets = sockets
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["server_hostname"] = self._host
-        kwargs["assert_hostname"] = self._host
+        if self._address is not None:
+            kwargs["server_hostname"] = self._host
+            kwargs["assert_hostname"] = self._host
         super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _tracking_pools(self._sockets)
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        if self._address is None:
+            return super().send(request, *args, **kwargs)
         parts = urlsplit(request.url or "")
         if origin(request.url or "")[1] != self._host:  # check_redirect refused it already
             raise requests.exceptions.InvalidURL("a request for another host than the sync's")

@@ -62,6 +62,11 @@ def format_progress(done: int, total: int | None, rate: float) -> str:
     return f"{text} at {_size(int(rate))}/s"
 
 
+def format_size(count: int) -> str:
+    """``512 B``, ``1.2 GiB``: a number of bytes as a person reads it."""
+    return _size(count)
+
+
 def _size(count: int) -> str:
     value = float(count)
     for unit in ("B", "KiB", "MiB", "GiB"):

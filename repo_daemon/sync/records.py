@@ -27,6 +27,10 @@ class SyncOptions:
     """How to sync. The lead maps settings onto these (see docs/sync.md)."""
 
     timeout: float = 600.0  # RepositorySettings.sync_timeout: seconds without progress
+    # The overall deadline (deadline.allowed): this many seconds, plus the release's declared
+    # bytes at min_rate bytes/s (RepositorySettings.sync_deadline_min, sync_min_rate).
+    deadline_min: float = 900.0
+    min_rate: float = 1024.0**2
     connect_timeout: float = 30.0
     max_bytes: int = 50 * 1024**3  # RepositorySettings.max_release_bytes
     rsync_binary: str = "rsync"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from bridge import printable
+from repo_daemon.sync import deadline as sync_deadline
 from repo_daemon.sync import errors, progress, records, scratch, urls
 
 logger = logging.getLogger(__name__)
@@ -133,9 +134,13 @@ def sync_rsync(
     report: progress.Progress,
     on_file: Callable[[str], None] = lambda _path: None,
     address: str | None = None,
+    deadline: sync_deadline.Deadline | None = None,
 ) -> records.SyncResult:
     """Run rsync (``plan_rsync``) into ``dest``, connecting to ``address`` when given; see
-    ``fetch.sync``."""
+    ``fetch.sync``. rsync runs in a process group of its own, stopped (with the receiver it
+    forks) when the sync fails, passes its ``deadline`` or is interrupted, and set to die with
+    the daemon's thread that started it if the daemon is killed outright (``with_pdeathsig``).
+    """
     argv = plan_rsync(
         url,
         dest,
@@ -150,7 +155,7 @@ def sync_rsync(
     scratch.prepare_dest(dest)
     started = time.monotonic()
     proc = subprocess.Popen(
-        argv,
+        with_pdeathsig(argv),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -208,6 +213,8 @@ def sync_rsync(
                 failure = errors.SyncTimedOut(
                     f"rsync from {url} made no progress for {stall_limit:.0f} s and was stopped"
                 )
+            elif deadline is not None and deadline.passed():
+                failure = deadline.error(url, report)
             if failure is not None:
                 _stop(proc)
                 break
@@ -298,6 +305,20 @@ def _read_lines(stream: IO[bytes], handle: Callable[[str], None]) -> None:
             feed(line)
     if pending:
         feed(pending)
+
+
+_SETPRIV = shutil.which("setpriv")
+
+
+def with_pdeathsig(argv: list[str]) -> list[str]:
+    """``argv`` run so that the kernel kills it when the thread that started it dies (the
+    daemon killed outright, SIGKILL included): through util-linux's ``setpriv --pdeathsig
+    KILL``, which sets ``PR_SET_PDEATHSIG`` and execs it (no ``preexec_fn``, which is unsafe
+    with threads). Without ``setpriv``, ``argv`` as it is: rsync then ends by its own
+    ``--timeout`` once its daemon is gone."""
+    if _SETPRIV is None:
+        return argv
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

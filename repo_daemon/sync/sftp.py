@@ -9,6 +9,7 @@ to, and never decides whether the files are right (``verify`` does).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -24,6 +25,7 @@ import paramiko
 
 from bridge import printable
 from repo_daemon.release_xml import limits
+from repo_daemon.sync import deadline as sync_deadline
 from repo_daemon.sync import errors, progress, records, scratch, urls, verify
 
 logger = logging.getLogger(__name__)
@@ -47,11 +49,15 @@ class _AcceptAndLog(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
 
 
 def _connect(
-    target: urls.SftpTarget, options: records.SyncOptions, address: str | None = None
+    target: urls.SftpTarget,
+    options: records.SyncOptions,
+    address: str | None = None,
+    on_socket: Callable[[socket.socket], None] = lambda _sock: None,
 ) -> Any:
     """A connected ``paramiko.SSHClient`` (key authentication, host key checked against the
     host's name). With ``address`` (the host's address the allowlist checked), the connection
-    goes there and nowhere else."""
+    goes there and nowhere else. ``on_socket`` is given the TCP connection as soon as it is
+    made, before SSH speaks on it (so a deadline can cut a handshake that trickles)."""
     where = f"{target.user}@{target.host}:{target.port}"
     if options.sftp_key_file is None:
         raise errors.SftpFailed(
@@ -89,7 +95,8 @@ def _connect(
         _AcceptAndLog() if options.sftp_allow_unknown_hosts else _RejectUnknown()
     )
     try:
-        sock = _open_socket(address, target, options) if address else None
+        sock = _open_socket(address or target.host, target, options)
+        on_socket(sock)
         client.connect(
             target.host,
             port=target.port,
@@ -131,6 +138,14 @@ def _connect(
 def _open_socket(address: str, target: urls.SftpTarget, options: records.SyncOptions) -> Any:
     """A TCP connection to ``address`` (for ``target``'s host), for paramiko to speak SSH on."""
     return socket.create_connection((address, target.port), timeout=options.connect_timeout)
+
+
+def _shut_down(sockets: list[socket.socket]) -> None:
+    """Shut the connections down: a read blocked on one wakes (closing would not wake it),
+    and the server sees the connection closed."""
+    for sock in sockets:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _plain(exc: BaseException) -> str:
@@ -196,17 +211,53 @@ def sync_sftp(
     report: progress.Progress,
     on_file: Callable[[str], None] = lambda _path: None,
     address: str | None = None,
+    deadline: sync_deadline.Deadline | None = None,
 ) -> records.SyncResult:
     """Mirror the remote directory of ``url`` into ``dest`` over SFTP, connecting to
     ``address`` when given; see ``fetch.sync``.
 
     The remote tree is listed first (refusing symlinks, specials and unsafe names before
     anything is downloaded); files whose size and time already match are kept (resume).
+    When the ``deadline`` passes, the SSH connection is closed (also in the middle of a read)
+    and ``SyncDeadlinePassed`` is raised.
     """
     target = urls.parse_sftp_url(url, options.sftp_user)
     scratch.prepare_dest(dest)
     started = time.monotonic()
-    client = _connect(target, options, address)
+    limit = deadline or sync_deadline.Deadline(float("inf"))
+    sockets: list[socket.socket] = []
+    client = None
+    try:
+        # Connecting counts too: an SSH server may trickle its banner and key exchange.
+        with limit.watch(lambda: _shut_down(sockets), what=f"sync {errors.printable(url)}"):
+            client = _connect(target, options, address, on_socket=sockets.append)
+            _mirror(client, url, target, dest, options, report, on_file, limit)
+    except errors.SyncDeadlinePassed:
+        raise
+    except (errors.SyncError, paramiko.SSHException, EOFError, OSError) as exc:
+        if limit.fired.is_set():  # what cutting the connection made of the read in hand
+            raise limit.error(url, report) from exc
+        raise
+    finally:
+        if client is not None:
+            client.close()
+        _shut_down(sockets)
+    summary = scratch.check_tree(dest)
+    return records.SyncResult(files=summary.files, bytes=summary.bytes,
+                      seconds=time.monotonic() - started)  # fmt: skip
+
+
+def _mirror(
+    client: Any,
+    url: str,
+    target: urls.SftpTarget,
+    dest: Path,
+    options: records.SyncOptions,
+    report: progress.Progress,
+    on_file: Callable[[str], None],
+    limit: sync_deadline.Deadline,
+) -> None:
+    """List the remote tree, refuse what must be, and fetch what is not here yet."""
     try:
         sftp = client.open_sftp()
         sftp.get_channel().settimeout(options.timeout)
@@ -235,16 +286,13 @@ def sync_sftp(
             report.total = total
         scratch.prune(dest, {f.path for f in files})
         for remote in files:
+            limit.check(url, report)
             _fetch_file(sftp, target.path + "/" + remote.path, dest, remote, report, url)
+            limit.check(url, report)  # a read the closed connection ended early
             on_file(remote.path)
     except (paramiko.SSHException, EOFError, TimeoutError) as exc:
         raise errors.SftpFailed(f"SFTP from {url} failed: {_plain(exc)}",
                          transient=True) from exc  # fmt: skip
-    finally:
-        client.close()
-    summary = scratch.check_tree(dest)
-    return records.SyncResult(files=summary.files, bytes=summary.bytes,
-                      seconds=time.monotonic() - started)  # fmt: skip
 
 
 def _fetch_file(

@@ -35,7 +35,7 @@ from bridge import errors, records
 from bridge.records import RolloutState
 from bridge.settings import model as settings_model
 from bridge.store import early_adopters as acceptances
-from bridge.store import events, queue, releases
+from bridge.store import events, queue, releases, text
 from bridge.tracker.client import TrackerClient
 from repo_daemon import errors as daemon_errors
 from repo_daemon.workflow import (
@@ -350,6 +350,7 @@ class WorkflowProcessor:
     def gave_up(self, job: records.Job, message: str) -> None:
         """A dead-lettered job: set the ticket to Failed and say why, when RT answers (a change
         of another field only says why: the release did not move)."""
+        message = text.storable(message, None)
         if not job.request.is_move:
             self._client().comment(
                 job.ticket_id,
@@ -410,6 +411,9 @@ class WorkflowProcessor:
     def _fail(
         self, inputs: Inputs, services: Services, error: str, *, for_provider: bool = False
     ) -> None:
+        # What the failure quotes (a provider's name that was not UTF-8) must not keep the
+        # ticket, the records or the event log from taking it: escaped, never refused.
+        error = text.storable(error, None)
         asked = inputs.job.request.current
         failure = engine.on_failure(
             inputs.definition, at=inputs.came_from, attempted=asked, error=error

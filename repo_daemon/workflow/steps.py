@@ -294,6 +294,8 @@ def sync_options_from(settings: settings_model.Settings) -> sync_records.SyncOpt
     return sync_records.SyncOptions(
         timeout=repo.sync_timeout,
         connect_timeout=repo.sync_connect_timeout,
+        deadline_min=repo.sync_deadline_min,
+        min_rate=repo.sync_min_rate,
         max_bytes=repo.max_release_bytes,
         rsync_password_file=repo.rsync_password_file,
         sftp_user=repo.sftp_user,

@@ -166,7 +166,10 @@ def test_sigterm_finishes_the_item_in_hand_and_claims_nothing_more(
     q.enqueue_many([change(t, 100 + t) for t in range(2, 11)])
     log, hold = tmp_path / "processed.log", tmp_path / "hold"
     hold.touch()
-    env = daemon_env(db_url, log, **{HOLD_ENV: str(hold), HOLD_TICKET_ENV: "1"})
+    # One worker: the item in hand is the only one (several workers: test_runner.py).
+    env = daemon_env(
+        db_url, log, **{HOLD_ENV: str(hold), HOLD_TICKET_ENV: "1", "ROLLOUT_DAEMON_WORKERS": "1"}
+    )
     daemon = daemons(env)
     wait_for(
         lambda: [x for x in read_log(log) if x.what == "start"],

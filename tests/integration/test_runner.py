@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -88,10 +88,14 @@ def make_runner(
     max_attempts: int = 3,
     base_delay: float = 10.0,
     bridge_user: str | None = "rollout-bridge",
+    workers: int = 1,
     **kwargs: object,
 ) -> runner.Runner:
     daemon = settings_model.DaemonSettings(
-        retry_base_delay=base_delay, retry_max_attempts=max_attempts, rt_bridge_user=bridge_user
+        retry_base_delay=base_delay,
+        retry_max_attempts=max_attempts,
+        rt_bridge_user=bridge_user,
+        workers=workers,
     )
     return runner.Runner(
         jobs,
@@ -292,3 +296,191 @@ def test_a_job_whose_lease_was_taken_over_is_not_completed(
 
 
 # -- the default processor ------------------------------------------------------------------
+
+
+# -- several workers ------------------------------------------------------------------------
+
+
+def test_jobs_of_different_tickets_run_at_once(jobs: queue.Queue) -> None:
+    ids = [jobs.enqueue(change(t, t)) for t in range(1, 5)]
+    together = threading.Barrier(4, timeout=10)  # broken unless all four run at the same time
+
+    report = make_runner(jobs, FakeProcessor(lambda _job: together.wait()), workers=4).drain()
+
+    assert (report.claimed, report.done) == (4, 4)
+    assert {status(jobs, i).status for i in ids} == {records.JobStatus.DONE}
+
+
+def test_a_stuck_ticket_does_not_hold_up_the_others(jobs: queue.Queue) -> None:
+    stuck = jobs.enqueue(change(1, 1))
+    others = [jobs.enqueue(change(t, t)) for t in range(2, 5)]
+    unstick = threading.Event()
+    later: list[int] = []
+
+    def behaviour(job: records.Job) -> None:
+        if job.id == stuck:
+            # Work arriving while it hangs is taken up by the free workers, too.
+            later.extend(jobs.enqueue(change(t, t)) for t in range(5, 9))
+            assert unstick.wait(20)
+
+    run = make_runner(jobs, FakeProcessor(behaviour), workers=2, poll_interval=0.01)
+    reports: list[runner.DrainReport] = []
+    drained = threading.Thread(target=lambda: reports.append(run.drain()))
+    drained.start()
+    deadline = time.monotonic() + 20
+    while not all(status(jobs, i).status is records.JobStatus.DONE for i in others + later):
+        assert time.monotonic() < deadline, "the other tickets waited for the stuck one"
+        time.sleep(0.01)
+    assert status(jobs, stuck).status is records.JobStatus.RUNNING
+    unstick.set()
+    drained.join(20)
+    (report,) = reports
+    assert (report.claimed, report.done) == (8, 8)
+    run.close()
+
+
+def test_a_tickets_changes_run_one_at_a_time_and_in_order_with_several_workers(
+    jobs: queue.Queue,
+) -> None:
+    for txn in range(10, 40):
+        jobs.enqueue(change(txn % 3, txn))  # three tickets, ten changes each
+    lock = threading.Lock()
+    running: set[int] = set()
+    seen: dict[int, list[int]] = {}
+    overlaps: list[int] = []
+
+    def behaviour(job: records.Job) -> None:
+        with lock:
+            if job.ticket_id in running:
+                overlaps.append(job.ticket_id)
+            running.add(job.ticket_id)
+            seen.setdefault(job.ticket_id, []).append(job.request.transaction_id)
+        time.sleep(0.005)  # long enough for the other workers to try
+        with lock:
+            running.discard(job.ticket_id)
+
+    report = make_runner(jobs, FakeProcessor(behaviour), workers=4, poll_interval=0.01).drain()
+
+    assert report.done == 30
+    assert overlaps == []
+    assert seen == {t: sorted(seen[t]) for t in seen}
+    assert sorted(len(v) for v in seen.values()) == [10, 10, 10]
+
+
+def test_stop_with_several_workers_finishes_the_jobs_in_hand_and_claims_nothing_more(
+    jobs: queue.Queue,
+) -> None:
+    ids = [jobs.enqueue(change(t, t)) for t in range(1, 7)]
+    started = threading.Barrier(3, timeout=10)
+    run = make_runner(jobs, FakeProcessor(), workers=3, poll_interval=0.01)
+
+    def behaviour(_job: records.Job) -> None:
+        if started.wait() == 0:  # all three in hand: SIGTERM arrives
+            run.stop()
+
+    run.processor = FakeProcessor(behaviour)
+    report = run.drain()
+
+    assert (report.claimed, report.done) == (3, 3)
+    assert [status(jobs, i).status for i in ids] == [records.JobStatus.DONE] * 3 + [
+        records.JobStatus.QUEUED
+    ] * 3
+    assert {status(jobs, i).attempts for i in ids[3:]} == {0}
+    run.close()
+
+
+# -- failures are recorded, whatever they say -----------------------------------------------
+
+
+def test_a_failure_quoting_bytes_that_are_not_utf8_is_recorded_escaped(
+    make_queue: Callable[..., queue.Queue],
+) -> None:
+    jobs = make_queue(lease=LEASE)
+    job_id = jobs.enqueue(change(1, 10))
+    # os.listdir keeps a name's undecodable bytes as lone surrogates; PostgreSQL refuses NUL.
+    refused = daemon_errors.ProcessingFailed(
+        "the tree holds 'caf\udce9.rpm' and 'a\x00b'", transient=False
+    )
+
+    report = make_runner(jobs, FakeProcessor(raising(refused))).drain()
+
+    assert (report.failed, report.unrecorded) == (1, 0)
+    job = status(jobs, job_id)
+    assert job.status is records.JobStatus.FAILED
+    assert job.last_error == "ProcessingFailed: the tree holds 'caf\\xe9.rpm' and 'a\\x00b'"
+    (event,) = jobs.events(ticket_id=1)
+    assert event.kind is events.EventKind.JOB_FAILED
+    assert "'caf\\xe9.rpm' and 'a\\x00b'" in event.detail
+
+
+class UnstorableText:
+    """A queue whose database refuses some text (as a driver refuses what it cannot encode),
+    or every outcome of some jobs (the database fails while they finish): the error paths no
+    real database produces on demand."""
+
+    def __init__(
+        self, jobs: queue.Queue, *, refuse: str = "", broken_jobs: Collection[int] = ()
+    ) -> None:
+        self._jobs = jobs
+        self.lease = jobs.lease
+        self.refuse = refuse
+        self.broken_jobs = set(broken_jobs)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._jobs, name)
+
+    def complete(self, job_id: int, worker: str) -> bool:
+        if job_id in self.broken_jobs:
+            raise OSError("disk I/O error")
+        return self._jobs.complete(job_id, worker)
+
+    def fail(self, job: records.Job, worker: str, error: str, **kwargs: object) -> object:
+        if job.id in self.broken_jobs or (self.refuse and self.refuse in error):
+            raise ValueError("the driver cannot store this text")
+        return self._jobs.fail(job, worker, error, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_failure_whose_text_cannot_be_stored_is_recorded_in_plain_words(
+    jobs: queue.Queue,
+) -> None:
+    job_id = jobs.enqueue(change(1, 10))
+    odd = daemon_errors.ProcessingFailed("\N{SNOWMAN} cannot be stored", transient=False)
+    store = UnstorableText(jobs, refuse="\N{SNOWMAN}")
+
+    report = make_runner(store, FakeProcessor(raising(odd))).drain()  # type: ignore[arg-type]
+
+    assert (report.failed, report.unrecorded) == (1, 0)
+    job = status(jobs, job_id)
+    assert job.status is records.JobStatus.FAILED
+    assert job.last_error is not None
+    assert job.last_error.startswith("the failure's own text could not be recorded (")
+    assert "\\u2603 cannot be stored" in job.last_error
+
+
+def test_a_job_whose_outcome_cannot_be_recorded_is_dead_lettered_after_its_attempts(
+    jobs: queue.Queue, clock: FakeClock
+) -> None:
+    job_id = jobs.enqueue(change(1, 10))
+    other = jobs.enqueue(change(2, 11))
+    store = UnstorableText(jobs, broken_jobs={job_id})
+    processor = FakeProcessor()
+    run = make_runner(store, processor, max_attempts=3)  # type: ignore[arg-type]
+
+    first = run.drain()  # the other ticket's job is not held up by it
+    assert (first.done, first.unrecorded) == (1, 1)
+    assert status(jobs, other).status is records.JobStatus.DONE
+    for attempt in (2, 3):
+        clock.advance(LEASE.total_seconds() + 1)
+        assert run.drain().unrecorded == 1
+        assert status(jobs, job_id).attempts == attempt
+    store.broken_jobs.clear()  # the dead letter itself must be recordable
+    clock.advance(LEASE.total_seconds() + 1)
+    last = run.drain()
+
+    assert last.dead == 1
+    job = status(jobs, job_id)
+    assert (job.status, job.attempts) == (records.JobStatus.DEAD, 4)
+    assert job.last_error is not None and "could not record the outcome" in job.last_error
+    clock.advance(24 * 3600)
+    assert run.drain().claimed == 0  # never claimed again
+    assert processor.seen.count(job_id) == 3

@@ -56,7 +56,8 @@ class Recorder:
         self.jobs.enqueue_many([change(2, 20)])
 
 
-SETTINGS = settings_model.DaemonSettings(drain_interval=0.05, reconcile_interval=3600)
+# One worker: "the job in hand" is one job (several workers: test_runner.py).
+SETTINGS = settings_model.DaemonSettings(drain_interval=0.05, reconcile_interval=3600, workers=1)
 
 
 def make_daemon(

@@ -18,6 +18,7 @@ from bridge.settings import model as settings_model
 from bridge.store import database, events, queue, releases
 from repo_daemon.publish.errors import PublishFailed
 from repo_daemon.release_xml.report import ReleaseInvalid
+from repo_daemon.sync.errors import SyncRefused
 from repo_daemon.workflow import processor as workflow
 from tests.support.fake_repository import FakeRepository
 
@@ -99,11 +100,13 @@ class FakeTracker:
 
     def comment(self, ticket_id: int, text: str, *, status: str | None = None) -> None:
         self._call()
+        text.encode("utf-8")  # the real client sends UTF-8 JSON: what it cannot encode raises
         self.comments.setdefault(ticket_id, []).append(text)
         self._status(ticket_id, status)
 
     def reply(self, ticket_id: int, text: str, *, status: str | None = None) -> None:
         self._call()
+        text.encode("utf-8")
         self.replies.setdefault(ticket_id, []).append(text)
         # Like RT: a reply reopens a resolved ticket, unless it sets the status itself.
         self._status(
@@ -399,6 +402,23 @@ def test_a_failure_the_provider_can_fix_is_replied_to_them(world: World) -> None
     assert reply.startswith("Your release 'Release 1' could not be processed: Submitted → ")
     assert "Package 2: Size is missing" in reply
     assert world.rt.tickets[1].status != "resolved"
+
+
+def test_a_failure_naming_a_file_that_is_not_utf8_fails_the_release_escaped(
+    world: World,
+) -> None:
+    world.rt.add(1)
+    # As os.listdir gives a provider's name whose bytes are not UTF-8: b"caf\xe9.rpm".
+    name = b"caf\xe9.rpm".decode("utf-8", "surrogateescape")
+    world.repository.fail["sync_packages"] = SyncRefused(f"the tree holds {name}", [name])
+
+    job = world.change(1, S.UNVERIFIED)
+
+    assert world.state(1) == "Failed"
+    (reply,) = world.rt.replies[1]
+    assert "the tree holds caf\\xe9.rpm" in reply
+    failed = world.queue.events(kind=events.EventKind.TRANSITION_FAILED, job_id=job.id)
+    assert len(failed) == 1 and "caf\\xe9.rpm" in failed[0].detail
 
 
 def test_a_failure_of_the_bridges_own_is_not_replied(world: World) -> None:

@@ -12,6 +12,7 @@ check of roles, while tests of that check act as the people above."""
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.message
 import email.policy
@@ -19,7 +20,7 @@ import itertools
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,13 +259,15 @@ def running_bridge(
     gnupghome: Path | None = None,
     workflow_settings: settings_model.WorkflowSettings | None = None,
     sync_hosts: tuple[settings_model.SyncHost, ...] = (settings_model.SyncHost(host="127.0.0.1"),),
+    repository_changes: Mapping[str, Any] | None = None,
 ) -> Iterator[Bridge]:
     """A sandbox RT whose scrip posts to a real receiver, and a runner with the workflow
     processor, all on loopback; stopped when the block ends. The repository's trees are in
     ``root/repo``, announced at ``repo_url``, signed with ``signing_key`` (in ``gnupghome``)
     when given, else with the process's ``shared_key``. The providers' RPMs are signed with
     ``provider_key``, published as a package key (imported into ``gnupghome``). Syncs may
-    reach only ``sync_hosts`` (the provider's rsync daemon is on 127.0.0.1)."""
+    reach only ``sync_hosts`` (the provider's rsync daemon is on 127.0.0.1).
+    ``repository_changes`` replaces further repository settings (e.g. the sync's deadline)."""
     if signing_key is None:
         signing_key, gnupghome = shared_key().fingerprint, shared_key().home
     elif gnupghome is not None:
@@ -295,6 +298,10 @@ def running_bridge(
         ),
         workflow=workflow_settings or settings_model.WorkflowSettings(),
     )
+    if repository_changes:
+        settings = dataclasses.replace(
+            settings, repository=dataclasses.replace(settings.repository, **repository_changes)
+        )
     engine = database.create_engine(settings.database())
     database.migrate(engine)
     jobs = queue.Queue(engine)
@@ -325,6 +332,7 @@ def running_bridge(
     try:
         yield bridge
     finally:
+        bridge.runner.close()
         bridge.close_clients()
         _stop(manager, processor, server, thread, engine, box)
         rsync.stop()

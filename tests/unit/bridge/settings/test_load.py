@@ -93,12 +93,15 @@ def test_receiver_and_daemon_settings_are_read_and_checked() -> None:
     secret = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldY"  # 24 bytes
     settings = settings_load.load_settings(
         {**BASE, "ROLLOUT_HOOK_SECRET": secret, "ROLLOUT_LISTEN_PORT": "9000",
-         "ROLLOUT_RETRY_MAX_ATTEMPTS": "3", "ROLLOUT_RT_BRIDGE_USER": "rollout-bridge"}
+         "ROLLOUT_RETRY_MAX_ATTEMPTS": "3", "ROLLOUT_RT_BRIDGE_USER": "rollout-bridge",
+         "ROLLOUT_DAEMON_WORKERS": "2"}
     )  # fmt: skip
     assert settings.receiver.port == 9000
     assert settings.hook_secret is not None and settings.hook_secret.reveal() == secret
     assert settings.daemon.retry_max_attempts == 3
     assert settings.daemon.rt_bridge_user == "rollout-bridge"
+    assert settings.daemon.workers == 2
+    assert settings_load.load_settings(BASE).daemon.workers == 4
     assert settings.database().startswith("sqlite:///")
 
 
@@ -109,6 +112,7 @@ def test_receiver_and_daemon_settings_are_read_and_checked() -> None:
         ({"ROLLOUT_HOOK_SECRET": "whsec_c2hvcnQ="}, "hook_secret: too short"),
         ({"ROLLOUT_LISTEN_PORT": "70000"}, "listen_port"),
         ({"ROLLOUT_DATABASE_URL": "mysql://x"}, "database_url"),
+        ({"ROLLOUT_DAEMON_WORKERS": "0"}, "daemon_workers"),
     ],
 )
 def test_bad_receiver_settings_are_named(env: dict[str, str], problem: str) -> None:

@@ -92,10 +92,14 @@ def make_runner(
     max_attempts: int = 3,
     base_delay: float = 10.0,
     bridge_user: str | None = "rollout-bridge",
+    workers: int = 1,
     **kwargs: object,
 ) -> runner.Runner:
     daemon = settings_model.DaemonSettings(
-        retry_base_delay=base_delay, retry_max_attempts=max_attempts, rt_bridge_user=bridge_user
+        retry_base_delay=base_delay,
+        retry_max_attempts=max_attempts,
+        rt_bridge_user=bridge_user,
+        workers=workers,
     )
     return runner.Runner(
         jobs,
