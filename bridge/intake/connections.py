@@ -14,8 +14,9 @@ with those gaps closed, by ``model.IntakeLimits``:
   httptools has buffered more than that;
 - one client address may hold ``max_connections_per_client`` connections (addresses in
   ``uncapped_clients`` excepted, e.g. a reverse proxy); more are closed as they come;
-- each kind of trouble, and a client hanging up in the middle of a body, is logged as one line,
-  at most once per ``log_interval`` (``log_limit``).
+- each kind of trouble, a client hanging up in the middle of a body, and uvicorn's own
+  once-per-request warnings (not HTTP, over the concurrency limit, an upgrade) are logged as one
+  line, at most once per ``log_interval`` (``log_limit``).
 
 ``ConnectionGuard`` holds the state shared by the connections of one server (the counts per
 address, the limited logs); ``protocol_class`` gives uvicorn a protocol class bound to one.
@@ -54,9 +55,27 @@ class Trouble(enum.Enum):
     LARGE_HEADERS = "refused a request: headers over the size limit (431)"
     SLOW_BODY = "closed a connection: request body not complete in time (408)"
     HUNG_UP = "a client hung up in the middle of a request body"
+    # uvicorn's own warnings, one per request, said through the same limit (``_LimitedLogger``).
+    NOT_HTTP = "refused a request that is not valid HTTP (400)"
+    BUSY = "answered 503: the receiver holds as many connections as it may"
+    UPGRADE = "refused a request to upgrade the connection"
 
 
-_LEVELS = {Trouble.TOO_MANY: logging.WARNING, Trouble.LARGE_HEADERS: logging.WARNING}
+# uvicorn's warning texts (uvicorn.protocols.http.httptools_impl) → the kind they are.
+_UVICORN_WARNINGS = {
+    "Invalid HTTP request received.": Trouble.NOT_HTTP,
+    "Exceeded concurrency limit.": Trouble.BUSY,
+    "Unsupported upgrade request.": Trouble.UPGRADE,
+}
+
+
+_LEVELS = {
+    Trouble.TOO_MANY: logging.WARNING,
+    Trouble.LARGE_HEADERS: logging.WARNING,
+    Trouble.NOT_HTTP: logging.WARNING,
+    Trouble.BUSY: logging.WARNING,
+    Trouble.UPGRADE: logging.WARNING,
+}
 
 
 class ConnectionGuard:
@@ -144,6 +163,27 @@ def _answer(status: int, message: str) -> bytes:
     )
 
 
+class _LimitedLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """uvicorn's ``uvicorn.error`` logger as one connection uses it, with the warnings it says
+    once per request (``_UVICORN_WARNINGS``) said through the guard's limit instead; every
+    other record goes to uvicorn's logger as before."""
+
+    def __init__(self, target: logging.Logger, report: Callable[[Trouble], None]) -> None:
+        super().__init__(target, {})
+        self._report = report
+
+    @property
+    def level(self) -> int:  # uvicorn reads it to decide on its trace lines
+        return int(self.logger.level)
+
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
+        kind = _UVICORN_WARNINGS.get(msg) if isinstance(msg, str) and not args else None
+        if kind is None:
+            super().warning(msg, *args, **kwargs)
+        else:
+            self._report(kind)
+
+
 class GuardedHttpToolsProtocol(httptools_impl.HttpToolsProtocol):
     """uvicorn's httptools protocol, held to the ``guard``'s limits (see the module)."""
 
@@ -157,6 +197,7 @@ class GuardedHttpToolsProtocol(httptools_impl.HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.logger = _LimitedLogger(self.logger, self._uvicorn_warned)  # type: ignore[assignment]
         self._host: str | None = None  # set once admitted (counted by the guard)
         self._reading_headers = True  # waiting for (the rest of) a request's line and headers
         self._header_bytes = 0
@@ -243,6 +284,9 @@ class GuardedHttpToolsProtocol(httptools_impl.HttpToolsProtocol):
         if self._reading_headers and not self.transport.is_closing():
             # The next request's headers (the keep-alive timer may close it first).
             self._start(self.guard.limits.header_timeout, self._headers_late)
+
+    def _uvicorn_warned(self, kind: Trouble) -> None:
+        self.guard.report(kind, f"from {self._host or 'unknown'}", self.loop)
 
     # -- limits -----------------------------------------------------------------------------
 

@@ -193,6 +193,11 @@ def repo_gc(ctx: click.Context) -> None:
         f"{report.snapshots} snapshots read; removed {report.pool_removed} pool files "
         f"({report.pool_removed_bytes:,} bytes) and {report.stale_removed} leftovers; "
         f"kept {report.pool_kept} pool files"
+        + (
+            f"; made {report.pool_repaired} writable pool files read-only"
+            if report.pool_repaired
+            else ""
+        )
     )
 
 

@@ -271,3 +271,24 @@ def test_hang_ups_mid_body_are_one_log_line(caplog: pytest.LogCaptureFixture) ->
     assert [r.getMessage() for r in caplog.records] == [
         "a client hung up in the middle of a request body: 127.0.0.2:40000 after 4 of 10 bytes"
     ]
+
+
+def test_uvicorns_own_warnings_are_one_log_line_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    async def main() -> None:
+        server = Server(settings_model.IntakeLimits(max_connections_per_client=0))
+        for _ in range(40):
+            protocol, transport = server.connect()
+            protocol.data_received(b"\x16\x03\x01 not http at all\r\n\r\n")  # e.g. TLS to HTTP
+            assert transport.written.startswith(b"HTTP/1.1 400 ")
+        assert server.troubles() == {Trouble.NOT_HTTP: 40}
+
+    run(main)
+    said = [(r.name, r.getMessage()) for r in caplog.records]
+    assert said == [
+        (connections.__name__, f"{Trouble.NOT_HTTP.value}: from 127.0.0.2"),
+    ]
+    assert not [r for r in caplog.records if r.name == "uvicorn.error"]

@@ -65,3 +65,21 @@ def test_rsyncd_conf_offers_protected_areas_to_the_roles_with_a_secret(
     monkeypatch.setenv("ROLLOUT_AREA_ROLES", "production=qc")
     assert cli.main(["repo", "rsyncd-conf"]) == 2
     assert "production is protected" in capsys.readouterr().err
+
+
+def test_repo_gc_says_how_many_writable_pool_files_it_made_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The repair itself is the publish tests'; this is what the command prints of it.
+    from repo_daemon.publish import repository
+
+    report = repository.GcReport(
+        snapshots=1, stale_removed=0, pool_removed=0, pool_removed_bytes=0, pool_kept=3,
+        pool_held_elsewhere=0, pool_repaired=2,
+    )  # fmt: skip
+    monkeypatch.setattr(repository.Repository, "collect_garbage", lambda self: report)
+    monkeypatch.setenv("ROLLOUT_REPO_ROOT", str(tmp_path / "repo"))
+    assert cli.main(["repo", "gc"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith(
+        "kept 3 pool files; made 2 writable pool files read-only"
+    )
