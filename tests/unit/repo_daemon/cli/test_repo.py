@@ -80,6 +80,8 @@ def test_repo_gc_says_how_many_writable_pool_files_it_made_read_only(
     monkeypatch.setattr(repository.Repository, "collect_garbage", lambda self: report)
     monkeypatch.setenv("ROLLOUT_REPO_ROOT", str(tmp_path / "repo"))
     assert cli.main(["repo", "gc"]) == 0
-    assert capsys.readouterr().out.rstrip().endswith(
-        "kept 3 pool files; made 2 writable pool files read-only"
+    assert (
+        capsys.readouterr()
+        .out.rstrip()
+        .endswith("kept 3 pool files; made 2 writable pool files read-only")
     )
