@@ -3,10 +3,15 @@ protocol: a real HTTPS server of our own that sends bodies a byte a second, and 
 proxy in front of a real rsync daemon and a real sshd. Each sync fails at its deadline (not at
 the idle timeout, which a trickle never reaches) with ``SyncDeadlinePassed`` saying so, and the
 server sees its connection closed; an rsync child is gone. The same sync without a trickle
-finishes well within the same deadline."""
+finishes well within the same deadline. And rsync dies with a daemon killed outright (SIGKILL,
+no clean-up), started from a worker thread as the daemon starts it."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +20,7 @@ import pytest
 from repo_daemon.sync import errors as sync_errors
 from repo_daemon.sync import fetch as sync
 from repo_daemon.sync import records as sync_records
-from tests.support import packages
+from tests.support import packages, paths
 from tests.support.rsync_server import RsyncDaemon
 from tests.support.sftp_server import SftpServer, sshd_missing
 from tests.support.trickle_server import TricklingHttpsServer, TricklingProxy
@@ -110,3 +115,59 @@ def test_an_sshd_trickling_a_byte_a_second_fails_at_the_deadline(
         assert proxy.wait(lambda: proxy.closed == proxy.opened == 1, timeout=5), (
             "the SSH connection was not closed"
         )
+
+
+_SYNC_IN_A_WORKER_THREAD = """
+import sys, threading
+from pathlib import Path
+from repo_daemon.sync import fetch, records
+url, dest = sys.argv[1], Path(sys.argv[2])
+options = records.SyncOptions(timeout=600.0, deadline_min=600.0)
+worker = threading.Thread(target=fetch.sync, args=("rsync", url, dest), kwargs={"options": options})
+worker.start()  # as the daemon's worker pool runs it: rsync is started from this thread
+worker.join()
+"""
+
+
+def _processes_naming(text: str) -> list[int]:
+    """The pids whose command line contains ``text`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_rsync_dies_with_a_daemon_killed_outright(
+    tmp_path: Path, provider: packages.ProviderTree
+) -> None:
+    with (
+        RsyncDaemon(tmp_path / "rsyncd", {"rel": provider.root.parent}) as daemon,
+        TricklingProxy(daemon.port, rate=1.0) as proxy,
+    ):
+        url = f"rsync://127.0.0.1:{proxy.port}/rel/{provider.root.name}/"
+        child = subprocess.Popen(
+            [sys.executable, "-c", _SYNC_IN_A_WORKER_THREAD, url, str(tmp_path / "dest")],
+            cwd=paths.ROOT,
+            env={**os.environ, "PYTHONPATH": str(paths.ROOT)},
+        )
+        try:
+            assert proxy.wait(lambda: proxy.opened == 1, timeout=20), "rsync never connected"
+            assert _processes_naming(f":{proxy.port}/rel/"), "no rsync to kill with the daemon"
+            child.send_signal(signal.SIGKILL)  # no clean-up of any kind runs
+            child.wait(timeout=10)
+            gone_by = time.monotonic() + 10
+            while _processes_naming(f":{proxy.port}/rel/"):
+                assert time.monotonic() < gone_by, "rsync outlived the daemon that started it"
+                time.sleep(0.05)
+            assert proxy.wait(lambda: proxy.closed == proxy.opened == 1, timeout=10)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
