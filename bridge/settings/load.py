@@ -4,6 +4,10 @@
 Every problem is collected and reported together as one ``ConfigError``. Secrets are held in
 ``secrets.Secret`` so they never show in ``repr``, logs or error messages. No module-level
 singleton: build a ``Settings`` and pass it down. It must not connect to anything.
+
+Past 500 lines on purpose for now: one reader per section of the file, all sharing the problem
+list and the number, path and secret readers; the seam to take next is the per-section readers
+(access, intake limits, early adopters) into modules of their own beside ``sync_hosts``.
 """
 
 from __future__ import annotations

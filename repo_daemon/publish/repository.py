@@ -11,6 +11,9 @@ what an area holds; ``areas`` names the areas, ``manifest`` is what each snapsho
 ``pool`` stores bytes, ``fsops`` makes trees durable and read-only, ``locks`` serialises
 writers per area. It does not generate repository metadata: a ``MetadataStep`` given to
 ``Repository`` does, inside the new snapshot before the swap.
+
+Past 500 lines for now: publication and the garbage collection share its locks and snapshot
+naming; the seam to take next is ``collect_garbage`` and its leftovers into ``publish/gc.py``.
 """
 
 from __future__ import annotations

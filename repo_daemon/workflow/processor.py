@@ -20,6 +20,9 @@ done; pure actions run again so the write-back is whole. A permanent failure set
 Failed with a comment a person can act on; a transient one propagates to the runner (retried,
 then the dead letter, which ``gave_up`` turns into Failed too). This module knows no action and
 no field by name.
+
+Past 500 lines for now: gather, decide, act and apply of one job read as one story here; the
+seam to take next is ``gather`` (the ticket view, roles and their cache) into ``gather.py``.
 """
 
 from __future__ import annotations
