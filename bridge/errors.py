@@ -30,6 +30,8 @@ class BridgeError(Exception):
     """Root of all errors raised by the ``bridge`` package."""
 
     transient: bool = False
+    # The workflow action that raised it, set by the processor on its way out (for the log).
+    failed_action: str | None = None
 
 
 class ConfigError(BridgeError):

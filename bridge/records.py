@@ -261,6 +261,10 @@ class Job:
     locked_until: datetime | None = None
     finished_at: datetime | None = None
     last_error: str | None = None
+    # Set by a claim: the attempt this is, counted over manual re-runs (``attempts`` restarts
+    # at a re-run), and what started it (an ``events.Cause`` label).
+    attempt: int = 0
+    cause: str = ""
 
     @property
     def ticket_id(self) -> int:

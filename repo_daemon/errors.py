@@ -34,6 +34,8 @@ class DaemonError(Exception):
 
     transient: bool = False
     provider_can_fix: bool = False
+    # The workflow action that raised it, set by the processor on its way out (for the log).
+    failed_action: str | None = None
 
 
 class ProcessingFailed(DaemonError):

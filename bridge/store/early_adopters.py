@@ -18,7 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bridge.store import tables
+from bridge.store import event_log, tables
+from bridge.store import events as eventlog
 from bridge.store.queue import Clock, utcnow
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,20 @@ class AcceptanceStore:
                         transaction_id=transaction_id,
                     )
                 )
+                event_log.append(
+                    conn,
+                    [
+                        event_log.draft(
+                            eventlog.EventKind.ACCEPTANCE_RECORDED,
+                            ticket_id=ticket_id,
+                            actor=actor,
+                            transaction_id=transaction_id,
+                            data={"detail": f"{team} ({ngi}) accepted the staged rollout",
+                                  "team": team, "ngi": ngi, "major_release": major_release},
+                        )
+                    ],
+                    now=self.clock(),
+                )  # fmt: skip
         except sa.exc.IntegrityError:
             logger.debug("team %s's acceptance of #%s stands already", team, ticket_id)
             return False
@@ -117,6 +132,21 @@ class AcceptanceStore:
                     withdrawn_by=actor, withdrawn_at=at, withdrawn_transaction_id=transaction_id
                 )
             )
+            if result.rowcount:
+                event_log.append(
+                    conn,
+                    [
+                        event_log.draft(
+                            eventlog.EventKind.ACCEPTANCE_WITHDRAWN,
+                            ticket_id=ticket_id,
+                            actor=actor,
+                            transaction_id=transaction_id,
+                            data={"detail": f"{team} withdrew from the staged rollout",
+                                  "team": team},
+                        )
+                    ],
+                    now=self.clock(),
+                )  # fmt: skip
         return bool(result.rowcount)
 
     def of_release(self, ticket_id: int, *, standing_only: bool = True) -> tuple[Acceptance, ...]:

@@ -1,27 +1,165 @@
-"""The event log and the bridge's named values, in the database: all SQL on the ``events`` and
-``state`` tables.
+"""Appending to the event log, and the bridge's named values: the writes on ``event_log``,
+``refusal_comments`` and ``state``.
 
-``EventLog`` appends events (typed, see ``events``), lists them, tracks which refusals still
-need a comment on their ticket, and keeps named values such as reconciliation's cursor.
-``queue.Queue`` extends it, so one handle serves the jobs and the log written beside them. It
-knows nothing of jobs' life cycle (``queue``) nor of what an event means to anyone.
+``append`` adds events in the caller's transaction (the one that makes the change they
+record), numbers them (a global id, a sequence per release), chains them (``event_chain``) and
+fills in who and why from ``provenance``. ``EventLog`` appends events of their own, lists them,
+tracks which refusals still need a comment on their ticket, and keeps named values such as
+reconciliation's cursor. ``queue.Queue`` extends it, so one handle serves the jobs and the log
+written beside them. The log is never updated; only ``retention`` deletes from it. It knows
+nothing of jobs' life cycle (``queue``), of feeds (``event_feed``) nor of what an event means.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bridge.store import event_chain, provenance, tables, text
 from bridge.store import events as eventlog
-from bridge.store import tables, text
+
+# Key of the PostgreSQL advisory lock that serialises appends (the chain has one head).
+APPEND_LOCK = 0x526F4576  # "RoEv"
 
 
-def _event(row: sa.Row[Any]) -> eventlog.Event:
-    m = row._mapping
+@dataclass(frozen=True, kw_only=True)
+class Draft:
+    """An event about to be appended: what ``append`` needs beyond the id, time and chain."""
+
+    kind: eventlog.EventKind
+    ticket_id: int | None
+    data: Mapping[str, Any]
+    actor: str
+    cause: eventlog.Cause
+    transaction_id: int | None
+    job_id: int | None
+
+
+def draft(
+    kind: eventlog.EventKind,
+    *,
+    ticket_id: int | None = None,
+    data: Mapping[str, Any] | None = None,
+    actor: str | None = None,
+    cause: eventlog.Cause | None = None,
+    transaction_id: int | None = None,
+    job_id: int | None = None,
+) -> Draft:
+    """An event of ``kind``; what is not given comes from the work under way
+    (``provenance.current()``: the job, its ticket and transaction, who asked, why, the
+    attempt)."""
+    now = provenance.current()
+    values = dict(data or {})
+    kind = eventlog.EventKind(kind)  # no free-text kinds reach the log
+    if "attempt" in kind.fields and "attempt" not in values and now.attempt is not None:
+        values["attempt"] = now.attempt
+    return Draft(
+        kind=kind,
+        ticket_id=now.ticket_id if ticket_id is None else ticket_id,
+        data=values,
+        actor=now.actor if actor is None else actor,
+        cause=now.cause if cause is None else cause,
+        transaction_id=now.transaction_id if transaction_id is None else transaction_id,
+        job_id=now.job_id if job_id is None else job_id,
+    )
+
+
+def _head(conn: sa.Connection) -> tuple[int, str, datetime | None]:
+    """The id, hash and time of the newest event (retention never deletes past the event that
+    records its deletion, so the newest event is always in the table once there was one)."""
+    log = tables.event_log
+    row = conn.execute(
+        sa.select(log.c.id, log.c.hash, log.c.at).order_by(log.c.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        return 0, event_chain.GENESIS, None
+    return int(row.id), str(row.hash), row.at
+
+
+def append(conn: sa.Connection, drafts: Sequence[Draft], *, now: datetime) -> list[int]:
+    """Append ``drafts`` to the log in ``conn``'s transaction, in order; returns their ids.
+
+    Call it in the transaction that makes the change the events record, so both are committed
+    or neither. Appends are serialised (SQLite's ``BEGIN IMMEDIATE``; an advisory lock held to
+    the end of the transaction on PostgreSQL), so ids and times follow commit order and the
+    chain has one head. Texts are stored escaped where no column could hold them.
+    """
+    if not drafts:
+        return []
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
+    last_id, last_hash, last_at = _head(conn)
+    at = max(now, last_at) if last_at is not None else now
+    log, rel = tables.event_log, tables.releases
+    seqs: dict[int, int] = {}
+    majors: dict[int, str | None] = {}
+    rows: list[dict[str, Any]] = []
+    for item in drafts:
+        ticket = item.ticket_id
+        seq = None
+        if ticket is not None:
+            if ticket not in seqs:
+                top = conn.execute(
+                    sa.select(sa.func.max(log.c.seq)).where(log.c.ticket_id == ticket)
+                ).scalar()
+                seqs[ticket] = int(top or 0)
+                majors[ticket] = conn.execute(
+                    sa.select(rel.c.major_release).where(rel.c.ticket_id == ticket)
+                ).scalar()
+            seqs[ticket] += 1
+            seq = seqs[ticket]
+        data = {k: _storable(v) for k, v in item.data.items()}
+        major = data.get("major_release") if ticket is None else majors.get(ticket)
+        if ticket is not None and "major_release" in data:
+            majors[ticket] = major = data["major_release"]
+        stored = event_chain.canonical_data(data)
+        last_id += 1
+        row = {
+            "id": last_id,
+            "at": at,
+            "kind": item.kind.value,
+            "ticket_id": ticket,
+            "seq": seq,
+            "actor": text.storable(item.actor, 200),
+            "cause": item.cause.label,
+            "transaction_id": item.transaction_id,
+            "job_id": item.job_id,
+            "data": stored,
+            "prev_hash": last_hash,
+        }
+        row["hash"] = last_hash = event_chain.hash_of_row(row)
+        area = data.get("area")
+        row["major_release"] = None if major is None else str(major)[:100]
+        row["area"] = None if area is None else str(area)[:1000]
+        rows.append(row)
+    conn.execute(log.insert(), rows)
+    return [r["id"] for r in rows]
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return text.storable(value, None)
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _storable(v) for k, v in value.items()}
+    return value
+
+
+def event_of(
+    row: Any, *, settled: bool | None = None, commented_at: datetime | None = None
+) -> eventlog.Event:
+    """The ``Event`` of an ``event_log`` row (with its refusal's comment bookkeeping, if any)."""
+    m = row._mapping if hasattr(row, "_mapping") else row
     return eventlog.Event(
         id=int(m["id"]),
         at=m["at"],
@@ -29,13 +167,32 @@ def _event(row: sa.Row[Any]) -> eventlog.Event:
         ticket_id=m["ticket_id"],
         transaction_id=m["transaction_id"],
         job_id=m["job_id"],
-        detail=str(m["detail"] or ""),
-        needs_comment=bool(m["needs_comment"]),
-        commented_at=m["commented_at"],
-        http_status=m["http_status"],
-        reason=m["reason"],
-        caller=m["caller"],
+        seq=m["seq"],
+        actor=str(m["actor"]),
+        cause=eventlog.Cause.parse(str(m["cause"])),
+        data=json.loads(m["data"]),
+        prev_hash=str(m["prev_hash"]),
+        hash=str(m["hash"]),
+        needs_comment=settled is not None,
+        commented_at=commented_at if settled is not None else None,
     )
+
+
+def _with_comments() -> sa.Select[Any]:
+    log, rc = tables.event_log, tables.refusal_comments
+    return sa.select(log, rc.c.settled, rc.c.commented_at).select_from(
+        log.outerjoin(rc, rc.c.event_id == log.c.id)
+    )
+
+
+def _event(row: sa.Row[Any]) -> eventlog.Event:
+    m = row._mapping
+    settled = m["settled"]
+    event = event_of(m, settled=settled, commented_at=m["commented_at"])
+    if settled and m["commented_at"] is None:
+        # Settled without a comment: it will never be made (no such ticket).
+        return dataclasses.replace(event, needs_comment=False)
+    return event
 
 
 class EventLog:
@@ -63,29 +220,45 @@ class EventLog:
         http_status: int | None = None,
         reason: str | None = None,
         caller: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        cause: eventlog.Cause | None = None,
     ) -> int:
-        """Append to the event log; returns the event's id.
+        """Append one event in a transaction of its own; returns its id.
 
-        ``kind`` is checked again at run time (``ValueError`` for anything that is not an
-        ``EventKind``: no free-text kinds reach the log). ``http_status``, ``reason`` and
-        ``caller`` are for refused hooks (see ``events.Event``). Texts are stored escaped where
-        no column could hold them (``text.storable``), so recording never fails on what they
-        quote.
+        For events that record no change of the stored tables (a refusal, an observation);
+        a change appends its event with ``append`` in its own transaction. ``kind`` is checked
+        again at run time (``ValueError`` for anything that is not an ``EventKind``).
+        ``http_status``, ``reason`` and ``caller`` are for refused hooks; ``needs_comment``
+        puts the refusal on the list the daemon comments on tickets.
         """
-        stmt = tables.events.insert().values(
-            at=self.clock(),
-            kind=eventlog.EventKind(kind).value,
+        values: dict[str, Any] = dict(data or {})
+        if detail:
+            values["detail"] = detail
+        for key, value in (("http_status", http_status), ("reason", reason), ("caller", caller)):
+            if value is not None:
+                values[key] = value
+        item = draft(
+            kind,
             ticket_id=ticket_id,
+            data=values,
+            actor=actor,
+            cause=cause,
             transaction_id=transaction_id,
             job_id=job_id,
-            detail=text.storable(detail, None),
-            needs_comment=needs_comment,
-            http_status=http_status,
-            reason=None if reason is None else text.storable(reason, None),
-            caller=None if caller is None else text.storable(caller, None),
         )
         with self.engine.begin() as conn:
-            return int(conn.execute(stmt.returning(tables.events.c.id)).scalar_one())
+            (event_id,) = append(conn, [item], now=self.clock())
+            if needs_comment:
+                conn.execute(
+                    tables.refusal_comments.insert().values(event_id=event_id, settled=False)
+                )
+        return event_id
+
+    def append_events(self, drafts: Sequence[Draft]) -> list[int]:
+        """Append several events in one transaction of their own."""
+        with self.engine.begin() as conn:
+            return append(conn, drafts, now=self.clock())
 
     def events(
         self,
@@ -96,24 +269,24 @@ class EventLog:
         limit: int = 100,
     ) -> list[eventlog.Event]:
         """Events, newest first."""
-        ev = tables.events
-        stmt = sa.select(ev).order_by(ev.c.id.desc()).limit(limit)
+        log = tables.event_log
+        stmt = _with_comments().order_by(log.c.id.desc()).limit(limit)
         if job_id is not None:
-            stmt = stmt.where(ev.c.job_id == job_id)
+            stmt = stmt.where(log.c.job_id == job_id)
         if kind is not None:
-            stmt = stmt.where(ev.c.kind == kind.value)
+            stmt = stmt.where(log.c.kind == kind.value)
         if ticket_id is not None:
-            stmt = stmt.where(ev.c.ticket_id == ticket_id)
+            stmt = stmt.where(log.c.ticket_id == ticket_id)
         with self.engine.begin() as conn:
             return [_event(r) for r in conn.execute(stmt).all()]
 
     def pending_comments(self, limit: int = 20) -> list[eventlog.Event]:
         """Events whose reason still has to be commented on their ticket, oldest first."""
-        ev = tables.events
+        rc = tables.refusal_comments
         stmt = (
-            sa.select(ev)
-            .where(ev.c.needs_comment.is_(True), ev.c.commented_at.is_(None))
-            .order_by(ev.c.id)
+            _with_comments()
+            .where(rc.c.settled.is_(False))
+            .order_by(tables.event_log.c.id)
             .limit(limit)
         )
         with self.engine.begin() as conn:
@@ -122,62 +295,49 @@ class EventLog:
     def already_commented(self, event: eventlog.Event) -> bool:
         """Whether the same refusal (ticket, RT transaction and reason) was commented before:
         a captured delivery replayed is told on its ticket once."""
-        ev = tables.events
+        log, rc = tables.event_log, tables.refusal_comments
         same_txn = (
-            ev.c.transaction_id.is_(None)
+            log.c.transaction_id.is_(None)
             if event.transaction_id is None
-            else ev.c.transaction_id == event.transaction_id
+            else log.c.transaction_id == event.transaction_id
         )
-        same_reason = (
-            ev.c.detail == event.detail if event.reason is None else ev.c.reason == event.reason
-        )
-        stmt = (
-            sa.select(ev.c.id)
-            .where(
-                ev.c.ticket_id == event.ticket_id,
-                same_txn,
-                same_reason,
-                ev.c.commented_at.is_not(None),
-                ev.c.id != event.id,
-            )
-            .limit(1)
+        stmt = _with_comments().where(
+            log.c.ticket_id == event.ticket_id,
+            same_txn,
+            rc.c.commented_at.is_not(None),
+            log.c.id != event.id,
         )
         with self.engine.begin() as conn:
-            return conn.execute(stmt).first() is not None
+            for row in conn.execute(stmt):
+                seen = _event(row)
+                if (
+                    (seen.reason == event.reason)
+                    if event.reason is not None
+                    else (seen.detail == event.detail)
+                ):
+                    return True
+        return False
 
     def prune_refusals(self, *, older_than: timedelta, batch: int = 10_000) -> int:
         """Delete refused-hook events older than ``older_than`` whose comment is settled (made,
-        or never to be made); returns how many. In batches, so a flood's rows never hold one
-        long lock. The retention of refusal records; nothing else is deleted."""
-        ev = tables.events
-        cutoff = self.clock() - older_than
-        kinds = (eventlog.EventKind.HOOK_REFUSED.value, eventlog.EventKind.RECOVERED_REFUSED.value)
-        settled = sa.or_(ev.c.needs_comment.is_(False), ev.c.commented_at.is_not(None))
-        removed = 0
-        while True:
-            chosen = (
-                sa.select(ev.c.id)
-                .where(ev.c.kind.in_(kinds), ev.c.at < cutoff, settled)
-                .order_by(ev.c.id)
-                .limit(batch)
-            )
-            with self.engine.begin() as conn:
-                ids = list(conn.execute(chosen).scalars())
-                if ids:
-                    conn.execute(ev.delete().where(ev.c.id.in_(ids)))
-            removed += len(ids)
-            if len(ids) < batch:
-                return removed
+        or never to be made); returns how many. The daemon's standing retention of refusal
+        records, through ``retention`` (exported first, chained, never what is still needed)."""
+        from bridge.store import retention  # retention builds on this module
+
+        rule = retention.Rule(
+            kinds=(eventlog.EventKind.HOOK_REFUSED, eventlog.EventKind.RECOVERED_REFUSED),
+            older_than=older_than,
+        )
+        return retention.prune(self, [rule], batch=batch).deleted
 
     def mark_commented(self, event_id: int, *, done: bool = True) -> None:
         """The event's comment was made (or, with ``done=False``, will never be: no ticket)."""
-        values: dict[str, Any] = {"commented_at": self.clock()}
-        if not done:
-            values = {"needs_comment": False}
+        values: dict[str, Any] = {"settled": True}
+        if done:
+            values["commented_at"] = self.clock()
+        rc = tables.refusal_comments
         with self.engine.begin() as conn:
-            conn.execute(
-                tables.events.update().where(tables.events.c.id == event_id).values(**values)
-            )
+            conn.execute(rc.update().where(rc.c.event_id == event_id).values(**values))
 
     # -- named values ---------------------------------------------------------------------
 

@@ -7,11 +7,12 @@ Declarations only: no behaviour lives here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Protocol
 
 from bridge import records
-from bridge.store import events, retry
+from bridge.store import event_log, events, retry
 
 
 class JobQueue(Protocol):
@@ -23,7 +24,14 @@ class JobQueue(Protocol):
 
     def heartbeat(self, job_id: int, worker: str) -> bool: ...
 
-    def complete(self, job_id: int, worker: str) -> bool: ...
+    def complete(
+        self,
+        job_id: int,
+        worker: str,
+        *,
+        job: records.Job | None = None,
+        also: Sequence[event_log.Draft] = (),
+    ) -> bool: ...
 
     def give_back(self, job_id: int, worker: str) -> bool: ...
 
@@ -35,6 +43,7 @@ class JobQueue(Protocol):
         *,
         transient: bool,
         policy: retry.RetryPolicy,
+        action: str | None = None,
     ) -> records.JobStatus | None: ...
 
     def record_event(

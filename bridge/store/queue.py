@@ -19,6 +19,7 @@ It knows nothing of RT or of what processing a job means.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -96,6 +97,76 @@ def _job(row: sa.Row[Any]) -> records.Job:
     )
 
 
+# The events after which a job is due again, whose cause the next attempt carries.
+_MADE_DUE = (
+    eventlog.EventKind.JOB_QUEUED.value,
+    eventlog.EventKind.JOB_RETRY.value,
+    eventlog.EventKind.JOB_REQUEUED.value,
+    eventlog.EventKind.IMPORTED.value,
+)
+
+
+def _due_cause(kind: str, cause: str) -> str:
+    """The cause of the attempt after an event of ``kind`` made the job due."""
+    if kind == eventlog.EventKind.JOB_RETRY.value:
+        return eventlog.Cause.AUTOMATIC_RETRY.label
+    return cause
+
+
+def _cause_of(request: records.ReleaseRequest) -> eventlog.Cause:
+    """What started a change, from how it reached the queue."""
+    if request.source is records.JobSource.RECOVERED:
+        return eventlog.Cause.RECONCILIATION
+    if request.source is records.JobSource.BRIDGE:
+        return eventlog.Cause.BRIDGE
+    return eventlog.Cause.EMERGENCY if request.emergency else eventlog.Cause.HOOK
+
+
+def _queued(
+    request: records.ReleaseRequest, job_id: int, cause: eventlog.Cause | None
+) -> event_log.Draft:
+    """The ``job_queued`` event of a change just stored as ``job_id``."""
+    return event_log.draft(
+        eventlog.EventKind.JOB_QUEUED,
+        ticket_id=request.ticket_id,
+        transaction_id=request.transaction_id,
+        job_id=job_id,
+        actor=request.actor,
+        cause=cause or _cause_of(request),
+        data={
+            "detail": f"queued {request.describe()}",
+            "field": request.field.label,
+            "old_value": request.old_value,
+            "new_value": request.new_value,
+            "emergency": request.emergency,
+            "source": request.source.label,
+        },
+    )
+
+
+def _job_event(
+    kind: eventlog.EventKind,
+    job: records.Job,
+    *,
+    detail: str,
+    cause: eventlog.Cause | None = None,
+    **data: Any,
+) -> event_log.Draft:
+    """An event about ``job`` (as claimed: its attempt and cause), by the bridge."""
+    values: dict[str, Any] = {"detail": detail, **data}
+    if job.attempt:
+        values["attempt"] = job.attempt
+    return event_log.draft(
+        kind,
+        ticket_id=job.ticket_id,
+        transaction_id=job.request.transaction_id,
+        job_id=job.id,
+        actor=eventlog.BRIDGE_ACTOR,
+        cause=cause or (eventlog.Cause.parse(job.cause) if job.cause else _cause_of(job.request)),
+        data=values,
+    )
+
+
 class Queue(event_log.EventLog):
     """The queue on one database engine (see ``bridge.store.database``), with the event log
     (``event_log.EventLog``) it writes to beside it."""
@@ -116,12 +187,20 @@ class Queue(event_log.EventLog):
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         return insert(tables.jobs)
 
-    def enqueue_many(self, requests: Sequence[records.ReleaseRequest]) -> list[Enqueued]:
-        """Store several changes in one transaction (one durable commit); in order."""
+    def enqueue_many(
+        self,
+        requests: Sequence[records.ReleaseRequest],
+        *,
+        cause: eventlog.Cause | None = None,
+    ) -> list[Enqueued]:
+        """Store several changes in one transaction (one durable commit), in order, each new
+        one with its ``job_queued`` event. ``cause`` overrides the one its source gives (a hook,
+        reconciliation, the bridge; a hook of an emergency release is ``emergency``)."""
         if not requests:
             return []
         now = self.clock()
         results: list[Enqueued] = []
+        drafts: list[event_log.Draft] = []
         jobs = tables.jobs
         with self.engine.begin() as conn:
             for request in requests:
@@ -150,11 +229,13 @@ class Queue(event_log.EventLog):
                 new_id = conn.execute(stmt).scalar()
                 if new_id is not None:
                     results.append(Enqueued(job_id=int(new_id), created=True))
+                    drafts.append(_queued(request, int(new_id), cause))
                     continue
                 existing = conn.execute(
                     sa.select(jobs.c.id).where(jobs.c.transaction_id == request.transaction_id)
                 ).scalar_one()
                 results.append(Enqueued(job_id=int(existing), created=False))
+            event_log.append(conn, drafts, now=now)
         return results
 
     def enqueue(self, request: records.ReleaseRequest) -> int:
@@ -202,25 +283,80 @@ class Queue(event_log.EventLog):
         if self._dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         jobs = tables.jobs
-        stmt = (
-            jobs.update()
-            .where(jobs.c.id.in_(pick.scalar_subquery()))
-            .values(
-                status=records.JobStatus.RUNNING.label,
-                locked_by=worker,
-                locked_until=now + self.lease,
-                attempts=jobs.c.attempts + 1,
-            )
-            .returning(*jobs.c)
-        )
+        pick = pick.add_columns(candidate.c.status)
         with self.engine.begin() as conn:
-            rows = conn.execute(stmt).all()
-        claimed = sorted((_job(r) for r in rows), key=lambda j: (j.scheduled_at, j.id))
+            picked = {int(i): str(st) for i, st in conn.execute(pick).all()}
+            if not picked:
+                return []
+            rows = conn.execute(
+                jobs.update()
+                .where(jobs.c.id.in_(list(picked)))
+                .values(
+                    status=records.JobStatus.RUNNING.label,
+                    locked_by=worker,
+                    locked_until=now + self.lease,
+                    attempts=jobs.c.attempts + 1,
+                )
+                .returning(*jobs.c)
+            ).all()
+            found = [_job(r) for r in rows]
+            found = [
+                self._attempt(conn, job, lease_expired=picked[job.id] != "queued") for job in found
+            ]
+            event_log.append(
+                conn,
+                [
+                    _job_event(
+                        eventlog.EventKind.JOB_CLAIMED,
+                        job,
+                        cause=eventlog.Cause.parse(job.cause),
+                        detail=f"attempt {job.attempt} taken by {worker}",
+                        worker=worker,
+                        lease_expired=picked[job.id] != "queued",
+                    )
+                    for job in found
+                ],
+                now=now,
+            )
+        claimed = sorted(found, key=lambda j: (j.scheduled_at, j.id))
         for job in claimed:
             logger.debug("claimed job %s", job.id, extra={"job_id": job.id, "worker": worker})
         return claimed
 
-    def _fenced(self, job_id: int, worker: str, **values: Any) -> bool:
+    def _attempt(
+        self, conn: sa.Connection, job: records.Job, *, lease_expired: bool
+    ) -> records.Job:
+        """``job`` with the attempt it is now (its claims so far, over re-runs) and its cause:
+        what made it due (a retry, a re-run, a daemon that died) or what queued it."""
+        log = tables.event_log
+        claims = conn.execute(
+            sa.select(sa.func.count()).where(
+                log.c.job_id == job.id, log.c.kind == eventlog.EventKind.JOB_CLAIMED.value
+            )
+        ).scalar_one()
+        cause = eventlog.Cause.LEASE_EXPIRED.label
+        if not lease_expired:
+            found = conn.execute(
+                sa.select(log.c.kind, log.c.cause)
+                .where(log.c.job_id == job.id, log.c.kind.in_(_MADE_DUE))
+                .order_by(log.c.id.desc())
+                .limit(1)
+            ).first()
+            cause = (
+                _due_cause(str(found.kind), str(found.cause))
+                if found
+                else _cause_of(job.request).label
+            )
+        return dataclasses.replace(job, attempt=int(claims) + 1, cause=cause)
+
+    def _fenced(
+        self,
+        job_id: int,
+        worker: str,
+        *,
+        events: Sequence[event_log.Draft] = (),
+        **values: Any,
+    ) -> bool:
         jobs = tables.jobs
         stmt = (
             jobs.update()
@@ -232,17 +368,42 @@ class Queue(event_log.EventLog):
             .values(**values)
         )
         with self.engine.begin() as conn:
-            return bool(conn.execute(stmt).rowcount == 1)
+            changed = bool(conn.execute(stmt).rowcount == 1)
+            if changed:
+                event_log.append(conn, events, now=self.clock())
+            return changed
 
     def heartbeat(self, job_id: int, worker: str) -> bool:
         """Extend the lease of a job ``worker`` holds; False when it no longer holds it."""
         return self._fenced(job_id, worker, locked_until=self.clock() + self.lease)
 
-    def complete(self, job_id: int, worker: str) -> bool:
-        """Mark the job done; False (and nothing changed) when ``worker`` lost its lease."""
+    def complete(
+        self,
+        job_id: int,
+        worker: str,
+        *,
+        job: records.Job | None = None,
+        also: Sequence[event_log.Draft] = (),
+    ) -> bool:
+        """Mark the job done; False (and nothing changed) when ``worker`` lost its lease.
+        ``job`` (as claimed) lets its ``job_done`` event say which attempt it was; ``also``
+        are events recorded with it (e.g. why nothing was done)."""
+        if job is not None:
+            done = _job_event(eventlog.EventKind.JOB_DONE, job, detail=f"done by {worker}")
+        else:
+            done = self._for_job(
+                job_id,
+                event_log.draft(
+                    eventlog.EventKind.JOB_DONE,
+                    job_id=job_id,
+                    actor=eventlog.BRIDGE_ACTOR,
+                    data={"detail": f"done by {worker}"},
+                ),
+            )
         return self._fenced(
             job_id,
             worker,
+            events=[*also, done],
             status=records.JobStatus.DONE.label,
             finished_at=self.clock(),
             locked_until=None,
@@ -252,9 +413,16 @@ class Queue(event_log.EventLog):
     def give_back(self, job_id: int, worker: str) -> bool:
         """Give a job back untouched (e.g. on shutdown before work began); not counted as a try."""
         jobs = tables.jobs
+        back = event_log.draft(
+            eventlog.EventKind.JOB_GIVEN_BACK,
+            job_id=job_id,
+            actor=eventlog.BRIDGE_ACTOR,
+            data={"detail": f"given back untouched by {worker}", "worker": worker},
+        )
         return self._fenced(
             job_id,
             worker,
+            events=[self._for_job(job_id, back)],
             status=records.JobStatus.QUEUED.label,
             locked_by=None,
             locked_until=None,
@@ -269,6 +437,7 @@ class Queue(event_log.EventLog):
         *,
         transient: bool,
         policy: retry.RetryPolicy,
+        action: str | None = None,
     ) -> records.JobStatus | None:
         """Record a failed try: queue it again after a backoff, or stop it as failed (permanent
         error) or dead (retries spent). Returns the new status, or None when ``worker`` had lost
@@ -286,9 +455,28 @@ class Queue(event_log.EventLog):
         else:
             status = records.JobStatus.DEAD if transient else records.JobStatus.FAILED
             values = {"finished_at": now}
+        kind = {
+            records.JobStatus.QUEUED: eventlog.EventKind.JOB_RETRY,
+            records.JobStatus.FAILED: eventlog.EventKind.JOB_FAILED,
+            records.JobStatus.DEAD: eventlog.EventKind.JOB_DEAD,
+        }[status]
+        when = f"; next try at {retry_at:%Y-%m-%d %H:%M:%S} UTC" if retry_at else ""
+        data: dict[str, Any] = {"error": error}
+        if action:
+            data["action"] = action
+        if retry_at is not None:
+            data["next_try_at"] = retry_at.isoformat(timespec="seconds")
         changed = self._fenced(
             job.id,
             worker,
+            events=[
+                _job_event(
+                    kind,
+                    job,
+                    detail=text.storable(f"attempt {job.attempts}: {error}{when}"),
+                    **data,
+                )
+            ],
             status=status.label,
             locked_by=None,
             locked_until=None,
@@ -297,23 +485,11 @@ class Queue(event_log.EventLog):
         )
         if not changed:
             return None
-        kind = {
-            records.JobStatus.QUEUED: eventlog.EventKind.JOB_RETRY,
-            records.JobStatus.FAILED: eventlog.EventKind.JOB_FAILED,
-            records.JobStatus.DEAD: eventlog.EventKind.JOB_DEAD,
-        }[status]
-        when = f"; next try at {retry_at:%Y-%m-%d %H:%M:%S} UTC" if retry_at else ""
-        self.record_event(
-            kind,
-            ticket_id=job.ticket_id,
-            transaction_id=job.request.transaction_id,
-            job_id=job.id,
-            detail=text.storable(f"attempt {job.attempts}: {error}{when}"),
-        )
         return status
 
-    def retry(self, job_id: int) -> records.Job:
-        """Queue a failed or dead-lettered job again, now, with a fresh count of attempts.
+    def retry(self, job_id: int, *, actor: str = "") -> records.Job:
+        """Queue a failed or dead-lettered job again, now, with a fresh count of attempts: a
+        manual re-run by ``actor`` (the operator), recorded as ``job_requeued``.
 
         Raises ``JobNotFound`` or ``JobNotRetryable`` (naming its status).
         """
@@ -338,13 +514,38 @@ class Queue(event_log.EventLog):
                 )
             )
             new = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
-        self.record_event(
-            eventlog.EventKind.JOB_REQUEUED,
-            ticket_id=int(row._mapping["ticket_id"]),
-            job_id=job_id,
-            detail=f"retried by an operator (was {status})",
-        )
+            event_log.append(
+                conn,
+                [
+                    event_log.draft(
+                        eventlog.EventKind.JOB_REQUEUED,
+                        ticket_id=int(row._mapping["ticket_id"]),
+                        transaction_id=int(row._mapping["transaction_id"]),
+                        job_id=job_id,
+                        actor=actor,
+                        cause=eventlog.Cause.MANUAL_RERUN,
+                        data={
+                            "detail": f"re-run by {actor or 'an operator'} (was {status})",
+                            "was": status,
+                        },
+                    )
+                ],
+                now=self.clock(),
+            )
         return _job(new)
+
+    def _for_job(self, job_id: int, item: event_log.Draft) -> event_log.Draft:
+        """``item`` with the job's ticket and transaction filled in from its row."""
+        jobs = tables.jobs
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(jobs.c.ticket_id, jobs.c.transaction_id).where(jobs.c.id == job_id)
+            ).first()
+        if row is None:
+            return item
+        return dataclasses.replace(
+            item, ticket_id=int(row.ticket_id), transaction_id=int(row.transaction_id)
+        )
 
     # -- reading -------------------------------------------------------------------------
 

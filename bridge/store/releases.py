@@ -9,6 +9,7 @@ never has a gap or two open spans (a unique index guards the latter).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge import records
-from bridge.store import tables, text
+from bridge.store import event_log, tables, text
+from bridge.store import events as eventlog
 from bridge.store.queue import Clock, utcnow
 
 logger = logging.getLogger(__name__)
@@ -129,19 +131,60 @@ class ReleaseStore:
                         actor="",
                     )
                 )
+                event_log.append(
+                    conn,
+                    [
+                        event_log.draft(
+                            eventlog.EventKind.RELEASE_RECORDED,
+                            ticket_id=ticket_id,
+                            data={
+                                "detail": f"first seen in {state.label}",
+                                "state": state.label,
+                                "major_release": major_release,
+                                "emergency": emergency,
+                                "entered_at": entered_at or now,
+                            },
+                        )
+                    ],
+                    now=now,
+                )
         found = self.get(ticket_id)
         assert found is not None
         return found
 
     def update_facts(self, ticket_id: int, *, major_release: str | None, emergency: bool) -> None:
-        """Keep the facts read from the ticket (they may change by hand) on the record."""
+        """Keep the facts read from the ticket (they may change by hand) on the record; a
+        change is recorded as ``release_facts_changed``."""
         rel = tables.releases
         with self.engine.begin() as conn:
-            conn.execute(
+            changed = conn.execute(
                 rel.update()
-                .where(rel.c.ticket_id == ticket_id)
+                .where(
+                    rel.c.ticket_id == ticket_id,
+                    sa.or_(
+                        sa.not_(rel.c.major_release.is_not_distinct_from(major_release)),
+                        rel.c.emergency != emergency,
+                    ),
+                )
                 .values(major_release=major_release, emergency=emergency)
-            )
+            ).rowcount
+            if changed:
+                event_log.append(
+                    conn,
+                    [
+                        event_log.draft(
+                            eventlog.EventKind.RELEASE_FACTS_CHANGED,
+                            ticket_id=ticket_id,
+                            data={
+                                "detail": f"major release {major_release or '(none)'}, "
+                                f"emergency {'yes' if emergency else 'no'}",
+                                "major_release": major_release,
+                                "emergency": emergency,
+                            },
+                        )
+                    ],
+                    now=self.clock(),
+                )
 
     def record_stage_report(self, ticket_id: int, *, at: datetime) -> bool:
         """Record when the StageRollout Report was filled in; only the first time counts
@@ -153,6 +196,19 @@ class ReleaseStore:
                 .where(rel.c.ticket_id == ticket_id, rel.c.stage_report_at.is_(None))
                 .values(stage_report_at=at)
             )
+            if result.rowcount:
+                event_log.append(
+                    conn,
+                    [
+                        event_log.draft(
+                            eventlog.EventKind.STAGE_REPORT_RECORDED,
+                            ticket_id=ticket_id,
+                            data={"detail": "the StageRollout Report was filled in",
+                                  "reported_at": at},
+                        )
+                    ],
+                    now=self.clock(),
+                )  # fmt: skip
         return bool(result.rowcount)
 
     def move(
@@ -163,12 +219,16 @@ class ReleaseStore:
         transaction_id: int | None,
         actor: str,
         failed_target: records.RolloutState | None = None,
+        event: event_log.Draft | None = None,
     ) -> None:
-        """Record that the release left its state and entered ``to``, now. A move to the state
-        it is in changes nothing but ``failed_target``."""
+        """Record that the release left its state and entered ``to``, now, with ``event``
+        (what the workflow did, e.g. ``transition_done``) in the same transaction. A move to
+        the state it is in changes nothing but ``failed_target``."""
         now = self.clock()
         rel, hist = tables.releases, tables.state_history
         with self.engine.begin() as conn:
+            if event is not None:
+                event_log.append(conn, [event], now=now)
             current = conn.execute(
                 sa.select(rel.c.state).where(rel.c.ticket_id == ticket_id)
             ).scalar_one()
@@ -232,10 +292,29 @@ class ReleaseStore:
                 .where(rel.c.ticket_id == ticket_id)
                 .values(release_sha256=sha256, release_attachment_id=attachment_id)
             )
+            event_log.append(
+                conn,
+                [
+                    event_log.draft(
+                        eventlog.EventKind.RELEASE_XML_FROZEN,
+                        ticket_id=ticket_id,
+                        data={"detail": f"release.xml frozen (attachment {attachment_id})",
+                              "sha256": sha256, "attachment_id": attachment_id},
+                    )
+                ],
+                now=self.clock(),
+            )  # fmt: skip
 
-    def set_repository_path(self, ticket_id: int, path: str | None) -> None:
+    def set_repository_path(
+        self,
+        ticket_id: int,
+        path: str | None,
+        *,
+        published: Mapping[str, Any] | None = None,
+    ) -> None:
         """Record where the release is published now (relative to the repository root); a
-        path is also added to the areas the release was ever published into."""
+        path is also added to the areas the release was ever published into. ``published``
+        (snapshot, files, bytes) makes it a publication, recorded as ``release_published``."""
         rel, held = tables.releases, tables.release_areas
         with self.engine.begin() as conn:
             conn.execute(
@@ -250,6 +329,19 @@ class ReleaseStore:
                         held.insert().values(
                             ticket_id=ticket_id, area=path, published_at=self.clock()
                         )
+                    )
+                if published is not None or known is None:
+                    what = dict(published or {})
+                    event_log.append(
+                        conn,
+                        [
+                            event_log.draft(
+                                eventlog.EventKind.RELEASE_PUBLISHED,
+                                ticket_id=ticket_id,
+                                data={"detail": f"published in {path}", **what, "area": path},
+                            )
+                        ],
+                        now=self.clock(),
                     )
 
     def published_areas(self, ticket_id: int) -> tuple[str, ...]:
@@ -269,8 +361,27 @@ class ReleaseStore:
         if not areas:
             return
         with self.engine.begin() as conn:
+            gone = list(
+                conn.execute(
+                    sa.select(held.c.area).where(
+                        held.c.ticket_id == ticket_id, held.c.area.in_(list(areas))
+                    )
+                ).scalars()
+            )
             conn.execute(
                 held.delete().where(held.c.ticket_id == ticket_id, held.c.area.in_(list(areas)))
+            )
+            event_log.append(
+                conn,
+                [
+                    event_log.draft(
+                        eventlog.EventKind.RELEASE_REMOVED,
+                        ticket_id=ticket_id,
+                        data={"detail": f"taken out of {area}", "area": area, "areas": [area]},
+                    )
+                    for area in gone
+                ],
+                now=self.clock(),
             )
 
     # -- staged-rollout slots ---------------------------------------------------------------
@@ -309,6 +420,19 @@ class ReleaseStore:
                         taken_at=self.clock(),
                     )
                 )
+                event_log.append(
+                    conn,
+                    [
+                        event_log.draft(
+                            eventlog.EventKind.SLOT_TAKEN,
+                            ticket_id=ticket_id,
+                            data={"detail": f"took the {major_release} staged-rollout slot"
+                                  + (" (emergency)" if emergency else ""),
+                                  "major_release": major_release, "emergency": emergency},
+                        )
+                    ],
+                    now=self.clock(),
+                )  # fmt: skip
         except sa.exc.IntegrityError:
             return False
         return True
@@ -322,6 +446,19 @@ class ReleaseStore:
                     slots.c.major_release == major_release, slots.c.ticket_id == ticket_id
                 )
             )
+            if result.rowcount:
+                event_log.append(
+                    conn,
+                    [
+                        event_log.draft(
+                            eventlog.EventKind.SLOT_FREED,
+                            ticket_id=ticket_id,
+                            data={"detail": f"gave up the {major_release} staged-rollout slot",
+                                  "major_release": major_release},
+                        )
+                    ],
+                    now=self.clock(),
+                )  # fmt: skip
         return bool(result.rowcount)
 
     def oldest_deferred(self, major_release: str) -> int | None:
@@ -352,9 +489,23 @@ class ReleaseStore:
             ).all()
         return {str(a): str(d) for a, d in rows}
 
-    def mark_step(self, job_id: int, action: str, detail: str = "") -> None:
-        """Record that ``action`` of ``job_id`` is done (idempotent)."""
+    def mark_step(
+        self,
+        job_id: int,
+        action: str,
+        detail: str = "",
+        *,
+        event: event_log.Draft | None = None,
+    ) -> None:
+        """Record that ``action`` of ``job_id`` is done (idempotent), with ``event`` (by
+        default ``action_done`` naming it) in the same transaction."""
         steps = tables.job_steps
+        if event is None:
+            event = event_log.draft(
+                eventlog.EventKind.ACTION_DONE,
+                job_id=job_id,
+                data={"detail": f"{action}: {detail}" if detail else action, "action": action},
+            )
         try:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -365,5 +516,6 @@ class ReleaseStore:
                         detail=text.storable(detail),
                     )
                 )
+                event_log.append(conn, [event], now=self.clock())
         except sa.exc.IntegrityError:
             logger.debug("step %s of job %s was already recorded", action, job_id)

@@ -54,27 +54,58 @@ jobs = sa.Table(
     ),
 )
 
-events = sa.Table(
-    "events",
+event_log = sa.Table(
+    "event_log",
     metadata,
-    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    # Append-only (see ``event_log``): rows are only ever inserted, and deleted by retention.
+    # Ids are given under the log's append lock, so they follow commit order.
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("at", sa.DateTime, nullable=False),
-    # An ``events.EventKind`` value: hook_refused, job_processed, job_retry, job_failed, ...
-    sa.Column("kind", sa.String(32), nullable=False),
+    # An ``events.EventKind`` value.
+    sa.Column("kind", sa.String(48), nullable=False),
     sa.Column("ticket_id", sa.BigInteger),
+    # The event's number among its release's events (from 1); None for events of no release.
+    sa.Column("seq", sa.Integer),
+    sa.Column("actor", sa.String(200), nullable=False),
+    # An ``events.Cause`` label: what started the work.
+    sa.Column("cause", sa.String(32), nullable=False),
     sa.Column("transaction_id", sa.BigInteger),
     sa.Column("job_id", sa.BigInteger),
-    sa.Column("detail", sa.Text, nullable=False, default=""),
-    # A refused hook that names a ticket: the daemon comments the reason on it once.
-    sa.Column("needs_comment", sa.Boolean, nullable=False, default=False),
+    # The release's major release and the area, as known when the event was written: filters.
+    sa.Column("major_release", sa.String(100)),
+    sa.Column("area", sa.String(1000)),
+    # The kind's fields as canonical JSON (``event_chain.canonical_data``).
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("uq_event_log_ticket_seq", "ticket_id", "seq", unique=True),
+    sa.Index("ix_event_log_at", "at"),
+    sa.Index("ix_event_log_kind", "kind", "id"),
+    sa.Index("ix_event_log_job", "job_id", "id"),
+    sa.Index("ix_event_log_actor", "actor", "id"),
+    sa.Index("ix_event_log_major_release", "major_release", "id"),
+    sa.Index("ix_event_log_area", "area", "id"),
+)
+
+refusal_comments = sa.Table(
+    "refusal_comments",
+    metadata,
+    # A refusal (hook_refused, recovered_refused) that names a ticket: the daemon comments its
+    # reason there once. Kept beside the log, which is never updated.
+    sa.Column("event_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    # True once the comment was made or will never be (no such ticket).
+    sa.Column("settled", sa.Boolean, nullable=False),
     sa.Column("commented_at", sa.DateTime),
-    # A refused hook: the HTTP status answered, the reason (what the ticket is told) and the
-    # caller (address and whether RT signed it), each on its own so nobody parses ``detail``.
-    sa.Column("http_status", sa.Integer),
-    sa.Column("reason", sa.Text),
-    sa.Column("caller", sa.Text),
-    sa.Index("ix_events_kind_at", "kind", "at"),
-    sa.Index("ix_events_ticket", "ticket_id"),
+    sa.Index("ix_refusal_comments_settled", "settled", "event_id"),
+)
+
+event_readers = sa.Table(
+    "event_readers",
+    metadata,
+    # "Since I last looked": the last event id each named reader of the feed has seen.
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("last_id", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
 )
 
 state = sa.Table(

@@ -8,13 +8,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from bridge import records
+from bridge.store import event_chain, event_log, queue, retry
 from bridge.store import events as eventlog
-from bridge.store import queue, retry
 
 Status = records.JobStatus
 _OPEN = (Status.QUEUED, Status.RUNNING)
@@ -43,8 +43,14 @@ class InMemoryQueue:
 
     # -- storing ------------------------------------------------------------------------
 
-    def enqueue_many(self, requests: Sequence[records.ReleaseRequest]) -> list[queue.Enqueued]:
-        """Store several changes, in order; a known transaction is reported, not stored again."""
+    def enqueue_many(
+        self,
+        requests: Sequence[records.ReleaseRequest],
+        *,
+        cause: eventlog.Cause | None = None,
+    ) -> list[queue.Enqueued]:
+        """Store several changes, in order; a known transaction is reported, not stored again.
+        Each new one gets its ``job_queued`` event."""
         results: list[queue.Enqueued] = []
         with self._lock:
             now = self.clock()
@@ -64,6 +70,7 @@ class InMemoryQueue:
                 )
                 self._by_transaction[request.transaction_id] = job_id
                 results.append(queue.Enqueued(job_id=job_id, created=True))
+                self._append(queue._queued(request, job_id, cause))
         return results
 
     def enqueue(self, request: records.ReleaseRequest) -> int:
@@ -98,15 +105,41 @@ class InMemoryQueue:
             due.sort(key=lambda j: (j.scheduled_at, j.id))
             claimed = []
             for job in due[:limit]:
-                claimed.append(
-                    self._set(
-                        job.id,
-                        status=Status.RUNNING,
-                        locked_by=worker,
-                        locked_until=now + self.lease,
-                        attempts=job.attempts + 1,
+                expired = job.status is Status.RUNNING
+                claims = sum(
+                    1 for e in self._events
+                    if e.job_id == job.id and e.kind is eventlog.EventKind.JOB_CLAIMED
+                )  # fmt: skip
+                made_due = [
+                    e
+                    for e in self._events
+                    if e.job_id == job.id and e.kind.value in queue._MADE_DUE
+                ]
+                cause = (
+                    eventlog.Cause.LEASE_EXPIRED if expired
+                    else eventlog.Cause.parse(
+                        queue._due_cause(made_due[-1].kind.value, made_due[-1].cause.label)
                     )
+                    if made_due
+                    else queue._cause_of(job.request)
+                )  # fmt: skip
+                taken = self._set(
+                    job.id,
+                    status=Status.RUNNING,
+                    locked_by=worker,
+                    locked_until=now + self.lease,
+                    attempts=job.attempts + 1,
+                    attempt=claims + 1,
+                    cause=cause.label,
                 )
+                self._append(
+                    queue._job_event(
+                        eventlog.EventKind.JOB_CLAIMED, taken, cause=cause,
+                        detail=f"attempt {claims + 1} taken by {worker}", worker=worker,
+                        lease_expired=expired,
+                    )
+                )  # fmt: skip
+                claimed.append(taken)
         return claimed
 
     def _set(self, job_id: int, **changes: Any) -> records.Job:
@@ -128,11 +161,26 @@ class InMemoryQueue:
             self._set(job_id, locked_until=self.clock() + self.lease)
             return True
 
-    def complete(self, job_id: int, worker: str) -> bool:
+    def complete(
+        self,
+        job_id: int,
+        worker: str,
+        *,
+        job: records.Job | None = None,
+        also: Sequence[event_log.Draft] = (),
+    ) -> bool:
         """Mark the job done; False (nothing changed) when ``worker`` lost its lease."""
         with self._lock:
-            if self._held(job_id, worker) is None:
+            held = self._held(job_id, worker)
+            if held is None:
                 return False
+            for item in also:
+                self._append(item)
+            self._append(
+                queue._job_event(
+                    eventlog.EventKind.JOB_DONE, job or held, detail=f"done by {worker}"
+                )
+            )
             self._set(
                 job_id,
                 status=Status.DONE,
@@ -155,6 +203,12 @@ class InMemoryQueue:
                 locked_until=None,
                 attempts=job.attempts - 1,
             )
+            self._append(
+                queue._job_event(
+                    eventlog.EventKind.JOB_GIVEN_BACK, job, detail=f"given back by {worker}",
+                    worker=worker,
+                )
+            )  # fmt: skip
             return True
 
     def fail(
@@ -165,6 +219,7 @@ class InMemoryQueue:
         *,
         transient: bool,
         policy: retry.RetryPolicy,
+        action: str | None = None,
     ) -> records.JobStatus | None:
         """Record a failed try as ``Queue.fail`` does (retry, failed or dead, and an event)."""
         with self._lock:
@@ -191,16 +246,17 @@ class InMemoryQueue:
                 Status.DEAD: eventlog.EventKind.JOB_DEAD,
             }[status]
             when = f"; next try at {retry_at:%Y-%m-%d %H:%M:%S} UTC" if retry_at else ""
-            self.record_event(
-                kind,
-                ticket_id=job.ticket_id,
-                transaction_id=job.request.transaction_id,
-                job_id=job.id,
-                detail=f"attempt {job.attempts}: {error}{when}"[:4000],
+            data: dict[str, Any] = {"error": error}
+            if action:
+                data["action"] = action
+            self._append(
+                queue._job_event(
+                    kind, job, detail=f"attempt {job.attempts}: {error}{when}"[:4000], **data
+                )
             )
             return status
 
-    def retry(self, job_id: int) -> records.Job:
+    def retry(self, job_id: int, *, actor: str = "") -> records.Job:
         """Queue a failed or dead job again, now. Raises ``JobNotFound`` / ``JobNotRetryable``."""
         with self._lock:
             job = self._jobs.get(job_id)
@@ -217,12 +273,18 @@ class InMemoryQueue:
                 scheduled_at=self.clock(),
                 finished_at=None,
             )
-            self.record_event(
-                eventlog.EventKind.JOB_REQUEUED,
-                ticket_id=job.ticket_id,
-                job_id=job_id,
-                detail=f"retried by an operator (was {job.status.label})",
-            )
+            self._append(
+                event_log.draft(
+                    eventlog.EventKind.JOB_REQUEUED,
+                    ticket_id=job.ticket_id,
+                    transaction_id=job.request.transaction_id,
+                    job_id=job_id,
+                    actor=actor,
+                    cause=eventlog.Cause.MANUAL_RERUN,
+                    data={"detail": f"re-run by {actor or 'an operator'} (was {job.status.label})",
+                          "was": job.status.label},
+                )
+            )  # fmt: skip
             return new
 
     # -- reading -------------------------------------------------------------------------
@@ -254,6 +316,28 @@ class InMemoryQueue:
 
     # -- events and state ----------------------------------------------------------------
 
+    def _append(self, item: event_log.Draft, *, needs_comment: bool = False) -> int:
+        """Append one event as ``event_log.append`` does: numbered, per-release sequence,
+        chained."""
+        with self._lock:
+            previous = self._events[-1] if self._events else None
+            at = self.clock() if previous is None else max(self.clock(), previous.at)
+            seq = None
+            if item.ticket_id is not None:
+                seq = 1 + max((e.seq or 0 for e in self._events if e.ticket_id == item.ticket_id),
+                              default=0)  # fmt: skip
+            row: dict[str, Any] = {
+                "id": next(self._event_ids), "at": at, "kind": item.kind.value,
+                "ticket_id": item.ticket_id, "seq": seq, "actor": item.actor,
+                "cause": item.cause.label, "transaction_id": item.transaction_id,
+                "job_id": item.job_id, "data": event_chain.canonical_data(item.data),
+                "prev_hash": previous.hash if previous else event_chain.GENESIS,
+            }  # fmt: skip
+            row["hash"] = event_chain.hash_of_row(row)
+            event = event_log.event_of(row, settled=False if needs_comment else None)
+            self._events.append(event)
+            return event.id
+
     def record_event(
         self,
         kind: eventlog.EventKind,
@@ -266,24 +350,24 @@ class InMemoryQueue:
         http_status: int | None = None,
         reason: str | None = None,
         caller: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+        cause: eventlog.Cause | None = None,
     ) -> int:
         """Append to the event log; returns the event's id (``ValueError`` for unknown kinds)."""
-        with self._lock:
-            event = eventlog.Event(
-                id=next(self._event_ids),
-                at=self.clock(),
-                kind=eventlog.EventKind(kind),
-                ticket_id=ticket_id,
-                transaction_id=transaction_id,
-                job_id=job_id,
-                detail=detail,
-                needs_comment=needs_comment,
-                http_status=http_status,
-                reason=reason,
-                caller=caller,
-            )
-            self._events.append(event)
-            return event.id
+        values: dict[str, Any] = dict(data or {})
+        if detail:
+            values["detail"] = detail
+        for key, value in (("http_status", http_status), ("reason", reason), ("caller", caller)):
+            if value is not None:
+                values[key] = value
+        return self._append(
+            event_log.draft(
+                kind, ticket_id=ticket_id, data=values, actor=actor, cause=cause,
+                transaction_id=transaction_id, job_id=job_id,
+            ),
+            needs_comment=needs_comment,
+        )  # fmt: skip
 
     def events(
         self,

@@ -7,7 +7,18 @@ It defines no command itself and holds no logic: see the modules it imports.
 
 from __future__ import annotations
 
-from repo_daemon.cli import daemon, db, demo, queue, release, repo, root, tracker, workflow
+from repo_daemon.cli import (
+    daemon,
+    db,
+    demo,
+    events,
+    queue,
+    release,
+    repo,
+    root,
+    tracker,
+    workflow,
+)
 from repo_daemon.cli import receiver as receiver_cli
 
 for _command in (
@@ -18,6 +29,7 @@ for _command in (
     daemon.reconcile,
     db.db,
     queue.queue_group,
+    events.events_group,
     workflow.workflow_group,
     repo.repo_group,
     receiver_cli.receiver_group,

@@ -7,7 +7,9 @@ nothing but a retried job.
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -175,18 +177,30 @@ def queue_show(ctx: click.Context, job_id: int, as_json: bool) -> None:
 
 @queue_group.command("retry")
 @click.argument("job_id", type=int)
+@click.option(
+    "--by",
+    "actor",
+    default=None,
+    help="Who re-runs it, for the event log (default: the login running the command).",
+)
 @click.pass_context
-def queue_retry(ctx: click.Context, job_id: int) -> None:
+def queue_retry(ctx: click.Context, job_id: int, actor: str | None) -> None:
     """Queue a failed or dead job again, now, with a fresh count of tries.
 
     Fix what its last error names first (`rollout queue show ID`). Jobs in any other state
-    cannot be retried (exit status 1).
+    cannot be retried (exit status 1). The event log records it as a manual re-run by you;
+    the attempts before stay in the release's timeline (`rollout release show TICKET`).
     """
     jobs = _open_jobs(ctx)
     before = jobs.get(job_id)
-    job = jobs.retry(job_id)
+    job = jobs.retry(job_id, actor=actor or _login())
     was = before.status.label if before is not None else "?"
     click.echo(f"job {job.id} (ticket {job.ticket_id}, {_change(job)}) queued again; it was {was}")
+
+
+def _login() -> str:
+    """The login running the command (``SUDO_USER`` first: the person behind sudo)."""
+    return os.environ.get("SUDO_USER") or getpass.getuser()
 
 
 @queue_group.command("stats")

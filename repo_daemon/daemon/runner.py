@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from bridge import errors, records
 from bridge import secrets as bridge_secrets
 from bridge.settings import model as settings_model
-from bridge.store import events, protocols, retry, text
+from bridge.store import event_log, events, protocols, provenance, retry, text
 from repo_daemon import errors as daemon_errors
 
 logger = logging.getLogger(__name__)
@@ -312,6 +312,22 @@ class Runner:
                 )
 
     def _run(self, job: records.Job, report: DrainReport) -> None:
+        """``_work`` with the job's provenance set, so every event it writes says which job,
+        attempt, person and cause it belongs to."""
+        cause = events.Cause.parse(job.cause) if job.cause else events.Cause.BRIDGE
+        with provenance.working_for(
+            provenance.Provenance(
+                job_id=job.id,
+                ticket_id=job.ticket_id,
+                transaction_id=job.request.transaction_id,
+                actor=job.request.actor,
+                cause=cause,
+                attempt=job.attempt or job.attempts,
+            )
+        ):
+            self._work(job, report)
+
+    def _work(self, job: records.Job, report: DrainReport) -> None:
         request = job.request
         extra = {"job_id": job.id, "ticket_id": job.ticket_id, "action": "process"}
         change = request.describe()
@@ -326,16 +342,14 @@ class Runner:
             return
         own_write = request.source is not records.JobSource.BRIDGE
         if own_write and self.bridge_user and request.actor == self.bridge_user:
-            if self.queue.complete(job.id, self.worker):
+            skipped = event_log.draft(
+                events.EventKind.JOB_SKIPPED_OWN_WRITE,
+                ticket_id=job.ticket_id,
+                data={"detail": f"{change} was made by the bridge's own account "
+                      f"{self.bridge_user!r}; nothing to do"},
+            )  # fmt: skip
+            if self.queue.complete(job.id, self.worker, job=job, also=[skipped]):
                 report.skipped += 1
-                self.queue.record_event(
-                    events.EventKind.JOB_SKIPPED_OWN_WRITE,
-                    ticket_id=job.ticket_id,
-                    transaction_id=request.transaction_id,
-                    job_id=job.id,
-                    detail=f"{change} was made by the bridge's own account "
-                    f"{self.bridge_user!r}; nothing to do",
-                )
                 logger.info(
                     "job %s (ticket %s, %s) is the bridge's own write; skipped",
                     job.id,
@@ -362,9 +376,10 @@ class Runner:
             if not isinstance(exc, errors.BridgeError | daemon_errors.DaemonError):
                 # The traceback may quote data verbatim: only at debug level (--verbose).
                 logger.debug("job %s raised", job.id, exc_info=True, extra=extra)
-            self._fail(job, message, transient=transient, report=report, extra=extra)
+            action = getattr(exc, "failed_action", None)
+            self._fail(job, message, transient=transient, report=report, extra=extra, action=action)
             return
-        if self.queue.complete(job.id, self.worker):
+        if self.queue.complete(job.id, self.worker, job=job):
             report.done += 1
             logger.info("job %s done", job.id, extra={**extra, "action": "complete"})
         else:
@@ -406,9 +421,10 @@ class Runner:
         transient: bool,
         report: DrainReport,
         extra: dict[str, object],
+        action: str | None = None,
     ) -> None:
         extra = {**extra, "action": "fail"}
-        status = self._record_failure(job, message, transient=transient, extra=extra)
+        status = self._record_failure(job, message, transient=transient, extra=extra, action=action)
         if status is None:
             self._lost(job, report, extra)
         elif status is records.JobStatus.QUEUED:
@@ -426,13 +442,19 @@ class Runner:
             logger.error("job %s failed for good: %s", job.id, message, extra=extra)
 
     def _record_failure(
-        self, job: records.Job, message: str, *, transient: bool, extra: dict[str, object]
+        self,
+        job: records.Job,
+        message: str,
+        *,
+        transient: bool,
+        extra: dict[str, object],
+        action: str | None = None,
     ) -> records.JobStatus | None:
         """``queue.fail``; when the message cannot be stored, a plain one that says so. Raises
         when neither can be recorded (the database is failing)."""
         try:
             return self.queue.fail(job, self.worker, message, transient=transient,
-                                   policy=self.policy)  # fmt: skip
+                                   policy=self.policy, action=action)  # fmt: skip
         except Exception as exc:
             reason = describe_error(exc, self._secrets)[0]
             logger.error(
@@ -443,7 +465,9 @@ class Runner:
             f"the failure's own text could not be recorded ({reason}); its start: "
             f"{message[:200].encode('ascii', 'backslashreplace').decode('ascii')}"
         )
-        return self.queue.fail(job, self.worker, plain, transient=transient, policy=self.policy)
+        return self.queue.fail(
+            job, self.worker, plain, transient=transient, policy=self.policy, action=action
+        )
 
     def _gave_up(self, job: records.Job, message: str, extra: dict[str, object]) -> None:
         """Tell the processor a job is dead-lettered, so a person hears of it (if it can)."""

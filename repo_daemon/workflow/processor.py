@@ -38,7 +38,7 @@ from bridge import errors, records
 from bridge.records import RolloutState
 from bridge.settings import model as settings_model
 from bridge.store import early_adopters as acceptances
-from bridge.store import events, queue, releases, text
+from bridge.store import event_log, events, queue, releases, text
 from bridge.tracker.client import TrackerClient
 from repo_daemon import errors as daemon_errors
 from repo_daemon.workflow import (
@@ -60,7 +60,7 @@ from repo_daemon.workflow.write_back import WriteBack
 logger = logging.getLogger(__name__)
 
 ClientFactory = Callable[[], TrackerClient]
-BRIDGE_ACTOR = "rollout-bridge"
+BRIDGE_ACTOR = events.BRIDGE_ACTOR
 
 # How long a person's RT groups (their workflow roles) are trusted before they are read again.
 ROLE_CACHE_SECONDS = 300.0
@@ -78,9 +78,15 @@ class FollowUps(Protocol):
         transaction_id: int | None = None,
         job_id: int | None = None,
         detail: str = "",
+        data: Mapping[str, object] | None = None,
     ) -> int: ...
 
-    def enqueue_many(self, requests: Sequence[records.ReleaseRequest]) -> list[queue.Enqueued]: ...
+    def enqueue_many(
+        self,
+        requests: Sequence[records.ReleaseRequest],
+        *,
+        cause: events.Cause | None = None,
+    ) -> list[queue.Enqueued]: ...
 
 
 class WorkflowProcessor:
@@ -153,13 +159,16 @@ class WorkflowProcessor:
         for client in clients:
             client.close()
 
-    def _event(self, kind: events.EventKind, job: records.Job, detail: str) -> None:
+    def _event(self, kind: events.EventKind, job: records.Job, detail: str, **data: object) -> None:
+        """An event that records no change of the bridge's tables (a move blocked, stale or
+        with nothing to do, a count), in a transaction of its own."""
         self.queue.record_event(
             kind,
             ticket_id=job.ticket_id,
             transaction_id=job.request.transaction_id,
             job_id=job.id,
             detail=detail,
+            data=data,
         )
 
     # -- gather ---------------------------------------------------------------------------
@@ -294,6 +303,7 @@ class WorkflowProcessor:
         self._event(
             events.EventKind.RT_CALLS, job,
             f"{calls} RT calls for {job.request.describe()} ({outcome})",
+            calls=calls, outcome=outcome,
         )  # fmt: skip
 
     def _process_move(self, job: records.Job, client: TrackerClient) -> str:
@@ -305,11 +315,17 @@ class WorkflowProcessor:
                 job,
                 f"the automatic move {request.previous.label} → {request.current.label} no "
                 f"longer applies: the release is {inputs.came_from.label}",
-            )
+                **{"from": inputs.came_from.label, "to": inputs.came_from.label,
+                   "asked": request.current.label},
+            )  # fmt: skip
             return "stale"
         outcome = inputs.decision.outcome
         if outcome is engine.Outcome.STAY:
-            self._event(events.EventKind.TRANSITION_NOOP, job, inputs.decision.reason)
+            self._event(
+                events.EventKind.TRANSITION_NOOP, job, inputs.decision.reason,
+                **{"from": inputs.came_from.label, "to": inputs.came_from.label,
+                   "asked": request.current.label},
+            )  # fmt: skip
         elif outcome is engine.Outcome.BLOCK:
             self._block(inputs, client)
         else:
@@ -374,25 +390,45 @@ class WorkflowProcessor:
                 current=inputs.ticket.ticket,
             )
         client.comment(inputs.ticket.id, f"Blocked: {inputs.decision.reason}.")
-        self._event(events.EventKind.TRANSITION_BLOCKED, inputs.job, inputs.decision.reason)
+        self._event(
+            events.EventKind.TRANSITION_BLOCKED, inputs.job, inputs.decision.reason,
+            **{"from": inputs.came_from.label, "to": stays.label, "asked": asked.label},
+        )  # fmt: skip
 
     # -- act ------------------------------------------------------------------------------
 
     def _act(
         self, names: Sequence[str], inputs: Inputs, services: Services
-    ) -> list[effects.Effect]:
-        """Run ``names`` in order through the registry; checkpoint lasting work. Raises what
-        a handler raises."""
+    ) -> tuple[list[effects.Effect], list[dict[str, object]]]:
+        """Run ``names`` in order through the registry; checkpoint lasting work (with its
+        ``action_done`` event). Returns the effects and what each action did (name, outcome,
+        seconds). Raises what a handler raises, naming the action on our own errors."""
         asked_for: list[effects.Effect] = []
+        ran: list[dict[str, object]] = []
         for name in names:
             action = REGISTRY[name]  # the loader refuses names the registry does not know
             if name in inputs.checkpoints and not action.rerun_on_resume:
+                ran.append({"name": name, "outcome": "done before", "seconds": 0.0})
                 continue
-            result = action.handler(inputs, services)
+            started = self._monotonic()
+            try:
+                result = action.handler(inputs, services)
+            except (errors.BridgeError, daemon_errors.DaemonError) as exc:
+                exc.failed_action = exc.failed_action or name
+                raise
+            seconds = round(self._monotonic() - started, 3)
             if action.checkpointed:
-                self.store.mark_step(inputs.job.id, name, result.detail)
+                done = event_log.draft(
+                    events.EventKind.ACTION_DONE,
+                    ticket_id=inputs.ticket.id,
+                    data={"detail": f"{name}: {result.detail}" if result.detail else name,
+                          "action": name, "seconds": seconds},
+                )  # fmt: skip
+                self.store.mark_step(inputs.job.id, name, result.detail, event=done)
+            ran.append({"name": name, "outcome": "done", "seconds": seconds,
+                        "detail": result.detail})  # fmt: skip
             asked_for.extend(result.effects)
-        return asked_for
+        return asked_for, ran
 
     def _move(
         self, inputs: Inputs, services: Services, *, also: Sequence[effects.Effect] = ()
@@ -400,19 +436,30 @@ class WorkflowProcessor:
         """Run the decision's actions and apply their effects, after ``also`` (what a change
         of another field that led to this move says)."""
         try:
-            asked_for = [*also, *self._act(inputs.decision.actions, inputs, services)]
+            done, ran = self._act(inputs.decision.actions, inputs, services)
         except (errors.BridgeError, daemon_errors.DaemonError) as exc:
             if exc.transient:
                 raise
             for_provider = isinstance(exc, daemon_errors.DaemonError) and exc.provider_can_fix
-            self._fail(inputs, services, str(exc), for_provider=for_provider)
+            self._fail(inputs, services, str(exc), for_provider=for_provider,
+                       action=exc.failed_action)  # fmt: skip
             return
-        follow_ups = self._apply(inputs, services, asked_for, inputs.decision.state)
-        self._event(events.EventKind.TRANSITION_DONE, inputs.job, inputs.decision.reason)
+        event = _transition(
+            events.EventKind.TRANSITION_DONE, inputs, inputs.decision.state, ran=ran
+        )
+        follow_ups = self._apply(
+            inputs, services, [*also, *done], inputs.decision.state, event=event
+        )
         self._follow_up(inputs, follow_ups)
 
     def _fail(
-        self, inputs: Inputs, services: Services, error: str, *, for_provider: bool = False
+        self,
+        inputs: Inputs,
+        services: Services,
+        error: str,
+        *,
+        for_provider: bool = False,
+        action: str | None = None,
     ) -> None:
         # What the failure quotes (a provider's name that was not UTF-8) must not keep the
         # ticket, the records or the event log from taking it: escaped, never refused.
@@ -425,11 +472,14 @@ class WorkflowProcessor:
             inputs, decision=failure, failure=failure.reason, failure_for_provider=for_provider
         )
         # The failure actions only tell people (the loader keeps it so): nothing to undo.
-        asked_for = self._act(failure.actions, failed, services)
+        asked_for, ran = self._act(failure.actions, failed, services)
+        event = _transition(
+            events.EventKind.TRANSITION_FAILED, failed, RolloutState.FAILED, ran=ran,
+            actor=BRIDGE_ACTOR, error=error, failed_target=asked.label, action=action,
+        )  # fmt: skip
         follow_ups = self._apply(
-            failed, services, asked_for, RolloutState.FAILED, failed_target=asked
+            failed, services, asked_for, RolloutState.FAILED, failed_target=asked, event=event
         )
-        self._event(events.EventKind.TRANSITION_FAILED, inputs.job, failure.reason)
         self._follow_up(inputs, follow_ups)
 
     # -- apply ----------------------------------------------------------------------------
@@ -442,9 +492,10 @@ class WorkflowProcessor:
         state: RolloutState,
         *,
         failed_target: RolloutState | None = None,
+        event: event_log.Draft,
     ) -> tuple[effects.MoveNextDeferredIn, ...]:
-        """The ticket write-back and the move in the bridge's records; returns the follow-ups
-        to run once the move is recorded."""
+        """The ticket write-back and the move in the bridge's records, with ``event`` in the
+        move's transaction; returns the follow-ups to run once the move is recorded."""
         plan = ticket_plan.TicketPlan.from_effects(asked_for)
         self._write_back(inputs, services.tracker, plan, state)
         self._records.keep(inputs.ticket, plan.records)
@@ -455,6 +506,7 @@ class WorkflowProcessor:
             transaction_id=inputs.job.request.transaction_id,
             actor=actor,
             failed_target=failed_target,
+            event=event,
         )
         return plan.follow_ups
 
@@ -507,14 +559,46 @@ class WorkflowProcessor:
                     actor=f"slot freed by #{inputs.ticket.id}",
                     source=records.JobSource.BRIDGE,
                 )
-            ]
+            ],
+            cause=events.Cause.SLOT_FREED,
         )
         self._event(
             events.EventKind.DEFERRED_PROMOTED,
             job,
             f"the {major} staged-rollout slot is free: queued #{waiting} (job "
             f"{result[0].job_id}) to move from Deferred into StageRollout",
+            major_release=major,
+            promoted=waiting,
+            promoted_job=result[0].job_id,
         )
+
+
+def _transition(
+    kind: events.EventKind,
+    inputs: Inputs,
+    to: RolloutState,
+    *,
+    ran: Sequence[Mapping[str, object]],
+    actor: str | None = None,
+    **data: object,
+) -> event_log.Draft:
+    """The event of a move the workflow made: from, to, asked, who, and what each action
+    did (written in the move's transaction)."""
+    request = inputs.job.request
+    reason = inputs.decision.reason
+    return event_log.draft(
+        kind,
+        ticket_id=inputs.ticket.id,
+        actor=request.actor if actor is None else actor,
+        data={
+            "detail": f"{inputs.came_from.label} → {to.label}: {reason}",
+            "from": inputs.came_from.label,
+            "to": to.label,
+            "asked": request.current.label,
+            "actions": [dict(a) for a in ran],
+            **{k: v for k, v in data.items() if v is not None},
+        },
+    )
 
 
 def workflow_processor(settings: settings_model.Settings, jobs: queue.Queue) -> WorkflowProcessor:

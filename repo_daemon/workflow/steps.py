@@ -162,21 +162,34 @@ class RepositoryWork:
 
     # -- the trees ------------------------------------------------------------------------
 
-    def _moved(self, ticket_id: int, area: publish.PublishedArea, what: str) -> Step:
-        self.store.set_repository_path(ticket_id, area.area.path)
+    def _moved(
+        self,
+        ticket_id: int,
+        area: publish.PublishedArea,
+        what: str,
+        info: release_model.ReleaseInfo,
+    ) -> Step:
+        published = {
+            "detail": f"{what} {area.area.path}, snapshot {area.snapshot}",
+            "snapshot": area.snapshot,
+            "files": len(info.packages),
+            "bytes": info.total_size,
+            "changed": area.changed,
+        }
+        self.store.set_repository_path(ticket_id, area.area.path, published=published)
         state = "" if area.changed else " (already there)"
         return Step(detail=f"{what} {area.area.path}{state}")
 
     def publish_unverified(self, ticket: TicketView, info: release_model.ReleaseInfo) -> Step:
         area = self.repository.publish_unverified(ticket.id, info, self.scratch(ticket.id))
         sync_scratch.remove(self.scratch(ticket.id))
-        return self._moved(ticket.id, area, "published to")
+        return self._moved(ticket.id, area, "published to", info)
 
     def promote_to_stagerollout(
         self, ticket: TicketView, info: release_model.ReleaseInfo, major_release: str
     ) -> Step:
         area = self.repository.promote_to_stagerollout(ticket.id, info, major_release)
-        return self._moved(ticket.id, area, "promoted to")
+        return self._moved(ticket.id, area, "promoted to", info)
 
     def promote_to_production(
         self, ticket: TicketView, info: release_model.ReleaseInfo, major_release: str
@@ -189,7 +202,7 @@ class RepositoryWork:
             or self.settings.repository.release_type_for(major_release)
         )
         area = self.repository.promote_to_production(ticket.id, info, major_release, release_type)
-        return self._moved(ticket.id, area, "promoted to")
+        return self._moved(ticket.id, area, "promoted to", info)
 
     def remove_release(self, ticket: TicketView) -> Step:
         """Take the release out of every unverified and stagerollout area the bridge recorded

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from bridge import records
+from bridge.store import event_log, events
 from bridge.tracker.client import TrackerClient
 from repo_daemon.workflow import ticket_plan
 from repo_daemon.workflow.gather import CLOSED_STATUSES
@@ -29,7 +30,14 @@ class Checkpoints(Protocol):
 
     def steps_done(self, job_id: int) -> dict[str, str]: ...
 
-    def mark_step(self, job_id: int, action: str, detail: str = "") -> None: ...
+    def mark_step(
+        self,
+        job_id: int,
+        action: str,
+        detail: str = "",
+        *,
+        event: event_log.Draft | None = None,
+    ) -> None: ...
 
 
 class WriteBack:
@@ -76,7 +84,7 @@ class WriteBack:
                 owner=owner,
                 current=self.ticket,
             )
-            self._mark(WROTE_TICKET, ", ".join(sorted(fields)))
+            self._mark(WROTE_TICKET, ", ".join(sorted(fields)), fields=sorted(fields))
         self._messages(status_by_reply)
 
     def _messages(self, status_by_reply: str | None) -> None:
@@ -85,18 +93,29 @@ class WriteBack:
         if plan.comments and COMMENTED not in self.done:
             text = "\n\n".join(plan.comments)
             self.client.comment(self.ticket.id, text)
-            self._mark(COMMENTED, text[:200])
+            self._mark(COMMENTED, text[:200], comment=_first_line(text))
         # A reply reopens a deleted ticket, and the bridge may not delete it again: a deleted
         # ticket gets comments only.
         if plan.replies and REPLIED not in self.done and self.ticket.status != "deleted":
             text = "\n\n".join(plan.replies)
             self.client.reply(self.ticket.id, text, status=status_by_reply)
-            self._mark(REPLIED, text[:200])
+            self._mark(REPLIED, text[:200], reply=_first_line(text), to="requestors")
         if plan.told and UNTOLD not in self.done:
             after = plan.cc_after_telling(self.ticket.cc_groups())
             self.client.update_ticket(self.ticket.id, cc_groups=after, current=self.ticket)
-            self._mark(UNTOLD, ", ".join(plan.told))
+            self._mark(UNTOLD, ", ".join(plan.told), untold=list(plan.told))
 
-    def _mark(self, step: str, detail: str) -> None:
-        self.checkpoints.mark_step(self.job_id, step, detail)
+    def _mark(self, step: str, detail: str, **told: object) -> None:
+        """Checkpoint ``step`` with its ``ticket_told`` event (what the ticket was told)."""
+        event = event_log.draft(
+            events.EventKind.TICKET_TOLD,
+            ticket_id=self.ticket.id,
+            data={"detail": f"{step}: {detail}" if detail else step, "step": step, **told},
+        )
+        self.checkpoints.mark_step(self.job_id, step, detail, event=event)
         self.done[step] = detail
+
+
+def _first_line(text: str) -> str:
+    """A message's first line (up to 200 characters), for the event log."""
+    return (text.strip().splitlines() or [""])[0][:200]

@@ -99,10 +99,21 @@ def test_failures_retry_then_dead_letter_with_events(
     assert jobs.fail(job, "a", "RT down", transient=True, policy=POLICY) is records.JobStatus.DEAD
     assert [e.kind for e in jobs.events(ticket_id=1)] == [
         events.EventKind.JOB_DEAD,
+        events.EventKind.JOB_CLAIMED,
         events.EventKind.JOB_RETRY,
+        events.EventKind.JOB_CLAIMED,
+        events.EventKind.JOB_QUEUED,
     ]
-    retried = jobs.retry(job.id)
+    retried = jobs.retry(job.id, actor="alice")
     assert (retried.status, retried.attempts) == (records.JobStatus.QUEUED, 0)
+    (rerun, *_) = jobs.events(ticket_id=1)
+    assert (rerun.kind, rerun.actor, rerun.cause) == (
+        events.EventKind.JOB_REQUEUED,
+        "alice",
+        events.Cause.MANUAL_RERUN,
+    )
+    (third,) = jobs.claim("a")
+    assert (third.attempt, third.cause) == (3, events.Cause.MANUAL_RERUN.label)
     with pytest.raises(queue.JobNotRetryable):
         jobs.retry(job.id)
     with pytest.raises(queue.JobNotFound):

@@ -8,14 +8,15 @@ from bridge.intake import refusals
 from bridge.store import events
 
 
-def refused(**fields: object) -> events.Event:
+def refused(*, transaction_id: int | None = None, **fields: object) -> events.Event:
     return events.Event(
         id=1,
         at=datetime(2026, 12, 5, 12, 0),
         kind=events.EventKind.HOOK_REFUSED,
         ticket_id=5,
+        transaction_id=transaction_id,
         needs_comment=True,
-        **fields,  # type: ignore[arg-type]
+        data={k: v for k, v in fields.items() if v is not None},
     )
 
 

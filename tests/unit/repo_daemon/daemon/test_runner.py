@@ -157,7 +157,14 @@ def test_a_transient_error_is_retried_with_backoff(
     processor.behaviour = None
     assert run.drain().done == 1
     assert status(jobs, job_id).attempts == 2
-    assert [e.kind for e in jobs.events(ticket_id=1)] == [events.EventKind.JOB_RETRY]
+    assert [e.kind.value for e in reversed(jobs.events(ticket_id=1))] == [
+        "job_queued", "job_claimed", "job_retry", "job_claimed", "job_done",
+    ]  # fmt: skip
+    # Each attempt is numbered; the second one says it was an automatic retry.
+    claims = [e for e in reversed(jobs.events(kind=events.EventKind.JOB_CLAIMED))]
+    assert [(e.data["attempt"], e.cause) for e in claims] == [
+        (1, events.Cause.HOOK), (2, events.Cause.AUTOMATIC_RETRY),
+    ]  # fmt: skip
 
 
 def test_transient_errors_end_in_the_dead_letter(
@@ -180,10 +187,9 @@ def test_transient_errors_end_in_the_dead_letter(
     # Only the dead letter is handed back to the processor, once, with the cause.
     assert processor.gave_up_on == [(job_id, "ProcessingFailed: rsync: connection refused")]
     assert [e.kind.value for e in jobs.events(ticket_id=1)] == [
-        "job_dead",
-        "job_retry",
-        "job_retry",
-    ]
+        "job_dead", "job_claimed", "job_retry", "job_claimed", "job_retry", "job_claimed",
+        "job_queued",
+    ]  # fmt: skip
     assert run.drain().claimed == 0
 
 
@@ -195,7 +201,7 @@ def test_a_permanent_error_fails_the_job_at_once(jobs: testing.InMemoryQueue) ->
     job = status(jobs, job_id)
     assert (job.status, job.attempts) == (records.JobStatus.FAILED, 1)
     assert job.last_error == "TrackerNotFound: get_ticket (ticket 7): RT has no such object"
-    (event,) = jobs.events(ticket_id=7)
+    (event, *_) = jobs.events(ticket_id=7)
     assert event.kind is events.EventKind.JOB_FAILED
 
 

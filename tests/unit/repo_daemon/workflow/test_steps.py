@@ -24,6 +24,7 @@ from tests.unit.repo_daemon.workflow.conftest import ticket
 class Moved:
     area: areas.Area
     changed: bool = True
+    snapshot: str | None = "s1"
 
 
 class Trees:
@@ -38,7 +39,9 @@ class Trees:
 
 
 class Records:
-    def set_repository_path(self, ticket_id: int, path: str | None) -> None:
+    def set_repository_path(
+        self, ticket_id: int, path: str | None, *, published: object = None
+    ) -> None:
         self.path = path
 
 

@@ -28,7 +28,9 @@ class Records:
         self.areas: dict[int, list[str]] = {}
         self.paths: dict[int, str | None] = {}
 
-    def set_repository_path(self, ticket_id: int, path: str | None) -> None:
+    def set_repository_path(
+        self, ticket_id: int, path: str | None, *, published: object = None
+    ) -> None:
         self.paths[ticket_id] = path
         if path and path not in self.areas.setdefault(ticket_id, []):
             self.areas[ticket_id].append(path)
