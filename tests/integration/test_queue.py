@@ -153,13 +153,27 @@ def test_transient_failures_back_off_then_dead_letter_then_retry_by_hand(
     assert q.claim("d") == []
     dead = q.get(job_id)
     assert dead is not None and dead.last_error == "RT timed out"
-    kinds = [e.kind.value for e in q.events(ticket_id=1)]
-    assert kinds == ["job_dead", "job_retry", "job_retry"]
+    kinds = [e.kind.value for e in reversed(q.events(ticket_id=1))]
+    assert kinds == [
+        "job_queued", "job_claimed", "job_retry", "job_claimed", "job_retry", "job_claimed",
+        "job_dead",
+    ]  # fmt: skip
 
-    retried = q.retry(job_id)
+    retried = q.retry(job_id, actor="alice")
     assert (retried.status, retried.attempts) == (records.JobStatus.QUEUED, 0)
     (job,) = q.claim("d")
-    assert q.complete(job.id, "d")
+    # Attempts are counted over the re-run, and this one says why it ran.
+    assert (job.attempt, job.cause) == (4, "manual_rerun")
+    assert q.complete(job.id, "d", job=job)
+    newest = [(e.kind.value, e.actor, e.cause.label, e.data.get("attempt"))
+              for e in q.events(ticket_id=1, limit=3)]  # fmt: skip
+    assert newest == [
+        ("job_done", "rollout-bridge", "manual_rerun", 4),
+        ("job_claimed", "rollout-bridge", "manual_rerun", 4),
+        ("job_requeued", "alice", "manual_rerun", None),
+    ]
+    # One sequence per release, from 1, without gaps.
+    assert [e.seq for e in reversed(q.events(ticket_id=1))] == list(range(1, 11))
     with pytest.raises(queue.JobNotRetryable, match="is done"):
         q.retry(job_id)
     with pytest.raises(queue.JobNotFound):
@@ -237,14 +251,8 @@ def test_a_refusal_recorded_before_the_fields_is_commented_from_its_detail(
 ) -> None:
     q = make_queue()
     old = "HTTP 422: unknown state 'Shipped' (from 10.0.0.5; signed by RT)"
-    with q.engine.begin() as conn:  # a row as revision 0003 wrote it
-        conn.execute(
-            sa.text(
-                "INSERT INTO events (at, kind, ticket_id, detail, needs_comment) "
-                "VALUES (:at, 'hook_refused', 5, :detail, :yes)"
-            ),
-            {"at": datetime(2026, 11, 1), "detail": old, "yes": True},
-        )
+    # A refusal as revision 0003 wrote it (moved into the log by 0008): a detail, no fields.
+    q.record_event(events.EventKind.HOOK_REFUSED, ticket_id=5, detail=old, needs_comment=True)
     (pending,) = q.pending_comments()
     assert (pending.http_status, pending.reason, pending.caller) == (None, None, None)
     assert f"Reason: {old}\n" in refusals.comment_text(pending)
@@ -310,6 +318,9 @@ def test_settled_refusals_past_their_retention_are_pruned_in_batches(
     recent = refuse()
     removed = q.prune_refusals(older_than=timedelta(days=30), batch=2)
     assert removed == len(old_unsigned) + 1
-    left = {e.id for e in q.events(limit=100)}
+    left = {e.id for e in q.events(limit=100) if e.kind is not events.EventKind.EVENTS_PRUNED}
     assert left == {old_pending, old_other, recent}
+    # Each batch is recorded, chained, with the runs of ids it deleted.
+    pruned = q.events(kind=events.EventKind.EVENTS_PRUNED)
+    assert sum(e.data["count"] for e in pruned) == removed
     assert q.prune_refusals(older_than=timedelta(days=30)) == 0

@@ -429,10 +429,10 @@ class UnstorableText:
     def __getattr__(self, name: str) -> object:
         return getattr(self._jobs, name)
 
-    def complete(self, job_id: int, worker: str) -> bool:
+    def complete(self, job_id: int, worker: str, **kwargs: object) -> bool:
         if job_id in self.broken_jobs:
             raise OSError("disk I/O error")
-        return self._jobs.complete(job_id, worker)
+        return self._jobs.complete(job_id, worker, **kwargs)  # type: ignore[arg-type]
 
     def fail(self, job: records.Job, worker: str, error: str, **kwargs: object) -> object:
         if job.id in self.broken_jobs or (self.refuse and self.refuse in error):
