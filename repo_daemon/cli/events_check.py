@@ -40,6 +40,10 @@ def _open_log(ctx: click.Context) -> tuple[settings_model.Settings, job_queue.Qu
     return settings, log
 
 
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _anchor(_ctx: click.Context, _param: click.Parameter, value: str | None) -> object:
     if value is None:
         return None
@@ -66,10 +70,9 @@ def events_verify(ctx: click.Context, anchor: chain_check.Anchor | None) -> None
     Exit status 1 names the first broken link: edited, deleted or inserted.
     """
     report = chain_check.verify(_open_log(ctx)[1].engine, anchor=anchor)
-    head = f"head: {report.head_id}:{report.head_hash}"
     if report.broken is not None:
         click.echo(f"chain broken at {report.broken.describe()}")
-        click.echo(f"{report.checked} events before it verified; {head}")
+        click.echo(f"{report.checked} events before it verified, up to event {report.head_id}")
         ctx.exit(1)
     pruned = ""
     if report.pruned:
@@ -80,7 +83,7 @@ def events_verify(ctx: click.Context, anchor: chain_check.Anchor | None) -> None
         )
     checked = "" if anchor is None else f"; anchor {anchor.id} found"
     click.echo(f"chain verified: {report.checked} events{pruned}{checked}")
-    click.echo(head)
+    click.echo(f"head: {report.head_id}:{report.head_hash}")
 
 
 @events_group.command("rebuild")
@@ -99,13 +102,14 @@ def events_rebuild(ctx: click.Context, compare: bool) -> None:
         raise click.UsageError("rebuild never writes the tables back; use --check to compare")
     report = rebuild.check(_open_log(ctx)[1].engine)
     counts = (
-        f"{report.releases} releases, {report.jobs} jobs, {report.slots} staged-rollout "
-        f"places checked from {report.events} events"
+        f"{_many(report.releases, 'release')}, {_many(report.jobs, 'job')} and "
+        f"{_many(report.slots, 'staged-rollout place')} checked against "
+        f"{_many(report.events, 'event')}"
     )
     for ticket in report.not_checked:
         click.echo(f"release {ticket}: not checked (history pruned)")
     if report.differences:
-        click.echo(f"{len(report.differences)} differences ({counts}):")
+        click.echo(f"{_many(len(report.differences), 'difference')} ({counts}):")
         for found in report.differences:
             click.echo(f"  {found.describe()}")
         ctx.exit(1)
@@ -164,10 +168,14 @@ def events_prune(
         )
         return
     directory = export_dir or settings.daemon.event_export_dir
-    outcome = retention.prune(
-        log, [rule], export_dir=directory, actor=actor or os.environ.get("SUDO_USER") or
-        getpass.getuser(),
-    )  # fmt: skip
+    login = actor or os.environ.get("SUDO_USER") or getpass.getuser()
+    try:
+        outcome = retention.prune(log, [rule], export_dir=directory, actor=login)
+    except OSError as exc:
+        raise errors.BridgeError(
+            f"cannot export events to {directory} ({exc.strerror or exc}); events not "
+            "exported were not deleted"
+        ) from exc
     click.echo(f"deleted {outcome.deleted} {what}; {outcome.held} held (still needed)")
     for path in outcome.exports:
         click.echo(f"exported to {path}")

@@ -3,6 +3,7 @@ hand in SQL: each edit, deletion and insertion is named by its id (SQLite and Po
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -189,7 +190,7 @@ def test_a_gap_retention_did_not_record_is_a_deletion(
 ) -> None:
     _prune_old_told(engine, history)
     ids = _ids(engine)
-    target = next(b for a, b in zip(ids, ids[1:], strict=False) if b == a + 1)
+    target = next(b for a, b in itertools.pairwise(ids) if b == a + 1)
     _sql(engine, "DELETE FROM event_log WHERE id = :i", i=target)
     broken = chain_check.verify(engine).broken
     assert broken is not None

@@ -42,7 +42,9 @@ class History:
     open_job: int
 
 
-def change(ticket: int, txn: int, to: S, was: S, *, emergency: bool = False) -> records.ReleaseRequest:
+def change(
+    ticket: int, txn: int, to: S, was: S, *, emergency: bool = False
+) -> records.ReleaseRequest:
     return records.ReleaseRequest(
         ticket_id=ticket, transaction_id=txn, current=to, previous=was, actor="qc",
         emergency=emergency,
