@@ -72,7 +72,9 @@ def events_verify(ctx: click.Context, anchor: chain_check.Anchor | None) -> None
     report = chain_check.verify(_open_log(ctx)[1].engine, anchor=anchor)
     if report.broken is not None:
         click.echo(f"chain broken at {report.broken.describe()}")
-        click.echo(f"{report.checked} events before it verified, up to event {report.head_id}")
+        click.echo(
+            f"{report.checked} events before it verified, up to {report.head_id}:{report.head_hash}"
+        )
         ctx.exit(1)
     pruned = ""
     if report.pruned:

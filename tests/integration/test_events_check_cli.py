@@ -69,7 +69,7 @@ def test_verify_prints_the_head_or_names_the_first_broken_link(
     code, out = _run(capsys, "verify")
     assert code == 1
     assert out.startswith(f"chain broken at event 9 ({rows[9]['kind']}): edited: ")
-    assert out.splitlines()[1] == "8 events before it verified, up to event 8"
+    assert out.splitlines()[1] == f"8 events before it verified, up to 8:{rows[8]['hash']}"
     assert _run(capsys, "verify", "--anchor", "12:abc")[0] == 2  # not ID:HASH
 
 
