@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bridge import errors, secrets
-from bridge.settings import major_releases, model, sync_hosts
+from bridge.settings import event_retention, major_releases, model, sync_hosts
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +179,8 @@ def load_settings(
         retry_max_attempts=int(_number("retry_max_attempts", raw, 8, problems)),
         housekeeping_interval=_number("housekeeping_interval", raw, 6 * 3600.0, problems),
         refusal_retention_days=_number("refusal_retention_days", raw, 30.0, problems),
+        event_retention=event_retention.read(raw.get("event_retention"), problems),
+        event_export_dir=Path(str(raw.get("event_export_dir") or data_dir / "event-exports")),
         rt_bridge_user=str(raw["rt_bridge_user"]) if raw.get("rt_bridge_user") else None,
         workers=int(_number("daemon_workers", raw, 4, problems)),
     )

@@ -79,6 +79,15 @@ class ReceiverSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EventRetention:
+    """A retention rule of the event log: events of ``kinds`` (``("*",)``: every kind no other
+    rule names) older than ``days`` are deleted by housekeeping (``bridge.store.retention``)."""
+
+    kinds: tuple[str, ...]
+    days: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class DaemonSettings:
     """The repo daemon's scheduling, leases and retries."""
 
@@ -91,6 +100,10 @@ class DaemonSettings:
     housekeeping_interval: float = 6 * 3600.0  # seconds between pool garbage collections
     # Refused-hook records (settled ones) older than this are deleted by housekeeping.
     refusal_retention_days: float = 30.0
+    # Retention of other events by kind (``event_retention``); empty: kept for ever.
+    event_retention: tuple[EventRetention, ...] = ()
+    # Where retention exports events before deleting them (gzipped JSON Lines).
+    event_export_dir: Path = Path(".rollout/event-exports")
     # The bridge's own RT account: changes it makes itself are not new work.
     rt_bridge_user: str | None = None
     # Jobs of different tickets processed at once by one daemon (a ticket's run one at a time).

@@ -76,7 +76,8 @@ def holds() -> list[sa.ColumnElement[bool]]:
     """Conditions an event must meet to be deletable: what other parts still need is kept."""
     log, rel, jobs, rc = tables.event_log, tables.releases, tables.jobs, tables.refusal_comments
     newest = sa.select(sa.func.max(log.c.id)).where(log.c.ticket_id.is_not(None))
-    newest = newest.group_by(log.c.ticket_id)
+    # Uncorrelated: the newest event of every release, not of the row being tested.
+    newest = newest.group_by(log.c.ticket_id).correlate(None)
     open_job = (records.JobStatus.QUEUED.label, records.JobStatus.RUNNING.label)
     state_bearing = log.c.kind.in_([k.value for k in STATE_KINDS])
     return [
@@ -90,7 +91,8 @@ def holds() -> list[sa.ColumnElement[bool]]:
             state_bearing,
             sa.exists().where(jobs.c.id == log.c.job_id, jobs.c.status.in_(open_job)),
         ),
-        ~sa.exists().where(rc.c.event_id == log.c.id, rc.c.settled.is_(False)),
+        # The deletion query joins refusal_comments itself: correlate only to the log's row.
+        ~sa.exists().where(rc.c.event_id == log.c.id, rc.c.settled.is_(False)).correlate_except(rc),
     ]
 
 

@@ -12,6 +12,7 @@ from repo_daemon.cli import (
     db,
     demo,
     events,
+    events_check,  # noqa: F401  (adds verify, rebuild, prune to events)
     queue,
     release,
     repo,

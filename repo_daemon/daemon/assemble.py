@@ -24,8 +24,9 @@ import sqlalchemy as sa
 
 from bridge import secrets as bridge_secrets
 from bridge.intake import reconcile, refusals
+from bridge.settings import event_retention
 from bridge.settings import model as settings_model
-from bridge.store import database, queue
+from bridge.store import database, events, queue, retention
 from bridge.tracker.client import TrackerClient
 from repo_daemon.daemon import runner, scheduler
 from repo_daemon.publish import repository as publish
@@ -68,8 +69,8 @@ class Parts:
     clients: list[TrackerClient] = field(default_factory=list)
 
     def daemon(self, *, blocking: bool) -> scheduler.Daemon:
-        """A scheduler with the daemon's jobs, the retention of refusal records, and pool
-        garbage collection when there is a repository."""
+        """A scheduler with the daemon's jobs, the event log's retention, and pool garbage
+        collection when there is a repository."""
         daemon = scheduler.Daemon(
             self.settings.daemon,
             self.runner,
@@ -77,11 +78,8 @@ class Parts:
             comment_refusals=self.commenter.run,
             blocking=blocking,
         )
-        retention = timedelta(days=self.settings.daemon.refusal_retention_days)
         daemon.add_interval_job(
-            "prune_refusals",
-            lambda: self.queue.prune_refusals(older_than=retention),
-            self.settings.daemon.housekeeping_interval,
+            "event_retention", self.apply_retention, self.settings.daemon.housekeeping_interval
         )
         if self.repository is not None:
             daemon.add_interval_job(
@@ -90,6 +88,21 @@ class Parts:
                 self.settings.daemon.housekeeping_interval,
             )
         return daemon
+
+    def apply_retention(self) -> retention.Outcome:
+        """The event log's standing retention (``event_retention``, refused hooks after
+        ``refusal_retention_days``), exported first to ``event_export_dir``."""
+        rules = [
+            retention.Rule(
+                kinds=tuple(events.EventKind(k) for k in r.kinds),
+                older_than=timedelta(days=r.days),
+            )
+            for r in event_retention.standing(self.settings.daemon)
+        ]
+        return retention.prune(
+            self.queue, rules, export_dir=self.settings.daemon.event_export_dir,
+            actor=events.BRIDGE_ACTOR,
+        )  # fmt: skip
 
     def close(self) -> None:
         self.runner.close()

@@ -87,7 +87,7 @@ def test_a_processor_passed_in_is_used_and_closed_without_garbage_collection(
         assert parts.repository is None
         job_ids = parts.daemon(blocking=False).job_ids()
         assert "collect_garbage" not in job_ids
-        assert "prune_refusals" in job_ids  # the retention of refusal records, always
+        assert "event_retention" in job_ids  # the event log's retention (refusals at least), always
     finally:
         parts.close()
     assert processor.closed
