@@ -14,6 +14,7 @@ from repo_daemon.cli import (
     events,
     queue,
     release,
+    release_show,  # noqa: F401 - adds `show` to the release group
     repo,
     root,
     tracker,
