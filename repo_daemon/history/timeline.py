@@ -4,9 +4,9 @@ cause, who asked, its actions, error and end), what was published where, the sta
 slot, early adopters and what the ticket was told.
 
 Pure: ``build`` reads the ``Event`` records it is given and the ``now`` it is passed; it never
-reads the database or the clock, and decides nothing about releases. The records are kept in
-``history.records``; ``as_dict`` is the JSON of ``rollout release show --json`` and
-``history.render`` the text.
+reads the database or the clock, and decides nothing about releases. The jobs and their
+attempts are ``history.changes``' part, the records ``history.records``'; ``as_dict`` is the
+JSON of ``rollout release show --json`` and ``history.render`` makes the text.
 """
 
 from __future__ import annotations
@@ -16,21 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bridge.store.events import Cause, Event, EventKind
+from bridge.store.events import Event, EventKind
+from repo_daemon.history import changes as c
 from repo_daemon.history import records as r
 from repo_daemon.history.records import Timeline
 
 __all__ = ["Timeline", "as_dict", "build"]
-
-_END_OF = {
-    EventKind.JOB_DONE: r.DONE,
-    EventKind.JOB_RETRY: r.RETRY,
-    EventKind.JOB_FAILED: r.FAILED,
-    EventKind.JOB_DEAD: r.DEAD,
-    EventKind.JOB_GIVEN_BACK: r.GIVEN_BACK,
-}
-_STATUS_AFTER = {r.DONE: "done", r.RETRY: "queued", r.FAILED: "failed", r.DEAD: "dead",
-                 r.GIVEN_BACK: "queued"}  # fmt: skip
 
 
 def build(ticket_id: int, events: Sequence[Event], *, now: datetime) -> Timeline:
@@ -64,49 +55,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _time(value: Any) -> datetime | None:
-    """A time the event's data carries (ISO text, naive UTC), or None."""
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(str(value)).replace(tzinfo=None) if value else None
-    except ValueError:
-        return None
-
-
-def _number(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _seconds(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _names(value: Any) -> tuple[str, ...]:
-    return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
-
-
-def _run(item: Any, *, after_failure: bool = False) -> r.ActionRun:
-    item = item if isinstance(item, Mapping) else {"name": str(item)}
-    return r.ActionRun(
-        name=str(item.get("name", "")),
-        outcome=str(item.get("outcome", "")),
-        seconds=_seconds(item.get("seconds")),
-        detail=str(item.get("detail") or ""),
-        after_failure=after_failure,
-    )
-
-
 class _Builder:
     """The timeline so far, event by event (the records are frozen: each update replaces)."""
 
     def __init__(self) -> None:
         self.stays: list[r.Stay] = []
-        self.changes: dict[int, r.Change] = {}
+        self.changes = c.Changes()
         self.publications: list[r.Publication] = []
         self.slots: list[r.SlotStay] = []
         self.acceptances: list[r.Acceptance] = []
@@ -117,8 +71,11 @@ class _Builder:
         self.failed_target: str | None = None
 
     def add(self, e: Event) -> None:
+        if e.kind in c.HANDLERS and e.job_id is not None:
+            self.changes.add(e)
+            return
         handler = _HANDLERS.get(e.kind)
-        if handler is None or (e.job_id is None and e.kind in _JOB_KINDS):
+        if handler is None:
             self.notes.append(
                 r.Note(at=e.at, kind=e.kind.value, actor=e.actor, detail=e.detail, job_id=e.job_id)
             )
@@ -130,7 +87,7 @@ class _Builder:
         if stays:
             stays[-1] = dataclasses.replace(stays[-1], left_at=None, current=True)
         stays = [
-            dataclasses.replace(s, seconds=_between(s.entered_at, now if s.current else s.left_at))
+            dataclasses.replace(s, seconds=c.between(s.entered_at, now if s.current else s.left_at))
             for s in stays
         ]
         seqs = [e.seq for e in events if e.seq is not None]
@@ -149,7 +106,7 @@ class _Builder:
             first_at=min(e.at for e in events),
             last_at=max(e.at for e in events),
             stays=tuple(stays),
-            changes=tuple(self.changes.values()),
+            changes=tuple(self.changes.by_job.values()),
             publications=tuple(self.publications),
             slots=tuple(self.slots),
             acceptances=tuple(self.acceptances),
@@ -161,32 +118,29 @@ class _Builder:
 
     def imported(self, e: Event) -> None:
         if e.data.get("what") == "job":
-            change = self._change(e)
-            self.changes[change.job_id] = dataclasses.replace(
-                change,
-                status=str(e.data.get("state", change.status)),
-                before_log_status=_text(e.data.get("state")),
-                before_log_attempts=_number(e.data.get("attempts")),
-            )
+            if e.job_id is not None:
+                self.changes.imported(e)
+            else:
+                self.add_note(e)
             return
         self._facts(e.data)
-        self.failed_target = _text(e.data.get("failed_target"))
+        self.failed_target = c.text(e.data.get("failed_target"))
         if not self.stays:
             for row in e.data.get("history") or ():
                 state, entered, left, actor = (list(row) + [None] * 4)[:4]
                 self.stays.append(
-                    r.Stay(state=str(state), entered_at=_time(entered), left_at=_time(left),
+                    r.Stay(state=str(state), entered_at=c.when(entered), left_at=c.when(left),
                            by=str(actor or ""))
                 )  # fmt: skip
             if not self.stays and e.data.get("state"):
                 self.stays.append(r.Stay(state=str(e.data["state"]), entered_at=None))
-        for area in _names(e.data.get("areas")):
+        for area in c.names(e.data.get("areas")):
             self.publications.append(r.Publication(area=area, published_at=None))
 
     def recorded(self, e: Event) -> None:
         self._facts(e.data)
         if not self.stays:
-            entered = _time(e.data.get("entered_at")) or e.at
+            entered = c.when(e.data.get("entered_at")) or e.at
             self.stays.append(r.Stay(state=str(e.data.get("state", "")), entered_at=entered))
 
     def facts_changed(self, e: Event) -> None:
@@ -195,7 +149,7 @@ class _Builder:
 
     def _facts(self, data: Mapping[str, Any]) -> None:
         if "major_release" in data:
-            self.major_release = _text(data["major_release"])
+            self.major_release = c.text(data["major_release"])
         if "emergency" in data:
             self.emergency = bool(data["emergency"])
 
@@ -211,44 +165,42 @@ class _Builder:
                 if self.stays:
                     self.stays[-1] = dataclasses.replace(self.stays[-1], left_at=e.at)
                 self.stays.append(r.Stay(state=to, entered_at=e.at, by=e.actor))
-            self.failed_target = _text(e.data.get("failed_target"))
+            self.failed_target = c.text(e.data.get("failed_target"))
         if e.job_id is None:
             self.add_note(e)
             return
 
         def result(a: r.Attempt) -> r.Attempt:
-            runs = [_run(x) for x in e.data.get("actions") or ()]
+            runs = [c.action_run(x) for x in e.data.get("actions") or ()]
             actions = tuple(runs) if e.kind is EventKind.TRANSITION_DONE else a.actions
-            error, failed = _text(e.data.get("error")), _text(e.data.get("action"))
+            error, failed = c.text(e.data.get("error")), c.text(e.data.get("action"))
             if e.kind is EventKind.TRANSITION_FAILED:
-                actions = _with_failed(actions, failed, error)
+                actions = c.with_failed(actions, failed, error)
                 actions += tuple(dataclasses.replace(x, after_failure=True) for x in runs)
             return dataclasses.replace(
                 a, actions=actions, result=e.kind.value, result_detail=e.detail,
                 moved_from=came_from or None, moved_to=to or None,
-                asked=_text(e.data.get("asked")), error=a.error or error,
+                asked=c.text(e.data.get("asked")), error=a.error or error,
                 failed_action=a.failed_action or failed,
             )  # fmt: skip
 
-        self._attempt(e, result)
-        change = self.changes[e.job_id]
-        if not change.after and e.data.get("asked"):
-            self.changes[e.job_id] = dataclasses.replace(change, after=str(e.data["asked"]))
+        self.changes.attempt(e, result)
+        self.changes.asked(e.job_id, str(e.data.get("asked") or ""))
 
     def published(self, e: Event) -> None:
         self.publications.append(
             r.Publication(
                 area=str(e.data.get("area", "")),
                 published_at=e.at,
-                snapshot=_text(e.data.get("snapshot")),
-                files=_number(e.data.get("files")),
-                bytes=_number(e.data.get("bytes")),
+                snapshot=c.text(e.data.get("snapshot")),
+                files=c.number(e.data.get("files")),
+                bytes=c.number(e.data.get("bytes")),
                 job_id=e.job_id,
             )
         )
 
     def removed(self, e: Event) -> None:
-        areas = _names(e.data.get("areas")) or _names([e.data.get("area", "")])
+        areas = c.names(e.data.get("areas")) or c.names([e.data.get("area", "")])
         for area in areas:
             for i in reversed(range(len(self.publications))):
                 held = self.publications[i]
@@ -301,13 +253,13 @@ class _Builder:
             r.Told(
                 at=e.at,
                 job_id=e.job_id,
-                attempt=_number(e.data.get("attempt")),
+                attempt=c.number(e.data.get("attempt")),
                 step=str(e.data.get("step", "")),
-                fields=_names(e.data.get("fields")),
-                comment=_text(e.data.get("comment")),
-                reply=_text(e.data.get("reply")),
-                to=_text(e.data.get("to")),
-                untold=_names(e.data.get("untold")),
+                fields=c.names(e.data.get("fields")),
+                comment=c.text(e.data.get("comment")),
+                reply=c.text(e.data.get("reply")),
+                to=c.text(e.data.get("to")),
+                untold=c.names(e.data.get("untold")),
             )
         )
 
@@ -315,125 +267,6 @@ class _Builder:
         self.notes.append(
             r.Note(at=e.at, kind=e.kind.value, actor=e.actor, detail=e.detail, job_id=e.job_id)
         )
-
-    # -- changes and their attempts -------------------------------------------------------
-
-    def _change(self, e: Event) -> r.Change:
-        """The change ``e`` belongs to (one only seen from here on if its start is pruned)."""
-        assert e.job_id is not None
-        if e.job_id not in self.changes:
-            self.changes[e.job_id] = r.Change(
-                job_id=e.job_id, transaction_id=e.transaction_id, cause=e.cause.label
-            )
-        return self.changes[e.job_id]
-
-    def queued(self, e: Event) -> None:
-        change = self._change(e)
-        self.changes[change.job_id] = dataclasses.replace(
-            change,
-            field=str(e.data.get("field", "")),
-            before=str(e.data.get("old_value") or ""),
-            after=str(e.data.get("new_value") or ""),
-            asked_by=e.actor,
-            cause=e.cause.label,
-            source=str(e.data.get("source", "")),
-            queued_at=e.at,
-            status="queued",
-            detail=e.detail,
-        )
-
-    def claimed(self, e: Event) -> None:
-        change = self._change(e)
-        attempts = list(change.attempts)
-        if attempts and attempts[-1].end == r.RUNNING:
-            lost = r.LEASE_EXPIRED if e.data.get("lease_expired") else r.UNKNOWN
-            attempts[-1] = dataclasses.replace(attempts[-1], end=lost)
-        rerun = e.cause is Cause.MANUAL_RERUN and change.reruns
-        attempts.append(
-            r.Attempt(
-                number=_number(e.data.get("attempt")),
-                event_id=e.id,
-                cause=e.cause.label,
-                asked_by=change.reruns[-1].by if rerun else change.asked_by,
-                worker=str(e.data.get("worker", "")),
-                started_at=e.at,
-            )
-        )
-        self.changes[change.job_id] = dataclasses.replace(
-            change, attempts=tuple(attempts), status="running"
-        )
-
-    def requeued(self, e: Event) -> None:
-        change = self._change(e)
-        rerun = r.Rerun(event_id=e.id, at=e.at, by=e.actor, was=str(e.data.get("was", "")))
-        self.changes[change.job_id] = dataclasses.replace(
-            change, reruns=(*change.reruns, rerun), status="queued"
-        )
-
-    def action_done(self, e: Event) -> None:
-        run = r.ActionRun(
-            name=str(e.data.get("action", "")),
-            outcome="done",
-            seconds=_seconds(e.data.get("seconds")),
-            detail=e.detail,
-        )
-        self._attempt(e, lambda a: dataclasses.replace(a, actions=(*a.actions, run)))
-
-    def ended(self, e: Event) -> None:
-        end = _END_OF[e.kind]
-        error, failed = _text(e.data.get("error")), _text(e.data.get("action"))
-
-        def finish(a: r.Attempt) -> r.Attempt:
-            actions = a.actions if end == r.DONE else _with_failed(a.actions, failed, error)
-            return dataclasses.replace(
-                a, end=end, ended_at=e.at, seconds=_between(a.started_at, e.at),
-                actions=actions, error=a.error or error, failed_action=a.failed_action or failed,
-                next_try_at=_time(e.data.get("next_try_at")),
-            )  # fmt: skip
-
-        self._attempt(e, finish)
-        assert e.job_id is not None
-        self.changes[e.job_id] = dataclasses.replace(
-            self.changes[e.job_id], status=_STATUS_AFTER[end]
-        )
-
-    def handled(self, e: Event) -> None:
-        """How an attempt that moved nothing ended: another field's change handled, the
-        bridge's own write skipped, a change processed by a reading processor."""
-        self._attempt(
-            e, lambda a: dataclasses.replace(a, result=e.kind.value, result_detail=e.detail)
-        )
-
-    def rt_calls(self, e: Event) -> None:
-        calls = _number(e.data.get("calls"))
-        self._attempt(e, lambda a: dataclasses.replace(a, rt_calls=calls))
-
-    def _attempt(self, e: Event, update: Callable[[r.Attempt], r.Attempt]) -> None:
-        """Update the attempt ``e`` belongs to: the one its data names, else the job's latest
-        (one is made up when its claim is not among the events)."""
-        change = self._change(e)
-        attempts = list(change.attempts)
-        number = _number(e.data.get("attempt"))
-        found = [i for i, a in enumerate(attempts) if number is None or a.number == number]
-        if not found:
-            attempts.append(r.Attempt(number=number, event_id=None, cause=e.cause.label,
-                                      asked_by="", started_at=None))  # fmt: skip
-            found = [len(attempts) - 1]
-        attempts[found[-1]] = update(attempts[found[-1]])
-        self.changes[change.job_id] = dataclasses.replace(change, attempts=tuple(attempts))
-
-
-def _with_failed(
-    actions: tuple[r.ActionRun, ...], failed: str | None, error: str | None
-) -> tuple[r.ActionRun, ...]:
-    """``actions`` with the action that failed last, unless it is listed already."""
-    if not failed or any(a.name == failed and a.outcome == "failed" for a in actions):
-        return actions
-    return (*actions, r.ActionRun(name=failed, outcome="failed", seconds=None, detail=error or ""))
-
-
-def _between(start: datetime | None, end: datetime | None) -> float | None:
-    return None if start is None or end is None else (end - start).total_seconds()
 
 
 _HANDLERS: dict[EventKind, Callable[[_Builder, Event], None]] = {
@@ -452,25 +285,4 @@ _HANDLERS: dict[EventKind, Callable[[_Builder, Event], None]] = {
     EventKind.ACCEPTANCE_RECORDED: _Builder.accepted,
     EventKind.ACCEPTANCE_WITHDRAWN: _Builder.withdrawn,
     EventKind.TICKET_TOLD: _Builder.ticket_told,
-    EventKind.JOB_QUEUED: _Builder.queued,
-    EventKind.JOB_CLAIMED: _Builder.claimed,
-    EventKind.JOB_REQUEUED: _Builder.requeued,
-    EventKind.ACTION_DONE: _Builder.action_done,
-    EventKind.JOB_DONE: _Builder.ended,
-    EventKind.JOB_RETRY: _Builder.ended,
-    EventKind.JOB_FAILED: _Builder.ended,
-    EventKind.JOB_DEAD: _Builder.ended,
-    EventKind.JOB_GIVEN_BACK: _Builder.ended,
-    EventKind.FIELD_CHANGE_DONE: _Builder.handled,
-    EventKind.JOB_SKIPPED_OWN_WRITE: _Builder.handled,
-    EventKind.JOB_PROCESSED: _Builder.handled,
-    EventKind.RT_CALLS: _Builder.rt_calls,
 }
-# Kinds that are about a job: without one they are only notes.
-_JOB_KINDS = frozenset(
-    {
-        EventKind.JOB_QUEUED, EventKind.JOB_CLAIMED, EventKind.JOB_REQUEUED,
-        EventKind.ACTION_DONE, EventKind.FIELD_CHANGE_DONE, EventKind.JOB_SKIPPED_OWN_WRITE,
-        EventKind.JOB_PROCESSED, EventKind.RT_CALLS, *_END_OF,
-    }
-)  # fmt: skip
