@@ -15,6 +15,7 @@ from repo_daemon.cli import (
     events_check,  # noqa: F401  (adds verify, rebuild, prune to events)
     queue,
     release,
+    release_show,  # noqa: F401 - adds `show` to the release group
     repo,
     root,
     tracker,
