@@ -12,6 +12,7 @@ from repo_daemon.cli import (
     db,
     demo,
     events,
+    events_feed,  # noqa: F401  (registers `rollout events list` on the events group)
     queue,
     release,
     repo,

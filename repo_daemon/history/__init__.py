@@ -1,0 +1,1 @@
+"""What happened, for people and programs: the event log's exports (``exports``)."""
