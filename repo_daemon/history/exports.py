@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from lxml import etree
 
+from bridge import printable
 from bridge.store import events as eventlog
 
 CSV_COLUMNS: tuple[str, ...] = (
@@ -162,11 +163,13 @@ def atom_feed(
     for event in sorted(events, key=lambda e: e.id, reverse=True):
         entry = etree.SubElement(feed, atom + "entry")
         etree.SubElement(entry, atom + "id").text = entry_id(event)
-        etree.SubElement(entry, atom + "title").text = _xml(_title(event))
+        etree.SubElement(entry, atom + "title").text = _xml(printable.escape(_title(event)))
         etree.SubElement(entry, atom + "updated").text = _time(event.at)
         etree.SubElement(entry, atom + "published").text = _time(event.at)
         who = etree.SubElement(entry, atom + "author")
-        etree.SubElement(who, atom + "name").text = _xml(event.actor or eventlog.BRIDGE_ACTOR)
+        etree.SubElement(who, atom + "name").text = _xml(
+            printable.escape(event.actor or eventlog.BRIDGE_ACTOR)
+        )
         etree.SubElement(entry, atom + "category", term=event.kind.value, label="kind")
         etree.SubElement(entry, atom + "category", term=event.cause.label, label="cause")
         if event_url is not None:
