@@ -142,7 +142,14 @@ def _pages(
     help="What started the work.",
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Print at most this many events.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="A table, CSV (formula-safe), JSON Lines, or an Atom feed.",
+)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new events (Ctrl-C stops).")
 @click.option(
     "--interval",
