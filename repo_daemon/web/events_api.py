@@ -316,7 +316,9 @@ def router(
             event_feed.advance(engine, reader, events[-1].id)
         next_url = None
         if next_after is not None:
-            next_url = str(request.url.include_query_params(after=next_after))
+            # Relative times (8h, today) are written out, so every page has the same window.
+            fixed = {k: v for k, v in filters.as_query() if k in ("since", "until")}
+            next_url = str(request.url.include_query_params(after=next_after, **fixed))
         resume = events[-1].id if events else (start or 0)
         headers = {"Link": f'<{next_url}>; rel="next"'} if next_url else {}
         if format is Format.JSON:

@@ -10,8 +10,9 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import feedparser
 import pytest
@@ -127,6 +128,18 @@ def test_filters_are_query_parameters(client: TestClient, engine: sa.Engine) -> 
     assert [e["id"] for e in got] == expected
     ticket = _get(client, "/api/events", ticket=3).json()["events"]
     assert {e["ticket_id"] for e in ticket} == {3} and len(ticket) >= 1
+
+
+def test_the_next_link_writes_relative_times_out(client: TestClient, engine: sa.Engine) -> None:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    events_fill.fill(engine, 5, start=now - timedelta(hours=1))
+    body = _get(client, "/api/events", since="8h", limit=2).json()
+    assert [e["id"] for e in body["events"]] == [1, 2]
+    since = dict(parse_qsl(urlsplit(body["next"]).query))["since"]
+    assert abs(datetime.fromisoformat(since).replace(tzinfo=None) - (now - timedelta(hours=8))) < (
+        timedelta(minutes=1)
+    )
+    assert [e["id"] for e in _get(client, body["next"]).json()["events"]] == [3, 4]
 
 
 def test_a_reader_gets_what_it_has_not_seen_and_its_cursor_moves(
