@@ -245,9 +245,10 @@ def run_all(
 def _events_api(settings: settings_model.Settings, jobs: queue.Queue) -> Iterator[list[Any]]:
     """The audit feed's API (``GET /api/events``) to mount on the receiver, on the queue's
     database, readable by ``events_api_roles``; its RT clients are closed afterwards."""
-    from repo_daemon.web import events_api  # the web stack only for the commands that serve
+    # the web stack only for the commands that serve
+    from repo_daemon.web import events_access, events_api
 
-    access = events_api.feed_access(settings)
+    access = events_access.feed_access(settings)
     try:
         yield [events_api.router(jobs.engine, access)]
     finally:

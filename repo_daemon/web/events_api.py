@@ -5,16 +5,15 @@ Filters are query parameters; pages are keyset pages on the event id (``after``,
 to ``MAX_LIMIT``), linked by ``next`` in the body and a ``Link`` header, with no window on
 time; ``?reader=NAME`` starts after that reader's cursor and moves it past what it served.
 Formats: JSON (the page), JSON Lines, CSV, Atom. Only the roles of ``events_api_roles`` may
-read it, checked with RT through ``serving.credentials`` (``FeedAccess``). It holds no SQL
+read it (``events_access``). It holds no SQL
 (``bridge.store.event_feed``) and no formatting (``history.exports``); it never logs a header.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,20 +22,16 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from bridge.settings import model as settings_model
 from bridge.store import event_feed
 from bridge.store import events as eventlog
-from bridge.tracker import logins, memberships
 from repo_daemon.history import exports
-from repo_daemon.serving import credentials, guard
+from repo_daemon.web import events_access
 
 logger = logging.getLogger(__name__)
 
-API_PATH = "/api/events"
+API_PATH = events_access.API_PATH
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000  # the hard maximum of a page: 1,000,000 events are 100 pages
-REALM = "Rollout events"
-CHALLENGE = f'Basic realm="{REALM}", charset="UTF-8"'
 
 
 class Format(enum.Enum):
@@ -46,88 +41,6 @@ class Format(enum.Enum):
     JSONL = "jsonl"
     CSV = "csv"
     ATOM = "atom"
-
-
-# -- who may read ------------------------------------------------------------------------------
-
-
-class FeedAccess:
-    """Who may read the feed: people with one of ``roles`` (``anyone``: no login asked), as
-    ``checker`` says (their RT login, password or auth token, by HTTP basic or bearer).
-    Without a checker (no RT configured) nobody is admitted unless ``anyone`` is."""
-
-    def __init__(
-        self,
-        roles: Collection[str],
-        checker: credentials.CredentialChecker | None,
-        *,
-        closers: Collection[Callable[[], object]] = (),
-    ) -> None:
-        self.roles = frozenset(roles)
-        self.checker = checker
-        self._closers = list(closers)
-
-    @property
-    def public(self) -> bool:
-        return settings_model.ANYONE in self.roles
-
-    def check(self, authorization: str | None) -> guard.Answer:
-        """204 (admitted), 401 (no or bad credentials), 403 (no role that may read the feed)
-        or 503 (RT cannot be asked now and the person is not remembered)."""
-        if self.public:
-            return guard.Answer(204)
-        found = guard.read_credentials(authorization)
-        if found is None:
-            return guard.Answer(401, {"WWW-Authenticate": CHALLENGE})
-        if self.checker is None:
-            return guard.Answer(403)
-        try:
-            person = self.checker.person(*found)
-        except credentials.CheckUnavailable:
-            return guard.Answer(503, {"Retry-After": str(guard.RETRY_AFTER_SECONDS)})
-        if person is None:
-            return guard.Answer(401, {"WWW-Authenticate": CHALLENGE})
-        if person.roles & self.roles:
-            return guard.Answer(204, person=person)
-        return guard.Answer(403, person=person)
-
-    def close(self) -> None:
-        for close in reversed(self._closers):
-            close()
-        self._closers.clear()
-
-
-def feed_access(settings: settings_model.Settings) -> FeedAccess:
-    """The feed's access from ``settings``: RT login checks (no retries, at most 10 s each,
-    cached as the access check's are) for the groups of ``events_api_roles``. Connects to
-    nothing before the first request; close it after serving."""
-    roles = settings.access.events_api_roles
-    tracker = settings.tracker
-    has_rt = bool(tracker.url) and (
-        tracker.token is not None or (tracker.user is not None and tracker.password is not None)
-    )
-    if settings_model.ANYONE in roles or not roles:
-        return FeedAccess(roles, None)
-    if not has_rt:
-        logger.warning(
-            "no RT configured (ROLLOUT_RT_URL and credentials): nobody may read %s", API_PATH,
-            extra={"action": "start"},
-        )  # fmt: skip
-        return FeedAccess(roles, None)
-    tracker = dataclasses.replace(tracker, retries=0, timeout=min(tracker.timeout, 10.0))
-    login_checker = logins.LoginChecker(tracker)
-    groups = memberships.Memberships(tracker)
-    role_groups = {r: g for r, g in settings.workflow.roles.items() if r in roles}
-    directory = credentials.GroupDirectory(
-        groups,
-        frozenset(role_groups.values()),
-        fresh_seconds=settings.access.groups_seconds,
-        stale_seconds=settings.access.stale_seconds,
-    )
-    checker = credentials.CredentialChecker(
-        login_checker, directory, roles=role_groups, teams=(), settings=settings.access
-    )
-    return FeedAccess(roles, checker, closers=[login_checker.close, groups.close])
 
 
 # -- what the API speaks -------------------------------------------------------------------------
@@ -238,7 +151,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _authorizer(access: FeedAccess) -> Callable[[Request], None]:
+def _authorizer(access: events_access.FeedAccess) -> Callable[[Request], None]:
     def authorize(request: Request) -> None:
         answer = access.check(request.headers.get("authorization"))
         if answer.allowed:
@@ -255,7 +168,7 @@ def _authorizer(access: FeedAccess) -> Callable[[Request], None]:
 
 def router(
     engine: sa.Engine,
-    access: FeedAccess,
+    access: events_access.FeedAccess,
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC).replace(tzinfo=None),
 ) -> APIRouter:

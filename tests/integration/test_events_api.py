@@ -25,7 +25,7 @@ from bridge.settings import model as settings_model
 from bridge.store import database, event_feed
 from bridge.store import queue as jobqueue
 from repo_daemon.history import exports
-from repo_daemon.web import events_api
+from repo_daemon.web import events_access, events_api
 from tests.support import events_fill, feed_access
 from tests.support.feed_access import ADA, QUINN
 
@@ -47,7 +47,7 @@ def engine(db_url: str) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def make_client(engine: sa.Engine, access: events_api.FeedAccess | None = None) -> TestClient:
+def make_client(engine: sa.Engine, access: events_access.FeedAccess | None = None) -> TestClient:
     """The receiver's app with the feed mounted, as ``rollout serve`` composes it."""
     jobs = jobqueue.Queue(engine)
     routes = events_api.router(engine, access or feed_access.feed_access(), clock=lambda: T0)
@@ -288,9 +288,9 @@ def test_logins_are_checked_with_rt_once_per_cache_period(engine: sa.Engine) -> 
 
 
 def test_anyone_makes_it_public_only_when_configured(engine: sa.Engine) -> None:
-    with make_client(engine, events_api.FeedAccess(("anyone",), None)) as client:
+    with make_client(engine, events_access.FeedAccess(("anyone",), None)) as client:
         assert client.get("/api/events").status_code == 200
-    with make_client(engine, events_api.FeedAccess(("admin",), None)) as client:  # no RT
+    with make_client(engine, events_access.FeedAccess(("admin",), None)) as client:  # no RT
         assert client.get("/api/events").status_code == 401
         assert client.get("/api/events", headers=ADA).status_code == 403
 

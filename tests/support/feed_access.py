@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 from bridge import errors
 from bridge.settings import model
 from repo_daemon.serving import credentials
-from repo_daemon.web import events_api
+from repo_daemon.web import events_access
 
 PASSWORDS = {"ada": "good-ada", "quinn": "good-quinn"}
 GROUPS = {"sw-rel-admin": frozenset({"ada"}), "sw-rel-qc": frozenset({"quinn"})}
@@ -45,7 +45,7 @@ class FakeGroups:
 
 def feed_access(
     roles: Collection[str] = ("admin",), logins: FakeLogins | None = None
-) -> events_api.FeedAccess:
+) -> events_access.FeedAccess:
     """The feed's access for ``roles`` on the in-memory RT."""
     settings = model.AccessSettings()
     role_groups = {r: g for r, g in model.DEFAULT_ROLES.items() if r in roles}
@@ -55,4 +55,4 @@ def feed_access(
     checker = credentials.CredentialChecker(
         logins or FakeLogins(), directory, roles=role_groups, teams=(), settings=settings
     )
-    return events_api.FeedAccess(roles, checker)
+    return events_access.FeedAccess(roles, checker)

@@ -7,7 +7,7 @@ import pytest
 
 from bridge import errors
 from bridge.settings import load as settings_load
-from repo_daemon.web import events_api
+from repo_daemon.web import events_access
 
 RT = {"ROLLOUT_RT_URL": "https://rt.example.org/", "ROLLOUT_RT_TOKEN": "1-2-abc"}
 
@@ -28,7 +28,7 @@ def test_roles_are_configurable_and_checked() -> None:
 
 
 def test_feed_access_checks_logins_with_rt_for_the_roles_groups() -> None:
-    access = events_api.feed_access(
+    access = events_access.feed_access(
         settings_load.load_settings(RT | {"ROLLOUT_EVENTS_API_ROLES": "admin,qc"})
     )
     try:
@@ -40,10 +40,10 @@ def test_feed_access_checks_logins_with_rt_for_the_roles_groups() -> None:
 
 
 def test_feed_access_without_rt_admits_nobody_and_anyone_admits_all() -> None:
-    nobody = events_api.feed_access(settings_load.load_settings({}, require_tracker=False))
+    nobody = events_access.feed_access(settings_load.load_settings({}, require_tracker=False))
     assert nobody.checker is None
     assert nobody.check("Basic YWRhOmdvb2QtYWRh").status == 403
-    public = events_api.feed_access(
+    public = events_access.feed_access(
         settings_load.load_settings(RT | {"ROLLOUT_EVENTS_API_ROLES": "anyone"})
     )
     assert public.public and public.check(None).allowed
