@@ -17,14 +17,14 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any, Literal
 
 import pydantic
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
@@ -155,8 +155,12 @@ def create_app(
     clock: Callable[[], float] = time.time,
     max_batch: int = 256,
     freeze_gc: bool = False,
+    routers: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """The receiver as an ASGI app. Its lifespan starts and stops the writer threads.
+
+    ``routers`` are mounted beside the hook (the repository side's API, e.g. the audit feed:
+    composed by ``repo_daemon.daemon.assemble``, which this package never imports).
 
     ``freeze_gc`` moves everything alive at start-up out of the garbage collector's sight
     (``gc.freeze``): a full collection over the ~100,000 long-lived objects of SQLAlchemy,
@@ -201,6 +205,8 @@ def create_app(
     )
     app.state.inbox = hooks
     app.state.refusals = refusals
+    for extra in routers:
+        app.include_router(extra)
 
     async def refuse(refusal: webhooks.HookRefused, remote: str) -> JSONResponse:
         who = "signed by RT" if refusal.signed else "signature not verified"
@@ -277,20 +283,26 @@ def build_server(
     *,
     access_log: bool = False,
     freeze_gc: bool = True,
+    routers: Sequence[APIRouter] = (),
 ) -> uvicorn.Server:
     """A uvicorn server (httptools, uvloop) for the receiver on the configured address.
 
     Logging is left to the caller (``log_config=None``); the access log is off unless asked
     for; ``freeze_gc`` as in ``create_app``. Raises ``ConfigError`` when no hook secret is
-    configured.
+    configured. ``routers`` as in ``create_app``.
     """
-    return _build(settings, queue, access_log=access_log, freeze_gc=freeze_gc)[0]
+    return _build(settings, queue, access_log=access_log, freeze_gc=freeze_gc, routers=routers)[0]
 
 
 def _build(
-    settings: settings_model.Settings, queue: jobqueue.Queue, *, access_log: bool, freeze_gc: bool
+    settings: settings_model.Settings,
+    queue: jobqueue.Queue,
+    *,
+    access_log: bool,
+    freeze_gc: bool,
+    routers: Sequence[APIRouter] = (),
 ) -> tuple[uvicorn.Server, FastAPI]:
-    app = create_app(settings, queue, freeze_gc=freeze_gc)
+    app = create_app(settings, queue, freeze_gc=freeze_gc, routers=routers)
     limits = settings.receiver.limits
     server_config = uvicorn.Config(
         app,
@@ -314,15 +326,20 @@ def _build(
 
 
 def serve(
-    settings: settings_model.Settings, queue: jobqueue.Queue, *, access_log: bool = False
+    settings: settings_model.Settings,
+    queue: jobqueue.Queue,
+    *,
+    access_log: bool = False,
+    routers: Sequence[APIRouter] = (),
 ) -> None:
     """Run the receiver until SIGTERM or SIGINT, then stop cleanly and return.
 
     On the signal it stops accepting connections, lets every request in flight finish (each
     one answered: stored, refused, or 503), commits what the writer holds, stops the writer.
     Raises ``ConfigError`` without a hook secret, ``ReceiverFailed`` when it cannot start.
+    ``routers`` as in ``create_app``.
     """
-    server, app = _build(settings, queue, access_log=access_log, freeze_gc=True)
+    server, app = _build(settings, queue, access_log=access_log, freeze_gc=True, routers=routers)
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         server.should_exit = True

@@ -227,6 +227,7 @@ def _access_from(
     if not 0 < port < 65536 or port != int(port):
         problems.append(f"access_check_port: {raw.get('access_check_port')!r} is not a TCP port")
     return model.AccessSettings(
+        events_api_roles=_events_api_roles(raw, workflow, problems),
         area_roles=area_roles,
         cache_seconds=_number("access_cache_seconds", raw, 60.0, problems),
         stale_seconds=_number("access_stale_seconds", raw, 6 * 3600.0, problems, allow_zero=True),
@@ -237,6 +238,24 @@ def _access_from(
         check_host=str(raw.get("access_check_host") or "127.0.0.1"),
         check_port=int(port),
     )
+
+
+def _events_api_roles(
+    raw: Mapping[str, Any], workflow: model.WorkflowSettings, problems: list[str]
+) -> tuple[str, ...]:
+    """Who may read ``GET /api/events`` (``events_api_roles``: ``admin,qc`` or a list; an
+    empty list in the file: nobody; ``anyone``: no login asked)."""
+    value = raw.get("events_api_roles")
+    if value is None or value == "":
+        return model.AccessSettings.events_api_roles
+    names = _names(value, "events_api_roles", problems)
+    known = {model.ANYONE, *workflow.roles}
+    if unknown := sorted(set(names) - known):
+        problems.append(
+            f"events_api_roles: {', '.join(unknown)} is not a role (known: "
+            f"{', '.join(sorted(known))})"
+        )
+    return names
 
 
 def _intake_limits_from(raw: Mapping[str, Any], problems: list[str]) -> model.IntakeLimits:

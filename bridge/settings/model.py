@@ -284,6 +284,8 @@ class AccessSettings:
     cache_entries: int = 10000
     check_host: str = "127.0.0.1"  # where ``rollout repo access-check`` listens (for nginx)
     check_port: int = 8752
+    # Who may read the audit feed's API (``GET /api/events``): workflow roles, or ``anyone``.
+    events_api_roles: tuple[str, ...] = ("admin",)
 
     def roles_for(self, kind: str) -> tuple[str, ...]:
         """The roles that may read areas of ``kind``; nobody's for an unknown kind."""

@@ -13,6 +13,7 @@ from repo_daemon.cli import (
     demo,
     events,
     events_check,  # noqa: F401  (adds verify, rebuild, prune to events)
+    events_feed,  # noqa: F401  (registers `rollout events list` on the events group)
     queue,
     release,
     release_show,  # noqa: F401 - adds `show` to the release group

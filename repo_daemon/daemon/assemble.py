@@ -187,8 +187,8 @@ def run_serve(settings: settings_model.Settings) -> None:
     from bridge.intake import receiver  # the web stack only for the commands that serve HTTP
 
     receiver.require_secret(settings)  # a configuration error before any database is touched
-    with opened(settings) as jobs:
-        receiver.serve(settings, jobs)
+    with opened(settings) as jobs, _events_api(settings, jobs) as routers:
+        receiver.serve(settings, jobs, routers=routers)
 
 
 def run_all(
@@ -204,8 +204,8 @@ def run_all(
     from bridge.intake import receiver  # the web stack only for the commands that serve HTTP
 
     receiver.require_secret(settings)  # a configuration error before any database is touched
-    with opened(settings) as jobs:
-        server = receiver.build_server(settings, jobs)
+    with opened(settings) as jobs, _events_api(settings, jobs) as routers:
+        server = receiver.build_server(settings, jobs, routers=routers)
         parts = build_parts(
             settings, jobs, processor=processor, reconcile_changes=reconcile_changes
         )
@@ -252,6 +252,20 @@ def run_all(
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             parts.close()
+
+
+@contextmanager
+def _events_api(settings: settings_model.Settings, jobs: queue.Queue) -> Iterator[list[Any]]:
+    """The audit feed's API (``GET /api/events``) to mount on the receiver, on the queue's
+    database, readable by ``events_api_roles``; its RT clients are closed afterwards."""
+    # the web stack only for the commands that serve
+    from repo_daemon.web import events_access, events_api
+
+    access = events_access.feed_access(settings)
+    try:
+        yield [events_api.router(jobs.engine, access)]
+    finally:
+        access.close()
 
 
 def _announce(settings: settings_model.Settings, parts: Parts) -> None:
