@@ -40,10 +40,13 @@ class Cause(enum.Enum):
     @classmethod
     def parse(cls, label: str) -> Cause:
         """The cause whose label is ``label`` (``ValueError`` otherwise)."""
-        for cause in cls:
-            if cause.label == label:
-                return cause
-        raise ValueError(f"{label!r} is not a cause")
+        try:
+            return _CAUSES[label]
+        except KeyError:
+            raise ValueError(f"{label!r} is not a cause") from None
+
+
+_CAUSES = {cause.label: cause for cause in Cause}
 
 
 class EventKind(enum.Enum):
@@ -123,6 +126,8 @@ _CATALOGUE: dict[EventKind, tuple[str, dict[str, str]]] = {
         "A change of a ticket was stored in the queue (hook, reconciliation, the bridge).",
         {
             "field": "The field that changed (RolloutProgress, EarlyAdopters, ...).",
+            "from": "The release's state RT reported before the change.",
+            "to": "The state the change asks for (RolloutProgress moves).",
             "old_value": "RT's value before.",
             "new_value": "RT's value after.",
             "emergency": "Whether the release is an emergency release.",

@@ -136,6 +136,8 @@ def _queued(
         data={
             "detail": f"queued {request.describe()}",
             "field": request.field.label,
+            "from": request.previous.label,
+            "to": request.current.label,
             "old_value": request.old_value,
             "new_value": request.new_value,
             "emergency": request.emergency,

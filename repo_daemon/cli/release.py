@@ -18,7 +18,8 @@ from repo_daemon.cli import root
 
 @click.group("release")
 def release_group() -> None:
-    """Check release.xml files as the bridge will (for providers and release managers)."""
+    """Check release.xml files as the bridge will, and show a release's history (for
+    providers and release managers)."""
 
 
 @release_group.command("validate")

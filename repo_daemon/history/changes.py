@@ -110,8 +110,9 @@ class Changes:
         self.by_job[change.job_id] = dataclasses.replace(
             change,
             field=str(e.data.get("field", "")),
-            before=str(e.data.get("old_value") or ""),
-            after=str(e.data.get("new_value") or ""),
+            # A RolloutProgress move carries its states; other fields RT's raw values.
+            before=str(e.data.get("old_value") or e.data.get("from") or ""),
+            after=str(e.data.get("new_value") or e.data.get("to") or ""),
             asked_by=e.actor,
             cause=e.cause.label,
             source=str(e.data.get("source", "")),

@@ -136,11 +136,13 @@ def test_queue_show_prints_the_job_and_its_events(
         "  finished:      2026-11-24 12:00:00 UTC\n"
         "  last error:    TrackerUnavailable: RT answered HTTP 503\n"
         "events:\n"
+        "  2026-11-24 12:00:00  job_queued  queued InVerification → StageRollout\n"
+        "  2026-11-24 12:00:00  job_claimed  attempt 1 taken by vm:7\n"
         "  2026-11-24 12:00:00  job_dead  attempt 1: TrackerUnavailable: RT answered HTTP 503\n"
     )
     assert cli.main(["queue", "show", str(populated["queued"]), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert (shown["status"], shown["events"]) == ("queued", [])
+    assert (shown["status"], [e["kind"] for e in shown["events"]]) == ("queued", ["job_queued"])
     assert cli.main(["queue", "show", "99"]) == 1
     assert capsys.readouterr().err == "error: there is no job 99\n"
 
@@ -163,7 +165,9 @@ def test_queue_retry_requeues_failed_and_dead_jobs_only(
     assert cli.main(["queue", "show", "3", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert (shown["status"], shown["attempts"]) == ("queued", 0)
-    assert [e["kind"] for e in shown["events"]] == ["job_dead", "job_requeued"]
+    assert [e["kind"] for e in shown["events"]] == [
+        "job_queued", "job_claimed", "job_dead", "job_requeued",
+    ]  # fmt: skip
 
 
 def test_queue_stats_counts_per_state(
