@@ -282,8 +282,9 @@ _CATALOGUE: dict[EventKind, tuple[str, dict[str, str]]] = {
     EventKind.SETTINGS_SEEN: (
         "A process started with settings or workflows other than the last ones seen.",
         {
-            "changed": "The settings whose value changed (secrets only as changed/unchanged).",
+            "changed": "The settings whose value changed (names only, never values).",
             "workflows": "Each workflow's name and fingerprint.",
+            "process": "The command that started (daemon, serve, run).",
         },
     ),
     EventKind.EVENTS_PRUNED: (

@@ -9,6 +9,7 @@ makes one per worker thread of the runner. The HTTP receiver is
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import signal
@@ -26,7 +27,7 @@ from bridge import secrets as bridge_secrets
 from bridge.intake import reconcile, refusals
 from bridge.settings import event_retention
 from bridge.settings import model as settings_model
-from bridge.store import database, events, queue, retention
+from bridge.store import database, events, queue, retention, settings_seen
 from bridge.tracker.client import TrackerClient
 from repo_daemon.daemon import runner, scheduler
 from repo_daemon.publish import repository as publish
@@ -163,6 +164,22 @@ def opened(settings: settings_model.Settings) -> Iterator[queue.Queue]:
         jobs.engine.dispose()
 
 
+def seen_at_start(settings: settings_model.Settings, jobs: queue.Queue, process: str) -> None:
+    """Record ``settings_seen`` when this process starts with settings or workflow templates
+    other than the last process saw (names only; see ``bridge.store.settings_seen``)."""
+    from repo_daemon.workflow import loader
+
+    workflows = {
+        name: hashlib.sha256(repr(loader.load_template(name)).encode()).hexdigest()[:32]
+        for name in loader.TEMPLATES
+    }
+    changed = settings_seen.record(
+        jobs, settings_seen.digests(settings), workflows, process=process
+    )
+    if changed:
+        logger.info("settings changed since the last start: %s", ", ".join(changed))
+
+
 def run_daemon(
     settings: settings_model.Settings,
     *,
@@ -172,6 +189,7 @@ def run_daemon(
     """``rollout daemon``: the scheduler in the foreground until SIGTERM / SIGINT.
     ``processor`` as in ``build_parts`` (``None``: the release workflow)."""
     with opened(settings) as jobs:
+        seen_at_start(settings, jobs, "daemon")
         parts = build_parts(
             settings, jobs, processor=processor, reconcile_changes=reconcile_changes
         )
@@ -188,6 +206,7 @@ def run_serve(settings: settings_model.Settings) -> None:
 
     receiver.require_secret(settings)  # a configuration error before any database is touched
     with opened(settings) as jobs, _events_api(settings, jobs) as routers:
+        seen_at_start(settings, jobs, "serve")
         receiver.serve(settings, jobs, routers=routers)
 
 
@@ -205,6 +224,7 @@ def run_all(
 
     receiver.require_secret(settings)  # a configuration error before any database is touched
     with opened(settings) as jobs, _events_api(settings, jobs) as routers:
+        seen_at_start(settings, jobs, "run")
         server = receiver.build_server(settings, jobs, routers=routers)
         parts = build_parts(
             settings, jobs, processor=processor, reconcile_changes=reconcile_changes
