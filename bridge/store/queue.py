@@ -97,6 +97,8 @@ def _job(row: sa.Row[Any]) -> records.Job:
     )
 
 
+_FAILURE_STEP_PREFIX = "failed:"
+
 # The events after which a job is due again, whose cause the next attempt carries.
 _MADE_DUE = (
     eventlog.EventKind.JOB_QUEUED.value,
@@ -516,6 +518,15 @@ class Queue(event_log.EventLog):
                 )
             )
             new = conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one()
+            # What the failed run told the ticket of its failure is forgotten: the re-run
+            # writes its own outcome (see releases.FAILURE_STEP_PREFIX; the prefix is spelt
+            # here because releases imports this module).
+            steps = tables.job_steps
+            conn.execute(
+                steps.delete().where(
+                    steps.c.job_id == job_id, steps.c.action.startswith(_FAILURE_STEP_PREFIX)
+                )
+            )
             event_log.append(
                 conn,
                 [

@@ -23,6 +23,10 @@ from bridge.store.queue import Clock, utcnow
 
 logger = logging.getLogger(__name__)
 
+# Checkpoints of what a job did to tell of its failure start with this; a manual re-run of the
+# job forgets them (``queue.Queue.retry``) so its new outcome is told in full.
+FAILURE_STEP_PREFIX = "failed:"
+
 
 @dataclass(frozen=True, kw_only=True)
 class Release:

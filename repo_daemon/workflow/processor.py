@@ -49,6 +49,7 @@ from repo_daemon.workflow import (
     mail_intake,
     model,
     ticket_plan,
+    write_back,
 )
 from repo_daemon.workflow import records_apply as kept_records
 from repo_daemon.workflow import steps as repository_steps
@@ -535,9 +536,10 @@ class WorkflowProcessor:
             spans, self.store.clock(), pending=pending
         )
         owner = plan.owner if plan.owner != ticket.ticket.owner else None
-        WriteBack(client, self.store, job_id=inputs.job.id, ticket=ticket.ticket, plan=plan).write(
-            fields, owner=owner
-        )
+        phase = write_back.FAILURE_PHASE if state is RolloutState.FAILED else ""
+        WriteBack(
+            client, self.store, job_id=inputs.job.id, ticket=ticket.ticket, plan=plan, phase=phase
+        ).write(fields, owner=owner)
 
     def _move_next_deferred_in(self, inputs: Inputs, major: str) -> None:
         """Queue the major release's oldest Deferred release into StageRollout, if the slot is

@@ -16,13 +16,14 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from bridge import records
-from bridge.store import event_log, events
+from bridge.store import event_log, events, releases
 from bridge.tracker.client import TrackerClient
 from repo_daemon.workflow import ticket_plan
 from repo_daemon.workflow.gather import CLOSED_STATUSES
 
 # Checkpoints of the write-back (beside the actions' own).
 WROTE_TICKET, COMMENTED, REPLIED, UNTOLD = "write_ticket", "comment", "reply", "untell"
+FAILURE_PHASE = releases.FAILURE_STEP_PREFIX
 
 
 class Checkpoints(Protocol):
@@ -51,8 +52,13 @@ class WriteBack:
         job_id: int,
         ticket: records.Ticket,
         plan: ticket_plan.TicketPlan,
+        phase: str = "",
     ) -> None:
         self.client = client
+        # Checkpoints of a failure's write-back carry ``FAILURE_PHASE`` before their names, so
+        # a job re-run by hand after it told the ticket of its failure still writes its outcome
+        # (and a re-run forgets them: ``queue.Queue.retry``).
+        self.phase = phase
         self.checkpoints = checkpoints
         self.job_id = job_id
         self.ticket = ticket
@@ -74,7 +80,7 @@ class WriteBack:
         status_by_reply = (status or self.kept_status) if plan.replies else None
         cc = plan.cc_while_telling(self.ticket.cc_groups())
         changes = fields or cc is not None or plan.admin_cc is not None or owner
-        if WROTE_TICKET not in self.done and (changes or (status and not status_by_reply)):
+        if self._todo(WROTE_TICKET) and (changes or (status and not status_by_reply)):
             self.client.update_ticket(
                 self.ticket.id,
                 custom_fields=dict(fields) or None,
@@ -90,23 +96,27 @@ class WriteBack:
     def _messages(self, status_by_reply: str | None) -> None:
         plan = self.plan
         # One comment and one reply at most: each is an RT call (and a mail).
-        if plan.comments and COMMENTED not in self.done:
+        if plan.comments and self._todo(COMMENTED):
             text = "\n\n".join(plan.comments)
             self.client.comment(self.ticket.id, text)
             self._mark(COMMENTED, text[:200], comment=_first_line(text))
         # A reply reopens a deleted ticket, and the bridge may not delete it again: a deleted
         # ticket gets comments only.
-        if plan.replies and REPLIED not in self.done and self.ticket.status != "deleted":
+        if plan.replies and self._todo(REPLIED) and self.ticket.status != "deleted":
             text = "\n\n".join(plan.replies)
             self.client.reply(self.ticket.id, text, status=status_by_reply)
             self._mark(REPLIED, text[:200], reply=_first_line(text), to="requestors")
-        if plan.told and UNTOLD not in self.done:
+        if plan.told and self._todo(UNTOLD):
             after = plan.cc_after_telling(self.ticket.cc_groups())
             self.client.update_ticket(self.ticket.id, cc_groups=after, current=self.ticket)
             self._mark(UNTOLD, ", ".join(plan.told), untold=list(plan.told))
 
+    def _todo(self, step: str) -> bool:
+        return f"{self.phase}{step}" not in self.done
+
     def _mark(self, step: str, detail: str, **told: object) -> None:
         """Checkpoint ``step`` with its ``ticket_told`` event (what the ticket was told)."""
+        step = f"{self.phase}{step}"
         event = event_log.draft(
             events.EventKind.TICKET_TOLD,
             ticket_id=self.ticket.id,

@@ -52,6 +52,7 @@ def test_digests_cover_every_section_and_hide_secrets(tmp_path: Path) -> None:
     sections = {f.name for f in dataclasses.fields(s)}
     assert {key.split(".")[0] for key in found} == sections
     assert TOKEN not in repr(found)
-    assert settings_seen.digests(settings(tmp_path, token=NEW_TOKEN))["tracker.token"] != (
-        found["tracker.token"]
+    assert (
+        settings_seen.digests(settings(tmp_path, token=NEW_TOKEN))["tracker.token"]
+        != (found["tracker.token"])
     )

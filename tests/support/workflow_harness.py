@@ -76,6 +76,8 @@ class Bridge:
     manager: TrackerClient
     rsync: RsyncDaemon
     provider_root: Path  # served by the rsync daemon as module "provider"
+    server: Any = None  # the receiver RT's scrip posts to (see stop_receiver)
+    thread: threading.Thread | None = None
     _releases: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _clients: dict[str, TrackerClient] = field(default_factory=dict)
 
@@ -162,6 +164,23 @@ class Bridge:
         client = self.as_user(as_user) if as_user else self.manager
         client.set_custom_fields(ticket_id, {"RolloutProgress": state})
         self.drain()
+
+    def stop_receiver(self) -> None:
+        """Stop the receiver: RT's scrip cannot deliver its hooks (they are lost) until
+        ``start_receiver``."""
+        self.server.should_exit = True
+        assert self.thread is not None
+        self.thread.join(timeout=30)
+
+    def start_receiver(self) -> None:
+        """Start a receiver again on the same port."""
+        self.server = build_server(self.settings, self.queue, freeze_gc=False)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the receiver did not start"
+            time.sleep(0.05)
 
     def state(self, ticket_id: int) -> str | None:
         return self.manager.get_ticket(ticket_id).field("RolloutProgress")
@@ -328,13 +347,16 @@ def running_bridge(
         manager=manager,
         rsync=rsync,
         provider_root=provider_root,
+        server=server,
+        thread=thread,
     )
     try:
         yield bridge
     finally:
         bridge.runner.close()
         bridge.close_clients()
-        _stop(manager, processor, server, thread, engine, box)
+        assert bridge.thread is not None
+        _stop(manager, processor, bridge.server, bridge.thread, engine, box)
         rsync.stop()
 
 
