@@ -114,13 +114,16 @@ class World:
     release_xml: Path
     sync_url: str
 
-    def config(self, trial: Path, db_url: str, *, check_commits: bool = False) -> Path:
+    def config(
+        self, trial: Path, db_url: str, *, check_commits: bool = False, walk: str = "production"
+    ) -> Path:
         trial.mkdir(parents=True)
         key = shared_key()
         config = Config(
             db_url=db_url, data_dir=trial / "data", tracker_state=trial / "rt.pickle",
             release_xml=self.release_xml, sync_url=self.sync_url, signing_key=key.fingerprint,
             gnupghome=key.home, lease_seconds=LEASE, check_commits=check_commits,
+            walk=walk,
         )  # fmt: skip
         path = trial / "config.json"
         config.write(path)
@@ -292,15 +295,17 @@ def test_a_sigkill_at_random_points_leaves_no_change_without_its_event(
         print(f"trial {n:2d}: killed at {delay:6.3f} s {where}")
 
 
+@pytest.mark.parametrize("walk", ["withdrawn", "rejected"])
 def test_every_commit_of_a_walk_leaves_the_tables_and_the_log_agreeing(
-    world: World, new_db: NewDatabase
+    world: World, new_db: NewDatabase, walk: str
 ) -> None:
     """The same property at every commit, not only where a kill happens to land: the child
     checks the database after each commit of a whole walk (what a kill right after that
-    commit would leave)."""
-    trial = world.root / _backend(new_db) / "every-commit"
-    with new_db("every-commit") as url:
-        child = world.start(world.config(trial, url, check_commits=True), trial / "child.log")
+    commit would leave), to Production and out again, or rejected from StageRollout."""
+    trial = world.root / _backend(new_db) / f"every-commit-{walk}"
+    with new_db(f"every-commit-{walk}") as url:
+        config = world.config(trial, url, check_commits=True, walk=walk)
+        child = world.start(config, trial / "child.log")
         try:
             child.wait_for(lambda line: line == "finished", WALK_TIMEOUT)
         finally:

@@ -1,6 +1,7 @@
 """Whether a database's stored tables and its event log agree, for the atomicity tests: what
 ``rebuild`` derives from the log against the tables, each job's finished steps against their
-events (which ``rebuild`` does not derive), and the hash chain (``chain_check``).
+events and each release's recorded place against its areas (which ``rebuild`` does not
+derive), and the hash chain (``chain_check``).
 
 ``problems`` lists every disagreement in words (empty when all holds); it reads only.
 """
@@ -47,10 +48,29 @@ def checkpoints_match_events(engine: sa.Engine) -> list[str]:
     return found
 
 
+def places_match_areas(engine: sa.Engine) -> list[str]:
+    """Each release's recorded place (``repository_path``, what RepositoryURL shows) is one of
+    the areas it is published in (which ``rebuild`` checks against the log's publications and
+    removals), or none when it is in none."""
+    rel, held = tables.releases, tables.release_areas
+    with engine.connect() as conn:
+        places = dict(conn.execute(sa.select(rel.c.ticket_id, rel.c.repository_path)).all())
+        areas: dict[int, set[str]] = {}
+        for ticket, area in conn.execute(sa.select(held.c.ticket_id, held.c.area)):
+            areas.setdefault(int(ticket), set()).add(str(area))
+    return [
+        f"release {t} is recorded at {place}, an area it is not published in "
+        f"({', '.join(sorted(areas.get(t, ()))) or 'none'})"
+        for t, place in sorted(places.items())
+        if place is not None and place not in areas.get(int(t), set())
+    ]
+
+
 def problems(engine: sa.Engine) -> list[str]:
     """Every way the tables and the log disagree, and the chain's first broken link."""
     found = [d.describe() for d in rebuild.differences(engine)]
     found += checkpoints_match_events(engine)
+    found += places_match_areas(engine)
     broken = chain_check.verify(engine).broken
     if broken is not None:
         found.append(f"chain: {broken.describe()}")

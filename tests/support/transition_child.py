@@ -1,6 +1,7 @@
 """``python -m tests.support.transition_child CONFIG``: a daemon-like child process that walks
-one release through the staged workflow (Submitted → Unverified with sync and publication,
-→ InVerification, → StageRollout, → Production), for the atomicity test that SIGKILLs it.
+one release through the staged workflow, for the atomicity tests that SIGKILL it: Submitted →
+Unverified (sync and publication) → InVerification → StageRollout → Production, and in other
+walks (``WALKS``) out of production again, or rejected from staged rollout.
 
 It runs the product's parts as the daemon does: the real queue and release store on the
 database CONFIG names, the workflow processor with the real repository steps (sync from the
@@ -8,12 +9,13 @@ provider's rsync daemon, publication into a temporary tree, real metadata and si
 runner (``repo_daemon.daemon.runner``); the in-memory ``FakeTracker`` stands in for RT. The
 tracker's state is saved to a file after each change (``SavedTracker``), so a restarted child
 sees the ticket as RT would still show it. A manager's move is "changed in RT, then queued",
-with a fixed transaction id per step, so a restarted child queues each move once and resumes
+with a fixed transaction id per move, so a restarted child queues each move once and resumes
 the work a killed one left (the lease of its job runs out, then the runner takes it again).
 
 It reports progress on stdout, one line each: ``ready`` (set up, about to work), ``step
-<State>`` (the move asked), ``finished`` (the release is in Production) or ``failed <why>``.
-It is a test helper: it changes nothing outside the database and the folders CONFIG names.
+<State>`` (the move asked), ``finished`` (the release is where the walk goes) or ``failed
+<why>``; with ``check_commits``, also each problem found after a commit. It is a test helper:
+it changes nothing outside the database and the folders CONFIG names.
 """
 
 from __future__ import annotations
@@ -43,13 +45,13 @@ from repo_daemon.workflow import steps
 from tests.support import event_consistency
 
 TICKET = 7
-# (asked, from, RT transaction id of the manager's change)
-WALK = (
-    (S.UNVERIFIED, S.SUBMITTED, 5001),
-    (S.IN_VERIFICATION, S.UNVERIFIED, 5002),
-    (S.STAGE_ROLLOUT, S.IN_VERIFICATION, 5003),
-    (S.PRODUCTION, S.STAGE_ROLLOUT, 5004),
-)
+# The moves a manager asks, in order (each from where the one before left the release).
+TO_PRODUCTION = ("Unverified", "InVerification", "StageRollout", "Production")
+WALKS = {
+    "production": TO_PRODUCTION,
+    "withdrawn": (*TO_PRODUCTION, "Withdrawn"),  # out of production again
+    "rejected": ("Unverified", "InVerification", "StageRollout", "Rejected"),
+}
 MANAGER = "manager"
 _SAVED = (
     "tickets", "attachments", "comments", "replies", "history", "memberships",
@@ -73,6 +75,7 @@ class Config:
     # Check the tables against the log after every commit (``event_consistency``), saying
     # ``inconsistent after commit N: ...`` for each problem and ``commits N`` at the end.
     check_commits: bool = False
+    walk: str = "production"  # one of WALKS
 
     @classmethod
     def read(cls, path: Path) -> Config:
@@ -221,7 +224,9 @@ def walk(config: Config) -> int:
     run = runner.Runner(jobs, processor, settings.daemon, worker=f"child-{os.getpid()}")
     say("ready")
     try:
-        for asked, came_from, txn in WALK:
+        moves = [S.parse(label) for label in WALKS[config.walk]]
+        for n, asked in enumerate(moves):
+            came_from, txn = moves[n - 1] if n else S.SUBMITTED, 5001 + n
             say(f"step {asked.label}")
             ticket = tracker.tickets[TICKET]
             known = {j.request.transaction_id for j in jobs.list_jobs(ticket_id=TICKET)}
@@ -234,11 +239,10 @@ def walk(config: Config) -> int:
             job = _wait_done(jobs, run, txn)
             found = store.get(TICKET)
             # A restarted child finds the moves done before it, the release further along.
-            reached = [a for a, _, t in WALK if t >= txn]
             if (
                 job.status is not records.JobStatus.DONE
                 or found is None
-                or (found.state not in reached)
+                or (found.state not in moves[n:])
             ):
                 state = found.state.label if found else "(no record)"
                 say(f"failed job {job.id} {job.status.label}, release at {state}: {job.last_error}")
