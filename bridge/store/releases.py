@@ -360,8 +360,11 @@ class ReleaseStore:
             return tuple(conn.execute(stmt).scalars())
 
     def forget_areas(self, ticket_id: int, areas: tuple[str, ...] | list[str]) -> None:
-        """The release was taken out of ``areas``."""
-        held = tables.release_areas
+        """The release was taken out of ``areas``. Where it is recorded as published now
+        (``repository_path``) moves, in the same transaction, to the newest area it is still
+        in, or to none: a daemon killed right after could otherwise leave it naming an area
+        the release is gone from, and a resumed job finds nothing left to remove."""
+        held, rel = tables.release_areas, tables.releases
         if not areas:
             return
         with self.engine.begin() as conn:
@@ -374,6 +377,17 @@ class ReleaseStore:
             )
             conn.execute(
                 held.delete().where(held.c.ticket_id == ticket_id, held.c.area.in_(list(areas)))
+            )
+            newest_left = conn.execute(
+                sa.select(held.c.area)
+                .where(held.c.ticket_id == ticket_id)
+                .order_by(held.c.published_at.desc(), held.c.area.desc())
+                .limit(1)
+            ).scalar()
+            conn.execute(
+                rel.update()
+                .where(rel.c.ticket_id == ticket_id, rel.c.repository_path.in_(list(areas)))
+                .values(repository_path=newest_left)
             )
             event_log.append(
                 conn,
