@@ -198,7 +198,10 @@ def page(
         stmt = sa.select(log).where(*_conditions(filters, bounds))
         if after:
             stmt = stmt.where(log.c.id > after)
-        rows = conn.execute(stmt.order_by(log.c.id).limit(limit + 1)).all()
+        # A release's events are numbered in id order: ordering them by their sequence lets
+        # the database walk the (ticket_id, seq) index instead of a kind's or an actor's.
+        order = log.c.seq if filters.ticket_id is not None else log.c.id
+        rows = conn.execute(stmt.order_by(order).limit(limit + 1)).all()
     events = tuple(event_log.event_of(r) for r in rows[:limit])
     return Page(events, events[-1].id if len(rows) > limit else None)
 

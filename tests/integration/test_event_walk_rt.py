@@ -129,11 +129,15 @@ def test_the_walk_is_told_attempt_by_attempt_and_the_log_holds(
     assert status == 0
     shown = json.loads(out)
     assert shown["state"] == "Production"
-    moves = [c for c in shown["changes"] if c["field"] == "RolloutProgress" and c["attempts"]]
+    # The people's moves (the bridge's own writes to the field come back as skipped changes).
+    moves = [
+        c
+        for c in shown["changes"]
+        if c["field"] == "RolloutProgress" and c["asked_by"] != "rollout-bridge"
+    ]
     summary = [
         (c["after"], [(a["number"], a["cause"], a["asked_by"], a["end"]) for a in c["attempts"]])
         for c in moves
-        if c["asked_by"] != "rollout-bridge"
     ]
     assert summary == [
         ("Unverified", [
