@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge import errors, records
-from bridge.store import event_log, retry, tables, text
+from bridge.store import event_log, job_events, jobs_read, retry, tables, text
 from bridge.store import events as eventlog
 
 logger = logging.getLogger(__name__)
@@ -69,109 +69,10 @@ class Enqueued:
     created: bool
 
 
-def _job(row: sa.Row[Any]) -> records.Job:
-    m = row._mapping
-    return records.Job(
-        id=int(m["id"]),
-        request=records.ReleaseRequest(
-            ticket_id=int(m["ticket_id"]),
-            transaction_id=int(m["transaction_id"]),
-            current=records.RolloutState.parse(m["current"]),
-            previous=records.RolloutState.parse(m["previous"]),
-            emergency=bool(m["emergency"]),
-            actor=str(m["actor"]),
-            source=next(s for s in records.JobSource if s.label == m["source"]),
-            field=records.TrackedField.parse(m["field"]),
-            old_value=str(m["old_value"] or ""),
-            new_value=str(m["new_value"] or ""),
-            changed_at=m["changed_at"],
-        ),
-        status=records.JobStatus.parse(m["status"]),
-        attempts=int(m["attempts"]),
-        scheduled_at=m["scheduled_at"],
-        created_at=m["created_at"],
-        locked_by=m["locked_by"],
-        locked_until=m["locked_until"],
-        finished_at=m["finished_at"],
-        last_error=m["last_error"],
-    )
-
-
 _FAILURE_STEP_PREFIX = "failed:"
 
-# The events after which a job is due again, whose cause the next attempt carries.
-_MADE_DUE = (
-    eventlog.EventKind.JOB_QUEUED.value,
-    eventlog.EventKind.JOB_RETRY.value,
-    eventlog.EventKind.JOB_REQUEUED.value,
-    eventlog.EventKind.IMPORTED.value,
-)
 
-
-def _due_cause(kind: str, cause: str) -> str:
-    """The cause of the attempt after an event of ``kind`` made the job due."""
-    if kind == eventlog.EventKind.JOB_RETRY.value:
-        return eventlog.Cause.AUTOMATIC_RETRY.label
-    return cause
-
-
-def _cause_of(request: records.ReleaseRequest) -> eventlog.Cause:
-    """What started a change, from how it reached the queue."""
-    if request.source is records.JobSource.RECOVERED:
-        return eventlog.Cause.RECONCILIATION
-    if request.source is records.JobSource.BRIDGE:
-        return eventlog.Cause.BRIDGE
-    return eventlog.Cause.EMERGENCY if request.emergency else eventlog.Cause.HOOK
-
-
-def _queued(
-    request: records.ReleaseRequest, job_id: int, cause: eventlog.Cause | None
-) -> event_log.Draft:
-    """The ``job_queued`` event of a change just stored as ``job_id``."""
-    return event_log.draft(
-        eventlog.EventKind.JOB_QUEUED,
-        ticket_id=request.ticket_id,
-        transaction_id=request.transaction_id,
-        job_id=job_id,
-        actor=request.actor,
-        cause=cause or _cause_of(request),
-        data={
-            "detail": f"queued {request.describe()}",
-            "field": request.field.label,
-            "from": request.previous.label,
-            "to": request.current.label,
-            "old_value": request.old_value,
-            "new_value": request.new_value,
-            "emergency": request.emergency,
-            "source": request.source.label,
-        },
-    )
-
-
-def _job_event(
-    kind: eventlog.EventKind,
-    job: records.Job,
-    *,
-    detail: str,
-    cause: eventlog.Cause | None = None,
-    **data: Any,
-) -> event_log.Draft:
-    """An event about ``job`` (as claimed: its attempt and cause), by the bridge."""
-    values: dict[str, Any] = {"detail": detail, **data}
-    if job.attempt:
-        values["attempt"] = job.attempt
-    return event_log.draft(
-        kind,
-        ticket_id=job.ticket_id,
-        transaction_id=job.request.transaction_id,
-        job_id=job.id,
-        actor=eventlog.BRIDGE_ACTOR,
-        cause=cause or (eventlog.Cause.parse(job.cause) if job.cause else _cause_of(job.request)),
-        data=values,
-    )
-
-
-class Queue(event_log.EventLog):
+class Queue(jobs_read.JobReading, event_log.EventLog):
     """The queue on one database engine (see ``bridge.store.database``), with the event log
     (``event_log.EventLog``) it writes to beside it."""
 
@@ -233,7 +134,7 @@ class Queue(event_log.EventLog):
                 new_id = conn.execute(stmt).scalar()
                 if new_id is not None:
                     results.append(Enqueued(job_id=int(new_id), created=True))
-                    drafts.append(_queued(request, int(new_id), cause))
+                    drafts.append(job_events.queued(request, int(new_id), cause))
                     continue
                 existing = conn.execute(
                     sa.select(jobs.c.id).where(jobs.c.transaction_id == request.transaction_id)
@@ -303,14 +204,14 @@ class Queue(event_log.EventLog):
                 )
                 .returning(*jobs.c)
             ).all()
-            found = [_job(r) for r in rows]
+            found = [jobs_read.job_of(r) for r in rows]
             found = [
                 self._attempt(conn, job, lease_expired=picked[job.id] != "queued") for job in found
             ]
             event_log.append(
                 conn,
                 [
-                    _job_event(
+                    job_events.job_event(
                         eventlog.EventKind.JOB_CLAIMED,
                         job,
                         cause=eventlog.Cause.parse(job.cause),
@@ -342,14 +243,14 @@ class Queue(event_log.EventLog):
         if not lease_expired:
             found = conn.execute(
                 sa.select(log.c.kind, log.c.cause)
-                .where(log.c.job_id == job.id, log.c.kind.in_(_MADE_DUE))
+                .where(log.c.job_id == job.id, log.c.kind.in_(job_events.MADE_DUE))
                 .order_by(log.c.id.desc())
                 .limit(1)
             ).first()
             cause = (
-                _due_cause(str(found.kind), str(found.cause))
+                job_events.due_cause(str(found.kind), str(found.cause))
                 if found
-                else _cause_of(job.request).label
+                else job_events.cause_of(job.request).label
             )
         return dataclasses.replace(job, attempt=int(claims) + 1, cause=cause)
 
@@ -393,7 +294,9 @@ class Queue(event_log.EventLog):
         ``job`` (as claimed) lets its ``job_done`` event say which attempt it was; ``also``
         are events recorded with it (e.g. why nothing was done)."""
         if job is not None:
-            done = _job_event(eventlog.EventKind.JOB_DONE, job, detail=f"done by {worker}")
+            done = job_events.job_event(
+                eventlog.EventKind.JOB_DONE, job, detail=f"done by {worker}"
+            )
         else:
             done = self._for_job(
                 job_id,
@@ -474,7 +377,7 @@ class Queue(event_log.EventLog):
             job.id,
             worker,
             events=[
-                _job_event(
+                job_events.job_event(
                     kind,
                     job,
                     detail=text.storable(f"attempt {job.attempts}: {error}{when}"),
@@ -545,7 +448,7 @@ class Queue(event_log.EventLog):
                 ],
                 now=self.clock(),
             )
-        return _job(new)
+        return jobs_read.job_of(new)
 
     def _for_job(self, job_id: int, item: event_log.Draft) -> event_log.Draft:
         """``item`` with the job's ticket and transaction filled in from its row."""
@@ -559,60 +462,3 @@ class Queue(event_log.EventLog):
         return dataclasses.replace(
             item, ticket_id=int(row.ticket_id), transaction_id=int(row.transaction_id)
         )
-
-    # -- reading -------------------------------------------------------------------------
-
-    def get(self, job_id: int) -> records.Job | None:
-        """The job with that id, or None."""
-        with self.engine.begin() as conn:
-            row = conn.execute(sa.select(tables.jobs).where(tables.jobs.c.id == job_id)).first()
-        return _job(row) if row is not None else None
-
-    def list_jobs(
-        self,
-        *,
-        statuses: Iterable[records.JobStatus] = (),
-        ticket_id: int | None = None,
-        limit: int = 100,
-    ) -> list[records.Job]:
-        """Jobs, newest first, optionally only those in ``statuses`` or of one ticket."""
-        jobs = tables.jobs
-        stmt = sa.select(jobs).order_by(jobs.c.id.desc()).limit(limit)
-        labels = [s.label for s in statuses]
-        if labels:
-            stmt = stmt.where(jobs.c.status.in_(labels))
-        if ticket_id is not None:
-            stmt = stmt.where(jobs.c.ticket_id == ticket_id)
-        with self.engine.begin() as conn:
-            return [_job(r) for r in conn.execute(stmt).all()]
-
-    def stats(self) -> dict[str, Any]:
-        """Counts per status, how many queued jobs are due now, and the oldest due one's age."""
-        jobs = tables.jobs
-        now = self.clock()
-        with self.engine.begin() as conn:
-            counts = {
-                str(status): int(count)
-                for status, count in conn.execute(
-                    sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
-                ).all()
-            }
-            oldest = conn.execute(
-                sa.select(sa.func.min(jobs.c.scheduled_at)).where(
-                    jobs.c.status == records.JobStatus.QUEUED.label, jobs.c.scheduled_at <= now
-                )
-            ).scalar()
-            due = conn.execute(
-                sa.select(sa.func.count()).where(
-                    jobs.c.status == records.JobStatus.QUEUED.label, jobs.c.scheduled_at <= now
-                )
-            ).scalar_one()
-        result: dict[str, Any] = {s.label: int(counts.get(s.label, 0)) for s in records.JobStatus}
-        result["due"] = int(due)
-        result["oldest_due_seconds"] = (now - oldest).total_seconds() if oldest else 0.0
-        return result
-
-    def ping(self) -> None:
-        """Raise if the database cannot be reached (for readiness checks)."""
-        with self.engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge import records
-from bridge.store import event_log, tables, text
+from bridge.store import event_log, stage_slots, tables, text
 from bridge.store import events as eventlog
 from bridge.store.queue import Clock, utcnow
 
@@ -79,7 +79,7 @@ def _release(row: sa.Row[Any]) -> Release:
     )
 
 
-class ReleaseStore:
+class ReleaseStore(stage_slots.StageSlots):
     """Release records on one database engine (the same one as the queue)."""
 
     def __init__(self, engine: sa.Engine, *, clock: Clock = utcnow) -> None:
@@ -401,100 +401,6 @@ class ReleaseStore:
                 ],
                 now=self.clock(),
             )
-
-    # -- staged-rollout slots ---------------------------------------------------------------
-
-    def slot_holders(self, major_release: str, *, excluding: int | None = None) -> tuple[int, ...]:
-        """Tickets in staged rollout for ``major_release`` (regular holder first)."""
-        slots = tables.stage_slots
-        stmt = (
-            sa.select(slots.c.ticket_id)
-            .where(slots.c.major_release == major_release)
-            .order_by(slots.c.emergency, slots.c.taken_at)
-        )
-        if excluding is not None:
-            stmt = stmt.where(slots.c.ticket_id != excluding)
-        with self.engine.begin() as conn:
-            return tuple(int(t) for t in conn.execute(stmt).scalars())
-
-    def take_slot(self, major_release: str, ticket_id: int, *, emergency: bool) -> bool:
-        """Take the slot (idempotent). False when another regular release holds it."""
-        slots = tables.stage_slots
-        with self.engine.begin() as conn:
-            mine = conn.execute(
-                sa.select(slots.c.ticket_id).where(
-                    slots.c.major_release == major_release, slots.c.ticket_id == ticket_id
-                )
-            ).first()
-            if mine is not None:
-                return True
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    slots.insert().values(
-                        major_release=major_release,
-                        ticket_id=ticket_id,
-                        emergency=emergency,
-                        taken_at=self.clock(),
-                    )
-                )
-                event_log.append(
-                    conn,
-                    [
-                        event_log.draft(
-                            eventlog.EventKind.SLOT_TAKEN,
-                            ticket_id=ticket_id,
-                            data={"detail": f"took the {major_release} staged-rollout slot"
-                                  + (" (emergency)" if emergency else ""),
-                                  "major_release": major_release, "emergency": emergency},
-                        )
-                    ],
-                    now=self.clock(),
-                )  # fmt: skip
-        except sa.exc.IntegrityError:
-            return False
-        return True
-
-    def free_slot(self, major_release: str, ticket_id: int) -> bool:
-        """Give up ``ticket_id``'s place; False when it held none."""
-        slots = tables.stage_slots
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                slots.delete().where(
-                    slots.c.major_release == major_release, slots.c.ticket_id == ticket_id
-                )
-            )
-            if result.rowcount:
-                event_log.append(
-                    conn,
-                    [
-                        event_log.draft(
-                            eventlog.EventKind.SLOT_FREED,
-                            ticket_id=ticket_id,
-                            data={"detail": f"gave up the {major_release} staged-rollout slot",
-                                  "major_release": major_release},
-                        )
-                    ],
-                    now=self.clock(),
-                )  # fmt: skip
-        return bool(result.rowcount)
-
-    def oldest_deferred(self, major_release: str) -> int | None:
-        """The release of ``major_release`` that has waited in Deferred the longest."""
-        rel, hist = tables.releases, tables.state_history
-        stmt = (
-            sa.select(rel.c.ticket_id)
-            .join(hist, sa.and_(hist.c.ticket_id == rel.c.ticket_id, hist.c.left_at.is_(None)))
-            .where(
-                rel.c.major_release == major_release,
-                rel.c.state == records.RolloutState.DEFERRED.label,
-            )
-            .order_by(hist.c.entered_at, rel.c.ticket_id)
-            .limit(1)
-        )
-        with self.engine.begin() as conn:
-            found = conn.execute(stmt).scalar()
-        return int(found) if found is not None else None
 
     # -- checkpoints -----------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bridge import records
-from bridge.store import event_chain, event_log, queue, retry
+from bridge.store import event_chain, event_log, job_events, queue, retry
 from bridge.store import events as eventlog
 
 Status = records.JobStatus
@@ -70,7 +70,7 @@ class InMemoryQueue:
                 )
                 self._by_transaction[request.transaction_id] = job_id
                 results.append(queue.Enqueued(job_id=job_id, created=True))
-                self._append(queue._queued(request, job_id, cause))
+                self._append(job_events.queued(request, job_id, cause))
         return results
 
     def enqueue(self, request: records.ReleaseRequest) -> int:
@@ -113,15 +113,15 @@ class InMemoryQueue:
                 made_due = [
                     e
                     for e in self._events
-                    if e.job_id == job.id and e.kind.value in queue._MADE_DUE
+                    if e.job_id == job.id and e.kind.value in job_events.MADE_DUE
                 ]
                 cause = (
                     eventlog.Cause.LEASE_EXPIRED if expired
                     else eventlog.Cause.parse(
-                        queue._due_cause(made_due[-1].kind.value, made_due[-1].cause.label)
+                        job_events.due_cause(made_due[-1].kind.value, made_due[-1].cause.label)
                     )
                     if made_due
-                    else queue._cause_of(job.request)
+                    else job_events.cause_of(job.request)
                 )  # fmt: skip
                 taken = self._set(
                     job.id,
@@ -133,7 +133,7 @@ class InMemoryQueue:
                     cause=cause.label,
                 )
                 self._append(
-                    queue._job_event(
+                    job_events.job_event(
                         eventlog.EventKind.JOB_CLAIMED, taken, cause=cause,
                         detail=f"attempt {claims + 1} taken by {worker}", worker=worker,
                         lease_expired=expired,
@@ -177,7 +177,7 @@ class InMemoryQueue:
             for item in also:
                 self._append(item)
             self._append(
-                queue._job_event(
+                job_events.job_event(
                     eventlog.EventKind.JOB_DONE, job or held, detail=f"done by {worker}"
                 )
             )
@@ -204,7 +204,7 @@ class InMemoryQueue:
                 attempts=job.attempts - 1,
             )
             self._append(
-                queue._job_event(
+                job_events.job_event(
                     eventlog.EventKind.JOB_GIVEN_BACK, job, detail=f"given back by {worker}",
                     worker=worker,
                 )
@@ -250,7 +250,7 @@ class InMemoryQueue:
             if action:
                 data["action"] = action
             self._append(
-                queue._job_event(
+                job_events.job_event(
                     kind, job, detail=f"attempt {job.attempts}: {error}{when}"[:4000], **data
                 )
             )
