@@ -21,8 +21,8 @@ Failed with a comment a person can act on; a transient one propagates to the run
 then the dead letter, which ``gave_up`` turns into Failed too). This module knows no action and
 no field by name.
 
-Past 500 lines for now: gather, decide, act and apply of one job read as one story here; the
-seam to take next is ``gather`` (the ticket view, roles and their cache) into ``gather.py``.
+Gathering (the ticket, the record, the facts, the asker's roles and their cache) is in
+``gather_inputs``, a base of the processor.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from bridge import errors, records
@@ -45,6 +45,7 @@ from repo_daemon.workflow import (
     effects,
     engine,
     field_changes,
+    gather_inputs,
     loader,
     mail_intake,
     model,
@@ -54,7 +55,7 @@ from repo_daemon.workflow import (
 from repo_daemon.workflow import records_apply as kept_records
 from repo_daemon.workflow import steps as repository_steps
 from repo_daemon.workflow.actions import REGISTRY
-from repo_daemon.workflow.gather import ChangeInputs, Inputs, People, TicketView
+from repo_daemon.workflow.gather import Inputs, People
 from repo_daemon.workflow.repository_actions import RepositorySteps, Services
 from repo_daemon.workflow.write_back import WriteBack
 
@@ -64,7 +65,7 @@ ClientFactory = Callable[[], TrackerClient]
 BRIDGE_ACTOR = events.BRIDGE_ACTOR
 
 # How long a person's RT groups (their workflow roles) are trusted before they are read again.
-ROLE_CACHE_SECONDS = 300.0
+ROLE_CACHE_SECONDS = gather_inputs.ROLE_CACHE_SECONDS
 
 
 class FollowUps(Protocol):
@@ -90,7 +91,7 @@ class FollowUps(Protocol):
     ) -> list[queue.Enqueued]: ...
 
 
-class WorkflowProcessor:
+class WorkflowProcessor(gather_inputs.InputGatherer):
     """The processor ``rollout daemon`` uses: the release workflow against RT."""
 
     def __init__(
@@ -171,122 +172,6 @@ class WorkflowProcessor:
             detail=detail,
             data=data,
         )
-
-    # -- gather ---------------------------------------------------------------------------
-
-    def _roles_of(self, client: TrackerClient, actor: str) -> frozenset[str]:
-        """The workflow roles ``actor``'s RT groups give them (one RT call per person, then
-        remembered for ``ROLE_CACHE_SECONDS``). A person RT does not know has none."""
-        now = self._monotonic()
-        with self._lock:
-            seen = self._roles_seen.get(actor)
-        if seen is not None and now - seen[0] < ROLE_CACHE_SECONDS:
-            return seen[1]
-        role_groups = self.settings.workflow.roles
-        try:
-            groups = client.groups_of(actor, among=set(role_groups.values())) if actor else None
-        except errors.TrackerNotFound:
-            groups = None
-        roles = frozenset(role for role, group in role_groups.items() if group in (groups or ()))
-        with self._lock:
-            self._roles_seen[actor] = (now, roles)
-        return roles
-
-    def _gather(
-        self,
-        job: records.Job,
-        client: TrackerClient,
-        *,
-        facts_too: bool = True,
-        ticket: TicketView | None = None,
-        check_roles: bool = True,
-    ) -> tuple[Inputs, Services]:
-        """Read the ticket once (unless given: then it is used as it is), the release's record
-        and the facts; ask the engine (about the asker's roles too, unless ``check_roles`` is
-        off: the bridge's own consequence of a change RT allowed, like closing the release of a
-        ticket closed by hand)."""
-        if ticket is None:
-            as_read = client.get_ticket(job.ticket_id)
-            filled = self.mail_intake.fill(client, as_read, job.request)
-            ticket = TicketView.of(as_read, filled=filled)
-        view = ticket
-        release = self.store.ensure(
-            view.id,
-            state=job.request.previous,
-            major_release=view.major_release,
-            emergency=view.emergency,
-        )
-        self.store.update_facts(view.id, major_release=view.major_release, emergency=view.emergency)
-        definition = self.definitions[self.settings.workflow.workflow_for(view.major_release)]
-        facts = model.Facts()
-        if facts_too:
-            major = view.major_release
-            asker = job.request.actor
-            by_bridge = job.request.source is records.JobSource.BRIDGE or not check_roles
-            facts = model.Facts(
-                emergency=view.emergency,
-                slot_holders=self.store.slot_holders(major, excluding=view.id) if major else (),
-                failed_target=release.failed_target,
-                actor=asker,
-                actor_roles=None if by_bridge else self._roles_of(client, asker),
-            )
-        decision = engine.decide(
-            definition,
-            at=release.state,
-            asked=job.request.current,
-            facts=facts,
-            role_groups=self.settings.workflow.roles,
-        )
-        inputs = Inputs(
-            job=job,
-            ticket=view,
-            release=release,
-            facts=facts,
-            decision=decision,
-            definition=definition,
-            people=self.people,
-            checkpoints=frozenset(self.store.steps_done(job.id)),
-            known_major_releases=self.settings.workflow.major_releases,
-            early_adopters=self.settings.workflow.early_adopters,
-            accepted=self.adopters.of_release(view.id),
-            read_release_xml=lambda: self.repository.read_release_xml(view),
-        )
-        services = Services(tracker=client, store=self.store, repository=self.repository)
-        return inputs, services
-
-    def _gather_change(self, job: records.Job, client: TrackerClient) -> ChangeInputs:
-        """Read the ticket once and the release's record, for a change of another field."""
-        ticket = TicketView.of(client.get_ticket(job.ticket_id))
-        # No record yet: the bridge has processed no move of it, so it is where releases
-        # start (the record is made by the first move, never here).
-        release = self.store.get(ticket.id) or releases.Release(
-            ticket_id=ticket.id, state=RolloutState.SUBMITTED, major_release=ticket.major_release,
-            emergency=ticket.emergency, failed_target=None, last_transaction_id=None,
-            updated_at=job.created_at,
-        )  # fmt: skip
-        return ChangeInputs(
-            job=job,
-            ticket=ticket,
-            release=release,
-            definition=self.definitions[self.settings.workflow.workflow_for(ticket.major_release)],
-            people=self.people,
-            early_adopters=self.settings.workflow.early_adopters,
-            accepted=self.adopters.of_release(ticket.id),
-            staged_rollout_group=self.settings.workflow.roles.get("sr", "sw-rel-sr"),
-            member_of=lambda groups: self._groups_among(client, job.request.actor, groups),
-        )
-
-    def _groups_among(
-        self, client: TrackerClient, actor: str, groups: Collection[str]
-    ) -> frozenset[str]:
-        """Those of ``groups`` ``actor`` is in (RT asked each time: who may add which team is
-        checked once per change); a person RT does not know is in none."""
-        if not actor:
-            return frozenset()
-        try:
-            return client.groups_of(actor, among=groups)
-        except errors.TrackerNotFound:
-            return frozenset()
 
     # -- processing -----------------------------------------------------------------------
 
@@ -422,6 +307,8 @@ class WorkflowProcessor:
                 done = event_log.draft(
                     events.EventKind.ACTION_DONE,
                     ticket_id=inputs.ticket.id,
+                    job_id=inputs.job.id,
+                    transaction_id=inputs.job.request.transaction_id,
                     data={"detail": f"{name}: {result.detail}" if result.detail else name,
                           "action": name, "seconds": seconds},
                 )  # fmt: skip
@@ -591,6 +478,8 @@ def _transition(
     return event_log.draft(
         kind,
         ticket_id=inputs.ticket.id,
+        job_id=inputs.job.id,
+        transaction_id=request.transaction_id,
         actor=request.actor if actor is None else actor,
         data={
             "detail": f"{inputs.came_from.label} → {to.label}: {reason}",

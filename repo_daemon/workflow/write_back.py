@@ -120,6 +120,7 @@ class WriteBack:
         event = event_log.draft(
             events.EventKind.TICKET_TOLD,
             ticket_id=self.ticket.id,
+            job_id=self.job_id,
             data={"detail": f"{step}: {detail}" if detail else step, "step": step, **told},
         )
         self.checkpoints.mark_step(self.job_id, step, detail, event=event)
