@@ -231,8 +231,6 @@ class ReleaseStore(stage_slots.StageSlots):
         now = self.clock()
         rel, hist = tables.releases, tables.state_history
         with self.engine.begin() as conn:
-            if event is not None:
-                event_log.append(conn, [event], now=now)
             current = conn.execute(
                 sa.select(rel.c.state).where(rel.c.ticket_id == ticket_id)
             ).scalar_one()
@@ -244,22 +242,25 @@ class ReleaseStore(stage_slots.StageSlots):
             if transaction_id is not None:
                 values["last_transaction_id"] = transaction_id
             conn.execute(rel.update().where(rel.c.ticket_id == ticket_id).values(**values))
-            if current == to.label:
-                return
-            conn.execute(
-                hist.update()
-                .where(hist.c.ticket_id == ticket_id, hist.c.left_at.is_(None))
-                .values(left_at=now)
-            )
-            conn.execute(
-                hist.insert().values(
-                    ticket_id=ticket_id,
-                    state=to.label,
-                    entered_at=now,
-                    transaction_id=transaction_id,
-                    actor=actor,
+            if current != to.label:
+                conn.execute(
+                    hist.update()
+                    .where(hist.c.ticket_id == ticket_id, hist.c.left_at.is_(None))
+                    .values(left_at=now)
                 )
-            )
+                conn.execute(
+                    hist.insert().values(
+                        ticket_id=ticket_id,
+                        state=to.label,
+                        entered_at=now,
+                        transaction_id=transaction_id,
+                        actor=actor,
+                    )
+                )
+            # Last, like every writer: rows first, then the log's append lock (on PostgreSQL),
+            # so no transaction waits for a row while holding the lock others wait for.
+            if event is not None:
+                event_log.append(conn, [event], now=now)
 
     def history(self, ticket_id: int) -> list[StateSpan]:
         """The release's stays in states, oldest first."""

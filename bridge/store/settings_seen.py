@@ -97,6 +97,13 @@ def record(
             if before is None
             else f"{process} started with changed settings: {', '.join(changed)}"
         )
+        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        text = json.dumps(seen, sort_keys=True)
+        conn.execute(
+            insert(st)
+            .values(key=STATE_KEY, value=text)
+            .on_conflict_do_update(index_elements=["key"], set_={"value": text})
+        )
         event_log.append(
             conn,
             [
@@ -110,11 +117,4 @@ def record(
             ],
             now=log.clock(),
         )  # fmt: skip
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        text = json.dumps(seen, sort_keys=True)
-        conn.execute(
-            insert(st)
-            .values(key=STATE_KEY, value=text)
-            .on_conflict_do_update(index_elements=["key"], set_={"value": text})
-        )
     return changed
