@@ -97,9 +97,11 @@ def make_tree(where: Path, built: Built, *versions: str) -> Path:
     paths, as an area holding those releases has them."""
     (where / "rpms/noarch").mkdir(parents=True)
     (where / "debs").mkdir(parents=True)
+    # copy2 keeps the built files' times: createrepo_c records a package file's mtime, so two
+    # trees copied a second apart (a loaded machine) would otherwise differ in their metadata.
     for version in versions or ("1.0",):
-        shutil.copy(built.rpms[version], where / "rpms/noarch")
-        shutil.copy(built.debs[version], where / "debs")
+        shutil.copy2(built.rpms[version], where / "rpms/noarch")
+        shutil.copy2(built.debs[version], where / "debs")
     return where
 
 
