@@ -3,7 +3,7 @@
 1. **gather** — read the ticket once into a ``TicketView`` (with what a mailed release's
    intake fills in: ``mail_intake``), the bridge's record of the release, the early adopters
    that accepted it, the facts the guards look at, and the roles of the person who asked (their
-   RT groups, looked up once per person and kept for ``ROLE_CACHE_SECONDS``);
+   RT groups, looked up once per person and kept for ``gather_inputs.ROLE_CACHE_SECONDS``);
 2. **decide** — a RolloutProgress move asks the pure engine (MOVE, STAY or BLOCK); a change of
    another field (EarlyAdopters, StageRollout Report, EmergencyRelease) or of the ticket's
    status is its own kind of job, decided by the handler the field has in ``field_changes``
@@ -63,9 +63,6 @@ logger = logging.getLogger(__name__)
 
 ClientFactory = Callable[[], TrackerClient]
 BRIDGE_ACTOR = events.BRIDGE_ACTOR
-
-# How long a person's RT groups (their workflow roles) are trusted before they are read again.
-ROLE_CACHE_SECONDS = gather_inputs.ROLE_CACHE_SECONDS
 
 
 class FollowUps(Protocol):
