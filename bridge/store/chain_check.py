@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from bridge.store import event_chain, tables
+from bridge.store import event_chain, event_feed, tables
 from bridge.store import events as eventlog
 
 logger = logging.getLogger(__name__)
@@ -117,18 +117,9 @@ def _runs(conn: sa.Connection) -> dict[int, _Run]:
 def _rows(engine: sa.Engine, batch: int) -> Iterator[Mapping[str, Any]]:
     """Every event row in id order, ``batch`` rows per query (keyset on id)."""
     log = tables.event_log
-    cols = [c for c in log.c if c.name not in ("major_release", "area")]
-    after = 0
-    while True:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(*cols).where(log.c.id > after).order_by(log.c.id).limit(batch)
-            ).all()
-        if not rows:
-            return
-        for row in rows:
-            yield cast(Mapping[str, Any], row._mapping)
-        after = int(rows[-1].id)
+    cols = [c for c in log.c if c.name not in ("id", "major_release", "area")]
+    for row in event_feed.walk(engine, cols, batch=batch):
+        yield cast(Mapping[str, Any], row._mapping)
 
 
 def _claimed_by(engine: sa.Engine, digest: str) -> int | None:

@@ -12,7 +12,7 @@ and knows nothing of formats (``repo_daemon.history.exports``) nor of HTTP.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -282,3 +282,24 @@ def readers(engine: sa.Engine) -> Mapping[str, tuple[int, datetime]]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(table).order_by(table.c.name)).all()
     return {r.name: (int(r.last_id), r.updated_at) for r in rows}
+
+
+def walk(
+    engine: sa.Engine, columns: Sequence[sa.ColumnElement[Any]], *, batch: int = 5000
+) -> Iterator[sa.Row[Any]]:
+    """Every event's ``columns`` in id order, ``batch`` rows per query (keyset on id), so a
+    million events are never in memory at once (``chain_check``, ``rebuild``)."""
+    log = tables.event_log
+    after = 0
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(log.c.id, *columns)
+                .where(log.c.id > after)
+                .order_by(log.c.id)
+                .limit(batch)
+            ).all()
+        if not rows:
+            return
+        yield from rows
+        after = int(rows[-1].id)

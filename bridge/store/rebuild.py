@@ -23,8 +23,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge import records
+from bridge.store import event_feed, tables
 from bridge.store import events as eventlog
-from bridge.store import tables
 
 logger = logging.getLogger(__name__)
 
@@ -178,17 +178,8 @@ def _apply(
 
 def _events(engine: sa.Engine, batch: int) -> Iterator[Any]:
     log = tables.event_log
-    cols = (log.c.id, log.c.at, log.c.kind, log.c.ticket_id, log.c.seq, log.c.job_id, log.c.data)
-    after = 0
-    while True:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(*cols).where(log.c.id > after).order_by(log.c.id).limit(batch)
-            ).all()
-        if not rows:
-            return
-        yield from rows
-        after = int(rows[-1].id)
+    cols = (log.c.at, log.c.kind, log.c.ticket_id, log.c.seq, log.c.job_id, log.c.data)
+    return event_feed.walk(engine, cols, batch=batch)
 
 
 def rebuilt(engine: sa.Engine, *, batch: int = 5000) -> _Log:

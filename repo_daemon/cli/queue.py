@@ -27,7 +27,7 @@ def queue_group() -> None:
     """Inspect the queue of ticket changes and retry failed or dead jobs."""
 
 
-def _open_jobs(ctx: click.Context) -> job_queue.Queue:
+def open_jobs(ctx: click.Context) -> job_queue.Queue:
     """The queue, for the operator commands: never migrates, says so when it should."""
     settings = root.load_settings(ctx, require_tracker=False)
     jobs = assemble.open_queue(settings)
@@ -110,7 +110,7 @@ def queue_list(
     ctx: click.Context, states: tuple[str, ...], ticket: int | None, limit: int, as_json: bool
 ) -> None:
     """List jobs, newest first, with their state, tries and last error."""
-    jobs = _open_jobs(ctx).list_jobs(
+    jobs = open_jobs(ctx).list_jobs(
         statuses=[records.JobStatus.parse(s) for s in states], ticket_id=ticket, limit=limit
     )
     if as_json:
@@ -144,7 +144,7 @@ def queue_list(
 @click.pass_context
 def queue_show(ctx: click.Context, job_id: int, as_json: bool) -> None:
     """Show one job in full, with its events (oldest first)."""
-    jobs = _open_jobs(ctx)
+    jobs = open_jobs(ctx)
     job = jobs.get(job_id)
     if job is None:
         raise job_queue.JobNotFound(f"there is no job {job_id}")
@@ -191,7 +191,7 @@ def queue_retry(ctx: click.Context, job_id: int, actor: str | None) -> None:
     cannot be retried (exit status 1). The event log records it as a manual re-run by you;
     the attempts before stay in the release's timeline (`rollout release show TICKET`).
     """
-    jobs = _open_jobs(ctx)
+    jobs = open_jobs(ctx)
     before = jobs.get(job_id)
     job = jobs.retry(job_id, actor=actor or _login())
     was = before.status.label if before is not None else "?"
@@ -208,7 +208,7 @@ def _login() -> str:
 @click.pass_context
 def queue_stats(ctx: click.Context, as_json: bool) -> None:
     """Count jobs per state, and how many are due and how long the oldest has waited."""
-    stats = _open_jobs(ctx).stats()
+    stats = open_jobs(ctx).stats()
     if as_json:
         click.echo(json.dumps(stats, indent=2))
         return

@@ -12,25 +12,10 @@ import json
 
 import click
 
-from bridge import errors, secrets
-from bridge.store import database, release_events
-from bridge.store import queue as job_queue
-from repo_daemon.cli import release, root
-from repo_daemon.daemon import assemble
+from bridge.store import release_events
+from repo_daemon.cli import queue as queue_cli
+from repo_daemon.cli import release
 from repo_daemon.history import render, timeline
-
-
-def _open_jobs(ctx: click.Context) -> job_queue.Queue:
-    """The queue's database (and its clock), as the operator commands open it."""
-    settings = root.load_settings(ctx, require_tracker=False)
-    jobs = assemble.open_queue(settings)
-    ctx.call_on_close(jobs.engine.dispose)
-    if not database.schema_is_current(jobs.engine):
-        raise errors.BridgeError(
-            f"the database {secrets.redact_url(settings.database())} has no current schema; "
-            "run `rollout db upgrade` (or start the daemon)"
-        )
-    return jobs
 
 
 @release.release_group.command("show")
@@ -45,7 +30,7 @@ def release_show(ctx: click.Context, ticket: int, as_json: bool) -> None:
 
     Exit 1 when the bridge has no events for TICKET.
     """
-    jobs = _open_jobs(ctx)
+    jobs = queue_cli.open_jobs(ctx)
     events = release_events.events_of(jobs.engine, ticket)
     found = timeline.build(ticket, events, now=jobs.clock())
     if as_json:

@@ -12,8 +12,7 @@ what an area holds; ``areas`` names the areas, ``manifest`` is what each snapsho
 writers per area. It does not generate repository metadata: a ``MetadataStep`` given to
 ``Repository`` does, inside the new snapshot before the swap.
 
-Past 500 lines for now: publication and the garbage collection share its locks and snapshot
-naming; the seam to take next is ``collect_garbage`` and its leftovers into ``publish/gc.py``.
+The garbage collection (``collect_garbage``) is ``gc``'s, a base of ``Repository``.
 """
 
 from __future__ import annotations
@@ -32,14 +31,15 @@ from urllib.parse import quote
 
 from bridge.settings import model as settings_model
 from repo_daemon import errors
-from repo_daemon.publish import areas, fsops, locks, names, pool
+from repo_daemon.publish import areas, fsops, gc, locks, names, pool
 from repo_daemon.publish import errors as publish_errors
 from repo_daemon.publish import manifest as area_manifest
 from repo_daemon.release_xml import model as release_model
 
 logger = logging.getLogger(__name__)
 
-SNAPSHOT_DIR = ".snapshots"
+SNAPSHOT_DIR = gc.SNAPSHOT_DIR
+GcReport = gc.GcReport
 
 MetadataStep = Callable[[Path, area_manifest.AreaManifest], None]
 """Writes repository metadata into a new snapshot directory before it is checked and swapped
@@ -58,22 +58,7 @@ class PublishedArea:
     changed: bool  # False when the area already held what was asked (a repeated step)
 
 
-@dataclass(frozen=True, kw_only=True)
-class GcReport:
-    """What ``Repository.collect_garbage`` did."""
-
-    snapshots: int  # complete snapshots whose manifests were read
-    # leftovers of interrupted changes removed: half-built or half-deleted snapshot
-    # directories, swap symlinks, emptied snapshot folders of areas that are gone
-    stale_removed: int
-    pool_removed: int
-    pool_removed_bytes: int
-    pool_kept: int
-    pool_held_elsewhere: int
-    pool_repaired: int = 0  # pool files found writable and made read-only
-
-
-class Repository:
+class Repository(gc.GarbageCollection):
     """The published trees below ``settings.root``.
 
     Safe to use from several threads and processes at once: every change to an area holds
@@ -174,62 +159,6 @@ class Repository:
             )
             for area in where
         ]
-
-    def collect_garbage(self) -> GcReport:
-        """Delete what interrupted changes left (half-built and half-deleted snapshot
-        directories, swap symlinks beside the areas, the emptied snapshot folder of an area
-        that is gone) and pool files no snapshot's manifest references; make the pool files
-        it keeps read-only where a crash left them writable.
-
-        Holds the global lock exclusively, which every change holds shared from its first
-        step to its last: no publication is running, so every ``.building-…`` directory and
-        swap link found is stale, never one being made. One serialised pass, for the daemon's
-        housekeeping job, not for every publish. No pool file is deleted if any snapshot's
-        manifest cannot be read (``SnapshotInvalid``)."""
-        with self.locks.everything():
-            referenced: set[str] = set()
-            snapshots = stale = 0
-            top = self.root / SNAPSHOT_DIR
-            try:
-                keys = sorted(p for p in top.iterdir() if p.is_dir()) if top.is_dir() else []
-                for key_dir in keys:
-                    try:
-                        area = areas.Area.parse(key_dir.name.replace("~", "/"))
-                    except publish_errors.PathRefused:
-                        logger.warning(
-                            "%s/%s is not the bridge's: left alone", top.name, key_dir.name
-                        )
-                        continue  # its links, if any, keep their pool files (st_nlink > 1)
-                    try:
-                        stale += self._clear_leftovers(area)
-                    except publish_errors.PathConflict as exc:
-                        logger.warning("%s; its swap links are left alone", exc)
-                    for entry in sorted(key_dir.iterdir()):
-                        if names.snapshot_number(entry.name) is not None:
-                            found = self._read(area, entry.name)
-                            referenced.update(f.sha256 for r in found.releases for f in r.files)
-                            snapshots += 1
-                    with contextlib.suppress(publish_errors.PathConflict):  # warned above
-                        stale += self._drop_if_gone(area, key_dir)
-                stale += self._clear_orphan_swaps()
-            except OSError as exc:
-                raise publish_errors.StorageFailed("cannot read", SNAPSHOT_DIR, exc) from exc
-            sweep = self.pool.sweep(referenced)
-        logger.info(
-            "garbage collection: %d snapshots read, %d leftovers of interrupted changes removed",
-            snapshots,
-            stale,
-            extra={"action": "collect_garbage"},
-        )
-        return GcReport(
-            snapshots=snapshots,
-            stale_removed=stale,
-            pool_removed=sweep.removed,
-            pool_removed_bytes=sweep.removed_bytes,
-            pool_kept=sweep.kept,
-            pool_held_elsewhere=sweep.held_elsewhere,
-            pool_repaired=sweep.repaired,
-        )
 
     # ------------------------------------------------------------------ reading
 
@@ -525,30 +454,3 @@ class Repository:
                 extra={"action": "publish"},
             )
         return removed
-
-    def _clear_orphan_swaps(self) -> int:
-        """Delete swap symlinks beside areas that have no snapshots any more (removed by
-        hand after the crash that left the link): every symlink below the root, outside its
-        bookkeeping folders, named like one (``.<name>.swap-<8 hex digits>``) and pointing
-        into ``.snapshots/``. Every lock is held. Returns how many it deleted."""
-        removed = 0
-        for directory, dirs, files in os.walk(self.root):
-            if directory == str(self.root):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]  # .pool, .snapshots, …
-            for name in files + dirs:
-                path = Path(directory, name)
-                if not names.SWAP_NAME.fullmatch(name) or not path.is_symlink():
-                    continue
-                if f"{SNAPSHOT_DIR}/" in str(path.readlink()):
-                    path.unlink()
-                    removed += 1
-        return removed
-
-    def _drop_if_gone(self, area: areas.Area, snaps: Path) -> int:
-        """Remove the snapshot folder of ``area`` if it is empty and the area has no symlink
-        (a crash while the area was being removed, or before its first snapshot was begun);
-        1 if it did. Every lock is held."""
-        if os.path.lexists(self._area_path(area, create=False)) or any(snaps.iterdir()):
-            return 0
-        snaps.rmdir()
-        return 1
