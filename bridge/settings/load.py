@@ -29,6 +29,7 @@ from bridge.settings import (
     model,
     readers,
     sync_hosts,
+    webhooks,
 )
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ def load_settings(
     workflow = _workflow_from(raw, registry, problems)
     repository = _repository_from(raw, data_dir, registry, problems)
     access_settings = access.access_from(raw, workflow, problems)
+    webhook_settings = webhooks.webhooks_from(raw, tuple(workflow.roles), problems)
     if problems:
         raise errors.ConfigError(problems)
     return model.Settings(
@@ -164,6 +166,7 @@ def load_settings(
         workflow=workflow,
         repository=repository,
         access=access_settings,
+        webhooks=webhook_settings,
     )
 
 

@@ -296,6 +296,59 @@ class AccessSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DeclaredSubscription:
+    """A webhook subscription declared in the settings file (``[[subscriptions]]``): kept in
+    the database under its name at start-up, read-only from the API (docs/notifications.md)."""
+
+    name: str
+    url: str
+    secret: secrets.Secret
+    description: str = ""
+    kinds: tuple[str, ...] = ("*",)
+    major_releases: tuple[str, ...] = ()
+    areas: tuple[str, ...] = ()
+    target_states: tuple[str, ...] = ()
+    emergency: bool | None = None
+    github_signature: bool = False
+    enabled: bool = True
+
+
+# Svix's schedule, and two more days: ten attempts over about three days.
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (
+    0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0, 86400.0, 86400.0,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookSettings:
+    """Outbound webhooks (docs/notifications.md): where deliveries may go, how they are
+    retried, when a failing endpoint is warned about and disabled, and who may manage them."""
+
+    # Destinations normally refused (loopback, private, link-local...) that are allowed.
+    allow_cidrs: tuple[str, ...] = ()
+    # Delay before each attempt (seconds): the first is usually 0 (at once).
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    jitter: float = 0.1  # each delay varies by up to this fraction
+    timeout: float = 15.0  # seconds for one attempt, connect and answer
+    response_cap: int = 4096  # bytes of an answer kept (and read)
+    # An endpoint failing without a success for this long is disabled (warned at 50 %, 90 %).
+    disable_after: float = 5 * 86400.0
+    # ... and only after at least this many failed attempts.
+    disable_min_failures: int = 5
+    # A rotated secret keeps signing beside the new one for this long.
+    secret_overlap: float = 86400.0
+    workers: int = 8  # deliveries sent at once by one daemon
+    batch: int = 64  # deliveries claimed in one transaction
+    poll_interval: float = 0.5  # seconds between looks for due deliveries when idle
+    lease_seconds: float = 60.0
+    # Finished deliveries and their attempts are deleted after this many days.
+    retention_days: float = 30.0
+    # Who may manage subscriptions and deliveries over the API (workflow roles, or anyone).
+    api_roles: tuple[str, ...] = ("admin",)
+    declared: tuple[DeclaredSubscription, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything the ``rollout`` command needs, checked once."""
 
@@ -309,6 +362,7 @@ class Settings:
     workflow: WorkflowSettings = field(default_factory=WorkflowSettings)
     repository: RepositorySettings = field(default_factory=RepositorySettings)
     access: AccessSettings = field(default_factory=AccessSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def database(self) -> str:
         """The database URL to use (the SQLite default when none is configured)."""

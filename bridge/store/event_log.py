@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bridge.store import event_chain, provenance, tables, text
+from bridge.store import delivery_fanout, event_chain, provenance, tables, text
 from bridge.store import events as eventlog
 
 # Key of the PostgreSQL advisory lock that serialises appends (the chain has one head).
@@ -135,7 +135,9 @@ def append(conn: sa.Connection, drafts: Sequence[Draft], *, now: datetime) -> li
     Call it in the transaction that makes the change the events record, so both are committed
     or neither. Appends are serialised (SQLite's ``BEGIN IMMEDIATE``; an advisory lock held to
     the end of the transaction on PostgreSQL), so ids and times follow commit order and the
-    chain has one head. Texts are stored escaped where no column could hold them.
+    chain has one head. Texts are stored escaped where no column could hold them. The
+    deliveries of the events to the subscriptions that want them are created with them
+    (``delivery_fanout``).
     """
     if not drafts:
         return []
@@ -177,6 +179,7 @@ def append(conn: sa.Connection, drafts: Sequence[Draft], *, now: datetime) -> li
         row["area"] = None if area is None else str(area)[:1000]
         rows.append(row)
     conn.execute(log.insert(), rows)
+    delivery_fanout.create(conn, rows, now=at)
     return [r["id"] for r in rows]
 
 

@@ -88,6 +88,16 @@ class EventKind(enum.Enum):
     SETTINGS_SEEN = "settings_seen"
     EVENTS_PRUNED = "events_pruned"
     IMPORTED = "imported"
+    RELEASE_REACHED_PRODUCTION = "release_reached_production"
+    RELEASE_FAILED = "release_failed"
+    RELEASE_WITHDRAWN = "release_withdrawn"
+    SUBSCRIPTION_CHANGED = "subscription_changed"
+    SUBSCRIPTION_WARNED = "subscription_warned"
+    SUBSCRIPTION_DISABLED = "subscription_disabled"
+    SUBSCRIPTION_ENABLED = "subscription_enabled"
+    DELIVERY_GAVE_UP = "delivery_gave_up"
+    DELIVERIES_REQUEUED = "deliveries_requeued"
+    DELIVERIES_CANCELLED = "deliveries_cancelled"
 
     @property
     def description(self) -> str:
@@ -304,6 +314,80 @@ _CATALOGUE: dict[EventKind, tuple[str, dict[str, str]]] = {
             "history": "Its stays in states, oldest first.",
             "areas": "Where it was published.",
         },
+    ),
+    EventKind.RELEASE_REACHED_PRODUCTION: (
+        "The release reached Production: published in its major release's production area.",
+        {
+            "major_release": "The major release.",
+            "area": "The production area (path under the repository root).",
+            "url": "The area's URL, for mirrors to pull.",
+            "emergency": "Whether it came as an emergency release.",
+        },
+    ),
+    EventKind.RELEASE_FAILED: (
+        "Processing the release failed; it is in Failed until a manager retries or closes it.",
+        {
+            "failed_target": "The state whose processing failed (where a retry goes).",
+            "error": "What went wrong, as the ticket was told.",
+            "action": "The action that failed, if one did.",
+        },
+    ),
+    EventKind.RELEASE_WITHDRAWN: (
+        "The release was withdrawn from production: the next snapshot goes without its files.",
+        {"areas": "The areas it was taken out of.", "major_release": "The major release."},
+    ),
+    EventKind.SUBSCRIPTION_CHANGED: (
+        "A webhook subscription was added, edited, given a new secret or removed.",
+        {
+            "subscription": "The subscription's name.",
+            "change": "added, edited, secret_rotated, removed or declared.",
+            "fields": "The settings that changed (names only; never the secret).",
+        },
+    ),
+    EventKind.SUBSCRIPTION_WARNED: (
+        "A webhook endpoint has been failing for part of its budget (50 % or 90 %).",
+        {
+            "subscription": "The subscription's name.",
+            "level": "The share of the budget used, in per cent.",
+            "failing_since": "When its failures began (UTC).",
+            "pending": "Deliveries waiting for it.",
+        },
+    ),
+    EventKind.SUBSCRIPTION_DISABLED: (
+        "A webhook endpoint was disabled: by an operator, by 410 Gone or after failing for its "
+        "whole budget. Its deliveries wait until it is enabled again.",
+        {
+            "subscription": "The subscription's name.",
+            "reason": "Why.",
+            "pending": "Deliveries waiting for it.",
+        },
+    ),
+    EventKind.SUBSCRIPTION_ENABLED: (
+        "A webhook endpoint was enabled (by an operator, or by a ping it answered).",
+        {"subscription": "The subscription's name.", "how": "operator or ping."},
+    ),
+    EventKind.DELIVERY_GAVE_UP: (
+        "A delivery used its whole retry schedule without success; it can be sent again.",
+        {
+            "subscription": "The subscription's name.",
+            "delivery": "The delivery's id.",
+            "event": "The id of the event it carried.",
+            "attempts": "Attempts made.",
+            "error": "The last attempt's trouble.",
+        },
+    ),
+    EventKind.DELIVERIES_REQUEUED: (
+        "Deliveries were queued to be sent again (redeliver, or a recovery since a time).",
+        {
+            "subscription": "The subscription's name.",
+            "count": "How many.",
+            "recovery": "The recovery's id (to cancel it), if one.",
+            "since": "The recovery's start (UTC), if one.",
+        },
+    ),
+    EventKind.DELIVERIES_CANCELLED: (
+        "A recovery was cancelled: its deliveries not yet sent were not sent.",
+        {"subscription": "The subscription's name.", "recovery": "Its id.", "count": "How many."},
     ),
 }
 

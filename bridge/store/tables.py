@@ -240,3 +240,116 @@ release_fetches = sa.Table(
     sa.Column("first_at", sa.DateTime, nullable=False),
     sa.Index("ix_release_fetches_first_at", "first_at"),
 )
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    # A system that wants to hear of events: its endpoint, what it wants, how deliveries to it
+    # are signed, and how it is doing (docs/notifications.md).
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False, default=""),
+    # JSON: the event-kind patterns, and the filters on the release's attributes.
+    sa.Column("kinds", sa.Text, nullable=False),
+    sa.Column("filters", sa.Text, nullable=False),
+    # The signing secret (whsec_...); during a rotation's overlap the previous one signs too.
+    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("previous_secret", sa.String(200)),
+    sa.Column("previous_until", sa.DateTime),
+    sa.Column("github_signature", sa.Boolean, nullable=False, default=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    # Why it is disabled (operator, ping failed, 410 Gone, failing for its budget).
+    sa.Column("disabled_reason", sa.Text),
+    sa.Column("disabled_at", sa.DateTime),
+    # Declared in the settings file: kept in step at start-up, read-only from the API.
+    sa.Column("declared", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    # The current spell of failures: since when, how many attempts, the budget's warnings given.
+    sa.Column("failing_since", sa.DateTime),
+    sa.Column("failures", sa.Integer, nullable=False, default=0),
+    sa.Column("warned", sa.Integer, nullable=False, default=0),
+    sa.Column("last_success_at", sa.DateTime),
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("name", name="uq_subscriptions_name"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    # One event to one subscription: created in the event's transaction, sent with retries.
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("subscription_id", sa.BigInteger, nullable=False),
+    sa.Column("event_id", sa.BigInteger, nullable=False),
+    # The release it is about (deliveries of one release go out in order) and its sequence.
+    sa.Column("ticket_id", sa.BigInteger),
+    sa.Column("seq", sa.Integer),
+    sa.Column("kind", sa.String(48), nullable=False),
+    # The body sent, the same on every attempt (its ``id`` is the ``webhook-id``).
+    sa.Column("payload", sa.Text, nullable=False),
+    # pending, sending (leased), delivered, failed (schedule used up), cancelled.
+    sa.Column("status", sa.String(16), nullable=False),
+    # Attempts in the current round (a redelivery starts a new round of the schedule).
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt_at", sa.DateTime, nullable=False),
+    sa.Column("locked_by", sa.String(200)),
+    sa.Column("locked_until", sa.DateTime),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("finished_at", sa.DateTime),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    # The recovery that queued it again, if one did (so the recovery can be cancelled).
+    sa.Column("recovery_id", sa.BigInteger),
+    sa.UniqueConstraint("event_id", "subscription_id", name="uq_deliveries_event_subscription"),
+    sa.Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+    sa.Index("ix_deliveries_release", "subscription_id", "ticket_id", "status", "id"),
+    sa.Index("ix_deliveries_created", "subscription_id", "created_at"),
+    sa.Index("ix_deliveries_recovery", "recovery_id"),
+)
+
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    # Every try of a delivery: what was sent (signatures redacted) and what came back.
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.BigInteger, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("worker", sa.String(200), nullable=False),
+    sa.Column("request_headers", sa.Text, nullable=False),
+    sa.Column("status", sa.Integer),
+    sa.Column("response_body", sa.Text),
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    # dns, refused, tls, timeout, http, destination, connection; None on success.
+    sa.Column("error_class", sa.String(16)),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_delivery_attempts_delivery", "delivery_id", "attempt"),
+    sa.Index("ix_delivery_attempts_at", "at"),
+)
+
+delivery_recoveries = sa.Table(
+    "delivery_recoveries",
+    metadata,
+    # ``rollout deliveries recover``: the failed deliveries of a subscription since a time,
+    # queued again; cancellable while some are not sent.
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("subscription_id", sa.BigInteger, nullable=False),
+    sa.Column("since", sa.DateTime, nullable=False),
+    sa.Column("asked_by", sa.String(200), nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("cancelled_at", sa.DateTime),
+)
+
+delivery_notices = sa.Table(
+    "delivery_notices",
+    metadata,
+    # Each step of a failing endpoint (warned 50, warned 90, disabled) said once on the ticket
+    # of each release whose delivery is stuck behind it.
+    sa.Column("subscription_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("ticket_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("step", sa.String(16), primary_key=True),
+    sa.Column("spell", sa.DateTime, primary_key=True),  # the failing spell's start
+    sa.Column("told_at", sa.DateTime),
+)

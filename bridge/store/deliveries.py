@@ -1,0 +1,353 @@
+"""The deliveries' life in the database: claimed under a lease (several daemons share them like
+jobs), each attempt recorded, retried by the schedule, given up, sent again by hand.
+
+Order: of one subscription's deliveries about one release, only the oldest unfinished one can
+be claimed, so they go out in the release's sequence. A delivery whose schedule is used up is
+``failed`` and no longer holds the others back; a redelivery or recovery sends it again.
+
+It makes no HTTP request and reads no settings: ``repo_daemon.deliveries`` sends and passes the
+schedule in. Reading (lists, a delivery with its attempts, counts) is ``delivery_reads``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from bridge.store import delivery_resend, event_log, tables, text
+from bridge.store import events as eventlog
+from bridge.store import subscription_store as store_of_subscriptions
+from bridge.store.subscriptions import Subscription, of_row
+
+K = eventlog.EventKind
+PENDING, SENDING, DELIVERED, FAILED, CANCELLED = delivery_resend.STATUSES
+OPEN = delivery_resend.OPEN
+GONE = 410
+DeliveryNotFound = delivery_resend.DeliveryNotFound
+RecoveryNotFound = delivery_resend.RecoveryNotFound
+
+
+@dataclass(frozen=True, kw_only=True)
+class Claimed:
+    """A delivery taken for one attempt: what to send, where, signed with what."""
+
+    id: int
+    event_id: int
+    ticket_id: int | None
+    subscription: Subscription
+    payload: str
+    webhook_id: str
+    round_attempt: int  # 1 for the first attempt of this round of the schedule
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptResult:
+    """What one attempt gave, as the sender saw it."""
+
+    delivery_id: int
+    request_headers: dict[str, str]  # already redacted
+    status: int | None
+    response_body: bytes
+    duration: float
+    error_class: str | None
+    error: str | None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300 and self.error_class is None
+
+
+def retry_delay(
+    schedule: Sequence[float],
+    done: int,
+    *,
+    jitter: float,
+    retry_after: float | None,
+    rand: Callable[[], float] = random.random,
+) -> float | None:
+    """Seconds to wait after attempt number ``done`` (1-based) of a round, or None when the
+    schedule is used up. Pure. Jitter spreads retries by up to ±``jitter``; ``Retry-After``
+    is a floor."""
+    if done >= len(schedule):
+        return None
+    delay = schedule[done] * (1 + jitter * (2 * rand() - 1))
+    return max(delay, retry_after or 0.0)
+
+
+class DeliveryStore(delivery_resend.Resends):
+    """Claiming and recording deliveries in one database (sending again and retention are
+    ``delivery_resend``'s)."""
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    def claim(self, worker: str, *, limit: int, lease_seconds: float) -> list[Claimed]:
+        """Take up to ``limit`` due deliveries of enabled subscriptions for ``worker``, each the
+        oldest unfinished of its subscription and release; leases that ran out are taken back
+        first (their daemon stopped)."""
+        now = self.clock()
+        d, s = tables.deliveries, tables.subscriptions
+        with self.engine.begin() as conn:
+            conn.execute(
+                d.update()
+                .where(d.c.status == SENDING, d.c.locked_until < now)
+                .values(status=PENDING, locked_by=None, locked_until=None, next_attempt_at=now)
+            )
+            earlier = sa.alias(d, "earlier")
+            blocked = (
+                sa.select(earlier.c.id)
+                .where(
+                    earlier.c.subscription_id == d.c.subscription_id,
+                    earlier.c.ticket_id == d.c.ticket_id,
+                    earlier.c.status.in_(OPEN),
+                    earlier.c.id < d.c.id,
+                )
+                .exists()
+            )
+            pick = (
+                sa.select(d.c.id)
+                .join(s, s.c.id == d.c.subscription_id)
+                .where(d.c.status == PENDING, d.c.next_attempt_at <= now, s.c.enabled, ~blocked)
+                .order_by(d.c.next_attempt_at, d.c.id)
+                .limit(limit)
+            )
+            if conn.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True, of=d)
+            ids = [int(i) for i in conn.execute(pick).scalars()]
+            if not ids:
+                return []
+            until = now + timedelta(seconds=lease_seconds)
+            conn.execute(
+                d.update()
+                .where(d.c.id.in_(ids))
+                .values(
+                    status=SENDING,
+                    locked_by=worker,
+                    locked_until=until,
+                    attempts=d.c.attempts + 1,
+                )
+            )
+            rows = conn.execute(
+                sa.select(d, *[c.label(f"s_{c.name}") for c in s.c])
+                .join(s, s.c.id == d.c.subscription_id)
+                .where(d.c.id.in_(ids))
+                .order_by(d.c.id)
+            ).all()
+        return [_claimed(r) for r in rows]
+
+    def extend(self, worker: str, ids: Sequence[int], *, lease_seconds: float) -> None:
+        """Keep the leases of deliveries still being sent."""
+        d = tables.deliveries
+        with self.engine.begin() as conn:
+            conn.execute(
+                d.update()
+                .where(d.c.id.in_(list(ids)), d.c.locked_by == worker, d.c.status == SENDING)
+                .values(locked_until=self.clock() + timedelta(seconds=lease_seconds))
+            )
+
+    def give_back(self, worker: str, ids: Sequence[int]) -> None:
+        """Return deliveries not sent (shutting down): due again, the attempt not counted."""
+        d = tables.deliveries
+        with self.engine.begin() as conn:
+            conn.execute(
+                d.update()
+                .where(d.c.id.in_(list(ids)), d.c.locked_by == worker, d.c.status == SENDING)
+                .values(
+                    status=PENDING,
+                    locked_by=None,
+                    locked_until=None,
+                    attempts=d.c.attempts - 1,
+                    next_attempt_at=self.clock(),
+                )
+            )
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def finish(
+        self,
+        worker: str,
+        results: Sequence[AttemptResult],
+        *,
+        schedule: Sequence[float],
+        jitter: float,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        """Record the attempts of ``results`` in one transaction: each attempt a row; a success
+        delivered, a failure retried by the schedule or given up; 410 Gone disables the
+        subscription (its delivery waits). A delivery whose lease ``worker`` lost keeps its
+        attempt row but is otherwise left to its new holder."""
+        if not results:
+            return
+        now = self.clock()
+        d, a, s = tables.deliveries, tables.delivery_attempts, tables.subscriptions
+        ids = [r.delivery_id for r in results]
+        with self.engine.begin() as conn:
+            held = {
+                int(row.id): row
+                for row in conn.execute(
+                    sa.select(
+                        d.c.id, d.c.attempts, d.c.subscription_id, d.c.ticket_id, d.c.event_id
+                    ).where(d.c.id.in_(ids), d.c.status == SENDING, d.c.locked_by == worker)
+                )
+            }
+            counts: dict[int, int] = dict(
+                conn.execute(
+                    sa.select(a.c.delivery_id, sa.func.count())
+                    .where(a.c.delivery_id.in_(ids))
+                    .group_by(a.c.delivery_id)
+                ).all()
+            )
+            conn.execute(
+                a.insert(),
+                [
+                    {
+                        "delivery_id": r.delivery_id,
+                        "attempt": int(counts.get(r.delivery_id, 0)) + 1,
+                        "at": now,
+                        "worker": worker,
+                        "request_headers": json.dumps(r.request_headers, sort_keys=True),
+                        "status": r.status,
+                        "response_body": text.storable(
+                            r.response_body.decode("utf-8", "replace"), 4096
+                        ),
+                        "duration_ms": round(r.duration * 1000, 3),
+                        "error_class": None if r.ok else (r.error_class or "http"),
+                        "error": None if r.ok else text.storable(r.error or "", 2000),
+                    }
+                    for r in results
+                ],
+            )
+            done = [r for r in results if r.ok and r.delivery_id in held]
+            for status in sorted({r.status for r in done if r.status is not None}):
+                conn.execute(
+                    d.update()
+                    .where(d.c.id.in_([r.delivery_id for r in done if r.status == status]))
+                    .values(
+                        status=DELIVERED,
+                        finished_at=now,
+                        locked_by=None,
+                        locked_until=None,
+                        last_status=status,
+                        last_error=None,
+                    )
+                )
+            if done:
+                good = sorted({int(held[r.delivery_id].subscription_id) for r in done})
+                conn.execute(
+                    s.update()
+                    .where(s.c.id.in_(good))
+                    .values(
+                        failing_since=None,
+                        failures=0,
+                        warned=0,
+                        last_success_at=now,
+                        last_error=None,
+                    )
+                )
+            for r in results:
+                row = held.get(r.delivery_id)
+                if row is not None and not r.ok:
+                    self._failed(conn, r, row, now, schedule=schedule, jitter=jitter, rand=rand)
+
+    def _failed(
+        self,
+        conn: sa.Connection,
+        r: AttemptResult,
+        row: Any,
+        now: datetime,
+        *,
+        schedule: Sequence[float],
+        jitter: float,
+        rand: Callable[[], float],
+    ) -> None:
+        d, s = tables.deliveries, tables.subscriptions
+        error = text.storable(r.error or f"HTTP {r.status}", 2000)
+        sub = of_row(conn.execute(sa.select(s).where(s.c.id == row.subscription_id)).one())
+        conn.execute(
+            s.update()
+            .where(s.c.id == sub.id)
+            .values(
+                failing_since=sa.func.coalesce(s.c.failing_since, now),
+                failures=s.c.failures + 1,
+                last_error=error,
+            )
+        )
+        base = {
+            "locked_by": None,
+            "locked_until": None,
+            "last_status": r.status,
+            "last_error": error,
+        }
+        if r.status == GONE:
+            # The endpoint says it is gone for good: stop sending there; this delivery waits.
+            conn.execute(
+                d.update()
+                .where(d.c.id == r.delivery_id)
+                .values(**base, status=PENDING, attempts=d.c.attempts - 1, next_attempt_at=now)
+            )
+            store_of_subscriptions.SubscriptionStore(self.engine, clock=self.clock).disable_in(
+                conn, sub.name, reason="the endpoint answered 410 Gone", actor=eventlog.BRIDGE_ACTOR
+            )
+            return
+        delay = retry_delay(
+            schedule, int(row.attempts), jitter=jitter, retry_after=r.retry_after, rand=rand
+        )
+        if delay is not None:
+            conn.execute(
+                d.update()
+                .where(d.c.id == r.delivery_id)
+                .values(**base, status=PENDING, next_attempt_at=now + timedelta(seconds=delay))
+            )
+            return
+        conn.execute(
+            d.update().where(d.c.id == r.delivery_id).values(**base, status=FAILED, finished_at=now)
+        )
+        event_log.append(
+            conn,
+            [
+                event_log.draft(
+                    K.DELIVERY_GAVE_UP,
+                    ticket_id=row.ticket_id,
+                    actor=eventlog.BRIDGE_ACTOR,
+                    cause=eventlog.Cause.BRIDGE,
+                    transaction_id=None,
+                    job_id=None,
+                    data={
+                        "detail": f"delivery {r.delivery_id} to {sub.name} gave up: {error}",
+                        "subscription": sub.name,
+                        "delivery": r.delivery_id,
+                        "event": int(row.event_id),
+                        "attempts": int(row.attempts),
+                        "error": error,
+                    },
+                )
+            ],
+            now=now,
+        )
+
+
+def _claimed(row: Any) -> Claimed:
+    m = row._mapping
+    sub = of_row(_Prefixed(m))
+    return Claimed(
+        id=int(m["id"]),
+        event_id=int(m["event_id"]),
+        ticket_id=m["ticket_id"],
+        subscription=sub,
+        payload=m["payload"],
+        webhook_id=json.loads(m["payload"])["id"],
+        round_attempt=int(m["attempts"]),
+    )
+
+
+class _Prefixed:
+    """A row's ``s_*`` columns seen as a subscriptions row (for ``of_row``)."""
+
+    def __init__(self, mapping: Any) -> None:
+        self._mapping = {k[2:]: v for k, v in mapping.items() if k.startswith("s_")}

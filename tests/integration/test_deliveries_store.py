@@ -1,0 +1,167 @@
+"""Deliveries in the database (issue 17), on SQLite and PostgreSQL: made in the event's own
+transaction for the subscriptions that want it, claimed one release at a time in sequence
+order, retried by the schedule, given up, disabled by 410, sent again by hand, pruned."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from bridge import records
+from bridge.records import RolloutState as S
+from bridge.store import deliveries, queue, releases, subscription_store, tables
+from bridge.store.subscriptions import Filters
+
+SCHEDULE = (0.0, 10.0, 20.0)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 6, 12, 0, 0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def _request(ticket: int, transaction: int) -> records.ReleaseRequest:
+    return records.ReleaseRequest(
+        ticket_id=ticket, transaction_id=transaction, current=S.UNVERIFIED,
+        previous=S.SUBMITTED, actor="alice",
+    )  # fmt: skip
+
+
+def _result(
+    claimed: deliveries.Claimed, status: int | None, **kw: object
+) -> deliveries.AttemptResult:
+    return deliveries.AttemptResult(
+        delivery_id=claimed.id,
+        request_headers={"webhook-id": claimed.webhook_id},
+        status=status,
+        response_body=b"ok",
+        duration=0.01,
+        error_class=None if status and 200 <= status < 300 else ("http" if status else "refused"),
+        error=None if status and 200 <= status < 300 else "no",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _setup(
+    make_queue: Callable[..., queue.Queue],
+) -> tuple[queue.Queue, Clock, subscription_store.SubscriptionStore, deliveries.DeliveryStore]:
+    jobs = make_queue()
+    clock = Clock()
+    subs = subscription_store.SubscriptionStore(jobs.engine, clock=clock)
+    return jobs, clock, subs, deliveries.DeliveryStore(jobs.engine, clock=clock)
+
+
+def test_an_event_gets_one_delivery_per_matching_subscription_in_its_transaction(
+    make_queue: Callable[..., queue.Queue],
+) -> None:
+    jobs, _clock, subs, _store = _setup(make_queue)
+    releases.ReleaseStore(jobs.engine).ensure(
+        7, state=S.SUBMITTED, major_release="UMD-5", emergency=False
+    )
+    subs.add(
+        "all-queued",
+        subscription_store.Spec(url="https://a.example/h", kinds=("job_*",)),
+        actor="op",
+        enabled=True,
+    )
+    subs.add(
+        "umd4-only",
+        subscription_store.Spec(
+            url="https://b.example/h", kinds=("*",), filters=Filters(major_releases=("UMD-4",))
+        ),
+        actor="op",
+        enabled=True,
+    )
+    jobs.enqueue_many([_request(7, 100)])
+    d, log = tables.deliveries, tables.event_log
+    with jobs.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(d.c.subscription_id, d.c.kind, d.c.event_id, d.c.payload)
+        ).all()
+        queued = conn.execute(
+            sa.select(log.c.id, log.c.seq).where(log.c.kind == "job_queued")
+        ).one()
+    assert [(r.kind, r.event_id) for r in rows] == [("job_queued", queued.id)]
+    body = json.loads(rows[0].payload)
+    assert body["id"] == f"evt_{queued.id}" and body["type"] == "job_queued"
+    assert body["sequence"] == queued.seq and body["data"]["ticket"] == 7
+    assert body["data"]["major_release"] == "UMD-5"
+
+
+def test_one_release_goes_out_in_order_and_retries_follow_the_schedule(
+    make_queue: Callable[..., queue.Queue],
+) -> None:
+    jobs, clock, subs, store = _setup(make_queue)
+    subs.add(
+        "s",
+        subscription_store.Spec(url="https://a.example/h", kinds=("job_queued",)),
+        actor="op",
+        enabled=True,
+    )
+    jobs.enqueue_many([_request(1, 10), _request(2, 20)])
+    jobs.enqueue_many([_request(1, 11)])
+    first = store.claim("w", limit=10, lease_seconds=30)
+    # Ticket 1's second delivery waits behind its first; ticket 2's goes beside it.
+    assert sorted(c.ticket_id or 0 for c in first) == [1, 2]
+    store.finish(
+        "w",
+        [_result(c, 503 if c.ticket_id == 1 else 204) for c in first],
+        schedule=SCHEDULE,
+        jitter=0,
+    )
+    assert store.claim("w", limit=10, lease_seconds=30) == []  # ticket 1 waits 10 s
+    clock.advance(10)
+    again = store.claim("w", limit=10, lease_seconds=30)
+    assert [(c.ticket_id, c.round_attempt) for c in again] == [(1, 2)]
+    store.finish("w", [_result(again[0], 200)], schedule=SCHEDULE, jitter=0)
+    last = store.claim("w", limit=10, lease_seconds=30)
+    assert [c.ticket_id for c in last] == [1] and last[0].event_id > again[0].event_id
+    # It fails for its whole schedule, and is given up; nothing of ticket 1 is left waiting.
+    for wait in (0, 10, 20):
+        clock.advance(wait)
+        got = last if wait == 0 else store.claim("w", limit=10, lease_seconds=30)
+        store.finish("w", [_result(got[0], None)], schedule=SCHEDULE, jitter=0)
+    d = tables.deliveries
+    with jobs.engine.connect() as conn:
+        statuses = dict(conn.execute(sa.select(d.c.id, d.c.status)).all())
+        kinds = conn.execute(sa.select(tables.event_log.c.kind)).scalars().all()
+    assert sorted(statuses.values()) == ["delivered", "delivered", "failed"]
+    assert "delivery_gave_up" in kinds
+    sub = subs.get("s")
+    assert sub.failures == 3 and sub.failing_since is not None
+
+    count, none = store.recover("s", since=clock.now - timedelta(days=1), actor="op", dry_run=True)
+    assert (count, none) == (1, None)
+    count, rid = store.recover("s", since=clock.now - timedelta(days=1), actor="op", dry_run=False)
+    assert count == 1 and rid is not None
+    assert store.cancel_recovery(rid, actor="op") == 1
+
+
+def test_410_disables_the_subscription_and_its_delivery_waits_for_it(
+    make_queue: Callable[..., queue.Queue],
+) -> None:
+    jobs, _clock, subs, store = _setup(make_queue)
+    subs.add(
+        "s",
+        subscription_store.Spec(url="https://a.example/h", kinds=("job_queued",)),
+        actor="op",
+        enabled=True,
+    )
+    jobs.enqueue_many([_request(1, 10)])
+    (c,) = store.claim("w", limit=10, lease_seconds=30)
+    store.finish("w", [_result(c, 410)], schedule=SCHEDULE, jitter=0)
+    sub = subs.get("s")
+    assert not sub.enabled and "410" in (sub.disabled_reason or "")
+    assert store.claim("w", limit=10, lease_seconds=30) == []
+    subs.enable("s", actor="op", how="ping")
+    (again,) = store.claim("w", limit=10, lease_seconds=30)
+    assert again.id == c.id and again.webhook_id == c.webhook_id
