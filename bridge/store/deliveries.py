@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
-from bridge.store import delivery_resend, event_log, tables, text
+from bridge.store import delivery_health, delivery_resend, event_log, tables, text
 from bridge.store import events as eventlog
 from bridge.store import subscription_store as store_of_subscriptions
 from bridge.store.subscriptions import Subscription, of_row
@@ -87,10 +87,13 @@ class DeliveryStore(delivery_resend.Resends):
 
     # -- claiming ----------------------------------------------------------------------------
 
-    def claim(self, worker: str, *, limit: int, lease_seconds: float) -> list[Claimed]:
+    def claim(
+        self, worker: str, *, limit: int, lease_seconds: float, skip: Collection[int] = ()
+    ) -> list[Claimed]:
         """Take up to ``limit`` due deliveries of enabled subscriptions for ``worker``, each the
         oldest unfinished of its subscription and release; leases that ran out are taken back
-        first (their daemon stopped)."""
+        first (their daemon stopped). Subscriptions in ``skip`` are passed over (the caller
+        has their share in flight)."""
         now = self.clock()
         d, s = tables.deliveries, tables.subscriptions
         with self.engine.begin() as conn:
@@ -114,6 +117,7 @@ class DeliveryStore(delivery_resend.Resends):
                 sa.select(d.c.id)
                 .join(s, s.c.id == d.c.subscription_id)
                 .where(d.c.status == PENDING, d.c.next_attempt_at <= now, s.c.enabled, ~blocked)
+                .where(d.c.subscription_id.not_in(list(skip)) if skip else sa.true())
                 .order_by(d.c.next_attempt_at, d.c.id)
                 .limit(limit)
             )
@@ -293,6 +297,9 @@ class DeliveryStore(delivery_resend.Resends):
             )
             store_of_subscriptions.SubscriptionStore(self.engine, clock=self.clock).disable_in(
                 conn, sub.name, reason="the endpoint answered 410 Gone", actor=eventlog.BRIDGE_ACTOR
+            )
+            delivery_health.note(
+                conn, sub.id, delivery_health.DISABLED, sub.failing_since or now, now
             )
             return
         delay = retry_delay(

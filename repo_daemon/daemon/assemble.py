@@ -30,6 +30,7 @@ from bridge.settings import model as settings_model
 from bridge.store import database, events, queue, retention, settings_seen
 from bridge.tracker.client import TrackerClient
 from repo_daemon.daemon import runner, scheduler
+from repo_daemon.deliveries import service as delivery_service
 from repo_daemon.publish import repository as publish
 from repo_daemon.workflow import processor as workflow
 
@@ -68,6 +69,8 @@ class Parts:
     reconciler: reconcile.Reconciler | None
     commenter: refusals.RefusalCommenter
     clients: list[TrackerClient] = field(default_factory=list)
+    # Sending webhook deliveries (docs/notifications.md); None: this daemon sends none.
+    deliveries: delivery_service.Deliveries | None = None
 
     def daemon(self, *, blocking: bool) -> scheduler.Daemon:
         """A scheduler with the daemon's jobs, the event log's retention, and pool garbage
@@ -78,7 +81,22 @@ class Parts:
             reconcile=self.reconciler.run if self.reconciler is not None else None,
             comment_refusals=self.commenter.run,
             blocking=blocking,
+            workers=6,
         )
+        if self.deliveries is not None:
+            hooks = self.settings.webhooks
+            daemon.add_interval_job(
+                "deliveries", self.deliveries.send, hooks.poll_interval, start_now=True
+            )
+            daemon.add_interval_job(
+                "delivery_health", self.deliveries.judge, delivery_service.HEALTH_INTERVAL
+            )
+            daemon.add_interval_job(
+                "delivery_retention",
+                self.deliveries.prune,
+                self.settings.daemon.housekeeping_interval,
+            )
+            daemon.on_stop(self.deliveries.stop)
         daemon.add_interval_job(
             "event_retention", self.apply_retention, self.settings.daemon.housekeeping_interval
         )
@@ -108,6 +126,8 @@ class Parts:
     def close(self) -> None:
         self.runner.close()
         self.processor.close()
+        if self.deliveries is not None:
+            self.deliveries.close()
         for client in self.clients:
             client.close()
 
@@ -135,6 +155,11 @@ def build_parts(
         reconciler = reconcile.Reconciler(jobs, clients[-1], settings.queue)
     clients.append(TrackerClient(settings.tracker))
     commenter = refusals.RefusalCommenter(jobs, clients[-1])
+    name = worker or worker_name(settings)
+    clients.append(TrackerClient(settings.tracker))
+    sending = delivery_service.build(
+        settings, jobs.engine, worker_name=name, tracker=clients[-1], clock=queue.utcnow
+    )
     return Parts(
         settings=settings,
         queue=jobs,
@@ -144,12 +169,13 @@ def build_parts(
             jobs,
             processor,
             settings.daemon,
-            worker=worker or worker_name(settings),
+            worker=name,
             secrets=runner.secrets_of(settings),
         ),
         reconciler=reconciler,
         commenter=commenter,
         clients=clients,
+        deliveries=sending,
     )
 
 
@@ -178,6 +204,7 @@ def seen_at_start(settings: settings_model.Settings, jobs: queue.Queue, process:
     )
     if changed:
         logger.info("settings changed since the last start: %s", ", ".join(changed))
+    delivery_service.sync_declared(settings, jobs.engine, clock=queue.utcnow)
 
 
 def run_daemon(

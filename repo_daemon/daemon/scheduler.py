@@ -98,6 +98,7 @@ class Daemon:
         self._stopping = False
         self._stopped = threading.Event()
         self._shutdown_thread: threading.Thread | None = None
+        self._on_stop: list[Callable[[], None]] = []
         kind = BlockingScheduler if blocking else BackgroundScheduler
         self.scheduler: BaseScheduler = kind(
             executors={"default": ThreadPoolExecutor(max_workers=workers)},
@@ -119,6 +120,11 @@ class Daemon:
         self.scheduler.add_job(
             _guarded(name, task), "interval", seconds=seconds, id=name, name=name, **extra
         )
+
+    def on_stop(self, stop: Callable[[], None]) -> None:
+        """Call ``stop`` when a stop is requested (before running jobs are waited for), so a
+        job that loops while there is work (``deliveries``) stops taking more."""
+        self._on_stop.append(stop)
 
     def _startup(self) -> None:
         if self._reconcile is not None:
@@ -185,6 +191,8 @@ class Daemon:
                 return
             self._stopping = True
         self.runner.stop()
+        for stop in self._on_stop:
+            stop()
         # The shutdown waits for running jobs: never inside a signal handler.
         self._shutdown_thread = threading.Thread(
             target=self._shutdown, name="scheduler-shutdown", daemon=True
