@@ -64,7 +64,9 @@ class Notifier:
                     notice.ticket_id, text_of(notice, disable_after=self.disable_after)
                 )
             except errors.TrackerNotFound:
-                logger.warning("ticket %s is gone; its delivery notice is dropped", notice.ticket_id)
+                logger.warning(
+                    "ticket %s is gone; its delivery notice is dropped", notice.ticket_id
+                )
             except errors.TrackerError as exc:
                 if exc.transient:
                     logger.warning("RT did not take a delivery notice (%s); trying later", exc)

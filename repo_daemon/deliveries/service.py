@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from bridge.settings import model as settings_model
-from bridge.store import delivery_health, deliveries, subscription_store
+from bridge.store import deliveries, delivery_health, subscription_store
 from bridge.store import events as eventlog
 from bridge.tracker import protocol
 from repo_daemon.deliveries import destinations, notices, outbound, worker
