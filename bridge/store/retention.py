@@ -75,6 +75,7 @@ class Outcome:
 def holds() -> list[sa.ColumnElement[bool]]:
     """Conditions an event must meet to be deletable: what other parts still need is kept."""
     log, rel, jobs, rc = tables.event_log, tables.releases, tables.jobs, tables.refusal_comments
+    d = tables.deliveries
     newest = sa.select(sa.func.max(log.c.id)).where(log.c.ticket_id.is_not(None))
     # Uncorrelated: the newest event of every release, not of the row being tested.
     newest = newest.group_by(log.c.ticket_id).correlate(None)
@@ -93,6 +94,10 @@ def holds() -> list[sa.ColumnElement[bool]]:
         ),
         # The deletion query joins refusal_comments itself: correlate only to the log's row.
         ~sa.exists().where(rc.c.event_id == log.c.id, rc.c.settled.is_(False)).correlate_except(rc),
+        # An event still to be delivered to a subscriber (docs/notifications.md).
+        ~sa.exists()
+        .where(d.c.event_id == log.c.id, d.c.status.in_(("pending", "sending")))
+        .correlate_except(d),
     ]
 
 
