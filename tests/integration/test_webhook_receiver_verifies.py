@@ -113,7 +113,7 @@ def test_the_github_receiver_checks_x_hub_signature_256(secret: str, deliver: De
         assert receipt.verified and receipt.payload == json.loads(body)
 
         outcome, _, _ = deliver(receiver.url, github=False)
-        assert (outcome.status, outcome.error_class) == (401, outcome.error_class.HTTP)
+        assert (outcome.status, outcome.error_class) == (401, outbound.ErrorClass.HTTP)
         assert receiver.wait_for(2)[1].problem == "no X-Hub-Signature-256 header"
 
 
