@@ -273,8 +273,13 @@ def _classify(exc: BaseException, deadline: pinning.Deadline, where: str) -> tup
         reason = printable.escape(str(getattr(dns, "strerror", "") or dns))[:_TEXT_CAP]
         return ErrorClass.DNS, f"the host name of {where} could not be resolved: {reason}"
     if (tls := first(ssl.SSLError, ssl.CertificateError)) is not None:
-        why = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or str(tls)
-        text = printable.escape(str(why))[:_TEXT_CAP]
+        if isinstance(tls, ssl.SSLCertVerificationError):
+            why = f"its certificate was not accepted: {tls.verify_message}"
+        else:
+            why = str(getattr(tls, "reason", None) or tls)
+            if why == "WRONG_VERSION_NUMBER":
+                why += " (does the endpoint speak TLS on this port?)"
+        text = printable.escape(why)[:_TEXT_CAP]
         return ErrorClass.TLS, f"TLS with {where}{address} failed: {text}"
     if first(ConnectionRefusedError) is not None:
         return ErrorClass.REFUSED, f"connection refused by {where}{address}"
