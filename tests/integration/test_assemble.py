@@ -88,6 +88,8 @@ def test_a_processor_passed_in_is_used_and_closed_without_garbage_collection(
         job_ids = parts.daemon(blocking=False).job_ids()
         assert "collect_garbage" not in job_ids
         assert "event_retention" in job_ids  # the event log's retention (refusals at least), always
+        # Webhook deliveries: sent, endpoints judged, old ones pruned (docs/operations.md).
+        assert {"deliveries", "delivery_health", "delivery_retention"} <= set(job_ids)
     finally:
         parts.close()
     assert processor.closed
