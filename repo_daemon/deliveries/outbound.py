@@ -32,7 +32,6 @@ import requests
 import urllib3.exceptions
 
 from bridge import printable
-from bridge import secrets as bridge_secrets
 from repo_daemon.deliveries import destinations, pinning
 
 logger = logging.getLogger(__name__)
@@ -64,6 +63,14 @@ class ErrorClass(enum.Enum):
     def __init__(self, label: str, description: str) -> None:
         self.label = label
         self.description = description
+
+    @classmethod
+    def parse(cls, label: str) -> ErrorClass:
+        """The class stored as ``label`` (``ValueError`` for an unknown one)."""
+        for kind in cls:
+            if kind.label == label:
+                return kind
+        raise ValueError(f"unknown delivery error class {label!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,7 +206,10 @@ class Sender:
                     f"refused destination: HTTP {status} from {where} redirects to "
                     f"{printable.escape(host)}{named}, {reason}; not followed"
                 )
-        shown = printable.escape(bridge_secrets.redact_url(target))[:_TEXT_CAP]
+        # Only the target's origin: a path or query may carry a token of the receiver's.
+        parts = urlsplit(target)
+        origin = f"{parts.scheme}://{_where(target)}" + ("/…" if parts.path.strip("/") else "/")
+        shown = printable.escape(origin)[:_TEXT_CAP]
         return ErrorClass.HTTP, (
             f"HTTP {status} from {where}: a redirect to {shown}, not followed "
             "(deliveries never follow redirects; subscribe the final URL)"
