@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from bridge import records
 from bridge.records import RolloutState as S
-from bridge.store import deliveries, queue, releases, subscription_store, tables
+from bridge.store import deliveries, delivery_health, queue, releases, subscription_store, tables
 from bridge.store.subscriptions import Filters
 
 SCHEDULE = (0.0, 10.0, 20.0)
@@ -165,3 +165,68 @@ def test_410_disables_the_subscription_and_its_delivery_waits_for_it(
     subs.enable("s", actor="op", how="ping")
     (again,) = store.claim("w", limit=10, lease_seconds=30)
     assert again.id == c.id and again.webhook_id == c.webhook_id
+
+
+def test_a_failing_endpoint_is_warned_then_disabled_once_per_step_with_notices(
+    make_queue: Callable[..., queue.Queue],
+) -> None:
+    jobs, clock, subs, store = _setup(make_queue)
+    health = delivery_health.Health(jobs.engine, clock=clock)
+    subs.add(
+        "s",
+        subscription_store.Spec(url="https://a.example/h", kinds=("job_queued",)),
+        actor="op",
+        enabled=True,
+    )
+    jobs.enqueue_many([_request(1, 10), _request(2, 20)])
+    for c in store.claim("w", limit=10, lease_seconds=30):
+        store.finish("w", [_result(c, 500)], schedule=(0.0, 1000.0), jitter=0)
+    budget = dict(disable_after=100.0, min_failures=2)
+    assert health.judge(**budget) == []
+    clock.advance(50)
+    assert health.judge(**budget) == ["s: warned at 50 % of its budget"]
+    assert health.judge(**budget) == []  # once per step
+    clock.advance(45)
+    assert health.judge(**budget) == ["s: warned at 90 % of its budget"]
+    clock.advance(5)
+    (disabled,) = health.judge(**budget)
+    assert disabled.startswith("s: disabled (failing since")
+    assert not subs.get("s").enabled
+    said = [(n.ticket_id, n.step) for n in health.unsaid()]
+    assert sorted(said) == sorted(
+        (t, step) for t in (1, 2) for step in ("warned_50", "warned_90", "disabled")
+    )
+    for notice in health.unsaid():
+        health.said(notice)
+    assert health.unsaid() == [] and health.judge(**budget) == []
+    with jobs.engine.connect() as conn:
+        log = tables.event_log
+        which = sa.select(log.c.kind).where(log.c.kind.like("subscription_%")).order_by(log.c.id)
+        kinds = conn.execute(which).scalars().all()
+    assert kinds == [
+        "subscription_changed",
+        "subscription_warned",
+        "subscription_warned",
+        "subscription_disabled",
+    ]
+
+
+def test_retention_deletes_finished_deliveries_only(
+    make_queue: Callable[..., queue.Queue],
+) -> None:
+    jobs, clock, subs, store = _setup(make_queue)
+    subs.add(
+        "s",
+        subscription_store.Spec(url="https://a.example/h", kinds=("job_queued",)),
+        actor="op",
+        enabled=True,
+    )
+    jobs.enqueue_many([_request(1, 10), _request(2, 20)])
+    first, second = store.claim("w", limit=10, lease_seconds=30)
+    store.finish("w", [_result(first, 200), _result(second, 500)], schedule=(0.0, 1000.0), jitter=0)
+    clock.advance(86400 * 31)
+    assert store.prune(older_than=clock.now - timedelta(days=30)) == (1, 1)
+    d = tables.deliveries
+    with jobs.engine.connect() as conn:
+        left = conn.execute(sa.select(d.c.id, d.c.status)).all()
+    assert [(r.id, r.status) for r in left] == [(second.id, "pending")]
