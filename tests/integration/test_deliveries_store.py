@@ -6,13 +6,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
-from bridge import records
+from bridge import records, secrets
 from bridge.records import RolloutState as S
-from bridge.store import deliveries, delivery_health, queue, releases, subscription_store, tables
+from bridge.settings import model
+from bridge.store import (
+    deliveries,
+    delivery_health,
+    event_log,
+    events,
+    queue,
+    releases,
+    subscription_store,
+    subscriptions,
+    tables,
+)
 from bridge.store.subscriptions import Filters
 
 SCHEDULE = (0.0, 10.0, 20.0)
@@ -230,3 +243,73 @@ def test_retention_deletes_finished_deliveries_only(
     with jobs.engine.connect() as conn:
         left = conn.execute(sa.select(d.c.id, d.c.status)).all()
     assert [(r.id, r.status) for r in left] == [(second.id, "pending")]
+
+
+def test_a_rolled_back_change_leaves_neither_its_event_nor_its_delivery(
+    make_queue: Callable[..., queue.Queue],
+) -> None:
+    jobs, clock, subs, _store = _setup(make_queue)
+    subs.add(
+        "s",
+        subscription_store.Spec(url="https://a.example/h", kinds=("*",)),
+        actor="op",
+        enabled=True,
+    )
+
+    class Boom(Exception):
+        pass
+
+    try:
+        with jobs.engine.begin() as conn:
+            event_log.append(
+                conn,
+                [event_log.draft(events.EventKind.RT_CALLS, ticket_id=5, data={"calls": 1})],
+                now=clock(),
+            )
+            assert (
+                conn.execute(sa.select(sa.func.count()).select_from(tables.deliveries)).scalar_one()
+                == 1
+            )
+            raise Boom
+    except Boom:
+        pass
+    with jobs.engine.connect() as conn:
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(tables.deliveries)).scalar_one()
+            == 0
+        )
+        assert (
+            conn.execute(
+                sa.select(sa.func.count()).where(tables.event_log.c.kind == "rt_calls")
+            ).scalar_one()
+            == 0
+        )
+
+
+def test_declared_subscriptions_follow_the_settings_file(
+    make_queue: Callable[..., queue.Queue],
+) -> None:
+    _jobs, _clock, subs, _store = _setup(make_queue)
+    one = model.DeclaredSubscription(
+        name="mirror", url="https://m.example/h", secret=secrets.Secret("whsec_" + "A" * 32),
+        kinds=("release_*",),
+    )  # fmt: skip
+    assert subs.sync_declared([one], actor="bridge") == ["added mirror"]
+    assert subs.sync_declared([one], actor="bridge") == []
+    changed = replace(one, url="https://m.example/h2", secret=secrets.Secret("whsec_" + "B" * 32))
+    assert subs.sync_declared([changed], actor="bridge") == [
+        "edited mirror",
+        "new secret for mirror",
+    ]
+    got = subs.get("mirror")
+    assert (
+        got.declared
+        and got.url == "https://m.example/h2"
+        and got.secret.reveal().endswith("B" * 32)
+    )
+    with pytest.raises(subscriptions.SubscriptionDeclared):
+        subs.edit("mirror", subscription_store.Spec(url="https://x.example/"), actor="op")
+    with pytest.raises(subscriptions.SubscriptionDeclared):
+        subs.remove("mirror", actor="op")
+    assert subs.sync_declared([], actor="bridge") == ["removed mirror (no longer declared)"]
+    assert subs.all() == []
