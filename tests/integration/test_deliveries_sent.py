@@ -141,3 +141,26 @@ def test_an_endpoint_that_hangs_does_not_hold_back_another(
         assert len(slow.receipts) <= 2  # half the slots at most, each waiting on its answer
         w.stop()
         slow.stop()
+
+
+def test_during_a_rotation_both_secrets_sign_then_only_the_new_one(
+    jobs: queue.Queue, sending: Callable[..., worker.DeliveryWorker]
+) -> None:
+    old = subscription_store.new_secret()
+    subs = subscription_store.SubscriptionStore(jobs.engine, clock=queue.utcnow)
+    with WebhookReceiver(old) as still_old:
+        spec = subscription_store.Spec(url=still_old.url, kinds=("job_queued",))
+        subs.add("s", spec, actor="op", enabled=True, secret=old)
+        _sub, new = subs.rotate_secret("s", actor="op", overlap=3600)
+        jobs.enqueue_many([_request(1, 1)])
+        w = sending()
+        w.drain()
+        (during,) = still_old.wait_for(1)
+        assert during.verified  # a receiver not yet told the new secret still verifies
+        assert len(during.headers["webhook-signature"].split()) == 2
+        subs.rotate_secret("s", actor="op", overlap=0, secret=subscription_store.new_secret())
+        jobs.enqueue_many([_request(1, 2)])
+        w.drain()
+        after = still_old.wait_for(2)[1]
+        assert not after.verified and len(after.headers["webhook-signature"].split()) == 1
+    assert new != old
