@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from bridge import secrets as bridge_secrets
 from bridge.settings import model, readers
 from bridge.store import events
 
@@ -175,6 +176,11 @@ def declared(value: Any, problems: list[str]) -> tuple[model.DeclaredSubscriptio
         secret = readers.read_secret("secret", table, found)
         if secret is None and not any("secret" in p for p in found):
             found.append(f"{where}: give its secret (secret or secret_file)")
+        elif secret is not None:
+            found += [
+                p.replace("hook_secret:", "secret:", 1)
+                for p in bridge_secrets.hook_secret_problems(secret)
+            ]
         kinds = _list(table.get("kinds", "*"))
         found += kind_problems(kinds, where)
         emergency = table.get("emergency")

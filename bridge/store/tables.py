@@ -321,7 +321,7 @@ delivery_attempts = sa.Table(
     sa.Column("status", sa.Integer),
     sa.Column("response_body", sa.Text),
     sa.Column("duration_ms", sa.Float, nullable=False),
-    # dns, refused, tls, timeout, http, destination, connection; None on success.
+    # dns, refused, tls, timeout, http, destination, connection, bridge; None on success.
     sa.Column("error_class", sa.String(16)),
     sa.Column("error", sa.Text),
     sa.Index("ix_delivery_attempts_delivery", "delivery_id", "attempt"),

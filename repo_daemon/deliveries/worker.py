@@ -113,9 +113,21 @@ class DeliveryWorker:
             claimed = self._flying.pop(future)
             try:
                 results.append(future.result())
-            except Exception as exc:  # a bug, not an endpoint's failure: keep the lease's retry
+            except Exception as exc:
+                # The bridge's own trouble (a secret that is no secret, a bug): an attempt that
+                # failed, retried by the schedule like any other, and said in its row.
                 logger.error("delivery %s could not be sent: %s", claimed.id, exc)
-                self.store.give_back(self.worker, [claimed.id])
+                results.append(
+                    deliveries.AttemptResult(
+                        delivery_id=claimed.id,
+                        request_headers={},
+                        status=None,
+                        response_body=b"",
+                        duration=0.0,
+                        error_class="bridge",
+                        error=f"the bridge could not send it: {type(exc).__name__}: {exc}",
+                    )
+                )
         self.store.finish(
             self.worker,
             results,

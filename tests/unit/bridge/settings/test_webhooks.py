@@ -77,8 +77,9 @@ def test_declared_subscriptions_are_checked_each_with_its_place() -> None:
     problems: list[str] = []
     found = webhooks.declared(
         [
-            {"name": "ok", "url": "https://a.example/h", "secret": "whsec_x"},
-            {"name": "ok", "url": "https://a.example/h", "secret": "whsec_x"},
+            {"name": "ok", "url": "https://a.example/h", "secret": "whsec_" + "A" * 32},
+            {"name": "ok", "url": "https://a.example/h", "secret": "whsec_" + "A" * 32},
+            {"name": "short", "url": "https://a.example/h", "secret": "whsec_QUJD"},
             {"name": "bad url", "url": "ftp://x", "secret": "s"},
             {
                 "name": "creds",
@@ -93,6 +94,7 @@ def test_declared_subscriptions_are_checked_each_with_its_place() -> None:
     assert [s.name for s in found] == ["ok"]
     text = "\n".join(problems)
     assert "subscriptions[2] 'ok': the name is declared twice" in text
-    assert "subscriptions[3] 'bad url': name must be" in text and "'ftp://x' is not an http" in text
+    assert "subscriptions[4] 'bad url': name must be" in text and "'ftp://x' is not an http" in text
     assert "carries credentials" in text and "'nothing_*' matches no kind" in text
-    assert "subscriptions[5] 'nosecret': give its secret" in text
+    assert "subscriptions[6] 'nosecret': give its secret" in text
+    assert "subscriptions[3] 'short': secret: too short" in text
