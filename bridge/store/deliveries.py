@@ -200,6 +200,13 @@ class DeliveryStore(delivery_resend.Resends):
                     ).where(d.c.id.in_(ids), d.c.status == SENDING, d.c.locked_by == worker)
                 )
             }
+            # Subscriptions' rows before deliveries' rows, as every writer takes them (enable,
+            # remove, the health judge), so two writers never wait on each other in a circle.
+            if conn.dialect.name == "postgresql" and held:
+                subs = sorted({int(r.subscription_id) for r in held.values()})
+                conn.execute(
+                    sa.select(s.c.id).where(s.c.id.in_(subs)).order_by(s.c.id).with_for_update()
+                )
             counts: dict[int, int] = dict(
                 conn.execute(
                     sa.select(a.c.delivery_id, sa.func.count())
