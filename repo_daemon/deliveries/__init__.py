@@ -1,0 +1,1 @@
+"""Outbound webhook deliveries: signing, the safe HTTP client, and (elsewhere) their bookkeeping."""
