@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bridge.store import delivery_resend, tables
+from bridge.store import delivery_fanout, delivery_resend, tables
 from bridge.store import events as eventlog
 
 STATUSES = delivery_resend.STATUSES
@@ -195,7 +195,7 @@ def _delivery(row: Any) -> Delivery:
         id=int(m["id"]),
         subscription=m["subscription"],
         event_id=int(m["event_id"]),
-        webhook_id=f"evt_{int(m['event_id'])}",
+        webhook_id=delivery_fanout.webhook_id(int(m["event_id"])),
         kind=m["kind"],
         ticket_id=m["ticket_id"],
         seq=m["seq"],

@@ -26,12 +26,16 @@ class Outcome(Protocol):
 
     @property
     def ok(self) -> bool: ...
-
-    status: int | None
-    body: bytes
-    duration: float
-    error_class: Any  # outbound.ErrorClass (with .label) or None
-    error: str | None
+    @property
+    def status(self) -> int | None: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def error_class(self) -> Any: ...  # outbound.ErrorClass (with .label) or None
+    @property
+    def error(self) -> str | None: ...
 
 
 class Sender(Protocol):

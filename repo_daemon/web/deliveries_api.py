@@ -125,14 +125,16 @@ def router(
 ) -> APIRouter:
     """The deliveries' routes on ``engine``'s database, for the callers ``access``
     (``events_access.FeedAccess``) admits."""
-    api = APIRouter(route_class=webhooks_access.ProblemRoute, tags=["deliveries"])
+    api = APIRouter(
+        route_class=webhooks_access.ProblemRoute,
+        dependencies=[Depends(webhooks_access.admit(access))],
+        tags=["deliveries"],
+    )
     store = deliveries.DeliveryStore(engine, clock=clock)
-    Actor = Annotated[str, Depends(webhooks_access.caller(access))]  # noqa: N806
 
     @api.get(API_PATH, response_model=DeliveryPage, summary="Deliveries, newest first")
     def list_deliveries(
         request: Request,
-        actor: Actor,
         subscription: Annotated[str | None, Query(max_length=100)] = None,
         status: Annotated[
             str | None, Query(pattern="^(" + "|".join(delivery_reads.STATUSES) + ")$")
@@ -155,7 +157,7 @@ def router(
         )
 
     @api.get(API_PATH + "/{delivery_id}", response_model=DeliveryDetail, summary="One delivery")
-    def show(delivery_id: Id, actor: Actor) -> DeliveryDetail:
+    def show(delivery_id: Id) -> DeliveryDetail:
         return DeliveryDetail(**delivery_reads.get(engine, delivery_id).as_dict())
 
     @api.post(
@@ -163,9 +165,9 @@ def router(
         response_model=Redelivered,
         summary="Send one delivery again, now, with the same webhook-id",
     )
-    def redeliver(delivery_id: Id, actor: Actor) -> Redelivered:
+    def redeliver(delivery_id: Id, request: Request) -> Redelivered:
         was = delivery_reads.get(engine, delivery_id).delivery.status
-        store.redeliver(delivery_id, actor=actor)
+        store.redeliver(delivery_id, actor=webhooks_access.actor(request))
         now = delivery_reads.get(engine, delivery_id).delivery
         return Redelivered(delivery=DeliveryOut(**now.as_dict()), was=was)
 
@@ -174,9 +176,12 @@ def router(
         response_model=Recovered,
         summary="Send again a subscription's deliveries failed since a time (or count them)",
     )
-    def recover(body: RecoverIn, actor: Actor) -> Recovered:
+    def recover(body: RecoverIn, request: Request) -> Recovered:
         count, recovery = store.recover(
-            body.subscription, since=body.since, actor=actor, dry_run=body.dry_run
+            body.subscription,
+            since=body.since,
+            actor=webhooks_access.actor(request),
+            dry_run=body.dry_run,
         )
         return Recovered(count=count, recovery_id=recovery, dry_run=body.dry_run)
 
@@ -185,8 +190,8 @@ def router(
         response_model=Cancelled,
         summary="Cancel a recovery: what it has not sent goes back to failed",
     )
-    def cancel(recovery_id: Id, actor: Actor) -> Cancelled:
-        count = store.cancel_recovery(recovery_id, actor=actor)
+    def cancel(recovery_id: Id, request: Request) -> Cancelled:
+        count = store.cancel_recovery(recovery_id, actor=webhooks_access.actor(request))
         return Cancelled(recovery_id=recovery_id, count=count)
 
     return api

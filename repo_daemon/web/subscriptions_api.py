@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import pydantic
 import sqlalchemy as sa
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Body, Depends, Path, Request
 
 from bridge.settings import model as settings_model
 from bridge.settings import webhooks as webhook_settings
@@ -179,10 +179,12 @@ def router(
 ) -> APIRouter:
     """The subscriptions' routes on ``engine``'s database, for the callers ``access``
     (``events_access.FeedAccess``) admits; pings go through ``sender``."""
-    who = webhooks_access.caller(access)
-    api = APIRouter(route_class=webhooks_access.ProblemRoute, tags=["subscriptions"])
+    api = APIRouter(
+        route_class=webhooks_access.ProblemRoute,
+        dependencies=[Depends(webhooks_access.admit(access))],
+        tags=["subscriptions"],
+    )
     store = subscription_store.SubscriptionStore(engine, clock=clock)
-    Actor = Annotated[str, Depends(who)]  # noqa: N806
 
     def out(sub: subscriptions.Subscription) -> SubscriptionOut:
         now = clock()
@@ -199,7 +201,7 @@ def router(
         return sub
 
     @api.get(API_PATH, response_model=SubscriptionList, summary="Every subscription")
-    def list_all(actor: Actor) -> SubscriptionList:
+    def list_all() -> SubscriptionList:
         now = clock()
         f = delivery_reads.figures(engine, now=now, disable_after=webhooks.disable_after)
         return SubscriptionList(
@@ -214,7 +216,7 @@ def router(
         status_code=201,
         summary="Add a subscription: its secret is in this answer only",
     )
-    def add(body: SubscriptionIn, actor: Actor) -> WithSecret:
+    def add(body: SubscriptionIn, request: Request) -> WithSecret:
         spec = subscription_store.Spec(
             url=body.url,
             description=body.description,
@@ -222,18 +224,20 @@ def router(
             filters=body.filters.filters(),
             github_signature=body.github_signature,
         )
-        sub, secret = store.add(body.name, spec, actor=actor, enabled=not body.ping)
+        sub, secret = store.add(
+            body.name, spec, actor=webhooks_access.actor(request), enabled=not body.ping
+        )
         result = None
         if body.ping:
             result, sub = pinging.ping_and_enable(
-                store, body.name, sender=sender, actor=actor, sign=sign
+                store, body.name, sender=sender, actor=webhooks_access.actor(request), sign=sign
             )
         return WithSecret(
             subscription=out(sub), secret=secret, ping=None if result is None else ping_out(result)
         )
 
     @api.get(API_PATH + "/{name}", response_model=SubscriptionDetail, summary="One subscription")
-    def show(name: Name, actor: Actor) -> SubscriptionDetail:
+    def show(name: Name) -> SubscriptionDetail:
         sub = store.get(name)
         recent = delivery_reads.page(
             engine, delivery_reads.Filters(subscription=name), limit=RECENT
@@ -245,7 +249,7 @@ def router(
         )
 
     @api.patch(API_PATH + "/{name}", response_model=SubscriptionOut, summary="Change one")
-    def edit(name: Name, body: SubscriptionPatch, actor: Actor) -> SubscriptionOut:
+    def edit(name: Name, body: SubscriptionPatch, request: Request) -> SubscriptionOut:
         old = editable(name)
         spec = subscription_store.Spec(
             url=old.url if body.url is None else body.url,
@@ -256,12 +260,14 @@ def router(
             if body.github_signature is None
             else body.github_signature,
         )
-        return out(store.edit(name, spec, actor=actor))
+        return out(store.edit(name, spec, actor=webhooks_access.actor(request)))
 
     @api.delete(API_PATH + "/{name}", response_model=Removed, summary="Remove one")
-    def remove(name: Name, actor: Actor) -> Removed:
+    def remove(name: Name, request: Request) -> Removed:
         editable(name)
-        return Removed(removed=name, deliveries=store.remove(name, actor=actor))
+        return Removed(
+            removed=name, deliveries=store.remove(name, actor=webhooks_access.actor(request))
+        )
 
     @api.post(
         API_PATH + "/{name}/rotate-secret",
@@ -269,7 +275,7 @@ def router(
         summary="A new secret, in this answer only; the old one signs for the overlap",
     )
     def rotate(
-        name: Name, actor: Actor, body: Annotated[RotateIn | None, Body()] = None
+        name: Name, request: Request, body: Annotated[RotateIn | None, Body()] = None
     ) -> WithSecret:
         editable(name)
         overlap = webhooks.secret_overlap
@@ -280,27 +286,36 @@ def router(
                     422, f"overlap: {body.overlap!r} is not a duration (90s, 30m, 12h, 2d)"
                 )
             overlap = parsed
-        sub, secret = store.rotate_secret(name, actor=actor, overlap=overlap)
+        sub, secret = store.rotate_secret(
+            name, actor=webhooks_access.actor(request), overlap=overlap
+        )
         return WithSecret(subscription=out(sub), secret=secret)
 
     @api.post(API_PATH + "/{name}/disable", response_model=SubscriptionOut, summary="Disable")
     def disable(
-        name: Name, actor: Actor, body: Annotated[DisableIn | None, Body()] = None
+        name: Name, request: Request, body: Annotated[DisableIn | None, Body()] = None
     ) -> SubscriptionOut:
         reason = (body or DisableIn()).reason
-        return out(store.disable(name, reason=reason, actor=actor))
+        return out(store.disable(name, reason=reason, actor=webhooks_access.actor(request)))
 
     @api.post(
         API_PATH + "/{name}/enable",
         response_model=Pinged,
         summary="Enable: pinged first, enabled only on a 2xx (see ping.ok)",
     )
-    def enable(name: Name, actor: Actor, body: Annotated[EnableIn | None, Body()] = None) -> Pinged:
+    def enable(
+        name: Name, request: Request, body: Annotated[EnableIn | None, Body()] = None
+    ) -> Pinged:
         if body is not None and not body.ping:
             return Pinged(
-                subscription=out(store.enable(name, actor=actor, how="operator")), ping=None
+                subscription=out(
+                    store.enable(name, actor=webhooks_access.actor(request), how="operator")
+                ),
+                ping=None,
             )
-        result, sub = pinging.ping_and_enable(store, name, sender=sender, actor=actor, sign=sign)
+        result, sub = pinging.ping_and_enable(
+            store, name, sender=sender, actor=webhooks_access.actor(request), sign=sign
+        )
         return Pinged(subscription=out(sub), ping=ping_out(result))
 
     @api.post(
@@ -308,8 +323,10 @@ def router(
         response_model=Pinged,
         summary="Ping the endpoint; a disabled subscription answered 2xx is enabled",
     )
-    def ping(name: Name, actor: Actor) -> Pinged:
-        result, sub = pinging.ping_and_enable(store, name, sender=sender, actor=actor, sign=sign)
+    def ping(name: Name, request: Request) -> Pinged:
+        result, sub = pinging.ping_and_enable(
+            store, name, sender=sender, actor=webhooks_access.actor(request), sign=sign
+        )
         return Pinged(subscription=out(sub), ping=ping_out(result))
 
     return api

@@ -27,6 +27,7 @@ from bridge.store import delivery_resend, subscriptions
 from repo_daemon.web import events_access
 
 PROBLEM_TYPE = "application/problem+json"
+REALM = "Rollout webhooks"
 ANONYMOUS = "api"  # the actor when the API is open to anyone (no login asked)
 _STATUS_OF: tuple[tuple[type[Exception], int], ...] = (
     (subscriptions.SubscriptionNotFound, 404),
@@ -112,22 +113,28 @@ class ProblemRoute(APIRoute):
         return answer
 
 
-def caller(access: events_access.FeedAccess) -> Callable[[Request], str]:
-    """A dependency: the admitted caller's RT login (``api`` when anyone is admitted), or a
-    401 / 403 / 503 problem."""
+def admit(access: events_access.FeedAccess) -> Callable[[Request], None]:
+    """A router's dependency: admits the caller (their RT login is then ``actor(request)``;
+    ``api`` when anyone is admitted), or answers a 401 / 403 / 503 problem."""
 
-    def who(request: Request) -> str:
+    def check(request: Request) -> None:
         answer = access.check(request.headers.get("authorization"))
         if answer.allowed:
-            return answer.person.name if answer.person is not None else ANONYMOUS
+            request.state.actor = answer.person.name if answer.person is not None else ANONYMOUS
+            return
         headers = dict(answer.headers)
         if "WWW-Authenticate" in headers:
             headers["WWW-Authenticate"] = headers["WWW-Authenticate"].replace(
-                events_access.REALM, "Rollout webhooks"
+                events_access.REALM, REALM
             )
         raise Problem(answer.status, _REFUSED[answer.status], headers=headers)
 
-    return who
+    return check
+
+
+def actor(request: Request) -> str:
+    """Who the admitted caller is, for the events (``admit`` found it)."""
+    return str(request.state.actor)
 
 
 def webhooks_access(settings: settings_model.Settings) -> events_access.FeedAccess:
