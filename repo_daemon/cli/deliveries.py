@@ -45,7 +45,9 @@ def _time(option: str, value: str) -> datetime:
 @click.option("--ticket", type=click.IntRange(min=1), help="Only those about this RT ticket.")
 @click.option("--since", metavar="TIME", help="Made at or after TIME (2026-12-06, 8h, 2d).")
 @click.option("--before", type=click.IntRange(min=1), help="Ids below this (the next page).")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the page as JSON.")
 @click.pass_context
 def list_deliveries(

@@ -464,7 +464,12 @@ def rotate_secret(ctx: click.Context, name: str, overlap: str | None, actor: str
 
 @subscriptions_group.command("disable")
 @click.argument("name")
-@click.option("--reason", default="disabled by an operator", show_default=True)
+@click.option(
+    "--reason",
+    default="disabled by an operator",
+    show_default=True,
+    help="Why, for the listing and the event log.",
+)
 @_BY
 @click.pass_context
 def disable(ctx: click.Context, name: str, reason: str, actor: str | None) -> None:

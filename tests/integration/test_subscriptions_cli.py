@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import re
+import shlex
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 from bridge.store import database, tables
 from repo_daemon import cli
 from repo_daemon.cli import subscriptions as subs_cli
-from tests.support import delivery_story
+from tests.support import delivery_story, paths
 
 HAS_OUTBOUND = importlib.util.find_spec("repo_daemon.deliveries.outbound") is not None
 needs_outbound = pytest.mark.skipif(
@@ -277,3 +278,40 @@ def test_check_exits_1_with_one_line_per_problem(
     assert run(capsys, "deliveries", "check") == "all endpoints healthy\n"
     assert "not a duration" in run(capsys, "deliveries", "check", "--window", "x", status=2)
     assert story.clock() - delivery_story.T0 > timedelta(days=8)
+
+
+# -- docs/notifications.md stays true -------------------------------------------------------------
+
+DOC = (paths.ROOT / "docs" / "notifications.md").read_text()
+
+
+def _section(name: str) -> str:
+    return DOC.split(f"<!-- section: {name} -->", 1)[1].split(f"<!-- end section: {name} -->")[0]
+
+
+def _sessions() -> list[tuple[list[str], str]]:
+    """(argv, expected output) of every `$ rollout ...` in the console blocks of the two
+    sections, in order."""
+    found = []
+    for name in ("subscriptions", "redelivery"):
+        for block in re.findall(r"```console\n(.*?)```", _section(name), flags=re.S):
+            for chunk in re.split(r"^\$ ", block, flags=re.M)[1:]:
+                command, _, output = chunk.partition("\n")
+                found.append((shlex.split(command)[1:], output))
+    return found
+
+
+def _masked(text: str) -> str:
+    return re.sub(r"whsec_\S+", "whsec_<secret>", text)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_docs_sessions_print_what_the_page_shows(
+    story: delivery_story.Story, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sessions = _sessions()
+    assert len(sessions) == 12
+    for argv, expected in sessions:
+        status = 1 if argv[:2] == ["deliveries", "check"] else 0
+        assert cli.main(argv) == status, argv
+        assert _masked(capsys.readouterr().out) == _masked(expected), argv

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from bridge.settings import model as settings_model
 from bridge.store import database, delivery_reads, tables
 from bridge.store import queue as jobqueue
 from repo_daemon.web import deliveries_api, subscriptions_api
-from tests.support import delivery_story, feed_access
+from tests.support import delivery_story, feed_access, paths
 from tests.support.feed_access import ADA, QUINN
 from tests.unit.repo_daemon.deliveries.test_ping import FakeOutcome, FakeSender, fake_sign
 
@@ -234,3 +235,17 @@ def test_the_routes_are_in_the_openapi_document(world: World) -> None:
     schemas = world.client.get("/openapi.json").json()["components"]["schemas"]
     assert "secret" in schemas["WithSecret"]["properties"]
     assert not [k for k in schemas["SubscriptionOut"]["properties"] if k.endswith("secret")]
+
+
+def test_every_route_in_the_docs_table_is_served_with_its_method(world: World) -> None:
+    doc = (paths.ROOT / "docs" / "notifications.md").read_text()
+    rows = re.findall(r"^\| `(GET|POST|PATCH|DELETE)((?: /api/[^`]+?)+)` \|", doc, flags=re.M)
+    served = world.client.get("/openapi.json").json()["paths"]
+    wanted = {(method.lower(), path.strip().replace("{id}", "{X}")) for method, path in rows}
+    assert len(wanted) == 14
+    have = {
+        (m, re.sub(r"\{(delivery_id|recovery_id)\}", "{X}", p))
+        for p, ops in served.items()
+        for m in ops
+    }
+    assert wanted <= have, wanted - have
