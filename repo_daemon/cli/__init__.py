@@ -10,6 +10,7 @@ from __future__ import annotations
 from repo_daemon.cli import (
     daemon,
     db,
+    deliveries,
     demo,
     events,
     events_check,  # noqa: F401  (adds verify, rebuild, prune to events)
@@ -19,6 +20,7 @@ from repo_daemon.cli import (
     release_show,  # noqa: F401 - adds `show` to the release group
     repo,
     root,
+    subscriptions,
     tracker,
     workflow,
 )
@@ -33,6 +35,8 @@ for _command in (
     db.db,
     queue.queue_group,
     events.events_group,
+    subscriptions.subscriptions_group,
+    deliveries.deliveries_group,
     workflow.workflow_group,
     repo.repo_group,
     receiver_cli.receiver_group,

@@ -306,12 +306,23 @@ def _events_api(settings: settings_model.Settings, jobs: queue.Queue) -> Iterato
     """The audit feed's API (``GET /api/events``) to mount on the receiver, on the queue's
     database, readable by ``events_api_roles``; its RT clients are closed afterwards."""
     # the web stack only for the commands that serve
-    from repo_daemon.web import events_access, events_api
+    from repo_daemon.deliveries import ping
+    from repo_daemon.web import deliveries_api, events_access, events_api, subscriptions_api
+    from repo_daemon.web import webhooks_access as hooks
 
     access = events_access.feed_access(settings)
+    hooks_access, sender = hooks.webhooks_access(settings), ping.sender_for(settings)
     try:
-        yield [events_api.router(jobs.engine, access)]
+        yield [
+            events_api.router(jobs.engine, access),
+            subscriptions_api.router(
+                jobs.engine, hooks_access, webhooks=settings.webhooks, sender=sender
+            ),
+            deliveries_api.router(jobs.engine, hooks_access),
+        ]
     finally:
+        sender.close()
+        hooks_access.close()
         access.close()
 
 
