@@ -9,7 +9,9 @@ It sends nothing (pinging is ``repo_daemon.deliveries``'s) and it does not judge
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -145,14 +147,21 @@ class SubscriptionStore:
             return self._get(conn, name)
 
     def rotate_secret(
-        self, name: str, *, actor: str, overlap: float, secret: str | None = None
+        self,
+        name: str,
+        *,
+        actor: str,
+        overlap: float,
+        secret: str | None = None,
+        settings_file: bool = False,
     ) -> tuple[Subscription, str]:
-        """A new secret; the old one keeps signing beside it for ``overlap`` seconds."""
+        """A new secret; the old one keeps signing beside it for ``overlap`` seconds. A
+        declared subscription's secret changes only with the settings file."""
         secret = secret or new_secret()
         now = self.clock()
         with self.engine.begin() as conn:
             old = self._get(conn, name, lock=True)
-            if old.declared and not secret:
+            if old.declared and not settings_file:
                 raise subscriptions.SubscriptionDeclared(name)
             t = tables.subscriptions
             conn.execute(
@@ -283,7 +292,13 @@ class SubscriptionStore:
             if self.edit(item.name, spec, actor=actor, settings_file=True) != old:
                 done.append(f"edited {item.name}")
             if old.secret.reveal() != item.secret.reveal():
-                self.rotate_secret(item.name, actor=actor, overlap=0, secret=item.secret.reveal())
+                self.rotate_secret(
+                    item.name,
+                    actor=actor,
+                    overlap=0,
+                    secret=item.secret.reveal(),
+                    settings_file=True,
+                )
                 done.append(f"new secret for {item.name}")
             if (
                 item.enabled
@@ -324,7 +339,7 @@ class SubscriptionStore:
 
 def new_secret() -> str:
     """A fresh signing secret: ``whsec_`` and 32 random bytes in base64 (Standard Webhooks)."""
-    return secrets.new_hook_secret()
+    return secrets.HOOK_SECRET_PREFIX + base64.b64encode(os.urandom(32)).decode("ascii")
 
 
 def _columns(spec: Spec) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from bridge.settings import webhooks as webhook_settings
 from bridge.store import deliveries, delivery_reads, event_feed
 from bridge.store import events as eventlog
 from repo_daemon.cli import subscriptions as subs_cli
+from repo_daemon.cli import webhooks_view as view
 
 BODY_SHOWN = 300  # characters of an answer's body that ``show`` prints
 
@@ -28,13 +29,13 @@ def deliveries_group() -> None:
 
 
 def _store(ctx: click.Context) -> deliveries.DeliveryStore:
-    store, _settings = subs_cli.open_store(ctx)
-    return deliveries.DeliveryStore(store.engine, clock=subs_cli.now)
+    store, _settings = view.open_store(ctx)
+    return deliveries.DeliveryStore(store.engine, clock=view.now)
 
 
 def _time(option: str, value: str) -> datetime:
     try:
-        return event_feed.parse_time(value, now=subs_cli.now())
+        return event_feed.parse_time(value, now=view.now())
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
@@ -79,7 +80,7 @@ def list_deliveries(
     if not found.deliveries:
         click.echo("no deliveries")
         return
-    click.echo(subs_cli.delivery_table(found.deliveries))
+    click.echo(view.delivery_table(found.deliveries))
     if found.next_before is not None:
         click.echo(f"(more: --before {found.next_before})")
 
@@ -101,10 +102,10 @@ def show(ctx: click.Context, delivery_id: int, as_json: bool) -> None:
         f"  event:         {d.event_id}",
         f"  ticket:        {ticket}",
         f"  status:        {d.status}"
-        + (f", next attempt {subs_cli.when(d.next_attempt_at)}" if d.status == "pending" else ""),
+        + (f", next attempt {view.when(d.next_attempt_at)}" if d.status == "pending" else ""),
         f"  attempts:      {d.attempts} in this round, {len(detail.attempts)} kept",
-        f"  created:       {subs_cli.when(d.created_at)}",
-        f"  finished:      {subs_cli.when(d.finished_at)}",
+        f"  created:       {view.when(d.created_at)}",
+        f"  finished:      {view.when(d.finished_at)}",
     ]
     if d.recovery_id is not None:
         lines.append(f"  recovery:      {d.recovery_id}")
@@ -133,7 +134,7 @@ def redeliver(ctx: click.Context, delivery_id: int, actor: str | None) -> None:
     """Send delivery DELIVERY_ID again, now, with the same webhook-id."""
     store = _store(ctx)
     before = delivery_reads.get(store.engine, delivery_id).delivery
-    store.redeliver(delivery_id, actor=subs_cli.login(actor))
+    store.redeliver(delivery_id, actor=view.login(actor))
     if before.status == "sending":
         click.echo(f"delivery {delivery_id} is being sent now; left as it is")
         return
@@ -167,7 +168,7 @@ def recover(
     start = _time("--since", since)
     count, _none = store.recover(subscription, since=start, actor="-", dry_run=True)
     click.echo(
-        f"{count} failed deliveries to {subscription} since {subs_cli.when(start)} UTC "
+        f"{count} failed deliveries to {subscription} since {view.when(start)} UTC "
         "would be sent again"
     )
     if dry_run or count == 0:
@@ -175,7 +176,7 @@ def recover(
     if not yes:
         subs_cli.confirm_or_refuse(f"send {count} deliveries again?")
     count, recovery = store.recover(
-        subscription, since=start, actor=subs_cli.login(actor), dry_run=False
+        subscription, since=start, actor=view.login(actor), dry_run=False
     )
     if recovery is None:
         click.echo("none left to send again (another recovery took them)")
@@ -192,7 +193,7 @@ def recover(
 @click.pass_context
 def cancel(ctx: click.Context, recovery_id: int, actor: str | None) -> None:
     """Cancel recovery RECOVERY_ID: its deliveries not sent yet go back to failed."""
-    count = _store(ctx).cancel_recovery(recovery_id, actor=subs_cli.login(actor))
+    count = _store(ctx).cancel_recovery(recovery_id, actor=view.login(actor))
     click.echo(f"recovery {recovery_id} cancelled; {count} deliveries not sent go back to failed")
 
 
@@ -215,8 +216,8 @@ def check(ctx: click.Context, window: str) -> None:
     seconds = webhook_settings.duration(window)
     if seconds is None:
         raise click.BadParameter(f"{window!r} is not a duration (90s, 30m, 12h, 7d)")
-    store, settings = subs_cli.open_store(ctx)
-    at = subs_cli.now()
+    store, settings = view.open_store(ctx)
+    at = view.now()
     figures = delivery_reads.figures(
         store.engine,
         now=at,
@@ -230,13 +231,13 @@ def check(ctx: click.Context, window: str) -> None:
         automatic = by.get(sub.name, eventlog.BRIDGE_ACTOR if sub.failing_since else "")
         if not sub.enabled and automatic == eventlog.BRIDGE_ACTOR:
             problems.append(
-                f"{sub.name}: disabled since {subs_cli.when(sub.disabled_at)} UTC: "
+                f"{sub.name}: disabled since {view.when(sub.disabled_at)} UTC: "
                 f"{printable.escape(sub.disabled_reason or '-')}; {f.pending} deliveries wait "
                 f"(fix the endpoint, then rollout subscriptions enable {sub.name})"
             )
         elif sub.enabled and f.budget_percent is not None and f.budget_percent >= 50:
             problems.append(
-                f"{sub.name}: failing since {subs_cli.when(sub.failing_since)} UTC, "
+                f"{sub.name}: failing since {view.when(sub.failing_since)} UTC, "
                 f"{f.budget_percent:g} % of its budget before it is disabled; last error: "
                 f"{printable.escape(sub.last_error or '-')}"
             )

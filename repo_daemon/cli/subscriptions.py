@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -27,71 +26,11 @@ from bridge.store.subscriptions import (
     SubscriptionDeclared,
     SubscriptionInvalid,
 )
-from repo_daemon.cli import queue as queue_cli
-from repo_daemon.cli import root
+from repo_daemon.cli import webhooks_view as view
 from repo_daemon.deliveries import ping as pinging
 
 RECENT = 10  # deliveries shown by ``show``
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def now() -> datetime:
-    """The current time as the store keeps it: naive UTC."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def login(actor: str | None) -> str:
-    """Who does it, for the event log: ``--by``, else the login running the command."""
-    return actor or queue_cli._login()
-
-
-def open_store(
-    ctx: click.Context,
-) -> tuple[subscription_store.SubscriptionStore, settings_model.Settings]:
-    """The subscriptions of the configured database (never migrated) and the settings."""
-    engine = queue_cli.open_jobs(ctx).engine
-    settings = root.load_settings(ctx, require_tracker=False)
-    return subscription_store.SubscriptionStore(engine, clock=now), settings
-
-
-def when(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M")
-
-
-def age(delta: timedelta | None) -> str:
-    """``45s``, ``12m``, ``3h05m``, ``2d04h``."""
-    if delta is None:
-        return "-"
-    seconds = max(0, int(delta.total_seconds()))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
-    return queue_cli._table(header, rows, right)
-
-
-def failing(sub: Subscription, figures: delivery_reads.Figures | None) -> str:
-    """``-`` or ``since 2026-12-06 12:00 (45 % of budget, warned 50 %)``."""
-    if sub.failing_since is None:
-        return "-"
-    share = figures.budget_percent if figures is not None else None
-    text = f"since {when(sub.failing_since)}"
-    if share is not None:
-        text += f" ({share:g} % of budget"
-        text += f", warned {sub.warned} %)" if sub.warned else ")"
-    return text
-
-
-def state(sub: Subscription, width: int = 40) -> str:
-    if sub.enabled:
-        return "enabled"
-    return "disabled: " + queue_cli._one_line(printable.escape(sub.disabled_reason or "-"), width)
 
 
 def _spec(
@@ -241,10 +180,10 @@ def add(
     Without an answer 2xx it stays disabled (exit status 1): fix the endpoint and run
     `rollout subscriptions enable NAME`.
     """
-    store, settings = open_store(ctx)
+    store, settings = view.open_store(ctx)
     spec = _spec(url, description or "", kinds, majors, areas, targets, emergency, bool(github))
     try:
-        sub, secret = store.add(name, spec, actor=login(actor), enabled=no_ping)
+        sub, secret = store.add(name, spec, actor=view.login(actor), enabled=no_ping)
     except SubscriptionInvalid as exc:
         raise _usage(exc) from None
     click.echo(f"added subscription {name} ({sub.url})")
@@ -252,7 +191,7 @@ def add(
     if no_ping:
         click.echo(f"not pinged (--no-ping): {name} is enabled")
         return
-    result, sub = _ping(ctx, store, settings, name, login(actor))
+    result, sub = _ping(ctx, store, settings, name, view.login(actor))
     click.echo(_ping_line(name, result, sub))
     if not result.ok:
         ctx.exit(1)
@@ -263,9 +202,9 @@ def add(
 @click.pass_context
 def list_subscriptions(ctx: click.Context, as_json: bool) -> None:
     """One line each: state, failing spell, what waits, last success, endpoint."""
-    store, settings = open_store(ctx)
+    store, settings = view.open_store(ctx)
     subs = store.all()
-    at = now()
+    at = view.now()
     figures = delivery_reads.figures(
         store.engine, now=at, disable_after=settings.webhooks.disable_after
     )
@@ -283,26 +222,15 @@ def list_subscriptions(ctx: click.Context, as_json: bool) -> None:
         rows.append(
             [
                 s.name,
-                state(s),
-                failing(s, f),
+                view.state(s),
+                view.failing(s, f),
                 str(f.pending),
-                age(f.oldest_pending_age(at)),
-                when(s.last_success_at),
+                view.age(f.oldest_pending_age(at)),
+                view.when(s.last_success_at),
                 printable.escape(s.url),
             ]
         )
-    click.echo(table(header, rows, right={3}))
-
-
-def _filters(f: Filters) -> str:
-    parts = [
-        ("major release", ", ".join(f.major_releases)),
-        ("area", ", ".join(f.areas)),
-        ("target state", ", ".join(f.target_states)),
-        ("emergency", {None: "", True: "yes", False: "no"}[f.emergency]),
-    ]
-    given = [f"{what} {value}" for what, value in parts if value]
-    return "; ".join(given) or "none (every release)"
+    click.echo(view.table(header, rows, right={3}))
 
 
 @subscriptions_group.command("show")
@@ -311,9 +239,9 @@ def _filters(f: Filters) -> str:
 @click.pass_context
 def show(ctx: click.Context, name: str, as_json: bool) -> None:
     """Everything about subscription NAME but its secret, and its recent deliveries."""
-    store, settings = open_store(ctx)
+    store, settings = view.open_store(ctx)
     sub = store.get(name)
-    at = now()
+    at = view.now()
     f = delivery_reads.figures(store.engine, now=at, disable_after=settings.webhooks.disable_after)[
         name
     ]
@@ -332,63 +260,38 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
         return
     signatures = "Standard Webhooks" + (" and X-Hub-Signature-256" if sub.github_signature else "")
     if sub.previous_secret is not None and sub.previous_until and at < sub.previous_until:
-        signatures += f" (the previous secret signs too until {when(sub.previous_until)} UTC)"
+        signatures += f" (the previous secret signs too until {view.when(sub.previous_until)} UTC)"
     lines = [
         f"subscription {sub.name}",
         f"  url:           {printable.escape(sub.url)}",
         f"  description:   {printable.escape(sub.description) or '-'}",
         f"  kinds:         {', '.join(sub.kinds)}",
-        f"  filters:       {printable.escape(_filters(sub.filters))}",
+        f"  filters:       {printable.escape(view.filters_text(sub.filters))}",
         f"  signed with:   {signatures}",
-        f"  state:         {state(sub, 200)}"
-        + (f" (since {when(sub.disabled_at)} UTC)" if not sub.enabled else ""),
+        f"  state:         {view.state(sub, 200)}"
+        + (f" (since {view.when(sub.disabled_at)} UTC)" if not sub.enabled else ""),
         "  declared:      "
         + ("yes, in the settings file (read-only here)" if sub.declared else "no"),
-        f"  failing:       {failing(sub, f)}"
+        f"  failing:       {view.failing(sub, f)}"
         + (f", {sub.failures} failed attempts" if sub.failing_since else ""),
         f"  last error:    {printable.escape(sub.last_error or '-')}",
-        f"  last success:  {when(sub.last_success_at)}",
-        f"  deliveries:    {f.pending} waiting (oldest {age(f.oldest_pending_age(at))}), "
+        f"  last success:  {view.when(sub.last_success_at)}",
+        f"  deliveries:    {f.pending} waiting (oldest {view.age(f.oldest_pending_age(at))}), "
         f"{f.failed} failed, {f.delivered_24h} delivered in the last 24 h",
-        f"  created:       {when(sub.created_at)}, changed {when(sub.updated_at)}",
+        f"  created:       {view.when(sub.created_at)}, changed {view.when(sub.updated_at)}",
     ]
     for r in recoveries:
-        cancelled = f", cancelled {when(r.cancelled_at)}" if r.cancelled_at else ""
+        cancelled = f", cancelled {view.when(r.cancelled_at)}" if r.cancelled_at else ""
         lines.append(
-            f"  recovery {r.id}:    {r.count} since {when(r.since)} by {r.asked_by} "
-            f"at {when(r.at)}, {r.waiting} waiting{cancelled}"
+            f"  recovery {r.id}:    {r.count} since {view.when(r.since)} by {r.asked_by} "
+            f"at {view.when(r.at)}, {r.waiting} waiting{cancelled}"
         )
     if recent:
         lines.append("recent deliveries (rollout deliveries show ID):")
-        lines += ["  " + line for line in delivery_table(recent).splitlines()]
+        lines += ["  " + line for line in view.delivery_table(recent).splitlines()]
     else:
         lines.append("no deliveries")
     click.echo("\n".join(lines))
-
-
-def delivery_table(found: Sequence[delivery_reads.Delivery]) -> str:
-    """Deliveries as a table (``rollout deliveries list`` and ``show``)."""
-    header = ["ID", "CREATED", "SUBSCRIPTION", "KIND", "TICKET", "STATUS", "TRIES", "LAST"]
-    rows = [
-        [
-            str(d.id),
-            when(d.created_at),
-            d.subscription,
-            d.kind,
-            "-" if d.ticket_id is None else str(d.ticket_id),
-            d.status,
-            str(d.attempts),
-            queue_cli._one_line(
-                printable.escape(
-                    d.last_error or ("" if d.last_status is None else str(d.last_status))
-                )
-                or "-",
-                50,
-            ),
-        ]
-        for d in found
-    ]
-    return table(header, rows, right={0, 4, 6})
 
 
 @subscriptions_group.command("edit")
@@ -410,7 +313,7 @@ def edit(
     actor: str | None,
 ) -> None:
     """Change subscription NAME: what is given replaces what it had; the rest stays."""
-    store, _settings = open_store(ctx)
+    store, _settings = view.open_store(ctx)
     old = store.get(name)
     f = old.filters
     emergency_now = None if f.emergency is None else ("yes" if f.emergency else "no")
@@ -425,7 +328,7 @@ def edit(
         old.github_signature if github is None else github,
     )
     try:
-        new = store.edit(name, spec, actor=login(actor))
+        new = store.edit(name, spec, actor=view.login(actor))
     except SubscriptionInvalid as exc:
         raise _usage(exc) from None
     changed = [k for k, v in new.as_dict().items() if k != "updated_at" and old.as_dict()[k] != v]
@@ -444,7 +347,7 @@ def edit(
 @click.pass_context
 def rotate_secret(ctx: click.Context, name: str, overlap: str | None, actor: str | None) -> None:
     """A new secret for NAME, printed once; the old one signs beside it for the overlap."""
-    store, settings = open_store(ctx)
+    store, settings = view.open_store(ctx)
     if store.get(name).declared:  # its secret is the settings file's
         raise SubscriptionDeclared(name)
     seconds = settings.webhooks.secret_overlap
@@ -453,11 +356,11 @@ def rotate_secret(ctx: click.Context, name: str, overlap: str | None, actor: str
         if parsed is None:
             raise click.BadParameter(f"{overlap!r} is not a duration (90s, 30m, 12h, 2d)")
         seconds = parsed
-    sub, secret = store.rotate_secret(name, actor=login(actor), overlap=seconds)
+    sub, secret = store.rotate_secret(name, actor=view.login(actor), overlap=seconds)
     click.echo(f"new secret for {name}")
     _print_secret(name, secret)
     if sub.previous_until is not None:
-        click.echo(f"the old secret signs too until {when(sub.previous_until)} UTC")
+        click.echo(f"the old secret signs too until {view.when(sub.previous_until)} UTC")
     else:
         click.echo("the old secret no longer signs")
 
@@ -474,13 +377,13 @@ def rotate_secret(ctx: click.Context, name: str, overlap: str | None, actor: str
 @click.pass_context
 def disable(ctx: click.Context, name: str, reason: str, actor: str | None) -> None:
     """Stop deliveries to NAME; they wait, and new ones gather, until it is enabled."""
-    store, _settings = open_store(ctx)
+    store, _settings = view.open_store(ctx)
     was = store.get(name)
-    sub = store.disable(name, reason=reason, actor=login(actor))
+    sub = store.disable(name, reason=reason, actor=view.login(actor))
     if not was.enabled:
         click.echo(f"{name} was disabled already ({sub.disabled_reason})")
         return
-    pending = delivery_reads.figures(store.engine, now=now(), disable_after=1)[name].pending
+    pending = delivery_reads.figures(store.engine, now=view.now(), disable_after=1)[name].pending
     click.echo(f"{name} disabled; {pending} deliveries wait for it")
 
 
@@ -491,13 +394,13 @@ def disable(ctx: click.Context, name: str, reason: str, actor: str | None) -> No
 @click.pass_context
 def enable(ctx: click.Context, name: str, no_ping: bool, actor: str | None) -> None:
     """Enable NAME after a ping answered 2xx (exit status 1 otherwise); what waited goes out."""
-    store, settings = open_store(ctx)
+    store, settings = view.open_store(ctx)
     if no_ping:
         was = store.get(name)
-        store.enable(name, actor=login(actor), how="operator")
+        store.enable(name, actor=view.login(actor), how="operator")
         click.echo(f"{name} " + ("was enabled already" if was.enabled else "enabled (not pinged)"))
         return
-    result, sub = _ping(ctx, store, settings, name, login(actor))
+    result, sub = _ping(ctx, store, settings, name, view.login(actor))
     click.echo(_ping_line(name, result, sub))
     if not result.ok:
         ctx.exit(1)
@@ -510,16 +413,16 @@ def enable(ctx: click.Context, name: str, no_ping: bool, actor: str | None) -> N
 @click.pass_context
 def remove(ctx: click.Context, name: str, yes: bool, actor: str | None) -> None:
     """Remove NAME with its deliveries (also those never sent) and their attempts."""
-    store, _settings = open_store(ctx)
+    store, _settings = view.open_store(ctx)
     sub = store.get(name)
-    counted = delivery_reads.figures(store.engine, now=now(), disable_after=1)[name]
+    counted = delivery_reads.figures(store.engine, now=view.now(), disable_after=1)[name]
     click.echo(
         f"{name}: its deliveries go with it ({counted.pending} not sent yet, "
         f"{counted.failed} failed)"
     )
     if not yes:
         confirm_or_refuse(f"remove subscription {sub.name}?")
-    gone = store.remove(name, actor=login(actor))
+    gone = store.remove(name, actor=view.login(actor))
     click.echo(f"removed {name} and {gone} deliveries")
 
 
@@ -539,9 +442,9 @@ def confirm_or_refuse(question: str) -> None:
 @click.pass_context
 def ping_command(ctx: click.Context, name: str, actor: str | None) -> None:
     """Send NAME a signed ping; a disabled NAME that answers 2xx is enabled (exit 1: no 2xx)."""
-    store, settings = open_store(ctx)
+    store, settings = view.open_store(ctx)
     was = store.get(name)
-    result, sub = _ping(ctx, store, settings, name, login(actor))
+    result, sub = _ping(ctx, store, settings, name, view.login(actor))
     if result.ok:
         enabled = "; enabled it" if not was.enabled else ""
         click.echo(f"ping {sub.url}: {result.describe()}{enabled}")

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from bridge.store import database, tables
 from repo_daemon import cli
-from repo_daemon.cli import subscriptions as subs_cli
+from repo_daemon.cli import webhooks_view
 from tests.support import delivery_story, paths
 
 HAS_OUTBOUND = importlib.util.find_spec("repo_daemon.deliveries.outbound") is not None
@@ -86,7 +86,7 @@ def engine(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iter
 @pytest.fixture
 def story(engine: sa.Engine, monkeypatch: pytest.MonkeyPatch) -> delivery_story.Story:
     told = delivery_story.write(engine)
-    monkeypatch.setattr(subs_cli, "now", told.clock)
+    monkeypatch.setattr(webhooks_view, "now", told.clock)
     return told
 
 
