@@ -249,9 +249,13 @@ _CATALOGUE: dict[EventKind, tuple[str, dict[str, str]]] = {
         "The release was published into an area (or the record of it kept).",
         {
             "area": "The path under the repository root.",
+            "url": "The area's public URL (RepositoryURL), for mirrors to pull.",
+            "serial": "The live snapshot's serial (the area's `.rollout-serial`: "
+            "`<area-key>/<snapshot>`); a mirror that has it is up to date.",
             "snapshot": "The snapshot made, if any.",
             "files": "How many files.",
             "bytes": "How many bytes.",
+            "changed": "False when the area already held the release (a repeated step).",
         },
     ),
     EventKind.RELEASE_REMOVED: (
@@ -334,7 +338,11 @@ _CATALOGUE: dict[EventKind, tuple[str, dict[str, str]]] = {
     ),
     EventKind.RELEASE_WITHDRAWN: (
         "The release was withdrawn from production: the next snapshot goes without its files.",
-        {"areas": "The areas it was taken out of.", "major_release": "The major release."},
+        {
+            "areas": "The areas it was taken out of.",
+            "area": "The production area it left (the first, if several).",
+            "major_release": "The major release.",
+        },
     ),
     EventKind.SUBSCRIPTION_CHANGED: (
         "A webhook subscription was added, edited, given a new secret or removed.",

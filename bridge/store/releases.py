@@ -9,7 +9,7 @@ never has a gap or two open spans (a unique index guards the latter).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -224,10 +224,12 @@ class ReleaseStore(stage_slots.StageSlots):
         actor: str,
         failed_target: records.RolloutState | None = None,
         event: event_log.Draft | None = None,
+        also: Sequence[event_log.Draft] = (),
     ) -> None:
         """Record that the release left its state and entered ``to``, now, with ``event``
-        (what the workflow did, e.g. ``transition_done``) in the same transaction. A move to
-        the state it is in changes nothing but ``failed_target``."""
+        (what the workflow did, e.g. ``transition_done``) and then ``also`` (what the move
+        means to subscribers: ``release_reached_production``, ``release_failed``) in the same
+        transaction. A move to the state it is in changes nothing but ``failed_target``."""
         now = self.clock()
         rel, hist = tables.releases, tables.state_history
         with self.engine.begin() as conn:
@@ -259,8 +261,9 @@ class ReleaseStore(stage_slots.StageSlots):
                 )
             # Last, like every writer: rows first, then the log's append lock (on PostgreSQL),
             # so no transaction waits for a row while holding the lock others wait for.
-            if event is not None:
-                event_log.append(conn, [event], now=now)
+            drafts = [event, *also] if event is not None else list(also)
+            if drafts:
+                event_log.append(conn, drafts, now=now)
 
     def history(self, ticket_id: int) -> list[StateSpan]:
         """The release's stays in states, oldest first."""
@@ -319,7 +322,9 @@ class ReleaseStore(stage_slots.StageSlots):
     ) -> None:
         """Record where the release is published now (relative to the repository root); a
         path is also added to the areas the release was ever published into. ``published``
-        (snapshot, files, bytes) makes it a publication, recorded as ``release_published``."""
+        (snapshot, serial, url, files, bytes, changed) makes it a publication, recorded as
+        ``release_published`` with those fields: ``url`` and ``serial`` are what a mirror
+        needs to pull the area (its public URL, the live snapshot's ``.rollout-serial``)."""
         rel, held = tables.releases, tables.release_areas
         with self.engine.begin() as conn:
             conn.execute(
@@ -360,22 +365,34 @@ class ReleaseStore(stage_slots.StageSlots):
         with self.engine.begin() as conn:
             return tuple(conn.execute(stmt).scalars())
 
-    def forget_areas(self, ticket_id: int, areas: tuple[str, ...] | list[str]) -> None:
+    def forget_areas(
+        self,
+        ticket_id: int,
+        areas: tuple[str, ...] | list[str],
+        *,
+        withdrawn_from: Sequence[str] = (),
+    ) -> None:
         """The release was taken out of ``areas``. Where it is recorded as published now
         (``repository_path``) moves, in the same transaction, to the newest area it is still
         in, or to none: a daemon killed right after could otherwise leave it naming an area
-        the release is gone from, and a resumed job finds nothing left to remove."""
+        the release is gone from, and a resumed job finds nothing left to remove.
+
+        ``withdrawn_from`` names the production areas among ``areas`` (the caller knows which
+        areas are production): when the release was still recorded in one of them, the
+        change is a withdrawal from production and ``release_withdrawn`` is written too, once,
+        after the ``release_removed`` events (a repeated call finds nothing left to forget)."""
         held, rel = tables.release_areas, tables.releases
         if not areas:
             return
         with self.engine.begin() as conn:
-            gone = list(
+            held_now = set(
                 conn.execute(
                     sa.select(held.c.area).where(
                         held.c.ticket_id == ticket_id, held.c.area.in_(list(areas))
                     )
                 ).scalars()
             )
+            gone = [a for a in dict.fromkeys(areas) if a in held_now]  # in the caller's order
             conn.execute(
                 held.delete().where(held.c.ticket_id == ticket_id, held.c.area.in_(list(areas)))
             )
@@ -390,18 +407,21 @@ class ReleaseStore(stage_slots.StageSlots):
                 .where(rel.c.ticket_id == ticket_id, rel.c.repository_path.in_(list(areas)))
                 .values(repository_path=newest_left)
             )
-            event_log.append(
-                conn,
-                [
-                    event_log.draft(
-                        eventlog.EventKind.RELEASE_REMOVED,
-                        ticket_id=ticket_id,
-                        data={"detail": f"taken out of {area}", "area": area, "areas": [area]},
-                    )
-                    for area in gone
-                ],
-                now=self.clock(),
-            )
+            drafts = [
+                event_log.draft(
+                    eventlog.EventKind.RELEASE_REMOVED,
+                    ticket_id=ticket_id,
+                    data={"detail": f"taken out of {area}", "area": area, "areas": [area]},
+                )
+                for area in gone
+            ]
+            production = [a for a in gone if a in withdrawn_from]
+            if production:
+                major = conn.execute(
+                    sa.select(rel.c.major_release).where(rel.c.ticket_id == ticket_id)
+                ).scalar()
+                drafts.append(_withdrawn(ticket_id, gone, production[0], major))
+            event_log.append(conn, drafts, now=self.clock())
 
     # -- checkpoints -----------------------------------------------------------------------
 
@@ -444,3 +464,19 @@ class ReleaseStore(stage_slots.StageSlots):
                 event_log.append(conn, [event], now=self.clock())
         except sa.exc.IntegrityError:
             logger.debug("step %s of job %s was already recorded", action, job_id)
+
+
+def _withdrawn(
+    ticket_id: int, areas: Sequence[str], production: str, major_release: str | None
+) -> event_log.Draft:
+    """The ``release_withdrawn`` of a release taken out of ``areas``, production among them."""
+    return event_log.draft(
+        eventlog.EventKind.RELEASE_WITHDRAWN,
+        ticket_id=ticket_id,
+        data={
+            "detail": f"withdrawn from production ({', '.join(areas)})",
+            "areas": list(areas),
+            "area": production,
+            "major_release": major_release,
+        },
+    )

@@ -332,10 +332,29 @@ class WorkflowProcessor(gather_inputs.InputGatherer):
         event = _transition(
             events.EventKind.TRANSITION_DONE, inputs, inputs.decision.state, ran=ran
         )
+        news = self._reached_production(inputs)
         follow_ups = self._apply(
-            inputs, services, [*also, *done], inputs.decision.state, event=event
+            inputs, services, [*also, *done], inputs.decision.state, event=event, also=news
         )
         self._follow_up(inputs, follow_ups)
+
+    def _reached_production(self, inputs: Inputs) -> tuple[event_log.Draft, ...]:
+        """``release_reached_production`` for a move into Production (written with its
+        ``transition_done``): where the release is now, as RepositoryURL shows it."""
+        state = inputs.decision.state
+        if state is not RolloutState.PRODUCTION or inputs.came_from is RolloutState.PRODUCTION:
+            return ()
+        found = self.store.get(inputs.ticket.id)
+        area = found.repository_path if found is not None else None
+        return (
+            _subscriber_event(
+                events.EventKind.RELEASE_REACHED_PRODUCTION, inputs,
+                f"reached Production in {area or '(no recorded area)'}",
+                major_release=inputs.ticket.major_release, area=area,
+                url=self.repository.url_of(inputs.ticket.id),
+                emergency=inputs.ticket.emergency,
+            ),
+        )  # fmt: skip
 
     def _fail(
         self,
@@ -362,9 +381,14 @@ class WorkflowProcessor(gather_inputs.InputGatherer):
             events.EventKind.TRANSITION_FAILED, failed, RolloutState.FAILED, ran=ran,
             actor=BRIDGE_ACTOR, error=error, failed_target=asked.label, action=action,
         )  # fmt: skip
+        news = _subscriber_event(
+            events.EventKind.RELEASE_FAILED, failed, f"failed: {error}",
+            actor=BRIDGE_ACTOR, failed_target=asked.label, error=error, action=action,
+        )  # fmt: skip
         follow_ups = self._apply(
-            failed, services, asked_for, RolloutState.FAILED, failed_target=asked, event=event
-        )
+            failed, services, asked_for, RolloutState.FAILED, failed_target=asked, event=event,
+            also=(news,),
+        )  # fmt: skip
         self._follow_up(inputs, follow_ups)
 
     # -- apply ----------------------------------------------------------------------------
@@ -378,9 +402,11 @@ class WorkflowProcessor(gather_inputs.InputGatherer):
         *,
         failed_target: RolloutState | None = None,
         event: event_log.Draft,
+        also: Sequence[event_log.Draft] = (),
     ) -> tuple[effects.MoveNextDeferredIn, ...]:
-        """The ticket write-back and the move in the bridge's records, with ``event`` in the
-        move's transaction; returns the follow-ups to run once the move is recorded."""
+        """The ticket write-back and the move in the bridge's records, with ``event`` and
+        ``also`` in the move's transaction; returns the follow-ups to run once the move is
+        recorded."""
         plan = ticket_plan.TicketPlan.from_effects(asked_for)
         self._write_back(inputs, services.tracker, plan, state)
         self._records.keep(inputs.ticket, plan.records)
@@ -392,6 +418,7 @@ class WorkflowProcessor(gather_inputs.InputGatherer):
             actor=actor,
             failed_target=failed_target,
             event=event,
+            also=also,
         )
         return plan.follow_ups
 
@@ -487,6 +514,25 @@ def _transition(
             **{k: v for k, v in data.items() if v is not None},
         },
     )
+
+
+def _subscriber_event(
+    kind: events.EventKind,
+    inputs: Inputs,
+    detail: str,
+    *,
+    actor: str | None = None,
+    **data: object,
+) -> event_log.Draft:
+    """An event of what a move means to subscribers (docs/notifications.md), with every field
+    of its kind present (null when unknown), written in the move's transaction."""
+    request = inputs.job.request
+    return event_log.draft(
+        kind, ticket_id=inputs.ticket.id, job_id=inputs.job.id,
+        transaction_id=request.transaction_id,
+        actor=request.actor if actor is None else actor,
+        data={"detail": detail, **data},
+    )  # fmt: skip
 
 
 def workflow_processor(settings: settings_model.Settings, jobs: queue.Queue) -> WorkflowProcessor:

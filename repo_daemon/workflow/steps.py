@@ -69,7 +69,12 @@ class RepositoryWork:
         found = self.store.get(ticket_id)
         if found is None or not found.repository_path:
             return None
-        return self.settings.repository.base_url + found.repository_path.strip("/") + "/"
+        return self.url_of_area(found.repository_path)
+
+    def url_of_area(self, path: str) -> str:
+        """The public URL of the area at ``path``: what RepositoryURL shows, and what
+        ``release_published`` and ``release_reached_production`` carry."""
+        return self.settings.repository.base_url + path.strip("/") + "/"
 
     # -- release.xml ----------------------------------------------------------------------
 
@@ -172,6 +177,8 @@ class RepositoryWork:
         published = {
             "detail": f"{what} {area.area.path}, snapshot {area.snapshot}",
             "snapshot": area.snapshot,
+            "serial": serial_of(area),
+            "url": self.url_of_area(area.area.path),
             "files": len(info.packages),
             "bytes": info.total_size,
             "changed": area.changed,
@@ -238,7 +245,11 @@ class RepositoryWork:
             return Step(detail="not published anywhere; nothing to withdraw")
         before = {a.path: self.repository.live_snapshot(a) for a in recorded}
         results = self.repository.remove_from(ticket.id, recorded)
-        self.store.forget_areas(ticket.id, [a.path for a in recorded])
+        self.store.forget_areas(
+            ticket.id,
+            [a.path for a in recorded],
+            withdrawn_from=[a.path for a in recorded if a.kind == "production"],
+        )
         self.store.set_repository_path(ticket.id, None)
         kept = self.settings.repository.keep_snapshots > 0
         lines = []
@@ -284,6 +295,12 @@ class RepositoryWork:
                 extra={"ticket_id": ticket_id, "action": "remove_release"},
             )
             return []
+
+
+def serial_of(area: publish.PublishedArea) -> str | None:
+    """The serial of ``area``'s live snapshot, as its ``.rollout-serial`` says it
+    (``index.Index.serial``: ``<area-key>/<snapshot>``); None when the area was removed."""
+    return f"{area.area.key}/{area.snapshot}" if area.snapshot else None
 
 
 def repository(settings: settings_model.Settings) -> publish.Repository:
