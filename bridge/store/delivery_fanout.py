@@ -26,6 +26,9 @@ from bridge.store import subscriptions, tables
 # when a field is removed or changes meaning (adding one does not).
 DATA_VERSIONS: Mapping[str, int] = {}
 PENDING = "pending"
+# The kinds whose ``to`` is the state a move left the release in; for the others (a reply's
+# recipients, a state asked for) the target state is the release's state when written.
+_MOVES = "transition_"
 
 
 def webhook_id(event_id: int) -> str:
@@ -78,7 +81,8 @@ def create(conn: sa.Connection, rows: Sequence[Mapping[str, Any]], *, now: datet
             kind=row["kind"],
             major_release=row.get("major_release"),
             area=row.get("area"),
-            target_state=data.get("to") or (known[0] if known else None),
+            target_state=(data.get("to") if row["kind"].startswith(_MOVES) else None)
+            or (known[0] if known else None),
             emergency=emergency if isinstance(emergency, bool) else (known[1] if known else None),
             subscription=data.get("subscription"),
         )

@@ -49,6 +49,7 @@ from repo_daemon.workflow import (
     loader,
     mail_intake,
     model,
+    move_events,
     ticket_plan,
     write_back,
 )
@@ -329,7 +330,7 @@ class WorkflowProcessor(gather_inputs.InputGatherer):
             self._fail(inputs, services, str(exc), for_provider=for_provider,
                        action=exc.failed_action)  # fmt: skip
             return
-        event = _transition(
+        event = move_events.transition(
             events.EventKind.TRANSITION_DONE, inputs, inputs.decision.state, ran=ran
         )
         news = self._reached_production(inputs)
@@ -347,7 +348,7 @@ class WorkflowProcessor(gather_inputs.InputGatherer):
         found = self.store.get(inputs.ticket.id)
         area = found.repository_path if found is not None else None
         return (
-            _subscriber_event(
+            move_events.for_subscribers(
                 events.EventKind.RELEASE_REACHED_PRODUCTION, inputs,
                 f"reached Production in {area or '(no recorded area)'}",
                 major_release=inputs.ticket.major_release, area=area,
@@ -377,11 +378,11 @@ class WorkflowProcessor(gather_inputs.InputGatherer):
         )
         # The failure actions only tell people (the loader keeps it so): nothing to undo.
         asked_for, ran = self._act(failure.actions, failed, services)
-        event = _transition(
+        event = move_events.transition(
             events.EventKind.TRANSITION_FAILED, failed, RolloutState.FAILED, ran=ran,
             actor=BRIDGE_ACTOR, error=error, failed_target=asked.label, action=action,
         )  # fmt: skip
-        news = _subscriber_event(
+        news = move_events.for_subscribers(
             events.EventKind.RELEASE_FAILED, failed, f"failed: {error}",
             actor=BRIDGE_ACTOR, failed_target=asked.label, error=error, action=action,
         )  # fmt: skip
@@ -484,55 +485,6 @@ class WorkflowProcessor(gather_inputs.InputGatherer):
             promoted=waiting,
             promoted_job=result[0].job_id,
         )
-
-
-def _transition(
-    kind: events.EventKind,
-    inputs: Inputs,
-    to: RolloutState,
-    *,
-    ran: Sequence[Mapping[str, object]],
-    actor: str | None = None,
-    **data: object,
-) -> event_log.Draft:
-    """The event of a move the workflow made: from, to, asked, who, and what each action
-    did (written in the move's transaction)."""
-    request = inputs.job.request
-    reason = inputs.decision.reason
-    return event_log.draft(
-        kind,
-        ticket_id=inputs.ticket.id,
-        job_id=inputs.job.id,
-        transaction_id=request.transaction_id,
-        actor=request.actor if actor is None else actor,
-        data={
-            "detail": f"{inputs.came_from.label} → {to.label}: {reason}",
-            "from": inputs.came_from.label,
-            "to": to.label,
-            "asked": request.current.label,
-            "actions": [dict(a) for a in ran],
-            **{k: v for k, v in data.items() if v is not None},
-        },
-    )
-
-
-def _subscriber_event(
-    kind: events.EventKind,
-    inputs: Inputs,
-    detail: str,
-    *,
-    actor: str | None = None,
-    **data: object,
-) -> event_log.Draft:
-    """An event of what a move means to subscribers (docs/notifications.md), with every field
-    of its kind present (null when unknown), written in the move's transaction."""
-    request = inputs.job.request
-    return event_log.draft(
-        kind, ticket_id=inputs.ticket.id, job_id=inputs.job.id,
-        transaction_id=request.transaction_id,
-        actor=request.actor if actor is None else actor,
-        data={"detail": detail, **data},
-    )  # fmt: skip
 
 
 def workflow_processor(settings: settings_model.Settings, jobs: queue.Queue) -> WorkflowProcessor:

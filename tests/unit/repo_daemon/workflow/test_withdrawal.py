@@ -5,6 +5,7 @@ shares, and the records say the release is published nowhere."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,9 @@ class Records:
     def published_areas(self, ticket_id: int) -> tuple[str, ...]:
         return tuple(self.areas.get(ticket_id, ()))
 
-    def forget_areas(self, ticket_id: int, gone: list[str]) -> None:
+    def forget_areas(
+        self, ticket_id: int, gone: list[str], *, withdrawn_from: Sequence[str] = ()
+    ) -> None:
         self.areas[ticket_id] = [a for a in self.areas.get(ticket_id, []) if a not in gone]
 
 
