@@ -412,7 +412,7 @@ def test_a_steadily_failing_endpoint_is_disabled_and_its_tickets_say_so(
 ) -> None:
     engine = bridge.queue.engine
     mark = walk.head(engine)
-    budget = 60.0  # seconds of the shifted clock; warned at 30 s and 54 s, disabled at 60 s
+    budget = 120.0  # seconds of the shifted clock; warned at 60 s and 108 s, disabled at 120 s
     clock = walk.ShiftedClock()
     deliveries = sending(clock=clock, disable_after=budget, disable_min_failures=2)
     failing = subscribe(
@@ -424,16 +424,16 @@ def test_a_steadily_failing_endpoint_is_disabled_and_its_tickets_say_so(
 
     taken: list[str] = []
     tried_when_disabled = -1
-    # 78 s of the clock, 3 s at a time (well under the 6 s between 90 % and the end, so no
+    # 140 s of the clock, 5 s at a time (well under the 12 s between 90 % and the end, so no
     # step is skipped); judged twice at each step: the second look has nothing new to say.
-    for _ in range(26):
+    for _ in range(28):
         bridge.drain()
         deliveries.send()
         taken += deliveries.judge()
         taken += deliveries.judge()
         if tried_when_disabled < 0 and any("disabled" in line for line in taken):
             tried_when_disabled = len(walk.attempts(engine, failing.name))
-        clock.advance(3)
+        clock.advance(5)
 
     assert [line.split(":")[0] for line in taken] == [failing.name] * 3
     assert "warned at 50 %" in taken[0] and "warned at 90 %" in taken[1]
