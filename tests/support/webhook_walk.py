@@ -35,9 +35,10 @@ WALK_HOOKS = settings_model.WebhookSettings(
 )
 OPEN = ("pending", "sending")
 # The events written in the transaction that moves a release (its state is their ``to``), and
-# the kinds whose ``to`` is a state (the one asked for, or the one the release stays in).
+# the kinds whose ``to`` is the target state (the ``transition_*`` kinds; for the others the
+# release's state when they were written).
 MOVES = ("transition_done", "transition_failed")
-STATE_TO = (*MOVES, "transition_noop", "transition_stale", "transition_blocked", "job_queued")
+STATE_TO = (*MOVES, "transition_noop", "transition_stale", "transition_blocked")
 # The subscriber-facing kinds another change makes the workflow emit.
 OUTCOME_KINDS = ("release_reached_production", "release_failed", "release_withdrawn")
 
@@ -97,7 +98,7 @@ def expected(
     """For each subscription, the events after id ``after`` it wants, in id order.
 
     The attributes are read from the log alone: the kind, the major release and area the event
-    row carries, the target state (the ``to`` of a move or of a change asked for, else the
+    row carries, the target state (the ``to`` of a ``transition_*`` event, else the
     state its release was in: the ``to`` of its newest move so far, or the state it was recorded
     in; none before it was recorded) and emergency likewise."""
     log = tables.event_log
