@@ -303,6 +303,8 @@ deliveries = sa.Table(
     sa.Column("recovery_id", sa.BigInteger),
     sa.UniqueConstraint("event_id", "subscription_id", name="uq_deliveries_event_subscription"),
     sa.Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+    # What is due, per subscription: the claim looks only at enabled subscriptions'.
+    sa.Index("ix_deliveries_due", "subscription_id", "status", "next_attempt_at"),
     sa.Index("ix_deliveries_release", "subscription_id", "ticket_id", "status", "id"),
     sa.Index("ix_deliveries_created", "subscription_id", "created_at"),
     sa.Index("ix_deliveries_recovery", "recovery_id"),

@@ -72,6 +72,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_deliveries_status_next", "deliveries", ["status", "next_attempt_at"])
     op.create_index(
+        "ix_deliveries_due", "deliveries", ["subscription_id", "status", "next_attempt_at"]
+    )
+    op.create_index(
         "ix_deliveries_release", "deliveries", ["subscription_id", "ticket_id", "status", "id"]
     )
     op.create_index("ix_deliveries_created", "deliveries", ["subscription_id", "created_at"])
