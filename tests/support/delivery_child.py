@@ -137,6 +137,12 @@ class Child:
             )  # fmt: skip
         return cls(process, name, log)
 
+    def ready(self) -> None:
+        """Wait until it is set up (it says ``ready``)."""
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line == "ready\n", f"{self.name} said {line!r}; {self.failure()}"
+
     def go(self) -> None:
         """Let it send (once it is set up)."""
         assert self.process.stdin is not None
@@ -154,7 +160,7 @@ class Child:
         """SIGTERM it and wait for it to end well; what it printed."""
         self.process.send_signal(signal.SIGTERM)
         out, _ = self.process.communicate(timeout=30)
-        assert self.process.returncode == 0 and out.split() == ["ready", "sending", "stopped"], (
+        assert self.process.returncode == 0 and out.split()[-2:] == ["sending", "stopped"], (
             f"{self.name} ended {self.process.returncode}: {out!r}; {self.failure()}"
         )
         return out
