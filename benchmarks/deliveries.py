@@ -2,7 +2,8 @@
 client in the same run (issue 17).
 
     .venv/bin/python -m benchmarks.deliveries [--deliveries 5000] [--subscriptions 2]
-        [--releases-per 10] [--paced-rate 50] [--paced-seconds 10] [--profile FILE]
+        [--releases-per 10] [--paced-rate 50] [--paced-seconds 10]
+        [--paced-releases 50] [--profile FILE]
 
 One cheap receiver for everything: ``python -m benchmarks.deliveries _receive``, a separate
 process (its own GIL) running the standard library's ``ThreadingHTTPServer`` (HTTP/1.1
@@ -20,9 +21,10 @@ notes its path, ``webhook-id`` and arrival time.
    subscriptions are needed to use all 8) but for the loopback allowlist: ``drain()`` timed
    from start to the last attempt recorded. Latency is the delivery's ``created_at`` →
    arrival, so here mostly the wait in the backlog.
-3. **Paced**: the worker's ``run()`` loop (as the daemon runs it) while events are written
-   at ``--paced-rate`` per second in groups of 10 for ``--paced-seconds``: the latency from
-   the event's commit to the arrival under a load it keeps up with.
+3. **Paced**: the worker's ``run()`` loop (as the daemon runs it) while events of
+   ``--paced-releases`` releases are written at ``--paced-rate`` per second in groups of 10
+   for ``--paced-seconds``: the latency from the event's commit to the arrival under a load
+   it keeps up with.
 
 Everything stays on 127.0.0.1, in temporary directories, and is bounded. Not a test: nothing
 is asserted. ``--profile FILE`` writes cProfile statistics of the backlog's drain.
@@ -196,9 +198,9 @@ def prepare(url: str, receiver: Receiver, subs: int) -> sa.Engine:
     return engine
 
 
-def write_events(jobs: queue.Queue, first: int, count: int, per_release: int) -> None:
-    """``count`` ``job_queued`` events, ``per_release`` to a release, from transaction ``first``."""
-    releases = max(1, count // per_release)
+def write_events(jobs: queue.Queue, first: int, count: int, releases: int) -> None:
+    """``count`` ``job_queued`` events spread over ``releases`` releases, from transaction
+    ``first``."""
     jobs.enqueue_many([_request(first + n, releases) for n in range(count)])
 
 
@@ -237,7 +239,8 @@ def backlog(args: argparse.Namespace, receiver: Receiver, workdir: Path) -> tupl
         events = args.deliveries // args.subscriptions
         jobs = queue.Queue(engine)
         for first in range(0, events, 500):
-            write_events(jobs, first + 1, min(500, events - first), args.releases_per)
+            releases = max(1, events // args.releases_per)
+            write_events(jobs, first + 1, min(500, events - first), releases)
         with engine.connect() as conn:
             pending = conn.execute(sa.select(sa.func.count()).select_from(tables.deliveries))
             total = int(pending.scalar_one())
@@ -292,7 +295,7 @@ def paced(args: argparse.Namespace, receiver: Receiver, workdir: Path) -> None:
         groups = int(args.paced_seconds / interval)
         start = time.perf_counter()
         for n in range(groups):
-            write_events(jobs, 1 + n * group, group, args.releases_per)
+            write_events(jobs, 1 + n * group, group, args.paced_releases)
             time.sleep(max(0.0, start + (n + 1) * interval - time.perf_counter()))
         expected = groups * group * args.subscriptions
         notes: list[tuple[str, str, float]] = []
@@ -309,7 +312,8 @@ def paced(args: argparse.Namespace, receiver: Receiver, workdir: Path) -> None:
     engine.dispose()
     print(
         f"  paced: {groups * group} events ({args.paced_rate:g}/s in groups of {group}) × "
-        f"{args.subscriptions} subscriptions = {expected} deliveries, "
+        f"{args.subscriptions} subscriptions = {expected} deliveries over "
+        f"{args.paced_releases} releases, "
         f"{len(ms)} arrived, {repeats} repeats; poll_interval {hooks.poll_interval:g} s"
     )
     print(f"  paced {latency_line(ms)}")
@@ -325,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--releases-per", type=int, default=10, help="events a release")
     parser.add_argument("--paced-rate", type=float, default=50.0, help="events per second")
     parser.add_argument("--paced-seconds", type=float, default=10.0)
+    parser.add_argument("--paced-releases", type=int, default=50, help="releases written to")
     parser.add_argument("--profile", help="write cProfile stats of the backlog's drain here")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
