@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bridge.store import delivery_health, delivery_resend, event_log, tables, text
+from bridge.store import delivery_fanout, delivery_health, delivery_resend, event_log, tables, text
 from bridge.store import events as eventlog
 from bridge.store import subscription_store as store_of_subscriptions
 from bridge.store.subscriptions import Subscription, of_row
@@ -44,6 +44,7 @@ class Claimed:
     payload: str
     webhook_id: str
     round_attempt: int  # 1 for the first attempt of this round of the schedule
+    attempt: int  # the attempt's number among all made (its row's number)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +52,7 @@ class AttemptResult:
     """What one attempt gave, as the sender saw it."""
 
     delivery_id: int
+    attempt: int  # ``Claimed.attempt``
     request_headers: dict[str, str]  # already redacted
     status: int | None
     response_body: bytes
@@ -88,20 +90,28 @@ class DeliveryStore(delivery_resend.Resends):
     # -- claiming ----------------------------------------------------------------------------
 
     def claim(
-        self, worker: str, *, limit: int, lease_seconds: float, skip: Collection[int] = ()
+        self,
+        worker: str,
+        *,
+        limit: int,
+        lease_seconds: float,
+        skip: Collection[int] = (),
+        reclaim: bool = True,
     ) -> list[Claimed]:
         """Take up to ``limit`` due deliveries of enabled subscriptions for ``worker``, each the
         oldest unfinished of its subscription and release; leases that ran out are taken back
         first (their daemon stopped). Subscriptions in ``skip`` are passed over (the caller
-        has their share in flight)."""
+        has their share in flight); ``reclaim=False`` skips taking back run-out leases (a
+        worker claiming often does it every few seconds only)."""
         now = self.clock()
         d, s = tables.deliveries, tables.subscriptions
         with self.engine.begin() as conn:
-            conn.execute(
-                d.update()
-                .where(d.c.status == SENDING, d.c.locked_until < now)
-                .values(status=PENDING, locked_by=None, locked_until=None, next_attempt_at=now)
-            )
+            if reclaim:
+                conn.execute(
+                    d.update()
+                    .where(d.c.status == SENDING, d.c.locked_until < now)
+                    .values(status=PENDING, locked_by=None, locked_until=None, next_attempt_at=now)
+                )
             earlier = sa.alias(d, "earlier")
             blocked = (
                 sa.select(earlier.c.id)
@@ -147,15 +157,15 @@ class DeliveryStore(delivery_resend.Resends):
                     locked_by=worker,
                     locked_until=until,
                     attempts=d.c.attempts + 1,
+                    tries=d.c.tries + 1,
                 )
             )
-            rows = conn.execute(
-                sa.select(d, *[c.label(f"s_{c.name}") for c in s.c])
-                .join(s, s.c.id == d.c.subscription_id)
-                .where(d.c.id.in_(ids))
-                .order_by(d.c.id)
-            ).all()
-        return [_claimed(r) for r in rows]
+            rows = conn.execute(sa.select(d).where(d.c.id.in_(ids)).order_by(d.c.id)).all()
+            wanted = sorted({int(r.subscription_id) for r in rows})
+            subs = {
+                int(r.id): of_row(r) for r in conn.execute(sa.select(s).where(s.c.id.in_(wanted)))
+            }
+        return [_claimed(r, subs[int(r.subscription_id)]) for r in rows]
 
     def extend(self, worker: str, ids: Sequence[int], *, lease_seconds: float) -> None:
         """Keep the leases of deliveries still being sent."""
@@ -179,6 +189,7 @@ class DeliveryStore(delivery_resend.Resends):
                     locked_by=None,
                     locked_until=None,
                     attempts=d.c.attempts - 1,
+                    tries=d.c.tries - 1,
                     next_attempt_at=self.clock(),
                 )
             )
@@ -219,19 +230,12 @@ class DeliveryStore(delivery_resend.Resends):
                 conn.execute(
                     sa.select(s.c.id).where(s.c.id.in_(subs)).order_by(s.c.id).with_for_update()
                 )
-            counts: dict[int, int] = dict(
-                conn.execute(
-                    sa.select(a.c.delivery_id, sa.func.count())
-                    .where(a.c.delivery_id.in_(ids))
-                    .group_by(a.c.delivery_id)
-                ).all()
-            )
             conn.execute(
                 a.insert(),
                 [
                     {
                         "delivery_id": r.delivery_id,
-                        "attempt": int(counts.get(r.delivery_id, 0)) + 1,
+                        "attempt": r.attempt,
                         "at": now,
                         "worker": worker,
                         "request_headers": json.dumps(r.request_headers, sort_keys=True),
@@ -358,22 +362,15 @@ class DeliveryStore(delivery_resend.Resends):
         )
 
 
-def _claimed(row: Any) -> Claimed:
+def _claimed(row: Any, sub: Subscription) -> Claimed:
     m = row._mapping
-    sub = of_row(_Prefixed(m))
     return Claimed(
         id=int(m["id"]),
         event_id=int(m["event_id"]),
         ticket_id=m["ticket_id"],
         subscription=sub,
         payload=m["payload"],
-        webhook_id=json.loads(m["payload"])["id"],
+        webhook_id=delivery_fanout.webhook_id(int(m["event_id"])),
         round_attempt=int(m["attempts"]),
+        attempt=int(m["tries"]),
     )
-
-
-class _Prefixed:
-    """A row's ``s_*`` columns seen as a subscriptions row (for ``of_row``)."""
-
-    def __init__(self, mapping: Any) -> None:
-        self._mapping = {k[2:]: v for k, v in mapping.items() if k.startswith("s_")}

@@ -100,6 +100,7 @@ def create(conn: sa.Connection, rows: Sequence[Mapping[str, Any]], *, now: datet
                 "payload": body,
                 "status": PENDING,
                 "attempts": 0,
+                "tries": 0,
                 "next_attempt_at": now,
                 "created_at": now,
             }

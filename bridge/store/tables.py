@@ -292,6 +292,8 @@ deliveries = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     # Attempts in the current round (a redelivery starts a new round of the schedule).
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    # Attempts ever made (every round): the number of the next attempt's row.
+    sa.Column("tries", sa.Integer, nullable=False, default=0),
     sa.Column("next_attempt_at", sa.DateTime, nullable=False),
     sa.Column("locked_by", sa.String(200)),
     sa.Column("locked_until", sa.DateTime),

@@ -54,6 +54,7 @@ def _result(
 ) -> deliveries.AttemptResult:
     return deliveries.AttemptResult(
         delivery_id=claimed.id,
+        attempt=claimed.attempt,
         request_headers={"webhook-id": claimed.webhook_id},
         status=status,
         response_body=b"ok",

@@ -49,6 +49,7 @@ def attempt(
     ok = status is not None and 200 <= status < 300
     return deliveries.AttemptResult(
         delivery_id=claimed.id,
+        attempt=claimed.attempt,
         request_headers={
             "webhook-id": claimed.webhook_id,
             "webhook-signature": "v1,<redacted>",
