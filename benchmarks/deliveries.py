@@ -37,6 +37,7 @@ import concurrent.futures as futures
 import cProfile
 import http.client
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -128,6 +129,83 @@ class Receiver:
         self.process.wait(timeout=30)
 
 
+class NginxReceiver:
+    """The same receiver's part played by a real nginx (``return 204``; its access log notes the
+    path, ``webhook-id`` and time): a server in C costs the two cores little, so what is
+    measured is the client."""
+
+    CONF = """
+worker_processes 1;
+pid {work}/nginx.pid;
+{user}
+events {{ worker_connections 256; }}
+http {{
+    log_format notes '$request_uri $http_webhook_id $msec';
+    client_body_temp_path {work}/body;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port};
+        access_log {work}/notes.log notes;
+        location / {{ return 204; }}
+    }}
+}}
+"""
+
+    def __init__(self, workdir: Path) -> None:
+        from bridge.rt_setup.sandbox import free_port
+        from tests.support.nginx_server import nginx_binary
+
+        binary = nginx_binary()
+        if binary is None:
+            raise SystemExit(
+                "nginx is not installed (apt-get install nginx), or use --receiver python"
+            )
+        self.work = workdir
+        self.port = free_port()
+        user = "user root;" if os.geteuid() == 0 else ""
+        conf = workdir / "nginx.conf"
+        conf.write_text(self.CONF.format(work=workdir, port=self.port, user=user))
+        self.process = subprocess.Popen(
+            [binary, "-c", str(conf), "-p", f"{workdir}/", "-e", str(workdir / "error.log"),
+             "-g", "daemon off;"],
+        )  # fmt: skip
+        self.log = workdir / "notes.log"
+        self.offset = 0
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                http.client.HTTPConnection("127.0.0.1", self.port, timeout=1).request("GET", "/")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def notes(self) -> list[tuple[str, str, float]]:
+        """What arrived since the last call: (path, webhook-id, arrival)."""
+        with self.log.open("rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        whole = data[: data.rfind(b"\n") + 1]
+        self.offset += len(whole)
+        found = []
+        for line in whole.decode().splitlines():
+            path, hook, at = line.split(" ")
+            if hook != "-":
+                found.append((path, hook, float(at)))
+        return found
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+AnyReceiver = Receiver | NginxReceiver
+
+
 # -- figures ------------------------------------------------------------------------------------
 
 
@@ -158,7 +236,7 @@ def sender(hooks: settings_model.WebhookSettings) -> outbound.Sender:
 # -- 1. raw -------------------------------------------------------------------------------------
 
 
-def raw_rate(receiver: Receiver, count: int, threads: int, body: bytes) -> float:
+def raw_rate(receiver: AnyReceiver, count: int, threads: int, body: bytes) -> float:
     """``Sender.post`` with signing, ``count`` times from ``threads`` threads: posts/s."""
     secret = subscription_store.new_secret()
     client = sender(settings())
@@ -188,7 +266,7 @@ def raw_rate(receiver: Receiver, count: int, threads: int, body: bytes) -> float
 # -- 2 and 3. the worker -------------------------------------------------------------------------
 
 
-def prepare(url: str, receiver: Receiver, subs: int) -> sa.Engine:
+def prepare(url: str, receiver: AnyReceiver, subs: int) -> sa.Engine:
     engine = database.create_engine(url)
     database.migrate(engine)
     store = subscription_store.SubscriptionStore(engine, clock=queue.utcnow)
@@ -231,7 +309,7 @@ def latencies(engine: sa.Engine, notes: list[tuple[str, str, float]]) -> tuple[l
     return found, len(notes) - len(first)
 
 
-def backlog(args: argparse.Namespace, receiver: Receiver, workdir: Path) -> tuple[float, int]:
+def backlog(args: argparse.Namespace, receiver: AnyReceiver, workdir: Path) -> tuple[float, int]:
     """Drain ``--deliveries`` pending deliveries; (deliveries/s, slots used)."""
     engine = prepare(database.default_url(workdir), receiver, args.subscriptions)
     hooks = settings()
@@ -278,7 +356,7 @@ def backlog(args: argparse.Namespace, receiver: Receiver, workdir: Path) -> tupl
     return done / seconds, slots
 
 
-def paced(args: argparse.Namespace, receiver: Receiver, workdir: Path) -> None:
+def paced(args: argparse.Namespace, receiver: AnyReceiver, workdir: Path) -> None:
     engine = prepare(database.default_url(workdir), receiver, args.subscriptions)
     hooks = settings()
     client = sender(hooks)
@@ -331,12 +409,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--paced-releases", type=int, default=50, help="releases written to")
     parser.add_argument("--profile", help="write cProfile stats of the backlog's drain here")
+    parser.add_argument(
+        "--receiver", choices=("nginx", "python"), default="nginx",
+        help="nginx (return 204, notes in its access log) or Python's ThreadingHTTPServer",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
-    receiver = Receiver()
-    try:
-        with tempfile.TemporaryDirectory(prefix="rollout-bench-deliveries-") as tmp:
-            root = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="rollout-bench-deliveries-") as tmp:
+        root = Path(tmp)
+        (root / "receiver").mkdir()
+        receiver: AnyReceiver = (
+            NginxReceiver(root / "receiver") if args.receiver == "nginx" else Receiver()
+        )
+        print(f"  receiver: {args.receiver}")
+        try:
             print(f"  fsync of a small write: {fsync_ms(root):.2f} ms")
             (root / "backlog").mkdir()
             rate, slots = backlog(args, receiver, root / "backlog")
@@ -349,8 +435,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.paced_seconds > 0:
                 (root / "paced").mkdir()
                 paced(args, receiver, root / "paced")
-    finally:
-        receiver.close()
+        finally:
+            receiver.close()
     return 0
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import heapq
 import ipaddress
+import itertools
 import socket
 import threading
 import time
@@ -82,6 +84,10 @@ class Deadline:
             self._done = True
             self._sockets.clear()
 
+    @property
+    def finished(self) -> bool:
+        return self._done
+
 
 def _shut(sock: socket.socket) -> None:
     # The plain socket's shutdown on a TLS socket too: it acts on the descriptor only and
@@ -93,20 +99,58 @@ def _shut(sock: socket.socket) -> None:
 _current = threading.local()
 
 
+class _Watchdog:
+    """One thread that expires every attempt's deadline when it passes (a thread per attempt
+    cost more than the attempt on loopback). Finished deadlines are dropped when they come up."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._count = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: Deadline) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (deadline.at, next(self._count), deadline))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="delivery-deadlines", daemon=True
+                )
+                self._thread.start()
+            elif self._heap[0][2] is deadline:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][2].finished:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                at, _, deadline = self._heap[0]
+                left = at - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._heap)
+            deadline.expire()
+
+
+_watchdog = _Watchdog()
+
+
 @contextlib.contextmanager
 def bounded(seconds: float) -> Iterator[Deadline]:
     """A deadline for what this thread does inside: connections made then resolve and connect
     within it, and their sockets are shut down when it passes."""
     deadline = Deadline(seconds)
-    timer = threading.Timer(seconds, deadline.expire)
-    timer.daemon = True
     _current.deadline = deadline
-    timer.start()
+    _watchdog.watch(deadline)
     try:
         yield deadline
     finally:
         deadline.finish()
-        timer.cancel()
         _current.deadline = None
 
 
