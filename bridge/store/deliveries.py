@@ -11,6 +11,7 @@ schedule in. Reading (lists, a delivery with its attempts, counts) is ``delivery
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable, Collection, Sequence
@@ -104,7 +105,7 @@ class DeliveryStore(delivery_resend.Resends):
         has their share in flight); ``reclaim=False`` skips taking back run-out leases (a
         worker claiming often does it every few seconds only)."""
         now = self.clock()
-        d, s = tables.deliveries, tables.subscriptions
+        d = tables.deliveries
         with self.engine.begin() as conn:
             if reclaim:
                 conn.execute(
@@ -112,59 +113,21 @@ class DeliveryStore(delivery_resend.Resends):
                     .where(d.c.status == SENDING, d.c.locked_until < now)
                     .values(status=PENDING, locked_by=None, locked_until=None, next_attempt_at=now)
                 )
-            earlier = sa.alias(d, "earlier")
-            blocked = (
-                sa.select(earlier.c.id)
-                .where(
-                    earlier.c.subscription_id == d.c.subscription_id,
-                    earlier.c.ticket_id == d.c.ticket_id,
-                    earlier.c.status.in_(OPEN),
-                    earlier.c.id < d.c.id,
-                )
-                .exists()
-            )
             # The enabled subscriptions first (a handful), so the deliveries gathering behind a
             # disabled one are never scanned (``ix_deliveries_due``).
-            enabled = [
-                int(i)
-                for i in conn.execute(sa.select(s.c.id).where(s.c.enabled)).scalars()
-                if int(i) not in skip
-            ]
+            enabled = [int(i) for i in conn.execute(_ENABLED).scalars() if int(i) not in skip]
             if not enabled:
                 return []
-            pick = (
-                sa.select(d.c.id)
-                .where(
-                    d.c.subscription_id.in_(enabled),
-                    d.c.status == PENDING,
-                    d.c.next_attempt_at <= now,
-                    ~blocked,
-                )
-                .order_by(d.c.next_attempt_at, d.c.id)
-                .limit(limit)
-            )
-            if conn.dialect.name == "postgresql":
-                pick = pick.with_for_update(skip_locked=True, of=d)
-            ids = [int(i) for i in conn.execute(pick).scalars()]
+            pick = _pick(conn.dialect.name)
+            found = conn.execute(pick, {"subs": enabled, "now": now, "limit": limit}).scalars()
+            ids = [int(i) for i in found]
             if not ids:
                 return []
             until = now + timedelta(seconds=lease_seconds)
-            conn.execute(
-                d.update()
-                .where(d.c.id.in_(ids))
-                .values(
-                    status=SENDING,
-                    locked_by=worker,
-                    locked_until=until,
-                    attempts=d.c.attempts + 1,
-                    tries=d.c.tries + 1,
-                )
-            )
-            rows = conn.execute(sa.select(d).where(d.c.id.in_(ids)).order_by(d.c.id)).all()
+            taken = conn.execute(_TAKE, {"ids": ids, "worker": worker, "until": until})
+            rows = sorted(taken, key=lambda r: int(r.id))
             wanted = sorted({int(r.subscription_id) for r in rows})
-            subs = {
-                int(r.id): of_row(r) for r in conn.execute(sa.select(s).where(s.c.id.in_(wanted)))
-            }
+            subs = {int(r.id): of_row(r) for r in conn.execute(_SUBS, {"ids": wanted})}
         return [_claimed(r, subs[int(r.subscription_id)]) for r in rows]
 
     def extend(self, worker: str, ids: Sequence[int], *, lease_seconds: float) -> None:
@@ -212,17 +175,10 @@ class DeliveryStore(delivery_resend.Resends):
         if not results:
             return
         now = self.clock()
-        d, a, s = tables.deliveries, tables.delivery_attempts, tables.subscriptions
+        s = tables.subscriptions
         ids = [r.delivery_id for r in results]
         with self.engine.begin() as conn:
-            held = {
-                int(row.id): row
-                for row in conn.execute(
-                    sa.select(
-                        d.c.id, d.c.attempts, d.c.subscription_id, d.c.ticket_id, d.c.event_id
-                    ).where(d.c.id.in_(ids), d.c.status == SENDING, d.c.locked_by == worker)
-                )
-            }
+            held = {int(row.id): row for row in conn.execute(_HELD, {"ids": ids, "worker": worker})}
             # Subscriptions' rows before deliveries' rows, as every writer takes them (enable,
             # remove, the health judge), so two writers never wait on each other in a circle.
             if conn.dialect.name == "postgresql" and held:
@@ -231,7 +187,7 @@ class DeliveryStore(delivery_resend.Resends):
                     sa.select(s.c.id).where(s.c.id.in_(subs)).order_by(s.c.id).with_for_update()
                 )
             conn.execute(
-                a.insert(),
+                _ATTEMPT,
                 [
                     {
                         "delivery_id": r.delivery_id,
@@ -252,31 +208,11 @@ class DeliveryStore(delivery_resend.Resends):
             )
             done = [r for r in results if r.ok and r.delivery_id in held]
             for status in sorted({r.status for r in done if r.status is not None}):
-                conn.execute(
-                    d.update()
-                    .where(d.c.id.in_([r.delivery_id for r in done if r.status == status]))
-                    .values(
-                        status=DELIVERED,
-                        finished_at=now,
-                        locked_by=None,
-                        locked_until=None,
-                        last_status=status,
-                        last_error=None,
-                    )
-                )
+                ok = [r.delivery_id for r in done if r.status == status]
+                conn.execute(_DELIVERED, {"ids": ok, "now": now, "answer": status})
             if done:
                 good = sorted({int(held[r.delivery_id].subscription_id) for r in done})
-                conn.execute(
-                    s.update()
-                    .where(s.c.id.in_(good))
-                    .values(
-                        failing_since=None,
-                        failures=0,
-                        warned=0,
-                        last_success_at=now,
-                        last_error=None,
-                    )
-                )
+                conn.execute(_SUCCEEDED, {"ids": good, "now": now})
             for r in results:
                 row = held.get(r.delivery_id)
                 if row is not None and not r.ok:
@@ -360,6 +296,86 @@ class DeliveryStore(delivery_resend.Resends):
             ],
             now=now,
         )
+
+
+# The hot statements, built once (building a Core statement costs more than running it here);
+# lists are expanding parameters.
+_d, _s = tables.deliveries, tables.subscriptions
+_ENABLED = sa.select(_s.c.id).where(_s.c.enabled)
+_SUBS = sa.select(_s).where(_s.c.id.in_(sa.bindparam("ids", expanding=True)))
+_TAKE = (
+    _d.update()
+    .where(_d.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(
+        status=SENDING,
+        locked_by=sa.bindparam("worker"),
+        locked_until=sa.bindparam("until"),
+        attempts=_d.c.attempts + 1,
+        tries=_d.c.tries + 1,
+    )
+    .returning(*_d.c)
+)
+_HELD = sa.select(
+    _d.c.id, _d.c.attempts, _d.c.subscription_id, _d.c.ticket_id, _d.c.event_id
+).where(
+    _d.c.id.in_(sa.bindparam("ids", expanding=True)),
+    _d.c.status == SENDING,
+    _d.c.locked_by == sa.bindparam("worker"),
+)
+_ATTEMPT = tables.delivery_attempts.insert()
+_DELIVERED = (
+    _d.update()
+    .where(_d.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(
+        status=DELIVERED,
+        finished_at=sa.bindparam("now"),
+        locked_by=None,
+        locked_until=None,
+        last_status=sa.bindparam("answer"),
+        last_error=None,
+    )
+)
+_SUCCEEDED = (
+    _s.update()
+    .where(_s.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .values(
+        failing_since=None,
+        failures=0,
+        warned=0,
+        last_success_at=sa.bindparam("now"),
+        last_error=None,
+    )
+)
+
+
+@functools.cache
+def _pick(dialect: str) -> sa.Select[Any]:
+    """The due deliveries of some subscriptions, each the oldest unfinished of its release."""
+    earlier = sa.alias(_d, "earlier")
+    blocked = (
+        sa.select(earlier.c.id)
+        .where(
+            earlier.c.subscription_id == _d.c.subscription_id,
+            earlier.c.ticket_id == _d.c.ticket_id,
+            earlier.c.status.in_(OPEN),
+            earlier.c.id < _d.c.id,
+        )
+        .exists()
+    )
+    pick = (
+        sa.select(_d.c.id)
+        .where(
+            _d.c.subscription_id.in_(sa.bindparam("subs", expanding=True)),
+            _d.c.status == PENDING,
+            _d.c.next_attempt_at <= sa.bindparam("now"),
+            ~blocked,
+        )
+        .order_by(_d.c.next_attempt_at, _d.c.id)
+        .limit(sa.bindparam("limit"))
+    )
+    if dialect == "postgresql":
+        pick = pick.with_for_update(skip_locked=True, of=_d)
+    return pick
 
 
 def _claimed(row: Any, sub: Subscription) -> Claimed:
