@@ -26,6 +26,8 @@ from bridge.store import deliveries
 from repo_daemon.deliveries import outbound, signing
 
 logger = logging.getLogger(__name__)
+# The recorder waits this long (seconds) for more finished attempts to share a commit with.
+GATHER = 0.002
 Finished = tuple[deliveries.Claimed, "futures.Future[deliveries.AttemptResult]"]
 
 
@@ -194,9 +196,10 @@ class DeliveryWorker:
         again after them (at least once)."""
         while True:
             batch = [self._finished.get()]
-            while True:
+            gather = time.monotonic() + GATHER
+            while len(batch) < self.slots:
                 try:
-                    batch.append(self._finished.get_nowait())
+                    batch.append(self._finished.get(timeout=max(0.0, gather - time.monotonic())))
                 except queue.Empty:
                     break
             ending = any(item is _END for item in batch)
