@@ -332,9 +332,15 @@ def running_bridge(
         assert time.monotonic() < deadline, "the receiver did not start"
         time.sleep(0.05)
     processor = workflow.workflow_processor(settings, jobs)
+    # The manager files releases as providers do, attachments of 100 MB among them (the
+    # refusal of one is tested): RT takes its time to store such a ticket, longer than the
+    # bridge's own 20 s.
     manager = TrackerClient(
         settings_model.TrackerSettings(
-            url=info.web_url, user=info.root_user, password=secrets.Secret(info.root_password)
+            url=info.web_url,
+            user=info.root_user,
+            password=secrets.Secret(info.root_password),
+            timeout=180.0,
         )
     )
     bridge = Bridge(
