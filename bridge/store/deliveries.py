@@ -118,9 +118,15 @@ class DeliveryStore(delivery_resend.Resends):
             enabled = [int(i) for i in conn.execute(_ENABLED).scalars() if int(i) not in skip]
             if not enabled:
                 return []
+            # Per subscription, along its index in due order, so the scan stops at ``limit``
+            # (one statement over all of them would sort every due delivery first); then the
+            # most overdue of them all.
             pick = _pick(conn.dialect.name)
-            found = conn.execute(pick, {"subs": enabled, "now": now, "limit": limit}).scalars()
-            ids = [int(i) for i in found]
+            due: list[tuple[datetime, int]] = []
+            for sub in enabled:
+                found = conn.execute(pick, {"sub": sub, "now": now, "limit": limit})
+                due += [(at, int(i)) for i, at in found]
+            ids = [i for _, i in sorted(due)[:limit]]
             if not ids:
                 return []
             until = now + timedelta(seconds=lease_seconds)
@@ -350,7 +356,8 @@ _SUCCEEDED = (
 
 @functools.cache
 def _pick(dialect: str) -> sa.Select[Any]:
-    """The due deliveries of some subscriptions, each the oldest unfinished of its release."""
+    """The due deliveries of a subscription, each the oldest unfinished of its release, most
+    overdue first (``ix_deliveries_due``)."""
     earlier = sa.alias(_d, "earlier")
     blocked = (
         sa.select(earlier.c.id)
@@ -363,9 +370,9 @@ def _pick(dialect: str) -> sa.Select[Any]:
         .exists()
     )
     pick = (
-        sa.select(_d.c.id)
+        sa.select(_d.c.id, _d.c.next_attempt_at)
         .where(
-            _d.c.subscription_id.in_(sa.bindparam("subs", expanding=True)),
+            _d.c.subscription_id == sa.bindparam("sub"),
             _d.c.status == PENDING,
             _d.c.next_attempt_at <= sa.bindparam("now"),
             ~blocked,

@@ -26,7 +26,8 @@ from bridge.store import deliveries
 from repo_daemon.deliveries import outbound, signing
 
 logger = logging.getLogger(__name__)
-# The recorder waits this long (seconds) for more finished attempts to share a commit with.
+# The recorder takes every attempt finished by then, and waits this long (seconds) for more
+# while it has fewer than a slot's worth, so they share a commit.
 GATHER = 0.002
 Finished = tuple[deliveries.Claimed, "futures.Future[deliveries.AttemptResult]"]
 
@@ -197,9 +198,17 @@ class DeliveryWorker:
         while True:
             batch = [self._finished.get()]
             gather = time.monotonic() + GATHER
-            while len(batch) < self.slots:
+            while True:
+                try:  # everything that finished while the last transaction ran
+                    batch.append(self._finished.get_nowait())
+                    continue
+                except queue.Empty:
+                    pass
+                left = gather - time.monotonic()
+                if len(batch) >= self.slots or left <= 0:
+                    break
                 try:
-                    batch.append(self._finished.get(timeout=max(0.0, gather - time.monotonic())))
+                    batch.append(self._finished.get(timeout=left))
                 except queue.Empty:
                     break
             ending = any(item is _END for item in batch)
