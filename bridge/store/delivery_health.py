@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -189,10 +189,3 @@ def _open(conn: sa.Connection, subscription_id: int) -> int:
             )
         ).scalar_one()
     )
-
-
-def budget_ends(sub: Subscription, *, disable_after: float) -> datetime | None:
-    """When a failing endpoint will be disabled if it does not recover."""
-    if sub.failing_since is None:
-        return None
-    return sub.failing_since + timedelta(seconds=disable_after)

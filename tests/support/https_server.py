@@ -69,24 +69,29 @@ def make_ca(workdir: Path, name: str = "rollout-test-ca") -> CertificateAuthorit
     return CertificateAuthority(key=key, cert=cert, file=file)
 
 
-def make_server_cert(workdir: Path, ca: CertificateAuthority) -> tuple[Path, Path]:
-    """(certificate, key) files for 127.0.0.1 and localhost, signed by ``ca``."""
+def make_server_cert(
+    workdir: Path,
+    ca: CertificateAuthority,
+    *,
+    dns_names: tuple[str, ...] = ("localhost",),
+    addresses: tuple[str, ...] = ("127.0.0.1",),
+    stem: str = "server",
+) -> tuple[Path, Path]:
+    """(certificate, key) files (``STEM.pem``, ``STEM.key``) for exactly ``dns_names`` and
+    ``addresses`` (by default 127.0.0.1 and localhost), signed by ``ca``."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
+    names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
+    names += [x509.DNSName(n) for n in dns_names]
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("127.0.0.1"))
+        .subject_name(_name(stem))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
@@ -97,7 +102,7 @@ def make_server_cert(workdir: Path, ca: CertificateAuthority) -> tuple[Path, Pat
         )
         .sign(ca.key, hashes.SHA256())
     )
-    cert_file, key_file = workdir / "server.pem", workdir / "server.key"
+    cert_file, key_file = workdir / f"{stem}.pem", workdir / f"{stem}.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
         key.private_bytes(

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import datetime
 import hashlib
 import hmac
-import ipaddress
 import json
 import socket
 import ssl
@@ -38,10 +36,6 @@ from types import TracebackType
 from typing import Any
 
 import standardwebhooks
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tests.support import https_server
 
@@ -323,37 +317,8 @@ def server_tls(workdir: Path, *, dns_names: tuple[str, ...] = ("localhost",),
     """A server TLS context with a certificate for exactly ``dns_names`` and ``addresses``,
     signed by a throw-away CA, and the CA's PEM file (what the client is told to trust)."""
     ca = https_server.make_ca(workdir, "webhook-test-ca")
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
-    names += [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook receiver")]))
-        .issuer_name(ca.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-            critical=False,
-        )
-        .sign(ca.key, hashes.SHA256())
-    )
-    cert_file, key_file = workdir / "receiver.pem", workdir / "receiver.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    cert_file, key_file = https_server.make_server_cert(
+        workdir, ca, dns_names=dns_names, addresses=addresses, stem="receiver"
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
