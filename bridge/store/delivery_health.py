@@ -80,7 +80,7 @@ class Health:
                     note(conn, sub.id, DISABLED, spell, now)
                     taken.append(f"{sub.name}: disabled ({reason})")
                     continue
-                pending = _open(conn, sub.id)
+                pending = subscription_store.open_deliveries(conn, sub.id)
                 event_log.append(
                     conn,
                     [
@@ -178,14 +178,3 @@ def _locked(conn: sa.Connection, subscription_id: int) -> Subscription | None:
         stmt = stmt.with_for_update()
     row = conn.execute(stmt).first()
     return None if row is None else of_row(row)
-
-
-def _open(conn: sa.Connection, subscription_id: int) -> int:
-    d = tables.deliveries
-    return int(
-        conn.execute(
-            sa.select(sa.func.count()).where(
-                d.c.subscription_id == subscription_id, d.c.status.in_(("pending", "sending"))
-            )
-        ).scalar_one()
-    )

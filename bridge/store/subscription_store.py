@@ -202,7 +202,7 @@ class SubscriptionStore:
             .where(t.c.name == name)
             .values(enabled=False, disabled_reason=reason, disabled_at=self.clock())
         )
-        pending = _pending(conn, old.id)
+        pending = open_deliveries(conn, old.id)
         self._event(conn, K.SUBSCRIPTION_DISABLED, name, actor, reason=reason, pending=pending)
         return self._get(conn, name)
 
@@ -352,7 +352,8 @@ def _columns(spec: Spec) -> dict[str, Any]:
     }
 
 
-def _pending(conn: sa.Connection, subscription_id: int) -> int:
+def open_deliveries(conn: sa.Connection, subscription_id: int) -> int:
+    """How many deliveries wait for (or are being sent to) the subscription."""
     d = tables.deliveries
     return int(
         conn.execute(
