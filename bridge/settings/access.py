@@ -38,6 +38,9 @@ def access_from(
         problems.append(f"access_check_port: {raw.get('access_check_port')!r} is not a TCP port")
     return model.AccessSettings(
         events_api_roles=events_api_roles(raw, workflow, problems),
+        status_roles=roles_setting(
+            "status_roles", model.AccessSettings.status_roles, raw, workflow, problems
+        ),
         area_roles=area_roles,
         cache_seconds=readers.number("access_cache_seconds", raw, 60.0, problems),
         stale_seconds=readers.number(
@@ -57,15 +60,28 @@ def events_api_roles(
 ) -> tuple[str, ...]:
     """Who may read ``GET /api/events`` (``events_api_roles``: ``admin,qc`` or a list; an
     empty list in the file: nobody; ``anyone``: no login asked)."""
-    value = raw.get("events_api_roles")
+    return roles_setting(
+        "events_api_roles", model.AccessSettings.events_api_roles, raw, workflow, problems
+    )
+
+
+def roles_setting(
+    key: str,
+    default: tuple[str, ...],
+    raw: Mapping[str, Any],
+    workflow: model.WorkflowSettings,
+    problems: list[str],
+) -> tuple[str, ...]:
+    """A setting naming who may read something: workflow roles as ``admin,qc`` or a list (an
+    empty list in the file: nobody), or ``anyone`` (no login asked); ``default`` when unset."""
+    value = raw.get(key)
     if value is None or value == "":
-        return model.AccessSettings.events_api_roles
-    names = readers.names(value, "events_api_roles", problems)
+        return default
+    names = readers.names(value, key, problems)
     known = {model.ANYONE, *workflow.roles}
     if unknown := sorted(set(names) - known):
         problems.append(
-            f"events_api_roles: {', '.join(unknown)} is not a role (known: "
-            f"{', '.join(sorted(known))})"
+            f"{key}: {', '.join(unknown)} is not a role (known: {', '.join(sorted(known))})"
         )
     return names
 

@@ -286,6 +286,8 @@ class AccessSettings:
     check_port: int = 8752
     # Who may read the audit feed's API (``GET /api/events``): workflow roles, or ``anyone``.
     events_api_roles: tuple[str, ...] = ("admin",)
+    # Who may read the status pages and the metrics' API (``/status``, ``GET /api/metrics``).
+    status_roles: tuple[str, ...] = ("admin", "qc", "sr")
 
     def roles_for(self, kind: str) -> tuple[str, ...]:
         """The roles that may read areas of ``kind``; nobody's for an unknown kind."""

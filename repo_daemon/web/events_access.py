@@ -69,11 +69,17 @@ class FeedAccess:
         self._closers.clear()
 
 
-def feed_access(settings: settings_model.Settings) -> FeedAccess:
+def feed_access(
+    settings: settings_model.Settings,
+    *,
+    roles: Collection[str] | None = None,
+    what: str = API_PATH,
+) -> FeedAccess:
     """The feed's access from ``settings``: RT login checks (no retries, at most 10 s each,
-    cached as the access check's are) for the groups of ``events_api_roles``. Connects to
-    nothing before the first request; close it after serving."""
-    roles = settings.access.events_api_roles
+    cached as the access check's are) for the groups of ``roles`` (default
+    ``events_api_roles``; ``what`` names what they guard in the log). Connects to nothing
+    before the first request; close it after serving."""
+    roles = tuple(settings.access.events_api_roles if roles is None else roles)
     tracker = settings.tracker
     has_rt = bool(tracker.url) and (
         tracker.token is not None or (tracker.user is not None and tracker.password is not None)
@@ -82,7 +88,7 @@ def feed_access(settings: settings_model.Settings) -> FeedAccess:
         return FeedAccess(roles, None)
     if not has_rt:
         logger.warning(
-            "no RT configured (ROLLOUT_RT_URL and credentials): nobody may read %s", API_PATH,
+            "no RT configured (ROLLOUT_RT_URL and credentials): nobody may read %s", what,
             extra={"action": "start"},
         )  # fmt: skip
         return FeedAccess(roles, None)

@@ -47,3 +47,22 @@ def test_feed_access_without_rt_admits_nobody_and_anyone_admits_all() -> None:
         settings_load.load_settings(RT | {"ROLLOUT_EVENTS_API_ROLES": "anyone"})
     )
     assert public.public and public.check(None).allowed
+
+
+def test_status_roles_default_to_the_people_of_the_process_and_are_checked() -> None:
+    assert settings_load.load_settings(RT).access.status_roles == ("admin", "qc", "sr")
+    env = RT | {"ROLLOUT_STATUS_ROLES": "anyone"}
+    assert settings_load.load_settings(env).access.status_roles == ("anyone",)
+    with pytest.raises(errors.ConfigError) as caught:
+        settings_load.load_settings(RT | {"ROLLOUT_STATUS_ROLES": "qc,funders"})
+    assert "status_roles: funders is not a role" in str(caught.value)
+
+
+def test_feed_access_may_guard_other_pages_with_other_roles() -> None:
+    settings = settings_load.load_settings(RT)
+    access = events_access.feed_access(settings, roles=settings.access.status_roles)
+    try:
+        assert access.roles == {"admin", "qc", "sr"}
+        assert access.checker is not None
+    finally:
+        access.close()
