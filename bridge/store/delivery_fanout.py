@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bridge.store import subscriptions, tables
+from bridge.store import events, subscriptions, tables
 
 # The version of each kind's ``data`` in a delivery's body; a kind absent here is at 1. Raised
 # when a field is removed or changes meaning (adding one does not).
@@ -72,8 +72,11 @@ def create(conn: sa.Connection, rows: Sequence[Mapping[str, Any]], *, now: datet
             )
         ):
             releases[int(t)] = (state, bool(emergency))
+    never = {k.value for k in events.NEVER_DELIVERED}
     values: list[dict[str, Any]] = []
     for row in rows:
+        if row["kind"] in never:
+            continue
         data = json.loads(row["data"])
         known = releases.get(row["ticket_id"]) if row["ticket_id"] is not None else None
         emergency = data.get("emergency")

@@ -32,6 +32,7 @@ class Cause(enum.Enum):
     EMERGENCY = ("emergency", "A hook for a release marked EmergencyRelease = Yes.")
     OPERATOR = ("operator", "An operator's command (retention, settings seen at start-up).")
     BRIDGE = ("bridge", "The bridge itself, with no outside request.")
+    BACKFILL = ("backfill", "`rollout metrics backfill` rebuilt the records from RT's history.")
 
     def __init__(self, label: str, description: str) -> None:
         self.label = label
@@ -98,6 +99,7 @@ class EventKind(enum.Enum):
     DELIVERY_GAVE_UP = "delivery_gave_up"
     DELIVERIES_REQUEUED = "deliveries_requeued"
     DELIVERIES_CANCELLED = "deliveries_cancelled"
+    RELEASE_BACKFILLED = "release_backfilled"
 
     @property
     def description(self) -> str:
@@ -397,7 +399,26 @@ _CATALOGUE: dict[EventKind, tuple[str, dict[str, str]]] = {
         "A recovery was cancelled: its deliveries not yet sent were not sent.",
         {"subscription": "The subscription's name.", "recovery": "Its id.", "count": "How many."},
     ),
+    EventKind.RELEASE_BACKFILLED: (
+        "A release older than the bridge was recorded from RT's history (`rollout metrics "
+        "backfill`): its stays, acceptances and report time. Never delivered to subscribers.",
+        {
+            "state": "The state RT's history ends in.",
+            "major_release": "Its major release.",
+            "emergency": "Whether it is an emergency release.",
+            "history": "Its stays in states, oldest first: [state, entered, left, actor, "
+            "RT transaction].",
+            "acceptances": "Early-adopter teams' acceptances: [team, NGI, accepted, by, RT "
+            "transaction, withdrawn, by, RT transaction].",
+            "stage_report_at": "When the StageRollout Report was first filled in (UTC), if it was.",
+            "notes": "What of RT's history was left out, and why.",
+        },
+    ),
 }
+
+# Kinds never delivered to webhook subscribers, whatever they subscribed to: a backfill of years
+# of history would otherwise flood them with news that is not news.
+NEVER_DELIVERED: frozenset[EventKind] = frozenset({EventKind.RELEASE_BACKFILLED})
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,7 +3,8 @@ staged-rollout place, and each job's status and attempts, from the event log alo
 them with the stored tables (``rollout events rebuild --check``).
 
 The stored tables stay the fast path; this says whether they still agree with the log. What
-existed before the log is seeded by the ``imported`` events migration 0008 wrote. States and
+existed before the log is seeded by the ``imported`` events migration 0008 wrote, and releases
+older than the bridge by ``release_backfilled`` (``rollout metrics backfill``). States and
 their order are compared exactly; times within a tolerance, because an event's time is taken
 in its own call (and never goes back along ids), and ``release_recorded`` and ``imported``
 carry times to the second. A release whose events retention deleted in part cannot be rebuilt
@@ -148,6 +149,12 @@ def _apply(
             found.attempts -= 1
         return
     if ticket is None:
+        return
+    if kind == K.RELEASE_BACKFILLED.value and data.get("state"):
+        # A release older than the bridge, recorded from RT's history with all its stays (a
+        # place it took is its own ``slot_taken`` event).
+        stays = [s for s in (_stay(i, at) for i in data.get("history") or []) if s]
+        log.releases[ticket] = _Release(str(data["state"]), None, stays)
         return
     release = log.releases.get(ticket)
     if kind == K.RELEASE_RECORDED.value and data.get("state"):

@@ -75,9 +75,11 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def field_changes_query(watched: Watched, queue: str, after: int | None) -> str:
+def field_changes_query(
+    watched: Watched, queue: str, after: int | None, *, ticket: int | None = None
+) -> str:
     """TransactionSQL for the ``watched`` changes on tickets of ``queue``, made in transactions
-    newer than ``after`` (all of them when None)."""
+    newer than ``after`` (all of them when None), on ticket ``ticket`` only when given."""
     kinds = []
     if watched.custom_fields:
         fields = " OR ".join(f"Field = '{int(i)}'" for i in sorted(watched.custom_fields))
@@ -90,6 +92,8 @@ def field_changes_query(watched: Watched, queue: str, after: int | None) -> str:
         f"ObjectType = 'RT::Ticket' AND TicketQueue = {sql_string(queue)} "
         f"AND ({' OR '.join(kinds)})"
     )
+    if ticket is not None:
+        query += f" AND ObjectId = {int(ticket)}"
     if after is not None:
         query += f" AND id > {int(after)}"
     return query
@@ -135,16 +139,18 @@ def page_field_changes(
     queue: str,
     limit: int,
     page_size: int,
+    ticket: int | None = None,
 ) -> list[FieldChange]:
     """Changes found by ``search`` (one TransactionSQL page per call), oldest first, at most
-    ``limit``. Pages are keyed by transaction id, so changes made while paging are neither
-    skipped nor seen twice; a short page ends the search."""
+    ``limit`` (on ticket ``ticket`` only when given). Pages are keyed by transaction id, so
+    changes made while paging are neither skipped nor seen twice; a short page ends the
+    search."""
     page_size = max(1, min(page_size, MAX_PAGE_SIZE))
     changes: list[FieldChange] = []
     after = after_transaction_id
     while len(changes) < limit:
         items = search(
-            field_changes_query(watched, queue, after),
+            field_changes_query(watched, queue, after, ticket=ticket),
             {"fields": CHANGE_FIELDS, "orderby": "id", "order": "ASC", "per_page": page_size},
         )
         for item in items:
@@ -180,3 +186,62 @@ def field_id_in_queue(data: Any, name: str) -> int | None:
     """The id of custom field ``name`` in REST2's queue JSON, or None when the queue does not
     have it. Raises ``LookupError`` when ``data`` is not a queue."""
     return field_ids_in_queue(data, [name]).get(name)
+
+
+# -- the tickets of a queue (the backfill of the metrics' records) ---------------------------
+
+TICKET_FIELDS = "Created,Creator,Status,CustomFields"
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueTicket:
+    """A ticket of the queue as a search returns it: when and by whom it was created (RT's
+    ``Created``, ISO 8601 UTC, and the creator's login), its status and its custom fields' current
+    values (name → values, empty values left out)."""
+
+    ticket_id: int
+    created: str
+    creator: str
+    status: str
+    custom_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def created_at(self) -> datetime | None:
+        """``created`` as naive UTC, or None when RT gave no readable time."""
+        return parse_time(self.created)
+
+    def value(self, name: str) -> str:
+        """The custom field's first value ("" when it has none)."""
+        values = self.custom_fields.get(name) or ()
+        return values[0] if values else ""
+
+
+def queue_tickets_query(queue: str, *, ticket: int | None = None) -> str:
+    """TicketSQL for the tickets of ``queue`` (only ``ticket`` when given)."""
+    query = f"Queue = {sql_string(queue)}"
+    if ticket is not None:
+        query += f" AND id = {int(ticket)}"
+    return query
+
+
+def queue_ticket(item: Mapping[str, Any]) -> QueueTicket:
+    """A ``QueueTicket`` from one REST2 ticket search item (``fields=TICKET_FIELDS``). Raises
+    ``ValueError`` when the item has no ticket id."""
+    try:
+        ticket_id = int(str(item.get("id")))
+    except ValueError:
+        raise ValueError(f"a ticket search item without a ticket id: {item.get('id')!r}") from None
+    creator = item.get("Creator")
+    actor = creator.get("id") if isinstance(creator, Mapping) else creator
+    custom_fields = {
+        str(cf.get("name")): tuple(str(v) for v in cf.get("values") or () if v not in (None, ""))
+        for cf in item.get("CustomFields") or ()
+        if isinstance(cf, Mapping)
+    }
+    return QueueTicket(
+        ticket_id=ticket_id,
+        created=str(item.get("Created") or ""),
+        creator=str(actor or ""),
+        status=str(item.get("Status") or ""),
+        custom_fields=custom_fields,
+    )

@@ -122,9 +122,11 @@ class RecordedHistory(session.TrackerSession):
         queue: str,
         limit: int = 1000,
         page_size: int = 100,
+        ticket: int | None = None,
     ) -> list[history.FieldChange]:
-        """The ``watched`` changes (custom fields, status) on tickets of ``queue`` made in
-        transactions newer than ``after_transaction_id``, oldest first, at most ``limit``.
+        """The ``watched`` changes (custom fields, status) on tickets of ``queue`` (on ticket
+        ``ticket`` only, when given) made in transactions newer than ``after_transaction_id``,
+        oldest first, at most ``limit``.
 
         One TransactionSQL search per ``page_size`` changes (RT caps pages at 100). Pages are
         keyed by transaction id, so changes made while paging are neither skipped nor seen
@@ -144,9 +146,48 @@ class RecordedHistory(session.TrackerSession):
                 queue=queue,
                 limit=limit,
                 page_size=page_size,
+                ticket=ticket,
             )
 
         return self._call("field_changes_since", None, fetch)
+
+    def tickets_in_queue(
+        self, queue: str, *, ticket: int | None = None, page_size: int = 100
+    ) -> list[history.QueueTicket]:
+        """The tickets of ``queue`` (only ``ticket`` when given), oldest id first, each with its
+        creation time and creator, status and current custom field values: one TicketSQL
+        search per ``page_size`` tickets (RT caps pages at 100)."""
+        page_size = max(1, min(page_size, history.MAX_PAGE_SIZE))
+
+        def fetch() -> list[history.QueueTicket]:
+            found: list[history.QueueTicket] = []
+            page = 1
+            while True:
+                response = self._rt.session.get(
+                    self.settings.rest_url + "tickets",
+                    params={
+                        "query": history.queue_tickets_query(queue, ticket=ticket),
+                        "fields": history.TICKET_FIELDS,
+                        "orderby": "id",
+                        "order": "ASC",
+                        "per_page": page_size,
+                        "page": page,
+                    },
+                )
+                if response.status_code != 200:
+                    raise self._for_status(
+                        response.status_code,
+                        response.text,
+                        {"operation": "tickets_in_queue", "ticket_id": ticket},
+                    )
+                data = response.json()
+                items = data.get("items") or []
+                found.extend(history.queue_ticket(item) for item in items)
+                if len(items) < page_size or page * page_size >= int(data.get("total") or 0):
+                    return found
+                page += 1
+
+        return self._call("tickets_in_queue", ticket, fetch)
 
     def newest_field_change(self, watched: history.Watched, *, queue: str) -> int | None:
         """The id of the newest ``watched`` change on a ticket of ``queue``, or None when there

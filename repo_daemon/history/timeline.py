@@ -271,6 +271,7 @@ class _Builder:
 
 _HANDLERS: dict[EventKind, Callable[[_Builder, Event], None]] = {
     EventKind.IMPORTED: _Builder.imported,
+    EventKind.RELEASE_BACKFILLED: _Builder.imported,  # the same shape: state, facts, stays
     EventKind.RELEASE_RECORDED: _Builder.recorded,
     EventKind.RELEASE_FACTS_CHANGED: _Builder.facts_changed,
     EventKind.TRANSITION_DONE: _Builder.moved,
