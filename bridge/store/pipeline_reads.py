@@ -59,9 +59,12 @@ def queue_figures(engine: sa.Engine) -> QueueFigures:
     jobs = tables.jobs
     queued = records.JobStatus.QUEUED.label
     with engine.connect() as conn:
-        counts = dict(
-            conn.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)).all()
-        )
+        counts: dict[str, int] = {
+            str(status): int(n)
+            for status, n in conn.execute(
+                sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)
+            ).all()
+        }
         oldest = conn.execute(
             sa.select(jobs.c.created_at, jobs.c.ticket_id)
             .where(jobs.c.status == queued)
@@ -105,9 +108,12 @@ def releases_by_state(engine: sa.Engine) -> Mapping[str, int]:
     """How many releases are in each state (every state, zeros included)."""
     rel = tables.releases
     with engine.connect() as conn:
-        counts = dict(
-            conn.execute(sa.select(rel.c.state, sa.func.count()).group_by(rel.c.state)).all()
-        )
+        counts: dict[str, int] = {
+            str(state): int(n)
+            for state, n in conn.execute(
+                sa.select(rel.c.state, sa.func.count()).group_by(rel.c.state)
+            ).all()
+        }
     return {s.label: int(counts.get(s.label, 0)) for s in records.RolloutState}
 
 
@@ -133,9 +139,9 @@ def slots(engine: sa.Engine) -> tuple[SlotView, ...]:
                 ticket_id=int(row.ticket_id), emergency=bool(row.emergency), taken_at=row.taken_at
             )
         )
-    for row in waiting:
-        behind[str(row.major_release or "")].append(
-            Waiting(ticket_id=int(row.ticket_id), since=row.entered_at)
+    for wait in waiting:
+        behind[str(wait.major_release or "")].append(
+            Waiting(ticket_id=int(wait.ticket_id), since=wait.entered_at)
         )
     return tuple(
         SlotView(
