@@ -40,7 +40,9 @@ def render(report: backfilling.Report, seconds: float | None = None) -> list[str
 
 
 @click.command("backfill")
-@click.option("--dry-run", is_flag=True, help="Read RT and say what would be written; write nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Read RT and say what would be written; write nothing."
+)
 @click.option(
     "--ticket",
     type=click.IntRange(min=1),
