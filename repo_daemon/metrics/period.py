@@ -37,7 +37,7 @@ def next_month(at: datetime) -> datetime:
     return datetime(at.year, at.month + 1, 1)
 
 
-def _read(value: str, option: str) -> tuple[datetime, bool]:
+def _read(value: str) -> tuple[datetime, bool]:
     """The day a value names and whether it named a whole month."""
     text = value.strip()
     try:
@@ -46,20 +46,20 @@ def _read(value: str, option: str) -> tuple[datetime, bool]:
         if m := _DAY.fullmatch(text):
             return datetime(int(m[1]), int(m[2]), int(m[3])), False
     except ValueError as exc:  # month 13, February 30th
-        raise PeriodInvalid(f"{option} {value!r} is not a date: {exc}") from None
-    raise PeriodInvalid(f"{option} {value!r} is not a month (YYYY-MM) or a day (YYYY-MM-DD)")
+        raise PeriodInvalid(f"{value!r} is not a date: {exc}") from None
+    raise PeriodInvalid(f"{value!r} is not a month (YYYY-MM) or a day (YYYY-MM-DD)")
 
 
-def parse_from(value: str, *, option: str = "--from") -> datetime:
+def parse_from(value: str) -> datetime:
     """The period's inclusive start: the first moment of the month or day ``value`` names.
-    Raises ``PeriodInvalid`` naming ``option``."""
-    return _read(value, option)[0]
+    Raises ``PeriodInvalid`` quoting the value."""
+    return _read(value)[0]
 
 
-def parse_to(value: str, *, option: str = "--to") -> datetime:
+def parse_to(value: str) -> datetime:
     """The period's exclusive end: after the whole month a ``YYYY-MM`` names, at the start
-    of the day a ``YYYY-MM-DD`` names. Raises ``PeriodInvalid`` naming ``option``."""
-    day, whole_month = _read(value, option)
+    of the day a ``YYYY-MM-DD`` names. Raises ``PeriodInvalid`` quoting the value."""
+    day, whole_month = _read(value)
     return next_month(day) if whole_month else day
 
 
