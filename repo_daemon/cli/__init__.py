@@ -15,6 +15,7 @@ from repo_daemon.cli import (
     events,
     events_check,  # noqa: F401  (adds verify, rebuild, prune to events)
     events_feed,  # noqa: F401  (registers `rollout events list` on the events group)
+    metrics,
     queue,
     release,
     release_show,  # noqa: F401 - adds `show` to the release group
@@ -35,6 +36,7 @@ for _command in (
     db.db,
     queue.queue_group,
     events.events_group,
+    metrics.metrics_group,
     subscriptions.subscriptions_group,
     deliveries.deliveries_group,
     workflow.workflow_group,

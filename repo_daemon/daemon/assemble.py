@@ -307,11 +307,20 @@ def _events_api(settings: settings_model.Settings, jobs: queue.Queue) -> Iterato
     database, readable by ``events_api_roles``; its RT clients are closed afterwards."""
     # the web stack only for the commands that serve
     from repo_daemon.deliveries import ping
-    from repo_daemon.web import deliveries_api, events_access, events_api, subscriptions_api
+    from repo_daemon.web import (
+        deliveries_api,
+        events_access,
+        events_api,
+        metrics_api,
+        subscriptions_api,
+    )
     from repo_daemon.web import webhooks_access as hooks
 
     access = events_access.feed_access(settings)
     hooks_access, sender = hooks.webhooks_access(settings), ping.sender_for(settings)
+    metrics_access = events_access.feed_access(
+        settings, roles=settings.access.status_roles, what="/api/metrics"
+    )
     try:
         yield [
             events_api.router(jobs.engine, access),
@@ -319,9 +328,11 @@ def _events_api(settings: settings_model.Settings, jobs: queue.Queue) -> Iterato
                 jobs.engine, hooks_access, webhooks=settings.webhooks, sender=sender
             ),
             deliveries_api.router(jobs.engine, hooks_access),
+            metrics_api.router(jobs.engine, metrics_access),
         ]
     finally:
         sender.close()
+        metrics_access.close()
         hooks_access.close()
         access.close()
 
