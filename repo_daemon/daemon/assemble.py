@@ -309,8 +309,12 @@ def _events_api(settings: settings_model.Settings, jobs: queue.Queue) -> Iterato
     from repo_daemon.deliveries import ping
     from repo_daemon.web import deliveries_api, events_access, events_api, subscriptions_api
     from repo_daemon.web import webhooks_access as hooks
+    from repo_daemon.web.status import pages as status_pages
 
     access = events_access.feed_access(settings)
+    status_access = events_access.feed_access(
+        settings, roles=settings.access.status_roles, what=status_pages.PREFIX
+    )
     hooks_access, sender = hooks.webhooks_access(settings), ping.sender_for(settings)
     try:
         yield [
@@ -319,8 +323,10 @@ def _events_api(settings: settings_model.Settings, jobs: queue.Queue) -> Iterato
                 jobs.engine, hooks_access, webhooks=settings.webhooks, sender=sender
             ),
             deliveries_api.router(jobs.engine, hooks_access),
+            status_pages.router(jobs.engine, settings, status_access),
         ]
     finally:
+        status_access.close()
         sender.close()
         hooks_access.close()
         access.close()
