@@ -49,9 +49,13 @@ def history(engine: sa.Engine) -> event_history.History:
     found = event_history.write(engine)
     # A change that keeps failing, with an error quoting hostile text from outside.
     job = found.queue.enqueue(
-        records.ReleaseRequest(ticket_id=5, transaction_id=501, actor=HOSTILE,
-                               current=records.RolloutState.UNVERIFIED,
-                               previous=records.RolloutState.SUBMITTED)  # fmt: skip
+        records.ReleaseRequest(
+            ticket_id=5,
+            transaction_id=501,
+            actor=HOSTILE,
+            current=records.RolloutState.UNVERIFIED,
+            previous=records.RolloutState.SUBMITTED,
+        )
     )
     claimed = [j for j in found.queue.claim("w1", limit=10) if j.id == job]
     policy = retry.RetryPolicy(base_delay=60, max_attempts=5, jitter=0)

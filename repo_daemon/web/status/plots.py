@@ -89,7 +89,9 @@ def monthly_bars(
     axes.yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     axes.spines[["top", "right"]].set_visible(False)
     if names:
-        axes.legend(frameon=False, ncols=min(3, len(names)), loc="upper left")
+        axes.legend(
+            frameon=False, ncols=min(3, len(names)), loc="upper left", bbox_to_anchor=(0, -0.3)
+        )
     axes.set_title(title, loc="left", fontsize=11)
     return accessible_svg(_svg(figure), key=key, title=title, desc=desc)
 
