@@ -315,12 +315,13 @@ def _events_api(settings: settings_model.Settings, jobs: queue.Queue) -> Iterato
         subscriptions_api,
     )
     from repo_daemon.web import webhooks_access as hooks
+    from repo_daemon.web.status import pages as status_pages
 
     access = events_access.feed_access(settings)
-    hooks_access, sender = hooks.webhooks_access(settings), ping.sender_for(settings)
-    metrics_access = events_access.feed_access(
-        settings, roles=settings.access.status_roles, what="/api/metrics"
+    status_access = events_access.feed_access(
+        settings, roles=settings.access.status_roles, what=f"{status_pages.PREFIX} and /api/metrics"
     )
+    hooks_access, sender = hooks.webhooks_access(settings), ping.sender_for(settings)
     try:
         yield [
             events_api.router(jobs.engine, access),
@@ -328,11 +329,12 @@ def _events_api(settings: settings_model.Settings, jobs: queue.Queue) -> Iterato
                 jobs.engine, hooks_access, webhooks=settings.webhooks, sender=sender
             ),
             deliveries_api.router(jobs.engine, hooks_access),
-            metrics_api.router(jobs.engine, metrics_access),
+            metrics_api.router(jobs.engine, status_access),
+            status_pages.router(jobs.engine, settings, status_access),
         ]
     finally:
+        status_access.close()
         sender.close()
-        metrics_access.close()
         hooks_access.close()
         access.close()
 
