@@ -37,7 +37,7 @@ PATH = "/metrics"
 
 # No ``*_created`` series beside each counter: Prometheus's text format does not use them and
 # they double what a scrape carries (a process-wide choice of prometheus_client).
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 STOP_TIMEOUT = 10.0  # seconds the daemon's metrics server may take to stop
 
 
