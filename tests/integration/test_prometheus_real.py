@@ -28,6 +28,7 @@ PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 RULES = paths.ROOT / "docs" / "prometheus" / "alerts.yml"
 RULE_TESTS = paths.ROOT / "docs" / "prometheus" / "alerts_test.yml"
 DEADLINE = 60.0
+HIDDEN = ("__name__", "job", "instance")  # labels a query's comparison leaves out
 
 
 class MetricsServer(ReceiverProcess):
@@ -93,10 +94,11 @@ class Prometheus:
         status, body = self.get("/api/v1/query?" + urllib.parse.urlencode({"query": promql}))
         assert status == 200 and body["status"] == "success", (status, body)
         return {
-            tuple(sorted((k, v) for k, v in r["metric"].items() if k not in ("__name__", "job", "instance"))):
-            float(r["value"][1])
+            tuple(sorted((k, v) for k, v in r["metric"].items() if k not in HIDDEN)): float(
+                r["value"][1]
+            )
             for r in body["data"]["result"]
-        }  # fmt: skip
+        }
 
     def wait_for(self, promql: str, expected: dict[Any, float]) -> None:
         """Poll the query API until ``promql`` gives ``expected``."""
