@@ -5,7 +5,8 @@ publication per area, and each webhook subscription's state and deliveries.
 
 Every process serving ``/metrics`` reads the same database, so each tells the same shared
 truth (alert rules take ``max by`` over them). The reads are ``bridge.store.pipeline_reads``'s,
-``delivery_reads.figures`` and ``SubscriptionStore.all``: no SQL of its own. Label values are
+``metrics_reads``' (publications per place, deliveries per subscription, each aggregated in
+the database so a scrape stays fast): no SQL of its own. Label values are
 bounded by the settings (``labels``); ticket ids are never labels. When the database cannot be
 read, ``rollout_database_up`` is 0 and the other gauges are left out of that scrape.
 """
@@ -23,7 +24,7 @@ from prometheus_client.registry import Collector
 
 from bridge.intake import log_limit
 from bridge.settings import model as settings_model
-from bridge.store import delivery_reads, pipeline_reads, subscription_store
+from bridge.store import delivery_reads, metrics_reads, pipeline_reads
 from repo_daemon.observability import labels
 
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class PipelineCollector(Collector):
         yield from self._queue(pipeline_reads.queue_figures(self.engine) if read else None, now)
         yield self._releases(pipeline_reads.releases_by_state(self.engine) if read else {})
         yield from self._slots(pipeline_reads.slots(self.engine) if read else ())
-        yield self._publications(pipeline_reads.last_publications(self.engine) if read else {})
+        yield self._publications(metrics_reads.latest_publications(self.engine) if read else {})
         yield from self._subscriptions(read, now)
 
     def _queue(
@@ -196,18 +197,13 @@ class PipelineCollector(Collector):
             "used (1: disabled now); 0 when it is not failing.",
             ["subscription"],
         )
-        if read:
-            store = subscription_store.SubscriptionStore(self.engine, clock=self.clock)
-            states = {s.name: s.enabled for s in store.all()}
-            figures = delivery_reads.figures(self.engine, now=now, disable_after=self.disable_after)
-            for name in sorted(states.keys() | figures.keys()):
-                enabled.add_metric([name], 1 if states.get(name, False) else 0)
-                found = figures.get(name)
-                if found is None:
-                    continue
-                pending.add_metric([name], found.pending)
-                failed.add_metric([name], found.failed)
-                budget.add_metric([name], (found.budget_percent or 0.0) / 100.0)
+        counts = metrics_reads.delivery_counts(self.engine) if read else {}
+        for name, found in counts.items():
+            enabled.add_metric([name], 1 if found.enabled else 0)
+            pending.add_metric([name], found.pending)
+            failed.add_metric([name], found.failed)
+            used = delivery_reads.budget_percent(found.failing_since, now, self.disable_after)
+            budget.add_metric([name], (used or 0.0) / 100.0)
         yield enabled
         yield pending
         yield failed
