@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from bridge import errors, secrets
-from bridge.intake import connections, inbox, webhooks
+from bridge.intake import connections, inbox, intake_metrics, webhooks
 from bridge.settings import model as settings_model
 from bridge.store import queue as jobqueue
 
@@ -156,6 +156,7 @@ def create_app(
     max_batch: int = 256,
     freeze_gc: bool = False,
     routers: Sequence[APIRouter] = (),
+    metrics: intake_metrics.IntakeMetrics | None = None,
 ) -> FastAPI:
     """The receiver as an ASGI app. Its lifespan starts and stops the writer threads.
 
@@ -166,8 +167,10 @@ def create_app(
     (``gc.freeze``): a full collection over the ~100,000 long-lived objects of SQLAlchemy,
     FastAPI and pydantic otherwise stalls every request for 30-50 ms now and then. It is
     process-wide, so only servers (``build_server``) turn it on. Raises ``ConfigError`` when
-    no hook secret is configured.
+    no hook secret is configured. Hooks accepted and refused are counted in ``metrics`` (the
+    process's ``intake_metrics.INTAKE`` unless given).
     """
+    counts = metrics if metrics is not None else intake_metrics.INTAKE
     verifier = webhooks.Verifier(
         [require_secret(settings)], tolerance=settings.receiver.hook_tolerance
     )
@@ -209,6 +212,7 @@ def create_app(
         app.include_router(extra)
 
     async def refuse(refusal: webhooks.HookRefused, remote: str) -> JSONResponse:
+        counts.count_refused(refusal.status)
         who = "signed by RT" if refusal.signed else "signature not verified"
         future = refusals.record(
             signed=refusal.signed,
@@ -243,11 +247,14 @@ def create_app(
         except ClientDisconnect:
             # Gone before its body was complete: nobody to answer. The server's connection
             # guard logs it (one line per interval), not a traceback per client.
+            counts.count_refused(400)
             return _problem(400, "the client hung up before its body was complete")
         try:
             stored = await asyncio.wrap_future(hooks.submit(hook))
         except (inbox.InboxClosed, inbox.QueueUnavailable) as exc:
+            counts.count_refused(503)
             return _problem(503, str(exc), **{"Retry-After": "5"})
+        counts.count_accepted(created=stored.created)
         if stored.created:
             return JSONResponse({"job_id": stored.job_id, "status": "queued"}, status_code=202)
         return JSONResponse({"job_id": stored.job_id, "status": "duplicate"}, status_code=200)

@@ -41,6 +41,9 @@ def access_from(
         status_roles=roles_setting(
             "status_roles", model.AccessSettings.status_roles, raw, workflow, problems
         ),
+        metrics_roles=roles_setting(
+            "metrics_roles", model.AccessSettings.metrics_roles, raw, workflow, problems
+        ),
         area_roles=area_roles,
         cache_seconds=readers.number("access_cache_seconds", raw, 60.0, problems),
         stale_seconds=readers.number(

@@ -148,6 +148,8 @@ def load_settings(
         event_export_dir=Path(str(raw.get("event_export_dir") or data_dir / "event-exports")),
         rt_bridge_user=str(raw["rt_bridge_user"]) if raw.get("rt_bridge_user") else None,
         workers=int(readers.number("daemon_workers", raw, 4, problems)),
+        metrics_host=str(raw.get("daemon_metrics_host") or "127.0.0.1"),
+        metrics_port=_port("daemon_metrics_port", raw, 0, problems),
     )
     registry = _major_releases_from(raw, problems)
     workflow = _workflow_from(raw, registry, problems)
@@ -168,6 +170,15 @@ def load_settings(
         access=access_settings,
         webhooks=webhook_settings,
     )
+
+
+def _port(key: str, raw: Mapping[str, Any], default: int, problems: list[str]) -> int:
+    """A TCP port setting; 0 (off) allowed."""
+    port = readers.number(key, raw, default, problems, allow_zero=True)
+    if not 0 <= port < 65536 or port != int(port):
+        problems.append(f"{key}: {raw.get(key)!r} is not a TCP port (0: off)")
+        return default
+    return int(port)
 
 
 def _major_releases_from(raw: Mapping[str, Any], problems: list[str]) -> major_releases.Registry:

@@ -108,6 +108,9 @@ class DaemonSettings:
     rt_bridge_user: str | None = None
     # Jobs of different tickets processed at once by one daemon (a ticket's run one at a time).
     workers: int = 4
+    # Where ``rollout daemon`` serves its Prometheus ``/metrics`` (port 0: not served).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 0
 
 
 # The workflow's roles (``@name`` on its rows) and the RT group that gives each.
@@ -288,6 +291,8 @@ class AccessSettings:
     events_api_roles: tuple[str, ...] = ("admin",)
     # Who may read the status pages and the metrics' API (``/status``, ``GET /api/metrics``).
     status_roles: tuple[str, ...] = ("admin", "qc", "sr")
+    # Who may read Prometheus's ``GET /metrics``: ``anyone`` (no login, the default), or roles.
+    metrics_roles: tuple[str, ...] = (ANYONE,)
 
     def roles_for(self, kind: str) -> tuple[str, ...]:
         """The roles that may read areas of ``kind``; nobody's for an unknown kind."""

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -33,6 +33,9 @@ from repo_daemon.daemon import runner, scheduler
 from repo_daemon.deliveries import service as delivery_service
 from repo_daemon.publish import repository as publish
 from repo_daemon.workflow import processor as workflow
+
+if TYPE_CHECKING:
+    from repo_daemon.observability import exposition
 
 logger = logging.getLogger(__name__)
 
@@ -220,10 +223,13 @@ def run_daemon(
         parts = build_parts(
             settings, jobs, processor=processor, reconcile_changes=reconcile_changes
         )
+        metrics = _daemon_metrics(settings, jobs)
         try:
             _announce(settings, parts)
             parts.daemon(blocking=True).run()
         finally:
+            if metrics is not None:
+                metrics.stop()
             parts.close()
 
 
@@ -250,7 +256,7 @@ def run_all(
     from bridge.intake import receiver  # the web stack only for the commands that serve HTTP
 
     receiver.require_secret(settings)  # a configuration error before any database is touched
-    with opened(settings) as jobs, _events_api(settings, jobs) as routers:
+    with opened(settings) as jobs, _events_api(settings, jobs, daemon=True) as routers:
         seen_at_start(settings, jobs, "run")
         server = receiver.build_server(settings, jobs, routers=routers)
         parts = build_parts(
@@ -302,11 +308,15 @@ def run_all(
 
 
 @contextmanager
-def _events_api(settings: settings_model.Settings, jobs: queue.Queue) -> Iterator[list[Any]]:
+def _events_api(
+    settings: settings_model.Settings, jobs: queue.Queue, *, daemon: bool = False
+) -> Iterator[list[Any]]:
     """The audit feed's API (``GET /api/events``) to mount on the receiver, on the queue's
-    database, readable by ``events_api_roles``; its RT clients are closed afterwards."""
+    database, readable by ``events_api_roles``; its RT clients are closed afterwards.
+    ``/metrics`` too, with the daemon's counters when it runs in this process (``daemon``)."""
     # the web stack only for the commands that serve
     from repo_daemon.deliveries import ping
+    from repo_daemon.observability import exposition
     from repo_daemon.web import (
         deliveries_api,
         events_access,
@@ -322,8 +332,10 @@ def _events_api(settings: settings_model.Settings, jobs: queue.Queue) -> Iterato
         settings, roles=settings.access.status_roles, what=f"{status_pages.PREFIX} and /api/metrics"
     )
     hooks_access, sender = hooks.webhooks_access(settings), ping.sender_for(settings)
+    metrics = exposition.endpoint(settings, jobs.engine, daemon=daemon)
     try:
         yield [
+            metrics.router,
             events_api.router(jobs.engine, access),
             subscriptions_api.router(
                 jobs.engine, hooks_access, webhooks=settings.webhooks, sender=sender
@@ -333,10 +345,25 @@ def _events_api(settings: settings_model.Settings, jobs: queue.Queue) -> Iterato
             status_pages.router(jobs.engine, settings, status_access),
         ]
     finally:
+        metrics.close()
         status_access.close()
         sender.close()
         hooks_access.close()
         access.close()
+
+
+def _daemon_metrics(
+    settings: settings_model.Settings, jobs: queue.Queue
+) -> exposition.DaemonMetricsServer | None:
+    """``rollout daemon``'s own ``/metrics`` when ``daemon_metrics_port`` is set (started),
+    else None."""
+    if not settings.daemon.metrics_port:
+        return None
+    from repo_daemon.observability import exposition as serving  # the web stack, when asked
+
+    server = serving.DaemonMetricsServer(settings, jobs.engine)
+    server.start()
+    return server
 
 
 def _announce(settings: settings_model.Settings, parts: Parts) -> None:

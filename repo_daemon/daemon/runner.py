@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from bridge import secrets as bridge_secrets
 from bridge.settings import model as settings_model
 from bridge.store import event_log, events, protocols, provenance, retry, text
 from repo_daemon import errors as daemon_errors
+from repo_daemon.daemon import job_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +123,8 @@ class Runner:
 
     ``stop()`` (e.g. from a SIGTERM handler) makes ``drain`` finish the jobs in hand and claim
     nothing more; jobs claimed but not started are released. ``close()`` ends the worker
-    threads.
+    threads. Each job's outcome and duration are counted in ``metrics`` (the process's
+    ``job_metrics.JOBS`` unless given).
     """
 
     def __init__(
@@ -136,8 +139,10 @@ class Runner:
         heartbeat_interval: float | None = None,
         workers: int | None = None,
         poll_interval: float | None = None,
+        metrics: job_metrics.JobMetrics | None = None,
     ) -> None:
         self.queue = jobs
+        self.metrics = metrics if metrics is not None else job_metrics.JOBS
         self.processor = processor
         self.worker = worker
         self.batch = max(1, batch)
@@ -274,6 +279,16 @@ class Runner:
             logger.exception("job %s: its worker failed", job.id, extra={"job_id": job.id})
 
     def _run_recorded(self, job: records.Job, report: DrainReport) -> None:
+        """``_run_and_record`` with the job's outcome and duration counted in ``metrics``."""
+        started = time.monotonic()
+        mine = DrainReport()
+        try:
+            self._run_and_record(job, mine)
+        finally:
+            report.add(mine)
+            self.metrics.observe(job, mine, time.monotonic() - started)
+
+    def _run_and_record(self, job: records.Job, report: DrainReport) -> None:
         """``_run``, and when its outcome cannot be recorded, say so and leave the job to its
         lease: it comes back, and once its attempts are spent it is dead-lettered."""
         try:

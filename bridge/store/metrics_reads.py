@@ -1,0 +1,70 @@
+"""The two reads Prometheus's ``/metrics`` needs beyond ``pipeline_reads``, each aggregated in
+the database so a scrape stays cheap however long the history is: the latest publication per
+place with every release's unverified area counted as one (``pipeline_reads.last_publications``
+returns one row per area, 10,000 rows for 10,000 releases), and each subscription's open and
+failed deliveries on the status index (``delivery_reads.figures`` walks every delivery kept).
+
+Read-only; times are naive UTC. It decides nothing and labels nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from bridge.store import delivery_resend, tables
+
+UNVERIFIED = "unverified"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryCounts:
+    """A subscription's state and its deliveries waiting or failed for good."""
+
+    enabled: bool
+    failing_since: datetime | None  # the current spell of failures; None when not failing
+    pending: int  # pending or being sent
+    failed: int  # failed for good (retries used up) and not queued again
+
+
+def latest_publications(engine: sa.Engine) -> Mapping[str, datetime]:
+    """The latest publication per area path, every ``unverified/…`` area counted as one
+    ``unverified``."""
+    held = tables.release_areas
+    place = sa.case((held.c.area.startswith(f"{UNVERIFIED}/"), UNVERIFIED), else_=held.c.area)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(place.label("place"), sa.func.max(held.c.published_at)).group_by("place")
+        ).all()
+    return {str(area): at for area, at in sorted(rows)}
+
+
+def delivery_counts(engine: sa.Engine) -> Mapping[str, DeliveryCounts]:
+    """Every subscription by name, with its open and failed deliveries counted."""
+    subs, d = tables.subscriptions, tables.deliveries
+    counted = (*delivery_resend.OPEN, delivery_resend.FAILED)
+    with engine.connect() as conn:
+        states = conn.execute(
+            sa.select(subs.c.id, subs.c.name, subs.c.enabled, subs.c.failing_since)
+        ).all()
+        counts = conn.execute(
+            sa.select(d.c.subscription_id, d.c.status, sa.func.count())
+            .where(d.c.status.in_(counted))
+            .group_by(d.c.subscription_id, d.c.status)
+        ).all()
+    by_id: dict[int, dict[str, int]] = {}
+    for subscription_id, status, n in counts:
+        by_id.setdefault(int(subscription_id), {})[str(status)] = int(n)
+    found = {}
+    for row in sorted(states, key=lambda r: str(r.name)):
+        mine = by_id.get(int(row.id), {})
+        found[str(row.name)] = DeliveryCounts(
+            enabled=bool(row.enabled),
+            failing_since=row.failing_since,
+            pending=sum(mine.get(s, 0) for s in delivery_resend.OPEN),
+            failed=mine.get(delivery_resend.FAILED, 0),
+        )
+    return found

@@ -1,0 +1,1 @@
+"""Prometheus's view of the bridge: ``GET /metrics`` (docs/prometheus.md)."""
