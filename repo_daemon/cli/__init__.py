@@ -16,6 +16,7 @@ from repo_daemon.cli import (
     events_check,  # noqa: F401  (adds verify, rebuild, prune to events)
     events_feed,  # noqa: F401  (registers `rollout events list` on the events group)
     metrics,
+    metrics_backfill,
     queue,
     release,
     release_show,  # noqa: F401 - adds `show` to the release group
@@ -46,6 +47,7 @@ for _command in (
     demo.demo,
 ):
     root.cli.add_command(_command)
+metrics.metrics_group.add_command(metrics_backfill.backfill)
 
 main = root.main
 
