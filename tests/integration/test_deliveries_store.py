@@ -68,8 +68,10 @@ def _result(
 def _setup(
     make_queue: Callable[..., queue.Queue],
 ) -> tuple[queue.Queue, Clock, subscription_store.SubscriptionStore, deliveries.DeliveryStore]:
-    jobs = make_queue()
     clock = Clock()
+    # One clock for the events (the queue writes them) and the deliveries: with the wall clock
+    # on one side, deliveries made at a later real time looked not yet due.
+    jobs = make_queue(clock=clock)
     subs = subscription_store.SubscriptionStore(jobs.engine, clock=clock)
     return jobs, clock, subs, deliveries.DeliveryStore(jobs.engine, clock=clock)
 
