@@ -204,10 +204,9 @@ def main(argv: list[str] | None = None) -> int:
             ("queue_figures", lambda: pipeline_reads.queue_figures(engine)),
             ("releases_by_state", lambda: pipeline_reads.releases_by_state(engine)),
             ("slots", lambda: pipeline_reads.slots(engine)),
-            ("latest_publications", lambda: metrics_reads.latest_publications(engine)),
+            ("last_publications", lambda: pipeline_reads.last_publications(engine)),
             ("delivery_counts", lambda: metrics_reads.delivery_counts(engine)),
             # What the collector first used, and why it no longer does (docs/benchmarks.md):
-            ("(last_publications)", lambda: pipeline_reads.last_publications(engine)),
             ("(delivery figures)", lambda: delivery_reads.figures(
                 engine, now=now, disable_after=hooks.disable_after)),
         ):  # fmt: skip

@@ -1,7 +1,5 @@
-"""The two reads Prometheus's ``/metrics`` needs beyond ``pipeline_reads``, each aggregated in
-the database so a scrape stays cheap however long the history is: the latest publication per
-place with every release's unverified area counted as one (``pipeline_reads.last_publications``
-returns one row per area, 10,000 rows for 10,000 releases), and each subscription's open and
+"""The read Prometheus's ``/metrics`` needs beyond ``pipeline_reads``, aggregated in the
+database so a scrape stays cheap however long the history is: each subscription's open and
 failed deliveries on the status index (``delivery_reads.figures`` walks every delivery kept).
 
 Read-only; times are naive UTC. It decides nothing and labels nothing.
@@ -17,8 +15,6 @@ import sqlalchemy as sa
 
 from bridge.store import delivery_resend, tables
 
-UNVERIFIED = "unverified"
-
 
 @dataclass(frozen=True, kw_only=True)
 class DeliveryCounts:
@@ -28,18 +24,6 @@ class DeliveryCounts:
     failing_since: datetime | None  # the current spell of failures; None when not failing
     pending: int  # pending or being sent
     failed: int  # failed for good (retries used up) and not queued again
-
-
-def latest_publications(engine: sa.Engine) -> Mapping[str, datetime]:
-    """The latest publication per area path, every ``unverified/…`` area counted as one
-    ``unverified``."""
-    held = tables.release_areas
-    place = sa.case((held.c.area.startswith(f"{UNVERIFIED}/"), UNVERIFIED), else_=held.c.area)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(place.label("place"), sa.func.max(held.c.published_at)).group_by("place")
-        ).all()
-    return {str(area): at for area, at in sorted(rows)}
 
 
 def delivery_counts(engine: sa.Engine) -> Mapping[str, DeliveryCounts]:

@@ -23,8 +23,8 @@ from typing import Any
 import click
 import sqlalchemy as sa
 
-from bridge import errors, printable, secrets
-from bridge.store import database, event_feed
+from bridge import printable
+from bridge.store import event_feed
 from bridge.store import events as eventlog
 from repo_daemon.cli import root
 from repo_daemon.cli.events import events_group
@@ -49,18 +49,6 @@ def table_line(event: eventlog.Event) -> str:
         event.cause.label,
         printable.escape(event.detail),
     )
-
-
-def _open(ctx: click.Context) -> sa.Engine:
-    settings = root.load_settings(ctx, require_tracker=False)
-    engine = database.create_engine(settings.database())
-    ctx.call_on_close(engine.dispose)
-    if not database.schema_is_current(engine):
-        raise errors.BridgeError(
-            f"the database {secrets.redact_url(settings.database())} has no current schema; "
-            "run `rollout db upgrade` (or start the daemon)"
-        )
-    return engine
 
 
 def _when(option: str, value: str | None, now: datetime) -> datetime | None:
@@ -205,7 +193,7 @@ def list_events(
         area=area,
         cause=eventlog.Cause.parse(cause) if cause is not None else None,
     )
-    engine = _open(ctx)
+    engine = root.open_engine(ctx)
     start = event_feed.cursor(engine, reader) if reader is not None else 0
     if fmt == "atom":
         _print_atom(engine, filters, start if reader is not None else None, limit, reader)

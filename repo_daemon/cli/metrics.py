@@ -13,24 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 import click
-import sqlalchemy as sa
 
-from bridge import errors, secrets
-from bridge.store import database
 from repo_daemon.cli import root
 from repo_daemon.metrics import compute, period, render, report
-
-
-def _open(ctx: click.Context) -> sa.Engine:
-    settings = root.load_settings(ctx, require_tracker=False)
-    engine = database.create_engine(settings.database())
-    ctx.call_on_close(engine.dispose)
-    if not database.schema_is_current(engine):
-        raise errors.BridgeError(
-            f"the database {secrets.redact_url(settings.database())} has no current schema; "
-            "run `rollout db upgrade` (or start the daemon)"
-        )
-    return engine
 
 
 def read_query(since: str | None, until: str | None, major_release: str | None) -> report.Query:
@@ -90,7 +75,7 @@ def metrics_group(
     if table is not None and fmt == "table":
         raise click.BadParameter("only with --format csv or json", param_hint="--table")
     query = read_query(since, until, major_release)
-    found = compute.compute(_open(ctx), query)
+    found = compute.compute(root.open_engine(ctx), query)
     if fmt == "json":
         text = render.json_text(found, table)
     elif fmt == "csv":

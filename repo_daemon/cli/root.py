@@ -19,9 +19,10 @@ import click
 import sqlalchemy as sa
 
 import bridge
-from bridge import errors, printable
+from bridge import errors, printable, secrets
 from bridge.settings import load as settings_load
 from bridge.settings import model as settings_model
+from bridge.store import database
 from repo_daemon import errors as daemon_errors
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,20 @@ def load_settings(
         overrides=overrides,
         require_tracker=require_tracker,
     )
+
+
+def open_engine(ctx: click.Context) -> sa.Engine:
+    """The configured database for a command that only reads it (disposed of when the command
+    ends); a ``BridgeError`` when its schema is not current (it never migrates)."""
+    settings = load_settings(ctx, require_tracker=False)
+    engine = database.create_engine(settings.database())
+    ctx.call_on_close(engine.dispose)
+    if not database.schema_is_current(engine):
+        raise errors.BridgeError(
+            f"the database {secrets.redact_url(settings.database())} has no current schema; "
+            "run `rollout db upgrade` (or start the daemon)"
+        )
+    return engine
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -329,7 +329,10 @@ def _events_api(
 
     access = events_access.feed_access(settings)
     status_access = events_access.feed_access(
-        settings, roles=settings.access.status_roles, what=f"{status_pages.PREFIX} and /api/metrics"
+        settings,
+        roles=settings.access.status_roles,
+        what=f"{status_pages.PREFIX} and /api/metrics",
+        realm=metrics_api.REALM,
     )
     hooks_access, sender = hooks.webhooks_access(settings), ping.sender_for(settings)
     metrics = exposition.endpoint(settings, jobs.engine, daemon=daemon)

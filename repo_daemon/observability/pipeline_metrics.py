@@ -87,7 +87,7 @@ class PipelineCollector(Collector):
         yield from self._queue(pipeline_reads.queue_figures(self.engine) if read else None, now)
         yield self._releases(pipeline_reads.releases_by_state(self.engine) if read else {})
         yield from self._slots(pipeline_reads.slots(self.engine) if read else ())
-        yield self._publications(metrics_reads.latest_publications(self.engine) if read else {})
+        yield self._publications(pipeline_reads.last_publications(self.engine) if read else {})
         yield from self._subscriptions(read, now)
 
     def _queue(

@@ -20,7 +20,6 @@ logger = logging.getLogger(__name__)
 
 API_PATH = "/api/events"
 REALM = "Rollout events"
-CHALLENGE = f'Basic realm="{REALM}", charset="UTF-8"'
 
 
 class FeedAccess:
@@ -34,8 +33,11 @@ class FeedAccess:
         checker: credentials.CredentialChecker | None,
         *,
         closers: Collection[Callable[[], object]] = (),
+        realm: str = REALM,
     ) -> None:
         self.roles = frozenset(roles)
+        # What a browser's login prompt names; plain text (no quote or backslash).
+        self.challenge = f'Basic realm="{realm}", charset="UTF-8"'
         self.checker = checker
         self._closers = list(closers)
 
@@ -50,7 +52,7 @@ class FeedAccess:
             return guard.Answer(204)
         found = guard.read_credentials(authorization)
         if found is None:
-            return guard.Answer(401, {"WWW-Authenticate": CHALLENGE})
+            return guard.Answer(401, {"WWW-Authenticate": self.challenge})
         if self.checker is None:
             return guard.Answer(403)
         try:
@@ -58,7 +60,7 @@ class FeedAccess:
         except credentials.CheckUnavailable:
             return guard.Answer(503, {"Retry-After": str(guard.RETRY_AFTER_SECONDS)})
         if person is None:
-            return guard.Answer(401, {"WWW-Authenticate": CHALLENGE})
+            return guard.Answer(401, {"WWW-Authenticate": self.challenge})
         if person.roles & self.roles:
             return guard.Answer(204, person=person)
         return guard.Answer(403, person=person)
@@ -74,24 +76,25 @@ def feed_access(
     *,
     roles: Collection[str] | None = None,
     what: str = API_PATH,
+    realm: str = REALM,
 ) -> FeedAccess:
     """The feed's access from ``settings``: RT login checks (no retries, at most 10 s each,
     cached as the access check's are) for the groups of ``roles`` (default
     ``events_api_roles``; ``what`` names what they guard in the log). Connects to nothing
-    before the first request; close it after serving."""
+    before the first request; close it after serving. ``realm`` names the login prompt."""
     roles = tuple(settings.access.events_api_roles if roles is None else roles)
     tracker = settings.tracker
     has_rt = bool(tracker.url) and (
         tracker.token is not None or (tracker.user is not None and tracker.password is not None)
     )
     if settings_model.ANYONE in roles or not roles:
-        return FeedAccess(roles, None)
+        return FeedAccess(roles, None, realm=realm)
     if not has_rt:
         logger.warning(
             "no RT configured (ROLLOUT_RT_URL and credentials): nobody may read %s", what,
             extra={"action": "start"},
         )  # fmt: skip
-        return FeedAccess(roles, None)
+        return FeedAccess(roles, None, realm=realm)
     tracker = dataclasses.replace(tracker, retries=0, timeout=min(tracker.timeout, 10.0))
     login_checker = logins.LoginChecker(tracker)
     groups = memberships.Memberships(tracker)
@@ -105,4 +108,4 @@ def feed_access(
     checker = credentials.CredentialChecker(
         login_checker, directory, roles=role_groups, teams=(), settings=settings.access
     )
-    return FeedAccess(roles, checker, closers=[login_checker.close, groups.close])
+    return FeedAccess(roles, checker, closers=[login_checker.close, groups.close], realm=realm)

@@ -83,12 +83,9 @@ def _admit(access: events_access.FeedAccess) -> Callable[[Request], None]:
         answer = access.check(request.headers.get("authorization"))
         if answer.allowed:
             return
-        headers = dict(answer.headers)
-        if "WWW-Authenticate" in headers:
-            headers["WWW-Authenticate"] = headers["WWW-Authenticate"].replace(
-                events_access.REALM, REALM
-            )
-        raise webhooks_access.Problem(answer.status, _REFUSED[answer.status], headers=headers)
+        raise webhooks_access.Problem(
+            answer.status, _REFUSED[answer.status], headers=dict(answer.headers)
+        )
 
     return check
 

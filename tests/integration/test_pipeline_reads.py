@@ -108,5 +108,5 @@ def test_releases_slots_and_publications(make_queue: Callable[..., queue.Queue])
     assert pipeline_reads.last_publications(store.engine) == {
         "stagerollout/UMD-4": T0 + timedelta(seconds=3720),
         "stagerollout/UMD-5": T0 + timedelta(seconds=3660),
-        "unverified/umd-thing/1.0": T0 + timedelta(seconds=3720),
+        "unverified": T0 + timedelta(seconds=3720),  # every release's own area, as one
     }

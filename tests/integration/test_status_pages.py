@@ -17,6 +17,7 @@ from bridge.intake import receiver
 from bridge.settings import model as settings_model
 from bridge.store import database, retry
 from bridge.store import queue as jobqueue
+from repo_daemon.web import metrics_api
 from repo_daemon.web.status import pages
 from tests.support import event_history, feed_access, metrics_seed
 from tests.support.feed_access import ADA, QUINN
@@ -39,7 +40,8 @@ def _client(engine: sa.Engine, history: event_history.History, roles: tuple[str,
         receiver=settings_model.ReceiverSettings(hook_secret=secrets.Secret(SECRET)),
     )
     now = history.clock() + timedelta(hours=3)
-    routes = pages.router(engine, settings, feed_access.feed_access(roles), clock=lambda: now)
+    access = feed_access.feed_access(roles, realm=metrics_api.REALM)
+    routes = pages.router(engine, settings, access, clock=lambda: now)
     app = receiver.create_app(settings, jobqueue.Queue(engine), routers=[routes])
     return TestClient(app)
 
@@ -129,7 +131,7 @@ def test_without_a_login_401_with_the_challenge_and_without_a_status_role_403(
         wrong = client.get("/status/releases/1", headers=feed_access.basic("ada", "bad"))
         css = client.get(pages.CSS_PATH)
     assert anonymous.status_code == 401
-    assert anonymous.headers["www-authenticate"].startswith("Basic realm=")
+    assert anonymous.headers["www-authenticate"].startswith('Basic realm="Rollout status"')
     assert "UMD-5" not in anonymous.text
     assert quinn.status_code == 403 and "no role" in quinn.text
     assert wrong.status_code == 401

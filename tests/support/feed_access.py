@@ -44,7 +44,10 @@ class FakeGroups:
 
 
 def feed_access(
-    roles: Collection[str] = ("admin",), logins: FakeLogins | None = None
+    roles: Collection[str] = ("admin",),
+    logins: FakeLogins | None = None,
+    *,
+    realm: str = events_access.REALM,
 ) -> events_access.FeedAccess:
     """The feed's access for ``roles`` on the in-memory RT."""
     settings = model.AccessSettings()
@@ -55,4 +58,4 @@ def feed_access(
     checker = credentials.CredentialChecker(
         logins or FakeLogins(), directory, roles=role_groups, teams=(), settings=settings
     )
-    return events_access.FeedAccess(roles, checker)
+    return events_access.FeedAccess(roles, checker, realm=realm)

@@ -24,6 +24,7 @@ from bridge.settings import model as settings_model
 from bridge.store import (
     delivery_reads,
     event_feed,
+    metrics_reads,
     pipeline_reads,
     release_events,
     releases,
@@ -55,7 +56,9 @@ class Endpoint:
     disabled_reason: str | None
     failing_since: datetime | None
     last_error: str | None
-    figures: delivery_reads.Figures | None
+    pending: int  # deliveries waiting or being sent
+    failed: int  # deliveries failed for good
+    budget_percent: float | None  # the failing spell's share of the budget; None: not failing
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,11 +79,9 @@ class Overview:
 def overview(engine: sa.Engine, settings: settings_model.Settings, *, now: datetime) -> Overview:
     """The overview as the store has it now."""
     all_subscriptions = subscription_store.SubscriptionStore(engine, clock=lambda: now).all()
-    figures = (
-        delivery_reads.figures(engine, now=now, disable_after=settings.webhooks.disable_after)
-        if all_subscriptions
-        else {}
-    )
+    # Counted on the status index: the overview must stay fast however many deliveries are kept.
+    counts = metrics_reads.delivery_counts(engine) if all_subscriptions else {}
+    disable_after = settings.webhooks.disable_after
     return Overview(
         now=now,
         queue=pipeline_reads.queue_figures(engine),
@@ -91,24 +92,32 @@ def overview(engine: sa.Engine, settings: settings_model.Settings, *, now: datet
             reversed(event_feed.latest(engine, event_feed.Filters(), limit=LATEST_EVENTS))
         ),
         endpoints=tuple(
-            _endpoint(s, figures.get(s.name))
+            _endpoint(s, counts.get(s.name), now=now, disable_after=disable_after)
             for s in all_subscriptions
-            if _in_trouble(s, figures.get(s.name))
+            if _in_trouble(s, counts.get(s.name))
         ),
         subscriptions=len(all_subscriptions),
         last_publications=pipeline_reads.last_publications(engine),
     )
 
 
-def _in_trouble(sub: subscriptions.Subscription, figures: delivery_reads.Figures | None) -> bool:
+def _in_trouble(
+    sub: subscriptions.Subscription, counts: metrics_reads.DeliveryCounts | None
+) -> bool:
     return (
         not sub.enabled
         or sub.failing_since is not None
-        or (figures is not None and figures.failed > 0)
+        or (counts is not None and counts.failed > 0)
     )
 
 
-def _endpoint(sub: subscriptions.Subscription, figures: delivery_reads.Figures | None) -> Endpoint:
+def _endpoint(
+    sub: subscriptions.Subscription,
+    counts: metrics_reads.DeliveryCounts | None,
+    *,
+    now: datetime,
+    disable_after: float,
+) -> Endpoint:
     return Endpoint(
         name=sub.name,
         url=sub.url,
@@ -116,7 +125,9 @@ def _endpoint(sub: subscriptions.Subscription, figures: delivery_reads.Figures |
         disabled_reason=sub.disabled_reason,
         failing_since=sub.failing_since,
         last_error=sub.last_error,
-        figures=figures,
+        pending=counts.pending if counts else 0,
+        failed=counts.failed if counts else 0,
+        budget_percent=delivery_reads.budget_percent(sub.failing_since, now, disable_after),
     )
 
 

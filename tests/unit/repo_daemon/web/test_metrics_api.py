@@ -38,7 +38,7 @@ def client() -> Iterator[TestClient]:
         tracker=settings_model.TrackerSettings(url="http://127.0.0.1:9/"),
         receiver=settings_model.ReceiverSettings(hook_secret=secrets.Secret(SECRET)),
     )
-    access = feed_access.feed_access(roles=("admin",))
+    access = feed_access.feed_access(roles=("admin",), realm=metrics_api.REALM)
     routes = metrics_api.router(engine, access, clock=lambda: datetime(2025, 12, 6))
     app = receiver.create_app(settings, jobqueue.Queue(engine), routers=[routes])
     with TestClient(app, base_url="https://bridge.example.org") as test_client:
