@@ -7,8 +7,9 @@ an hour apart, ~14 months) written by ``write_records`` (multi-row inserts), and
 valid chained events from ``tests.support.events_fill``. Then, on a warm cache as a server
 that keeps answering has it, each is timed ``--runs`` times (median and slowest):
 ``repo_daemon.metrics.compute.compute`` for the whole period, one major release and one
-month; and ``GET /api/metrics`` (the whole report as JSON) and ``GET /api/metrics/monthly``
-through FastAPI's ``TestClient`` on the receiver's app, open to anyone (no RT login to check).
+month; and ``GET /api/metrics`` (the whole report as JSON, without and with ``samples=1``)
+and ``GET /api/metrics/monthly`` through FastAPI's ``TestClient`` on the receiver's app, open
+to anyone (no RT login to check).
 
     .venv/bin/python -m benchmarks.metrics [--releases 10000] [--events 1000000] [--runs 7]
 """
@@ -106,11 +107,13 @@ def run(workdir: Path, *, releases: int, events: int, runs: int) -> None:
 
         cases += [
             ("GET /api/metrics (whole report, JSON)", get("/api/metrics?from=2025-10")),
+            ("GET /api/metrics?samples=1", get("/api/metrics?from=2025-10&samples=1")),
             ("GET /api/metrics/monthly", get("/api/metrics/monthly?from=2025-10")),
             ("GET /api/metrics?format=csv", get("/api/metrics?from=2025-10&format=csv")),
         ]
         size = len(client.get("/api/metrics?from=2025-10").content)
-        print(f"GET /api/metrics answers {size:,} bytes of JSON")
+        full = len(client.get("/api/metrics?from=2025-10&samples=1").content)
+        print(f"GET /api/metrics answers {size:,} bytes of JSON ({full:,} with samples=1)")
         print(f"{'what':<42}  {'median':>9}  {'slowest':>9}   ({runs} runs)")
         for name, work in cases:
             median, slowest = timed(runs, work)

@@ -52,13 +52,15 @@ def duration_text(seconds: float | None) -> str:
 # -- JSON -------------------------------------------------------------------------------------
 
 
-def _durations(d: report.Durations) -> dict[str, Any]:
-    return {
+def _durations(d: report.Durations, samples: bool) -> dict[str, Any]:
+    found: dict[str, Any] = {
         "n": d.n,
         "median_seconds": d.median_seconds,
         "p90_seconds": d.p90_seconds,
-        "samples": list(d.samples),
     }
+    if samples:
+        found["samples"] = list(d.samples)
+    return found
 
 
 def _query(q: report.Query) -> dict[str, Any]:
@@ -79,8 +81,11 @@ def _uptake(u: report.ReleaseUptake) -> dict[str, Any]:
     }
 
 
-def as_dict(r: report.MetricsReport, table: str | None = None) -> dict[str, Any]:
-    """The report (or one of ``TABLES``) as JSON-ready data, with its period."""
+def as_dict(
+    r: report.MetricsReport, table: str | None = None, *, samples: bool = True
+) -> dict[str, Any]:
+    """The report (or one of ``TABLES``) as JSON-ready data, with its period; the durations
+    with every sample unless ``samples`` is False (n, median and p90 only)."""
     parts: dict[str, Any] = {"query": _query(r.query)}
     if table in (None, "monthly", "teams", "ngis"):
         parts["months"] = list(r.months)
@@ -89,15 +94,15 @@ def as_dict(r: report.MetricsReport, table: str | None = None) -> dict[str, Any]
     if table in (None, "uptake"):
         parts["uptake"] = [_uptake(u) for u in r.uptake]
     if table in (None, "durations"):
-        parts["stage_to_production"] = _durations(r.stage_to_production)
-        parts["production_to_report"] = _durations(r.production_to_report)
+        parts["stage_to_production"] = _durations(r.stage_to_production, samples)
+        parts["production_to_report"] = _durations(r.production_to_report, samples)
     if table in (None, "teams"):
         parts["per_team"] = {t: dict(c) for t, c in r.per_team.items()}
     if table in (None, "ngis"):
         parts["per_ngi"] = {n: dict(c) for n, c in r.per_ngi.items()}
     if table in (None, "durations"):
-        parts["time_in_state"] = {s: _durations(d) for s, d in r.time_in_state.items()}
-        parts["lead_time"] = _durations(r.lead_time)
+        parts["time_in_state"] = {s: _durations(d, samples) for s, d in r.time_in_state.items()}
+        parts["lead_time"] = _durations(r.lead_time, samples)
     return parts
 
 

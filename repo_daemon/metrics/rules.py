@@ -1,16 +1,21 @@
-"""How one release's timeline counts, pure: its stays in time order → the moments the
-metrics count it at (``Milestones``). One rule per metric, written once (docs/metrics.md).
+"""How the releases' timelines count, pure: the stays of every release in time order → the
+moments the metrics count each release at (``moments``: ticket → moment, per metric), and one
+release's (``milestones``). One rule per metric, written once (docs/metrics.md).
 
 A stay is ``(state label, entered_at)``; the stays of a release are ordered by
 ``(entered_at, id)``, and the first one is its Submitted stay (the ticket's creation). No I/O,
-no clock, no period: ``compute`` decides which moments fall in the period.
+no clock, no period: ``compute`` decides which moments fall in the period. ``moments`` works
+in comprehensions over all the stays at once (no call per stay): 10,000 releases' ~50,000
+stays take milliseconds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bridge import records
 
@@ -23,6 +28,9 @@ PAST_VERIFICATION = frozenset(
 )  # fmt: skip
 
 Stay = tuple[str, datetime]
+# A stay of any release: (ticket_id, entered_at, ...) with the state label at index 3; rows are
+# ordered by (ticket_id, entered_at, id). The other fields are not looked at.
+TicketStay = tuple[int, datetime, Any, str, Any]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,38 +48,52 @@ class Milestones:
     first_production: datetime | None  # lead time's end: first Production, by any route
 
 
+@dataclass(frozen=True, kw_only=True)
+class Moments:
+    """Per metric, ticket → when the release did what it counts (absent: it never did)."""
+
+    delivered: Mapping[int, datetime]
+    verified: Mapping[int, datetime]
+    entered_stage: Mapping[int, datetime]
+    # ticket → (the Production entry, the start of the StageRollout stay just before it)
+    passed_stage: Mapping[int, tuple[datetime, datetime]]
+    rejected_in_stage: Mapping[int, datetime]
+    first_production: Mapping[int, datetime]
+
+
+def moments(rows: Sequence[TicketStay]) -> Moments:
+    """The moments of every release's timeline; ``rows`` are the stays of all releases ordered
+    by ``(ticket_id, entered_at, id)``. Each dict is built over the rows reversed, so that the
+    earliest matching stay of a ticket is the one left standing."""
+    backwards = rows[::-1]
+    # Stays whose previous stay (same ticket) was StageRollout: (ticket, at, from, state).
+    after_stage = [
+        (cur[0], cur[1], prev[1], cur[3])
+        for prev, cur in itertools.pairwise(rows)
+        if prev[3] == STAGE_ROLLOUT and prev[0] == cur[0]
+    ][::-1]
+    return Moments(
+        delivered={r[0]: r[1] for r in backwards},
+        verified={r[0]: r[1] for r in backwards if r[3] in PAST_VERIFICATION},
+        entered_stage={r[0]: r[1] for r in backwards if r[3] == STAGE_ROLLOUT},
+        passed_stage={t: (at, since) for t, at, since, state in after_stage if state == PRODUCTION},
+        rejected_in_stage={t: at for t, at, _, state in after_stage if state == REJECTED},
+        first_production={r[0]: r[1] for r in backwards if r[3] == PRODUCTION},
+    )
+
+
 def milestones(stays: Sequence[Stay]) -> Milestones:
-    """The moments of a release's timeline (``stays`` in time order) the metrics count."""
-    verified = entered_stage = passed = passed_from = rejected = production = None
-    previous: Stay | None = None
-    for stay in stays:
-        state, at = stay
-        if verified is None and state in PAST_VERIFICATION:
-            verified = at
-        if state == STAGE_ROLLOUT:
-            if entered_stage is None:
-                entered_stage = at
-        elif state == PRODUCTION:
-            if production is None:
-                production = at
-            if passed is None and previous is not None and previous[0] == STAGE_ROLLOUT:
-                passed, passed_from = at, previous[1]
-        elif (
-            state == REJECTED
-            and rejected is None
-            and previous is not None
-            and previous[0] == STAGE_ROLLOUT
-        ):
-            rejected = at
-        previous = stay
+    """The moments of one release's timeline (``stays`` in time order) the metrics count."""
+    found = moments([(0, at, i, state, None) for i, (state, at) in enumerate(stays)])
+    passed = found.passed_stage.get(0)
     return Milestones(
-        delivered=stays[0][1] if stays else None,
-        verified=verified,
-        entered_stage=entered_stage,
-        passed_stage=passed,
-        passed_stage_from=passed_from,
-        rejected_in_stage=rejected,
-        first_production=production,
+        delivered=found.delivered.get(0),
+        verified=found.verified.get(0),
+        entered_stage=found.entered_stage.get(0),
+        passed_stage=passed[0] if passed is not None else None,
+        passed_stage_from=passed[1] if passed is not None else None,
+        rejected_in_stage=found.rejected_in_stage.get(0),
+        first_production=found.first_production.get(0),
     )
 
 

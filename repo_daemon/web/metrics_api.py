@@ -1,9 +1,10 @@
 """The provisioning metrics over HTTP: ``GET /api/metrics`` (the whole report) and
 ``GET /api/metrics/{table}`` (``monthly``, ``uptake``, ``teams``, ``ngis``, ``durations``),
 with ``from`` / ``to`` / ``major_release`` as ``rollout metrics`` takes them, as JSON or CSV
-(``format``). Mounted on the receiver by ``assemble``; readable by the roles of
-``status_roles`` (``events_access.FeedAccess``). Refusals and bad parameters are RFC 7807
-problems (``webhooks_access.ProblemRoute``).
+(``format``); the JSON durations carry their samples only when asked (``samples=1``).
+Mounted on the receiver by ``assemble``; readable by the roles of ``status_roles``
+(``events_access.FeedAccess``). Refusals and bad parameters are RFC 7807 problems
+(``webhooks_access.ProblemRoute``).
 
 It holds no SQL and no rule (``metrics.compute``) and no formatting (``metrics.render``); it
 never logs a header.
@@ -76,6 +77,13 @@ Major = Annotated[
     str | None, Query(max_length=100, description="Only the releases of this major release.")
 ]
 FormatParam = Annotated[Format, Query(description="json or csv (formula-safe).")]
+Samples = Annotated[
+    bool,
+    Query(
+        description="JSON: give every duration's samples (seconds) too; without it the "
+        "durations are n, median and p90 only."
+    ),
+]
 
 
 def _admit(access: events_access.FeedAccess) -> Callable[[Request], None]:
@@ -128,7 +136,7 @@ def router(
         dependencies=[Depends(_admit(access))], route_class=webhooks_access.ProblemRoute
     )
 
-    def answer(query: report.Query, table: str | None, fmt: Format) -> Response:
+    def answer(query: report.Query, table: str | None, fmt: Format, samples: bool) -> Response:
         found = compute.compute(engine, query, now=clock() if clock is not None else None)
         if fmt is Format.CSV:
             name = f"metrics-{table or 'all'}.csv"
@@ -137,7 +145,7 @@ def router(
                 media_type=exports.CSV_TYPE + "; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="{name}"'},
             )
-        return JSONResponse(render.as_dict(found, table))
+        return JSONResponse(render.as_dict(found, table, samples=samples))
 
     @api.get(API_PATH, responses=_RESPONSES, summary="Every provisioning metric of a period")
     def whole(
@@ -145,8 +153,9 @@ def router(
         until: To = None,
         major_release: Major = None,
         format: FormatParam = Format.JSON,
+        samples: Samples = False,
     ) -> Response:
-        return answer(read_query(since, until, major_release), None, format)
+        return answer(read_query(since, until, major_release), None, format, samples)
 
     @api.get(
         API_PATH + "/{table}", responses=_RESPONSES, summary="One table of the metrics"
@@ -157,11 +166,12 @@ def router(
         until: To = None,
         major_release: Major = None,
         format: FormatParam = Format.JSON,
+        samples: Samples = False,
     ) -> Response:
         if table not in render.TABLES:
             raise webhooks_access.Problem(
                 404, f"no metrics table {table!r}: one of {', '.join(render.TABLES)}"
             )
-        return answer(read_query(since, until, major_release), table, format)
+        return answer(read_query(since, until, major_release), table, format, samples)
 
     return api

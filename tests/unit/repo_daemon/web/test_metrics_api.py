@@ -108,3 +108,14 @@ def test_only_the_status_roles_read_the_metrics(client: TestClient) -> None:
     assert refused.status_code == 403
     assert refused.json()["detail"] == "your RT account has no role that may read the metrics"
     assert "monthly" not in refused.text
+
+
+def test_the_json_durations_carry_their_samples_only_when_asked(client: TestClient) -> None:
+    plain = client.get("/api/metrics/durations?from=2025-10", headers=ADA).json()
+    full = client.get("/api/metrics/durations?from=2025-10&samples=1", headers=ADA).json()
+    assert set(plain["lead_time"]) == {"n", "median_seconds", "p90_seconds"}
+    assert len(full["lead_time"]["samples"]) == full["lead_time"]["n"] > 0
+    for name in ("stage_to_production", "production_to_report", "lead_time"):
+        assert {k: v for k, v in full[name].items() if k != "samples"} == plain[name]
+    assert all("samples" not in d for d in plain["time_in_state"].values())
+    assert all("samples" in d for d in full["time_in_state"].values())
