@@ -29,7 +29,7 @@ from bridge.settings import event_retention
 from bridge.settings import model as settings_model
 from bridge.store import database, events, queue, retention, settings_seen
 from bridge.tracker.client import TrackerClient
-from repo_daemon.daemon import runner, scheduler
+from repo_daemon.daemon import failures, runner, scheduler
 from repo_daemon.deliveries import service as delivery_service
 from repo_daemon.publish import repository as publish
 from repo_daemon.workflow import processor as workflow
@@ -173,7 +173,7 @@ def build_parts(
             processor,
             settings.daemon,
             worker=name,
-            secrets=runner.secrets_of(settings),
+            secrets=failures.secrets_of(settings),
         ),
         reconciler=reconciler,
         commenter=commenter,

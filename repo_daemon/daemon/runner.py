@@ -18,19 +18,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from typing import Protocol
 
-import sqlalchemy as sa
-
 from bridge import errors, records
-from bridge import secrets as bridge_secrets
 from bridge.settings import model as settings_model
-from bridge.store import event_log, events, protocols, provenance, retry, text
+from bridge.store import event_log, events, protocols, provenance, retry
 from repo_daemon import errors as daemon_errors
-from repo_daemon.daemon import job_metrics
+from repo_daemon.daemon import failures, job_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -79,42 +76,6 @@ class DrainReport:
     def finished(self) -> int:
         """Jobs this drain took to an outcome (anything but released or lost)."""
         return self.done + self.skipped + self.retried + self.failed + self.dead
-
-
-def secrets_of(settings: settings_model.Settings) -> list[str]:
-    """Every secret value in ``settings``, to mask in recorded error messages."""
-    found = [
-        s.reveal()
-        for s in (settings.tracker.token, settings.tracker.password, settings.hook_secret)
-        if s is not None
-    ]
-    if settings.database_url is not None:
-        url = settings.database_url.reveal()
-        found.append(url)
-        try:
-            password = sa.make_url(url).password
-        except sa.exc.ArgumentError:
-            password = None
-        if password:
-            found.append(str(password))
-    return [s for s in found if s]
-
-
-def describe_error(exc: BaseException, secrets: Iterable[str] = ()) -> tuple[str, bool]:
-    """The message to record for ``exc`` and whether it is transient.
-
-    Our own errors say themselves whether they are transient; anything else (a bug, a library
-    error nobody wrapped) counts as transient, so it is retried and finally dead-lettered
-    rather than dropped. The message names the exception type; secrets are masked, and what
-    no database could store (bytes of a name that were not UTF-8) is escaped.
-    """
-    if isinstance(exc, errors.BridgeError | daemon_errors.DaemonError):
-        transient = bool(exc.transient)
-        kind = type(exc).__name__
-    else:
-        transient = True
-        kind = f"unexpected {type(exc).__name__}"
-    return text.storable(bridge_secrets.redact(f"{kind}: {exc}", secrets), None), transient
 
 
 class Runner:
@@ -300,7 +261,7 @@ class Runner:
                 "when its lease runs out, and dead-lettered after %d attempts",
                 job.id,
                 job.ticket_id,
-                describe_error(exc, self._secrets)[0],
+                failures.describe_error(exc, self._secrets)[0],
                 self.max_attempts,
                 extra={"job_id": job.id, "ticket_id": job.ticket_id, "action": "record"},
             )
@@ -387,7 +348,7 @@ class Runner:
         try:
             self._process_with_heartbeat(job)
         except Exception as exc:
-            message, transient = describe_error(exc, self._secrets)
+            message, transient = failures.describe_error(exc, self._secrets)
             if not isinstance(exc, errors.BridgeError | daemon_errors.DaemonError):
                 # The traceback may quote data verbatim: only at debug level (--verbose).
                 logger.debug("job %s raised", job.id, exc_info=True, extra=extra)
@@ -471,7 +432,7 @@ class Runner:
             return self.queue.fail(job, self.worker, message, transient=transient,
                                    policy=self.policy, action=action)  # fmt: skip
         except Exception as exc:
-            reason = describe_error(exc, self._secrets)[0]
+            reason = failures.describe_error(exc, self._secrets)[0]
             logger.error(
                 "job %s: its failure could not be recorded (%s); recording a plain one",
                 job.id, reason, extra=extra,
@@ -492,7 +453,7 @@ class Runner:
             logger.error(
                 "job %s: could not report the dead letter on the ticket: %s",
                 job.id,
-                describe_error(exc, self._secrets)[0],
+                failures.describe_error(exc, self._secrets)[0],
                 extra=extra,
             )
 

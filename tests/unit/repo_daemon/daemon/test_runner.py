@@ -16,7 +16,7 @@ from bridge import secrets as bridge_secrets
 from bridge.settings import model as settings_model
 from bridge.store import events
 from repo_daemon import errors as daemon_errors
-from repo_daemon.daemon import runner
+from repo_daemon.daemon import failures, runner
 from tests.support import tracker_processor
 
 S = records.RolloutState
@@ -349,6 +349,6 @@ def test_secrets_of_settings_are_all_masked() -> None:
         database_url=bridge_secrets.Secret("postgresql://bridge:db-pass-2@db/rollout"),
         receiver=settings_model.ReceiverSettings(hook_secret=bridge_secrets.Secret("whsec_abc")),
     )
-    found = runner.secrets_of(settings)
+    found = failures.secrets_of(settings)
     text = f"{SECRET} pw-1 postgresql://bridge:db-pass-2@db/rollout db-pass-2 whsec_abc"
     assert bridge_secrets.redact(text, found) == "******** ******** ******** ******** ********"
