@@ -1,6 +1,8 @@
 """The configuration layout under /etc/rollout/ stays true: the example files in deploy/etc/
 load through the real settings loader with the credentials the shipped units hand over, every
-variable in them is a documented setting, and docs/operations.md shows what is shipped."""
+variable in them is a documented setting, and docs/operations.md shows what is shipped; the
+units run `rollout` commands that exist, as the rollout user, sandboxed, stopped gently.
+systemd's own checks of the units are in tests/integration/test_systemd_units.py."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bridge.settings import load
+from repo_daemon import cli
 from tests.support import paths
 from tests.support import unit_files as uf
 
@@ -92,9 +95,7 @@ def test_rollout_env_holds_no_secret_and_nothing_a_unit_sets_itself() -> None:
 
 
 @pytest.mark.parametrize("unit", ROLLOUT_UNITS, ids=lambda u: u.name)
-def test_each_unit_s_environment_loads_into_valid_settings(
-    unit: uf.UnitFile, layout: Path
-) -> None:
+def test_each_unit_s_environment_loads_into_valid_settings(unit: uf.UnitFile, layout: Path) -> None:
     env = _settings_env(unit, layout)
     command = unit.value("ExecStart") or ""
     # `rollout serve` and `db upgrade` never call RT; the others need it.
@@ -112,7 +113,9 @@ def test_each_unit_s_environment_loads_into_valid_settings(
     if "hook-secret" in unit.credentials():
         assert settings.receiver.hook_secret is not None
         assert settings.receiver.hook_secret.reveal() == FAKE_CREDENTIALS["hook-secret"]
-        assert (settings.receiver.host, settings.receiver.port) == ("0.0.0.0", 8750)
+        shared = uf.read_env_file(uf.ETC / "rollout.env")
+        assert settings.receiver.host == shared["ROLLOUT_LISTEN_HOST"]
+        assert settings.receiver.port == 8750
     if "rt-token" in unit.credentials():
         assert settings.tracker.token is not None
         assert settings.tracker.token.reveal() == FAKE_CREDENTIALS["rt-token"]
@@ -144,9 +147,7 @@ def test_the_daemon_template_is_the_daemon_unit_plus_its_instance_file() -> None
 
     extra = [line for line in without_names(template) if line not in without_names(plain)]
     assert extra == [("Service", "EnvironmentFile", "-/etc/rollout/daemon-%i.env")]
-    assert [line for line in without_names(template) if line not in extra] == without_names(
-        plain
-    )
+    assert [line for line in without_names(template) if line not in extra] == without_names(plain)
 
 
 def test_every_credential_a_unit_loads_is_one_of_the_documented_files() -> None:
@@ -154,3 +155,54 @@ def test_every_credential_a_unit_loads_is_one_of_the_documented_files() -> None:
         for ident, path in unit.credentials().items():
             assert path == f"/etc/rollout/credentials/{ident}", unit.name
             assert f"    {ident} " in OPERATIONS, f"{ident} is not in the /etc/rollout listing"
+
+
+def test_every_exec_start_is_a_command_rollout_accepts() -> None:
+    commands = []
+    for unit in uf.shipped_units():
+        command = unit.value("ExecStart") or ""
+        if command.startswith(uf.SHIPPED_ROLLOUT):
+            commands.append(command.split()[1:])
+    assert len(commands) == 6
+
+    for args in commands:
+        assert cli.main([*args, "--help"]) == 0, args
+
+
+def test_every_rollout_unit_runs_as_the_rollout_user_in_its_sandbox() -> None:
+    for unit in uf.shipped_units():
+        if not (unit.value("ExecStart") or "").startswith(uf.SHIPPED_ROLLOUT):
+            continue
+        assert (unit.value("User"), unit.value("Group")) == ("rollout", "rollout"), unit.name
+        assert unit.values("EnvironmentFile")[0] == "/etc/rollout/rollout.env", unit.name
+        for key, value in {
+            "NoNewPrivileges": "yes",
+            "CapabilityBoundingSet": "",
+            "ProtectSystem": "strict",
+            "ProtectHome": "yes",
+            "PrivateTmp": "yes",
+            "PrivateDevices": "yes",
+            "ProtectKernelTunables": "yes",
+            "ProtectKernelModules": "yes",
+            "ProtectKernelLogs": "yes",
+            "RestrictNamespaces": "yes",
+            "LockPersonality": "yes",
+            "MemoryDenyWriteExecute": "yes",
+            "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+        }.items():
+            assert unit.value(key) == value, f"{unit.name}: {key}"
+        assert "@system-service" in unit.values("SystemCallFilter"), unit.name
+        if unit.value("Type") != "oneshot":
+            assert unit.value("Restart") == "on-failure", unit.name
+
+
+def test_the_daemon_waits_for_its_longest_job_before_it_is_killed() -> None:
+    """SIGTERM lets the jobs in hand finish: the stop timeout outlasts the shortest sync
+    deadline (ROLLOUT_SYNC_DEADLINE_MIN's default, 900 s), and only the daemon gets SIGTERM."""
+    for name in ("rollout-daemon.service", "rollout-daemon@.service"):
+        unit = uf.read_unit(uf.UNITS / name)
+        assert unit.value("KillSignal") == "SIGTERM"
+        assert unit.value("KillMode") == "mixed"
+        assert unit.value("TimeoutStopSec") == "30min"
+    defaults = load.load_settings({}, require_tracker=False)
+    assert 30 * 60 > defaults.repository.sync_deadline_min == 900
