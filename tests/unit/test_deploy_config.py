@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,33 @@ def test_the_daemon_waits_for_its_longest_job_before_it_is_killed() -> None:
         assert unit.value("TimeoutStopSec") == "30min"
     defaults = load.load_settings({}, require_tracker=False)
     assert 30 * 60 > defaults.repository.sync_deadline_min == 900
+
+
+def _deployment_sections() -> str:
+    start = OPERATIONS.index("## Installing on a host")
+    return OPERATIONS[start : OPERATIONS.index("## Processors in tests")]
+
+
+def _commands_shown() -> list[list[str]]:
+    """Every ``rollout …`` command of the deployment sections: code-block lines (continued
+    with ``\\``, up to a redirection or pipe) and inline code."""
+    text = _deployment_sections()
+    found = []
+    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("#")[0].strip()
+            if line.startswith("rollout "):
+                found.append(shlex.split(re.split(r"[>|]", line)[0])[1:])
+    for inline in re.findall(r"`(rollout [a-z][^`]*)`", text):
+        found.append(shlex.split(inline.replace("…", ""))[1:])
+    return found
+
+
+def test_every_rollout_command_the_deployment_sections_show_exists() -> None:
+    commands = _commands_shown()
+    assert commands[0][:4] == ["repo", "nginx-conf", "--listen", "443"]
+    assert len(commands) > 8
+
+    refused = [args for args in commands if cli.main([*args, "--help"]) != 0]
+
+    assert refused == []
