@@ -204,6 +204,13 @@ class Prehash:
         if package is not None:
             self._pool.submit(self._hash, package)
 
+    def trust(self, path: str, identity: tuple[int, int, int, int], sha256: str) -> None:
+        """Take ``sha256`` as the digest of the file with ``identity`` at ``path``, unhashed:
+        for a file placed from the pool, whose name is its SHA-256 (``sync.placing``). Still
+        only for that very inode, size and time: a file replaced meanwhile is hashed."""
+        with self._lock:
+            self._digests[path] = (identity, sha256.lower())
+
     def lookup(self, path: str, identity: tuple[int, int, int, int]) -> str | None:
         with self._lock:
             found = self._digests.get(path)

@@ -159,10 +159,17 @@ class RepositoryWork:
             info.packages,
             options=self.sync_options,
             log_extra={"ticket_id": ticket.id, "action": "sync_packages"},
+            pool=self.repository.pool,  # files the pool holds are placed, not fetched
+        )
+        placed = (
+            f" ({result.placed_files} files, {result.placed_bytes} bytes already in the pool; "
+            f"{result.transferred_files} files, {result.transferred_bytes} bytes transferred)"
+            if result.placed_files
+            else ""
         )
         return Step(
             detail=f"synced and verified {result.files} files, {result.bytes} bytes in "
-            f"{result.seconds:.1f} s"
+            f"{result.seconds:.1f} s{placed}"
         )
 
     # -- the trees ------------------------------------------------------------------------
