@@ -263,3 +263,44 @@ def test_https_skips_placed_files(tmp_path: Path, setup: Setup) -> None:
         )  # fmt: skip
     assert (result.placed_files, result.transferred_files) == (3, 1)
     assert _pool_state(setup) == before
+
+
+ODD_NAMES = ["debs/x[1]_1.0_all.deb", "debs/*_1.0_all.deb", "debs/a?b[c_1.0_all.deb",
+             "debs/ trailing space .deb", "debs/#hash.deb", "debs/;semi.deb"]  # fmt: skip
+
+
+def test_names_with_wildcards_and_spaces_are_excluded_exactly(tmp_path: Path) -> None:
+    """rsync's exclude patterns match each placed name and nothing else, even names with
+    wildcard characters or spaces: each placed file stays the pool's inode although the
+    provider's copy is newer (rsync would fetch it again), and the unplaced neighbours a
+    wildcard would match still come."""
+    repo = publish.Repository(RepositorySettings(root=tmp_path / "repo"), metadata=index.write_index)
+    pooled = {name: os.urandom(1000 + i) for i, name in enumerate(ODD_NAMES)}
+    first = tmp_path / "scratch-1"
+    _write(first, pooled)
+    repo.publish_unverified(1, release_info("odd", "1.0.0", _packages(pooled)), first)
+    provider = tmp_path / "provider"
+    files = {**pooled, "debs/x1_1.0_all.deb": os.urandom(500), "debs/ab_1.0_all.deb": b"n"}
+    _write(provider, files)
+    for name in ODD_NAMES:  # newer than the pool's: rsync would fetch them again
+        os.utime(provider / name, (time.time() + 3600, time.time() + 3600))
+    before = {
+        n: _identity(Path(repo.pool.file(hashlib.sha256(d).hexdigest())))
+        for n, d in pooled.items()
+    }
+    with RsyncDaemon(tmp_path / "rsyncd", {"rel": provider}) as daemon:
+        dest = tmp_path / "d"
+        result = sync.sync_and_verify(
+            "rsync", daemon.url("rel"), dest, _packages(files), pool=repo.pool
+        )
+    assert (result.placed_files, result.transferred_files) == (len(ODD_NAMES), 2)
+    after = {
+        n: _identity(Path(repo.pool.file(hashlib.sha256(d).hexdigest())))
+        for n, d in pooled.items()
+    }
+    assert after == before
+    for name, data in pooled.items():
+        pool_file = Path(repo.pool.file(hashlib.sha256(data).hexdigest()))
+        assert (dest / name).stat().st_ino == pool_file.stat().st_ino, name
+    assert (dest / "debs/ab_1.0_all.deb").read_bytes() == b"n"
+    assert stat_mode(dest / "debs/x1_1.0_all.deb") == 0o644
