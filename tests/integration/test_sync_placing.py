@@ -64,7 +64,9 @@ def _write(root: Path, files: dict[str, bytes]) -> None:
 def setup(tmp_path: Path) -> Setup:
     """A repository that published release 1.0.0 (its files are in the pool), and the provider
     tree of release 1.1.0: the same three files (other modification times) and a new one."""
-    repo = publish.Repository(RepositorySettings(root=tmp_path / "repo"), metadata=index.write_index)
+    repo = publish.Repository(
+        RepositorySettings(root=tmp_path / "repo"), metadata=index.write_index
+    )
     first = tmp_path / "scratch-1.0.0"
     _write(first, OLD)
     repo.publish_unverified(1, release_info("umd", "1.0.0", _packages(OLD)), first)
@@ -127,9 +129,7 @@ def test_rsync_transfers_only_the_files_the_pool_lacks(
     assert (dest / NEW_FILE).read_bytes() == setup.files[NEW_FILE]
 
     # The publication finds them "already pooled" and leaves the pool as it was.
-    area = setup.repo.publish_unverified(
-        2, release_info("umd", "1.1.0", setup.packages), dest
-    )
+    area = setup.repo.publish_unverified(2, release_info("umd", "1.1.0", setup.packages), dest)
     assert area.changed
     assert _pool_state(setup) == before
     for rel in OLD:
@@ -274,7 +274,9 @@ def test_names_with_wildcards_and_spaces_are_excluded_exactly(tmp_path: Path) ->
     wildcard characters or spaces: each placed file stays the pool's inode although the
     provider's copy is newer (rsync would fetch it again), and the unplaced neighbours a
     wildcard would match still come."""
-    repo = publish.Repository(RepositorySettings(root=tmp_path / "repo"), metadata=index.write_index)
+    repo = publish.Repository(
+        RepositorySettings(root=tmp_path / "repo"), metadata=index.write_index
+    )
     pooled = {name: os.urandom(1000 + i) for i, name in enumerate(ODD_NAMES)}
     first = tmp_path / "scratch-1"
     _write(first, pooled)
@@ -285,8 +287,7 @@ def test_names_with_wildcards_and_spaces_are_excluded_exactly(tmp_path: Path) ->
     for name in ODD_NAMES:  # newer than the pool's: rsync would fetch them again
         os.utime(provider / name, (time.time() + 3600, time.time() + 3600))
     before = {
-        n: _identity(Path(repo.pool.file(hashlib.sha256(d).hexdigest())))
-        for n, d in pooled.items()
+        n: _identity(Path(repo.pool.file(hashlib.sha256(d).hexdigest()))) for n, d in pooled.items()
     }
     with RsyncDaemon(tmp_path / "rsyncd", {"rel": provider}) as daemon:
         dest = tmp_path / "d"
@@ -295,8 +296,7 @@ def test_names_with_wildcards_and_spaces_are_excluded_exactly(tmp_path: Path) ->
         )
     assert (result.placed_files, result.transferred_files) == (len(ODD_NAMES), 2)
     after = {
-        n: _identity(Path(repo.pool.file(hashlib.sha256(d).hexdigest())))
-        for n, d in pooled.items()
+        n: _identity(Path(repo.pool.file(hashlib.sha256(d).hexdigest()))) for n, d in pooled.items()
     }
     assert after == before
     for name, data in pooled.items():
