@@ -164,7 +164,8 @@ def sync_and_verify(
     pool: placing.PoolFiles | None = None,
 ) -> records.SyncResult:
     """``sync`` then ``verify.verify``, with each file hashed (one background thread) as soon
-    as it is complete, so that most of the hashing overlaps the transfer. With ``pool``, the
+    as it is complete, so that most of the hashing overlaps the transfer; what that thread
+    has not reached when the transfer ends is hashed by ``verify``'s threads. With ``pool``, the
     files placed from it (see ``sync``) are vouched for by the pool's name and size and not
     hashed, as long as they are still the pool's inode. Raises what either raises
     (``ChecksumMismatch`` listing every difference)."""
@@ -186,5 +187,8 @@ def sync_and_verify(
             pool=pool,
             on_placed=trust,
         )
+        # What the hashing thread has not started yet, verify hashes with all its threads:
+        # the transfer is over, both cores are free for the tail.
+        prehash.close(cancel=True)
     verify.verify(dest, packages, prehash=prehash)
     return result
