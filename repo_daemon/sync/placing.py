@@ -76,6 +76,17 @@ def place(
     if pool is None or not packages:
         return NOTHING
     found: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+    with _Dirs(dest) as dirs:
+        _place_all(pool, dirs, packages, found)
+    return Placed(files=found)
+
+
+def _place_all(
+    pool: PoolFiles,
+    dirs: _Dirs,
+    packages: Sequence[release_model.PackageFile],
+    found: dict[str, tuple[tuple[int, int, int, int], str]],
+) -> None:
     for package in packages:
         sha = package.sha256.lower()
         if not _SHA256.fullmatch(sha) or not _safe_path(package.path):
@@ -92,21 +103,20 @@ def place(
         ):
             continue  # not what a pool file must be: fetched, and the pool is left alone
         try:
-            linked = _link(source, info, dest, package.path)
+            linked = _link(source, info, dirs, package.path)
         except OSError as exc:
             if exc.errno in _CANNOT_LINK:
                 logger.info(
                     "not placing files from the pool into %s: %s (fetching everything)",
-                    dest, exc.strerror or exc, extra={"action": "sync_packages"},
+                    dirs.top, exc.strerror or exc, extra={"action": "sync_packages"},
                 )  # fmt: skip
-                break
+                return
             continue
         if linked:
             found[package.path] = (
                 (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns),
                 sha,
             )
-    return Placed(files=found)
 
 
 def _safe_path(rel: str) -> bool:
@@ -116,36 +126,63 @@ def _safe_path(rel: str) -> bool:
     return bool(rel) and not rel.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
-def _link(source: str, pooled: os.stat_result, dest: Path, rel: str) -> bool:
-    """Link ``source`` (whose ``lstat`` is ``pooled``) to ``dest/rel`` through directory
-    descriptors that never follow a symlink (a symlink or file in the way of a directory:
-    not placed). True when linked (or already that inode)."""
-    *dirs, name = rel.split("/")
-    fd = os.open(dest, tree_walk.DIR_FLAGS)
-    try:
-        for part in dirs:
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(part, 0o755, dir_fd=fd)
-            try:
-                child = os.open(part, tree_walk.DIR_FLAGS, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    return False  # a symlink or a file in the way: leave it to the sync
-                raise
+class _Dirs:
+    """Descriptors of the directories below ``top`` that placing links into, each opened
+    (created if need be) once, never through a symlink; closed on leaving."""
+
+    def __init__(self, top: Path) -> None:
+        self.top = top
+        self._fds: dict[str, int] = {}
+
+    def __enter__(self) -> _Dirs:
+        self._fds[""] = os.open(self.top, tree_walk.DIR_FLAGS)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for fd in self._fds.values():
             os.close(fd)
-            fd = child
+        self._fds.clear()
+
+    def fd(self, rel: str) -> int | None:
+        """The descriptor of directory ``rel`` ("" is ``top``), or None when something
+        that is not a directory (a symlink, a file) is in the way."""
+        found = self._fds.get(rel)
+        if found is not None:
+            return found
+        parent_rel, _, name = rel.rpartition("/")
+        parent = self.fd(parent_rel)
+        if parent is None:
+            return None
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o755, dir_fd=parent)
         try:
-            os.link(source, name, dst_dir_fd=fd, follow_symlinks=False)
-            return True
-        except FileExistsError:
-            pass
-        there = os.stat(name, dir_fd=fd, follow_symlinks=False)
-        if (there.st_dev, there.st_ino) == (pooled.st_dev, pooled.st_ino):
-            return True  # placed by an earlier attempt
-        if stat.S_ISDIR(there.st_mode):
-            return False
-        os.unlink(name, dir_fd=fd)  # an earlier attempt's download: the pool's copy wins
+            fd = os.open(name, tree_walk.DIR_FLAGS, dir_fd=parent)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                return None
+            raise
+        self._fds[rel] = fd
+        return fd
+
+
+def _link(source: str, pooled: os.stat_result, dirs: _Dirs, rel: str) -> bool:
+    """Link ``source`` (whose ``lstat`` is ``pooled``) to ``rel`` below ``dirs.top``, never
+    through a symlink (a symlink or file in the way of a directory: not placed). True when
+    linked (or already that inode)."""
+    parent, _, name = rel.rpartition("/")
+    fd = dirs.fd(parent)
+    if fd is None:
+        return False
+    try:
         os.link(source, name, dst_dir_fd=fd, follow_symlinks=False)
         return True
-    finally:
-        os.close(fd)
+    except FileExistsError:
+        pass
+    there = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    if (there.st_dev, there.st_ino) == (pooled.st_dev, pooled.st_ino):
+        return True  # placed by an earlier attempt
+    if stat.S_ISDIR(there.st_mode):
+        return False
+    os.unlink(name, dir_fd=fd)  # an earlier attempt's download: the pool's copy wins
+    os.link(source, name, dst_dir_fd=fd, follow_symlinks=False)
+    return True
