@@ -198,7 +198,7 @@ def test_rsync_tree_larger_than_allowed_is_refused(
     options = sync_records.SyncOptions(max_bytes=provider.total_size - 1)
     # Refused either while rsync runs (stopped when its progress passes the limit) or, when
     # rsync finished before a progress line said so, by the tree's size afterwards.
-    with pytest.raises(sync_errors.SyncRefused, match="(more|larger) than the"):
+    with pytest.raises(sync_errors.SyncRefused, match=r"(more|larger) than the"):
         sync.sync("rsync", rel_url, tmp_path / "dest", options=options)
 
 
