@@ -162,8 +162,9 @@ class RepositoryWork:
             pool=self.repository.pool,  # files the pool holds are placed, not fetched
         )
         placed = (
-            f" ({result.placed_files} files, {result.placed_bytes} bytes already in the pool; "
-            f"{result.transferred_files} files, {result.transferred_bytes} bytes transferred)"
+            f" ({_files(result.placed_files)}, {result.placed_bytes} bytes already in the "
+            f"pool; {_files(result.transferred_files)}, {result.transferred_bytes} bytes "
+            "transferred)"
             if result.placed_files
             else ""
         )
@@ -343,3 +344,7 @@ def sync_options_from(settings: settings_model.Settings) -> sync_records.SyncOpt
         allow_http=repo.sync_allow_http,
         sync_hosts=repo.sync_hosts,
     )
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"

@@ -304,3 +304,40 @@ def test_names_with_wildcards_and_spaces_are_excluded_exactly(tmp_path: Path) ->
         assert (dest / name).stat().st_ino == pool_file.stat().st_ino, name
     assert (dest / "debs/ab_1.0_all.deb").read_bytes() == b"n"
     assert stat_mode(dest / "debs/x1_1.0_all.deb") == 0o644
+
+
+def test_the_daemons_sync_step_places_from_its_repositorys_pool(
+    tmp_path: Path, setup: Setup, daemon: RsyncDaemon
+) -> None:
+    """``RepositoryWork.sync_packages`` (what the workflow runs at Submitted → Unverified)
+    passes the repository's pool: the step's detail says what was placed and transferred."""
+    from typing import Any, cast
+
+    from bridge import records
+    from bridge.settings import model as settings_model
+    from repo_daemon.workflow import steps
+    from repo_daemon.workflow.gather import TicketView
+
+    settings = settings_model.Settings(
+        tracker=settings_model.TrackerSettings(url="http://rt.test/"),
+        data_dir=tmp_path / "data",
+        repository=settings_model.RepositorySettings(
+            root=setup.repo.root, sync_hosts=(settings_model.SyncHost(host="127.0.0.1"),)
+        ),
+    )
+    work = steps.RepositoryWork(settings, cast(Any, None), setup.repo)
+    fields = {"RolloutProgress": "Submitted", "Sync-Protocol": "rsync",
+              "Sync-URL": daemon.url("rel")}  # fmt: skip
+    view = TicketView.of(
+        records.Ticket(id=2, queue="sw-rel", subject="umd 1.1.0", status="open",
+                       custom_fields={k: (v,) for k, v in fields.items()})
+    )  # fmt: skip
+    step = work.sync_packages(view, release_info("umd", "1.1.0", setup.packages))
+    new_size = len(setup.files[NEW_FILE])
+    old_size = sum(len(d) for d in OLD.values())
+    assert step.detail.endswith(
+        f"(3 files, {old_size} bytes already in the pool; 1 file, {new_size} bytes transferred)"
+    )
+    assert (work.scratch(2) / "debs/a_1.0_all.deb").stat().st_ino == setup.pooled(
+        "debs/a_1.0_all.deb"
+    ).stat().st_ino
