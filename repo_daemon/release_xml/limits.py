@@ -98,6 +98,8 @@ def temp_name(name: str) -> str:
 def hidden_characters(value: str) -> list[str]:
     """Each distinct character of ``value`` that does not show as itself, described
     (``U+202E RIGHT-TO-LEFT OVERRIDE``), in order of appearance."""
+    if value.isascii() and value.isprintable():  # the usual name: nothing hidden, said fast
+        return []
     found: list[str] = []
     for char in value:
         if printable.is_hidden(char):

@@ -10,6 +10,7 @@ never publishes, never passes anything to a shell, and never writes outside ``de
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from repo_daemon.sync import (
     deadline,
     errors,
     https,
+    placing,
     records,
     rsync,
     scratch,
@@ -44,6 +46,8 @@ def sync(
     progress: ProgressCallback | None = None,
     log_extra: Mapping[str, object] | None = None,
     on_file: Callable[[str], None] | None = None,
+    pool: placing.PoolFiles | None = None,
+    on_placed: Callable[[placing.Placed], None] | None = None,
 ) -> records.SyncResult:
     """Fetch ``url`` into ``dest`` by ``protocol`` (``Sync-Protocol``; empty means rsync).
 
@@ -58,6 +62,11 @@ def sync(
     deadline: ``options.deadline_min`` plus the declared bytes (without ``packages``: the
     most a release may have) at ``options.min_rate``; the transfer is stopped then. A failure
     to write scratch (a full disk: ``scratch.ScratchFull``) is the bridge's, transient.
+
+    With ``pool`` (the repository's, ``publish.pool.Pool``) and ``packages``, every package
+    the pool already holds is first linked into ``dest`` from it (``placing.place``; given
+    to ``on_placed``) and not fetched: rsync excludes it (so it neither fetches, touches nor
+    deletes it), SFTP and HTTPS skip it. The result counts what was placed.
     """
     notify = on_file or (lambda _path: None)
     name, destination, options = check_source(protocol, url, options)
@@ -83,28 +92,39 @@ def sync(
         min_rate=options.min_rate,
     )
     try:
+        placed = placing.NOTHING
+        if pool is not None and packages:
+            scratch.prepare_dest(dest)
+            placed = placing.place(pool, dest, packages)
+        if on_placed is not None:
+            on_placed(placed)
         if name == "rsync":
             result = rsync.sync_rsync(url, dest, options=options, report=report, on_file=notify,
-                                      address=destination.address, deadline=limit)  # fmt: skip
+                                      address=destination.address, deadline=limit,
+                                      placed=placed)  # fmt: skip
         elif name == "sftp":
             result = sftp.sync_sftp(url, dest, options=options, report=report, on_file=notify,
-                                    address=destination.address, deadline=limit)  # fmt: skip
+                                    address=destination.address, deadline=limit,
+                                    placed=placed)  # fmt: skip
         else:
             assert packages is not None
             result = https.sync_https(url, dest, packages, options=options, report=report,
                                       on_file=notify, address=destination.address,
-                                      deadline=limit)  # fmt: skip
+                                      deadline=limit, placed=placed)  # fmt: skip
     except OSError as exc:  # writing scratch: a full disk, the bridge's file system
         raise scratch.write_failed(exc, dest, total) from exc
+    result = dataclasses.replace(result, placed_files=placed.count, placed_bytes=placed.bytes)
     if result.bytes > options.max_bytes:
         raise errors.SyncRefused(
             f"the tree at {errors.printable(url)} holds {result.bytes} bytes, more than the "
             f"{options.max_bytes} bytes a release may have"
         )
     logger.info(
-        "synced %d files (%d bytes) from %s by %s in %.1f s",
+        "synced %d files (%d bytes) from %s by %s in %.1f s: %d files (%d bytes) placed from "
+        "the pool, %d files (%d bytes) transferred",
         result.files, result.bytes, errors.printable(url), name, result.seconds,
-        extra=report.log_extra,
+        result.placed_files, result.placed_bytes, result.transferred_files,
+        result.transferred_bytes, extra=report.log_extra,
     )  # fmt: skip
     return result
 
@@ -141,10 +161,19 @@ def sync_and_verify(
     options: records.SyncOptions | None = None,
     progress: ProgressCallback | None = None,
     log_extra: Mapping[str, object] | None = None,
+    pool: placing.PoolFiles | None = None,
 ) -> records.SyncResult:
     """``sync`` then ``verify.verify``, with each file hashed (one background thread) as soon
-    as it is complete, so that most of the hashing overlaps the transfer. Raises what either
-    raises (``ChecksumMismatch`` listing every difference)."""
+    as it is complete, so that most of the hashing overlaps the transfer; what that thread
+    has not reached when the transfer ends is hashed by ``verify``'s threads. With ``pool``, the
+    files placed from it (see ``sync``) are vouched for by the pool's name and size and not
+    hashed, as long as they are still the pool's inode. Raises what either raises
+    (``ChecksumMismatch`` listing every difference)."""
+
+    def trust(placed: placing.Placed) -> None:
+        for path, (identity, sha256) in placed.files.items():
+            prehash.trust(path, identity, sha256)
+
     with verify.Prehash(dest, packages) as prehash:
         result = sync(
             protocol,
@@ -155,6 +184,11 @@ def sync_and_verify(
             progress=progress,
             log_extra=log_extra,
             on_file=prehash.file_done,
+            pool=pool,
+            on_placed=trust,
         )
+        # What the hashing thread has not started yet, verify hashes with all its threads:
+        # the transfer is over, both cores are free for the tail.
+        prehash.close(cancel=True)
     verify.verify(dest, packages, prehash=prehash)
     return result

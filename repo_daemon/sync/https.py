@@ -28,7 +28,7 @@ import urllib3.connectionpool
 
 from repo_daemon.release_xml import model as release_model
 from repo_daemon.sync import deadline as sync_deadline
-from repo_daemon.sync import errors, progress, records, scratch, urls, verify
+from repo_daemon.sync import errors, placing, progress, records, scratch, urls, verify
 
 
 def plan_https(
@@ -66,9 +66,11 @@ def sync_https(
     on_file: Callable[[str], None] = lambda _path: None,
     address: str | None = None,
     deadline: sync_deadline.Deadline | None = None,
+    placed: placing.Placed = placing.NOTHING,
 ) -> records.SyncResult:
     """Fetch every package as ``<url>/<path>`` into ``dest``, connecting to ``address`` (the
-    host's address the allowlist checked) when given; see ``fetch.sync``.
+    host's address the allowlist checked) when given; see ``fetch.sync``. The ``placed``
+    files (linked from the pool) are not fetched.
 
     When the ``deadline`` passes, the connection in use is shut down (also in the middle of a
     read from a server that trickles, or of its TLS handshake) and ``SyncDeadlinePassed`` is
@@ -104,7 +106,7 @@ def sync_https(
             for file_url, package in plan:
                 limit.check(url, report)
                 target = dest.joinpath(*package.path.split("/"))
-                if _already_fetched(dest, package):
+                if package.path in placed.files or _already_fetched(dest, package):
                     report.add(package.size)
                     continue
                 try:

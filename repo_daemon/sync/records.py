@@ -15,11 +15,23 @@ from bridge.settings.model import SyncHost
 
 @dataclass(frozen=True, kw_only=True)
 class SyncResult:
-    """What a finished sync left in ``dest``: regular files, their bytes, and the time taken."""
+    """What a finished sync left in ``dest``: regular files, their bytes, and the time taken;
+    of them, ``placed_files`` (``placed_bytes``) were linked from the repository's pool before
+    the transfer instead of being fetched (``transferred_*``: the rest)."""
 
     files: int
     bytes: int
     seconds: float
+    placed_files: int = 0
+    placed_bytes: int = 0
+
+    @property
+    def transferred_files(self) -> int:
+        return self.files - self.placed_files
+
+    @property
+    def transferred_bytes(self) -> int:
+        return self.bytes - self.placed_bytes
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,18 +15,20 @@ import logging
 import math
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO
 
 from bridge import printable
 from repo_daemon.sync import deadline as sync_deadline
-from repo_daemon.sync import errors, progress, records, scratch, urls
+from repo_daemon.sync import errors, placing, progress, records, scratch, urls
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,7 @@ def plan_rsync(
     password_file: Path | None = None,
     binary: str = "rsync",
     address: str | None = None,
+    exclude_from: Path | None = None,
 ) -> list[str]:
     """The rsync argument list that mirrors ``url``'s directory into ``dest``.
 
@@ -50,7 +53,9 @@ def plan_rsync(
     from the provider (``--chmod=D755,F644``), times kept and ``--partial`` so a retry into the
     same directory resumes, ``--delete`` so it ends as an exact copy, I/O and connect timeouts,
     and ``--`` before the URL. With ``address`` (the host's address the allowlist checked),
-    rsync connects there instead of looking the name up again.
+    rsync connects there instead of looking the name up again. With ``exclude_from`` (a file
+    of ``exclude_patterns``), the files placed from the pool are neither fetched nor touched
+    (their times, modes and bytes are the pool's) nor deleted by ``--delete``.
     """
     source = urls.rsync_source_via(url, address) if address else urls.check_rsync_url(url)
     seconds = max(1, math.ceil(timeout))
@@ -77,6 +82,8 @@ def plan_rsync(
     ]
     if password_file is not None:
         argv.append(f"--password-file={password_file}")
+    if exclude_from is not None:
+        argv.append(f"--exclude-from={exclude_from}")
     return [*argv, "--", source, f"{os.fspath(dest).rstrip('/')}/"]
 
 
@@ -89,6 +96,24 @@ def plan_rsync_env(environ: Mapping[str, str]) -> dict[str, str]:
     if environ.get("RSYNC_PROXY"):
         env["RSYNC_PROXY"] = environ["RSYNC_PROXY"]
     return env
+
+
+_WILDCARDS = re.compile(r"[*?\[]")
+
+
+def exclude_patterns(paths: Iterable[str]) -> str:
+    """rsync filter lines that exclude exactly ``paths`` (relative, ``/``): each anchored at
+    the transfer's root (a leading ``/``), wildcard characters escaped (rsync reads a
+    backslash as an escape only in a pattern that holds a wildcard, so only those are
+    escaped), one per line, sorted."""
+    lines = []
+    for path in sorted(paths):
+        if "\n" in path or "\r" in path:
+            raise ValueError(f"a path with a line break cannot be excluded: {path!r}")
+        if _WILDCARDS.search(path):
+            path = re.sub(r"([*?\[\\])", r"\\\1", path)
+        lines.append(f"/{path}\n")
+    return "".join(lines)
 
 
 _PROGRESS = re.compile(
@@ -135,21 +160,46 @@ def sync_rsync(
     on_file: Callable[[str], None] = lambda _path: None,
     address: str | None = None,
     deadline: sync_deadline.Deadline | None = None,
+    placed: placing.Placed = placing.NOTHING,
 ) -> records.SyncResult:
     """Run rsync (``plan_rsync``) into ``dest``, connecting to ``address`` when given; see
-    ``fetch.sync``. rsync runs in a process group of its own, stopped (with the receiver it
+    ``fetch.sync``. The ``placed`` files (linked from the pool) are excluded from the
+    transfer: rsync neither fetches, touches nor deletes them; progress counts them as done.
+    rsync runs in a process group of its own, stopped (with the receiver it
     forks) when the sync fails, passes its ``deadline`` or is interrupted, and set to die with
     the daemon's thread that started it if the daemon is killed outright (``with_pdeathsig``).
     """
-    argv = plan_rsync(
-        url,
-        dest,
-        options.timeout,
-        connect_timeout=options.connect_timeout,
-        password_file=options.rsync_password_file,
-        binary=options.rsync_binary,
-        address=address,
-    )
+    with contextlib.ExitStack() as stack:
+        exclude_from = None
+        if placed.count:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rollout-")))
+            exclude_from = folder / "placed-from-pool"
+            exclude_from.write_text(exclude_patterns(placed.paths), encoding="utf-8")
+        argv = plan_rsync(
+            url,
+            dest,
+            options.timeout,
+            connect_timeout=options.connect_timeout,
+            password_file=options.rsync_password_file,
+            binary=options.rsync_binary,
+            address=address,
+            exclude_from=exclude_from,
+        )
+        return _run(argv, url, dest, options, report, on_file, deadline, placed.bytes)
+
+
+def _run(
+    argv: list[str],
+    url: str,
+    dest: Path,
+    options: records.SyncOptions,
+    report: progress.Progress,
+    on_file: Callable[[str], None],
+    deadline: sync_deadline.Deadline | None,
+    offset: int,
+) -> records.SyncResult:
+    """Run rsync's ``argv`` and watch it (``sync_rsync``); ``offset`` bytes are already there
+    (placed): rsync's progress counts from it."""
     if shutil.which(argv[0]) is None:
         raise errors.RsyncFailed(127, f"{argv[0]} is not installed", url=url)
     scratch.prepare_dest(dest)
@@ -173,8 +223,8 @@ def sync_rsync(
         activity[0] = time.monotonic()
         parsed = parse_rsync_progress(line)
         if parsed is not None:
-            report.update(*parsed)
-            if parsed[0] > options.max_bytes:
+            report.update(parsed[0] + offset, parsed[1])
+            if parsed[0] + offset > options.max_bytes:
                 too_large.set()
             return
         done = parse_rsync_done(line)
@@ -202,6 +252,7 @@ def sync_rsync(
         reader.start()
     stall_limit = options.timeout + 30  # rsync's own --timeout normally fires first
     failure: errors.SyncError | None = None
+    exited = _exit_watch(proc)
     try:
         while proc.poll() is None:
             if too_large.is_set():
@@ -218,12 +269,12 @@ def sync_rsync(
             if failure is not None:
                 _stop(proc)
                 break
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=0.2)
+            exited(0.2)
     except BaseException:
         _stop(proc)
         raise
     finally:
+        exited(None)
         for reader in readers:
             reader.join(timeout=10)
         proc.stdout.close()
@@ -305,6 +356,30 @@ def _read_lines(stream: IO[bytes], handle: Callable[[str], None]) -> None:
             feed(line)
     if pending:
         feed(pending)
+
+
+def _exit_watch(proc: subprocess.Popen[bytes]) -> Callable[[float | None], None]:
+    """A function that waits up to its argument (seconds) for ``proc`` to exit, waking the
+    moment it does (a pidfd, Linux 5.3+; ``Popen.wait``'s polling sleeps up to 50 ms more
+    otherwise), or, given None, releases what it holds."""
+    try:
+        pidfd: int | None = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+
+    def wait(seconds: float | None) -> None:
+        nonlocal pidfd
+        if seconds is None:
+            if pidfd is not None:
+                os.close(pidfd)
+                pidfd = None
+        elif pidfd is not None:
+            select.select([pidfd], [], [], seconds)
+        else:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=seconds)
+
+    return wait
 
 
 _SETPRIV = shutil.which("setpriv")

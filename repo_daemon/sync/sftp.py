@@ -26,7 +26,7 @@ import paramiko
 from bridge import printable
 from repo_daemon.release_xml import limits
 from repo_daemon.sync import deadline as sync_deadline
-from repo_daemon.sync import errors, progress, records, scratch, urls, verify
+from repo_daemon.sync import errors, placing, progress, records, scratch, urls, verify
 
 logger = logging.getLogger(__name__)
 
@@ -212,9 +212,11 @@ def sync_sftp(
     on_file: Callable[[str], None] = lambda _path: None,
     address: str | None = None,
     deadline: sync_deadline.Deadline | None = None,
+    placed: placing.Placed = placing.NOTHING,
 ) -> records.SyncResult:
     """Mirror the remote directory of ``url`` into ``dest`` over SFTP, connecting to
-    ``address`` when given; see ``fetch.sync``.
+    ``address`` when given; see ``fetch.sync``. The ``placed`` files (linked from the pool)
+    are neither downloaded nor removed.
 
     The remote tree is listed first (refusing symlinks, specials and unsafe names before
     anything is downloaded); files whose size and time already match are kept (resume).
@@ -231,7 +233,7 @@ def sync_sftp(
         # Connecting counts too: an SSH server may trickle its banner and key exchange.
         with limit.watch(lambda: _shut_down(sockets), what=f"sync {errors.printable(url)}"):
             client = _connect(target, options, address, on_socket=sockets.append)
-            _mirror(client, url, target, dest, options, report, on_file, limit)
+            _mirror(client, url, target, dest, options, report, on_file, limit, placed)
     except errors.SyncDeadlinePassed:
         raise
     except (errors.SyncError, paramiko.SSHException, EOFError, OSError) as exc:
@@ -256,8 +258,10 @@ def _mirror(
     report: progress.Progress,
     on_file: Callable[[str], None],
     limit: sync_deadline.Deadline,
+    placed: placing.Placed,
 ) -> None:
-    """List the remote tree, refuse what must be, and fetch what is not here yet."""
+    """List the remote tree, refuse what must be, and fetch what is neither here yet nor
+    placed from the pool."""
     try:
         sftp = client.open_sftp()
         sftp.get_channel().settimeout(options.timeout)
@@ -284,8 +288,11 @@ def _mirror(
             )
         if report.total is None:
             report.total = total
-        scratch.prune(dest, {f.path for f in files})
+        scratch.prune(dest, {f.path for f in files} | placed.paths)
+        report.add(placed.bytes)
         for remote in files:
+            if remote.path in placed.files:
+                continue  # the pool's bytes: verified by the pool's name and size
             limit.check(url, report)
             _fetch_file(sftp, target.path + "/" + remote.path, dest, remote, report, url)
             limit.check(url, report)  # a read the closed connection ended early

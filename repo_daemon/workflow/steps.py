@@ -159,10 +159,18 @@ class RepositoryWork:
             info.packages,
             options=self.sync_options,
             log_extra={"ticket_id": ticket.id, "action": "sync_packages"},
+            pool=self.repository.pool,  # files the pool holds are placed, not fetched
+        )
+        placed = (
+            f" ({_files(result.placed_files)}, {result.placed_bytes} bytes already in the "
+            f"pool; {_files(result.transferred_files)}, {result.transferred_bytes} bytes "
+            "transferred)"
+            if result.placed_files
+            else ""
         )
         return Step(
             detail=f"synced and verified {result.files} files, {result.bytes} bytes in "
-            f"{result.seconds:.1f} s"
+            f"{result.seconds:.1f} s{placed}"
         )
 
     # -- the trees ------------------------------------------------------------------------
@@ -336,3 +344,7 @@ def sync_options_from(settings: settings_model.Settings) -> sync_records.SyncOpt
         allow_http=repo.sync_allow_http,
         sync_hosts=repo.sync_hosts,
     )
+
+
+def _files(count: int) -> str:
+    return f"{count} file" if count == 1 else f"{count} files"

@@ -148,3 +148,20 @@ def test_parse_rsync_done() -> None:
 def test_parse_rsync_nonregular() -> None:
     assert rsync.parse_rsync_nonregular('skipping non-regular file "sub/a b"') == "sub/a b"
     assert rsync.parse_rsync_nonregular("      100 100%") is None
+
+
+def test_exclude_patterns_are_anchored_and_escape_wildcards_only_where_needed() -> None:
+    text = rsync.exclude_patterns(["debs/b.deb", "debs/x[1]*?.deb", "a b .rpm"])
+    assert text.splitlines() == ["/a b .rpm", "/debs/b.deb", "/debs/x\\[1]\\*\\?.deb"]
+    with pytest.raises(ValueError, match="line break"):
+        rsync.exclude_patterns(["a\nb"])
+
+
+def test_plan_rsync_passes_the_placed_files_as_excludes_before_the_url(tmp_path: Path) -> None:
+    listing = tmp_path / "placed"
+    argv = rsync.plan_rsync("rsync://h/m/", tmp_path / "d", 60, exclude_from=listing)
+    assert argv[argv.index("--") - 1] == f"--exclude-from={listing}"
+    assert "--delete-excluded" not in argv
+    assert not any(
+        a.startswith("--exclude") for a in rsync.plan_rsync("rsync://h/m/", tmp_path, 60)
+    )

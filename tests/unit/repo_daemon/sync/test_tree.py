@@ -94,3 +94,12 @@ def test_a_scratch_directory_too_long_for_the_limits_is_the_operators(tmp_path: 
         )
     assert not getattr(caught.value, "provider_can_fix", True)
     assert not getattr(caught.value, "transient", True)
+
+
+def test_the_fast_path_for_ascii_names_agrees_with_the_rule_for_every_ascii_character() -> None:
+    from bridge import printable
+    from repo_daemon.release_xml import limits
+
+    for code in range(128):
+        char = chr(code)
+        assert bool(limits.hidden_characters(f"a{char}b")) == printable.is_hidden(char), code

@@ -213,3 +213,32 @@ def test_prehash_never_follows_symlinks_or_raises(tree: Path) -> None:
         prehash.file_done("a.rpm")
     with pytest.raises(verify.ChecksumMismatch, match=r"not a regular file: a\.rpm"):
         verify.verify(tree, [package], prehash=prehash)
+
+
+def test_a_trusted_digest_is_not_hashed_and_only_holds_for_its_inode(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _file(tree, "a.rpm", b"a" * 5000)
+    b = _file(tree, "b.rpm", b"b" * 5000)
+    prehash = verify.Prehash(tree, [a, b])
+    for package in (a, b):  # as a placement from the pool vouches for them
+        info = (tree / package.path).stat()
+        identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        prehash.trust(package.path, identity, package.sha256.upper())
+    prehash.close()
+    (tree / "b.new").write_bytes(b"B" * 5000)  # b.rpm replaced: another inode
+    (tree / "b.new").replace(tree / "b.rpm")
+    hashed: list[str] = []
+    real = verify._sha256
+
+    def spy(handle: object) -> str:
+        hashed.append(str(getattr(handle, "name", "")))
+        return real(handle)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verify, "_sha256", spy)
+    with pytest.raises(verify.ChecksumMismatch) as caught:
+        verify.verify(tree, [a, b], prehash=prehash, workers=1)
+    assert [(p.kind, p.path) for p in caught.value.problems] == [
+        (verify.ProblemKind.WRONG_SHA256, "b.rpm")
+    ]
+    assert len(hashed) == 1  # a.rpm was taken on trust
