@@ -4,7 +4,7 @@ collection exclusive) are **session advisory locks** on a dedicated connection o
 hold and closed after it, so a dead holder's locks go with its connection.
 
 Keys live in the single-``bigint`` advisory key space: the top 16 bits are ``NAMESPACE``
-(``0x524C``, "RL"), the low 48 bits a BLAKE2b hash of the area key (``area_lock_key``). The
+(``0x524C``, "RL"), the low 48 bits a SHA-256 hash of the area key (``area_lock_key``). The
 bridge's other advisory locks (``bridge.store``: migrations, the event log's appends) are
 below 2**32, so they can never meet these. The lock connection carries TCP keepalives and
 ``tcp_user_timeout`` on both ends, derived from the lease, so the database drops the session of
@@ -35,6 +35,7 @@ NAMESPACE = 0x524C  # "RL": the top 16 bits of every repository lock key
 _HASH_BITS = 48
 GLOBAL_NAME = ".global"  # area keys never start with a dot, so never hash this name
 KEEPALIVE_COUNT = 3  # unanswered probes before the connection is given up
+MIN_LEASE = 5  # seconds: room for the keepalive's idle time and its probes, whole seconds each
 APPLICATION_NAME = "rollout-locks"  # what pg_stat_activity shows for lock connections
 
 # Whether the session still holds advisory key %(key)s (a bigint key shows in pg_locks as
@@ -48,10 +49,10 @@ WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid 
 
 def lock_key(name: str) -> int:
     """The advisory lock key of ``name`` (an area key, or ``GLOBAL_NAME``): ``NAMESPACE`` in
-    the top 16 bits, the first 48 bits of BLAKE2b(name) below; stable across processes,
-    hosts and Python versions, and always positive."""
-    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8, person=b"rollout-area").digest()
-    return NAMESPACE << _HASH_BITS | int.from_bytes(digest, "big") >> (64 - _HASH_BITS)
+    the top 16 bits, the first 48 bits of SHA-256(name) below. Stable across processes, hosts
+    and versions, always positive, and computable in SQL (docs/publication.md, "Locks")."""
+    digest = hashlib.sha256(name.encode("utf-8")).digest()
+    return NAMESPACE << _HASH_BITS | int.from_bytes(digest[: _HASH_BITS // 8], "big")
 
 
 def area_lock_key(area: areas.Area) -> int:
@@ -68,11 +69,11 @@ def connection_parameters(url: str, lease: float) -> dict[str, Any]:
     The client's keepalives and ``tcp_user_timeout`` make a holder notice a dead server (or
     network) within ``lease``; the same settings sent for the server's end of the socket
     (``options``) make PostgreSQL drop the session, and with it the locks, of a host that
-    vanished. The lease is whole seconds, at least 2: keepalives start after half of it and
-    ``KEEPALIVE_COUNT`` probes share the rest. ``idle_session_timeout`` is switched off for
-    the session: a lock is held idle through long file work."""
+    vanished. The lease is whole seconds, at least ``MIN_LEASE``: keepalives start after
+    half of it and ``KEEPALIVE_COUNT`` probes share the rest. ``idle_session_timeout`` is
+    switched off for the session: a lock is held idle through long file work."""
     parsed = sa.make_url(url)
-    lease_s = max(2, math.ceil(lease))
+    lease_s = max(MIN_LEASE, math.ceil(lease))
     idle = lease_s // 2
     interval = max(1, (lease_s - idle) // KEEPALIVE_COUNT)
     user_timeout_ms = lease_s * 1000
