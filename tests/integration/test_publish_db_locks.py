@@ -10,6 +10,7 @@ advisory locks, publishing into ``stagerollout/7``.
 from __future__ import annotations
 
 import itertools
+import re
 import os
 import signal
 import subprocess
@@ -28,7 +29,7 @@ from repo_daemon.publish import areas, db_locks, gc
 from repo_daemon.publish import errors as publish_errors
 from repo_daemon.publish import manifest as area_manifest
 from repo_daemon.publish import repository as publish
-from tests.support import lock_child
+from tests.support import lock_child, paths
 from tests.support.pg_server import PostgresServer
 
 LEASE = 10.0  # the children's lease: a dead holder's lock must be free well within it
@@ -272,6 +273,43 @@ def test_the_lock_session_carries_the_lease_on_both_ends(pg_url: str) -> None:
         "application_name": db_locks.APPLICATION_NAME,
     }
     assert client["keepalives_idle"] == "30" and client["tcp_user_timeout"] == "60000"
+
+
+def test_the_operators_queries_in_the_docs_show_the_holders(pg_url: str) -> None:
+    doc = (paths.ROOT / "docs" / "publication.md").read_text(encoding="utf-8")
+    section = doc.split("\n## Locks\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```sql\n(.*?)```", section, re.S)
+    every, one_area = (q.strip() for q in block.split(";") if q.strip())
+    other = areas.Area.parse("production/UMD-5/updates")
+    publisher = db_locks.DatabaseLocks(pg_url)
+    with (
+        publisher.area(AREA),
+        publisher.area(other),
+        admin(pg_url) as conn,
+    ):
+        rows = conn.execute(every).fetchall()
+        holders = conn.execute(one_area).fetchall()
+        lock_pids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s ORDER BY pid",
+                (db_locks.APPLICATION_NAME,),
+            )
+        ]
+    keys = {
+        (r[3], int(r[5], 16))
+        for r in rows  # pid, client_addr, backend_start, mode, granted, key
+    }
+    assert keys == {
+        ("ShareLock", db_locks.GLOBAL_KEY),
+        ("ExclusiveLock", db_locks.area_lock_key(AREA)),
+        ("ExclusiveLock", db_locks.area_lock_key(other)),
+    }
+    assert len(rows) == 4 and all(r[4] for r in rows)  # the global lock shared twice
+    assert sorted({r[0] for r in rows}) == lock_pids
+    assert [(h[0], h[3]) for h in holders] == [
+        (r[0], "ExclusiveLock") for r in rows if int(r[5], 16) == db_locks.area_lock_key(AREA)
+    ]
 
 
 def _lock_sessions(conn: psycopg.Connection[Any]) -> int:
