@@ -111,7 +111,8 @@ def connection_parameters(url: str, lease: float) -> dict[str, Any]:
 def _shown(url: str) -> str:
     """Where the database is, for messages: host, port and name only (never credentials)."""
     parsed = sa.make_url(url)
-    host = parsed.host or parsed.query.get("host") or "the local socket"
+    socket = parsed.query.get("host")
+    host = parsed.host or (socket[-1] if isinstance(socket, tuple) else socket) or "a socket"
     return f"PostgreSQL {parsed.database or ''} at {host}{f':{parsed.port}' if parsed.port else ''}"
 
 

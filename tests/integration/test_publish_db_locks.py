@@ -10,8 +10,8 @@ advisory locks, publishing into ``stagerollout/7``.
 from __future__ import annotations
 
 import itertools
-import re
 import os
+import re
 import signal
 import subprocess
 import threading
