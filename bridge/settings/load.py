@@ -223,6 +223,7 @@ def _repository_from(
         flat_production=registry.flat(),
         release_types=registry.release_types(),
         keep_snapshots=int(readers.number("keep_snapshots", raw, 3, problems, allow_zero=True)),
+        lock_lease=_lock_lease(raw, problems),
         sync_timeout=readers.number("sync_timeout", raw, 600.0, problems),
         sync_connect_timeout=readers.number("sync_connect_timeout", raw, 30.0, problems),
         sync_deadline_min=readers.number("sync_deadline_min", raw, 900.0, problems),
@@ -251,6 +252,16 @@ def _repository_from(
             if (key := _signing_key(item.strip(), "package_keys", problems))
         ),
     )
+
+
+def _lock_lease(raw: Mapping[str, Any], problems: list[str]) -> float:
+    """Seconds before PostgreSQL drops a vanished host's repository locks: at least 5, room
+    for the lock connection's keepalive probes (repo_daemon.publish.db_locks)."""
+    lease = readers.number("lock_lease", raw, 60.0, problems)
+    if lease < 5:
+        problems.append(f"lock_lease: must be at least 5 seconds, got {raw.get('lock_lease')!r}")
+        return 60.0
+    return lease
 
 
 def _signing_key(value: Any, name: str, problems: list[str]) -> str | None:

@@ -214,6 +214,9 @@ class RepositorySettings:
     # Production area of a major release, relative to root (default production/<major>).
     production_paths: Mapping[str, str] = field(default_factory=dict)
     keep_snapshots: int = 3  # older snapshots of an area are removed after a publish
+    # With PostgreSQL: seconds after which the database drops the area locks of a daemon whose
+    # host vanished (TCP keepalives on the lock connection; docs/publication.md "Locks").
+    lock_lease: float = 60.0
     sync_timeout: float = 600.0  # seconds without progress before a sync is given up
     sync_connect_timeout: float = 30.0
     # A sync's overall deadline: this many seconds plus the release's declared size at

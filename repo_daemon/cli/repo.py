@@ -185,10 +185,12 @@ def repo_gc(ctx: click.Context) -> None:
 
     The daemon does this on its own every ROLLOUT_HOUSEKEEPING_INTERVAL seconds.
     """
+    from repo_daemon.publish import locks
     from repo_daemon.publish import repository as publish
 
     settings = root.load_settings(ctx, require_tracker=False)
-    report = publish.Repository(settings.repository).collect_garbage()
+    repository = publish.Repository(settings.repository, area_locks=locks.chosen(settings))
+    report = repository.collect_garbage()
     click.echo(
         f"{report.snapshots} snapshots read; removed {report.pool_removed} pool files "
         f"({report.pool_removed_bytes:,} bytes) and {report.stale_removed} leftovers; "

@@ -31,6 +31,7 @@ from bridge.store import database, events, queue, retention, settings_seen
 from bridge.tracker.client import TrackerClient
 from repo_daemon.daemon import failures, runner, scheduler
 from repo_daemon.deliveries import service as delivery_service
+from repo_daemon.publish import locks as publish_locks
 from repo_daemon.publish import repository as publish
 from repo_daemon.workflow import processor as workflow
 
@@ -150,7 +151,9 @@ def build_parts(
     processor: ``Parts.close()`` closes it."""
     if processor is None:
         processor = workflow.workflow_processor(settings, jobs)
-        repository = repository or publish.Repository(settings.repository)
+        repository = repository or publish.Repository(
+            settings.repository, area_locks=publish_locks.chosen(settings)
+        )
     clients: list[TrackerClient] = []
     reconciler = None
     if reconcile_changes:

@@ -10,7 +10,8 @@ Hierarchy::
         ├── ContentMissing     bytes a release needs are absent or wrong (permanent)
         ├── SnapshotInvalid    a snapshot failed its checks or cannot be read (permanent)
         ├── StorageFailed      the file system refused (transient for ENOSPC, EBUSY, ...)
-        └── AreaBusy           an area's lock stayed taken past the timeout (transient)
+        ├── AreaBusy           an area's lock stayed taken past the timeout (transient)
+        └── LockLost           a database lock could not be taken or was lost (transient)
 
 Pure: nothing here reads or writes files, and no message holds an absolute path.
 """
@@ -112,6 +113,15 @@ class AreaBusy(PublishFailed):
     def __init__(self, lock: str, waited: float) -> None:
         self.lock = lock
         super().__init__(f"lock {lock} still taken after {waited:.0f} s", transient=True)
+
+
+class LockLost(PublishFailed):
+    """A lock held in the database could not be taken (the database is unreachable) or is no
+    longer held (its connection broke): the change stops before its swap (transient)."""
+
+    def __init__(self, lock: str, reason: str) -> None:
+        self.lock = lock
+        super().__init__(f"lock {lock}: {reason}", transient=True)
 
 
 def _show(value: object) -> str:

@@ -65,7 +65,7 @@ class GarbageCollection:
         swap link found is stale, never one being made. One serialised pass, for the daemon's
         housekeeping job, not for every publish. No pool file is deleted if any snapshot's
         manifest cannot be read (``SnapshotInvalid``)."""
-        with self.locks.everything():
+        with self.locks.everything() as held:
             referenced: set[str] = set()
             snapshots = stale = 0
             top = self.root / SNAPSHOT_DIR
@@ -93,6 +93,7 @@ class GarbageCollection:
                 stale += self._clear_orphan_swaps()
             except OSError as exc:
                 raise publish_errors.StorageFailed("cannot read", SNAPSHOT_DIR, exc) from exc
+            held.verify()  # still exclusive after the long read, before anything is deleted
             sweep = self.pool.sweep(referenced)
         logger.info(
             "garbage collection: %d snapshots read, %d leftovers of interrupted changes removed",

@@ -62,8 +62,9 @@ class Repository(gc.GarbageCollection):
     """The published trees below ``settings.root``.
 
     Safe to use from several threads and processes at once: every change to an area holds
-    that area's lock (``.locks/<area-key>.lock``). ``lock_timeout`` bounds the wait
-    (``AreaBusy``). ``metadata`` runs on every new snapshot before its checks and swap.
+    that area's lock (``area_locks``, by default ``.locks/<area-key>.lock``). ``lock_timeout``
+    bounds the wait (``AreaBusy``). ``metadata`` runs on every new snapshot before its checks
+    and swap.
     """
 
     def __init__(
@@ -73,6 +74,7 @@ class Repository(gc.GarbageCollection):
         metadata: MetadataStep | None = None,
         lock_timeout: float = 600.0,
         clock: Callable[[], datetime] | None = None,
+        area_locks: locks.Locks | None = None,
     ) -> None:
         self.settings = settings
         try:
@@ -81,7 +83,8 @@ class Repository(gc.GarbageCollection):
         except OSError as exc:
             raise publish_errors.StorageFailed("cannot create", "the repository root", exc) from exc
         self.pool = pool.Pool(self.root)
-        self.locks = locks.Locks(self.root, timeout=lock_timeout)
+        # ``locks.chosen(settings)``: advisory locks with PostgreSQL; default flock files.
+        self.locks = area_locks or locks.FileLocks(self.root, timeout=lock_timeout)
         self._metadata = metadata
         self._clock = clock or (lambda: datetime.now(UTC))
 
@@ -190,7 +193,7 @@ class Repository(gc.GarbageCollection):
         otherwise build, check and swap in a new snapshot (or, for a ``per_release`` area
         left empty, remove the area), then apply retention."""
         try:
-            with self.locks.area(area):
+            with self.locks.area(area) as held:
                 live = self._live(area)
                 self._clear_leftovers(area)
                 # Without its symlink (a crash before the first swap, a person's mistake) an
@@ -203,6 +206,7 @@ class Repository(gc.GarbageCollection):
                 if not new.releases and (per_release or base is None):
                     if base is None:
                         return self._result(area, None, changed=False)
+                    held.verify()  # still ours, right before readers see the change
                     self._remove_area(area)
                     logger.info(
                         "removed %s", area, extra={"action": "publish", "ticket": ticket_id}
@@ -210,6 +214,7 @@ class Repository(gc.GarbageCollection):
                     return self._result(area, None, changed=True)
                 if new.same_content(current) and base is not None:
                     if live is None:
+                        held.verify()
                         self._swap(area, base)
                     return self._result(area, base, changed=live is None)
                 files = new.files()
@@ -219,6 +224,7 @@ class Repository(gc.GarbageCollection):
                 if missing:
                     raise publish_errors.ContentMissing(f"{area} cannot be built", missing)
                 name = self._build(area, new, files, pooled)
+                held.verify()
                 self._swap(area, name)
                 self._retain(area, name)
                 logger.info(

@@ -22,7 +22,7 @@ from bridge.tracker.client import TrackerClient
 from repo_daemon import errors
 from repo_daemon.metadata import build as metadata
 from repo_daemon.metadata import keys
-from repo_daemon.publish import areas, index
+from repo_daemon.publish import areas, index, locks
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
 from repo_daemon.release_xml import parse as release_xml_parse
@@ -323,7 +323,9 @@ def repository(settings: settings_model.Settings) -> publish.Repository:
         cache_root=settings.data_dir.resolve() / "metadata-cache",
     )
     # Metadata first, then the mirror index (index.json/html), which lists it too.
-    return publish.Repository(repo, metadata=index.compose(step, index.write_index))
+    return publish.Repository(
+        repo, metadata=index.compose(step, index.write_index), area_locks=locks.chosen(settings)
+    )
 
 
 def sync_options_from(settings: settings_model.Settings) -> sync_records.SyncOptions:

@@ -156,6 +156,11 @@ def test_repository_settings() -> None:
     assert settings.repository.production_path("CAs") == "production/CAs"
     assert settings.repository.production_path("UMD-5") == "production/UMD-5"
     assert settings.repository.keep_snapshots == 0
+    assert settings.repository.lock_lease == 60
+    leased = settings_load.load_settings({**BASE, "ROLLOUT_LOCK_LEASE": "20"})
+    assert leased.repository.lock_lease == 20
+    with pytest.raises(errors.ConfigError, match="lock_lease: must be at least 5 seconds, got '2'"):
+        settings_load.load_settings({**BASE, "ROLLOUT_LOCK_LEASE": "2"})
     with pytest.raises(errors.ConfigError, match=r"production_paths: CAs = 'x/\.\./y'"):
         settings_load.load_settings({**BASE, "ROLLOUT_PRODUCTION_PATHS": "CAs=x/../y"})
     with pytest.raises(errors.ConfigError, match="repo_url"):

@@ -857,7 +857,7 @@ def test_a_busy_area_is_a_transient_error(
     repo = publish.Repository(settings, lock_timeout=0.2)
     info = make_release()
     with (
-        locks.Locks(repo.root).area(areas.Area.parse("unverified/Demo/1.0.0")),
+        locks.FileLocks(repo.root).area(areas.Area.parse("unverified/Demo/1.0.0")),
         pytest.raises(errors.AreaBusy) as caught,
     ):
         repo.publish_unverified(1, info, scratch_of(scratch_root, info))
