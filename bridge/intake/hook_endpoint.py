@@ -143,7 +143,7 @@ class HookEndpoint:
             self._counts.count_refused(400)
             return problem(400, "the client hung up before its body was complete")
         try:
-            stored = await asyncio.wrap_future(self._hooks.submit(hook))
+            stored = await self._hooks.submit_async(hook)
         except (inbox.InboxClosed, inbox.QueueUnavailable) as exc:
             self._counts.count_refused(503)
             return problem(503, str(exc), **{"Retry-After": "5"})
