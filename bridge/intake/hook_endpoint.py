@@ -148,9 +148,10 @@ class HookEndpoint:
             self._counts.count_refused(503)
             return problem(503, str(exc), **{"Retry-After": "5"})
         self._counts.count_accepted(created=stored.created)
+        # What json_answer makes of {"job_id": N, "status": ...}, without the JSON encoder.
         if stored.created:
-            return json_answer(202, {"job_id": stored.job_id, "status": "queued"})
-        return json_answer(200, {"job_id": stored.job_id, "status": "duplicate"})
+            return Answer(status=202, body=b'{"job_id":%d,"status":"queued"}' % stored.job_id)
+        return Answer(status=200, body=b'{"job_id":%d,"status":"duplicate"}' % stored.job_id)
 
     async def _refuse(self, refusal: webhooks.HookRefused, remote: str) -> Answer:
         self._counts.count_refused(refusal.status)
