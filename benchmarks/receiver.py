@@ -1,10 +1,11 @@
 """Receiver throughput and latency over loopback, next to the database's raw durable-insert rate.
 
     .venv/bin/python -m benchmarks.receiver [--db sqlite|postgresql|both] [--hooks 6000]
-        [--connections 16] [--max-seconds 60] [--raw-inserts 1000]
+        [--connections 16] [--max-seconds 60] [--raw-inserts 1000] [--runs 3]
 
 For each database (SQLite in a temporary directory; PostgreSQL started here from Debian's
-binaries, like the tests do) it measures:
+binaries, like the tests do) it measures, ``--runs`` times alternated (raw, receiver, raw,
+receiver, ...) so that what else the machine does hits both alike, each on a fresh database:
 
 1. the raw durable-insert rate: ``bridge.store.queue.Queue.enqueue`` in a loop, one INSERT + COMMIT
    per hook, on a fresh database;
@@ -14,9 +15,13 @@ binaries, like the tests do) it measures:
    signed, distinct hooks as fast as answers come back (closed loop). Bodies and signatures
    are made before the clock starts, so the client spends little CPU on them.
 
-It reports accepted hooks/s, latency percentiles, the ratio to the raw rate, and the mean
-hooks per commit (from the receiver's shutdown log line). Everything stays on 127.0.0.1 and
-is bounded by ``--hooks`` and ``--max-seconds``. Not a test: nothing is asserted.
+It reports accepted hooks/s, latency percentiles, the ratio to the raw rate of the same run,
+the mean hooks per commit (from the receiver's shutdown log line), the CPU time per hook (of
+the receiver process while loaded, from ``/proc``; of the raw loop, its thread's), the load
+average, and the medians over the runs next to the targets (receiver/raw >= 0.9 and p99 under
+15 ms on SQLite). After each receiver run it checks the event log: one ``job_queued`` event per
+stored hook, and the hash chain intact (``chain_check.verify``); it stops with an error if not.
+Everything stays on 127.0.0.1 and is bounded by ``--hooks``, ``--max-seconds`` and ``--runs``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,21 +52,28 @@ from bridge import records
 from bridge import secrets as bridge_secrets
 from bridge.intake import webhooks
 from bridge.rt_setup.sandbox import free_port
-from bridge.store import database, queue
+from bridge.store import chain_check, database, queue
 
 ROOT = Path(__file__).resolve().parents[1]
+WARM_UP = 300
+TARGET_RATIO = 0.9  # receiver / raw, SQLite
+TARGET_P99_MS = 15.0  # SQLite
 
 
 @dataclass
 class Result:
     backend: str
     raw_per_second: float
+    raw_cpu_ms: float  # CPU per raw insert + commit
     accepted: int
     refused_or_failed: int
     seconds: float
     latencies_ms: list[float]
     stored: int
     commits: int | None
+    cpu_ms: float  # the receiver process's CPU per accepted hook
+    events: int  # job_queued events of the measured hooks
+    load: str
 
     @property
     def per_second(self) -> float:
@@ -109,19 +122,58 @@ def request(transaction_id: int) -> records.ReleaseRequest:
     )
 
 
-def raw_insert_rate(url: str, count: int) -> float:
-    """Single-row INSERT + COMMIT per hook through ``Queue.enqueue``: hooks per second."""
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages."""
+    return " ".join(Path("/proc/loadavg").read_text(encoding="utf-8").split()[:3])
+
+
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU (user + system) process ``pid`` has used, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def raw_insert_rate(url: str, count: int) -> tuple[float, float]:
+    """Single-row INSERT + COMMIT per hook through ``Queue.enqueue`` (with its event): hooks
+    per second, and CPU milliseconds per hook."""
     engine = database.create_engine(url)
     try:
         database.migrate(engine)
         jobs = queue.Queue(engine)
         jobs.enqueue(request(1))  # open the connection, warm the statement cache
+        cpu = time.thread_time()
         start = time.perf_counter()
         for n in range(2, count + 2):
             jobs.enqueue(request(n))
-        return count / (time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        return count / seconds, (time.thread_time() - cpu) / count * 1000
     finally:
         engine.dispose()
+
+
+def check_events(url: str, first: int, count: int) -> tuple[int, int]:
+    """(stored jobs, their ``job_queued`` events) among the measured transactions, after a
+    check of the whole hash chain; ``SystemExit`` when an event is missing or a link broken."""
+    engine = database.create_engine(url)
+    try:
+        with engine.connect() as db:
+            jobs, events = db.execute(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM jobs WHERE transaction_id >= :first"
+                    " AND transaction_id < :end), (SELECT count(*) FROM event_log"
+                    " WHERE kind = 'job_queued' AND transaction_id >= :first"
+                    " AND transaction_id < :end)"
+                ),
+                {"first": first, "end": first + count},
+            ).one()
+        report = chain_check.verify(engine)
+    finally:
+        engine.dispose()
+    if report.broken is not None:
+        raise SystemExit(f"the event log's chain is broken: {report.broken.describe()}")
+    if int(jobs) != int(events):
+        raise SystemExit(f"{jobs} hooks stored but {events} job_queued events written")
+    return int(jobs), int(events)
 
 
 @contextmanager
@@ -206,9 +258,19 @@ def drive(
     return len(flat), sum(failures), seconds, flat
 
 
-def run_receiver(
-    url: str, workdir: Path, *, hooks: int, connections: int, limit: float
-) -> tuple[int, int, float, list[float], int, int | None]:
+@dataclass
+class Served:
+    accepted: int
+    other: int
+    seconds: float
+    latencies_ms: list[float]
+    stored: int
+    events: int
+    commits: int | None
+    cpu_ms: float
+
+
+def run_receiver(url: str, workdir: Path, *, hooks: int, connections: int, limit: float) -> Served:
     secret = bridge_secrets.new_hook_secret()
     key = bridge_secrets.hook_key(secret)
     port = free_port()
@@ -252,67 +314,90 @@ def run_receiver(
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"receiver did not start:\n{log_path.read_text()}")
             time.sleep(0.05)
-        drive(port, prepared(key, 1, 300), connections, 30)  # warm-up, not counted
-        accepted, other, seconds, latencies = drive(
-            port, prepared(key, 1_000_000, hooks), connections, limit
-        )
+        drive(port, prepared(key, 1, WARM_UP), connections, 30)  # warm-up, not counted
+        measured = prepared(key, 1_000_000, hooks)
+        cpu = process_cpu(process.pid)
+        accepted, other, seconds, latencies = drive(port, measured, connections, limit)
+        cpu_ms = (process_cpu(process.pid) - cpu) / max(accepted, 1) * 1000
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
-    engine = database.create_engine(url)
-    with engine.connect() as db:
-        stored = int(db.execute(sa.text("SELECT count(*) FROM jobs")).scalar_one()) - 300
-    engine.dispose()
+    stored, events = check_events(url, 1_000_000, hooks)
     found = re.search(
         r"hook writer stopped: (\d+) hooks stored in (\d+) commits", log_path.read_text()
     )
     commits = int(found.group(2)) if found else None
-    return accepted, other, seconds, latencies, stored, commits
+    return Served(accepted, other, seconds, latencies, stored, events, commits, cpu_ms)
 
 
-def bench(backend: str, args: argparse.Namespace, workdir: Path) -> Result:
-    print(f"\n== {backend}")
-    print(f"  disk: write + fsync {fsync_ms(workdir):.2f} ms")
-    if backend == "sqlite":
-        raw_url = database.default_url(workdir / "raw")
-        receiver_url = database.default_url(workdir / "receiver")
-        engine = database.create_engine(receiver_url)
+def one_run(raw_url: str, receiver_url: str, args: argparse.Namespace, workdir: Path) -> Result:
+    """One raw measurement, then one of the receiver, each on its fresh database."""
+    load = load_average()
+    for url in (raw_url, receiver_url):
+        engine = database.create_engine(url)
         database.migrate(engine)
         engine.dispose()
-        raw = raw_insert_rate(raw_url, args.raw_inserts)
-        outcome = run_receiver(
-            receiver_url,
-            workdir,
-            hooks=args.hooks,
-            connections=args.connections,
-            limit=args.max_seconds,
-        )
-    else:
-        with postgres(workdir) as (raw_url, receiver_url):
-            engine = database.create_engine(receiver_url)
-            database.migrate(engine)
-            engine.dispose()
-            raw = raw_insert_rate(raw_url, args.raw_inserts)
-            outcome = run_receiver(
-                receiver_url,
-                workdir,
-                hooks=args.hooks,
-                connections=args.connections,
-                limit=args.max_seconds,
-            )
-    accepted, other, seconds, latencies, stored, commits = outcome
-    # The warm-up's commits are in the count too; they are few next to the measured run.
-    result = Result(backend, raw, accepted, other, seconds, latencies, stored, commits)
-    report(result)
-    return result
+    raw, raw_cpu = raw_insert_rate(raw_url, args.raw_inserts)
+    served = run_receiver(
+        receiver_url,
+        workdir,
+        hooks=args.hooks,
+        connections=args.connections,
+        limit=args.max_seconds,
+    )
+    return Result(
+        raw_per_second=raw,
+        raw_cpu_ms=raw_cpu,
+        backend="",
+        accepted=served.accepted,
+        refused_or_failed=served.other,
+        seconds=served.seconds,
+        latencies_ms=served.latencies_ms,
+        stored=served.stored,
+        commits=served.commits,
+        cpu_ms=served.cpu_ms,
+        events=served.events,
+        load=f"{load} -> {load_average()}",
+    )
+
+
+def bench(backend: str, args: argparse.Namespace, workdir: Path) -> list[Result]:
+    print(f"\n== {backend}")
+    print(f"  disk: write + fsync {fsync_ms(workdir):.2f} ms")
+    results: list[Result] = []
+    for run in range(1, args.runs + 1):
+        print(f"  -- run {run} of {args.runs}")
+        if backend == "sqlite":
+            # A run's files go with it: each run starts on empty databases.
+            with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+                here = Path(tmp)
+                result = one_run(
+                    database.default_url(here / "raw"),
+                    database.default_url(here / "receiver"),
+                    args,
+                    here,
+                )
+        else:
+            with postgres(workdir) as (raw_url, receiver_url):
+                result = one_run(raw_url, receiver_url, args, workdir)
+        result.backend = backend
+        report(result)
+        results.append(result)
+    summarise(backend, results)
+    return results
 
 
 def report(r: Result) -> None:
-    per_commit = f"{(r.accepted + 300) / r.commits:.1f}" if r.commits else "?"
-    print(f"  raw durable inserts (Queue.enqueue, 1 row per commit): {r.raw_per_second:,.0f}/s")
+    per_commit = f"{(r.accepted + WARM_UP) / r.commits:.1f}" if r.commits else "?"
+    print(f"  load average {r.load}")
+    print(
+        f"  raw durable inserts (Queue.enqueue, 1 row per commit): {r.raw_per_second:,.0f}/s, "
+        f"CPU {r.raw_cpu_ms:.3f} ms per insert"
+    )
     print(
         f"  receiver: {r.accepted} accepted (202) in {r.seconds:.2f} s = {r.per_second:,.0f}/s; "
-        f"{r.refused_or_failed} other answers; {r.stored} stored"
+        f"{r.refused_or_failed} other answers; {r.stored} stored, {r.events} job_queued events, "
+        "chain intact"
     )
     print(
         f"  latency ms: p50 {r.percentile(0.50):.1f}  p90 {r.percentile(0.90):.1f}  "
@@ -320,8 +405,31 @@ def report(r: Result) -> None:
     )
     print(
         f"  receiver / raw = {r.per_second / r.raw_per_second:.2f}; "
-        f"mean hooks per commit {per_commit}"
+        f"mean hooks per commit {per_commit}; receiver CPU {r.cpu_ms:.3f} ms per hook"
     )
+
+
+def summarise(backend: str, results: list[Result]) -> None:
+    """The medians of the runs, next to the targets (which are for SQLite)."""
+
+    def median(values: Iterator[float]) -> float:
+        return statistics.median(values)
+
+    ratio = median(r.per_second / r.raw_per_second for r in results)
+    p99 = median(r.percentile(0.99) for r in results)
+    print(
+        f"  median of {len(results)}: raw {median(r.raw_per_second for r in results):,.0f}/s, "
+        f"receiver {median(r.per_second for r in results):,.0f}/s, receiver / raw {ratio:.2f}, "
+        f"p50 {median(r.percentile(0.5) for r in results):.1f} ms, p99 {p99:.1f} ms, "
+        f"receiver CPU {median(r.cpu_ms for r in results):.3f} ms per hook, "
+        f"raw CPU {median(r.raw_cpu_ms for r in results):.3f} ms per insert"
+    )
+    if backend == "sqlite":
+        met = ratio >= TARGET_RATIO and p99 < TARGET_P99_MS
+        print(
+            f"  target (receiver / raw >= {TARGET_RATIO}, p99 < {TARGET_P99_MS:g} ms): "
+            + ("met" if met else "NOT met")
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--max-seconds", type=float, default=60.0)
     parser.add_argument("--raw-inserts", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3, help="alternated raw/receiver pairs")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     print(

@@ -40,7 +40,7 @@ from uvicorn.protocols.http import httptools_impl
 from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.server import ServerState
 
-from bridge.intake import log_limit
+from bridge.intake import log_limit, response_writes
 from bridge.settings import model as settings_model
 
 logger = logging.getLogger(__name__)
@@ -267,6 +267,12 @@ class GuardedHttpToolsProtocol(httptools_impl.HttpToolsProtocol):
         self._body_bytes = 0
         self._start(self.guard.limits.body_timeout, self._body_late)
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.transport is self.transport:
+            # Head and body in one write (``response_writes``).
+            cycle.transport = response_writes.HeadWithBody(  # type: ignore[assignment]
+                self.transport, cycle, self.loop
+            )
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)

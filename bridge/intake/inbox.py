@@ -2,8 +2,9 @@
 rate-limited record of refused ones.
 
 ``Inbox`` is one thread that takes every pending hook at once, stores them with one
-``queue.enqueue_many`` call (one durable transaction), then resolves each hook's future. So
-concurrent hooks share commits, and no hook is answered before its commit has returned.
+``queue.enqueue_many`` call (one durable transaction), then resolves each hook's future (the
+waiters of one event loop all in one call into that loop). So concurrent hooks share commits,
+and no hook is answered before its commit has returned.
 ``RefusalRecorder`` is another thread that writes ``hook_refused`` events, capped per second
 so that a flood of bad calls cannot turn into a flood of database writes; what it leaves out
 it counts in a log line. Neither judges hooks (``webhooks`` does) nor speaks HTTP
@@ -12,6 +13,7 @@ it counts in a log line. Neither judges hooks (``webhooks`` does) nor speaks HTT
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from bridge import errors, records
+from bridge.intake import waiters
 from bridge.store import events as eventlog
 from bridge.store import queue as jobqueue
 
@@ -62,7 +65,28 @@ def _data_error(exc: BaseException) -> bool:
 @dataclass
 class _Pending:
     request: records.ReleaseRequest
-    future: Future[jobqueue.Enqueued]
+    future: Future[jobqueue.Enqueued] | None = None  # from ``submit``
+    waiter: asyncio.Future[jobqueue.Enqueued] | None = None  # from ``submit_async``
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def answer(
+        self,
+        answers: waiters.Answers,
+        result: jobqueue.Enqueued | None = None,
+        exc: BaseException | None = None,
+    ) -> None:
+        """Resolve ``submit``'s future now, or leave ``submit_async``'s to ``answers``."""
+        if self.future is not None:
+            if exc is not None:
+                self.future.set_exception(exc)
+            else:
+                self.future.set_result(result)  # type: ignore[arg-type]
+        elif self.waiter is not None and self.loop is not None:
+            answers.add(self.loop, self.waiter, result, exc)
+
+    def claim(self) -> bool:
+        """False when a ``submit`` future was cancelled before its commit (left out)."""
+        return self.future is None or self.future.set_running_or_notify_cancel()
 
 
 class Inbox:
@@ -106,12 +130,25 @@ class Inbox:
         Raises ``InboxClosed`` when not started or shutting down.
         """
         future: Future[jobqueue.Enqueued] = Future()
+        self._add(_Pending(request, future=future))
+        return future
+
+    def submit_async(self, request: records.ReleaseRequest) -> asyncio.Future[jobqueue.Enqueued]:
+        """``submit`` for a caller in an event loop: an asyncio future of that loop, resolved
+        with the others of its commit in one call into the loop (cheaper than wrapping the
+        future of ``submit``). The hook is stored even if the future is cancelled meanwhile.
+        Raises ``InboxClosed`` when not started or shutting down."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[jobqueue.Enqueued] = loop.create_future()
+        self._add(_Pending(request, waiter=waiter, loop=loop))
+        return waiter
+
+    def _add(self, item: _Pending) -> None:
         with self._cond:
             if self._closing or self._thread is None:
                 raise InboxClosed("the receiver is not taking hooks (starting or shutting down)")
-            self._pending.append(_Pending(request, future))
+            self._pending.append(item)
             self._cond.notify()
-        return future
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Stop taking hooks, commit every hook submitted so far, stop the thread.
@@ -127,9 +164,11 @@ class Inbox:
             thread.join(timeout)
         with self._cond:
             left, self._pending = list(self._pending), deque()
+        answers = waiters.Answers()
         for item in left:
-            if item.future.set_running_or_notify_cancel():
-                item.future.set_exception(InboxClosed("the receiver stopped before storing it"))
+            if item.claim():
+                item.answer(answers, exc=InboxClosed("the receiver stopped before storing it"))
+        answers.flush()
         if left:
             logger.error("inbox closed with %d hooks not stored (answered 503)", len(left))
 
@@ -145,9 +184,16 @@ class Inbox:
             self._commit(batch)
 
     def _commit(self, batch: list[_Pending]) -> None:
-        live = [item for item in batch if item.future.set_running_or_notify_cancel()]
+        live = [item for item in batch if item.claim()]
         if not live:
             return
+        answers = waiters.Answers()
+        try:
+            self._store(live, answers)
+        finally:
+            answers.flush()
+
+    def _store(self, live: list[_Pending], answers: waiters.Answers) -> None:
         try:
             results = self._queue.enqueue_many([item.request for item in live])
         except Exception as exc:
@@ -156,22 +202,21 @@ class Inbox:
                 # One unstorable row must not cost the rest of the batch their answers.
                 logger.warning("batch of %d refused by the database; storing one by one", len(live))
                 for item in live:
-                    self._commit_one(item)
+                    self._store_one(item, answers)
                 return
             reason = describe(exc, self._queue.engine)
             logger.error("commit of %d hooks failed: %s", len(live), reason)
+            unavailable = f"the queue database is unavailable ({reason})"
             for item in live:
-                item.future.set_exception(
-                    QueueUnavailable(f"the queue database is unavailable ({reason})")
-                )
+                item.answer(answers, exc=QueueUnavailable(unavailable))
             return
         self.commits += 1
         self.stored += len(live)
         self.largest_batch = max(self.largest_batch, len(live))
         for item, result in zip(live, results, strict=True):
-            item.future.set_result(result)
+            item.answer(answers, result)
 
-    def _commit_one(self, item: _Pending) -> None:
+    def _store_one(self, item: _Pending, answers: waiters.Answers) -> None:
         try:
             (result,) = self._queue.enqueue_many([item.request])
         except Exception as exc:
@@ -182,11 +227,11 @@ class Inbox:
                 reason,
                 extra={"ticket_id": item.request.ticket_id},
             )
-            item.future.set_exception(QueueUnavailable(f"the hook could not be stored ({reason})"))
+            item.answer(answers, exc=QueueUnavailable(f"the hook could not be stored ({reason})"))
             return
         self.commits += 1
         self.stored += 1
-        item.future.set_result(result)
+        item.answer(answers, result)
 
 
 class TokenBucket:

@@ -1,17 +1,18 @@
 """The HTTP receiver of RT's scrip: ``POST /hooks/rt``, ``GET /healthz``, ``GET /readyz``.
 
-``create_app`` wires the pieces: read the body under a size cap, check it with ``webhooks``
-(pure), store it through the group-commit ``inbox.Inbox``, answer 202 only once it is
-durable. Refusals are answered with ``{"error": ...}`` and recorded by the rate-limited
-``inbox.RefusalRecorder``. ``build_server`` / ``serve`` run it on uvicorn (httptools, uvloop);
-``rollout serve`` and ``rollout run`` start it. It holds no parsing rules
-and no SQL; it never logs a secret, a signature or a header.
+``create_app`` wires the pieces: the hook itself is ``hook_endpoint.HookEndpoint`` (read the
+body under a size cap, check it with ``webhooks``, store it through the group-commit
+``inbox.Inbox``, answer 202 only once it is durable; refusals answered with ``{"error": ...}``
+and recorded by the rate-limited ``inbox.RefusalRecorder``), reached before FastAPI's stack;
+the app holds the writers, the health checks, the OpenAPI document and the routers beside.
+``build_server`` / ``serve`` run it on uvicorn (httptools, uvloop); ``rollout serve`` and
+``rollout run`` start it. It holds no parsing rules and no SQL; it never logs a secret, a
+signature or a header.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import signal
@@ -25,11 +26,11 @@ from typing import Any, Literal
 import pydantic
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
-from starlette.requests import ClientDisconnect
+from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from bridge import errors, secrets
-from bridge.intake import connections, inbox, intake_metrics, webhooks
+from bridge.intake import connections, hook_endpoint, inbox, intake_metrics, webhooks
 from bridge.settings import model as settings_model
 from bridge.store import queue as jobqueue
 
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 HOOK_PATH = "/hooks/rt"
 NO_SECRET = "hook_secret is not set (ROLLOUT_HOOK_SECRET or ROLLOUT_HOOK_SECRET_FILE)"  # noqa: S105
 READY_TIMEOUT = 5.0  # seconds /readyz waits for the database
-RECORD_WAIT = 5.0  # seconds a refusal's answer waits for its record
 
 
 class ReceiverFailed(errors.BridgeError):
@@ -126,26 +126,22 @@ def _problem(status: int, message: str, **headers: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=headers or None)
 
 
-def _remote(request: Request) -> str:
-    client = request.client
-    return f"{client.host}:{client.port}" if client is not None else "unknown address"
+class _ReceiverApp(FastAPI):
+    """FastAPI, with ``POST /hooks/rt`` sent straight to its ``HookEndpoint`` (see there why)."""
 
+    hook: hook_endpoint.HookEndpoint | None = None
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused (413) past ``limit`` bytes: by Content-Length before reading, and by
-    counting while reading, so a client that lies or sends chunks cannot get more in."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise webhooks.HookRefused(400, "Content-Length is not a number")
-        if int(declared) > limit:
-            raise webhooks.too_large(int(declared), limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise webhooks.too_large(None, limit)
-    return bytes(body)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.hook is not None
+            and scope["type"] == "http"
+            and scope["path"] == HOOK_PATH
+            and scope["method"] == "POST"
+            and not scope.get("root_path")
+        ):
+            await self.hook(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -198,7 +194,7 @@ def create_app(
                 hooks.largest_batch,
             )
 
-    app = FastAPI(
+    app = _ReceiverApp(
         title="Rollout bridge receiver",
         summary="Takes RT's hooks (the ticket changes the bridge follows) into the durable queue.",
         version="1",
@@ -211,23 +207,10 @@ def create_app(
     for extra in routers:
         app.include_router(extra)
 
-    async def refuse(refusal: webhooks.HookRefused, remote: str) -> JSONResponse:
-        counts.count_refused(refusal.status)
-        who = "signed by RT" if refusal.signed else "signature not verified"
-        future = refusals.record(
-            signed=refusal.signed,
-            ticket_id=refusal.ticket_id,
-            transaction_id=refusal.transaction_id,
-            http_status=refusal.status,
-            reason=refusal.reason,
-            caller=f"{remote}; {who}",
-            needs_comment=refusal.needs_comment,
-        )
-        if future is not None:
-            # A failure to record is logged by the recorder; the refusal stands either way.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), RECORD_WAIT)
-        return _problem(refusal.status, refusal.reason)
+    endpoint = hook_endpoint.HookEndpoint(
+        verifier=verifier, limit=limit, hooks=hooks, refusals=refusals, counts=counts, clock=clock
+    )
+    app.hook = endpoint
 
     @app.post(
         HOOK_PATH,
@@ -237,27 +220,15 @@ def create_app(
         openapi_extra=_HOOK_OPENAPI,
         summary="A change of a ticket (a field the bridge follows, or its status), from RT's scrip",
     )
-    async def receive_hook(request: Request) -> JSONResponse:
-        remote = _remote(request)
-        try:
-            body = await _read_body(request, limit)
-            hook = webhooks.accept(body, request.headers, verifier, now=clock())
-        except webhooks.HookRefused as refusal:
-            return await refuse(refusal, remote)
-        except ClientDisconnect:
-            # Gone before its body was complete: nobody to answer. The server's connection
-            # guard logs it (one line per interval), not a traceback per client.
-            counts.count_refused(400)
-            return _problem(400, "the client hung up before its body was complete")
-        try:
-            stored = await asyncio.wrap_future(hooks.submit(hook))
-        except (inbox.InboxClosed, inbox.QueueUnavailable) as exc:
-            counts.count_refused(503)
-            return _problem(503, str(exc), **{"Retry-After": "5"})
-        counts.count_accepted(created=stored.created)
-        if stored.created:
-            return JSONResponse({"job_id": stored.job_id, "status": "queued"}, status_code=202)
-        return JSONResponse({"job_id": stored.job_id, "status": "duplicate"}, status_code=200)
+    async def receive_hook(request: Request) -> Response:
+        # Reached only under a root_path (else ``_ReceiverApp`` answers first): the same answer.
+        answer = await endpoint.answer(request.scope, request.receive)
+        return Response(
+            answer.body,
+            status_code=answer.status,
+            headers=dict(answer.headers) or None,
+            media_type="application/json",
+        )
 
     @app.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -56,10 +56,14 @@ def body_of(row: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+# Built once: on every append (every hook's commit), a new select cost more than running it.
+_ALL_SUBSCRIPTIONS = sa.select(tables.subscriptions)
+
+
 def create(conn: sa.Connection, rows: Sequence[Mapping[str, Any]], *, now: datetime) -> int:
     """Insert the deliveries of the appended event ``rows`` in ``conn``'s transaction; returns
     how many. Disabled subscriptions get theirs too: they wait until it is enabled again."""
-    subs = [subscriptions.of_row(r) for r in conn.execute(sa.select(tables.subscriptions))]
+    subs = [subscriptions.of_row(r) for r in conn.execute(_ALL_SUBSCRIPTIONS)]
     if not subs:
         return 0
     tickets = sorted({int(r["ticket_id"]) for r in rows if r["ticket_id"] is not None})

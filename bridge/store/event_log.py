@@ -102,6 +102,9 @@ def _known(
     return int(head.head_id), str(head.head_hash), head.head_at, seqs, majors
 
 
+# Built once (a new insert per append cost its building and cache key every time).
+_INSERT = tables.event_log.insert()
+
 # A result row has at most 2,000 columns on SQLite: tickets are looked up this many at a time.
 _TICKETS_PER_LOOKUP = 250
 
@@ -146,7 +149,6 @@ def append(conn: sa.Connection, drafts: Sequence[Draft], *, now: datetime) -> li
     tickets = list(dict.fromkeys(d.ticket_id for d in drafts if d.ticket_id is not None))
     last_id, last_hash, last_at, seqs, majors = _known(conn, tickets)
     at = max(now, last_at) if last_at is not None else now
-    log = tables.event_log
     rows: list[dict[str, Any]] = []
     for item in drafts:
         ticket = item.ticket_id
@@ -178,7 +180,7 @@ def append(conn: sa.Connection, drafts: Sequence[Draft], *, now: datetime) -> li
         row["major_release"] = None if major is None else str(major)[:100]
         row["area"] = None if area is None else str(area)[:1000]
         rows.append(row)
-    conn.execute(log.insert(), rows)
+    conn.execute(_INSERT, rows)
     delivery_fanout.create(conn, rows, now=at)
     return [r["id"] for r in rows]
 

@@ -20,6 +20,7 @@ It knows nothing of RT or of what processing a job means.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,19 @@ OPEN = (records.JobStatus.QUEUED.label, records.JobStatus.RUNNING.label)
 def utcnow() -> datetime:
     """The current time as naive UTC, the form every table stores."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+@functools.cache
+def _store(dialect: str) -> Any:
+    """The statement ``Queue.enqueue_many`` runs with a list of rows, one per dialect (built
+    once: SQLAlchemy's compiled cache then skips building and cache-keying it per call)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    jobs = tables.jobs
+    return (
+        insert(jobs)
+        .on_conflict_do_nothing(index_elements=["transaction_id"])
+        .returning(jobs.c.id, jobs.c.transaction_id)
+    )
 
 
 class AlreadyQueued(errors.BridgeError):
@@ -88,10 +102,6 @@ class Queue(jobs_read.JobReading, event_log.EventLog):
 
     # -- storing ------------------------------------------------------------------------
 
-    def _insert(self) -> Any:
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        return insert(tables.jobs)
-
     def enqueue_many(
         self,
         requests: Sequence[records.ReleaseRequest],
@@ -100,46 +110,62 @@ class Queue(jobs_read.JobReading, event_log.EventLog):
     ) -> list[Enqueued]:
         """Store several changes in one transaction (one durable commit), in order, each new
         one with its ``job_queued`` event. ``cause`` overrides the one its source gives (a hook,
-        reconciliation, the bridge; a hook of an emergency release is ``emergency``)."""
+        reconciliation, the bridge; a hook of an emergency release is ``emergency``).
+
+        All rows go in one multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (SQLAlchemy's
+        "insertmanyvalues" of one statement built once, ``_STORE``), and the transactions it
+        skipped (queued before, or twice in ``requests``) are looked up in one select: a few
+        statements per commit, not two per row."""
         if not requests:
             return []
         now = self.clock()
-        results: list[Enqueued] = []
-        drafts: list[event_log.Draft] = []
         jobs = tables.jobs
+        queued = records.JobStatus.QUEUED.label
+        rows = [
+            {
+                "ticket_id": request.ticket_id,
+                "transaction_id": request.transaction_id,
+                "current": request.current.label,
+                "previous": request.previous.label,
+                "field": request.field.label,
+                "old_value": request.old_value,
+                "new_value": request.new_value,
+                "changed_at": request.changed_at,
+                "emergency": request.emergency,
+                "actor": request.actor,
+                "source": request.source.label,
+                "status": queued,
+                "attempts": 0,
+                "scheduled_at": now,
+                "created_at": now,
+            }
+            for request in requests
+        ]
         with self.engine.begin() as conn:
-            for request in requests:
-                stmt = (
-                    self._insert()
-                    .values(
-                        ticket_id=request.ticket_id,
-                        transaction_id=request.transaction_id,
-                        current=request.current.label,
-                        previous=request.previous.label,
-                        field=request.field.label,
-                        old_value=request.old_value,
-                        new_value=request.new_value,
-                        changed_at=request.changed_at,
-                        emergency=request.emergency,
-                        actor=request.actor,
-                        source=request.source.label,
-                        status=records.JobStatus.QUEUED.label,
-                        attempts=0,
-                        scheduled_at=now,
-                        created_at=now,
+            # RETURNING gives the new rows in no promised order: match them by transaction.
+            created = {int(t): int(i) for i, t in conn.execute(_store(self._dialect), rows)}
+            missing = [r.transaction_id for r in requests if r.transaction_id not in created]
+            existing: dict[int, int] = {}
+            if missing:
+                existing = {
+                    int(t): int(i)
+                    for i, t in conn.execute(
+                        sa.select(jobs.c.id, jobs.c.transaction_id).where(
+                            jobs.c.transaction_id.in_(sorted(set(missing)))
+                        )
                     )
-                    .on_conflict_do_nothing(index_elements=["transaction_id"])
-                    .returning(jobs.c.id)
-                )
-                new_id = conn.execute(stmt).scalar()
+                }
+            results: list[Enqueued] = []
+            drafts: list[event_log.Draft] = []
+            for request in requests:
+                new_id = created.pop(request.transaction_id, None)
                 if new_id is not None:
-                    results.append(Enqueued(job_id=int(new_id), created=True))
-                    drafts.append(job_events.queued(request, int(new_id), cause))
-                    continue
-                existing = conn.execute(
-                    sa.select(jobs.c.id).where(jobs.c.transaction_id == request.transaction_id)
-                ).scalar_one()
-                results.append(Enqueued(job_id=int(existing), created=False))
+                    results.append(Enqueued(job_id=new_id, created=True))
+                    drafts.append(job_events.queued(request, new_id, cause))
+                    existing[request.transaction_id] = new_id  # a repeat later in the batch
+                else:
+                    job_id = existing[request.transaction_id]
+                    results.append(Enqueued(job_id=job_id, created=False))
             event_log.append(conn, drafts, now=now)
         return results
 

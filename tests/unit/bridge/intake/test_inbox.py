@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -12,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from bridge import records
-from bridge.intake import inbox
+from bridge.intake import inbox, waiters
 from bridge.store import queue
 
 DEADLINE = 10.0
@@ -269,3 +270,68 @@ def test_refusal_recording_failure_is_reported(fake: FakeQueue) -> None:
     with pytest.raises(sa.exc.OperationalError):
         future.result(DEADLINE)
     recorder.close()
+
+
+# -- submit_async: the receiver's path ----------------------------------------------------------
+
+
+def _settle_calls(loop: asyncio.AbstractEventLoop) -> list[int]:
+    """Counts, per call of ``waiters.settle`` scheduled into ``loop``, how many waiters it
+    resolves (other callbacks pass through uncounted)."""
+    seen: list[int] = []
+    original = loop.call_soon_threadsafe
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> Any:
+        if callback is waiters.settle:
+            seen.append(len(args[0]))
+        return original(callback, *args, **kwargs)
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    return seen
+
+
+def test_async_waiters_of_one_commit_are_resolved_in_one_call_into_the_loop(
+    fake: FakeQueue, box: inbox.Inbox
+) -> None:
+    async def main() -> tuple[list[queue.Enqueued], list[int]]:
+        calls = _settle_calls(asyncio.get_running_loop())
+        fake.gate.clear()
+        first = box.submit_async(request(1))
+        assert await asyncio.to_thread(fake.entered.wait, DEADLINE)
+        rest = [box.submit_async(request(n)) for n in range(2, 7)]
+        assert not any(w.done() for w in [first, *rest])  # nobody answered before a commit
+        fake.gate.set()
+        return list(await asyncio.wait_for(asyncio.gather(first, *rest), DEADLINE)), calls
+
+    results, calls = asyncio.run(main())
+    assert fake.calls == [[1], [2, 3, 4, 5, 6]]
+    assert [r.job_id for r in results] == [1, 2, 3, 4, 5, 6]
+    assert calls == [1, 5]  # one call into the loop per commit, not one per hook
+
+
+def test_async_waiters_get_the_failure_of_their_commit(fake: FakeQueue, box: inbox.Inbox) -> None:
+    fake.fail_with = sa.exc.OperationalError("INSERT …", {}, Exception("disk I/O error"))
+
+    async def main() -> None:
+        with pytest.raises(inbox.QueueUnavailable, match="disk I/O error"):
+            await asyncio.wait_for(box.submit_async(request(1)), DEADLINE)
+
+    asyncio.run(main())
+
+
+def test_async_waiter_cancelled_still_has_its_hook_stored(
+    fake: FakeQueue, box: inbox.Inbox
+) -> None:
+    async def main() -> queue.Enqueued:
+        fake.gate.clear()
+        first = box.submit_async(request(1))
+        assert await asyncio.to_thread(fake.entered.wait, DEADLINE)
+        gone = box.submit_async(request(2))
+        gone.cancel()
+        kept = box.submit_async(request(3))
+        fake.gate.set()
+        await asyncio.wait_for(first, DEADLINE)
+        return await asyncio.wait_for(kept, DEADLINE)
+
+    assert asyncio.run(main()).created
+    assert fake.calls == [[1], [2, 3]]

@@ -168,3 +168,15 @@ def test_a_client_gone_mid_body_ends_the_request_without_a_traceback(
     asyncio.run(app(scope, receive, send))  # raises nothing
     assert sent[0]["status"] == 400  # said to nobody: the server drops it
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_the_fastapi_route_under_a_root_path_answers_like_the_bare_endpoint() -> None:
+    app = receiver.create_app(settings(), cast(queue.Queue, BrokenQueue()))
+    body, headers = hook()
+    with TestClient(app) as bare, TestClient(app, root_path="/bridge") as routed:
+        direct = bare.post("/hooks/rt", content=body, headers=headers)
+        through = routed.post("/bridge/hooks/rt", content=body, headers=headers)
+    assert direct.status_code == through.status_code == 503
+    assert direct.content == through.content
+    assert direct.headers["retry-after"] == through.headers["retry-after"] == "5"
+    assert direct.headers["content-type"] == through.headers["content-type"] == "application/json"
