@@ -214,6 +214,9 @@ class RepositorySettings:
     # Production area of a major release, relative to root (default production/<major>).
     production_paths: Mapping[str, str] = field(default_factory=dict)
     keep_snapshots: int = 3  # older snapshots of an area are removed after a publish
+    # Metadata of a publication from the previous snapshot's and the tools' caches (only the
+    # packages that changed are read); False: every publication reads every package.
+    metadata_incremental: bool = True
     sync_timeout: float = 600.0  # seconds without progress before a sync is given up
     sync_connect_timeout: float = 30.0
     # A sync's overall deadline: this many seconds plus the release's declared size at
