@@ -88,7 +88,7 @@ def build(
     how = f"read in full: {update.reason}"
     if update.reuse:
         how = "unchanged packages from the previous snapshot's"
-    detail = f"repodata/ by createrepo_c ({count}; {how})"
+    detail = f"repodata/ by createrepo_c ({count}), {how}"
     repodata = directory / "repodata"
     if previous is not None:
         carried = _carry_repodata(previous / "repodata", repodata)
