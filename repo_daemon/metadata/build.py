@@ -68,8 +68,8 @@ def build_metadata(
     while this one is built). Its index files stay reachable in the new snapshot (``by-hash/``
     and the checksum-named ``repodata/`` files, hard-linked), so a client that read the old
     ``InRelease``/``repomd.xml`` just before the swap still finds what it names: no "Hash Sum
-    mismatch", no 404. ``cache_dir``, private to one area, keeps the tools' checksum caches
-    (apt-ftparchive ``--db``, createrepo_c ``--cachedir``) across snapshots: it is the one place
+    mismatch", no 404. ``cache_dir``, private to one area, keeps apt-ftparchive's checksum cache
+    (``--db``, with ``incremental.KNOWN``, its record) across snapshots: it is the one place
     written outside ``tree``. ``timestamp`` pins every date written (reproducible output).
 
     ``incremental`` (the default): createrepo_c runs with ``--update`` from ``previous_tree``'s
@@ -132,7 +132,6 @@ def build_metadata(
                 signer,
                 rpm_key,
                 previous,
-                cache_dir,
                 timestamp,
                 incremental=incremental,
             )

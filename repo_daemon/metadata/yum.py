@@ -62,24 +62,22 @@ def build(
     signer: signing.Signer | None,
     key: bytes,
     previous: Path | None,
-    cache_dir: Path | None,
     timestamp: int | None,
     *,
     incremental: bool = False,
 ) -> str:
     """Index ``directory``, keep ``previous``'s repodata files, sign; returns what was done.
     ``incremental``: from ``previous``'s metadata where ``incremental.yum_update`` allows."""
-    cache = None
-    if cache_dir is not None:
-        cache = cache_dir / "createrepo_c"
-        cache.mkdir(parents=True, exist_ok=True)
+    # No ``--cachedir`` (``build_metadata``'s ``cache_dir`` is apt-ftparchive's alone):
+    # createrepo_c keys it by the package's header, signatures, size and mtime, not its bytes
+    # (two files that differ elsewhere get one checksum), and with ``--update`` it would only
+    # save hashing packages that are read anyway.
     update = incremental_rules.Decision(reuse=False, reason="incremental metadata is off")
     if incremental:
         update = incremental_rules.yum_update(directory, previous)
     argv = createrepo_argv(
         directory,
         timestamp=timestamp,
-        cache_dir=cache,
         update_from=previous if update.reuse else None,
     )
     result = commands.run(runner, argv, cwd=directory, what=f"indexing {directory}")
