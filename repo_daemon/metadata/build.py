@@ -202,6 +202,7 @@ def _export(
 CACHE_DIR = ".metadata-cache"
 """The tools' caches, below the repository root (one directory per area): on the trees' file
 system, shared by every daemon that publishes there, never served (a hidden name)."""
+UNCACHED_PREFIX = "unverified/"
 
 
 def metadata_step(
@@ -216,7 +217,7 @@ def metadata_step(
     """A ``publish.MetadataStep`` for the trees below ``root`` served at ``base_url``: builds
     the metadata of every repository the area's releases declare into the new snapshot, with
     the snapshot still live at ``root/<area>`` as ``previous_tree`` (read only) and
-    ``cache_root/<area>`` as the area's private ``cache_dir``.
+    ``cache_root/<area>`` as the area's private ``cache_dir`` (none for ``unverified/`` areas).
 
     ``incremental`` (the default): createrepo_c ``--update`` from the previous snapshot and
     apt-ftparchive's cache, in ``cache_root`` (default ``root/.metadata-cache``). Off: every
@@ -226,7 +227,11 @@ def metadata_step(
 
     def step(snapshot: Path, contents: AreaContents) -> None:
         live = root / contents.area
-        cache = None if cache_root is None else cache_root / repository_dirs.slug(contents.area)
+        cache = None
+        # An unverified/ area holds one release and disappears with it: a cache of its own
+        # would outlive it and never be read again.
+        if cache_root is not None and not contents.area.startswith(UNCACHED_PREFIX):
+            cache = cache_root / repository_dirs.slug(contents.area)
         build_metadata(
             snapshot,
             [r for release in contents.releases for r in release.repositories],

@@ -143,6 +143,19 @@ def test_createrepo_argv_updates_from_the_previous_repository() -> None:
     assert argv[-4:] == ["--update", "--update-md-path=/s/1/rpms", "--", "/s/2/rpms"]
 
 
+@dataclass(frozen=True)
+class Entry:
+    repositories: tuple[release_model.RepositorySpec, ...]
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What ``metadata_step`` reads of publish's manifest."""
+
+    area: str
+    releases: tuple[Entry, ...]
+
+
 def _createrepo(runner: FakeRunner) -> list[str]:
     return next(argv for argv, _ in runner.calls if argv[0] == "createrepo_c")
 
@@ -196,15 +209,6 @@ def test_a_cache_that_cannot_be_trusted_is_dropped_before_the_run(tmp_path: Path
 
 
 def test_metadata_step_keeps_the_caches_below_the_root_by_default(tmp_path: Path) -> None:
-    @dataclass(frozen=True)
-    class Entry:
-        repositories: tuple[release_model.RepositorySpec, ...]
-
-    @dataclass(frozen=True)
-    class Contents:
-        area: str
-        releases: tuple[Entry, ...]
-
     root = tmp_path / "root"
     root.mkdir()
     contents = Contents("production/7/updates", (Entry((apt_repository(),)),))
@@ -218,3 +222,14 @@ def test_metadata_step_keeps_the_caches_below_the_root_by_default(tmp_path: Path
             assert db.parent == root / metadata.CACHE_DIR / "production-7-updates"
         else:
             assert "--db" not in argv
+
+
+def test_metadata_step_keeps_no_cache_for_an_unverified_area(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    runner = FakeRunner()
+    step = metadata.metadata_step(root, "http://m/", runner=runner)
+    contents = Contents("unverified/Demo/1.0.0", (Entry((apt_repository(),)),))
+    step(make_tree(tmp_path), contents)
+    assert "--db" not in runner.calls[0][0]
+    assert not (root / metadata.CACHE_DIR).exists()
