@@ -163,13 +163,15 @@ def indexed(
 ) -> tuple[dict[str, tuple[FileState, ...]], dict[str, tuple[FileState, ...]]]:
     """The records around the database's move after apt-ftparchive indexed ``current``:
     ``pending`` (written before: every earlier state *and* the new one of each file, since the
-    database may hold either until it has moved) and ``final`` (written after: the newest
-    state of each name). A ``stat`` only where the inode is not the one last recorded."""
+    database may hold either until it has moved) and ``final`` (written after: each file of
+    ``current`` with its state now; other names as they were). A ``stat`` only where the
+    inode is not the one last recorded."""
     pending = dict(known)
-    final = {name: states[-1:] for name, states in known.items()}
+    final = dict(known)  # a name not indexed now keeps every state its entry may be from
     for relative, inode in current.items():
         states = known.get(relative, ())
         if states and states[-1].inode == inode:
+            final[relative] = states[-1:]  # re-indexed now: its entry is of this state
             continue
         now = state(directory / relative)
         pending[relative] = (*states, now)
