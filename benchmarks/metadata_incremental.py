@@ -93,7 +93,10 @@ def run(area: int, added: int, runs: int, distinct: int, base: Path, deadline: f
     started = time.monotonic()
     rpms = area_rpms(work, area + added, distinct)
     debs = area_debs(work, area + added)
-    print(f"built {len(rpms)} rpm and {len(debs)} deb files in {time.monotonic() - started:.0f} s")
+    print(
+        f"built {len(rpms)} rpm and {len(debs)} deb files in {time.monotonic() - started:.0f} s",
+        flush=True,
+    )
     signer = bench.make_key(work / "gnupg")
 
     previous = bench.snapshot(work, rpms[:area], debs[:area], "previous")
@@ -105,7 +108,10 @@ def run(area: int, added: int, runs: int, distinct: int, base: Path, deadline: f
     argv = apt.packages_argv(cache_db=work / "cache-direct" / apt.CACHE_DB)
     subprocess.run(argv, cwd=previous / "debs", stdout=subprocess.DEVNULL, check=True)
     warm = time.perf_counter() - t0
-    print(f"previous snapshot: full build_metadata {full:.1f} s; direct apt cache {warm:.1f} s")
+    print(
+        f"previous snapshot: full build_metadata {full:.1f} s; direct apt cache {warm:.1f} s",
+        flush=True,
+    )
     for name in ("cache-bridge", "cache-direct"):
         shutil.copytree(work / name, work / f"{name}.pristine")
 
@@ -147,6 +153,9 @@ def run(area: int, added: int, runs: int, distinct: int, base: Path, deadline: f
             variant(tree, cache)
             times[name].append(time.perf_counter() - t0)
             loads.append(Path("/proc/loadavg").read_text().split(" ", 1)[0])
+            # Each figure as it comes: a run cut short still leaves what it measured.
+            figure = f"{times[name][-1]:.2f} s, load {loads[-1]}"
+            print(f"run {number + 1}: {name}: {figure}", flush=True)
             shutil.rmtree(tree)
     subprocess.run([bench.exe("gpgconf"), "--homedir", str(work / "gnupg"), "--kill", "all"])
     shutil.rmtree(work)
