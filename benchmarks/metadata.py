@@ -23,6 +23,12 @@ reads. Bounded by ``--max-seconds`` (remaining runs are skipped). Run from the r
 
     .venv/bin/python -m benchmarks.metadata
     .venv/bin/python -m benchmarks.metadata --sizes 1000,10000 --runs 3 --dir /srv/scratch
+
+``--incremental AREA`` measures instead a publication that adds ``--added`` packages to an
+area of AREA packages of each format, against ``createrepo_c --update`` and apt-ftparchive
+with its cache run directly (``benchmarks/metadata_incremental.py`` says how):
+
+    .venv/bin/python -m benchmarks.metadata --incremental 100000 --added 100 --runs 3
 """
 
 from __future__ import annotations
@@ -255,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--dir", type=Path, default=None, help="where to work (its disk)")
     parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser.add_argument(
+        "--incremental", type=int, default=0, metavar="AREA",
+        help="time adding --added packages to an area of AREA packages of each format",
+    )  # fmt: skip
+    parser.add_argument("--added", type=int, default=100)
+    parser.add_argument("--distinct", type=int, default=1000, help="RPMs built (--incremental)")
     args = parser.parse_args(argv)
     for tool in TOOLS:
         exe(tool)
@@ -264,6 +276,13 @@ def main(argv: list[str] | None = None) -> int:
         answer = subprocess.run([exe(name), "--version"], capture_output=True, text=True)
         lines = answer.stdout.splitlines()
         print(f"{name}: {lines[0] if lines else '?'}")
+    if args.incremental:
+        from benchmarks import metadata_incremental
+
+        with tempfile.TemporaryDirectory(prefix="rollout-bench-md-", dir=args.dir) as scratch:
+            return metadata_incremental.run(
+                args.incremental, args.added, args.runs, args.distinct, Path(scratch), deadline
+            )
     with tempfile.TemporaryDirectory(prefix="rollout-bench-md-", dir=args.dir) as scratch:
         results = {
             int(n): bench_size(int(n), args.runs, Path(scratch), deadline)

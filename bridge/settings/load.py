@@ -224,6 +224,7 @@ def _repository_from(
         release_types=registry.release_types(),
         keep_snapshots=int(readers.number("keep_snapshots", raw, 3, problems, allow_zero=True)),
         lock_lease=_lock_lease(raw, problems),
+        metadata_incremental=readers.flag(raw.get("metadata_incremental", True)),
         sync_timeout=readers.number("sync_timeout", raw, 600.0, problems),
         sync_connect_timeout=readers.number("sync_connect_timeout", raw, 30.0, problems),
         sync_deadline_min=readers.number("sync_deadline_min", raw, 900.0, problems),

@@ -217,6 +217,9 @@ class RepositorySettings:
     # With PostgreSQL: seconds after which the database drops the area locks of a daemon whose
     # host vanished (TCP keepalives on the lock connection; docs/publication.md "Locks").
     lock_lease: float = 60.0
+    # Metadata of a publication from the previous snapshot's and the tools' caches (only the
+    # packages that changed are read); False: every publication reads every package.
+    metadata_incremental: bool = True
     sync_timeout: float = 600.0  # seconds without progress before a sync is given up
     sync_connect_timeout: float = 30.0
     # A sync's overall deadline: this many seconds plus the release's declared size at

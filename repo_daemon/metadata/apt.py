@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from repo_daemon.metadata import commands, errors, repository_dirs, signing
+from repo_daemon.metadata import commands, errors, incremental, repository_dirs, signing
 
 # The apt indexes written, uncompressed and gzip'd (apt reads both; xz would double the time
 # spent here for a few hundred KiB saved on a 10,000-package index).
@@ -134,11 +134,30 @@ def build(
     previous: Path | None,
     cache_dir: Path | None,
 ) -> str:
+    """Index ``directory`` (with apt-ftparchive's ``--db`` cache in ``cache_dir``, when given
+    and ``incremental.apt_cache`` trusts it), write Release, by-hash/, sign; returns what was
+    done."""
     cache_db = work_db = None
+    current: dict[str, int] = {}
+    known: incremental.Known = {}
+    how = ""
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         cache_db = cache_dir / CACHE_DB
-        work_db = _working_copy(cache_db)
+        current = incremental.scan(directory, incremental.DEB_SUFFIXES)
+        recorded = incremental.read_known(cache_dir / incremental.KNOWN)
+        trust = incremental.apt_cache(directory, current, recorded)
+        warm = trust.reuse and recorded is not None and cache_db.exists()
+        if warm and recorded is not None:
+            known = recorded
+            how = "; unchanged packages from the cache"
+        else:
+            how = f"; read in full: {trust.reason if not trust.reuse else 'the cache is empty'}"
+            # Nothing of the old cache is trusted: gone before anything else, so that a crash
+            # from here on never leaves a database the record does not describe.
+            cache_db.unlink(missing_ok=True)
+            (cache_dir / incremental.KNOWN).unlink(missing_ok=True)
+        work_db = _working_copy(cache_db, warm=warm)
     try:
         argv = packages_argv(cache_db=work_db)
         plain = directory / "Packages"
@@ -158,8 +177,15 @@ def build(
                 returncode=result.returncode,
                 stderr_tail=tail,
             )
-        if cache_db is not None and work_db is not None and work_db.exists():
-            work_db.replace(cache_db)  # the cache moves on only after a complete run
+        if cache_db is not None and cache_dir is not None and work_db is not None:
+            # The record covers both the old and the new entries while the database moves
+            # (a crash in between leaves it over-cautious, never trusting a stale entry).
+            pending, final = incremental.indexed(directory, current, known)
+            record = cache_dir / incremental.KNOWN
+            incremental.write_known(record, pending)
+            if work_db.exists():
+                work_db.replace(cache_db)  # the cache moves on only after a complete run
+            incremental.write_known(record, final)
     finally:
         if work_db is not None:
             work_db.unlink(missing_ok=True)
@@ -177,7 +203,7 @@ def build(
     # Release is not among the patterns hashed, so it can be written while the tool scans.
     argv = release_argv(fields)
     commands.run(runner, argv, cwd=directory, what="writing Release", stdout=directory / "Release")
-    detail = f"Packages ({repository_dirs.packages_phrase(count)}), Release, by-hash/"
+    detail = f"Packages ({repository_dirs.packages_phrase(count)}{how}), Release, by-hash/"
     if carried:
         detail += f" (+{carried} indexes of the previous snapshot)"
     if signer is not None:
@@ -191,9 +217,10 @@ def build(
     return detail
 
 
-def _working_copy(cache_db: Path) -> Path:
-    """Where this run's apt-ftparchive keeps its checksum cache: a copy of ``cache_db`` (a
-    name that does not exist yet when there is no cache: the tool refuses an empty file).
+def _working_copy(cache_db: Path, *, warm: bool) -> Path:
+    """Where this run's apt-ftparchive keeps its checksum cache: a copy of ``cache_db`` when
+    ``warm`` (else a name that does not exist yet: the tool refuses an empty file, and starts
+    an empty cache there).
 
     A run killed mid-write (SIGKILL of the daemon, a full disk) would leave a Berkeley DB the
     tool cannot open ("Unable to open DB file ...: File exists") or, worse, one with wrong
@@ -204,7 +231,7 @@ def _working_copy(cache_db: Path) -> Path:
     for leftover in cache_db.parent.glob(f".{cache_db.name}.*"):
         leftover.unlink(missing_ok=True)
     work = cache_db.with_name(f".{cache_db.name}.{secrets.token_hex(4)}")
-    if cache_db.exists():
+    if warm and cache_db.exists():
         shutil.copyfile(cache_db, work)
     return work
 

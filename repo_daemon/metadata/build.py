@@ -48,6 +48,7 @@ def build_metadata(
     previous_tree: Path | None = None,
     cache_dir: Path | None = None,
     timestamp: int | None = None,
+    incremental: bool = True,
     runner: commands.CommandRunner | None = None,
 ) -> list[str]:
     """Write the metadata of every repository in ``tree`` (a snapshot directory) and return
@@ -67,9 +68,15 @@ def build_metadata(
     while this one is built). Its index files stay reachable in the new snapshot (``by-hash/``
     and the checksum-named ``repodata/`` files, hard-linked), so a client that read the old
     ``InRelease``/``repomd.xml`` just before the swap still finds what it names: no "Hash Sum
-    mismatch", no 404. ``cache_dir``, private to one area, keeps the tools' checksum caches
-    (apt-ftparchive ``--db``, createrepo_c ``--cachedir``) across snapshots: it is the one place
+    mismatch", no 404. ``cache_dir``, private to one area, keeps apt-ftparchive's checksum cache
+    (``--db``, with ``incremental.KNOWN``, its record) across snapshots: it is the one place
     written outside ``tree``. ``timestamp`` pins every date written (reproducible output).
+
+    ``incremental`` (the default): createrepo_c runs with ``--update`` from ``previous_tree``'s
+    repodata, so unchanged packages are not read again, unless ``incremental.yum_update``
+    finds a reason not to trust it (then it reads everything and says why). apt-ftparchive's
+    cache is used whenever ``cache_dir`` is given, under ``incremental.apt_cache``'s check.
+    Either way the metadata's content is what a full rebuild writes.
 
     Everything that can be checked without the tools is checked before anything is written:
     repository types and paths, Release fields, files of the names written here already in
@@ -119,7 +126,15 @@ def build_metadata(
         started = time.monotonic()
         directory.mkdir(parents=True, exist_ok=True)
         if repository.type == "YUM":
-            detail = yum.build(directory, run, signer, rpm_key, previous, cache_dir, timestamp)
+            detail = yum.build(
+                directory,
+                run,
+                signer,
+                rpm_key,
+                previous,
+                timestamp,
+                incremental=incremental,
+            )
         else:
             detail = apt.build(directory, run, signer, fields[directory], previous, cache_dir)
         line = (
@@ -184,22 +199,39 @@ def _export(
     return key
 
 
+CACHE_DIR = ".metadata-cache"
+"""The tools' caches, below the repository root (one directory per area): on the trees' file
+system, shared by every daemon that publishes there, never served (a hidden name)."""
+UNCACHED_PREFIX = "unverified/"
+
+
 def metadata_step(
     root: Path,
     base_url: str,
     *,
     signer: signing.Signer | None = None,
     cache_root: Path | None = None,
+    incremental: bool = True,
     runner: commands.CommandRunner | None = None,
 ) -> Callable[[Path, AreaContents], None]:
     """A ``publish.MetadataStep`` for the trees below ``root`` served at ``base_url``: builds
     the metadata of every repository the area's releases declare into the new snapshot, with
-    the snapshot still live at ``root/<area>`` as ``previous_tree`` (read only) and, when
-    ``cache_root`` is given, ``cache_root/<area>`` as the area's private ``cache_dir``."""
+    the snapshot still live at ``root/<area>`` as ``previous_tree`` (read only) and
+    ``cache_root/<area>`` as the area's private ``cache_dir`` (none for ``unverified/`` areas).
+
+    ``incremental`` (the default): createrepo_c ``--update`` from the previous snapshot and
+    apt-ftparchive's cache, in ``cache_root`` (default ``root/.metadata-cache``). Off: every
+    publication reads every package, and no cache is kept unless ``cache_root`` is given."""
+    if cache_root is None and incremental:
+        cache_root = root / CACHE_DIR
 
     def step(snapshot: Path, contents: AreaContents) -> None:
         live = root / contents.area
-        cache = None if cache_root is None else cache_root / repository_dirs.slug(contents.area)
+        cache = None
+        # An unverified/ area holds one release and disappears with it: a cache of its own
+        # would outlive it and never be read again.
+        if cache_root is not None and not contents.area.startswith(UNCACHED_PREFIX):
+            cache = cache_root / repository_dirs.slug(contents.area)
         build_metadata(
             snapshot,
             [r for release in contents.releases for r in release.repositories],
@@ -208,6 +240,7 @@ def metadata_step(
             area_path=contents.area,
             previous_tree=live.resolve() if live.is_dir() else None,
             cache_dir=cache,
+            incremental=incremental,
             runner=runner,
         )
 

@@ -1,5 +1,7 @@
-"""YUM repository metadata: ``repodata/`` by createrepo_c, signed ``repomd.xml`` when a key is
-given, and the previous snapshot's checksum-named files kept reachable.
+"""YUM repository metadata: ``repodata/`` by createrepo_c (``--update`` from the previous
+snapshot's when ``incremental.yum_update`` allows it, so unchanged packages are not read
+again), signed ``repomd.xml`` when a key is given, and the previous snapshot's checksum-named
+files kept reachable.
 
 It writes only inside the repository directory (and the tool's cache when given); the argument
 list is pure (``createrepo_argv``), running it goes through a ``CommandRunner``.
@@ -11,6 +13,7 @@ import re
 from pathlib import Path
 
 from repo_daemon.metadata import commands, repository_dirs, signing
+from repo_daemon.metadata import incremental as incremental_rules
 
 # What this module writes in a repository directory; a snapshot that has one before the
 # metadata is built got it from a release: refused.
@@ -20,7 +23,11 @@ _WALK_DONE = re.compile(rb"Directory walk done - (\d+) packages")
 
 
 def createrepo_argv(
-    directory: Path, *, timestamp: int | None = None, cache_dir: Path | None = None
+    directory: Path,
+    *,
+    timestamp: int | None = None,
+    cache_dir: Path | None = None,
+    update_from: Path | None = None,
 ) -> list[str]:
     """``createrepo_c`` for one YUM repository directory.
 
@@ -29,6 +36,8 @@ def createrepo_argv(
     under an old name), gzip (what every yum and dnf reads), and an exit code of 2 when any
     rpm cannot be read: without ``--error-exit-val`` createrepo_c skips it and succeeds.
     ``timestamp`` (seconds) pins the revision and every timestamp, for byte-identical output.
+    ``update_from`` (a repository directory with ``repodata/``, read only) gives ``--update``:
+    a package whose file name, size and mtime match an entry there is not read again.
     """
     argv = [
         "createrepo_c",
@@ -42,6 +51,8 @@ def createrepo_argv(
         argv += [f"--revision={timestamp}", "--set-timestamp-to-revision"]
     if cache_dir is not None:
         argv += [f"--cachedir={cache_dir}"]
+    if update_from is not None:
+        argv += ["--update", f"--update-md-path={update_from}"]
     return [*argv, "--", str(directory)]
 
 
@@ -51,19 +62,31 @@ def build(
     signer: signing.Signer | None,
     key: bytes,
     previous: Path | None,
-    cache_dir: Path | None,
     timestamp: int | None,
+    *,
+    incremental: bool = False,
 ) -> str:
-    """Index ``directory``, keep ``previous``'s repodata files, sign; returns what was done."""
-    cache = None
-    if cache_dir is not None:
-        cache = cache_dir / "createrepo_c"
-        cache.mkdir(parents=True, exist_ok=True)
-    argv = createrepo_argv(directory, timestamp=timestamp, cache_dir=cache)
+    """Index ``directory``, keep ``previous``'s repodata files, sign; returns what was done.
+    ``incremental``: from ``previous``'s metadata where ``incremental.yum_update`` allows."""
+    # No ``--cachedir`` (``build_metadata``'s ``cache_dir`` is apt-ftparchive's alone):
+    # createrepo_c keys it by the package's header, signatures, size and mtime, not its bytes
+    # (two files that differ elsewhere get one checksum), and with ``--update`` it would only
+    # save hashing packages that are read anyway.
+    update = incremental_rules.Decision(reuse=False, reason="incremental metadata is off")
+    if incremental:
+        update = incremental_rules.yum_update(directory, previous)
+    argv = createrepo_argv(
+        directory,
+        timestamp=timestamp,
+        update_from=previous if update.reuse else None,
+    )
     result = commands.run(runner, argv, cwd=directory, what=f"indexing {directory}")
     found = _WALK_DONE.search(result.stdout)
     count = repository_dirs.packages_phrase(int(found.group(1))) if found else "? packages"
-    detail = f"repodata/ by createrepo_c ({count})"
+    how = f"read in full: {update.reason}"
+    if update.reuse:
+        how = "unchanged packages from the previous snapshot's"
+    detail = f"repodata/ by createrepo_c ({count}), {how}"
     repodata = directory / "repodata"
     if previous is not None:
         carried = _carry_repodata(previous / "repodata", repodata)

@@ -23,7 +23,7 @@ DEFAULT_PROTECTED: Mapping[str, Sequence[str]] = {
     "unverified": ("qc", "sr", "admin"),
     "stagerollout": ("early-adopters", "sr", "qc", "admin"),
 }
-_HIDDEN = "/.pool/ /.locks/ .building-* .deleting-* .*.swap-*"
+_HIDDEN = "/.pool/ /.locks/ .building-* .deleting-* .*.swap-* /.metadata-cache/"
 
 
 def render_rsyncd(

@@ -320,7 +320,7 @@ def repository(settings: settings_model.Settings) -> publish.Repository:
         repo.root.resolve(),
         repo.base_url,
         signer=keys.signer(settings),
-        cache_root=settings.data_dir.resolve() / "metadata-cache",
+        incremental=repo.metadata_incremental,  # caches in <root>/.metadata-cache/<area>
     )
     # Metadata first, then the mirror index (index.json/html), which lists it too.
     return publish.Repository(

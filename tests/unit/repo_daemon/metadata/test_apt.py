@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from repo_daemon.metadata import apt, commands
+from repo_daemon.metadata import apt, commands, incremental
 from repo_daemon.metadata import build as metadata
 from repo_daemon.metadata import errors as metadata_errors
 from tests.support.metadata_runner import (
@@ -166,7 +166,7 @@ def test_apt_ftparchive_s_cache_moves_on_only_after_a_complete_run(tmp_path: Pat
         metadata.build_metadata(tree, [apt_repository()], cache_dir=cache, runner=_caching(seen))
     assert seen == [b"", b"entry\n"]  # the second run found the first run's cache
     assert (cache / apt.CACHE_DB).read_bytes() == b"entry\nentry\n"
-    assert sorted(p.name for p in cache.iterdir()) == [apt.CACHE_DB]
+    assert sorted(p.name for p in cache.iterdir()) == [apt.CACHE_DB, incremental.KNOWN]
 
 
 def test_a_run_that_never_finished_leaves_the_cache_as_it_was(tmp_path: Path) -> None:
@@ -175,6 +175,7 @@ def test_a_run_that_never_finished_leaves_the_cache_as_it_was(tmp_path: Path) ->
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / apt.CACHE_DB).write_bytes(b"complete\n")
+    (cache / incremental.KNOWN).write_text("")  # it holds no package yet
     (cache / f".{apt.CACHE_DB}.deadbeef").write_bytes(b"half")  # a killed run's copy
 
     def broken(argv: list[str], cwd: Path) -> commands.Completed:
@@ -188,7 +189,7 @@ def test_a_run_that_never_finished_leaves_the_cache_as_it_was(tmp_path: Path) ->
             cache_dir=cache,
             runner=FakeRunner(answers={"packages": broken}),
         )
-    assert sorted(p.name for p in cache.iterdir()) == [apt.CACHE_DB]
+    assert sorted(p.name for p in cache.iterdir()) == [apt.CACHE_DB, incremental.KNOWN]
     assert (cache / apt.CACHE_DB).read_bytes() == b"complete\n"
 
 

@@ -32,7 +32,7 @@ def test_rsyncd_has_one_read_only_module_for_the_whole_root(tmp_path: Path) -> N
     assert module["use chroot"] == "yes"
     assert module["munge symlinks"] == "no"
     assert module["exclude"].split() == [
-        "/.pool/", "/.locks/", ".building-*", ".deleting-*", ".*.swap-*",
+        "/.pool/", "/.locks/", ".building-*", ".deleting-*", ".*.swap-*", "/.metadata-cache/",
         "/unverified/***", "/.snapshots/unverified~*/***",
         "/stagerollout/***", "/.snapshots/stagerollout~*/***",
     ]  # fmt: skip
