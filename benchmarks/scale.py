@@ -139,13 +139,15 @@ def postgres(work: Path) -> Iterator[tuple[str, sa.Engine]]:
 def _wait_http(port: int, path: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 90
     while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", path)
             if conn.getresponse().status == 200:
                 return
         except OSError:
             pass
+        finally:
+            conn.close()
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"{log.name} did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.1)
@@ -157,8 +159,10 @@ class Processes:
     def __init__(self, env: dict[str, str], logs: Path) -> None:
         self.env, self.logs = env, logs
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._checks: list[tuple[int, str, subprocess.Popen[bytes], Path]] = []
 
     def start(self, name: str, argv: list[str], port: int, ready: str) -> None:
+        """Start one; ``ready()`` waits for all to answer ``ready`` (or /readyz) on ``port``."""
         log = self.logs / f"{name}.log"
         env = self.env | ({"ROLLOUT_DAEMON_METRICS_PORT": str(port)} if ready else {})
         with log.open("wb") as out:
@@ -167,7 +171,11 @@ class Processes:
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip
         self.procs.append((name, proc))
-        _wait_http(port, ready or "/readyz", proc, log)
+        self._checks.append((port, ready or "/readyz", proc, log))
+
+    def ready(self) -> None:
+        for check in self._checks:
+            _wait_http(*check)
 
     def exited(self) -> list[str]:
         return [f"{n} exited {p.returncode}" for n, p in self.procs if p.poll() is not None]
@@ -332,6 +340,7 @@ def _run(args: argparse.Namespace, work: Path, stack: ExitStack) -> scale_report
     for n in range(2):
         port = free_port()
         processes.start(f"daemon-{n + 1}", ["daemon"], port, "/metrics")
+    processes.ready()
     hooks = Hooks(bridge_secrets.hook_key(secret), ports)
     stack.callback(hooks.pool.shutdown)
     walk = Walk(stand_in, hooks, engine)
