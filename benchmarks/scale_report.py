@@ -7,11 +7,12 @@ It reads and measures; it starts nothing and changes nothing.
 from __future__ import annotations
 
 import bisect
+import json
 import os
 import platform
 import re
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,12 +28,13 @@ _JOBS = sa.text(
     "FROM jobs j"
 )
 _TROUBLE = sa.text(
-    "SELECT kind, count(*) FROM event_log WHERE kind IN ('job_retry', 'job_failed', "
+    "SELECT kind, count(*) FROM event_log WHERE kind IN ('job_failed', "
     "'job_dead', 'transition_failed', 'release_failed') GROUP BY kind"
 )
+_RETRIES = sa.text("SELECT ticket_id, data FROM event_log WHERE kind = 'job_retry' ORDER BY id")
 _WHY = sa.text(
-    "SELECT kind, ticket_id, data FROM event_log WHERE kind IN ('job_retry', 'job_failed', "
-    "'job_dead') ORDER BY id LIMIT 5"
+    "SELECT kind, ticket_id, data FROM event_log WHERE kind IN ('job_failed', 'job_dead') "
+    "ORDER BY id LIMIT 5"
 )
 _DEFERRALS = sa.text("SELECT count(*) FROM state_history WHERE state = 'Deferred'")
 _ERROR_LINE = re.compile(r" (ERROR|CRITICAL) |Traceback")
@@ -71,6 +73,7 @@ class Figures:
     majors_areas: dict[int, list[Transition]]  # k-th move into its production area
     load_after: str
     stopped: str
+    retries: list[str]  # jobs retried (transient trouble that went away): not errors
     errors: list[str]
 
 
@@ -127,7 +130,8 @@ def figures(
     logs: Path,
 ) -> Figures:
     """Read the run's figures; ``errors`` are the driver's, more are added from the database
-    (retries, failures) and the processes' logs (error lines). Deferrals are the entries into
+    (failed and dead jobs) and the processes' logs (error lines); retried jobs that then
+    finished are listed apart. Deferrals are the entries into
     Deferred the release store recorded."""
     by_ticket: dict[int, list[tuple[float, float]]] = defaultdict(list)
     for call in stand_in.calls:
@@ -153,6 +157,8 @@ def figures(
             ))  # fmt: skip
         errors += [f"{n} {kind} events" for kind, n in db.execute(_TROUBLE)]
         errors += [f"  {kind} #{ticket}: {data[:300]}" for kind, ticket, data in db.execute(_WHY)]
+        retries = [f"#{ticket}: {json.loads(data).get('error', '')}"[:300]
+                   for ticket, data in db.execute(_RETRIES)]  # fmt: skip
         size = int(db.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one())
         deferrals = int(db.execute(_DEFERRALS).scalar_one())
     for log in sorted(logs.glob("*.log")):
@@ -182,7 +188,7 @@ def figures(
         routes={r: (len(v), statistics.fmean(v)) for r, v in sorted(per_route.items())},
         database_bytes=size, tree_files=files, tree_bytes=tree_bytes,
         files_per_release=files_per_release, majors_areas=dict(areas),
-        load_after=load, stopped=stopped, errors=errors,
+        load_after=load, stopped=stopped, retries=retries, errors=errors,
     )  # fmt: skip
 
 
@@ -232,6 +238,8 @@ def render(f: Figures) -> str:
         *(f"  {route:<36} {n:>7}  mean {ms:.2f} ms" for route, (n, ms) in f.routes.items()),
         f"database (pg_database_size): {f.database_bytes / 2**20:.1f} MiB",
         f"tree: {f.tree_files:,} file entries, {f.tree_bytes / 2**20:.1f} MiB in distinct inodes",
+        f"retries (transient, then done): {len(f.retries)}",
+        *(f"  {why}: {n}" for why, n in Counter(r.split(": ", 1)[-1] for r in f.retries).items()),
         f"errors: {len(f.errors)}",
         *(f"  {e}" for e in f.errors[:20]),
     ]  # fmt: skip
