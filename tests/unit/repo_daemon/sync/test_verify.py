@@ -27,6 +27,19 @@ def _file(tree: Path, rel: str, data: bytes) -> release_model.PackageFile:
     )
 
 
+def _spy_on_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, the name of every file verify hashes is appended to the returned list."""
+    hashed: list[str] = []
+    real = verify._sha256
+
+    def spy(handle: object) -> str:
+        hashed.append(str(getattr(handle, "name", "")))
+        return real(handle)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(verify, "_sha256", spy)
+    return hashed
+
+
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
     root = tmp_path / "tree"
@@ -185,14 +198,7 @@ def test_prehash_digests_are_reused_for_the_same_file_only(
     (tree / "b.new").write_bytes(b"B" * 5000)
     (tree / "b.new").replace(tree / "b.rpm")
 
-    hashed: list[str] = []
-    real = verify._sha256
-
-    def spy(handle: object) -> str:
-        hashed.append(str(getattr(handle, "name", "")))
-        return real(handle)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(verify, "_sha256", spy)
+    hashed = _spy_on_hashing(monkeypatch)
     with pytest.raises(verify.ChecksumMismatch) as caught:
         verify.verify(tree, [a, b], prehash=prehash, workers=1)
     assert [(p.kind, p.path) for p in caught.value.problems] == [
@@ -228,14 +234,7 @@ def test_a_trusted_digest_is_not_hashed_and_only_holds_for_its_inode(
     prehash.close()
     (tree / "b.new").write_bytes(b"B" * 5000)  # b.rpm replaced: another inode
     (tree / "b.new").replace(tree / "b.rpm")
-    hashed: list[str] = []
-    real = verify._sha256
-
-    def spy(handle: object) -> str:
-        hashed.append(str(getattr(handle, "name", "")))
-        return real(handle)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(verify, "_sha256", spy)
+    hashed = _spy_on_hashing(monkeypatch)
     with pytest.raises(verify.ChecksumMismatch) as caught:
         verify.verify(tree, [a, b], prehash=prehash, workers=1)
     assert [(p.kind, p.path) for p in caught.value.problems] == [
