@@ -11,6 +11,7 @@ Hierarchy (classes defined beside the code that raises them are named with their
     │   ├── TrackerNotFound          permanent: ticket, attachment, queue... does not exist
     │   └── TrackerRejected          permanent: RT refused the request (400, or a change it ignored)
     ├── SandboxError                 the throw-away RT could not be started or stopped
+    ├── store.database.SchemaTooNew  a newer version of the bridge migrated the database
     ├── store.queue.AlreadyQueued    that RT transaction is queued already (``job_id``)
     ├── store.queue.JobNotFound      no job has that id
     ├── store.queue.JobNotRetryable  only failed or dead jobs can be retried by hand

@@ -17,6 +17,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import exc as alembic_errors
 
 from bridge import errors
 
@@ -67,6 +68,21 @@ def _make_sqlite_durable(engine: sa.Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class SchemaTooNew(errors.BridgeError):
+    """The database was migrated by a newer version of the bridge than this one: its schema's
+    revision is not among the migrations this version ships. Permanent: running a version that
+    knows the revision is the way out (docs/operations.md, "Upgrading")."""
+
+    def __init__(self, revision: str, head: str) -> None:
+        self.revision = revision
+        self.head = head
+        super().__init__(
+            f"the database's schema is at revision {revision}, which this version of the bridge "
+            f"does not know (its newest is {head}): a newer version has migrated it. Run that "
+            'version (or a newer one) here; see docs/operations.md, "Upgrading"'
+        )
+
+
 def _alembic_config(connection: sa.Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", "bridge.store:migrations")
@@ -86,21 +102,42 @@ def migrate(engine: sa.Engine) -> None:
     """
     if engine.dialect.name != "postgresql":
         with engine.begin() as connection:
-            command.upgrade(_alembic_config(connection), "head")
+            _upgrade(connection)
         return
     with engine.connect() as lock:
         lock.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _MIGRATION_LOCK})
         try:
             with engine.begin() as connection:
-                command.upgrade(_alembic_config(connection), "head")
+                _upgrade(connection)
         finally:
             lock.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _MIGRATION_LOCK})
             lock.commit()
 
 
+def _upgrade(connection: sa.Connection) -> None:
+    _refuse_newer(connection)
+    command.upgrade(_alembic_config(connection), "head")
+
+
+def _refuse_newer(connection: sa.Connection) -> str | None:
+    """The schema's current revision (None: no schema yet); ``SchemaTooNew`` when it is one
+    this version does not ship."""
+    current = MigrationContext.configure(connection).get_current_revision()
+    scripts = ScriptDirectory.from_config(_alembic_config(connection))
+    if current is not None:
+        try:
+            known = scripts.get_revision(current)
+        except alembic_errors.CommandError:
+            known = None
+        if known is None:
+            raise SchemaTooNew(current, str(scripts.get_current_head()))
+    return current
+
+
 def schema_is_current(engine: sa.Engine) -> bool:
-    """Whether the database is at the newest migration."""
+    """Whether the database is at the newest migration. Raises ``SchemaTooNew`` when a newer
+    version of the bridge has migrated it."""
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
+        current = _refuse_newer(connection)
         head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
     return current == head

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from bridge import records
 from bridge.settings import model as settings_model
@@ -225,3 +226,25 @@ def test_db_upgrade_creates_the_schema_and_can_run_again(
         engine.dispose()
     assert cli.main(["db", "upgrade"]) == 0
     assert capsys.readouterr().out == f"database {url} is at the newest schema\n" * 2
+
+
+def test_a_schema_migrated_by_a_newer_version_is_refused_in_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An older bridge meeting a newer schema says so and exits 1, no traceback, for the
+    command that migrates and for one that only reads."""
+    monkeypatch.setenv("ROLLOUT_DATA_DIR", str(tmp_path))
+    assert cli.main(["db", "upgrade"]) == 0
+    engine = database.create_engine(database.default_url(tmp_path))
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("UPDATE alembic_version SET version_num = 'f00dfeed0001'"))
+    finally:
+        engine.dispose()
+    capsys.readouterr()
+    for argv in (["db", "upgrade"], ["queue", "stats"]):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert "schema is at revision f00dfeed0001, which this version of the bridge" in err
+        assert 'see docs/operations.md, "Upgrading"' in err
+        assert "Traceback" not in err
