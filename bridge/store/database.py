@@ -119,25 +119,25 @@ def _upgrade(connection: sa.Connection) -> None:
     command.upgrade(_alembic_config(connection), "head")
 
 
-def _refuse_newer(connection: sa.Connection) -> str | None:
-    """The schema's current revision (None: no schema yet); ``SchemaTooNew`` when it is one
-    this version does not ship."""
+def _refuse_newer(connection: sa.Connection) -> tuple[str | None, str | None]:
+    """The schema's current revision (None: no schema yet) and the newest this version ships;
+    ``SchemaTooNew`` when the current one is not among them."""
     current = MigrationContext.configure(connection).get_current_revision()
     scripts = ScriptDirectory.from_config(_alembic_config(connection))
+    head = scripts.get_current_head()
     if current is not None:
         try:
             known = scripts.get_revision(current)
         except alembic_errors.CommandError:
             known = None
         if known is None:
-            raise SchemaTooNew(current, str(scripts.get_current_head()))
-    return current
+            raise SchemaTooNew(current, str(head))
+    return current, head
 
 
 def schema_is_current(engine: sa.Engine) -> bool:
     """Whether the database is at the newest migration. Raises ``SchemaTooNew`` when a newer
     version of the bridge has migrated it."""
     with engine.connect() as connection:
-        current = _refuse_newer(connection)
-        head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
+        current, head = _refuse_newer(connection)
     return current == head
