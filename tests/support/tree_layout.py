@@ -69,6 +69,18 @@ def _symlink_swap(link: Path, target: str) -> None:
     swap.replace(link)
 
 
+def _payload_dirs(tree: Path, rel: str) -> None:
+    """Make the parent directories of payload path ``rel`` real directories of the tree: a
+    metadata link in the way (``deb -> .meta/deb``) is replaced by a directory (its entries'
+    links are made again by ``_metadata_links``)."""
+    where = tree
+    for part in rel.split("/")[:-1]:
+        where = where / part
+        if where.is_symlink():
+            where.unlink()
+        where.mkdir(exist_ok=True)
+
+
 def _metadata_links(tree: Path, snap: Path, rel: str = "") -> None:
     """For every entry of the snapshot (top-down): recurse where the tree has a real payload
     directory, else link ``tree/R -> ../…/.meta/R`` (left alone when already that link)."""
@@ -103,10 +115,12 @@ def build_tree_area(
     tree.mkdir(parents=True, exist_ok=True)
     for rel, data in payload.items():
         target = tree / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _payload_dirs(tree, rel)
         pooled = _write_pool(root, data)
         if not target.exists():
             os.link(pooled, target)
+    if (tree / META).is_symlink():  # links the live metadata needs below new payload dirs
+        _metadata_links(tree, (tree / META).resolve())
     snap = snapshot_dir(root, area, snapshot_name)
     snap.parent.mkdir(parents=True, exist_ok=True)
     building = snap.with_name(f".building-{snapshot_name}")
