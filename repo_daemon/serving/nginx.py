@@ -284,7 +284,7 @@ def _area_check(base: str, depth: int) -> str:
     key = "~".join(f"\\{n}" for n in range(2, depth + 2))
     rest = f"\\{depth + 2}"
     into = f"(?:\\.snapshots/{key}/{_SNAPSHOT_NAME}|\\.trees/{key})"
-    regex = f"^([^|]*)\\|/{parts}((?:/.*?)?)/?\\|\\1/{into}{rest}\\|"
+    regex = f"^([^|]*)\\|/{parts}((?:/.*?)?)/?\\|\\1/{into}{rest}\\|[^|]*$"
     area = "/".join(f"${n}" for n in range(2, depth + 2))
     return f"""\
     if ($rollout_check ~ "{regex}") {{
