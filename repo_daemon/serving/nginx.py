@@ -153,8 +153,11 @@ server {{
     location ^~ /.locks/ {{
         return 404;
     }}
-    # Snapshots are reached through their areas; mirrors copy them with rsync.
+    # Snapshots and trees are reached through their areas; mirrors copy them with rsync.
     location ^~ /.snapshots/ {{
+        return 404;
+    }}
+    location ^~ /.trees/ {{
         return 404;
     }}
 {gate}{locations}}}
@@ -273,14 +276,15 @@ _SNAPSHOT_NAME = "[0-9]{6,}-[0-9]{8}T[0-9]{6}Z"  # names.SNAPSHOT_NAME: complete
 def _area_check(base: str, depth: int) -> str:
     """An ``if`` that sets ``$rollout_from`` to the area of ``depth`` components at the start
     of the URL when the requested path resolves into one of that area's own complete
-    snapshots, at exactly the rest of the URL. ``$rollout_check`` is ``<real root>|<URI>|
-    <real path>``; in the regex, ``\\1`` is the real root, ``\\2``… the area's components,
-    the last group the rest (always set: PCRE never matches a back-reference to an unset
-    group)."""
+    snapshots, or into its payload tree ``.trees/<key>``, at exactly the rest of the URL.
+    ``$rollout_check`` is ``<real root>|<URI>|<real path>|<real live metadata>``; in the
+    regex, ``\\1`` is the real root, ``\\2``… the area's components, the last group the rest
+    (always set: PCRE never matches a back-reference to an unset group)."""
     parts = "/".join(["([^/|~]+)"] * depth)
     key = "~".join(f"\\{n}" for n in range(2, depth + 2))
     rest = f"\\{depth + 2}"
-    regex = f"^([^|]*)\\|/{parts}((?:/.*?)?)/?\\|\\1/\\.snapshots/{key}/{_SNAPSHOT_NAME}{rest}$"
+    into = f"(?:\\.snapshots/{key}/{_SNAPSHOT_NAME}|\\.trees/{key})"
+    regex = f"^([^|]*)\\|/{parts}((?:/.*?)?)/?\\|\\1/{into}{rest}\\|[^|]*$"
     area = "/".join(f"${n}" for n in range(2, depth + 2))
     return f"""\
     if ($rollout_check ~ "{regex}") {{
@@ -288,36 +292,100 @@ def _area_check(base: str, depth: int) -> str:
     }}"""
 
 
+def _metadata_check(depth: int) -> str:
+    """An ``if`` that sets ``$rollout_from`` to the requested path itself when it resolves to
+    the LIVE metadata snapshot of the tree-layout area of ``depth`` components (the one
+    ``.trees/<key>/.meta`` resolves to, the fourth field of ``$rollout_check``), at exactly
+    the rest of the URL."""
+    parts = "/".join(["([^/|~]+)"] * depth)
+    key = "~".join(f"\\{n}" for n in range(2, depth + 2))
+    rest = f"\\{depth + 2}"
+    snap = f"\\{depth + 3}"
+    regex = (
+        f"^([^|]*)\\|/{parts}((?:/.*?)?)/?\\|"
+        f"\\1/\\.snapshots/{key}/({_SNAPSHOT_NAME}){rest}\\|\\1/\\.snapshots/{key}/{snap}$"
+    )
+    return f"""\
+    if ($rollout_check ~ "{regex}") {{
+        set $rollout_from $rollout_full;
+    }}"""
+
+
 def _symlink_rules(base: str) -> str:
-    """Server-level rules under which nginx follows the bridge's area symlinks and no other.
+    """Server-level rules under which nginx follows the bridge's area symlinks (and, in the
+    tree layout, its metadata links) and no other.
 
     Every file and directory is opened with ``disable_symlinks on from=$rollout_from``: no
-    component after ``from`` may be a symlink. ``from`` is the root, unless the requested path
-    resolves (``realpath``) to ``.snapshots/<key>/<snapshot>/<rest>`` where ``<key>`` is the
-    URL's first components joined by ``~`` and ``<rest>`` exactly the rest of the URL: then it
-    is that area's path, so the area's own symlink is followed and nothing inside the
-    snapshot is. ``root`` is ``$rollout_root``, the root itself except for one moment, when
-    it is the requested path so that ``$realpath_root`` resolves it.
+    component after ``from`` may be a symlink (``from`` equal to the whole path: none is
+    checked). ``from`` is the root, unless the requested path resolves (``realpath``) to
+
+    - ``.snapshots/<key>/<snapshot>/<rest>`` (snapshots layout) or ``.trees/<key>/<rest>``
+      (the payload of a tree-layout area), ``<key>`` the URL's first components joined by
+      ``~`` and ``<rest>`` exactly the rest of the URL: then it is that area's path, so the
+      area's own symlink is followed and nothing after it is;
+    - ``.snapshots/<key>/<live>/<rest>`` where ``<live>`` is what ``.trees/<key>/.meta``
+      resolves to (the metadata of a tree-layout area): then it is the requested path itself.
+      The chain is area -> ``.trees/<key>``, a metadata link somewhere in ``<rest>`` ->
+      ``../…/.meta/<prefix>``, ``.meta`` -> the snapshot; the metadata link's place in
+      ``<rest>`` varies (``index.json``, ``el9/x86_64/repodata``, ``deb/by-hash``), and
+      ``from`` can only name a prefix of the path, so the open follows every link and the
+      check is the realpath just made (equal to the live snapshot at exactly the URL's path:
+      a planted link anywhere on the way changes it).
+
+    A directory's ``index.html`` is opened by nginx's index module only to redirect to it
+    (and the redirect is checked again): when it exists, ``from`` is that file, so a
+    metadata link ``index.html -> .meta/index.html`` is found. ``root`` is ``$rollout_root``,
+    the root itself except for a moment, when it is a path whose ``$realpath_root`` is wanted.
     """
     checks = "\n".join(_area_check(base, depth) for depth in range(1, MAX_AREA_DEPTH + 1))
+    live = "\n".join(_metadata_check(depth) for depth in range(1, MAX_AREA_DEPTH + 1))
     return f"""\
-    # Symlinks: an area's own symlink into one of its complete snapshots is followed; any
-    # other (planted in a snapshot, beside an area, into .pool/ or out of the root) is not.
+    # Symlinks: an area's own symlink into one of its complete snapshots or its payload tree,
+    # and the tree's metadata links into its live metadata snapshot, are followed; any other
+    # (planted in a snapshot or a tree, beside an area, into .pool/ or out of the root) is not.
     disable_symlinks on from=$rollout_from;
     set $rollout_root {base};
     set $rollout_base $realpath_root;
     set $rollout_real "";
+    set $rollout_live "";
     set $rollout_path {base}$uri;
+    set $rollout_full $rollout_path;
+    if ($rollout_path ~ "^(.*[^/])/+$") {{
+        set $rollout_full $1;
+    }}
     # nginx fails the request when realpath() fails: test first, following every link.
     set $rollout_from $rollout_path;
     if (-e $rollout_path) {{
         set $rollout_root $rollout_path;
         set $rollout_real $realpath_root;
     }}
+    # Into a metadata snapshot: which one is its area's live metadata (tree layout)?
+    set $rollout_meta {base}/.rollout-no-such-path;
+    set $rollout_check "$rollout_base|$rollout_real";
+    if ($rollout_check ~ "^([^|]*)\\|\\1/\\.snapshots/([^/|]+)/") {{
+        set $rollout_meta $1/.trees/$2/.meta;
+    }}
+    set $rollout_from $rollout_meta;
+    if (-e $rollout_meta) {{
+        set $rollout_root $rollout_meta;
+        set $rollout_live $realpath_root;
+    }}
     set $rollout_root {base};
     set $rollout_from {base};
-    set $rollout_check "$rollout_base|$uri|$rollout_real";
-{checks}"""
+    set $rollout_check "$rollout_base|$uri|$rollout_real|$rollout_live";
+{checks}
+{live}
+    # A directory's index.html: opened only to redirect to it, checked again then.
+    set $rollout_keep $rollout_from;
+    set $rollout_index $rollout_from;
+    if ($uri ~ "/$") {{
+        set $rollout_index ${{rollout_path}}index.html;
+    }}
+    set $rollout_from $rollout_index;
+    if (-e $rollout_index) {{
+        set $rollout_keep $rollout_index;
+    }}
+    set $rollout_from $rollout_keep;"""
 
 
 def render_nginx_conf(

@@ -3,7 +3,8 @@ embedded server share. Which hidden names are visible, content types, ``Cache-Co
 values that are safe to write into a configuration file.
 
 Pure: no I/O. It renders nothing and serves nothing (``nginx``, ``rsyncd`` and ``static`` do).
-Never served anywhere: ``.pool/`` and ``.locks/``; ``.snapshots/`` only through rsync.
+Never served anywhere: ``.pool/`` and ``.locks/``; ``.snapshots/`` and ``.trees/`` only through
+rsync; a tree's ``.meta`` switch and its ``.meta.swap-*`` links nowhere (hidden names).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from pathlib import Path
 from repo_daemon.publish import index, manifest
 
 SNAPSHOTS = ".snapshots"
+# The tree layout (docs/serving.md, "Symlinks"): an area links to its payload tree ``.trees/<key>``,
+# whose ``.meta`` link (hidden: never served nor listed) points at its live metadata snapshot.
+TREES = ".trees"
+META = ".meta"
 # The hidden names a client or mirror may fetch from an area.
 VISIBLE_HIDDEN = frozenset({manifest.MANIFEST_NAME, index.SERIAL_NAME})
 

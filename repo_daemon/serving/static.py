@@ -1,9 +1,10 @@
 """The embedded static HTTP server behind ``rollout repo serve``: the areas (symlinks into
-``.snapshots/``, followed), their files and directory listings, with ``policy``'s content types,
-caching and visible hidden names.
+``.snapshots/`` or, in the tree layout, into ``.trees/``, followed with the trees' metadata
+links), their files and directory listings, with ``policy``'s content types, caching and
+visible hidden names.
 
-It never serves ``.pool/``, ``.locks/`` or ``.snapshots/`` directly, nor anything outside the
-root, nor through a symlink other than an area's own, and it writes nothing below the
+It never serves ``.pool/``, ``.locks/``, ``.snapshots/`` or ``.trees/`` directly, nor anything
+outside the root, nor through a symlink other than the bridge's own, and it writes nothing below the
 repository root. In production nginx serves the trees (``repo_daemon.serving.nginx``).
 """
 
@@ -329,8 +330,8 @@ class _TreeHandler(http.server.BaseHTTPRequestHandler):
                     where = "/" + "/".join(quote(p) for p in _parts(path)) + "/"
                     self._status(301, body=body, extra={"Location": where})
                     return
-                page = target / index.INDEX_HTML
-                if page.is_file():
+                page = self._index_page(target, path)
+                if page is not None:
                     self._file(page, path + index.INDEX_HTML, body=body, cache_path=path)
                 else:
                     self._listing(target, path, body=body)
@@ -338,10 +339,19 @@ class _TreeHandler(http.server.BaseHTTPRequestHandler):
                 self._file(target, path, body=body)
             else:
                 self._status(404, body=body)
-        except (FileNotFoundError, NotADirectoryError):
+        except (FileNotFoundError, NotADirectoryError, _NotServed):
             self._status(404, body=body)  # retired by retention between resolve and open
         except PermissionError:
             self._status(403, body=body)
+
+    def _index_page(self, directory: Path, path: str) -> Path | None:
+        """The directory's ``index.html`` (its real path), checked by the same rule as a
+        request for it (in a tree-layout area it is a metadata link); None: a listing.
+        ``_NotServed`` when one is there that the rule refuses (a planted link)."""
+        if not os.path.lexists(directory / index.INDEX_HTML):
+            return None
+        page = _resolve(self.tree_root, path + index.INDEX_HTML)
+        return page if page.is_file() else None
 
     def _file(self, target: Path, path: str, *, body: bool, cache_path: str | None = None) -> None:
         with target.open("rb") as reader:
@@ -427,13 +437,13 @@ def _resolve(root: Path, url_path: str) -> Path:
     ``_NotServed``: a hidden component (except the two an area shows), a NUL or backslash, or
     a path that goes through any symlink other than an area's own.
 
-    The only symlinks followed are the bridge's areas: the path resolves either to itself
-    (plain directories, no symlink on the way) or to ``.snapshots/<key>/<snapshot>/<rest>``
-    where ``<key>`` is the URL's first components joined by ``~`` (the area the symlink
-    is) and ``<rest>`` is exactly the rest of the URL (nothing inside the snapshot is a
-    link). A link planted in a snapshot, beside an area, or an area pointing at another
-    area's snapshot, out of the root, into ``.pool/`` or ``.locks/``: all refused. nginx
-    applies the same rule (``nginx.render_nginx``)."""
+    The only symlinks followed are the bridge's: the path resolves either to itself (plain
+    directories, no symlink on the way) or, through an area, to exactly the URL's rest in
+    the area's snapshot, payload tree or live metadata snapshot (``_through_an_area``). A
+    link planted in a snapshot or a tree, beside an area, a metadata link to another path,
+    ``.meta`` or an area pointing at another area's snapshot, out of the root, into
+    ``.pool/`` or ``.locks/``: all refused. nginx applies the same rule
+    (``nginx.render_nginx``)."""
     try:
         parts = _parts(url_path)
     except UnicodeDecodeError as exc:
@@ -450,16 +460,37 @@ def _resolve(root: Path, url_path: str) -> Path:
     if not real.is_relative_to(root):
         raise _NotServed
     inside = real.relative_to(root).parts
-    if inside == tuple(parts):
-        return real  # no symlink on the way
-    if (
-        len(inside) >= 3
-        and inside[0] == policy.SNAPSHOTS
-        and names.SNAPSHOT_NAME.fullmatch(inside[2])
-        and tuple(parts) == (*inside[1].split("~"), *inside[3:])
-    ):
-        return real  # through the area's own symlink into one of its complete snapshots
+    if inside == tuple(parts) or _through_an_area(root, tuple(parts), inside):
+        return real
     raise _NotServed
+
+
+def _through_an_area(root: Path, parts: tuple[str, ...], inside: tuple[str, ...]) -> bool:
+    """Whether ``inside`` (the real path below ``root``) is where the URL ``parts`` leads
+    through an area's own links: ``.trees/<key>/<rest>`` (a tree-layout area's payload),
+    ``.snapshots/<key>/<snapshot>/<rest>`` where the area's symlink points at that snapshot
+    (snapshots layout) or the area is its tree and the tree's ``.meta`` points at it (the
+    live metadata of a tree-layout area). ``<key>`` is the URL's first components joined by
+    ``~``, ``<rest>`` exactly the rest of the URL."""
+    if len(inside) < 2:
+        return False
+    area = tuple(inside[1].split("~"))
+    if parts[: len(area)] != area:
+        return False
+    rest = parts[len(area) :]
+    if inside[0] == policy.TREES:
+        return inside[2:] == rest
+    if inside[0] != policy.SNAPSHOTS or len(inside) < 3 or inside[3:] != rest:
+        return False
+    if not names.SNAPSHOT_NAME.fullmatch(inside[2]):
+        return False  # .building-…, .deleting-…
+    snapshot = root.joinpath(*inside[:3])
+    through = Path(os.path.realpath(root.joinpath(*area)))
+    if through == snapshot:
+        return True
+    tree = root / policy.TREES / inside[1]
+    live = Path(os.path.realpath(tree / policy.META))
+    return through == tree and live == snapshot
 
 
 def _parts(url_path: str) -> list[str]:

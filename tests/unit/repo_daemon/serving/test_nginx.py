@@ -184,18 +184,19 @@ def test_protecting_production_protects_everything_and_nothing_needs_no_check() 
         nginx.render_nginx(ROOT, access_check="x; include /etc/passwd")
 
 
-def _from_for(conf: str, real_root: str, uri: str, real: str) -> str | None:
+def _from_for(conf: str, real_root: str, uri: str, real: str, live: str = "") -> str | None:
     """What the block's area checks set ``$rollout_from`` to for a request (Python's ``re``
-    reads these PCRE regexes the same way): the last matching check wins, as in nginx."""
-    check = f"{real_root}|{uri}|{real}"
+    reads these PCRE regexes the same way): the last matching check wins, as in nginx.
+    ``live`` is what the area's ``.trees/<key>/.meta`` resolves to (tree layout), else ""."""
+    check = f"{real_root}|{uri}|{real}|{live}"
     found = None
     for regex, target in re.findall(
         r'if \(\$rollout_check ~ "(.*)"\) \{\n\s*set \$rollout_from (\S+);', conf
     ):
         match = re.search(regex, check)
         if match:
-            found = target
-            for n, value in enumerate(match.groups(), start=1):
+            found = target.replace("$rollout_full", f"{ROOT}{uri}".rstrip("/"))
+            for n, value in reversed(list(enumerate(match.groups(), start=1))):
                 found = found.replace(f"${n}", value or "")
     return found
 
@@ -254,3 +255,55 @@ def test_nginx_follows_only_an_areas_own_symlink(uri: str, real: str, expected: 
     found = _from_for(conf, "/data/repo", uri, real_path)
     assert found == (None if expected is None else f"{ROOT}/{expected}")
     assert "set $rollout_from /srv/rollout/repo;\n" in conf  # the default: no link followed
+
+
+SNAP = "000002-20261206T000000Z"
+LIVE = f"/data/repo/.snapshots/production~7~updates/{SNAP}"
+
+
+@pytest.mark.parametrize(
+    ("uri", "real", "live", "expected"),
+    [
+        # The payload of a tree-layout area: only the area's own link is followed.
+        ("/production/7/updates/el9/a.rpm", ".trees/production~7~updates/el9/a.rpm", "",
+         "production/7/updates"),
+        ("/production/7/updates/", ".trees/production~7~updates", LIVE, "production/7/updates"),
+        # Its metadata, in the live snapshot at exactly the URL's path: the path itself.
+        ("/production/7/updates/el9/repodata/repomd.xml",
+         f".snapshots/production~7~updates/{SNAP}/el9/repodata/repomd.xml", LIVE,
+         "production/7/updates/el9/repodata/repomd.xml"),
+        ("/production/7/updates/el9/repodata/",
+         f".snapshots/production~7~updates/{SNAP}/el9/repodata", LIVE,
+         "production/7/updates/el9/repodata"),
+        ("/production/7/updates/.rollout-serial",
+         f".snapshots/production~7~updates/{SNAP}/.rollout-serial", LIVE,
+         "production/7/updates/.rollout-serial"),
+        # A metadata link to another path of the snapshot: only the area's link, so the
+        # metadata link itself is refused when opened (ELOOP, 403).
+        ("/production/7/updates/el9/repodata/x.xml",
+         f".snapshots/production~7~updates/{SNAP}/el9/repodata/repomd.xml", LIVE, None),
+        # A link into a kept (not live) snapshot of the same area: the area's link only.
+        ("/production/7/updates/el9/repodata/repomd.xml",
+         ".snapshots/production~7~updates/000001-20261205T000000Z/el9/repodata/repomd.xml",
+         LIVE, "production/7/updates"),
+        # .meta pointing at another area's snapshot; another area's tree; the pool: none.
+        ("/production/7/updates/index.json",
+         f".snapshots/production~8~updates/{SNAP}/index.json",
+         f"/data/repo/.snapshots/production~8~updates/{SNAP}", None),
+        ("/production/7/updates/el9/a.rpm", ".trees/production~8~updates/el9/a.rpm", "", None),
+        ("/production/7/updates/el9/a.rpm", ".pool/ab/cd", "", None),
+        ("/production/7/updates/el9/a.rpm", ".trees/production~7~updates/el9/b.rpm", "", None),
+    ],
+)  # fmt: skip
+def test_nginx_follows_a_tree_layout_areas_links_and_no_other(
+    uri: str, real: str, live: str, expected: str | None
+) -> None:
+    conf = nginx.render_nginx(ROOT)
+    found = _from_for(conf, "/data/repo", uri, f"/data/repo/{real}", live)
+    assert found == (None if expected is None else f"{ROOT}/{expected}")
+
+
+def test_nginx_hides_the_trees_and_their_switch() -> None:
+    conf = nginx.render_nginx(ROOT)
+    assert "location ^~ /.trees/ {\n        return 404;" in conf
+    assert "open_file_cache off;" in conf
