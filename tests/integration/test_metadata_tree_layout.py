@@ -135,8 +135,8 @@ class TreeArea:
                 path.unlink()
 
     def _links(self, snapshot: Path, prefix: str) -> None:
-        for entry in sorted(os.listdir(snapshot / prefix if prefix else snapshot)):
-            relative = prefix + entry
+        for entry in sorted((snapshot / prefix).iterdir()):
+            relative = prefix + entry.name
             here = self.tree / relative
             target = "../" * relative.count("/") + ".meta/" + relative
             if here.is_dir() and not here.is_symlink() and (snapshot / relative).is_dir():
@@ -151,7 +151,7 @@ def listing(top: Path) -> dict[str, tuple[int, int, int, str]]:
     out = {}
     for path in [top, *top.rglob("*")]:
         st = path.lstat()
-        target = os.readlink(path) if path.is_symlink() else ""
+        target = str(path.readlink()) if path.is_symlink() else ""
         out[path.relative_to(top).as_posix()] = (st.st_mtime_ns, st.st_size, st.st_ino, target)
     return out
 
