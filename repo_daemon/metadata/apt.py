@@ -162,7 +162,11 @@ def build(
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         cache_db = cache_dir / CACHE_DB
-        current = incremental.scan(indexed, incremental.DEB_SUFFIXES)
+        current = (
+            incremental.scan(indexed, incremental.DEB_SUFFIXES)
+            if source is None
+            else dict(source.files)  # what the links are, without walking them again
+        )
         recorded = incremental.read_known(cache_dir / incremental.KNOWN)
         trust = incremental.apt_cache(indexed, current, recorded)
         warm = trust.reuse and recorded is not None and cache_db.exists()

@@ -82,24 +82,21 @@ def inodes(payload_dir: Path, parts: Sequence[str], relative: Iterable[str]) -> 
     every directory on the way that is not a real directory (a symlink is never followed to a
     package: the payload's directories are plain ones, only metadata is linked)."""
     directory = payload_dir.joinpath(*parts)
+    top = f"{directory}/"
     found: dict[str, int] = {}
     problems: list[str] = []
-    checked: dict[str, bool] = {}
+    checked: dict[str, str | None] = {"": None}
+    prefix = "/".join(parts)
     for name in relative:
-        chain = [*parts, *name.split("/")[:-1]]
-        bad = next(
-            (
-                "/".join(chain[: n + 1])
-                for n in range(len(chain))
-                if not _real_directory(payload_dir, "/".join(chain[: n + 1]), checked)
-            ),
-            None,
+        parent = name.rpartition("/")[0]
+        bad = _not_a_directory(
+            f"{payload_dir}/", "/".join(p for p in (prefix, parent) if p), checked
         )
         if bad is not None:
             problems.append(f"{bad} (holding {name}) is not a directory of the payload")
             continue
         try:
-            st = os.lstat(directory / name)
+            st = os.lstat(top + name)
         except FileNotFoundError:
             problems.append(f"{name} is missing")
             continue
@@ -116,12 +113,19 @@ def inodes(payload_dir: Path, parts: Sequence[str], relative: Iterable[str]) -> 
     return found
 
 
-def _real_directory(top: Path, relative: str, checked: dict[str, bool]) -> bool:
+def _not_a_directory(top: str, relative: str, checked: dict[str, str | None]) -> str | None:
+    """The first directory on the way to ``relative`` (itself included) that is not a real
+    directory below ``top``, or None; each directory is looked at once (``checked``)."""
     if relative not in checked:
-        try:
-            checked[relative] = stat.S_ISDIR(os.lstat(top / relative).st_mode)
-        except OSError:
-            checked[relative] = False
+        head = relative.rpartition("/")[0]
+        bad = _not_a_directory(top, head, checked)
+        if bad is None:
+            try:
+                real = stat.S_ISDIR(os.lstat(top + relative).st_mode)
+            except OSError:
+                real = False
+            bad = None if real else relative
+        checked[relative] = bad
     return checked[relative]
 
 
@@ -167,21 +171,23 @@ def write_list(path: Path, relative: Iterable[str]) -> Path:
 
 def link_exactly(source: Path, files: Mapping[str, int], target: Path) -> Path:
     """A directory ``target`` holding a hard link of each of ``files`` (relative to
-    ``source``, with the inode ``inodes`` found): the same inodes, sizes and mtimes as the
-    payload, so apt-ftparchive run in it writes the ``Filename: ./…`` lines and keeps the
-    cache keys it would in a snapshot of exactly these files.
+    ``source``, checked by ``inodes``): the same inodes, sizes and mtimes as the payload, so
+    apt-ftparchive run in it writes the ``Filename: ./…`` lines and keeps the cache keys it
+    would in a snapshot of exactly these files. (The caller holds the area's lock: nothing
+    replaces a payload file between ``inodes`` and here.)
 
     Raises ``MetadataFailed`` when a file cannot be linked (another file system: the snapshot
-    and the payload tree must share one, as they share the pool) or was replaced meanwhile."""
+    and the payload tree must share one, as they share the pool)."""
     target.mkdir()
-    made: set[str] = set()
-    for name, inode in files.items():
+    made: set[str] = {""}
+    top, out = f"{source}/", f"{target}/"
+    for name in files:  # strings, not Paths: this runs once per package of the area
         parent = name.rpartition("/")[0]
-        if parent and parent not in made:
+        if parent not in made:
             (target / parent).mkdir(parents=True, exist_ok=True)
             made.add(parent)
         try:
-            os.link(source / name, target / name, follow_symlinks=False)
+            os.link(top + name, out + name, follow_symlinks=False)
         except OSError as exc:
             hint = ""
             if exc.errno == errno.EXDEV:
@@ -189,6 +195,4 @@ def link_exactly(source: Path, files: Mapping[str, int], target: Path) -> Path:
             raise errors.MetadataFailed(
                 f"cannot link {source / name} for indexing ({exc.strerror}){hint}"
             ) from exc
-        if os.lstat(target / name).st_ino != inode:
-            raise errors.MetadataFailed(f"{source / name} was replaced while being indexed")
     return target
