@@ -156,13 +156,14 @@ def listing(top: Path) -> dict[str, tuple[int, int, int, str]]:
     return out
 
 
-def snapshots_layout(where: Path, releases: dict[str, dict[str, bytes]]) -> Path:
-    """The same releases in a snapshot of today's layout, metadata built from scratch."""
+def snapshots_layout(where: Path, releases: dict[str, dict[str, bytes]], tree: Path) -> Path:
+    """The same releases in a snapshot of today's layout (hard links of the tree's files, as
+    ``publish`` makes: createrepo_c records each file's mtime), metadata built from scratch."""
     where.mkdir()
     for files in releases.values():
-        for path, data in files.items():
+        for path in files:
             (where / path).parent.mkdir(parents=True, exist_ok=True)
-            (where / path).write_bytes(data)
+            os.link(tree / path, where / path)
     metadata.build_metadata(where, [YUM, APT], incremental=False)
     return where
 
@@ -210,7 +211,7 @@ def test_tree_layout_metadata_equals_the_snapshots_layouts_and_leaves_the_payloa
     assert listing(area.tree) == before  # nothing written, nothing even touched
     area.go_live(snapshot, contents)
     assert_metadata_only(snapshot)
-    assert_same_content(snapshot, snapshots_layout(tmp_path / "full", current))
+    assert_same_content(snapshot, snapshots_layout(tmp_path / "full", current, area.tree))
     hrefs = sorted(
         by_package(yum_documents(snapshot / "rpms")["primary"])
     )  # two packages, not the leftover nor the strays
@@ -266,7 +267,7 @@ def test_publications_in_a_row_from_the_previous_tree_metadata_equal_a_full_rebu
         previous = snapshot
 
     assert live == ["b", "a", "c"]
-    full = snapshots_layout(tmp_path / "full", {n: built[n] for n in live})
+    full = snapshots_layout(tmp_path / "full", {n: built[n] for n in live}, area.tree)
     assert_same_content(previous, full)
     assert len(apt_sha256(previous / "debs")) == 3
 
@@ -296,3 +297,45 @@ def test_signed_tree_layout_metadata_verifies_with_gpg(
     for name in (signing.APT_KEY_FILE, signing.RPM_KEY_FILE):
         assert (snapshot / name).is_file()
         assert (root / AREA.path / name).resolve() == snapshot / name  # a metadata link
+
+
+def test_the_first_tree_layout_publication_updates_from_the_snapshots_layouts_metadata(
+    tmp_path: Path, built: dict[str, dict[str, bytes]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Migration: the area still points at a full snapshot of today's layout; the first
+    metadata snapshot of the tree layout reuses its metadata and the area's cache."""
+    root = tmp_path / "repo"
+    step = metadata.metadata_step(root, BASE_URL)
+    old = root / ".snapshots" / AREA.key / "000001-20261206T000001Z"
+    old.mkdir(parents=True)
+    for path, data in built["a"].items():
+        (old / path).parent.mkdir(parents=True, exist_ok=True)
+        (old / path).write_bytes(data)
+    step(old, manifest.AreaManifest(area=AREA.path, releases=(release(1, "a", built["a"]),)))
+    (root / AREA.path).parent.mkdir(parents=True)
+    (root / AREA.path).symlink_to("../" * AREA.depth + f".snapshots/{AREA.key}/{old.name}")
+    tree = root / ".trees" / AREA.key
+    for files in (built["a"], built["b"]):
+        for path, data in files.items():
+            source = old / path if (old / path).exists() else tmp_path / Path(path).name
+            if not source.exists():
+                source.write_bytes(data)
+            (tree / path).parent.mkdir(parents=True, exist_ok=True)
+            os.link(source, tree / path)
+    snapshot = root / ".snapshots" / AREA.key / ".building-000002-20261206T000002Z"
+    snapshot.mkdir()
+    caplog.set_level(logging.INFO, logger="repo_daemon.metadata.build")
+    contents = manifest.AreaManifest(
+        area=AREA.path, releases=(release(1, "a", built["a"]), release(2, "b", built["b"]))
+    )
+
+    step(snapshot, contents, payload_dir=tree)
+
+    yum_line, apt_line = [r.getMessage() for r in caplog.records]
+    assert "unchanged packages from the previous snapshot's" in yum_line, yum_line
+    assert "unchanged packages from the cache" in apt_line, apt_line
+    assert_metadata_only(snapshot)
+    full = snapshots_layout(tmp_path / "full", {"a": built["a"], "b": built["b"]}, tree)
+    assert_same_content(snapshot, full)
+    for digest in apt.release_sha256((old / "debs/Release").read_text()):
+        assert (snapshot / "debs/by-hash/SHA256" / digest).is_file()
