@@ -4,6 +4,17 @@ given, and the previous snapshot's indexes kept reachable by hash.
 
 It writes only inside the repository directory (and the tool's cache when given); the
 argument lists and Release fields are pure, running them goes through a ``CommandRunner``.
+
+The tree layout (packages in a payload tree that may hold more than the area's releases):
+apt-ftparchive is run, exactly as in a snapshot, over a private directory of hard links of
+the listed packages (``payload.link_exactly``). Not ``apt-ftparchive generate`` with a
+``FileList``: that takes a configuration of its own (archive dir, path prefixes, compression
+and Contents settings) whose ``Filename`` lines and cache keys would have to be shown equal to
+``packages .``'s, while the links give the very same run: the same ``Filename: ./…`` lines,
+the same ``--db`` keys (``./<path>``), the same inode, size and mtime per file, so the
+checksum cache and its record (``incremental``) stay valid across layouts (an area migrated
+between them keeps its cache). Hard links, not symlinks: apt-ftparchive resolves a symlinked
+package to its real path, which would change the cache keys.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 
-from repo_daemon.metadata import commands, errors, incremental, repository_dirs, signing
+from repo_daemon.metadata import commands, errors, incremental, payload, repository_dirs, signing
 
 # The apt indexes written, uncompressed and gzip'd (apt reads both; xz would double the time
 # spent here for a few hundred KiB saved on a 10,000-package index).
@@ -133,10 +144,17 @@ def build(
     fields: ReleaseFields,
     previous: Path | None,
     cache_dir: Path | None,
+    *,
+    source: payload.Source | None = None,
 ) -> str:
     """Index ``directory`` (with apt-ftparchive's ``--db`` cache in ``cache_dir``, when given
     and ``incremental.apt_cache`` trusts it), write Release, by-hash/, sign; returns what was
-    done."""
+    done. ``source`` (the tree layout): the packages are ``source.files`` of
+    ``source.directory``, indexed in a directory of hard links of exactly them
+    (``payload.link_exactly``), and ``directory`` receives only the metadata."""
+    indexed = directory
+    if source is not None:
+        indexed = payload.link_exactly(source.directory, source.files, source.work / "packages")
     cache_db = work_db = None
     current: dict[str, int] = {}
     known: incremental.Known = {}
@@ -144,9 +162,13 @@ def build(
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         cache_db = cache_dir / CACHE_DB
-        current = incremental.scan(directory, incremental.DEB_SUFFIXES)
+        current = (
+            incremental.scan(indexed, incremental.DEB_SUFFIXES)
+            if source is None
+            else dict(source.files)  # what the links are, without walking them again
+        )
         recorded = incremental.read_known(cache_dir / incremental.KNOWN)
-        trust = incremental.apt_cache(directory, current, recorded)
+        trust = incremental.apt_cache(indexed, current, recorded)
         warm = trust.reuse and recorded is not None and cache_db.exists()
         if warm and recorded is not None:
             known = recorded
@@ -161,8 +183,9 @@ def build(
     try:
         argv = packages_argv(cache_db=work_db)
         plain = directory / "Packages"
-        what = f"indexing {directory}"
-        result = commands.run(runner, argv, cwd=directory, what=what, stdout=plain)
+        where = directory if source is None else source.directory
+        what = f"indexing {where}"
+        result = commands.run(runner, argv, cwd=indexed, what=what, stdout=plain)
         # apt-ftparchive reports an unreadable .deb with "E:" lines and still exits 0.
         problems = [
             line
@@ -172,7 +195,7 @@ def build(
         if problems:
             tail = "\n".join(problems[-commands.STDERR_TAIL_LINES :])
             raise errors.MetadataFailed(
-                f"apt-ftparchive could not index every package in {directory}: {tail}",
+                f"apt-ftparchive could not index every package in {where}: {tail}",
                 argv=argv,
                 returncode=result.returncode,
                 stderr_tail=tail,
@@ -180,7 +203,7 @@ def build(
         if cache_db is not None and cache_dir is not None and work_db is not None:
             # The record covers both the old and the new entries while the database moves
             # (a crash in between leaves it over-cautious, never trusting a stale entry).
-            pending, final = incremental.indexed(directory, current, known)
+            pending, final = incremental.indexed(indexed, current, known)
             record = cache_dir / incremental.KNOWN
             incremental.write_known(record, pending)
             if work_db.exists():
@@ -207,10 +230,10 @@ def build(
     if carried:
         detail += f" (+{carried} indexes of the previous snapshot)"
     if signer is not None:
-        source = directory / "Release"
+        release = directory / "Release"
         for output, clearsign in (("InRelease", True), ("Release.gpg", False)):
-            argv = signer.sign_argv(source, directory / output, clearsign=clearsign)
-            commands.run(runner, argv, cwd=directory, what=f"signing {source}")
+            argv = signer.sign_argv(release, directory / output, clearsign=clearsign)
+            commands.run(runner, argv, cwd=directory, what=f"signing {release}")
         detail += ", InRelease and Release.gpg signed"
     if previous is not None:
         _later_than(previous, directory)

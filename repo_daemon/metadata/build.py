@@ -9,20 +9,38 @@ does that. Tools run with argument lists through a ``commands.CommandRunner``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from repo_daemon.metadata import apt, clients, commands, errors, repository_dirs, signing, yum
+from repo_daemon.metadata import (
+    apt,
+    clients,
+    commands,
+    errors,
+    payload,
+    repository_dirs,
+    signing,
+    yum,
+)
+from repo_daemon.metadata import incremental as incremental_rules
 
 logger = logging.getLogger(__name__)
+
+
+class _File(Protocol):
+    @property
+    def path(self) -> str: ...
 
 
 class _Release(Protocol):
     @property
     def repositories(self) -> Sequence[repository_dirs.Repository]: ...
+    @property
+    def files(self) -> Sequence[_File]: ...  # read only in the tree layout
 
 
 class AreaContents(Protocol):
@@ -50,6 +68,9 @@ def build_metadata(
     timestamp: int | None = None,
     incremental: bool = True,
     runner: commands.CommandRunner | None = None,
+    payload_dir: Path | None = None,
+    payload_files: Iterable[str] = (),
+    previous_within: Path | None = None,
 ) -> list[str]:
     """Write the metadata of every repository in ``tree`` (a snapshot directory) and return
     what was done, one line per step, for the log and the job's checkpoint.
@@ -78,6 +99,16 @@ def build_metadata(
     cache is used whenever ``cache_dir`` is given, under ``incremental.apt_cache``'s check.
     Either way the metadata's content is what a full rebuild writes.
 
+    ``payload_dir`` (the tree layout): the packages are read from there (read only), and
+    exactly ``payload_files`` (paths below the area) are indexed, whatever else the payload
+    tree holds; ``tree`` receives only metadata, at the same relative paths
+    (``payload.Source``). ``previous_tree`` is then the live area, whose metadata entries are
+    links into the live metadata snapshot: the tools get their resolved directories
+    (``payload.previous_metadata``), used only when they lie below ``previous_within`` when
+    given (the repository's snapshots: a link planted in the tree leads nowhere else), and the
+    previous packages are its own. The content written is what a snapshot holding the same
+    packages gets.
+
     Everything that can be checked without the tools is checked before anything is written:
     repository types and paths, Release fields, files of the names written here already in
     the tree (metadata a release shipped), the signing keys. Raises ``MetadataFailed``
@@ -89,6 +120,12 @@ def build_metadata(
     tree = tree.resolve()
     if not tree.is_dir():
         raise errors.MetadataFailed(f"{tree} is not a directory")
+    if payload_dir is not None:
+        payload_dir = payload_dir.resolve()
+        if not payload_dir.is_dir():
+            raise errors.MetadataFailed(f"the payload tree {payload_dir} is not a directory")
+        if payload_dir == tree or tree.is_relative_to(payload_dir):
+            raise errors.MetadataFailed(f"{tree} is inside the payload tree {payload_dir}")
     plan = repository_dirs.plan(tree, repositories)
     fields = {
         directory: apt.release_fields(
@@ -119,31 +156,51 @@ def build_metadata(
         if signer.rpm_published != signer.published:
             rpm_key = _export(run, signer, signer.rpm_published, tree)
 
-    for repository, directory in plan:
-        previous = None
-        if previous_tree is not None:
-            previous = previous_tree.joinpath(*repository_dirs.parts(repository.relative_path))
-        started = time.monotonic()
-        directory.mkdir(parents=True, exist_ok=True)
-        if repository.type == "YUM":
-            detail = yum.build(
-                directory,
-                run,
-                signer,
-                rpm_key,
-                previous,
-                timestamp,
-                incremental=incremental,
+    with contextlib.ExitStack() as stack:
+        sources: list[payload.Source | None] = [None] * len(plan)
+        if payload_dir is not None:
+            work = stack.enter_context(payload.work_directory(tree))
+            listed = frozenset(payload_files)
+            for n, (repository, _) in enumerate(plan):
+                sources[n] = payload.source(
+                    payload_dir,
+                    repository.relative_path,
+                    listed,
+                    _SUFFIXES[repository.type],
+                    work=work / str(n),
+                    live=_below(previous_tree, repository),
+                )
+        for (repository, directory), source in zip(plan, sources, strict=True):
+            previous = _below(previous_tree, repository)
+            if source is not None and previous_tree is not None:
+                marker = "repodata" if repository.type == "YUM" else "Release"
+                previous = payload.previous_metadata(
+                    previous_tree, repository.relative_path, marker, within=previous_within
+                )
+            started = time.monotonic()
+            directory.mkdir(parents=True, exist_ok=True)
+            if repository.type == "YUM":
+                detail = yum.build(
+                    directory,
+                    run,
+                    signer,
+                    rpm_key,
+                    previous,
+                    timestamp,
+                    incremental=incremental,
+                    source=source,
+                )
+            else:
+                detail = apt.build(
+                    directory, run, signer, fields[directory], previous, cache_dir, source=source
+                )
+            line = (
+                f"{repository.type} repository {repository.identifier} "
+                f"({repository.relative_path or '.'}): {detail} in "
+                f"{time.monotonic() - started:.2f} s"
             )
-        else:
-            detail = apt.build(directory, run, signer, fields[directory], previous, cache_dir)
-        line = (
-            f"{repository.type} repository {repository.identifier} "
-            f"({repository.relative_path or '.'}): {detail} in "
-            f"{time.monotonic() - started:.2f} s"
-        )
-        logger.info(line, extra={"action": "build_metadata"})
-        done.append(line)
+            logger.info(line, extra={"action": "build_metadata"})
+            done.append(line)
 
     if signer is not None:
         (tree / signing.APT_KEY_FILE).write_bytes(key)
@@ -162,6 +219,17 @@ def build_metadata(
             (tree / name).write_text(text, encoding="utf-8")
         done.append(f"client configuration {', '.join(sorted(files))}")
     return done
+
+
+# The packages each tool indexes, by repository type (what their walks of a directory take).
+_SUFFIXES = {"YUM": incremental_rules.RPM_SUFFIXES, "APT": incremental_rules.DEB_SUFFIXES}
+
+
+def _below(tree: Path | None, repository: repository_dirs.Repository) -> Path | None:
+    """The repository's directory in ``tree``."""
+    if tree is None:
+        return None
+    return tree.joinpath(*repository_dirs.parts(repository.relative_path))
 
 
 def _public_keys(run: commands.CommandRunner, signer: signing.Signer, tree: Path) -> bytes:
@@ -199,6 +267,17 @@ def _export(
     return key
 
 
+class Step(Protocol):
+    """What ``metadata_step`` returns: a ``publish.MetadataStep``."""
+
+    def __call__(
+        self, snapshot: Path, contents: AreaContents, *, payload_dir: Path | None = None
+    ) -> None: ...
+
+
+SNAPSHOTS_DIR = ".snapshots"
+"""Where publication keeps the snapshots below the root (``publish.gc.SNAPSHOT_DIR``; metadata
+does not import publish): the only place previous metadata is taken from in the tree layout."""
 CACHE_DIR = ".metadata-cache"
 """The tools' caches, below the repository root (one directory per area): on the trees' file
 system, shared by every daemon that publishes there, never served (a hidden name)."""
@@ -213,7 +292,7 @@ def metadata_step(
     cache_root: Path | None = None,
     incremental: bool = True,
     runner: commands.CommandRunner | None = None,
-) -> Callable[[Path, AreaContents], None]:
+) -> Step:
     """A ``publish.MetadataStep`` for the trees below ``root`` served at ``base_url``: builds
     the metadata of every repository the area's releases declare into the new snapshot, with
     the snapshot still live at ``root/<area>`` as ``previous_tree`` (read only) and
@@ -221,11 +300,16 @@ def metadata_step(
 
     ``incremental`` (the default): createrepo_c ``--update`` from the previous snapshot and
     apt-ftparchive's cache, in ``cache_root`` (default ``root/.metadata-cache``). Off: every
-    publication reads every package, and no cache is kept unless ``cache_root`` is given."""
+    publication reads every package, and no cache is kept unless ``cache_root`` is given.
+
+    The step's ``payload_dir`` (a tree-layout area: its payload tree, ``root/.trees/<key>``):
+    the packages of ``contents``' releases are read there and only metadata is written into
+    the snapshot (``build_metadata``); the previous metadata is still reached through
+    ``root/<area>``, the live tree whose metadata links lead into the live snapshot."""
     if cache_root is None and incremental:
         cache_root = root / CACHE_DIR
 
-    def step(snapshot: Path, contents: AreaContents) -> None:
+    def step(snapshot: Path, contents: AreaContents, *, payload_dir: Path | None = None) -> None:
         live = root / contents.area
         cache = None
         # An unverified/ area holds one release and disappears with it: a cache of its own
@@ -242,6 +326,13 @@ def metadata_step(
             cache_dir=cache,
             incremental=incremental,
             runner=runner,
+            payload_dir=payload_dir,
+            previous_within=root.resolve() / SNAPSHOTS_DIR,
+            payload_files=(
+                ()
+                if payload_dir is None
+                else [f.path for release in contents.releases for f in release.files]
+            ),
         )
 
     return step

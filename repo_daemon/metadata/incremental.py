@@ -91,26 +91,41 @@ def _masquerades(new: Path, new_inode: int, recorded: FileState) -> bool:
     return (now.size, now.mtime) == (recorded.size, recorded.mtime)
 
 
-def yum_update(directory: Path, previous: Path | None) -> Decision:
+def yum_update(
+    directory: Path,
+    previous: Path | None,
+    *,
+    current: Mapping[str, int] | None = None,
+    previous_packages: Path | None = None,
+) -> Decision:
     """Whether createrepo_c may index ``directory`` with ``--update`` from the metadata in
     ``previous`` (the same repository in the snapshot being replaced).
 
     createrepo_c looks an old entry up by *file name* (without directory) and reuses it when
     size and mtime match. So: no two packages of one name (in either tree), and no package
     whose bytes differ from the one of its name in ``previous`` while size and mtime match.
+
+    The tree layout: ``current`` is the packages to index (``payload.inodes``, instead of
+    every package found in ``directory``), ``previous_packages`` the live area's directory of
+    the repository, where the packages the previous metadata names are (``previous`` then
+    holds the metadata only). That directory may hold more (this publication's new files,
+    leftovers): more names only make the check refuse more often, never trust wrongly, and a
+    path the live metadata names is never rewritten in the tree while that metadata is live.
     """
     if previous is None:
         return Decision(reuse=False, reason="no previous snapshot")
     if not (previous / "repodata" / "repomd.xml").is_file() or previous.is_symlink():
         return Decision(reuse=False, reason="the previous snapshot has no repodata/repomd.xml")
+    packages = previous if previous_packages is None else previous_packages
     old: dict[str, tuple[str, int]] = {}
-    for relative, inode in scan(previous, RPM_SUFFIXES).items():
+    for relative, inode in scan(packages, RPM_SUFFIXES).items():
         name = relative.rpartition("/")[2]
         if name in old:
             return Decision(reuse=False, reason=f"two packages named {name} in the previous one")
         old[name] = (relative, inode)
     names: set[str] = set()
-    for relative, inode in scan(directory, RPM_SUFFIXES).items():
+    now = scan(directory, RPM_SUFFIXES) if current is None else current
+    for relative, inode in now.items():
         name = relative.rpartition("/")[2]
         if name in names:
             return Decision(reuse=False, reason=f"two packages named {name}")
@@ -121,7 +136,7 @@ def yum_update(directory: Path, previous: Path | None) -> Decision:
         if inode == old_inode:
             continue
         try:
-            recorded = state(previous / old_relative)
+            recorded = state(packages / old_relative)
         except FileNotFoundError:
             return Decision(reuse=False, reason=f"{old_relative} vanished from the previous one")
         if _masquerades(directory / relative, inode, recorded):

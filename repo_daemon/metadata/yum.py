@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from repo_daemon.metadata import commands, repository_dirs, signing
+from repo_daemon.metadata import commands, payload, repository_dirs, signing
 from repo_daemon.metadata import incremental as incremental_rules
 
 # What this module writes in a repository directory; a snapshot that has one before the
@@ -28,6 +28,8 @@ def createrepo_argv(
     timestamp: int | None = None,
     cache_dir: Path | None = None,
     update_from: Path | None = None,
+    output: Path | None = None,
+    pkglist: Path | None = None,
 ) -> list[str]:
     """``createrepo_c`` for one YUM repository directory.
 
@@ -38,6 +40,10 @@ def createrepo_argv(
     ``timestamp`` (seconds) pins the revision and every timestamp, for byte-identical output.
     ``update_from`` (a repository directory with ``repodata/``, read only) gives ``--update``:
     a package whose file name, size and mtime match an entry there is not read again.
+    ``output`` (the tree layout): ``repodata/`` is written there instead of in ``directory``,
+    which is only read; ``pkglist``: only the packages it lists (relative to ``directory``,
+    one a line) are indexed, and ``directory`` is not walked, so other files there are left
+    out. Location hrefs stay relative to ``directory``.
     """
     argv = [
         "createrepo_c",
@@ -53,6 +59,10 @@ def createrepo_argv(
         argv += [f"--cachedir={cache_dir}"]
     if update_from is not None:
         argv += ["--update", f"--update-md-path={update_from}"]
+    if pkglist is not None:
+        argv += [f"--pkglist={pkglist}"]
+    if output is not None:
+        argv += [f"--outputdir={output}"]
     return [*argv, "--", str(directory)]
 
 
@@ -65,21 +75,38 @@ def build(
     timestamp: int | None,
     *,
     incremental: bool = False,
+    source: payload.Source | None = None,
 ) -> str:
     """Index ``directory``, keep ``previous``'s repodata files, sign; returns what was done.
-    ``incremental``: from ``previous``'s metadata where ``incremental.yum_update`` allows."""
+    ``incremental``: from ``previous``'s metadata where ``incremental.yum_update`` allows.
+    ``source`` (the tree layout): the packages are ``source.files`` in ``source.directory``
+    and ``directory`` receives only ``repodata/``."""
     # No ``--cachedir`` (``build_metadata``'s ``cache_dir`` is apt-ftparchive's alone):
     # createrepo_c keys it by the package's header, signatures, size and mtime, not its bytes
     # (two files that differ elsewhere get one checksum), and with ``--update`` it would only
     # save hashing packages that are read anyway.
     update = incremental_rules.Decision(reuse=False, reason="incremental metadata is off")
-    if incremental:
+    if incremental and source is None:
         update = incremental_rules.yum_update(directory, previous)
-    argv = createrepo_argv(
-        directory,
-        timestamp=timestamp,
-        update_from=previous if update.reuse else None,
-    )
+    elif incremental and source is not None:
+        update = incremental_rules.yum_update(
+            source.directory, previous, current=source.files, previous_packages=source.live
+        )
+    if source is None:
+        argv = createrepo_argv(
+            directory, timestamp=timestamp, update_from=previous if update.reuse else None
+        )
+    else:
+        # No packages: an empty directory to read (createrepo_c needs an existing one, and
+        # the repository's directory in the tree may be absent or a metadata link).
+        packages = source.directory if source.files else source.work
+        argv = createrepo_argv(
+            packages,
+            timestamp=timestamp,
+            update_from=previous if update.reuse else None,
+            output=directory,
+            pkglist=payload.write_list(source.work / "pkglist", source.files),
+        )
     result = commands.run(runner, argv, cwd=directory, what=f"indexing {directory}")
     found = _WALK_DONE.search(result.stdout)
     count = repository_dirs.packages_phrase(int(found.group(1))) if found else "? packages"

@@ -39,7 +39,12 @@ UNLISTED = frozenset({INDEX_JSON, INDEX_HTML})
 
 _CHUNK = 1024 * 1024
 
-Step = Callable[[Path, manifest.AreaManifest], None]
+Step = Callable[..., None]
+"""A metadata step: ``step(snapshot_dir, contents)``, and with ``payload_dir=`` for an area
+of the tree layout (``publish.MetadataStep``)."""
+LAYOUT_TREE = "tree"
+"""``index.json``'s ``"layout"`` of a tree-layout area (absent for the snapshots layout): a
+snapshot's directory then holds the metadata only, the payload is in the area's tree."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +56,7 @@ class Index:
     generated: str  # ISO 8601 UTC, the snapshot's creation time
     releases: tuple[manifest.ReleaseEntry, ...]
     metadata_files: tuple[manifest.FileEntry, ...]  # every other file: repository metadata, …
+    layout: str = "snapshots"  # or LAYOUT_TREE
 
     @property
     def serial(self) -> str:
@@ -69,14 +75,21 @@ def compose(*steps: Step) -> Step:
     """One metadata step running ``steps`` in order (e.g. the repository metadata, then
     ``write_index`` so the index lists the metadata files too)."""
 
-    def run(snapshot_dir: Path, contents: manifest.AreaManifest) -> None:
+    def run(
+        snapshot_dir: Path, contents: manifest.AreaManifest, *, payload_dir: Path | None = None
+    ) -> None:
         for step in steps:
-            step(snapshot_dir, contents)
+            if payload_dir is None:  # steps written before the tree layout keep working
+                step(snapshot_dir, contents)
+            else:
+                step(snapshot_dir, contents, payload_dir=payload_dir)
 
     return run
 
 
-def write_index(snapshot_dir: Path, contents: manifest.AreaManifest) -> None:
+def write_index(
+    snapshot_dir: Path, contents: manifest.AreaManifest, *, payload_dir: Path | None = None
+) -> None:
     """Write ``.rollout-serial``, ``index.json`` and ``index.html`` into ``snapshot_dir``.
 
     The snapshot's name and time come from its ``.rollout-manifest.json`` (written by
@@ -84,11 +97,21 @@ def write_index(snapshot_dir: Path, contents: manifest.AreaManifest) -> None:
     clock. Files other than the releases' are read and hashed; payload files are not (the
     manifest has their SHA-256 and ``publish`` checks their sizes and inodes afterwards).
 
+    ``payload_dir`` (a tree-layout area: the payload is there, not in ``snapshot_dir``): the
+    same index, with ``"layout": "tree"``, its metadata files being every file of
+    ``snapshot_dir`` (the payload tree is not read).
+
     Raises ``errors.PathConflict`` if a release brought a file named ``index.json`` or
     ``index.html`` at the top of the area, ``errors.StorageFailed`` if the disk refuses.
     """
     area = contents.area
-    clash = [name for name in WRITTEN if os.path.lexists(snapshot_dir / name)]
+    if payload_dir is None:
+        clash = [name for name in WRITTEN if os.path.lexists(snapshot_dir / name)]
+    else:  # the tree's own index.json is a link to the live one: the releases' paths tell
+        claimed = {f.path for release in contents.releases for f in release.files}
+        clash = [
+            name for name in WRITTEN if name in claimed or os.path.lexists(snapshot_dir / name)
+        ]
     if clash:
         raise errors.PathConflict(
             area,
@@ -97,7 +120,7 @@ def write_index(snapshot_dir: Path, contents: manifest.AreaManifest) -> None:
         )  # fmt: skip
     try:
         snapshot, generated = _identity(snapshot_dir, area)
-        payload = {f.path for f in contents.files()}
+        payload = {f.path for f in contents.files()} if payload_dir is None else set()
         fsops.write_new(
             snapshot_dir / SERIAL_NAME,
             (f"{areas.Area.parse(area).key}/{snapshot}\n").encode("ascii"),
@@ -109,6 +132,7 @@ def write_index(snapshot_dir: Path, contents: manifest.AreaManifest) -> None:
             generated=generated,
             releases=contents.releases,
             metadata_files=others,
+            layout="snapshots" if payload_dir is None else LAYOUT_TREE,
         )
         fsops.write_new(snapshot_dir / INDEX_JSON, render_json(index))
         fsops.write_new(snapshot_dir / INDEX_HTML, render_html(index))
@@ -167,8 +191,10 @@ def render_json(index: Index) -> bytes:
     """``index.json``: one file entry per line, keys in a fixed order, UTF-8."""
     releases = index.releases
     total_files = manifest.union_files(releases, area=index.area)
-    head: dict[str, Any] = {
-        "format": INDEX_FORMAT,
+    head: dict[str, Any] = {"format": INDEX_FORMAT}
+    if index.layout != "snapshots":
+        head["layout"] = index.layout
+    head |= {
         "area": index.area,
         "snapshot": index.snapshot,
         "serial": index.serial,
@@ -229,6 +255,7 @@ def read_json(data: bytes) -> Index:
             generated=str(document["generated"]),
             releases=releases,
             metadata_files=tuple(_file(f) for f in document["metadata_files"]),
+            layout=str(document.get("layout", "snapshots")),
         )
     except (KeyError, TypeError, AttributeError, errors.PublishFailed) as exc:
         raise ValueError(f"not a mirror index: {exc}") from exc

@@ -57,7 +57,8 @@ class FakeRunner:
         if verb in self.answers:
             return self.answers[verb](argv, cwd)
         if verb == "createrepo_c":
-            repodata = Path(argv[-1]) / "repodata"
+            outputs = [a.removeprefix("--outputdir=") for a in argv if a.startswith("--outputdir=")]
+            repodata = Path(outputs[-1] if outputs else argv[-1]) / "repodata"
             repodata.mkdir()
             (repodata / "repomd.xml").write_text(
                 '<repomd><data type="primary"><location href="repodata/aa-primary.xml.gz"/>'

@@ -229,3 +229,86 @@ def test_human_sizes() -> None:
     assert [index._human(n) for n in sizes] == [
         "0 B", "1023 B", "1.0 KiB", "1.5 KiB", "5.0 MiB", "3.0 TiB", "2048.0 TiB"
     ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- the tree layout
+
+
+def _tree_contents(files: dict[str, bytes]) -> manifest.AreaManifest:
+    entry = manifest.ReleaseEntry(
+        ticket_id=11,
+        short_name="Dist",
+        version="1.0.0",
+        files=tuple(
+            manifest.FileEntry(path=p, size=len(d), sha256=_sha(d))
+            for p, d in sorted(files.items())
+        ),
+    )
+    return manifest.AreaManifest(area="production/7/updates", releases=(entry,))
+
+
+def _tree_area(tmp_path: Path, files: dict[str, bytes]) -> tuple[Path, Path]:
+    """A payload tree holding ``files``, a leftover and a metadata link; an empty snapshot
+    with one metadata file."""
+    tree, snapshot = tmp_path / "tree", tmp_path / ".building-000003-20261124T101500Z"
+    for path, data in {**files, "rpms/leftover.rpm": b"left"}.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_bytes(data)
+    (tree / index.INDEX_JSON).symlink_to(".meta/index.json")  # the live index's link
+    (snapshot / "rpms/repodata").mkdir(parents=True)
+    (snapshot / "rpms/repodata/repomd.xml").write_bytes(b"<repomd/>")
+    return tree, snapshot
+
+
+def test_a_tree_layout_index_says_so_and_lists_the_snapshots_files_as_metadata(
+    tmp_path: Path,
+) -> None:
+    files = {"rpms/one.rpm": b"one", "debs/two.deb": b"two!"}
+    tree, snapshot = _tree_area(tmp_path, files)
+    before = sorted((p, p.lstat().st_mtime_ns) for p in tree.rglob("*"))
+
+    index.write_index(snapshot, _tree_contents(files), payload_dir=tree)
+
+    data = (snapshot / index.INDEX_JSON).read_bytes()
+    assert data.startswith(b'{"format": 1, "layout": "tree", "area": "production/7/updates"')
+    document = index.read_json(data)
+    assert document.layout == index.LAYOUT_TREE
+    assert [f.path for f in document.releases[0].files] == ["debs/two.deb", "rpms/one.rpm"]
+    assert [(f.path, f.sha256) for f in document.metadata_files] == [
+        (index.SERIAL_NAME, _sha(b"production~7~updates/000003-20261124T101500Z\n")),
+        ("rpms/repodata/repomd.xml", _sha(b"<repomd/>")),
+    ]
+    assert sorted((p, p.lstat().st_mtime_ns) for p in tree.rglob("*")) == before
+
+
+def test_a_snapshots_layout_index_has_no_layout_member(
+    published: tuple[publish.Repository, Path],
+) -> None:
+    _, live = published
+    document = json.loads((live / index.INDEX_JSON).read_bytes())
+    assert "layout" not in document
+    assert index.read_json((live / index.INDEX_JSON).read_bytes()).layout == "snapshots"
+
+
+def test_a_release_file_named_index_html_clashes_in_the_tree_layout_too(tmp_path: Path) -> None:
+    files = {"index.html": b"mine"}
+    tree, snapshot = _tree_area(tmp_path, files)
+    with pytest.raises(errors.PathConflict, match=r"index\.html is already in the tree"):
+        index.write_index(snapshot, _tree_contents(files), payload_dir=tree)
+
+
+def test_compose_passes_payload_dir_on_only_when_given(tmp_path: Path) -> None:
+    seen: list[tuple[str, Path | None]] = []
+
+    def older(snapshot: Path, contents: manifest.AreaManifest) -> None:
+        seen.append(("older", None))
+
+    def newer(
+        snapshot: Path, contents: manifest.AreaManifest, *, payload_dir: Path | None = None
+    ) -> None:
+        seen.append(("newer", payload_dir))
+
+    contents = manifest.AreaManifest(area="production/7/updates")
+    index.compose(older, newer)(tmp_path, contents)
+    index.compose(newer)(tmp_path, contents, payload_dir=tmp_path / "tree")
+    assert seen == [("older", None), ("newer", None), ("newer", tmp_path / "tree")]

@@ -1,0 +1,198 @@
+"""Where the packages are read from in the tree layout (``docs/publication.md``): a payload tree
+beside the snapshot, which may hold more than the area's releases (files of an interrupted
+change, a release being removed, the metadata links into the live snapshot). This module says
+exactly which files each repository indexes, finds the previous metadata through the live
+area's links, and gives apt-ftparchive a directory of exactly those files.
+
+It never writes into the payload tree: what it makes (the tools' package lists, the directory
+of hard links) lives in a private work directory inside the snapshot being built, removed
+before the metadata step returns. It runs no tool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+import stat
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from repo_daemon.metadata import errors, repository_dirs
+
+WORK_PREFIX = ".metadata-work-"
+"""A hidden directory in the snapshot being built, gone when the step returns (a crash leaves
+it in a ``.building-`` snapshot, which is discarded whole)."""
+
+
+def files_below(
+    relative_path: str, payload_files: Iterable[str], suffixes: tuple[str, ...]
+) -> list[str]:
+    """The area's files (``/``-separated, below the area) in the repository at
+    ``relative_path`` whose names end in one of ``suffixes``, relative to the repository's
+    directory, sorted: what the tools would have found walking that directory of a snapshot
+    that held only the area's releases."""
+    prefix = "/".join(repository_dirs.parts(relative_path))
+    prefix = f"{prefix}/" if prefix else ""
+    return sorted(
+        {
+            path[len(prefix) :]
+            for path in payload_files
+            if path.startswith(prefix) and path.endswith(suffixes)
+        }
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """Where one repository's packages are read in the tree layout (the repository's
+    directory in the snapshot is then only where its metadata is written)."""
+
+    directory: Path  # the repository's directory in the payload tree, read only
+    files: Mapping[str, int]  # the packages to index, relative to ``directory`` → inode
+    work: Path  # a private directory for this repository's list and links (made by ``source``)
+    live: Path | None  # the live area's directory of the repository: the previous packages
+
+
+def source(
+    payload_dir: Path,
+    relative_path: str,
+    payload_files: Iterable[str],
+    suffixes: tuple[str, ...],
+    *,
+    work: Path,
+    live: Path | None,
+) -> Source:
+    """The ``Source`` of the repository at ``relative_path``: the packages of
+    ``payload_files`` in it (``files_below``), checked (``inodes``)."""
+    parts = repository_dirs.parts(relative_path)
+    files = inodes(payload_dir, parts, files_below(relative_path, payload_files, suffixes))
+    work.mkdir()
+    return Source(directory=payload_dir.joinpath(*parts), files=files, work=work, live=live)
+
+
+def inodes(payload_dir: Path, parts: Sequence[str], relative: Iterable[str]) -> dict[str, int]:
+    """Each of ``relative`` (below ``payload_dir/<parts>``) → its inode, from ``lstat``: the
+    same mapping ``incremental.scan`` gives for a snapshot that holds exactly these files.
+
+    Raises ``MetadataFailed`` naming every file that is missing or not a regular file, and
+    every directory on the way that is not a real directory (a symlink is never followed to a
+    package: the payload's directories are plain ones, only metadata is linked)."""
+    directory = payload_dir.joinpath(*parts)
+    top = f"{directory}/"
+    found: dict[str, int] = {}
+    problems: list[str] = []
+    checked: dict[str, str | None] = {"": None}
+    prefix = "/".join(parts)
+    for name in relative:
+        parent = name.rpartition("/")[0]
+        bad = _not_a_directory(
+            f"{payload_dir}/", "/".join(p for p in (prefix, parent) if p), checked
+        )
+        if bad is not None:
+            problems.append(f"{bad} (holding {name}) is not a directory of the payload")
+            continue
+        try:
+            st = os.lstat(top + name)
+        except FileNotFoundError:
+            problems.append(f"{name} is missing")
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            problems.append(f"{name} is not a regular file")
+            continue
+        found[name] = st.st_ino
+    if problems:
+        raise errors.MetadataFailed(
+            f"the payload tree {directory} does not hold the area's packages as published: "
+            + "; ".join(problems[:20])
+            + (f" (and {len(problems) - 20} more)" if len(problems) > 20 else "")
+        )
+    return found
+
+
+def _not_a_directory(top: str, relative: str, checked: dict[str, str | None]) -> str | None:
+    """The first directory on the way to ``relative`` (itself included) that is not a real
+    directory below ``top``, or None; each directory is looked at once (``checked``)."""
+    if relative not in checked:
+        head = relative.rpartition("/")[0]
+        bad = _not_a_directory(top, head, checked)
+        if bad is None:
+            try:
+                real = stat.S_ISDIR(os.lstat(top + relative).st_mode)
+            except OSError:
+                real = False
+            bad = None if real else relative
+        checked[relative] = bad
+    return checked[relative]
+
+
+def previous_metadata(
+    live_area: Path, relative_path: str, marker: str, *, within: Path | None = None
+) -> Path | None:
+    """The real directory holding a repository's metadata in the area's live tree:
+    ``live_area/<relative_path>/<marker>`` (``repodata`` for YUM, ``Release`` for APT) is, in
+    the tree layout, a metadata link into the live metadata snapshot (through the area's link
+    and ``.meta``); in the snapshots layout a plain entry of the live snapshot. Either way the
+    tools get the resolved directory (its parent for ``Release``), never a link. None when the
+    area has no such metadata (the first publication, a new repository), or when it does not
+    lie below ``within`` (given: where publication keeps snapshots; a link planted in the tree
+    would lead elsewhere)."""
+    candidate = live_area.joinpath(*repository_dirs.parts(relative_path), marker)
+    try:
+        real = candidate.resolve(strict=True)
+    except (FileNotFoundError, NotADirectoryError, RuntimeError):
+        return None
+    if within is not None and not real.is_relative_to(within):
+        return None
+    return real.parent
+
+
+@contextlib.contextmanager
+def work_directory(snapshot: Path) -> Iterator[Path]:
+    """A private directory inside ``snapshot`` for this step's lists and links, removed at
+    the end whatever happens."""
+    work = snapshot / f"{WORK_PREFIX}{secrets.token_hex(4)}"
+    work.mkdir()
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def write_list(path: Path, relative: Iterable[str]) -> Path:
+    """``relative``, one a line (createrepo_c's ``--pkglist``)."""
+    with path.open("w", encoding="utf-8") as out:
+        out.writelines(f"{name}\n" for name in relative)
+    return path
+
+
+def link_exactly(source: Path, files: Mapping[str, int], target: Path) -> Path:
+    """A directory ``target`` holding a hard link of each of ``files`` (relative to
+    ``source``, checked by ``inodes``): the same inodes, sizes and mtimes as the payload, so
+    apt-ftparchive run in it writes the ``Filename: ./…`` lines and keeps the cache keys it
+    would in a snapshot of exactly these files. (The caller holds the area's lock: nothing
+    replaces a payload file between ``inodes`` and here.)
+
+    Raises ``MetadataFailed`` when a file cannot be linked (another file system: the snapshot
+    and the payload tree must share one, as they share the pool)."""
+    target.mkdir()
+    made: set[str] = {""}
+    top, out = f"{source}/", f"{target}/"
+    for name in files:  # strings, not Paths: this runs once per package of the area
+        parent = name.rpartition("/")[0]
+        if parent not in made:
+            (target / parent).mkdir(parents=True, exist_ok=True)
+            made.add(parent)
+        try:
+            os.link(top + name, out + name, follow_symlinks=False)
+        except OSError as exc:
+            hint = ""
+            if exc.errno == errno.EXDEV:
+                hint = ": the snapshots and the payload tree must be on one file system"
+            raise errors.MetadataFailed(
+                f"cannot link {source / name} for indexing ({exc.strerror}){hint}"
+            ) from exc
+    return target
