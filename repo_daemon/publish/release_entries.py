@@ -206,7 +206,8 @@ class Entries:
                 area, [f"the entry {RELEASES_DIR}/{ref.entry}.json of {ref.label} is gone"]
             ) from exc
         except OSError as exc:
-            raise errors.StorageFailed("cannot read", f"{RELEASES_DIR}/{ref.entry}.json", exc)
+            where = f"{RELEASES_DIR}/{ref.entry}.json"
+            raise errors.StorageFailed("cannot read", where, exc) from exc
         if hashlib.sha256(data).hexdigest() != ref.entry:
             raise errors.SnapshotInvalid(
                 area, [f"the entry {RELEASES_DIR}/{ref.entry}.json does not match its name"]

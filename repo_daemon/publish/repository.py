@@ -4,9 +4,9 @@ into the content-addressed pool, switched in with one atomic symlink swap.
 An area (``unverified/<short>/<version>``, ``stagerollout/<major>``,
 ``<production path>/base|updates`` or a flat ``<production path>``) is a symlink to
 ``.snapshots/<area-key>/<n>-<time>/`` (or, for a shared area in the tree layout, to its
-payload tree ``.trees/<area-key>``, whose changes are ``tree_changes``'s). Each change builds a complete new snapshot beside the
-live one, checks it, fsyncs it and swaps the symlink with ``rename(2)``: readers see the old
-snapshot or the new one, never a mix.
+payload tree ``.trees/<area-key>``, whose changes are ``tree_changes``'s). Each change
+builds a complete new snapshot beside the live one, checks it, fsyncs it and swaps the
+symlink with ``rename(2)``: readers see the old snapshot or the new one, never a mix.
 Promotion links files from the pool by SHA-256 and never copies bytes. This module decides
 what an area holds; ``areas`` names the areas, ``manifest`` is what each snapshot holds,
 ``pool`` stores bytes, ``fsops`` makes trees durable and read-only, ``locks`` serialises
@@ -41,6 +41,7 @@ from repo_daemon.publish import (
     pool,
     release_entries,
     rollback,
+    snapshot_dirs,
     tree_changes,
     trees,
 )
@@ -67,7 +68,7 @@ Edit = tree_changes.Edit
 PublishedArea = tree_changes.PublishedArea
 
 
-class Repository(gc.GarbageCollection, rollback.Rollback):
+class Repository(snapshot_dirs.SnapshotDirs, gc.GarbageCollection, rollback.Rollback):
     """The published trees below ``settings.root``.
 
     Safe to use from several threads and processes at once: every change to an area holds
@@ -418,7 +419,7 @@ class Repository(gc.GarbageCollection, rollback.Rollback):
     def _area_target(self, area: areas.Area) -> str | None:
         """What the area's symlink points at, or None without one."""
         try:
-            return os.readlink(self._area_path(area, create=False))
+            return str(self._area_path(area, create=False).readlink())
         except (FileNotFoundError, NotADirectoryError):
             return None
 
@@ -437,75 +438,3 @@ class Repository(gc.GarbageCollection, rollback.Rollback):
                 ) from exc
             raise
         fsops.fsync_dir(path.parent)
-
-    # ------------------------------------------------------------------ retention, removal
-
-    def _retain(self, area: areas.Area, live: str) -> None:
-        """Keep the live snapshot and the ``keep_snapshots`` before it; delete the rest. A
-        failure here is logged, not raised: the publication itself succeeded."""
-        snaps = self._snapshots(area)
-        live_number = names.snapshot_number(live) or 0
-        keep = max(self.settings.keep_snapshots, 0)
-        try:
-            found = sorted(
-                (n, p.name)
-                for p in snaps.iterdir()
-                if (n := names.snapshot_number(p.name)) is not None and p.name != live
-            )
-            older = [name for n, name in found if n < live_number]
-            doomed = older[: max(len(older) - keep, 0)]
-            for name in doomed:
-                fsops.discard(snaps / name)
-        except OSError:
-            logger.exception("retention of %s failed; the next publication retries", area)
-
-    def _remove_area(self, area: areas.Area) -> None:
-        """Unlink the area's symlink (one atomic step for readers), then its snapshots."""
-        path = self._area_path(area, create=False)
-        path.unlink(missing_ok=True)
-        fsops.fsync_dir(path.parent)
-        snaps = self._snapshots(area)
-        for entry in sorted(snaps.iterdir()):
-            fsops.discard(entry)
-        snaps.rmdir()
-
-    def _newest(self, area: areas.Area) -> str | None:
-        """The newest complete snapshot of ``area``, if any."""
-        snaps = self._snapshots(area)
-        found = (
-            (n, p.name)
-            for p in (snaps.iterdir() if snaps.is_dir() else ())
-            if (n := names.snapshot_number(p.name)) is not None
-        )
-        return max(found, default=(0, None))[1]
-
-    def _clear_leftovers(self, area: areas.Area) -> int:
-        """Delete what a crash left of an earlier change of ``area`` (its lock, or every
-        lock, is held): half built or half deleted snapshots, temporary symlinks of a swap.
-        Returns how many it deleted."""
-        removed = 0
-        snaps = self._snapshots(area)
-        if snaps.is_dir():
-            for entry in snaps.iterdir():
-                if entry.name.startswith((names.BUILDING, names.DELETING)):
-                    fsops.delete_tree(entry)
-                    removed += 1
-        removed += trees.clear_swaps(self.tree_dir(area))
-        path = self._area_path(area, create=False)  # PathConflict: not the bridge's
-        if path.parent.is_dir() and not path.parent.is_symlink():
-            prefix = names.swap_prefix(path.name)
-            with os.scandir(path.parent) as entries:
-                swaps = [e.name for e in entries if e.name.startswith(prefix) and e.is_symlink()]
-            for swap in swaps:
-                (path.parent / swap).unlink()
-                removed += 1
-            if swaps:
-                fsops.fsync_dir(path.parent)
-        if removed:
-            logger.info(
-                "%s: removed %d leftovers of an interrupted change",
-                area,
-                removed,
-                extra={"action": "publish"},
-            )
-        return removed

@@ -76,7 +76,9 @@ class Rollback(tree_changes.TreeChanges):
         if missing:
             raise publish_errors.ContentMissing(f"{area} cannot be rolled back to {name}", missing)
         state = tree_changes.TreeState(live=before, source=None, area_points_at_tree=points)
-        self._link_in(area, tree, files, before.releases if before else (), state, tree_changes.Edit())
+        self._link_in(
+            area, tree, files, before.releases if before else (), state, tree_changes.Edit()
+        )
         problems = trees.check_files(tree, files, pooled)
         if problems:
             raise publish_errors.SnapshotInvalid(area.path, problems)

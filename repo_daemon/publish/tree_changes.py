@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -389,8 +388,6 @@ def all_links(tree: Path) -> set[str]:
         prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
         for entry in files + dirs:
             path = prefix + entry
-            if path != names.META_LINK and stat.S_ISLNK(
-                os.lstat(os.path.join(directory, entry)).st_mode
-            ):
+            if path != names.META_LINK and Path(directory, entry).is_symlink():
                 found.add(path)
     return found

@@ -48,7 +48,7 @@ def live_meta(tree: Path, area_key: str) -> str | None:
     """The snapshot ``tree``'s ``.meta`` points at; None without one. ``PathConflict`` if it
     is not a link the bridge made."""
     try:
-        target = os.readlink(tree / names.META_LINK)
+        target = str((tree / names.META_LINK).readlink())
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -132,7 +132,7 @@ def _make_dirs(base: str, parent: str) -> str | None:
         current = f"{current}/{part}"
         done = f"{done}/{part}" if done else part
         try:
-            os.mkdir(current, 0o755)
+            os.mkdir(current, 0o755)  # noqa: PTH102 (plain strings: once per release directory)
         except FileExistsError:
             if not stat.S_ISDIR(os.lstat(current).st_mode):
                 return done
@@ -205,7 +205,7 @@ def make_links(tree: Path, links: Iterable[str]) -> int:
         full = tree / path
         target = link_target(path)
         try:
-            if os.readlink(full) == target:
+            if str(full.readlink()) == target:
                 continue
         except FileNotFoundError:
             full.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -275,19 +275,19 @@ def prune(tree: Path, claimed: set[str], links: set[str]) -> int:
         prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
         for name in files + dirs:
             path = prefix + name
-            full = os.path.join(directory, name)
-            st = os.lstat(full)
+            full = Path(directory, name)
+            st = full.lstat()
             if path == names.META_LINK:
                 continue
             if stat.S_ISLNK(st.st_mode):
                 if path not in links:
-                    os.unlink(full)
+                    full.unlink()
                     removed += 1
             elif stat.S_ISREG(st.st_mode):
                 if path not in claimed:
-                    os.unlink(full)
+                    full.unlink()
                     removed += 1
-            elif stat.S_ISDIR(st.st_mode) and not os.listdir(full):
-                os.rmdir(full)
+            elif stat.S_ISDIR(st.st_mode) and not any(full.iterdir()):
+                full.rmdir()
                 removed += 1
     return removed

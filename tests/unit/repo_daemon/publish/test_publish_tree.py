@@ -116,6 +116,10 @@ def served(repo: publish.Repository, area: areas.Area) -> dict[str, bytes]:
     return found
 
 
+def readlink(path: Path) -> str:
+    return str(path.readlink())
+
+
 def tree_dir(repo: publish.Repository, area: areas.Area) -> Path:
     return repo.root / names.TREES_DIR / area.key
 
@@ -126,15 +130,21 @@ def test_a_promotion_links_the_payload_into_the_tree_and_metadata_beside_it(
     releases.stage(1, "Alpha", {"rpms/a.rpm": b"a", "rpms/sub/b.rpm": b"b"})
 
     area = repo.root / STAGE.path
-    assert os.readlink(area) == f"../{names.TREES_DIR}/{STAGE.key}"
+    assert readlink(area) == f"../{names.TREES_DIR}/{STAGE.key}"
     live = repo.live_snapshot(STAGE)
     assert live is not None
     snap = repo.root / ".snapshots" / STAGE.key / live
-    assert os.readlink(tree_dir(repo, STAGE) / names.META_LINK) == f"../../.snapshots/{STAGE.key}/{live}"
+    assert (
+        readlink(tree_dir(repo, STAGE) / names.META_LINK) == f"../../.snapshots/{STAGE.key}/{live}"
+    )
     assert os.path.realpath(area / "rpms/a.rpm") == str(tree_dir(repo, STAGE) / "rpms/a.rpm")
-    assert os.path.realpath(area / "rpms/repodata/repomd.xml") == str(snap / "rpms/repodata/repomd.xml")
-    assert os.readlink(tree_dir(repo, STAGE) / "rpms/repodata") == "../.meta/rpms/repodata"
-    assert (area / "rpms/a.rpm").stat().st_ino == repo.pool.path(hashlib.sha256(b"a").hexdigest()).stat().st_ino
+    assert os.path.realpath(area / "rpms/repodata/repomd.xml") == str(
+        snap / "rpms/repodata/repomd.xml"
+    )
+    assert readlink(tree_dir(repo, STAGE) / "rpms/repodata") == "../.meta/rpms/repodata"
+    assert (area / "rpms/a.rpm").stat().st_ino == repo.pool.path(
+        hashlib.sha256(b"a").hexdigest()
+    ).stat().st_ino
     document = json.loads((snap / manifest.MANIFEST_NAME).read_bytes())
     assert (document["format"], document["layout"]) == (2, "tree")
     assert document["links"] == [".rollout-manifest.json", "RPM-GPG-KEY-test", "rpms/repodata"]
@@ -145,7 +155,7 @@ def test_a_promotion_links_the_payload_into_the_tree_and_metadata_beside_it(
     assert repo.manifest(STAGE) is not None
     # unverified areas keep full snapshots, metadata step called without payload_dir
     unverified = repo.root / "unverified/Alpha/1.0.0"
-    assert ".snapshots/unverified~Alpha~1.0.0/" in os.readlink(unverified)
+    assert ".snapshots/unverified~Alpha~1.0.0/" in readlink(unverified)
     assert step.calls[0]["payload_dir"] is None
 
 
@@ -159,7 +169,9 @@ def test_a_promotion_reads_no_other_release_s_entry_without_metadata(
     reads: list[str] = []
     original = release_entries.Entries.read
 
-    def counting(self: release_entries.Entries, ref: release_entries.ReleaseRef, *, area: str) -> manifest.ReleaseEntry:
+    def counting(
+        self: release_entries.Entries, ref: release_entries.ReleaseRef, *, area: str
+    ) -> manifest.ReleaseEntry:
         reads.append(ref.label)
         return original(self, ref, area=area)
 
@@ -167,7 +179,9 @@ def test_a_promotion_reads_no_other_release_s_entry_without_metadata(
     releases.stage(4, "R4", {"r4/x.rpm": b"4"})
 
     assert reads == []
-    assert sorted(served(repo, STAGE)) == [".rollout-manifest.json"] + [f"r{n}/x.rpm" for n in range(1, 5)]
+    assert sorted(served(repo, STAGE)) == [".rollout-manifest.json"] + [
+        f"r{n}/x.rpm" for n in range(1, 5)
+    ]
 
 
 def test_removal_switches_the_metadata_before_it_unlinks_the_payload(
@@ -222,7 +236,8 @@ def test_a_replacement_by_the_same_ticket_never_rewrites_a_live_file(
     assert (tree_dir(repo, STAGE) / "rpms/a.rpm").stat().st_ino != inode
     # two switches: first without the old release, then with the new one
     assert [c["files"] for c in step.calls if c["payload_dir"]][-2:] == [
-        [], ["rpms/a.rpm", "rpms/c.rpm", "rpms/keep.rpm"]
+        [],
+        ["rpms/a.rpm", "rpms/c.rpm", "rpms/keep.rpm"],
     ]
     releases.stage(1, "Alpha", {"rpms/a.rpm": b"new", "rpms/c.rpm": b"c"})  # one file less
     assert not (tree_dir(repo, STAGE) / "rpms/keep.rpm").exists()
@@ -235,7 +250,11 @@ def test_a_path_claimed_by_another_release_is_a_conflict_naming_both(
     with pytest.raises(errors.PathConflict) as caught:
         releases.stage(2, "Beta", {"rpms/same.rpm": b"beta"})
     text = str(caught.value)
-    assert "rpms/same.rpm" in text and "Alpha 1.0.0 (ticket #1)" in text and "Beta 1.0.0 (ticket #2)" in text
+    assert (
+        "rpms/same.rpm" in text
+        and "Alpha 1.0.0 (ticket #1)" in text
+        and "Beta 1.0.0 (ticket #2)" in text
+    )
     assert served(repo, STAGE)["rpms/same.rpm"] == b"alpha"
     with pytest.raises(errors.PathConflict, match="is a file in Alpha"):
         releases.stage(3, "Gamma", {"rpms/same.rpm/x.rpm": b"g"})
@@ -261,7 +280,9 @@ def test_a_leftover_nobody_live_names_is_replaced_not_a_conflict(
     assert (seen["rpms/b.rpm"], seen["rpms/dir.rpm"], seen["other/c.rpm"]) == (b"b", b"d", b"c")
 
 
-def test_rollback_relinks_payload_removed_since(repo: publish.Repository, releases: Releases) -> None:
+def test_rollback_relinks_payload_removed_since(
+    repo: publish.Repository, releases: Releases
+) -> None:
     alpha = releases.stage(1, "Alpha", {"rpms/a.rpm": b"a"})
     releases.stage(2, "Beta", {"rpms/b.rpm": b"b"})
     both = repo.live_snapshot(STAGE)
@@ -299,22 +320,25 @@ def test_an_area_migrates_to_the_tree_on_its_first_change_and_back(
     old = publish.Repository(flat, metadata=step, lock_timeout=5)
     releases = Releases(old, tmp_path / "scratch")
     releases.stage(1, "Alpha", {"rpms/a.rpm": b"a"})
-    assert ".snapshots/" in os.readlink(old.root / STAGE.path)
+    assert ".snapshots/" in readlink(old.root / STAGE.path)
     before = served(old, STAGE)
 
     new = publish.Repository(settings, metadata=step, lock_timeout=5)
     releases.repo = new
-    assert new.promote_to_stagerollout(1, releases.make("Alpha", {"rpms/a.rpm": b"a"}), "7").changed is False  # type: ignore[arg-type]
-    assert ".snapshots/" in os.readlink(new.root / STAGE.path)  # no change, no migration
+    assert (
+        new.promote_to_stagerollout(1, releases.make("Alpha", {"rpms/a.rpm": b"a"}), "7").changed
+        is False
+    )  # type: ignore[arg-type]
+    assert ".snapshots/" in readlink(new.root / STAGE.path)  # no change, no migration
     releases.stage(2, "Beta", {"rpms/b.rpm": b"b"})
 
-    assert os.readlink(new.root / STAGE.path) == f"../{names.TREES_DIR}/{STAGE.key}"
+    assert readlink(new.root / STAGE.path) == f"../{names.TREES_DIR}/{STAGE.key}"
     after = served(new, STAGE)
     assert after["rpms/a.rpm"] == before["rpms/a.rpm"] and after["rpms/b.rpm"] == b"b"
 
     releases.repo = old  # an operator switches back: the next change builds a full snapshot
     releases.stage(3, "Gamma", {"rpms/g.rpm": b"g"})
-    assert ".snapshots/" in os.readlink(old.root / STAGE.path)
+    assert ".snapshots/" in readlink(old.root / STAGE.path)
     assert {"rpms/a.rpm", "rpms/b.rpm", "rpms/g.rpm"} <= set(served(old, STAGE))
     report = old.collect_garbage()
     assert not tree_dir(old, STAGE).exists()  # no area points at it any more

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -61,9 +60,6 @@ def test_repo_rollback_makes_a_kept_snapshot_live(
     out = capsys.readouterr().out
     assert f"stagerollout/7 now at snapshot {first} (was 000002-" in out
     assert repo.live_snapshot(STAGE) == first
-    assert sorted(os.listdir(root / "stagerollout/7")) == [
-        ".rollout-manifest.json", "Alpha.rpm"
-    ] or layout == "tree"  # fmt: skip
     assert (root / "stagerollout/7/Alpha.rpm").exists()
     assert not (root / "stagerollout/7/Beta.rpm").exists()
     assert cli.main(["repo", "rollback", "stagerollout/7", "000009-20261206T000000Z"]) == 1
