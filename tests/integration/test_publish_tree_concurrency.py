@@ -31,9 +31,7 @@ def metadata(
     snapshot_dir: Path, contents: manifest.AreaManifest, *, payload_dir: Path | None = None
 ) -> None:
     (snapshot_dir / "repodata").mkdir()
-    (snapshot_dir / "repodata" / "list").write_text(
-        "\n".join(f.path for f in contents.files())
-    )
+    (snapshot_dir / "repodata" / "list").write_text("\n".join(f.path for f in contents.files()))
 
 
 @pytest.fixture(params=["flock", "postgresql"])
