@@ -285,7 +285,7 @@ class TreeChanges:
                 else:
                     said = f"{clash.path} differs between {claim[1]} and {label}"
                 conflicts.append(said)
-            elif clash.at in live_links:
+            elif clash.at in live_links or any(x.startswith(clash.at + "/") for x in live_links):
                 conflicts.append(f"{clash.path} of {label} takes the metadata path {clash.at}")
         if conflicts:
             raise publish_errors.PathConflict(area.path, conflicts)
@@ -369,15 +369,21 @@ class TreeChanges:
 
 
 def _rewrites(old: area_manifest.ReleaseEntry, new: area_manifest.ReleaseEntry) -> bool:
-    """Whether ``new`` gives a path of ``old`` other bytes, or turns a file into a directory
-    or back."""
+    """Whether ``new`` gives a path of ``old`` other bytes, or turns a file of one into a
+    directory of the other."""
     before = {f.path: f.sha256 for f in old.files}
     if any(before.get(f.path, f.sha256) != f.sha256 for f in new.files):
         return True
-    dirs = {f.path.rpartition("/")[0] for f in new.files}
-    return any(p in before for p in dirs) or any(
-        f.path.rpartition("/")[0] in {n.path for n in new.files} for f in old.files
-    )
+    after = {f.path for f in new.files}
+    return bool(_parents(after) & before.keys() or _parents(before.keys()) & after)
+
+
+def _parents(paths: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for path in paths:
+        parts = path.split("/")
+        found.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    return found
 
 
 def all_links(tree: Path) -> set[str]:

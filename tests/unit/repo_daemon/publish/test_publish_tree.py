@@ -406,3 +406,12 @@ def test_gc_drops_a_release_s_pool_files_once_no_kept_snapshot_names_it(
     assert not repo.pool.path(hashlib.sha256(b"a").hexdigest()).exists()
     assert repo.pool.path(hashlib.sha256(b"b").hexdigest()).exists()
     assert len(list((repo.root / ".releases").iterdir())) == 1  # Beta's
+
+
+def test_a_replacement_may_turn_a_file_of_the_release_into_a_directory(
+    repo: publish.Repository, releases: Releases
+) -> None:
+    releases.stage(1, "Alpha", {"rpms/x": b"a file"})
+    releases.stage(1, "Alpha", {"rpms/x/y.rpm": b"now below a directory"})
+    assert served(repo, STAGE)["rpms/x/y.rpm"] == b"now below a directory"
+    assert "rpms/x" not in served(repo, STAGE)
