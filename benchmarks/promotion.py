@@ -11,7 +11,8 @@ With ``--area-sizes 1000,10000,100000``, it measures instead how promotion depen
 size of the target area: a 1,000-file release promoted into a production area already holding
 N files (contents from a pool of 1,000 distinct 1 KB files, so setting up 100,000 files costs
 links, not bytes), ``--runs`` times per size, each timed promotion withdrawn again (untimed)
-so the area keeps N files. ``--layout snapshots,tree`` runs both layouts, interleaved run by
+so the area keeps N files, and ``os.sync()`` (untimed) before each timed promotion so none
+pays for the write-back of the one before. ``--layout snapshots,tree`` runs both layouts, interleaved run by
 run, and prints per layout and size the median and the ratio of the largest size's median to
 the smallest's. No metadata step (repository metadata is measured elsewhere).
 Run from the repository root:
@@ -215,6 +216,8 @@ def _area_sizes(work: Path, sizes: list[int], layouts: list[str], runs: int, pac
                 info = _release(f"Run{run}", _filled(blobs, f"run{run}", packages))
                 ticket = 10 + run
                 case.repo.publish_unverified(ticket, info, work / "scratch-blobs")
+                # the write-back of the setup and of the other layout's run is not this one's
+                os.sync()
                 started = time.perf_counter()
                 case.repo.promote_to_production(ticket, info, "7", "Incremental")
                 case.times.append(time.perf_counter() - started)
