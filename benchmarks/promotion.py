@@ -12,9 +12,9 @@ size of the target area: a 1,000-file release promoted into a production area al
 N files (contents from a pool of 1,000 distinct 1 KB files, so setting up 100,000 files costs
 links, not bytes), ``--runs`` times per size, each timed promotion withdrawn again (untimed)
 so the area keeps N files, and ``os.sync()`` (untimed) before each timed promotion so none
-pays for the write-back of the one before. ``--layout snapshots,tree`` runs both layouts, interleaved run by
-run, and prints per layout and size the median and the ratio of the largest size's median to
-the smallest's. No metadata step (repository metadata is measured elsewhere).
+pays for the write-back of the one before. ``--layout snapshots,tree`` runs both layouts,
+interleaved run by run, and prints per layout and size the median and the ratio of the
+largest size's median to the smallest's. No metadata step (measured elsewhere).
 Run from the repository root:
 
     .venv/bin/python -m benchmarks.promotion

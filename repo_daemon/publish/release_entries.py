@@ -11,6 +11,7 @@ it never decides what an area holds nor touches the payload tree.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -219,12 +220,37 @@ class Entries:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise errors.SnapshotInvalid(area, [f"entry {ref.entry} unreadable ({exc})"]) from exc
 
+    def claims(self, ref: ReleaseRef, *, area: str) -> dict[str, str]:
+        """The paths ``ref``'s release claims, each with its SHA-256: for telling which paths
+        a removal frees or who owns a clashing path. The entry's bytes are checked against
+        its name, but not every path again (``read`` does). Immutable by its name, so the
+        last few are kept in memory: a daemon's next change of the area parses none again."""
+        return dict(_claims(str(self.path(ref.entry)), ref.entry, area, ref.label))
+
     def full(self, manifest: TreeManifest) -> area_manifest.AreaManifest:
         """The full manifest (every release with its files): reads every entry."""
         return area_manifest.AreaManifest(
             area=manifest.area,
             releases=tuple(self.read(r, area=manifest.area) for r in manifest.releases),
         )
+
+
+@functools.lru_cache(maxsize=16)
+def _claims(path: str, sha: str, area: str, label: str) -> tuple[tuple[str, str], ...]:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError as exc:
+        raise errors.SnapshotInvalid(
+            area, [f"the entry {RELEASES_DIR}/{sha}.json of {label} is gone"]
+        ) from exc
+    if hashlib.sha256(data).hexdigest() != sha:
+        raise errors.SnapshotInvalid(
+            area, [f"the entry {RELEASES_DIR}/{sha}.json does not match its name"]
+        )
+    try:
+        return tuple((str(f["path"]), str(f["sha256"])) for f in json.loads(data)["files"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise errors.SnapshotInvalid(area, [f"entry {sha} unreadable ({exc})"]) from exc
 
 
 def read_any(root: Path, area: str, snapshot_dir: Path) -> area_manifest.AreaManifest:

@@ -266,9 +266,9 @@ class TreeChanges:
             return
         claims: dict[str, tuple[str, str]] = {}  # path (and its parents) -> (sha256, label)
         for ref in live_refs:
-            for f in self.entries.read(ref, area=area.path).files:
-                claims[f.path] = (f.sha256, ref.label)
-                parts = f.path.split("/")
+            for path, sha in self.entries.claims(ref, area=area.path).items():
+                claims[path] = (sha, ref.label)
+                parts = path.split("/")
                 for i in range(1, len(parts)):
                     claims.setdefault("/".join(parts[:i]), ("", ref.label))
         live_links = set(state.live.links) if state.live is not None else set()
@@ -357,12 +357,14 @@ class TreeChanges:
     ) -> None:
         """After the switch: unlink the payload only ``gone`` releases brought (no remaining
         release claims the path)."""
-        claimed = {f.path for r in remaining for f in self.entries.read(r, area=area.path).files}
+        claimed: set[str] = set()
+        for r in remaining:
+            claimed.update(self.entries.claims(r, area=area.path))
         doomed = {
-            f.path
+            names.check_relative_path("package path", path)  # it becomes a path to unlink
             for r in gone
-            for f in self.entries.read(r, area=area.path).files
-            if f.path not in claimed
+            for path in self.entries.claims(r, area=area.path)
+            if path not in claimed
         }
         trees.unlink_payload(tree, sorted(doomed))
         fsops.fsync_dir(tree)
