@@ -7,10 +7,20 @@ directory by default), pools them with ``publish_unverified`` (the one step that
 bytes: hard links plus an fsync of each new file), then times ``promote_to_stagerollout``
 and ``promote_to_production`` ``--runs`` times, each run with another release of the same
 files. Checks free space first and scales the large case down when less than 8 GB is free.
+With ``--area-sizes 1000,10000,100000``, it measures instead how promotion depends on the
+size of the target area: a 1,000-file release promoted into a production area already holding
+N files (contents from a pool of 1,000 distinct 1 KB files, so setting up 100,000 files costs
+links, not bytes), ``--runs`` times per size, each timed promotion withdrawn again (untimed)
+so the area keeps N files, and ``os.sync()`` (untimed) before each timed promotion so none
+pays for the write-back of the one before. ``--layout snapshots,tree`` runs both layouts,
+interleaved run by run, and prints per layout and size the median and the ratio of the
+largest size's median to the smallest's. No metadata step (measured elsewhere).
 Run from the repository root:
 
     .venv/bin/python -m benchmarks.promotion
     .venv/bin/python -m benchmarks.promotion --packages 1000 --total-bytes 2G --runs 5
+    .venv/bin/python -m benchmarks.promotion --area-sizes 1000,10000,100000 \
+        --layout snapshots,tree --runs 5
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import time
 from pathlib import Path
 
 from bridge.settings.model import RepositorySettings
-from repo_daemon.publish import fsops
+from repo_daemon.publish import areas, fsops
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
 from tests.support.release_factory import release_info
@@ -95,12 +105,14 @@ class Case:
     links: int = 0
 
 
-def _run(case: Case, work: Path, runs: int) -> None:
+def _run(case: Case, work: Path, runs: int, layout: str = "snapshots") -> None:
     scratch = work / f"scratch-{case.name}"
     started = time.perf_counter()
     packages = _generate(scratch, case.packages, case.each)
     case.generate = time.perf_counter() - started
-    repo = publish.Repository(RepositorySettings(root=work / f"repo-{case.name}", keep_snapshots=3))
+    repo = publish.Repository(
+        RepositorySettings(root=work / f"repo-{case.name}", keep_snapshots=3, area_layout=layout)
+    )
     first = _release("Bench0", packages)
     started = time.perf_counter()
     repo.publish_unverified(1, first, scratch)
@@ -157,6 +169,81 @@ def _growth(work: Path, releases: int, packages: int, each: int) -> list[tuple[i
     return found
 
 
+def _blobs(work: Path, count: int) -> tuple[release_model.PackageFile, ...]:
+    """``count`` distinct 1 KB files, generated once (their contents fill every area)."""
+    return _generate(work / "scratch-blobs", count, 1024)
+
+
+def _filled(
+    blobs: tuple[release_model.PackageFile, ...], prefix: str, count: int
+) -> tuple[release_model.PackageFile, ...]:
+    """``count`` package paths below ``prefix`` whose contents cycle through ``blobs``."""
+    return tuple(
+        dataclasses.replace(blobs[i % len(blobs)], path=f"{prefix}/{i // 1000:03d}/p{i:06d}.rpm")
+        for i in range(count)
+    )
+
+
+@dataclasses.dataclass
+class SizeCase:
+    layout: str
+    size: int
+    repo: publish.Repository
+    times: list[float] = dataclasses.field(default_factory=list)
+
+
+def _area_sizes(work: Path, sizes: list[int], layouts: list[str], runs: int, packages: int) -> None:
+    """Median promotion time of a ``packages``-file release into an area of each size, per
+    layout, runs interleaved across layouts."""
+    blobs = _blobs(work, 1000)
+    results: list[SizeCase] = []
+    for size in sizes:
+        cases = []
+        for layout in layouts:
+            settings = RepositorySettings(
+                root=work / f"repo-{layout}-{size}", keep_snapshots=3, area_layout=layout
+            )
+            repo = publish.Repository(settings)
+            repo.publish_unverified(1, _release("Blobs", blobs), work / "scratch-blobs")
+            started = time.perf_counter()
+            repo.promote_to_production(2, _release("Filler", _filled(blobs, "fill", size)), "7",
+                                       "Incremental")  # fmt: skip
+            print(f"  {layout}: an area of {size} files set up in "
+                  f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+            cases.append(SizeCase(layout=layout, size=size, repo=repo))
+        for run in range(runs):
+            for case in cases:
+                info = _release(f"Run{run}", _filled(blobs, f"run{run}", packages))
+                ticket = 10 + run
+                case.repo.publish_unverified(ticket, info, work / "scratch-blobs")
+                # the write-back of the setup and of the other layout's run is not this one's
+                os.sync()
+                started = time.perf_counter()
+                case.repo.promote_to_production(ticket, info, "7", "Incremental")
+                case.times.append(time.perf_counter() - started)
+                case.repo.remove_from(ticket, [areas.Area("production/7/updates")])
+        for case in cases:
+            shown = " ".join(f"{v * 1000:.0f}" for v in case.times)
+            print(f"  {case.layout:<9} area of {size:>7} files: "
+                  f"{statistics.median(case.times) * 1000:7.1f} ms median ({shown} ms); "
+                  f"load {_load()}", flush=True)  # fmt: skip
+            fsops.delete_tree(case.repo.root)
+        results.extend(cases)
+    print(f"\n| layout | {' | '.join(f'{n:,} files' for n in sizes)} | largest / smallest |")
+    print("|---|" + "---|" * (len(sizes) + 1))
+    for layout in layouts:
+        medians = [statistics.median(c.times) for c in results if c.layout == layout]
+        cells = " | ".join(f"{m * 1000:.0f} ms" for m in medians)
+        print(f"| {layout} | {cells} | {medians[-1] / medians[0]:.2f}× |")
+
+
+def _load() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--packages", type=int, default=1000)
@@ -167,7 +254,27 @@ def main() -> None:
     parser.add_argument(
         "--growth", type=int, default=20, help="releases accumulated in one area (0: skip)"
     )
+    parser.add_argument(
+        "--layout", default="snapshots", help="snapshots, tree, or both: snapshots,tree"
+    )
+    parser.add_argument(
+        "--area-sizes", default="", help="e.g. 1000,10000,100000: promotion by target area size"
+    )
     args = parser.parse_args()
+    layouts = [x.strip() for x in args.layout.split(",") if x.strip()]
+    if any(x not in ("snapshots", "tree") for x in layouts):
+        parser.error(f"--layout: {args.layout!r}; use snapshots, tree or snapshots,tree")
+    if args.area_sizes:
+        sizes = [int(x) for x in args.area_sizes.split(",")]
+        work = Path(tempfile.mkdtemp(prefix="rollout-promotion-", dir=args.dir))
+        print(f"promotion of a {args.packages}-file release by target area size; "
+              f"load before: {_load()}", flush=True)  # fmt: skip
+        try:
+            _area_sizes(work, sizes, layouts, args.runs, args.packages)
+        finally:
+            fsops.delete_tree(work)
+        print(f"load after: {_load()}")
+        return
 
     base = args.dir or Path(tempfile.gettempdir())
     total = _size(args.total_bytes)
@@ -193,7 +300,7 @@ def main() -> None:
                 f"({_human(case.packages * case.each)})",
                 flush=True,
             )
-            _run(case, work, args.runs)
+            _run(case, work, args.runs, layouts[0])
             print(f"  generate scratch          {case.generate:8.3f} s")
             print(f"  publish_unverified (pool) {case.pool_in:8.3f} s")
             for label, values in (

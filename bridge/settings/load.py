@@ -223,6 +223,7 @@ def _repository_from(
         flat_production=registry.flat(),
         release_types=registry.release_types(),
         keep_snapshots=int(readers.number("keep_snapshots", raw, 3, problems, allow_zero=True)),
+        area_layout=_area_layout(raw, problems),
         lock_lease=_lock_lease(raw, problems),
         metadata_incremental=readers.flag(raw.get("metadata_incremental", True)),
         sync_timeout=readers.number("sync_timeout", raw, 600.0, problems),
@@ -253,6 +254,21 @@ def _repository_from(
             if (key := _signing_key(item.strip(), "package_keys", problems))
         ),
     )
+
+
+AREA_LAYOUTS = ("snapshots", "tree")
+
+
+def _area_layout(raw: Mapping[str, Any], problems: list[str]) -> str:
+    """How the shared areas are laid out on disk: ``snapshots`` (the default) or ``tree``."""
+    value = str(raw.get("area_layout") or "snapshots").strip().lower()
+    if value not in AREA_LAYOUTS:
+        problems.append(
+            f"area_layout: {raw.get('area_layout')!r} is not a layout; "
+            "use snapshots (full snapshots, the default) or tree (docs/publication.md)"
+        )
+        return "snapshots"
+    return value
 
 
 def _lock_lease(raw: Mapping[str, Any], problems: list[str]) -> float:

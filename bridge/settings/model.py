@@ -214,6 +214,10 @@ class RepositorySettings:
     # Production area of a major release, relative to root (default production/<major>).
     production_paths: Mapping[str, str] = field(default_factory=dict)
     keep_snapshots: int = 3  # older snapshots of an area are removed after a publish
+    # "snapshots": every snapshot of an area is a full tree of hard links (a promotion costs
+    # per file of the area); "tree": the shared areas (stagerollout, production) keep one
+    # payload tree and small metadata snapshots (a promotion costs per file of the release).
+    area_layout: str = "snapshots"
     # With PostgreSQL: seconds after which the database drops the area locks of a daemon whose
     # host vanished (TCP keepalives on the lock connection; docs/publication.md "Locks").
     lock_lease: float = 60.0

@@ -1,6 +1,6 @@
 """``rollout repo``: serve the repository's trees, answer nginx's access check for the
 protected areas, print the nginx and rsyncd configurations for them, collect the pool's
-garbage, and make the bridge's own signing key.
+garbage, roll an area back to a kept snapshot, and make the bridge's own signing key.
 
 It only parses options and prints; serving and publishing are ``repo_daemon.serving`` and
 ``repo_daemon.publish``'s.
@@ -201,6 +201,31 @@ def repo_gc(ctx: click.Context) -> None:
             else ""
         )
     )
+
+
+@repo_group.command("rollback")
+@click.argument("area")
+@click.argument("snapshot")
+@click.pass_context
+def repo_rollback(ctx: click.Context, area: str, snapshot: str) -> None:
+    """Make the kept SNAPSHOT of AREA live again (e.g. production/7/updates
+    000041-20261206T101500Z; `ls <root>/.snapshots/production~7~updates/` lists them).
+
+    Works in both layouts (ROLLOUT_AREA_LAYOUT): a full snapshot by swapping the area's
+    symlink, a tree-layout one by relinking from the pool what the payload tree lacks and
+    switching its metadata. The next publication starts from the snapshot rolled back to.
+    """
+    from repo_daemon.publish import areas, locks
+    from repo_daemon.publish import repository as publish
+
+    settings = root.load_settings(ctx, require_tracker=False)
+    repository = publish.Repository(settings.repository, area_locks=locks.chosen(settings))
+    before = repository.live_snapshot(areas.Area.parse(area.strip("/")))
+    result = repository.rollback(areas.Area.parse(area.strip("/")), snapshot)
+    if result.changed:
+        click.echo(f"{result.area} now at snapshot {result.snapshot} (was {before})")
+    else:
+        click.echo(f"{result.area} is already at snapshot {result.snapshot}")
 
 
 @repo_group.command("init-key")

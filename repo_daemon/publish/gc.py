@@ -1,6 +1,8 @@
 """Garbage collection of the published trees: what interrupted changes left (half-built and
-half-deleted snapshots, swap symlinks, the emptied snapshot folder of an area that is gone) and
-pool files no snapshot's manifest references, in one serialised pass under the global lock.
+half-deleted snapshots, swap symlinks, the emptied snapshot folder of an area that is gone),
+and in the tree layout the payload-tree files and links no kept snapshot names, the payload
+trees no area points at and the release entries no kept snapshot names; then the pool files
+no snapshot's manifest references, in one serialised pass under the global lock.
 
 ``GarbageCollection`` is a base of ``repository.Repository`` and uses its root, locks, pool
 and snapshot readers; it publishes nothing.
@@ -14,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from repo_daemon.publish import areas, locks, names, pool
+from repo_daemon.publish import areas, fsops, locks, names, pool, release_entries, trees
 from repo_daemon.publish import errors as publish_errors
 from repo_daemon.publish import manifest as area_manifest
 
@@ -54,6 +56,9 @@ class GarbageCollection:
     def _area_path(self, area: areas.Area, *, create: bool) -> Path:
         raise NotImplementedError  # Repository's
 
+    def _area_target(self, area: areas.Area) -> str | None:
+        raise NotImplementedError  # Repository's
+
     def collect_garbage(self) -> GcReport:
         """Delete what interrupted changes left (half-built and half-deleted snapshot
         directories, swap symlinks beside the areas, the emptied snapshot folder of an area
@@ -67,6 +72,8 @@ class GarbageCollection:
         manifest cannot be read (``SnapshotInvalid``)."""
         with self.locks.everything() as held:
             referenced: set[str] = set()
+            kept_entries: set[str] = set()
+            claimed: dict[str, set[str]] = {}  # area key -> payload paths kept snapshots name
             snapshots = stale = 0
             top = self.root / SNAPSHOT_DIR
             try:
@@ -88,12 +95,22 @@ class GarbageCollection:
                             found = self._read(area, entry.name)
                             referenced.update(f.sha256 for r in found.releases for f in r.files)
                             snapshots += 1
+                            tree_manifest = self._tree_manifest_of(area, entry)
+                            if tree_manifest is not None:
+                                kept_entries.update(r.entry for r in tree_manifest.releases)
+                                paths = claimed.setdefault(key_dir.name, set())
+                                paths.update(f.path for r in found.releases for f in r.files)
                     with contextlib.suppress(publish_errors.PathConflict):  # warned above
                         stale += self._drop_if_gone(area, key_dir)
                 stale += self._clear_orphan_swaps()
             except OSError as exc:
                 raise publish_errors.StorageFailed("cannot read", SNAPSHOT_DIR, exc) from exc
             held.verify()  # still exclusive after the long read, before anything is deleted
+            try:
+                stale += self._collect_trees(claimed)
+                stale += self._collect_entries(kept_entries)
+            except OSError as exc:
+                raise publish_errors.StorageFailed("cannot clean", names.TREES_DIR, exc) from exc
             sweep = self.pool.sweep(referenced)
         logger.info(
             "garbage collection: %d snapshots read, %d leftovers of interrupted changes removed",
@@ -110,6 +127,57 @@ class GarbageCollection:
             pool_held_elsewhere=sweep.held_elsewhere,
             pool_repaired=sweep.repaired,
         )
+
+    def _tree_manifest_of(
+        self, area: areas.Area, snapshot: Path
+    ) -> release_entries.TreeManifest | None:
+        data = (snapshot / area_manifest.MANIFEST_NAME).read_bytes()
+        if not release_entries.is_format_2(data):
+            return None
+        return release_entries.TreeManifest.from_json(data, area=area.path)
+
+    def _collect_trees(self, claimed: dict[str, set[str]]) -> int:
+        """Delete the payload trees no area points at, and in the others the files no kept
+        snapshot names and the links the live one does not have. Every lock is held."""
+        top = self.root / names.TREES_DIR
+        removed = 0
+        for tree in sorted(top.iterdir()) if top.is_dir() else []:
+            try:
+                area = areas.Area.parse(tree.name.replace("~", "/"))
+            except publish_errors.PathRefused:
+                logger.warning("%s/%s is not the bridge's: left alone", top.name, tree.name)
+                continue
+            target = "../" * area.depth + f"{names.TREES_DIR}/{area.key}"
+            try:
+                points = self._area_target(area) == target
+            except publish_errors.PathConflict:
+                continue  # below something not the bridge's: leave it alone
+            if not points:
+                fsops.delete_tree(tree)
+                removed += 1
+                continue
+            live = trees.live_meta(tree, area.key)
+            if live is None:
+                logger.warning("%s has no %s link: left alone", tree, names.META_LINK)
+                continue
+            snapshot = self.root / SNAPSHOT_DIR / area.key / live
+            links = set(release_entries.snapshot_links(snapshot, area.path))
+            removed += trees.clear_swaps(tree)
+            removed += trees.prune(tree, claimed.get(area.key, set()), links)
+        return removed
+
+    def _collect_entries(self, kept: set[str]) -> int:
+        """Delete the release entries no kept snapshot names (and unfinished writes)."""
+        top = self.root / names.RELEASES_DIR
+        removed = 0
+        for entry in sorted(top.iterdir()) if top.is_dir() else []:
+            sha = entry.name.removesuffix(".json")
+            if entry.name.startswith(".tmp-") or (
+                entry.name.endswith(".json") and len(sha) == 64 and sha not in kept
+            ):
+                entry.unlink()
+                removed += 1
+        return removed
 
     def _clear_orphan_swaps(self) -> int:
         """Delete swap symlinks beside areas that have no snapshots any more (removed by

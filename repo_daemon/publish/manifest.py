@@ -223,6 +223,12 @@ def _entries(files: tuple[FileEntry, ...], indent: str) -> str:
     return ",\n".join(indent + json.dumps(vars(f), ensure_ascii=False) for f in files)
 
 
+def release_from_json(raw: dict[str, Any]) -> ReleaseEntry:
+    """One release read back from its JSON form (a manifest's or a release entry's); raises
+    ``PathRefused`` for unsafe names, ``ValueError``/``KeyError`` for a malformed one."""
+    return _release_from(raw)
+
+
 def _release_from(raw: dict[str, Any]) -> ReleaseEntry:
     files = tuple(
         FileEntry(

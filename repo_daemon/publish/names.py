@@ -26,6 +26,12 @@ SNAPSHOT_NAME = re.compile(r"([0-9]{6,})-([0-9]{8}T[0-9]{6}Z)")
 BUILDING = ".building-"  # a snapshot directory being built: never served, deleted if stale
 DELETING = ".deleting-"  # a snapshot directory being deleted
 SWAP = ".swap-"  # ".<area name>.swap-<random>": an area's next symlink, before its rename
+# The tree layout (docs/publication.md): ``.trees/<area-key>/`` is an area's payload tree,
+# ``.trees/<area-key>/.meta`` the symlink to its live metadata snapshot (the switch),
+# ``.releases/<sha256>.json`` the release entries its snapshots' manifests name.
+TREES_DIR = ".trees"
+RELEASES_DIR = ".releases"
+META_LINK = ".meta"
 
 
 SWAP_NAME = re.compile(r"\.[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\.swap-[0-9a-f]{8}")

@@ -3,9 +3,10 @@ into the content-addressed pool, switched in with one atomic symlink swap.
 
 An area (``unverified/<short>/<version>``, ``stagerollout/<major>``,
 ``<production path>/base|updates`` or a flat ``<production path>``) is a symlink to
-``.snapshots/<area-key>/<n>-<time>/``. Each change builds a complete new snapshot beside the
-live one, checks it, fsyncs it and swaps the symlink with ``rename(2)``: readers see the old
-snapshot or the new one, never a mix.
+``.snapshots/<area-key>/<n>-<time>/`` (or, for a shared area in the tree layout, to its
+payload tree ``.trees/<area-key>``, whose changes are ``tree_changes``'s). Each change
+builds a complete new snapshot beside the live one, checks it, fsyncs it and swaps the
+symlink with ``rename(2)``: readers see the old snapshot or the new one, never a mix.
 Promotion links files from the pool by SHA-256 and never copies bytes. This module decides
 what an area holds; ``areas`` names the areas, ``manifest`` is what each snapshot holds,
 ``pool`` stores bytes, ``fsops`` makes trees durable and read-only, ``locks`` serialises
@@ -24,14 +25,26 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 from urllib.parse import quote
 
 from bridge.settings import model as settings_model
 from repo_daemon import errors
-from repo_daemon.publish import areas, fsops, gc, locks, names, pool
+from repo_daemon.publish import (
+    areas,
+    fsops,
+    gc,
+    locks,
+    names,
+    pool,
+    release_entries,
+    rollback,
+    snapshot_dirs,
+    tree_changes,
+    trees,
+)
 from repo_daemon.publish import errors as publish_errors
 from repo_daemon.publish import manifest as area_manifest
 from repo_daemon.release_xml import model as release_model
@@ -41,24 +54,21 @@ logger = logging.getLogger(__name__)
 SNAPSHOT_DIR = gc.SNAPSHOT_DIR
 GcReport = gc.GcReport
 
-MetadataStep = Callable[[Path, area_manifest.AreaManifest], None]
+MetadataStep = tree_changes.MetadataStep
 """Writes repository metadata into a new snapshot directory before it is checked and swapped
-in. It may add files and directories, but must not add symlinks or change payload files."""
+in. It may add files and directories, but must not add symlinks or change payload files.
+Called with ``payload_dir`` (keyword) for tree-layout areas only."""
 
-Change = Callable[[area_manifest.AreaManifest], area_manifest.AreaManifest]
+LegacyMetadataStep = Callable[[Path, area_manifest.AreaManifest], None]
+"""A metadata step without ``payload_dir``: enough while every area uses full snapshots."""
 
-
-@dataclass(frozen=True, kw_only=True)
-class PublishedArea:
-    """Where an area is after an operation: its path below the root and its URL."""
-
-    area: areas.Area  # e.g. Area("stagerollout/7")
-    url: str  # RepositorySettings.base_url + area + "/"
-    snapshot: str | None  # the live snapshot's name; None when the area was removed
-    changed: bool  # False when the area already held what was asked (a repeated step)
+Edit = tree_changes.Edit
 
 
-class Repository(gc.GarbageCollection):
+PublishedArea = tree_changes.PublishedArea
+
+
+class Repository(snapshot_dirs.SnapshotDirs, gc.GarbageCollection, rollback.Rollback):
     """The published trees below ``settings.root``.
 
     Safe to use from several threads and processes at once: every change to an area holds
@@ -71,7 +81,7 @@ class Repository(gc.GarbageCollection):
         self,
         settings: settings_model.RepositorySettings,
         *,
-        metadata: MetadataStep | None = None,
+        metadata: MetadataStep | LegacyMetadataStep | None = None,
         lock_timeout: float = 600.0,
         clock: Callable[[], datetime] | None = None,
         area_locks: locks.Locks | None = None,
@@ -85,7 +95,7 @@ class Repository(gc.GarbageCollection):
         self.pool = pool.Pool(self.root)
         # ``locks.chosen(settings)``: advisory locks with PostgreSQL; default flock files.
         self.locks = area_locks or locks.FileLocks(self.root, timeout=lock_timeout)
-        self._metadata = metadata
+        self._metadata = cast(MetadataStep | None, metadata)
         self._clock = clock or (lambda: datetime.now(UTC))
 
     # ------------------------------------------------------------------ the workflow's steps
@@ -99,7 +109,7 @@ class Repository(gc.GarbageCollection):
         area = areas.Area.unverified(entry.short_name, entry.version)
         return self._update(
             area,
-            lambda current: current.with_release(entry),
+            Edit(add=entry),
             ticket_id=ticket_id,
             prepare=lambda: self.pool.fill(scratch, entry.files),
             per_release=True,
@@ -112,7 +122,7 @@ class Repository(gc.GarbageCollection):
         stays in unverified until it reaches production or is removed."""
         entry = area_manifest.ReleaseEntry.from_info(ticket_id, info)
         area = areas.Area.stagerollout(major)
-        return self._update(area, lambda m: m.with_release(entry), ticket_id=ticket_id)
+        return self._update(area, Edit(add=entry), ticket_id=ticket_id)
 
     def promote_to_production(
         self, ticket_id: int, info: release_model.ReleaseInfo, major: str, release_type: str
@@ -129,11 +139,9 @@ class Repository(gc.GarbageCollection):
         )
         stage = areas.Area.stagerollout(major)
         unverified = areas.Area.unverified(entry.short_name, entry.version)
-        result = self._update(production, lambda m: m.with_release(entry), ticket_id=ticket_id)
-        self._update(stage, lambda m: m.without_ticket(ticket_id), ticket_id=ticket_id)
-        self._update(
-            unverified, lambda m: m.without_ticket(ticket_id), ticket_id=ticket_id, per_release=True
-        )
+        result = self._update(production, Edit(add=entry), ticket_id=ticket_id)
+        self._update(stage, Edit(remove=ticket_id), ticket_id=ticket_id)
+        self._update(unverified, Edit(remove=ticket_id), ticket_id=ticket_id, per_release=True)
         return result
 
     def remove_release(
@@ -156,7 +164,7 @@ class Repository(gc.GarbageCollection):
         return [
             self._update(
                 area,
-                lambda m: m.without_ticket(ticket_id),
+                Edit(remove=ticket_id),
                 ticket_id=ticket_id,
                 per_release=area.kind == "unverified",
             )
@@ -183,26 +191,33 @@ class Repository(gc.GarbageCollection):
     def _update(
         self,
         area: areas.Area,
-        change: Change,
+        edit: tree_changes.Edit,
         *,
         ticket_id: int,
         prepare: Callable[[], object] | None = None,
         per_release: bool = False,
     ) -> PublishedArea:
-        """Apply ``change`` to ``area`` under its lock: nothing if the content stays the same;
+        """Apply ``edit`` to ``area`` under its lock: nothing if the content stays the same;
         otherwise build, check and swap in a new snapshot (or, for a ``per_release`` area
-        left empty, remove the area), then apply retention."""
+        left empty, remove the area), then apply retention. Tree-layout areas change by
+        ``tree_changes``."""
         try:
             with self.locks.area(area) as held:
                 live = self._live(area)
                 self._clear_leftovers(area)
+                if self.uses_tree(area):
+                    name, changed = self._update_tree(area, edit, held, live)
+                    if changed:
+                        logger.info("%s now at metadata snapshot %s", area, name,
+                                    extra={"action": "publish", "ticket": ticket_id})  # fmt: skip
+                    return self._result(area, name, changed=changed)
                 # Without its symlink (a crash before the first swap, a person's mistake) an
                 # area's state is its newest complete snapshot, never "empty".
                 base = live or self._newest(area)
                 current = (
                     self._read(area, base) if base else area_manifest.AreaManifest(area=area.path)
                 )
-                new = change(current)
+                new = edit.apply(current)
                 if not new.releases and (per_release or base is None):
                     if base is None:
                         return self._result(area, None, changed=False)
@@ -212,7 +227,11 @@ class Repository(gc.GarbageCollection):
                         "removed %s", area, extra={"action": "publish", "ticket": ticket_id}
                     )
                     return self._result(area, None, changed=True)
-                if new.same_content(current) and base is not None:
+                if (
+                    new.same_content(current)
+                    and base is not None
+                    and (live is not None or not self._is_tree_snapshot(area, base))
+                ):
                     if live is None:
                         held.verify()
                         self._swap(area, base)
@@ -295,11 +314,25 @@ class Repository(gc.GarbageCollection):
             )
         target = str(path.readlink())
         prefix = self._link_prefix(area)
-        name = target[len(prefix) :] if target.startswith(prefix) else ""
+        if target == self.tree_link(area):  # the tree layout: the snapshot is .meta's
+            found = trees.live_meta(self.tree_dir(area), area.key)
+            if found is None:
+                raise publish_errors.SnapshotInvalid(
+                    area.path,
+                    [f"it points at its payload tree {target}, which has no "
+                     f"{names.META_LINK} link to a metadata snapshot; roll it back to a kept "
+                     "snapshot (rollout repo rollback)"],
+                )  # fmt: skip
+            name = found
+        else:
+            name = target[len(prefix) :] if target.startswith(prefix) else ""
         if names.snapshot_number(name) is None:
             raise publish_errors.PathConflict(
-                area.path, [f"{area} is a symlink the bridge did not make"]
-            )
+                area.path,
+                [f"{area} is a symlink the bridge did not make: it points at {target!r}, "
+                 f"neither at a snapshot ({prefix}<n>-<time>) nor at its payload tree "
+                 f"({self.tree_link(area)})"],
+            )  # fmt: skip
         if not (self._snapshots(area) / name).is_dir():
             raise publish_errors.SnapshotInvalid(
                 area.path,
@@ -308,9 +341,8 @@ class Repository(gc.GarbageCollection):
         return name
 
     def _read(self, area: areas.Area, name: str) -> area_manifest.AreaManifest:
-        path = self._snapshots(area) / name / area_manifest.MANIFEST_NAME
         try:
-            data = path.read_bytes()
+            return release_entries.read_any(self.root, area.path, self._snapshots(area) / name)
         except FileNotFoundError as exc:
             raise publish_errors.SnapshotInvalid(
                 area.path, [f"snapshot {name} has no manifest"]
@@ -319,7 +351,6 @@ class Repository(gc.GarbageCollection):
             raise publish_errors.StorageFailed(
                 "cannot read the manifest of", area.path, exc
             ) from exc
-        return area_manifest.AreaManifest.from_json(data, area=area.path)
 
     # ------------------------------------------------------------------ build, check, swap
 
@@ -361,11 +392,18 @@ class Repository(gc.GarbageCollection):
         return name
 
     def _run_metadata(
-        self, area: areas.Area, building: Path, contents: area_manifest.AreaManifest
+        self,
+        area: areas.Area,
+        building: Path,
+        contents: area_manifest.AreaManifest,
+        payload_dir: Path | None = None,
     ) -> None:
         assert self._metadata is not None
         try:
-            self._metadata(building, contents)
+            if payload_dir is None:  # today's steps need not know the keyword
+                cast(LegacyMetadataStep, self._metadata)(building, contents)
+            else:
+                self._metadata(building, contents, payload_dir=payload_dir)
         except (errors.DaemonError, OSError):
             raise
         except Exception as exc:
@@ -376,9 +414,20 @@ class Repository(gc.GarbageCollection):
 
     def _swap(self, area: areas.Area, name: str) -> None:
         """Point ``area`` at snapshot ``name`` in one ``rename(2)`` of a fresh symlink."""
+        self._swap_link(area, self._link_prefix(area) + name)
+
+    def _area_target(self, area: areas.Area) -> str | None:
+        """What the area's symlink points at, or None without one."""
+        try:
+            return str(self._area_path(area, create=False).readlink())
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def _swap_link(self, area: areas.Area, target: str) -> None:
+        """Point ``area`` at ``target`` in one ``rename(2)`` of a fresh symlink."""
         path = self._area_path(area, create=True)
         temporary = path.parent / f"{names.swap_prefix(path.name)}{secrets.token_hex(4)}"
-        temporary.symlink_to(self._link_prefix(area) + name)
+        temporary.symlink_to(target)
         try:
             temporary.replace(path)
         except OSError as exc:
@@ -389,74 +438,3 @@ class Repository(gc.GarbageCollection):
                 ) from exc
             raise
         fsops.fsync_dir(path.parent)
-
-    # ------------------------------------------------------------------ retention, removal
-
-    def _retain(self, area: areas.Area, live: str) -> None:
-        """Keep the live snapshot and the ``keep_snapshots`` before it; delete the rest. A
-        failure here is logged, not raised: the publication itself succeeded."""
-        snaps = self._snapshots(area)
-        live_number = names.snapshot_number(live) or 0
-        keep = max(self.settings.keep_snapshots, 0)
-        try:
-            found = sorted(
-                (n, p.name)
-                for p in snaps.iterdir()
-                if (n := names.snapshot_number(p.name)) is not None and p.name != live
-            )
-            older = [name for n, name in found if n < live_number]
-            doomed = older[: max(len(older) - keep, 0)]
-            for name in doomed:
-                fsops.discard(snaps / name)
-        except OSError:
-            logger.exception("retention of %s failed; the next publication retries", area)
-
-    def _remove_area(self, area: areas.Area) -> None:
-        """Unlink the area's symlink (one atomic step for readers), then its snapshots."""
-        path = self._area_path(area, create=False)
-        path.unlink(missing_ok=True)
-        fsops.fsync_dir(path.parent)
-        snaps = self._snapshots(area)
-        for entry in sorted(snaps.iterdir()):
-            fsops.discard(entry)
-        snaps.rmdir()
-
-    def _newest(self, area: areas.Area) -> str | None:
-        """The newest complete snapshot of ``area``, if any."""
-        snaps = self._snapshots(area)
-        found = (
-            (n, p.name)
-            for p in (snaps.iterdir() if snaps.is_dir() else ())
-            if (n := names.snapshot_number(p.name)) is not None
-        )
-        return max(found, default=(0, None))[1]
-
-    def _clear_leftovers(self, area: areas.Area) -> int:
-        """Delete what a crash left of an earlier change of ``area`` (its lock, or every
-        lock, is held): half built or half deleted snapshots, temporary symlinks of a swap.
-        Returns how many it deleted."""
-        removed = 0
-        snaps = self._snapshots(area)
-        if snaps.is_dir():
-            for entry in snaps.iterdir():
-                if entry.name.startswith((names.BUILDING, names.DELETING)):
-                    fsops.delete_tree(entry)
-                    removed += 1
-        path = self._area_path(area, create=False)  # PathConflict: not the bridge's
-        if path.parent.is_dir() and not path.parent.is_symlink():
-            prefix = names.swap_prefix(path.name)
-            with os.scandir(path.parent) as entries:
-                swaps = [e.name for e in entries if e.name.startswith(prefix) and e.is_symlink()]
-            for swap in swaps:
-                (path.parent / swap).unlink()
-                removed += 1
-            if swaps:
-                fsops.fsync_dir(path.parent)
-        if removed:
-            logger.info(
-                "%s: removed %d leftovers of an interrupted change",
-                area,
-                removed,
-                extra={"action": "publish"},
-            )
-        return removed
