@@ -99,7 +99,9 @@ def write_index(
 
     ``payload_dir`` (a tree-layout area: the payload is there, not in ``snapshot_dir``): the
     same index, with ``"layout": "tree"``, its metadata files being every file of
-    ``snapshot_dir`` (the payload tree is not read).
+    ``snapshot_dir`` (the payload tree is not read) except ``.rollout-manifest.json``: publish
+    writes that one again after the metadata steps (it names the links they made), so a hash
+    taken here would not hold.
 
     Raises ``errors.PathConflict`` if a release brought a file named ``index.json`` or
     ``index.html`` at the top of the area, ``errors.StorageFailed`` if the disk refuses.
@@ -120,7 +122,11 @@ def write_index(
         )  # fmt: skip
     try:
         snapshot, generated = _identity(snapshot_dir, area)
-        payload = {f.path for f in contents.files()} if payload_dir is None else set()
+        payload = (
+            {f.path for f in contents.files()}
+            if payload_dir is None
+            else {manifest.MANIFEST_NAME}  # rewritten by publish after this step
+        )
         fsops.write_new(
             snapshot_dir / SERIAL_NAME,
             (f"{areas.Area.parse(area).key}/{snapshot}\n").encode("ascii"),

@@ -1,7 +1,9 @@
 """The point of it all: a release filed in a real RT reaches Production, and real apt-get and
 dnf clients install its packages from the production tree served by nginx on loopback, with
 the signed metadata verified (apt ``signed-by``; dnf ``repo_gpgcheck=1``) and, by dnf
-(``gpgcheck=1``), each RPM's own signature by its provider."""
+(``gpgcheck=1``), each RPM's own signature by its provider. Both layouts of the shared areas
+(``ROLLOUT_AREA_LAYOUT``): full snapshots, and the tree layout (a payload tree and metadata
+snapshots behind ``.meta``, docs/publication.md)."""
 
 from __future__ import annotations
 
@@ -27,16 +29,20 @@ def key(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestKey]:
     made.stop_agent()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["snapshots", "tree"])
 def served(
-    tmp_path_factory: pytest.TempPathFactory, key: TestKey
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, key: TestKey
 ) -> Iterator[tuple[Bridge, NginxServer]]:
     root = tmp_path_factory.mktemp("install")
     (root / "repo").mkdir()
     with (
         NginxServer(root / "nginx", root / "repo") as server,
         running_bridge(
-            root, repo_url=server.url, signing_key=key.fingerprint, gnupghome=key.home
+            root,
+            repo_url=server.url,
+            signing_key=key.fingerprint,
+            gnupghome=key.home,
+            repository_changes={"area_layout": request.param},
         ) as bridge,
     ):
         yield bridge, server
@@ -53,6 +59,9 @@ def production(served: tuple[Bridge, NginxServer]) -> tuple[str, Path, str]:
     assert bridge.state(ticket) == "Production", bridge.comments(ticket)[-1]
     area_url = bridge.manager.get_ticket(ticket).field("RepositoryURL") or ""
     area = bridge.repo_root / "production" / MAJOR / "updates"
+    # The layout asked for is the one on disk: the tree layout's area links to its payload tree.
+    tree_layout = bridge.settings.repository.area_layout == "tree"
+    assert (".trees/" in str(area.readlink())) is tree_layout, area.readlink()
     # tests/support/packages.py names the release's one .rpm and one .deb "<short name>-0".
     return area_url, area, f"{tree.root.name}-0"
 
