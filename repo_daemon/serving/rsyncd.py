@@ -54,9 +54,9 @@ def render_rsyncd(
     the module for rsync ≥ 3.5 to follow them), ``.snapshots/`` itself, the immutable trees
     consistent mirrors copy, and ``.trees/``, the payload of tree-layout areas.
     ``.pool/``, ``.locks/``, ``.releases/``, half-built or half-deleted snapshots and stale
-    swap links (``.meta.swap-*`` too) are excluded by the daemon, and so is every option that makes it send what a symlink points
-    at (``-L``, ``-k``, ``--copy-unsafe-links``). Run it with
-    ``rsync --daemon --no-detach --config=FILE``.
+    swap links (``.meta.swap-*`` too) are excluded by the daemon, and so is every option
+    that makes it send what a symlink points at (``-L``, ``-k``, ``--copy-unsafe-links``).
+    Run it with ``rsync --daemon --no-detach --config=FILE``.
 
     ``use_chroot`` (needs a daemon started as root) chroots every transfer into ``root``;
     ``uid``/``gid`` are the accounts transfers run as (None: the daemon's own). pid and lock

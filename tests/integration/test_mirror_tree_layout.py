@@ -122,7 +122,7 @@ class Publisher:
             gone = snapshots / f".deleting-{old}"
             (snapshots / old).rename(gone)
             for d, _, _ in os.walk(gone):
-                os.chmod(d, 0o755)
+                Path(d).chmod(0o700)  # sealed read-only, as the bridge seals them
             shutil.rmtree(gone)
 
     def add(self, n: int) -> None:
@@ -139,8 +139,8 @@ class Publisher:
             if path not in claimed:
                 (self.tree / path).unlink()
         for d, _, _ in sorted(os.walk(self.tree), key=lambda w: -len(w[0])):
-            if Path(d) != self.tree and not os.listdir(d):
-                os.rmdir(d)
+            if Path(d) != self.tree and not any(Path(d).iterdir()):
+                Path(d).rmdir()
 
 
 def check_mirror(dest: Path, *, finished: bool = True) -> tuple[int, list[int]]:
@@ -177,13 +177,13 @@ class Harness:
             'case "$*" in *--delete*--backup*) s=delete ;; *.trees/*) s=adds ;;\n'
             "  *.snapshots/*) s=snapshot ;; *.rollout-serial*) s=serial ;; *) s=other ;; esac\n"
             "hold() {\n"
-            f'  [ -e {ctl}/want-$1 ] || return 0\n'
+            f"  [ -e {ctl}/want-$1 ] || return 0\n"
             f"  rm -f {ctl}/want-$1; touch {ctl}/at-$1\n"
             f"  while [ ! -e {ctl}/go ]; do sleep 0.01; done; rm -f {ctl}/go\n"
             "}\n"
-            'hold $s\n'
+            "hold $s\n"
             f'{real} "$@"; rc=$?\n'
-            'hold $s-done\n'
+            "hold $s-done\n"
             "exit $rc\n"
         )
         (shim / "rsync").chmod(0o755)
@@ -367,7 +367,9 @@ def test_a_mirror_follows_an_area_migrated_from_snapshots_to_tree_and_refuses_by
     """The same script copies a snapshots-layout area as before; when the area moves to the
     tree layout, ``current`` moves from the full copy to ``tree`` in one rename. A mirror that
     asks for the tree layout refuses a snapshots-layout source."""
-    repo = publish.Repository(RepositorySettings(root=tmp_path / "repo"), metadata=index.write_index)
+    repo = publish.Repository(
+        RepositorySettings(root=tmp_path / "repo"), metadata=index.write_index
+    )
     scratch = tmp_path / "scratch"
     info = scratch_release(scratch, "Dist", "1.0.0", {"rpms/dist-1.0.0.rpm": b"one"})
     repo.publish_unverified(1, info, scratch)
@@ -390,6 +392,37 @@ def test_a_mirror_follows_an_area_migrated_from_snapshots_to_tree_and_refuses_by
         assert (harness.dest / "current").readlink() == Path("tree")
         assert check_mirror(harness.dest) == (101, [7])
         assert (harness.dest / full).is_dir()  # the previous copy, for downloads in flight
+
+
+def test_a_copy_of_the_previous_script_never_serves_a_tree_layout_area(tmp_path: Path) -> None:
+    """The script sites ran before the tree layout (fixtures/rollout_mirror_snapshots_only.sh)
+    cannot fetch a tree-layout area's serial (a link): a fresh mirror fails, an existing one
+    keeps its last full copy and exits 0 (frozen: docs/serving.md says to update first)."""
+    old_script = paths.ROOT / "fixtures" / "rollout_mirror_snapshots_only.sh"
+    repo = publish.Repository(
+        RepositorySettings(root=tmp_path / "repo"), metadata=index.write_index
+    )
+    scratch = tmp_path / "scratch"
+    info = scratch_release(scratch, "Dist", "1.0.0", {"rpms/dist-1.0.0.rpm": b"one"})
+    repo.publish_unverified(1, info, scratch)
+    repo.promote_to_production(1, info, "7", "Incremental")
+    with RsyncDaemon(tmp_path / "rsyncd", repo.root, chroot=os.geteuid() == 0) as daemon:
+
+        def old(dest: Path) -> subprocess.CompletedProcess[str]:
+            argv = ["sh", str(old_script), daemon.url().rstrip("/"), AREA, str(dest)]
+            return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+        assert old(tmp_path / "mirror").returncode == 0
+        full = (tmp_path / "mirror/current").readlink()
+        (repo.root / AREA).unlink()
+        Publisher(repo.root).add(7)  # the area moves to the tree layout
+        frozen = old(tmp_path / "mirror")
+        assert frozen.returncode == 0, frozen.stderr
+        assert (tmp_path / "mirror/current").readlink() == full
+        assert check_mirror(tmp_path / "mirror")[1] == [1]
+        fresh = old(tmp_path / "fresh")
+        assert fresh.returncode != 0
+        assert ".serial.new" in fresh.stderr and not (tmp_path / "fresh/current").exists()
 
 
 def test_the_rsync_module_offers_the_trees_and_hides_their_half_made_names(tmp_path: Path) -> None:
