@@ -228,11 +228,17 @@ class Harness:
         return subprocess.CompletedProcess(self.argv, process.returncode, out, err)
 
 
-@pytest.fixture
-def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
+@pytest.fixture(
+    params=[
+        pytest.param(True, id="chroot", marks=pytest.mark.skipif(os.geteuid() != 0, reason="root")),
+        pytest.param(False, id="no-chroot"),
+    ]
+)
+def setup(tmp_path: Path, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """A tree-layout root served by a real daemon (chrooted as in production, and not)."""
     root = tmp_path / "repo"
     root.mkdir()
-    with RsyncDaemon(tmp_path / "rsyncd", root, chroot=os.geteuid() == 0) as daemon:
+    with RsyncDaemon(tmp_path / "rsyncd", root, chroot=request.param) as daemon:
         yield Publisher(root), Harness(tmp_path, daemon), daemon
 
 
@@ -392,6 +398,23 @@ def test_a_mirror_follows_an_area_migrated_from_snapshots_to_tree_and_refuses_by
         assert (harness.dest / "current").readlink() == Path("tree")
         assert check_mirror(harness.dest) == (101, [7])
         assert (harness.dest / full).is_dir()  # the previous copy, for downloads in flight
+        # And back (as a migration to snapshots or a rollback to the kept full snapshot does):
+        # the area link points at the full snapshot again.
+        link = repo.root / AREA
+        swap = link.with_name("updates.swap-0a1b2c3d")
+        swap.symlink_to(f"../../.snapshots/{KEY}/{full}")
+        swap.replace(link)
+        back = harness.run()
+        assert back.returncode == 0, back.stderr
+        assert (harness.dest / "current").readlink() == full
+        assert check_mirror(harness.dest)[1] == [1]
+        assert (harness.dest / "tree").is_dir()  # kept one run for downloads in flight
+        assert harness.run().returncode == 0  # nothing new
+        publisher.add(8)  # tree layout once more (.meta switched, then the area link)
+        swap.symlink_to(f"../../.trees/{KEY}")
+        swap.replace(link)
+        assert harness.run().returncode == 0
+        assert check_mirror(harness.dest) == (102, [7, 8])
 
 
 def test_a_copy_of_the_previous_script_never_serves_a_tree_layout_area(tmp_path: Path) -> None:
