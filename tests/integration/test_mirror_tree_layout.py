@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from bridge.settings.model import RepositorySettings
-from repo_daemon.publish import index
+from repo_daemon.publish import areas, index
 from repo_daemon.publish import repository as publish
 from tests.integration.test_mirror_rsync import RsyncDaemon
 from tests.integration.test_rsync_access import SECRETS, SecretRsyncDaemon, listing, names
@@ -141,6 +142,30 @@ class Publisher:
         for d, _, _ in sorted(os.walk(self.tree), key=lambda w: -len(w[0])):
             if Path(d) != self.tree and not any(Path(d).iterdir()):
                 Path(d).rmdir()
+
+
+class SnapshotsPublisher:
+    """Releases of one file each promoted into ``AREA`` in the snapshots layout, by the
+    publish core (for the tests that run both layouts)."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.repo = publish.Repository(
+            RepositorySettings(root=tmp_path / "repo"), metadata=index.write_index
+        )
+        self.root = self.repo.root
+        self.tmp = tmp_path
+        self.live: list[int] = []
+        self.seq = 0
+        for n in (1, 2):
+            self.add(n)
+
+    def add(self, n: int) -> None:
+        scratch = self.tmp / f"scratch{n}"
+        info = scratch_release(scratch, "Dist", f"{n}.0.0", {f"rpms/dist-{n}.rpm": b"x" * n})
+        self.repo.publish_unverified(n, info, scratch)
+        self.repo.promote_to_production(n, info, "7", "Incremental")
+        self.live.append(n)
+        self.seq = int(self.repo.live_snapshot(areas.Area.parse(AREA)).split("-")[0])
 
 
 def check_mirror(dest: Path, *, finished: bool = True) -> tuple[int, list[int]]:
@@ -415,6 +440,45 @@ def test_a_mirror_follows_an_area_migrated_from_snapshots_to_tree_and_refuses_by
         swap.replace(link)
         assert harness.run().returncode == 0
         assert check_mirror(harness.dest) == (102, [7, 8])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switches to the nobody account")
+@pytest.mark.parametrize("layout", ["tree", "snapshots"])
+def test_a_mirror_run_by_an_unprivileged_account_removes_its_old_copies(
+    tmp_path: Path, layout: str
+) -> None:
+    """The bridge seals snapshots read-only (directories 0555) and ``rsync -a`` keeps modes: a
+    mirror account that is not root could not delete its old copies (nor a failed partial
+    one) unless it makes their directories writable first (the script's ``remove``)."""
+    (tmp_path / "repo").mkdir()
+    publisher: Publisher | SnapshotsPublisher
+    if layout == "tree":
+        publisher = Publisher(tmp_path / "repo")
+        for n in (1, 2):
+            publisher.add(n)
+    else:
+        publisher = SnapshotsPublisher(tmp_path)
+    mirror_home = Path(tempfile.mkdtemp(prefix="h-mirror-nobody-"))  # reachable by nobody
+    try:
+        mirror_home.chmod(0o755)
+        dest = mirror_home / "mirror"
+        dest.mkdir()
+        shutil.chown(dest, "nobody", "nogroup")
+        with RsyncDaemon(tmp_path / "rsyncd", publisher.root, chroot=True) as daemon:
+            argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                    "sh", str(SCRIPT), daemon.url().rstrip("/"), AREA, str(dest)]  # fmt: skip
+            for step in range(4):
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+                assert done.returncode == 0, (step, done.stderr)
+                assert check_mirror(dest) == (publisher.seq, publisher.live)
+                if step % 2 and isinstance(publisher, Publisher):
+                    publisher.remove(publisher.live[0])
+                else:
+                    publisher.add(3 + step)
+        copies = [p.name for p in dest.iterdir() if p.is_dir() and not p.is_symlink()]
+        assert len(copies) == (3 if layout == "tree" else 2), copies  # (tree,) live, previous
+    finally:
+        shutil.rmtree(mirror_home)
 
 
 def test_a_copy_of_the_previous_script_never_serves_a_tree_layout_area(tmp_path: Path) -> None:
