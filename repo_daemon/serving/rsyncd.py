@@ -1,7 +1,8 @@
 """The rsyncd configuration the product ships for mirrors (``rollout repo rsyncd-conf``): one
 read-only module of the public trees, ``.snapshots/`` included so a mirror can copy one
-immutable snapshot (docs/serving.md), and one module per protected kind of area, offered only
-to the users with a secret (docs/access.md).
+immutable snapshot, and ``.trees/`` so it can copy a tree-layout area's payload
+(docs/serving.md), and one module per protected kind of area, offered only to the users with
+a secret (docs/access.md).
 
 A pure renderer: text in, text out, nothing read or written; values are checked by ``policy``.
 """
@@ -23,7 +24,13 @@ DEFAULT_PROTECTED: Mapping[str, Sequence[str]] = {
     "unverified": ("qc", "sr", "admin"),
     "stagerollout": ("early-adopters", "sr", "qc", "admin"),
 }
-_HIDDEN = "/.pool/ /.locks/ .building-* .deleting-* .*.swap-* /.metadata-cache/"
+# The payload trees of tree-layout areas (publish's names.TREES_DIR; serving reads no
+# publish module). Their ``.meta`` switch is offered: the metadata links go through it.
+TREES = ".trees"
+# The bridge's state and what a change can leave half made: ``.*.swap-*`` covers an area's
+# swap link and a tree's ``.meta.swap-*``; ``/.releases/`` (the release entries, of protected
+# kinds too) is no mirror's business: a tree's manifest names its links, the tree its files.
+_HIDDEN = "/.pool/ /.locks/ /.releases/ .building-* .deleting-* .*.swap-* /.metadata-cache/"
 
 
 def render_rsyncd(
@@ -43,12 +50,13 @@ def render_rsyncd(
     secrets_file: Path = DEFAULT_SECRETS_FILE,
 ) -> str:
     """An ``rsyncd.conf`` with one read-only module, ``module``, for the whole tree below
-    ``root``: the areas (symlinks into ``.snapshots/``, which must stay inside the module for
-    rsync ≥ 3.5 to follow them) and ``.snapshots/`` itself, the immutable trees consistent
-    mirrors copy. ``.pool/``, ``.locks/`` and half-built or half-deleted snapshots are
-    excluded by the daemon, and so is every option that makes it send what a symlink points
-    at (``-L``, ``-k``, ``--copy-unsafe-links``). Run it with
-    ``rsync --daemon --no-detach --config=FILE``.
+    ``root``: the areas (symlinks into ``.snapshots/`` or ``.trees/``, which must stay inside
+    the module for rsync ≥ 3.5 to follow them), ``.snapshots/`` itself, the immutable trees
+    consistent mirrors copy, and ``.trees/``, the payload of tree-layout areas.
+    ``.pool/``, ``.locks/``, ``.releases/``, half-built or half-deleted snapshots and stale
+    swap links (``.meta.swap-*`` too) are excluded by the daemon, and so is every option
+    that makes it send what a symlink points at (``-L``, ``-k``, ``--copy-unsafe-links``).
+    Run it with ``rsync --daemon --no-detach --config=FILE``.
 
     ``use_chroot`` (needs a daemon started as root) chroots every transfer into ``root``;
     ``uid``/``gid`` are the accounts transfers run as (None: the daemon's own). pid and lock
@@ -56,7 +64,7 @@ def render_rsyncd(
     ``ValueError`` for values unsafe in rsyncd.conf.
 
     ``protected`` (kind of area → rsync user names; default ``DEFAULT_PROTECTED``): those
-    areas and their snapshots are left out of ``module`` and offered each in a module of its
+    areas, their snapshots and trees are left out of ``module`` and offered each in a module of its
     own, ``<module>-<kind>``, only to those users with their secret in ``secrets_file``
     (``name:secret`` lines, mode 0600, owned by the daemon's user; docs/access.md).
     ``production`` cannot be protected here: its areas are the public module.
@@ -107,7 +115,9 @@ def render_rsyncd(
         # for through one is still resolved inside the chroot (docs/serving.md).
         "    refuse options = copy-links copy-dirlinks copy-unsafe-links",
         f"    exclude = {_HIDDEN}"
-        + "".join(f" /{kind}/*** /{policy.SNAPSHOTS}/{kind}~*/***" for kind in kinds),
+        + "".join(
+            f" /{kind}/*** /{policy.SNAPSHOTS}/{kind}~*/*** /{TREES}/{kind}~*/***" for kind in kinds
+        ),
     ]
     secrets = policy.config_root(secrets_file) if kinds else ""
     for kind in kinds:
@@ -125,10 +135,12 @@ def render_rsyncd(
             f"    auth users = {', '.join(users) if users else '!nobody'}",
             f"    secrets file = {secrets}",
             "    strict modes = yes",
-            # Only this kind's areas and their snapshots: the filter chain is filter, include,
-            # then exclude, so leftovers go first and everything not included last.
+            # Only this kind's areas, snapshots and trees (stagerollout areas are shared: they
+            # may use the tree layout): the filter chain is filter, include, then exclude, so
+            # leftovers go first and everything not included last.
             f"    filter = {' '.join('- ' + p for p in _HIDDEN.split())}",
-            f"    include = /{kind}/*** /{policy.SNAPSHOTS}/ /{policy.SNAPSHOTS}/{kind}~*/***",
+            f"    include = /{kind}/*** /{policy.SNAPSHOTS}/ /{policy.SNAPSHOTS}/{kind}~*/***"
+            f" /{TREES}/ /{TREES}/{kind}~*/***",
             "    exclude = *",
         ]
     return "\n".join(lines) + "\n"

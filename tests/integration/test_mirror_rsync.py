@@ -127,6 +127,8 @@ def documented_script() -> str:
     text = DOCS.read_text(encoding="utf-8")
     blocks = re.findall(r"```sh\n(#!/bin/sh\n.*?)```", text, re.S)
     assert len(blocks) == 1, "docs/serving.md should hold exactly one #!/bin/sh script"
+    shipped = (paths.ROOT / "deploy" / "mirror" / "rollout-mirror").read_text(encoding="utf-8")
+    assert blocks[0] == shipped, "docs/serving.md and deploy/mirror/rollout-mirror differ"
     return str(blocks[0])
 
 

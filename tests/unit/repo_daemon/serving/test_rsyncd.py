@@ -3,6 +3,7 @@ daemon: tests/integration/test_mirror_rsync.py)."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 
@@ -32,9 +33,10 @@ def test_rsyncd_has_one_read_only_module_for_the_whole_root(tmp_path: Path) -> N
     assert module["use chroot"] == "yes"
     assert module["munge symlinks"] == "no"
     assert module["exclude"].split() == [
-        "/.pool/", "/.locks/", ".building-*", ".deleting-*", ".*.swap-*", "/.metadata-cache/",
-        "/unverified/***", "/.snapshots/unverified~*/***",
-        "/stagerollout/***", "/.snapshots/stagerollout~*/***",
+        "/.pool/", "/.locks/", "/.releases/", ".building-*", ".deleting-*", ".*.swap-*",
+        "/.metadata-cache/",
+        "/unverified/***", "/.snapshots/unverified~*/***", "/.trees/unverified~*/***",
+        "/stagerollout/***", "/.snapshots/stagerollout~*/***", "/.trees/stagerollout~*/***",
     ]  # fmt: skip
     head = conf.split("[repo]")[0]
     for line in ("port = 8873", "address = 192.0.2.1", f"pid file = {tmp_path}/rsyncd.pid",
@@ -82,8 +84,11 @@ def test_protected_areas_have_modules_of_their_own_with_per_role_secrets(tmp_pat
     assert module["auth users"] == "qc, admin"
     assert module["secrets file"] == "/etc/rollout/rsync.secrets"
     assert module["strict modes"] == "yes" and module["read only"] == "yes"
-    assert module["filter"].startswith("- /.pool/ - /.locks/ - .building-*")
-    assert module["include"] == "/unverified/*** /.snapshots/ /.snapshots/unverified~*/***"
+    assert module["filter"].startswith("- /.pool/ - /.locks/ - /.releases/ - .building-*")
+    assert module["include"].split() == [
+        "/unverified/***", "/.snapshots/", "/.snapshots/unverified~*/***",
+        "/.trees/", "/.trees/unverified~*/***",
+    ]  # fmt: skip
     assert module["exclude"] == "*"
     assert "/stagerollout/***" not in _module(conf, "repo")["exclude"]
     open_all = rsyncd.render_rsyncd(ROOT, port=873, protected={})
@@ -92,3 +97,19 @@ def test_protected_areas_have_modules_of_their_own_with_per_role_secrets(tmp_pat
         rsyncd.render_rsyncd(ROOT, port=873, protected={"production": ("qc",)})
     with pytest.raises(ValueError, match="rsync user"):
         rsyncd.render_rsyncd(ROOT, port=873, protected={"unverified": ("qc\nx = 1",)})
+
+
+def test_the_tree_layouts_half_made_names_are_hidden_and_its_trees_offered() -> None:
+    """``.trees/`` is not excluded from ``repo`` (mirrors copy a tree-layout area's payload from
+    it) but a tree's ``.meta.swap-<hex>`` is, by the swap pattern, in every module, and so are
+    the release entries; the protected kinds' trees are only in their own modules."""
+    conf = rsyncd.render_rsyncd(ROOT, port=873)
+    public = _module(conf, "repo")["exclude"].split()
+    assert not any(p in ("/.trees/", "/.trees/***", ".meta", ".meta*") for p in public)
+    swap = next(p for p in public if p.endswith(".swap-*"))
+    assert fnmatch.fnmatchcase(".meta.swap-0a1b2c3d", swap)
+    assert not fnmatch.fnmatchcase(".meta", swap)
+    for name in ("repo-unverified", "repo-stagerollout"):
+        hidden = _module(conf, name)["filter"].split()
+        assert f"{swap}" in hidden and "/.releases/" in hidden, name
+    assert "/.trees/stagerollout~*/***" in _module(conf, "repo-stagerollout")["include"].split()
