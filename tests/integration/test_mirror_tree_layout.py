@@ -272,6 +272,51 @@ def test_a_tree_layout_mirror_always_names_only_files_it_has(setup) -> None:  # 
     another stage of a mirror run; after every run every file the mirror's metadata names is
     there, the mirror never goes back, and the last run has exactly the source's releases."""
     publisher, harness, daemon = setup
+    _mirror_during_publications(publisher, harness, daemon)
+
+
+def test_a_mirror_of_an_area_the_publish_core_changes_names_only_files_it_has(
+    tmp_path: Path,
+) -> None:
+    """The same 24 publications made by ``publish.Repository`` itself in the tree layout (its
+    manifests, links, removal order and retention), not by hand."""
+    publisher = CorePublisher(tmp_path)
+    with RsyncDaemon(tmp_path / "rsyncd", publisher.root, chroot=False) as daemon:
+        _mirror_during_publications(publisher, Harness(tmp_path, daemon), daemon)
+
+
+class CorePublisher:
+    """Releases of ``_release_files`` promoted into and removed from ``AREA`` by the publish
+    core in the tree layout, with the mirror index as its metadata step."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        settings = RepositorySettings(root=tmp_path / "repo", keep_snapshots=2, area_layout="tree")
+        self.repo = publish.Repository(settings, metadata=index.write_index, lock_timeout=60)
+        self.root = self.repo.root
+        self.tmp = tmp_path
+        self.live: list[int] = []
+        self.seq = 0
+
+    def _changed(self) -> None:
+        live = self.repo.live_snapshot(areas.Area.parse(AREA))
+        assert live is not None and self.repo.uses_tree(areas.Area.parse(AREA))
+        self.seq = int(live.split("-")[0])
+
+    def add(self, n: int) -> None:
+        scratch = self.tmp / f"scratch{n}"
+        info = scratch_release(scratch, f"Dist{n}", "1.0.0", _release_files(n))
+        self.repo.publish_unverified(n, info, scratch)
+        self.repo.promote_to_production(n, info, "7", "Incremental")
+        self.live.append(n)
+        self._changed()
+
+    def remove(self, n: int) -> None:
+        self.repo.remove_from(n, [areas.Area.parse(AREA)])
+        self.live.remove(n)
+        self._changed()
+
+
+def _mirror_during_publications(publisher, harness, daemon) -> None:  # type: ignore[no-untyped-def]
     publisher.add(1)
     first = harness.run()
     assert first.returncode == 0, first.stderr
