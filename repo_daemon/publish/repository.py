@@ -363,15 +363,8 @@ class Repository(snapshot_dirs.SnapshotDirs, gc.GarbageCollection, rollback.Roll
     ) -> str:
         """Build the complete snapshot of ``contents`` beside the live one and mark it
         complete in one rename; on any failure delete what was built. Returns its name."""
-        snaps = self._snapshots(area)
-        snaps.mkdir(mode=0o755, parents=True, exist_ok=True)
-        numbers = (names.snapshot_number(p.name) for p in snaps.iterdir())
-        number = 1 + max((n for n in numbers if n is not None), default=0)
         now = self._clock().astimezone(UTC)
-        name = f"{number:06d}-{now:%Y%m%dT%H%M%SZ}"
-        building = snaps / f"{names.BUILDING}{name}"
-        building.mkdir(mode=0o755)
-        try:
+        with snapshot_dirs.new_snapshot(self._snapshots(area), now) as (name, building):
             self.pool.link_tree(area, building, files)
             document = contents.to_json(snapshot=name, created=now.isoformat(), files=files)
             fsops.write_new(building / area_manifest.MANIFEST_NAME, document)
@@ -380,15 +373,6 @@ class Repository(snapshot_dirs.SnapshotDirs, gc.GarbageCollection, rollback.Roll
             problems = self.pool.check_tree(building, files, pooled)
             if problems:
                 raise publish_errors.SnapshotInvalid(area.path, problems)
-            fsops.seal(building)
-            building.rename(snaps / name)
-            fsops.fsync_dir(snaps)
-        except BaseException:
-            try:
-                fsops.delete_tree(building)
-            except OSError:
-                logger.exception("could not delete the unfinished snapshot %s", building.name)
-            raise
         return name
 
     def _run_metadata(

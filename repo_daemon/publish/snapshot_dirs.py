@@ -9,14 +9,42 @@ every lock). It decides nothing about what an area holds.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from bridge.settings import model as settings_model
 from repo_daemon.publish import areas, fsops, names, trees
 
 logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def new_snapshot(snaps: Path, now: datetime) -> Iterator[tuple[str, Path]]:
+    """A new snapshot of an area's folder ``snaps``: yields its name (numbered after every
+    snapshot there, and ``now``, in UTC) and the ``.building-<name>`` folder to fill. When the
+    block ends normally the folder is sealed read-only and renamed complete in one step
+    (fsynced); on any failure it is deleted, and the error goes on."""
+    snaps.mkdir(mode=0o755, parents=True, exist_ok=True)
+    numbers = (names.snapshot_number(p.name) for p in snaps.iterdir())
+    number = 1 + max((n for n in numbers if n is not None), default=0)
+    name = f"{number:06d}-{now:%Y%m%dT%H%M%SZ}"
+    building = snaps / f"{names.BUILDING}{name}"
+    building.mkdir(mode=0o755)
+    try:
+        yield name, building
+        fsops.seal(building)
+        building.rename(snaps / name)
+        fsops.fsync_dir(snaps)
+    except BaseException:
+        try:
+            fsops.delete_tree(building)
+        except OSError:
+            logger.exception("could not delete the unfinished snapshot %s", building.name)
+        raise
 
 
 class SnapshotDirs:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from repo_daemon.publish import areas, fsops, names, pool, trees
+from repo_daemon.publish import areas, fsops, names, pool, snapshot_dirs, trees
 from repo_daemon.publish import errors as publish_errors
 from repo_daemon.publish import locks as publish_locks
 from repo_daemon.publish import manifest as area_manifest
@@ -305,19 +305,12 @@ class TreeChanges:
         self, area: areas.Area, refs: tuple[entries_mod.ReleaseRef, ...], edit: Edit
     ) -> tuple[str, entries_mod.TreeManifest]:
         """Build, check, seal and rename into place the metadata snapshot of ``refs``."""
-        snaps = self._snapshots(area)
-        snaps.mkdir(mode=0o755, parents=True, exist_ok=True)
-        numbers = (names.snapshot_number(p.name) for p in snaps.iterdir())
-        number = 1 + max((n for n in numbers if n is not None), default=0)
         now = self._clock().astimezone(UTC)
-        name = f"{number:06d}-{now:%Y%m%dT%H%M%SZ}"
-        building = snaps / f"{names.BUILDING}{name}"
-        building.mkdir(mode=0o755)
-        manifest = entries_mod.TreeManifest(
-            area=area.path, snapshot=name, created=now.isoformat(), releases=refs
-        )
-        target = building / area_manifest.MANIFEST_NAME
-        try:
+        with snapshot_dirs.new_snapshot(self._snapshots(area), now) as (name, building):
+            manifest = entries_mod.TreeManifest(
+                area=area.path, snapshot=name, created=now.isoformat(), releases=refs
+            )
+            target = building / area_manifest.MANIFEST_NAME
             fsops.write_new(target, manifest.to_json())
             if self._metadata is not None:
                 full = tuple(
@@ -337,15 +330,6 @@ class TreeChanges:
             problems = [f"{p} is a symlink" for p in pool._symlinks(str(building), "")]
             if problems:
                 raise publish_errors.SnapshotInvalid(area.path, problems)
-            fsops.seal(building)
-            building.rename(snaps / name)
-            fsops.fsync_dir(snaps)
-        except BaseException:
-            try:
-                fsops.delete_tree(building)
-            except OSError:
-                logger.exception("could not delete the unfinished snapshot %s", building.name)
-            raise
         return name, manifest
 
     def _unlink_released(

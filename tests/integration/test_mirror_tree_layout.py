@@ -437,12 +437,9 @@ def test_a_source_whose_index_and_manifest_disagree_on_the_layout_is_refused(set
     assert not (harness.dest / "current").exists()
 
 
-def test_a_mirror_follows_an_area_migrated_from_snapshots_to_tree_and_refuses_by_request(
-    tmp_path: Path,
-) -> None:
-    """The same script copies a snapshots-layout area as before; when the area moves to the
-    tree layout, ``current`` moves from the full copy to ``tree`` in one rename. A mirror that
-    asks for the tree layout refuses a snapshots-layout source."""
+def _one_release_in_production(tmp_path: Path) -> publish.Repository:
+    """A snapshots-layout repository below ``tmp_path/repo`` with one one-file release in
+    ``AREA``, by the publish core."""
     repo = publish.Repository(
         RepositorySettings(root=tmp_path / "repo"), metadata=index.write_index
     )
@@ -450,6 +447,16 @@ def test_a_mirror_follows_an_area_migrated_from_snapshots_to_tree_and_refuses_by
     info = scratch_release(scratch, "Dist", "1.0.0", {"rpms/dist-1.0.0.rpm": b"one"})
     repo.publish_unverified(1, info, scratch)
     repo.promote_to_production(1, info, "7", "Incremental")
+    return repo
+
+
+def test_a_mirror_follows_an_area_migrated_from_snapshots_to_tree_and_refuses_by_request(
+    tmp_path: Path,
+) -> None:
+    """The same script copies a snapshots-layout area as before; when the area moves to the
+    tree layout, ``current`` moves from the full copy to ``tree`` in one rename. A mirror that
+    asks for the tree layout refuses a snapshots-layout source."""
+    repo = _one_release_in_production(tmp_path)
     with RsyncDaemon(tmp_path / "rsyncd", repo.root, chroot=os.geteuid() == 0) as daemon:
         harness = Harness(tmp_path, daemon)
         wrong = harness.run(env={"ROLLOUT_MIRROR_LAYOUT": "tree"})
@@ -531,13 +538,7 @@ def test_a_copy_of_the_previous_script_never_serves_a_tree_layout_area(tmp_path:
     cannot fetch a tree-layout area's serial (a link): a fresh mirror fails, an existing one
     keeps its last full copy and exits 0 (frozen: docs/serving.md says to update first)."""
     old_script = paths.ROOT / "fixtures" / "rollout_mirror_snapshots_only.sh"
-    repo = publish.Repository(
-        RepositorySettings(root=tmp_path / "repo"), metadata=index.write_index
-    )
-    scratch = tmp_path / "scratch"
-    info = scratch_release(scratch, "Dist", "1.0.0", {"rpms/dist-1.0.0.rpm": b"one"})
-    repo.publish_unverified(1, info, scratch)
-    repo.promote_to_production(1, info, "7", "Incremental")
+    repo = _one_release_in_production(tmp_path)
     with RsyncDaemon(tmp_path / "rsyncd", repo.root, chroot=os.geteuid() == 0) as daemon:
 
         def old(dest: Path) -> subprocess.CompletedProcess[str]:
