@@ -3,7 +3,7 @@ walking releases from Submitted to Production, with a tracker stand-in for RT (n
 nothing is asserted; ``run`` returns the figures and the errors).
 
     .venv/bin/python -m benchmarks.scale [--releases 10000] [--files 100000] [--majors 4]
-        [--in-flight 32] [--max-seconds 1800]
+        [--in-flight 32] [--max-seconds 1800] [--layout snapshots|tree]
 
 Everything stays on 127.0.0.1. PostgreSQL is started here from Debian's binaries (as the
 tests do); the repository tree and the bridge's data directory are one directory both daemons
@@ -325,7 +325,7 @@ def _run(args: argparse.Namespace, work: Path, stack: ExitStack) -> scale_report
         "ROLLOUT_DATABASE_URL": url, "ROLLOUT_DATA_DIR": str(work / "data"),
         "ROLLOUT_REPO_ROOT": str(work / "data" / "repo"), "ROLLOUT_SYNC_HOSTS": "127.0.0.1",
         "ROLLOUT_RECONCILE_INTERVAL": str(args.reconcile_interval),
-        "ROLLOUT_DRAIN_INTERVAL": "0.2",
+        "ROLLOUT_DRAIN_INTERVAL": "0.2", "ROLLOUT_AREA_LAYOUT": args.layout,
     }  # fmt: skip
     subprocess.run(
         [sys.executable, "-m", "repo_daemon", "repo", "init-key"], cwd=ROOT, env=env,
@@ -392,6 +392,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--in-flight", type=int, default=32, help="releases under way at once")
     parser.add_argument("--max-seconds", type=float, default=1800.0)
     parser.add_argument("--reconcile-interval", type=float, default=3600.0)
+    parser.add_argument(
+        "--layout", choices=("snapshots", "tree"), default="snapshots",
+        help="ROLLOUT_AREA_LAYOUT of the daemons (docs/publication.md)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.releases < 1 or args.files < args.releases or args.majors < 1:
         parser.error("need --releases >= 1, --files >= --releases, --majors >= 1")
