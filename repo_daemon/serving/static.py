@@ -30,9 +30,9 @@ from types import FrameType, TracebackType
 from typing import Any, BinaryIO
 from urllib.parse import quote, unquote, urlsplit
 
-from repo_daemon.publish import index, names
+from repo_daemon.publish import index
 from repo_daemon.serving import guard as access_guard
-from repo_daemon.serving import policy
+from repo_daemon.serving import policy, served_paths
 
 logger = logging.getLogger(__name__)
 
@@ -269,10 +269,6 @@ class _DeadlineReader(io.RawIOBase):
         return self._connection.recv_into(buffer)
 
 
-class _NotServed(Exception):
-    """The request names nothing this server shows (answered 404)."""
-
-
 class _TreeHandler(http.server.BaseHTTPRequestHandler):
     tree_root: Path
     access: access_guard.AccessGuard | None = None
@@ -318,8 +314,8 @@ class _TreeHandler(http.server.BaseHTTPRequestHandler):
                 self._status(answer.status, body=body, extra=answer.headers)
                 return
         try:
-            target = _resolve(self.tree_root, path)
-        except _NotServed:
+            target = served_paths.resolve(self.tree_root, path)
+        except served_paths.NotServed:
             self._status(404, body=body)
             return
         try:
@@ -327,7 +323,7 @@ class _TreeHandler(http.server.BaseHTTPRequestHandler):
             if stat.S_ISDIR(st.st_mode):
                 if not path.endswith("/"):
                     # Built from the checked components: never "//host/…" (an open redirect).
-                    where = "/" + "/".join(quote(p) for p in _parts(path)) + "/"
+                    where = "/" + "/".join(quote(p) for p in served_paths.url_parts(path)) + "/"
                     self._status(301, body=body, extra={"Location": where})
                     return
                 page = self._index_page(target, path)
@@ -339,7 +335,7 @@ class _TreeHandler(http.server.BaseHTTPRequestHandler):
                 self._file(target, path, body=body)
             else:
                 self._status(404, body=body)
-        except (FileNotFoundError, NotADirectoryError, _NotServed):
+        except (FileNotFoundError, NotADirectoryError, served_paths.NotServed):
             self._status(404, body=body)  # retired by retention between resolve and open
         except PermissionError:
             self._status(403, body=body)
@@ -347,10 +343,10 @@ class _TreeHandler(http.server.BaseHTTPRequestHandler):
     def _index_page(self, directory: Path, path: str) -> Path | None:
         """The directory's ``index.html`` (its real path), checked by the same rule as a
         request for it (in a tree-layout area it is a metadata link); None: a listing.
-        ``_NotServed`` when one is there that the rule refuses (a planted link)."""
+        ``served_paths.NotServed`` when one is there that the rule refuses (a planted link)."""
         if not os.path.lexists(directory / index.INDEX_HTML):
             return None
-        page = _resolve(self.tree_root, path + index.INDEX_HTML)
+        page = served_paths.resolve(self.tree_root, path + index.INDEX_HTML)
         return page if page.is_file() else None
 
     def _file(self, target: Path, path: str, *, body: bool, cache_path: str | None = None) -> None:
@@ -430,75 +426,6 @@ class _TreeHandler(http.server.BaseHTTPRequestHandler):
 
 for _method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"):
     setattr(_TreeHandler, f"do_{_method}", _TreeHandler._refuse_method)
-
-
-def _resolve(root: Path, url_path: str) -> Path:
-    """The file or directory that ``url_path`` names below ``root`` (resolved), or
-    ``_NotServed``: a hidden component (except the two an area shows), a NUL or backslash, or
-    a path that goes through any symlink other than an area's own.
-
-    The only symlinks followed are the bridge's: the path resolves either to itself (plain
-    directories, no symlink on the way) or, through an area, to exactly the URL's rest in
-    the area's snapshot, payload tree or live metadata snapshot (``_through_an_area``). A
-    link planted in a snapshot or a tree, beside an area, a metadata link to another path,
-    ``.meta`` or an area pointing at another area's snapshot, out of the root, into
-    ``.pool/`` or ``.locks/``: all refused. nginx applies the same rule
-    (``nginx.render_nginx``)."""
-    try:
-        parts = _parts(url_path)
-    except UnicodeDecodeError as exc:
-        raise _NotServed from exc
-    for n, part in enumerate(parts):
-        if "\x00" in part or "\\" in part:
-            raise _NotServed
-        if part.startswith(".") and not (n == len(parts) - 1 and part in policy.VISIBLE_HIDDEN):
-            raise _NotServed  # ".", "..", ".pool", ".snapshots", ".locks", …
-    try:
-        real = Path(os.path.realpath(root.joinpath(*parts), strict=True))
-    except (OSError, ValueError) as exc:
-        raise _NotServed from exc
-    if not real.is_relative_to(root):
-        raise _NotServed
-    inside = real.relative_to(root).parts
-    if inside == tuple(parts) or _through_an_area(root, tuple(parts), inside):
-        return real
-    raise _NotServed
-
-
-def _through_an_area(root: Path, parts: tuple[str, ...], inside: tuple[str, ...]) -> bool:
-    """Whether ``inside`` (the real path below ``root``) is where the URL ``parts`` leads
-    through an area's own links: ``.trees/<key>/<rest>`` (a tree-layout area's payload),
-    ``.snapshots/<key>/<snapshot>/<rest>`` where the area's symlink points at that snapshot
-    (snapshots layout) or the area is its tree and the tree's ``.meta`` points at it (the
-    live metadata of a tree-layout area). ``<key>`` is the URL's first components joined by
-    ``~``, ``<rest>`` exactly the rest of the URL."""
-    if len(inside) < 2:
-        return False
-    area = tuple(inside[1].split("~"))
-    if parts[: len(area)] != area:
-        return False
-    rest = parts[len(area) :]
-    if inside[0] == policy.TREES:
-        return inside[2:] == rest
-    if inside[0] != policy.SNAPSHOTS or len(inside) < 3 or inside[3:] != rest:
-        return False
-    if not names.SNAPSHOT_NAME.fullmatch(inside[2]):
-        return False  # .building-…, .deleting-…
-    snapshot = root.joinpath(*inside[:3])
-    through = Path(os.path.realpath(root.joinpath(*area)))
-    if through == snapshot:
-        return True
-    tree = root / policy.TREES / inside[1]
-    live = Path(os.path.realpath(tree / policy.META))
-    return through == tree and live == snapshot
-
-
-def _parts(url_path: str) -> list[str]:
-    """The non-empty components of a URL path, percent-decoded (``UnicodeDecodeError`` for
-    bytes that are not UTF-8)."""
-    # "." segments are harmless (apt's flat sources ask for ".../debs/./Packages"); ".." is
-    # refused by the caller.
-    return [p for p in unquote(url_path, errors="strict").split("/") if p and p != "."]
 
 
 @contextlib.contextmanager

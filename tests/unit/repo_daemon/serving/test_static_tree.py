@@ -1,4 +1,4 @@
-"""The embedded server's rule for a tree-layout area (``static._resolve``), on a tree built by
+"""The embedded server's rule for a tree-layout area (``served_paths.resolve``), on a tree built by
 hand as the spec lays it out: the payload and the live metadata at exactly the URL's path are
 served, every planted link is not."""
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from repo_daemon.serving import static
+from repo_daemon.serving import served_paths
 from tests.support import tree_layout
 
 AREA = "production/7/updates"
@@ -32,12 +32,13 @@ def root(tmp_path: Path) -> Path:
 
 
 def test_the_payload_and_the_live_metadata_are_served(root: Path) -> None:
-    assert static._resolve(root, f"/{AREA}/{RPM}") == root / ".trees" / KEY / RPM
+    assert served_paths.resolve(root, f"/{AREA}/{RPM}") == root / ".trees" / KEY / RPM
     live = root / ".snapshots" / KEY / LIVE
-    assert static._resolve(root, f"/{AREA}/{REPOMD}") == live / REPOMD
-    assert static._resolve(root, f"/{AREA}/.rollout-serial") == live / ".rollout-serial"
-    assert static._resolve(root, f"/{AREA}/") == root / ".trees" / KEY
-    assert static._resolve(root, f"/{AREA}/el9/x86_64/repodata/") == live / REPOMD.rsplit("/", 1)[0]
+    assert served_paths.resolve(root, f"/{AREA}/{REPOMD}") == live / REPOMD
+    assert served_paths.resolve(root, f"/{AREA}/.rollout-serial") == live / ".rollout-serial"
+    assert served_paths.resolve(root, f"/{AREA}/") == root / ".trees" / KEY
+    repodata = live / REPOMD.rsplit("/", 1)[0]
+    assert served_paths.resolve(root, f"/{AREA}/el9/x86_64/repodata/") == repodata
 
 
 @pytest.mark.parametrize(
@@ -56,16 +57,16 @@ def test_a_link_planted_in_the_tree_is_refused(
     root: Path, where: str, target: str, url: str
 ) -> None:
     (root / ".trees" / KEY / where).symlink_to(target)
-    with pytest.raises(static._NotServed):
-        static._resolve(root, f"/{AREA}/{url}")
+    with pytest.raises(served_paths.NotServed):
+        served_paths.resolve(root, f"/{AREA}/{url}")
 
 
 def test_a_metadata_link_into_a_kept_snapshot_is_refused(root: Path) -> None:
     link = root / ".trees" / KEY / "el9/x86_64/repodata"
     link.unlink()
     link.symlink_to(f"../../../../.snapshots/{KEY}/{KEPT}/el9/x86_64/repodata")
-    with pytest.raises(static._NotServed):
-        static._resolve(root, f"/{AREA}/{REPOMD}")
+    with pytest.raises(served_paths.NotServed):
+        served_paths.resolve(root, f"/{AREA}/{REPOMD}")
 
 
 def test_meta_at_another_areas_snapshot_is_refused(root: Path) -> None:
@@ -73,14 +74,14 @@ def test_meta_at_another_areas_snapshot_is_refused(root: Path) -> None:
     meta.unlink()
     meta.symlink_to(f"../../.snapshots/production~8~updates/{LIVE}")
     for url in (REPOMD, "index.json"):
-        with pytest.raises(static._NotServed):
-            static._resolve(root, f"/{AREA}/{url}")
+        with pytest.raises(served_paths.NotServed):
+            served_paths.resolve(root, f"/{AREA}/{url}")
 
 
 def test_a_link_inside_the_metadata_snapshot_is_refused(root: Path) -> None:
     (root / ".snapshots" / KEY / LIVE / "el9/x86_64/repodata/alias.xml").symlink_to("repomd.xml")
-    with pytest.raises(static._NotServed):
-        static._resolve(root, f"/{AREA}/el9/x86_64/repodata/alias.xml")
+    with pytest.raises(served_paths.NotServed):
+        served_paths.resolve(root, f"/{AREA}/el9/x86_64/repodata/alias.xml")
 
 
 @pytest.mark.parametrize(
@@ -94,5 +95,5 @@ def test_a_link_inside_the_metadata_snapshot_is_refused(root: Path) -> None:
     ],
 )
 def test_trees_and_the_switch_are_hidden(root: Path, url: str) -> None:
-    with pytest.raises(static._NotServed):
-        static._resolve(root, url)
+    with pytest.raises(served_paths.NotServed):
+        served_paths.resolve(root, url)
