@@ -11,13 +11,39 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from repo_daemon.publish import errors, names
 from repo_daemon.release_xml import model as release_model
 
 MANIFEST_NAME = ".rollout-manifest.json"
 MANIFEST_FORMAT = 1
+
+
+class NamedRelease(Protocol):
+    """What tells two releases apart in an area, whichever record holds them (a manifest's
+    ``ReleaseEntry`` or a tree manifest's reference)."""
+
+    @property
+    def ticket_id(self) -> int: ...
+    @property
+    def short_name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+
+
+def refuse_same_release(area: str, present: Iterable[NamedRelease], new: NamedRelease) -> None:
+    """``errors.PathConflict`` if ``area`` already holds release ``new`` (same short name and
+    version) from another ticket: a person must remove that one first. Both layouts ask this."""
+    for r in present:
+        if (r.short_name, r.version) == (new.short_name, new.version) and (
+            r.ticket_id != new.ticket_id
+        ):
+            raise errors.PathConflict(
+                area,
+                [f"{new.short_name} {new.version} is already here from ticket "
+                 f"#{r.ticket_id}; remove that release first"],
+            )  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,18 +177,7 @@ class AreaManifest:
         The same release (short name and version) from another ticket is a ``PathConflict``,
         so is any path the new release claims with other content than a release already here.
         """
-        clash = [
-            r
-            for r in self.releases
-            if (r.short_name, r.version) == (entry.short_name, entry.version)
-            and r.ticket_id != entry.ticket_id
-        ]
-        if clash:
-            raise errors.PathConflict(
-                self.area,
-                [f"{entry.short_name} {entry.version} is already here from ticket "
-                 f"#{clash[0].ticket_id}; remove that release first"],
-            )  # fmt: skip
+        refuse_same_release(self.area, self.releases, entry)
         kept = [r for r in self.releases if r.ticket_id != entry.ticket_id]
         result = replace(self, releases=(*kept, entry))
         result.files()

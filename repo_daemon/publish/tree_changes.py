@@ -193,15 +193,7 @@ class TreeChanges:
             refs = ()
         old = next((r for r in refs if edit.add and r.ticket_id == edit.add.ticket_id), None)
         if edit.add is not None:
-            clash = [r for r in refs
-                     if (r.short_name, r.version) == (edit.add.short_name, edit.add.version)
-                     and r.ticket_id != edit.add.ticket_id]  # fmt: skip
-            if clash:
-                raise publish_errors.PathConflict(
-                    area.path,
-                    [f"{edit.add.short_name} {edit.add.version} is already here from ticket "
-                     f"#{clash[0].ticket_id}; remove that release first"],
-                )  # fmt: skip
+            area_manifest.refuse_same_release(area.path, refs, edit.add)
             if state.source is not None:
                 state.source.with_release(edit.add)  # PathConflict, as the snapshots layout
             new_ref = self.entries.write(edit.add)
