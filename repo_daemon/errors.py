@@ -4,7 +4,9 @@ Hierarchy::
 
     DaemonError                      root of everything raised by ``repo_daemon``
     ├── ProcessingFailed             a job could not be processed; ``transient`` says whether a
-    │                                later try may help (the runner retries it with backoff)
+    │   │                            later try may help (the runner retries it with backoff)
+    │   └── DecisionOutdated         what the job decided was changed by another daemon
+    │                                meanwhile: retried at once, deciding afresh
     ├── WorkflowInvalid              a workflow definition cannot be used (lists every problem)
     ├── release_xml.report.ReleaseInvalid release.xml refused (every problem, with line and path)
     ├── sync.errors.SyncError ...        fetching from the provider failed or was refused
@@ -34,6 +36,8 @@ class DaemonError(Exception):
 
     transient: bool = False
     provider_can_fix: bool = False
+    # A transient error whose retry needs no wait: the next try decides afresh (a race lost).
+    retry_at_once: bool = False
     # The workflow action that raised it, set by the processor on its way out (for the log).
     failed_action: str | None = None
 
@@ -45,6 +49,17 @@ class ProcessingFailed(DaemonError):
         self.transient = transient
         self.ticket_id = ticket_id
         super().__init__(message)
+
+
+class DecisionOutdated(ProcessingFailed):
+    """Another daemon changed what this job's decision rested on after it was made (it took a
+    staged-rollout slot first, say). Nothing was done; the job is tried again at once, without
+    the backoff, and decides afresh (transient; the retries still count towards the limit)."""
+
+    retry_at_once = True
+
+    def __init__(self, message: str, *, ticket_id: int | None = None) -> None:
+        super().__init__(message, transient=True, ticket_id=ticket_id)
 
 
 class TicketIncomplete(ProcessingFailed):

@@ -8,7 +8,7 @@ and, for tests, the random jitter are passed in.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 
@@ -29,6 +29,11 @@ class RetryPolicy:
         """Seconds before the next try after ``attempts`` tries; ``rand`` in [0, 1)."""
         raw = min(self.max_delay, self.base_delay * self.factor ** max(0, attempts - 1))
         return raw * (1 + self.jitter * (2 * rand - 1))
+
+    def at_once(self) -> RetryPolicy:
+        """This policy without the wait: for a retry that decides afresh (a race lost), still
+        bounded by ``max_attempts``."""
+        return replace(self, base_delay=0.0, jitter=0.0)
 
     def next_attempt(
         self, *, transient: bool, attempts: int, now: datetime, rand: float | None = None

@@ -353,7 +353,9 @@ class Runner:
                 # The traceback may quote data verbatim: only at debug level (--verbose).
                 logger.debug("job %s raised", job.id, exc_info=True, extra=extra)
             action = getattr(exc, "failed_action", None)
-            self._fail(job, message, transient=transient, report=report, extra=extra, action=action)
+            at_once = bool(getattr(exc, "retry_at_once", False))
+            self._fail(job, message, transient=transient, report=report, extra=extra,
+                       action=action, at_once=at_once)  # fmt: skip
             return
         if self.queue.complete(job.id, self.worker, job=job):
             report.done += 1
@@ -398,11 +400,23 @@ class Runner:
         report: DrainReport,
         extra: dict[str, object],
         action: str | None = None,
+        at_once: bool = False,
     ) -> None:
+        """Record a failure; ``at_once``: a transient one retried without the backoff (a
+        decision another daemon outdated: the retry decides afresh)."""
         extra = {**extra, "action": "fail"}
-        status = self._record_failure(job, message, transient=transient, extra=extra, action=action)
+        policy = self.policy.at_once() if at_once else self.policy
+        status = self._record_failure(
+            job, message, transient=transient, extra=extra, action=action, policy=policy
+        )
         if status is None:
             self._lost(job, report, extra)
+        elif status is records.JobStatus.QUEUED and at_once:
+            report.retried += 1
+            logger.info(
+                "job %s (attempt %d) will be tried again at once: %s", job.id, job.attempts,
+                message, extra=extra,
+            )  # fmt: skip
         elif status is records.JobStatus.QUEUED:
             report.retried += 1
             logger.warning(
@@ -425,12 +439,14 @@ class Runner:
         transient: bool,
         extra: dict[str, object],
         action: str | None = None,
+        policy: retry.RetryPolicy | None = None,
     ) -> records.JobStatus | None:
         """``queue.fail``; when the message cannot be stored, a plain one that says so. Raises
         when neither can be recorded (the database is failing)."""
+        policy = policy or self.policy
         try:
             return self.queue.fail(job, self.worker, message, transient=transient,
-                                   policy=self.policy, action=action)  # fmt: skip
+                                   policy=policy, action=action)  # fmt: skip
         except Exception as exc:
             reason = failures.describe_error(exc, self._secrets)[0]
             logger.error(
@@ -442,7 +458,7 @@ class Runner:
             f"{message[:200].encode('ascii', 'backslashreplace').decode('ascii')}"
         )
         return self.queue.fail(
-            job, self.worker, plain, transient=transient, policy=self.policy, action=action
+            job, self.worker, plain, transient=transient, policy=policy, action=action
         )
 
     def _gave_up(self, job: records.Job, message: str, extra: dict[str, object]) -> None:

@@ -135,9 +135,10 @@ def withdraw_release(inputs: Inputs, services: Services) -> effects.Result:
 def take_stage_slot(inputs: Inputs, services: Services) -> effects.Result:
     major = _major(inputs)
     if not services.store.take_slot(major, inputs.ticket.id, emergency=inputs.facts.emergency):
-        # Another daemon took it since the decision: try again; it will defer.
-        raise errors.ProcessingFailed(
-            f"the {major} staged-rollout slot was taken meanwhile", transient=True
+        # Another daemon took it since the decision: decide again at once; it will defer.
+        raise errors.DecisionOutdated(
+            f"the {major} staged-rollout slot was taken meanwhile; deciding again",
+            ticket_id=inputs.ticket.id,
         )
     return effects.Result(detail=f"holds the {major} slot")
 

@@ -156,6 +156,24 @@ def test_a_transient_error_is_retried_with_backoff(jobs: queue.Queue, clock: Fak
     ]  # fmt: skip
 
 
+def test_an_outdated_decision_is_tried_again_at_once(jobs: queue.Queue) -> None:
+    job_id = jobs.enqueue(change(1, 10))
+    raced = daemon_errors.DecisionOutdated("the UMD-5 staged-rollout slot was taken meanwhile")
+    tries: list[int] = []
+
+    def behaviour(job: records.Job) -> None:
+        tries.append(job.attempts)
+        if len(tries) == 1:
+            raise raced
+
+    report = make_runner(jobs, FakeProcessor(behaviour), base_delay=10).drain()
+
+    assert (report.retried, report.done, tries) == (1, 1, [1, 2])
+    assert status(jobs, job_id).status is records.JobStatus.DONE
+    kinds = [e.kind.value for e in reversed(jobs.events(ticket_id=1))]
+    assert kinds == ["job_queued", "job_claimed", "job_retry", "job_claimed", "job_done"]
+
+
 def test_transient_errors_end_in_the_dead_letter(jobs: queue.Queue, clock: FakeClock) -> None:
     job_id = jobs.enqueue(change(1, 10))
     down = daemon_errors.ProcessingFailed("rsync: connection refused", transient=True)

@@ -38,3 +38,10 @@ def test_a_permanent_error_or_spent_attempts_give_up() -> None:
     assert policy.next_attempt(transient=False, attempts=1, now=NOW, rand=0.5) is None
     assert policy.next_attempt(transient=True, attempts=3, now=NOW, rand=0.5) is None
     assert policy.next_attempt(transient=True, attempts=2, now=NOW, rand=0.5) is not None
+
+
+def test_at_once_drops_the_wait_but_keeps_the_limit() -> None:
+    policy = retry.RetryPolicy(base_delay=10, max_attempts=3).at_once()
+    assert policy.next_attempt(transient=True, attempts=2, now=NOW, rand=0.9) == NOW
+    assert policy.next_attempt(transient=True, attempts=3, now=NOW, rand=0.5) is None
+    assert policy.next_attempt(transient=False, attempts=1, now=NOW, rand=0.5) is None

@@ -167,6 +167,30 @@ def test_a_transient_error_is_retried_with_backoff(
     ]  # fmt: skip
 
 
+def test_an_outdated_decision_is_tried_again_at_once_within_the_limit(
+    jobs: testing.InMemoryQueue, clock: FakeClock
+) -> None:
+    job_id = jobs.enqueue(change(1, 10))
+    raced = daemon_errors.DecisionOutdated("the UMD-5 staged-rollout slot was taken meanwhile")
+    tries: list[int] = []
+
+    def behaviour(job: records.Job) -> None:
+        tries.append(job.attempts)
+        if len(tries) == 1:
+            raise raced
+
+    run = make_runner(jobs, FakeProcessor(behaviour), base_delay=10, max_attempts=3)
+    report = run.drain()  # no time passes: the retry is due at once, in the same drain
+    assert (report.retried, report.done, tries) == (1, 1, [1, 2])
+    assert status(jobs, job_id).status is records.JobStatus.DONE
+
+    # a decision outdated every time still ends in the dead letter after max_attempts
+    stuck = jobs.enqueue(change(2, 11))
+    report = make_runner(jobs, FakeProcessor(raising(raced)), max_attempts=3).drain()
+    assert (report.retried, report.dead) == (2, 1)
+    assert status(jobs, stuck).status is records.JobStatus.DEAD
+
+
 def test_transient_errors_end_in_the_dead_letter(
     jobs: testing.InMemoryQueue, clock: FakeClock
 ) -> None:

@@ -66,13 +66,13 @@ def test_promotion_uses_the_tickets_major_release(make_inputs: MakeInputs) -> No
     assert caught.value.transient is False
 
 
-def test_a_slot_taken_meanwhile_is_retried(make_inputs: MakeInputs) -> None:
+def test_a_slot_taken_meanwhile_is_decided_again_at_once(make_inputs: MakeInputs) -> None:
     slots = Slots()
     slots.holders["UMD-5"] = 41
     inputs = make_inputs(S.IN_VERIFICATION, S.STAGE_ROLLOUT)
-    with pytest.raises(errors.ProcessingFailed, match="taken meanwhile") as caught:
+    with pytest.raises(errors.DecisionOutdated, match="taken meanwhile") as caught:
         handlers.take_stage_slot(inputs, _services(FakeRepository(), slots))
-    assert caught.value.transient is True
+    assert (caught.value.transient, caught.value.retry_at_once) == (True, True)
     assert handlers.free_stage_slot(inputs, _services(FakeRepository(), slots)).detail == (
         "held no slot"
     )
