@@ -2,11 +2,12 @@
 and written to the database in batches by a thread of its own (``FetchRecorder``), so a
 download never waits for the database.
 
-Which release: the area's manifest (``.rollout-manifest.json`` of the snapshot the area points
-at, read once per snapshot) says which releases it holds; a request for one release's file
-counts for that release, any other request in the area (metadata, listings) for every release
-in it. ``unverified/<short>/<version>/`` holds exactly one. Only the first fetch per release
-and person is written (a seen-set in memory, and the table's key across processes).
+Which release: the area's manifest (``.rollout-manifest.json`` of the snapshot live at the
+area, in either layout of the shared areas, read once per snapshot) says which releases it
+holds; a request for one release's file counts for that release, any other request in the
+area (metadata, listings) for every release in it. ``unverified/<short>/<version>/`` holds
+exactly one. Only the first fetch per release and person is written (a seen-set in memory,
+and the table's key across processes).
 It serves nothing and decides nothing about access.
 """
 
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bridge.store import fetches as fetch_store
-from repo_daemon.publish import manifest
+from repo_daemon.publish import manifest, release_entries
 from repo_daemon.publish.errors import PublishFailed
 from repo_daemon.serving import access
 
@@ -104,20 +105,20 @@ class FetchRecorder:
         return tuple(r.ticket_id for r in found.releases)
 
     def _manifest(self, area: str) -> manifest.AreaManifest | None:
-        """The manifest of the snapshot ``area`` points at now (read once per snapshot)."""
-        link = self.root / area
+        """The manifest of the snapshot live at ``area`` now (read once per snapshot). In the
+        tree layout the area's link is stable (its payload tree) and its manifest is a
+        metadata link into the live metadata snapshot: the manifest's real path names the
+        snapshot in both layouts."""
         try:
-            snapshot = str(link.readlink())
-        except OSError:
+            snapshot = (self.root / area / manifest.MANIFEST_NAME).resolve(strict=True).parent
+        except (OSError, RuntimeError):
             return None
         key = f"{area}\x00{snapshot}"
         with self._lock:
             if key in self._manifests:
                 return self._manifests[key]
         try:
-            read = manifest.AreaManifest.from_json(
-                (link / manifest.MANIFEST_NAME).read_bytes(), area=area
-            )
+            read: manifest.AreaManifest | None = release_entries.read_any(self.root, area, snapshot)
         except (OSError, PublishFailed):
             read = None
         with self._lock:

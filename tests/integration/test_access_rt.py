@@ -5,7 +5,8 @@ access-check``'s app on uvicorn) and by the embedded server of ``rollout repo se
 with the same guard. The check reaches RT through a TCP proxy a test cuts to take RT away.
 
 Anonymous requests to unverified and stagerollout get 401; a QC member's RT login reads
-unverified; an early-adopter team member reads stagerollout but not unverified; a wrong
+unverified; an early-adopter team member reads stagerollout but not unverified, in both
+layouts of the shared areas (in the tree layout, not by the payload tree's own path); a wrong
 password gets 401 (a valid person without a role, 403); apt-get and dnf install from
 stagerollout with an early adopter's credentials and from production with none; the RT login
 checks are counted (one per person per cache period); with RT gone, the people seen keep their
@@ -69,6 +70,7 @@ class Release:
 class Tree:
     root: Path
     data_dir: Path
+    layout: str  # of the shared areas: "snapshots" or "tree"
     unverified: Release
     staged: Release
     production: Release
@@ -81,9 +83,16 @@ def people(rt_sandbox: SandboxInfo) -> None:
         person(rt_sandbox, name, *groups).close()
 
 
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory, rt_sandbox: SandboxInfo) -> Tree:
-    base = tmp_path_factory.mktemp("access")
+@pytest.fixture(scope="module", params=["snapshots", "tree"])
+def tree(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    rt_sandbox: SandboxInfo,
+) -> Tree:
+    """The three releases published in each layout of the shared areas (``area_layout``):
+    in the tree layout, stagerollout and production are links into ``.trees/``, and the gate
+    must hold for what is served through them."""
+    base = tmp_path_factory.mktemp(f"access-{request.param}")
     settings = settings_model.Settings(
         tracker=settings_model.TrackerSettings(url=rt_sandbox.web_url),
         data_dir=base,
@@ -93,6 +102,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory, rt_sandbox: SandboxInfo) -> T
             signing_key=repo_clients.shared_key().fingerprint,
             gnupghome=repo_clients.shared_key().home,
             package_keys=(repo_clients.provider_key().fingerprint,),
+            area_layout=request.param,
         ),
     )
     settings.repository.root.mkdir()
@@ -121,6 +131,7 @@ def tree(tmp_path_factory: pytest.TempPathFactory, rt_sandbox: SandboxInfo) -> T
     return Tree(
         root=settings.repository.root,
         data_dir=base,
+        layout=request.param,
         unverified=unverified,
         staged=Release(42, staged.name, f"stagerollout/{MAJOR}"),
         production=Release(43, produced.name, f"production/{MAJOR}/updates"),
@@ -275,6 +286,24 @@ def test_a_symlink_planted_in_a_protected_area_is_not_followed_for_an_allowed_pe
     finally:
         planted.unlink()
         (snapshot / "rpms").chmod(0o555)
+
+
+def test_a_protected_areas_payload_tree_is_reached_through_the_gate_only(
+    served: Served, tree: Tree
+) -> None:
+    staged = tree.root / tree.staged.area
+    if tree.layout == "tree":
+        assert ".trees" in staged.resolve().parts  # the area is a link to its payload tree
+    rel = rpm_path(tree.staged).removeprefix(f"/{tree.staged.area}/")
+    status, _, body = get(served, rpm_path(tree.staged), auth(EARLY))
+    assert status == 200
+    assert body == (staged / rel).read_bytes()
+    key = tree.staged.area.replace("/", "~")
+    for path in (f"/.trees/{key}/{rel}", f"/.trees/{key}/", "/.trees/"):
+        for headers in ({}, auth(EARLY), auth(QC)):
+            status, _, answer = get(served, path, headers)
+            assert status in (401, 403, 404), (path, headers, status)
+            assert body not in answer, path
 
 
 def test_a_wrong_password_gets_401_and_a_person_without_a_role_403(
