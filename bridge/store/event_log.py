@@ -176,7 +176,7 @@ def append(conn: sa.Connection, drafts: Sequence[Draft], *, now: datetime) -> li
     if not drafts:
         return []
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
+        raw_sql.execute(conn, "SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
     tickets = list(dict.fromkeys(d.ticket_id for d in drafts if d.ticket_id is not None))
     last_id, last_hash, last_at, seqs, majors = _known(conn, tickets)
     at = max(now, last_at) if last_at is not None else now
