@@ -59,7 +59,8 @@ def draft(
     now = provenance.current()
     values = dict(data or {})
     kind = eventlog.EventKind(kind)  # no free-text kinds reach the log
-    if "attempt" in kind.fields and "attempt" not in values and now.attempt is not None:
+    # The cheap tests first: ``kind.fields`` builds a mapping, and intake's events have no attempt.
+    if now.attempt is not None and "attempt" not in values and "attempt" in kind.fields:
         values["attempt"] = now.attempt
     return Draft(
         kind=kind,
