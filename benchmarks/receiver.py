@@ -274,13 +274,15 @@ def run_receiver(
     try:
         deadline = time.monotonic() + 60
         while True:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 conn.request("GET", "/readyz")
                 if conn.getresponse().status == 200:
                     break
             except OSError:
                 pass
+            finally:
+                conn.close()
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"receiver did not start:\n{log_path.read_text()}")
             time.sleep(0.05)

@@ -38,10 +38,10 @@ class Driven:
 
 def raw_request(port: int, body: bytes, headers: dict[str, str]) -> bytes:
     """The bytes ``http.client`` sends for this POST (``Host``, ``Accept-Encoding:
-    identity``, the hook's headers, ``Content-Length``), in one piece."""
+    identity``, ``Content-Length``, then the hook's headers, in its order), in one piece."""
     lines = [f"POST {PATH} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept-Encoding: identity"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
     lines.append(f"Content-Length: {len(body)}")
+    lines += [f"{name}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
