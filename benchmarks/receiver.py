@@ -11,13 +11,16 @@ receiver, ...) so that what else the machine does hits both alike, each on a fre
    per hook, on a fresh database;
 2. the receiver: ``rollout serve`` as a subprocess (uvicorn, httptools, uvloop,
    durable commits: SQLite WAL + synchronous=FULL, PostgreSQL synchronous_commit=on), loaded by
-   ``--connections`` keep-alive HTTP/1.1 connections (one thread each, ``http.client``) posting
-   signed, distinct hooks as fast as answers come back (closed loop). Bodies and signatures
-   are made before the clock starts, so the client spends little CPU on them.
+   ``--connections`` keep-alive HTTP/1.1 connections posting signed, distinct hooks as fast as
+   answers come back (closed loop). Bodies and signatures are made before the clock starts.
+   The load generator (``receiver_load``) is one event loop by default (``--client asyncio``);
+   ``--client threads`` is the one ``http.client`` thread per connection used before
+   2026-12-07, and ``--client both`` runs the receiver once with each, alternated.
 
 It reports accepted hooks/s, latency percentiles, the ratio to the raw rate of the same run,
 the mean hooks per commit (from the receiver's shutdown log line), the CPU time per hook (of
-the receiver process while loaded, from ``/proc``; of the raw loop, its thread's), the load
+the receiver process while loaded, from ``/proc``; of the raw loop, its thread's; of the load
+generator, per request), the load
 average, and the medians over the runs next to the targets (receiver/raw >= 0.9 and p99 under
 15 ms on SQLite). After each receiver run it checks the event log: one ``job_queued`` event per
 stored hook, and the hash chain intact (``chain_check.verify``); it stops with an error if not.
@@ -39,15 +42,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 
+from benchmarks import receiver_load
 from bridge import records
 from bridge import secrets as bridge_secrets
 from bridge.intake import webhooks
@@ -74,6 +77,8 @@ class Result:
     cpu_ms: float  # the receiver process's CPU per accepted hook
     events: int  # job_queued events of the measured hooks
     load: str
+    client: str = "asyncio"  # the load generator (``receiver_load.DRIVERS``)
+    client_cpu_ms: float = 0.0  # the load generator's CPU per request
 
     @property
     def per_second(self) -> float:
@@ -177,8 +182,8 @@ def check_events(url: str, first: int, count: int) -> tuple[int, int]:
 
 
 @contextmanager
-def postgres(workdir: Path) -> Iterator[tuple[str, str]]:
-    """A throw-away PostgreSQL with two fresh databases: (raw url, receiver url)."""
+def postgres(workdir: Path, receivers: Sequence[str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """A throw-away PostgreSQL with fresh databases: (raw url, {receiver name: its url})."""
     from tests.support.pg_server import PostgresServer
 
     root = Path(tempfile.mkdtemp(prefix="rollout-bench-pg-"))  # readable by postgres
@@ -190,11 +195,11 @@ def postgres(workdir: Path) -> Iterator[tuple[str, str]]:
             version = conn.execute(sa.text("SHOW server_version")).scalar()
             sync = conn.execute(sa.text("SHOW synchronous_commit")).scalar()
             fsync = conn.execute(sa.text("SHOW fsync")).scalar()
-            for name in ("bench_raw", "bench_receiver"):
-                conn.execute(sa.text(f"CREATE DATABASE {name}"))
+            for name in ("raw", *receivers):
+                conn.execute(sa.text(f"CREATE DATABASE bench_{name}"))
         admin.dispose()
         print(f"  PostgreSQL {version}, synchronous_commit={sync}, fsync={fsync}")
-        yield server.url("bench_raw"), server.url("bench_receiver")
+        yield server.url("bench_raw"), {r: server.url(f"bench_{r}") for r in receivers}
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -220,44 +225,6 @@ def prepared(key: bytes, first: int, count: int) -> list[tuple[int, bytes, dict[
     return hooks
 
 
-def drive(
-    port: int, hooks: list[tuple[int, bytes, dict[str, str]]], connections: int, limit: float
-) -> tuple[int, int, float, list[float]]:
-    """Post ``hooks`` over ``connections`` keep-alive connections; (2xx, other, seconds, ms)."""
-    latencies: list[list[float]] = [[] for _ in range(connections)]
-    failures = [0] * connections
-    deadline = time.perf_counter() + limit
-    start_gate = threading.Barrier(connections + 1)
-
-    def run(n: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        mine = hooks[n::connections]
-        start_gate.wait()
-        for _tid, body, headers in mine:
-            if time.perf_counter() > deadline:
-                break
-            began = time.perf_counter()
-            conn.request("POST", "/hooks/rt", body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            if response.status == 202:
-                latencies[n].append((time.perf_counter() - began) * 1000)
-            else:
-                failures[n] += 1
-        conn.close()
-
-    threads = [threading.Thread(target=run, args=(n,)) for n in range(connections)]
-    for thread in threads:
-        thread.start()
-    start_gate.wait()
-    began = time.perf_counter()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - began
-    flat = [ms for per in latencies for ms in per]
-    return len(flat), sum(failures), seconds, flat
-
-
 @dataclass
 class Served:
     accepted: int
@@ -268,9 +235,12 @@ class Served:
     events: int
     commits: int | None
     cpu_ms: float
+    client_cpu_ms: float
 
 
-def run_receiver(url: str, workdir: Path, *, hooks: int, connections: int, limit: float) -> Served:
+def run_receiver(
+    url: str, workdir: Path, *, hooks: int, connections: int, limit: float, client: str
+) -> Served:
     secret = bridge_secrets.new_hook_secret()
     key = bridge_secrets.hook_key(secret)
     port = free_port()
@@ -304,21 +274,24 @@ def run_receiver(url: str, workdir: Path, *, hooks: int, connections: int, limit
     try:
         deadline = time.monotonic() + 60
         while True:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 conn.request("GET", "/readyz")
                 if conn.getresponse().status == 200:
                     break
             except OSError:
                 pass
+            finally:
+                conn.close()
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"receiver did not start:\n{log_path.read_text()}")
             time.sleep(0.05)
+        drive = receiver_load.DRIVERS[client]
         drive(port, prepared(key, 1, WARM_UP), connections, 30)  # warm-up, not counted
         measured = prepared(key, 1_000_000, hooks)
         cpu = process_cpu(process.pid)
-        accepted, other, seconds, latencies = drive(port, measured, connections, limit)
-        cpu_ms = (process_cpu(process.pid) - cpu) / max(accepted, 1) * 1000
+        driven = drive(port, measured, connections, limit)
+        cpu_ms = (process_cpu(process.pid) - cpu) / max(driven.accepted, 1) * 1000
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(60)
@@ -327,38 +300,65 @@ def run_receiver(url: str, workdir: Path, *, hooks: int, connections: int, limit
         r"hook writer stopped: (\d+) hooks stored in (\d+) commits", log_path.read_text()
     )
     commits = int(found.group(2)) if found else None
-    return Served(accepted, other, seconds, latencies, stored, events, commits, cpu_ms)
+    requests = max(driven.accepted + driven.other, 1)
+    return Served(
+        driven.accepted,
+        driven.other,
+        driven.seconds,
+        driven.latencies_ms,
+        stored,
+        events,
+        commits,
+        cpu_ms,
+        driven.client_cpu / requests * 1000,
+    )
 
 
-def one_run(raw_url: str, receiver_url: str, args: argparse.Namespace, workdir: Path) -> Result:
-    """One raw measurement, then one of the receiver, each on its fresh database."""
+def one_run(
+    raw_url: str, receiver_urls: dict[str, str], args: argparse.Namespace, workdir: Path
+) -> list[Result]:
+    """One raw measurement, then one of the receiver per load generator (``receiver_urls``:
+    client -> its fresh database), each on its fresh database."""
     load = load_average()
-    for url in (raw_url, receiver_url):
+    for url in (raw_url, *receiver_urls.values()):
         engine = database.create_engine(url)
         database.migrate(engine)
         engine.dispose()
     raw, raw_cpu = raw_insert_rate(raw_url, args.raw_inserts)
-    served = run_receiver(
-        receiver_url,
-        workdir,
-        hooks=args.hooks,
-        connections=args.connections,
-        limit=args.max_seconds,
-    )
-    return Result(
-        raw_per_second=raw,
-        raw_cpu_ms=raw_cpu,
-        backend="",
-        accepted=served.accepted,
-        refused_or_failed=served.other,
-        seconds=served.seconds,
-        latencies_ms=served.latencies_ms,
-        stored=served.stored,
-        commits=served.commits,
-        cpu_ms=served.cpu_ms,
-        events=served.events,
-        load=f"{load} -> {load_average()}",
-    )
+    results = []
+    for client, receiver_url in receiver_urls.items():
+        served = run_receiver(
+            receiver_url,
+            workdir,
+            hooks=args.hooks,
+            connections=args.connections,
+            limit=args.max_seconds,
+            client=client,
+        )
+        results.append(
+            Result(
+                raw_per_second=raw,
+                raw_cpu_ms=raw_cpu,
+                backend="",
+                accepted=served.accepted,
+                refused_or_failed=served.other,
+                seconds=served.seconds,
+                latencies_ms=served.latencies_ms,
+                stored=served.stored,
+                commits=served.commits,
+                cpu_ms=served.cpu_ms,
+                events=served.events,
+                load=f"{load} -> {load_average()}",
+                client=client,
+                client_cpu_ms=served.client_cpu_ms,
+            )
+        )
+    return results
+
+
+def clients(choice: str) -> tuple[str, ...]:
+    """The load generators of ``--client``: one, or both (alternated within each run)."""
+    return tuple(receiver_load.DRIVERS) if choice == "both" else (choice,)
 
 
 def bench(backend: str, args: argparse.Namespace, workdir: Path) -> list[Result]:
@@ -367,29 +367,33 @@ def bench(backend: str, args: argparse.Namespace, workdir: Path) -> list[Result]
     results: list[Result] = []
     for run in range(1, args.runs + 1):
         print(f"  -- run {run} of {args.runs}")
+        # Alternate which client goes first, so that neither always runs on the warmer machine.
+        order = clients(args.client)[:: 1 if run % 2 else -1]
         if backend == "sqlite":
             # A run's files go with it: each run starts on empty databases.
             with tempfile.TemporaryDirectory(dir=workdir) as tmp:
                 here = Path(tmp)
-                result = one_run(
+                found = one_run(
                     database.default_url(here / "raw"),
-                    database.default_url(here / "receiver"),
+                    {c: database.default_url(here / f"receiver-{c}") for c in order},
                     args,
                     here,
                 )
         else:
-            with postgres(workdir) as (raw_url, receiver_url):
-                result = one_run(raw_url, receiver_url, args, workdir)
-        result.backend = backend
-        report(result)
-        results.append(result)
-    summarise(backend, results)
+            with postgres(workdir, order) as (raw_url, receiver_urls):
+                found = one_run(raw_url, receiver_urls, args, workdir)
+        for result in found:
+            result.backend = backend
+            report(result)
+        results += found
+    for client in clients(args.client):
+        summarise(backend, [r for r in results if r.client == client])
     return results
 
 
 def report(r: Result) -> None:
     per_commit = f"{(r.accepted + WARM_UP) / r.commits:.1f}" if r.commits else "?"
-    print(f"  load average {r.load}")
+    print(f"  load average {r.load}; client {r.client}")
     print(
         f"  raw durable inserts (Queue.enqueue, 1 row per commit): {r.raw_per_second:,.0f}/s, "
         f"CPU {r.raw_cpu_ms:.3f} ms per insert"
@@ -405,7 +409,8 @@ def report(r: Result) -> None:
     )
     print(
         f"  receiver / raw = {r.per_second / r.raw_per_second:.2f}; "
-        f"mean hooks per commit {per_commit}; receiver CPU {r.cpu_ms:.3f} ms per hook"
+        f"mean hooks per commit {per_commit}; receiver CPU {r.cpu_ms:.3f} ms per hook; "
+        f"client ({r.client}) CPU {r.client_cpu_ms:.3f} ms per request"
     )
 
 
@@ -417,12 +422,16 @@ def summarise(backend: str, results: list[Result]) -> None:
 
     ratio = median(r.per_second / r.raw_per_second for r in results)
     p99 = median(r.percentile(0.99) for r in results)
+    if not results:
+        return
     print(
-        f"  median of {len(results)}: raw {median(r.raw_per_second for r in results):,.0f}/s, "
+        f"  client {results[0].client}, median of {len(results)}: "
+        f"raw {median(r.raw_per_second for r in results):,.0f}/s, "
         f"receiver {median(r.per_second for r in results):,.0f}/s, receiver / raw {ratio:.2f}, "
         f"p50 {median(r.percentile(0.5) for r in results):.1f} ms, p99 {p99:.1f} ms, "
         f"receiver CPU {median(r.cpu_ms for r in results):.3f} ms per hook, "
-        f"raw CPU {median(r.raw_cpu_ms for r in results):.3f} ms per insert"
+        f"raw CPU {median(r.raw_cpu_ms for r in results):.3f} ms per insert, "
+        f"client CPU {median(r.client_cpu_ms for r in results):.3f} ms per request"
     )
     if backend == "sqlite":
         met = ratio >= TARGET_RATIO and p99 < TARGET_P99_MS
@@ -440,11 +449,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=60.0)
     parser.add_argument("--raw-inserts", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3, help="alternated raw/receiver pairs")
+    parser.add_argument(
+        "--client",
+        choices=(*receiver_load.DRIVERS, "both"),
+        default="asyncio",
+        help="the load generator: one event loop (asyncio), one http.client thread per "
+        "connection (threads, the one used until 2026-12-07), or both alternated in each run",
+    )
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     print(
         f"load: {args.hooks} signed hooks, {args.connections} keep-alive connections "
-        "(closed loop), loopback"
+        f"(closed loop), loopback; client {args.client}"
     )
     backends = ("sqlite", "postgresql") if args.db == "both" else (args.db,)
     for backend in backends:

@@ -214,9 +214,13 @@ def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# What ``json.loads(text, object_pairs_hook=_no_repeats)`` builds on every call, built once.
+_DECODER = json.JSONDecoder(object_pairs_hook=_no_repeats)
+
+
 def _decode_json(body: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(body.decode("utf-8"), object_pairs_hook=_no_repeats)
+        data = _DECODER.decode(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise HookRefused(400, f"body is not valid JSON: not UTF-8 at byte {exc.start}") from None
     except json.JSONDecodeError as exc:

@@ -20,7 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bridge.store import events, subscriptions, tables
+from bridge.store import events, raw_sql, subscriptions, tables
 
 # The version of each kind's ``data`` in a delivery's body; a kind absent here is at 1. Raised
 # when a field is removed or changes meaning (adding one does not).
@@ -63,6 +63,10 @@ _ALL_SUBSCRIPTIONS = sa.select(tables.subscriptions)
 def create(conn: sa.Connection, rows: Sequence[Mapping[str, Any]], *, now: datetime) -> int:
     """Insert the deliveries of the appended event ``rows`` in ``conn``'s transaction; returns
     how many. Disabled subscriptions get theirs too: they wait until it is enabled again."""
+    # Most appends meet no subscription at all: a bare look-up on the DBAPI cursor says so for
+    # less CPU than SQLAlchemy's select of every subscription.
+    if not raw_sql.execute(conn, "SELECT 1 FROM subscriptions LIMIT 1", ()):
+        return 0
     subs = [subscriptions.of_row(r) for r in conn.execute(_ALL_SUBSCRIPTIONS)]
     if not subs:
         return 0

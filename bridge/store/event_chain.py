@@ -18,10 +18,18 @@ from typing import Any
 GENESIS = "0" * 64
 
 
+# The encoders ``json.dumps`` would build on every call with these options, built once (every
+# appended event is encoded twice: its data, then the list its hash is made of).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+)
+_HASHED = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_data(data: Mapping[str, Any]) -> str:
     """The stored form of an event's data: JSON with sorted keys and no spaces, so the same
     data always has the same text (and hash) on SQLite and PostgreSQL."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(data)
 
 
 def event_hash(
@@ -39,7 +47,7 @@ def event_hash(
     prev_hash: str,
 ) -> str:
     """The hash of one event as stored (``data`` is its stored text)."""
-    body = json.dumps(
+    body = _HASHED.encode(
         [
             id,
             at.isoformat(timespec="microseconds"),
@@ -52,9 +60,7 @@ def event_hash(
             job_id,
             data,
             prev_hash,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
+        ]
     )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bridge.store import delivery_fanout, event_chain, provenance, tables, text
+from bridge.store import delivery_fanout, event_chain, provenance, raw_sql, tables, text
 from bridge.store import events as eventlog
 
 # Key of the PostgreSQL advisory lock that serialises appends (the chain has one head).
@@ -59,7 +59,8 @@ def draft(
     now = provenance.current()
     values = dict(data or {})
     kind = eventlog.EventKind(kind)  # no free-text kinds reach the log
-    if "attempt" in kind.fields and "attempt" not in values and now.attempt is not None:
+    # The cheap tests first: ``kind.fields`` builds a mapping, and intake's events have no attempt.
+    if now.attempt is not None and "attempt" not in values and "attempt" in kind.fields:
         values["attempt"] = now.attempt
     return Draft(
         kind=kind,
@@ -82,54 +83,85 @@ def _known(
 
     One statement rather than one per question: each statement costs more than its answer
     (``benchmarks/events.py``: two look-ups per ticket and one for the head, each built as a
-    Core select, made the log cost half the rate of ``enqueue_many``). Each part is an index
-    look-up: the newest id, the highest seq of a ticket on ``(ticket_id, seq)``, a release by
-    its key."""
+    Core select, made the log cost half the rate of ``enqueue_many``), and it runs on the
+    DBAPI cursor (``raw_sql``), as SQLAlchemy's execution of it cost more CPU than the
+    database's work. Each part is an index look-up: the newest id, the highest seq of a ticket
+    on ``(ticket_id, seq)``, a release by its key."""
     head: Any = None
     seqs: dict[int, int] = {}
     majors: dict[int, str | None] = {}
+    dialect = conn.dialect
     for start in range(0, max(len(tickets), 1), _TICKETS_PER_LOOKUP):
         chunk = tickets[start : start + _TICKETS_PER_LOOKUP]
-        stmt = _lookup(len(chunk), head=head is None)
-        row = conn.execute(stmt, {f"t{n}": t for n, t in enumerate(chunk)}).one()
+        sql = _lookup(raw_sql.marker(dialect), len(chunk), head=head is None)
+        (row,) = raw_sql.execute(conn, sql, [t for t in chunk for _ in range(2)])
         first = 3 if head is None else 0
         head = row if head is None else head
         for n, ticket in enumerate(chunk):
             seqs[ticket] = int(row[first + 2 * n] or 0)
             majors[ticket] = row[first + 2 * n + 1]
-    if head.head_id is None:
+    head_id, head_hash, head_at = head[:3]
+    if head_id is None:
         return 0, event_chain.GENESIS, None, seqs, majors
-    return int(head.head_id), str(head.head_hash), head.head_at, seqs, majors
+    read_at = raw_sql.reader(dialect, tables.event_log.c.at.type)
+    at = head_at if read_at is None else read_at(head_at)
+    return int(head_id), str(head_hash), at, seqs, majors
 
 
-# Built once (a new insert per append cost its building and cache key every time).
-_INSERT = tables.event_log.insert()
+# The columns ``append`` writes, in the order of its insert's parameters.
+_COLUMNS = (
+    "id",
+    "at",
+    "kind",
+    "ticket_id",
+    "seq",
+    "actor",
+    "cause",
+    "transaction_id",
+    "job_id",
+    "data",
+    "prev_hash",
+    "hash",
+    "major_release",
+    "area",
+)
+# Events per insert statement (SQLite binds at most 32,766 parameters in one).
+_ROWS_PER_INSERT = 500
 
 # A result row has at most 2,000 columns on SQLite: tickets are looked up this many at a time.
 _TICKETS_PER_LOOKUP = 250
 
 
 @functools.cache
-def _lookup(tickets: int, *, head: bool) -> sa.TextualSelect:
-    """The statement of ``_known`` for that many tickets, with the head or not (made once per
-    shape: a text statement with typed columns, so little is built per call)."""
+def _lookup(marker: str, tickets: int, *, head: bool) -> str:
+    """The SQL of ``_known`` for that many tickets, with the head or not (made once per shape;
+    each ticket is bound twice, as positional parameters)."""
     # Only constants and counters go into the text; the tickets are bound parameters.
     parts: list[str] = []
-    types: dict[str, Any] = {}
     if head:
         parts += [
             "(SELECT max(id) FROM event_log) AS head_id",
             "(SELECT hash FROM event_log WHERE id = (SELECT max(id) FROM event_log)) AS head_hash",
             "(SELECT at FROM event_log WHERE id = (SELECT max(id) FROM event_log)) AS head_at",
         ]
-        types |= {"head_id": sa.BigInteger, "head_hash": sa.String, "head_at": sa.DateTime}
     for n in range(tickets):
         parts += [
-            f"(SELECT max(seq) FROM event_log WHERE ticket_id = :t{n}) AS seq_{n}",  # noqa: S608
-            f"(SELECT major_release FROM releases WHERE ticket_id = :t{n}) AS major_{n}",  # noqa: S608
+            f"(SELECT max(seq) FROM event_log WHERE ticket_id = {marker}) AS seq_{n}",  # noqa: S608
+            f"(SELECT major_release FROM releases WHERE ticket_id = {marker}) AS major_{n}",  # noqa: S608
         ]
-        types |= {f"seq_{n}": sa.Integer, f"major_{n}": sa.String}
-    return sa.text("SELECT " + ", ".join(parts)).columns(**types)
+    return "SELECT " + ", ".join(parts)
+
+
+def _insert(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert the event ``rows``: one multi-row INSERT per 500, on the DBAPI cursor."""
+    dialect = conn.dialect
+    binders = raw_sql.binders(dialect, tables.event_log, _COLUMNS)
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        sql = raw_sql.insert_sql(dialect, "event_log", _COLUMNS, len(chunk))
+        raw_sql.execute(
+            conn, sql, [v for row in chunk for v in raw_sql.row_values(row, _COLUMNS, binders)]
+        )
 
 
 def append(conn: sa.Connection, drafts: Sequence[Draft], *, now: datetime) -> list[int]:
@@ -145,7 +177,7 @@ def append(conn: sa.Connection, drafts: Sequence[Draft], *, now: datetime) -> li
     if not drafts:
         return []
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
+        raw_sql.execute(conn, "SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
     tickets = list(dict.fromkeys(d.ticket_id for d in drafts if d.ticket_id is not None))
     last_id, last_hash, last_at, seqs, majors = _known(conn, tickets)
     at = max(now, last_at) if last_at is not None else now
@@ -180,7 +212,7 @@ def append(conn: sa.Connection, drafts: Sequence[Draft], *, now: datetime) -> li
         row["major_release"] = None if major is None else str(major)[:100]
         row["area"] = None if area is None else str(area)[:1000]
         rows.append(row)
-    conn.execute(_INSERT, rows)
+    _insert(conn, rows)
     delivery_fanout.create(conn, rows, now=at)
     return [r["id"] for r in rows]
 

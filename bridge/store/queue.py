@@ -20,7 +20,6 @@ It knows nothing of RT or of what processing a job means.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,10 +27,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bridge import errors, records
-from bridge.store import event_log, job_events, jobs_read, retry, tables, text
+from bridge.store import event_log, job_events, jobs_read, raw_sql, retry, tables, text
 from bridge.store import events as eventlog
 
 logger = logging.getLogger(__name__)
@@ -45,17 +43,49 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-@functools.cache
-def _store(dialect: str) -> Any:
-    """The statement ``Queue.enqueue_many`` runs with a list of rows, one per dialect (built
-    once: SQLAlchemy's compiled cache then skips building and cache-keying it per call)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    jobs = tables.jobs
-    return (
-        insert(jobs)
-        .on_conflict_do_nothing(index_elements=["transaction_id"])
-        .returning(jobs.c.id, jobs.c.transaction_id)
-    )
+# The columns ``Queue.enqueue_many`` writes, in the order of its insert's parameters.
+_JOB_COLUMNS = (
+    "ticket_id",
+    "transaction_id",
+    "current",
+    "previous",
+    "field",
+    "old_value",
+    "new_value",
+    "changed_at",
+    "emergency",
+    "actor",
+    "source",
+    "status",
+    "attempts",
+    "scheduled_at",
+    "created_at",
+)
+# Rows per insert statement (SQLite binds at most 32,766 parameters in one).
+_ROWS_PER_INSERT = 500
+
+
+def _insert_jobs(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> dict[int, int]:
+    """Insert ``rows`` (new transactions only: ``ON CONFLICT DO NOTHING``); transaction id ->
+    new job id. One multi-row ``INSERT … RETURNING`` per 500 rows, on the DBAPI cursor
+    (``raw_sql``): through SQLAlchemy's execution it cost more CPU than the insert itself."""
+    dialect = conn.dialect
+    binders = raw_sql.binders(dialect, tables.jobs, _JOB_COLUMNS)
+    created: dict[int, int] = {}
+    for start in range(0, len(rows), _ROWS_PER_INSERT):
+        chunk = rows[start : start + _ROWS_PER_INSERT]
+        sql = raw_sql.insert_sql(
+            dialect,
+            "jobs",
+            _JOB_COLUMNS,
+            len(chunk),
+            on_conflict="transaction_id",
+            returning=("id", "transaction_id"),
+        )
+        params = [v for row in chunk for v in raw_sql.row_values(row, _JOB_COLUMNS, binders)]
+        # RETURNING gives the new rows in no promised order: match them by transaction.
+        created |= {int(t): int(i) for i, t in raw_sql.execute(conn, sql, params)}
+    return created
 
 
 class AlreadyQueued(errors.BridgeError):
@@ -112,10 +142,10 @@ class Queue(jobs_read.JobReading, event_log.EventLog):
         one with its ``job_queued`` event. ``cause`` overrides the one its source gives (a hook,
         reconciliation, the bridge; a hook of an emergency release is ``emergency``).
 
-        All rows go in one multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (SQLAlchemy's
-        "insertmanyvalues" of one statement built once, ``_STORE``), and the transactions it
-        skipped (queued before, or twice in ``requests``) are looked up in one select: a few
-        statements per commit, not two per row."""
+        All rows go in one multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` run on the
+        DBAPI cursor (``_insert_jobs``), and the transactions it skipped (queued before, or
+        twice in ``requests``) are looked up in one select: a few statements per commit, not
+        two per row."""
         if not requests:
             return []
         now = self.clock()
@@ -142,8 +172,7 @@ class Queue(jobs_read.JobReading, event_log.EventLog):
             for request in requests
         ]
         with self.engine.begin() as conn:
-            # RETURNING gives the new rows in no promised order: match them by transaction.
-            created = {int(t): int(i) for i, t in conn.execute(_store(self._dialect), rows)}
+            created = _insert_jobs(conn, rows)
             missing = [r.transaction_id for r in requests if r.transaction_id not in created]
             existing: dict[int, int] = {}
             if missing:
