@@ -196,3 +196,55 @@ def link_exactly(source: Path, files: Mapping[str, int], target: Path) -> Path:
                 f"cannot link {source / name} for indexing ({exc.strerror}){hint}"
             ) from exc
     return target
+
+
+def keep_linked(source: Path, files: Mapping[str, int], target: Path) -> Path:
+    """Make ``target`` (kept between runs: the area's cache) hold exactly a hard link of each
+    of ``files`` (relative to ``source``, checked by ``inodes``), as ``link_exactly`` makes
+    afresh, changing only what differs: one walk of ``target`` (``readdir``'s inode numbers,
+    no ``stat``), then an unlink for every entry that is not one of ``files`` with its inode
+    and a link for every file missing. So a publication that adds a release links only the
+    release's packages. Whatever a crash left in ``target`` is set right by the next run.
+
+    The links hold their pool files' link counts above one, so the pool's GC keeps a package
+    the area dropped until the area's next metadata run unlinks it here."""
+    if not target.is_dir() or target.is_symlink():
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return link_exactly(source, files, target)
+    present: set[str] = set()
+    pending = [(str(target), "")]
+    directories: list[str] = []
+    while pending:
+        current, prefix = pending.pop()
+        with os.scandir(current) as entries:
+            for entry in entries:
+                relative = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, relative + "/"))
+                    directories.append(entry.path)
+                elif entry.is_file(follow_symlinks=False) and files.get(relative) == entry.inode():
+                    present.add(relative)
+                else:
+                    os.unlink(entry.path)  # noqa: PTH108 (a str path on a hot loop)
+    missing = {name: inode for name, inode in files.items() if name not in present}
+    top, out = f"{source}/", f"{target}/"
+    for name in missing:
+        try:
+            try:
+                os.link(top + name, out + name, follow_symlinks=False)
+            except FileNotFoundError:  # its directory is not there yet (the source is: inodes)
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                os.link(top + name, out + name, follow_symlinks=False)
+        except OSError as exc:
+            hint = ""
+            if exc.errno == errno.EXDEV:
+                hint = ": the cache and the payload tree must be on one file system"
+            raise errors.MetadataFailed(
+                f"cannot link {source / name} for indexing ({exc.strerror}){hint}"
+            ) from exc
+    for directory in reversed(directories):  # deepest last found first: empty ones go
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)  # noqa: PTH106 (found as a str)
+    return target

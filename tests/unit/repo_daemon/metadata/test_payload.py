@@ -69,6 +69,35 @@ def test_link_exactly_gives_the_same_inodes_in_a_directory_of_their_own(tmp_path
     assert incremental.scan(linked, incremental.DEB_SUFFIXES) == files
 
 
+def test_keep_linked_makes_exactly_the_listed_links_and_leaves_the_right_ones_alone(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "tree/debs"
+    for name in ("a.deb", "sub/b.deb", "c.deb", "sub/d.deb"):
+        _file(source / name, name.encode())
+    target = tmp_path / "cache/apt-packages"
+    first = {n: (source / n).stat().st_ino for n in ("a.deb", "sub/b.deb", "c.deb")}
+    payload.keep_linked(source, first, target)
+    kept = (target / "a.deb").stat().st_ctime_ns  # a link made or removed changes the ctime
+    # what a crash or a removed release leaves: a stale file, a link, a file of other bytes
+    (target / "c.deb").unlink()
+    _file(target / "c.deb", b"other bytes")
+    _file(target / "old/gone.deb")
+    (target / "sub/link.deb").symlink_to(source / "sub/d.deb")
+
+    wanted = {n: (source / n).stat().st_ino for n in ("a.deb", "c.deb", "sub/d.deb")}
+    assert payload.keep_linked(source, wanted, target) == target
+
+    found = {
+        str(p.relative_to(target)): p.lstat().st_ino
+        for p in target.rglob("*")
+        if not p.is_dir() or p.is_symlink()
+    }
+    assert found == wanted
+    assert not (target / "old").exists()  # emptied directories go
+    assert (target / "a.deb").stat().st_ctime_ns == kept
+
+
 def test_createrepo_argv_reads_a_list_and_writes_elsewhere(tmp_path: Path) -> None:
     argv = yum.createrepo_argv(
         tmp_path / "tree/rpms", output=tmp_path / "snap/rpms", pkglist=tmp_path / "list"
