@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from repo_daemon.metadata import errors, repository_dirs
+from repo_daemon.metadata import errors, incremental, repository_dirs
 
 WORK_PREFIX = ".metadata-work-"
 """A hidden directory in the snapshot being built, gone when the step returns (a crash leaves
@@ -55,6 +55,9 @@ class Source:
     files: Mapping[str, int]  # the packages to index, relative to ``directory`` → inode
     work: Path  # a private directory for this repository's list and links (made by ``source``)
     live: Path | None  # the live area's directory of the repository: the previous packages
+    # every package ``directory`` holds (``incremental.scan``, one walk): when ``live`` is the
+    # same directory (the area's link leads to this tree), the previous packages, unwalked
+    found: Mapping[str, int] | None = None
 
 
 def source(
@@ -67,11 +70,44 @@ def source(
     live: Path | None,
 ) -> Source:
     """The ``Source`` of the repository at ``relative_path``: the packages of
-    ``payload_files`` in it (``files_below``), checked (``inodes``)."""
+    ``payload_files`` in it (``files_below``), checked as ``inodes`` checks them.
+
+    One walk of the repository's directory (``incremental.scan``: ``readdir``'s inode
+    numbers and types, real directories only, no ``stat`` per file) finds them; only when a
+    listed package is not found so does ``inodes`` look at each file, for its messages."""
     parts = repository_dirs.parts(relative_path)
-    files = inodes(payload_dir, parts, files_below(relative_path, payload_files, suffixes))
+    directory = payload_dir.joinpath(*parts)
+    wanted = files_below(relative_path, payload_files, suffixes)
+    found = _walk(payload_dir, parts, suffixes)
+    try:
+        files = {name: found[name] for name in wanted}
+    except KeyError:
+        files = inodes(payload_dir, parts, wanted)  # raises, naming every problem
     work.mkdir()
-    return Source(directory=payload_dir.joinpath(*parts), files=files, work=work, live=live)
+    same = live is not None and found is not None and _same_directory(live, directory)
+    return Source(
+        directory=directory, files=files, work=work, live=live, found=found if same else None
+    )
+
+
+def _walk(payload_dir: Path, parts: Sequence[str], suffixes: tuple[str, ...]) -> dict[str, int]:
+    """``incremental.scan`` of the repository's directory when it and every directory on the
+    way are real directories; else nothing (``inodes`` then says what is wrong)."""
+    on_the_way = [payload_dir.joinpath(*parts[:n]) for n in range(len(parts) + 1)]
+    for directory in on_the_way:
+        try:
+            if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                return {}
+        except OSError:
+            return {}
+    return incremental.scan(on_the_way[-1], suffixes)
+
+
+def _same_directory(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:
+        return False
 
 
 def inodes(payload_dir: Path, parts: Sequence[str], relative: Iterable[str]) -> dict[str, int]:

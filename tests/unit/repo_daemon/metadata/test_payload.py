@@ -42,6 +42,28 @@ def test_inodes_refuses_missing_files_symlinks_and_linked_directories(tmp_path: 
     assert "rpms/sub (holding sub/b.rpm) is not a directory of the payload" in message
 
 
+def test_source_walks_the_repository_once_and_shares_the_walk_with_the_live_area(
+    tmp_path: Path,
+) -> None:
+    tree = tmp_path / "tree"
+    a, b = _file(tree / "rpms/a.rpm"), _file(tree / "rpms/el9/b.rpm")
+    _file(tree / "rpms/leftover.rpm")
+    (tmp_path / "area").symlink_to(tree)  # the area's link leads to the payload tree
+    listed = ["rpms/a.rpm", "rpms/el9/b.rpm", "debs/c.deb"]
+    found = payload.source(
+        tree, "rpms", listed, (".rpm",), work=tmp_path / "w1", live=tmp_path / "area/rpms"
+    )
+    assert found.files == {"a.rpm": a.stat().st_ino, "el9/b.rpm": b.stat().st_ino}
+    assert found.found == incremental.scan(tree / "rpms", (".rpm",))  # leftover.rpm too
+    elsewhere = payload.source(
+        tree, "rpms", listed, (".rpm",), work=tmp_path / "w2", live=tmp_path / "other"
+    )
+    assert elsewhere.files == found.files
+    assert elsewhere.found is None
+    with pytest.raises(errors.MetadataFailed, match=r"gone\.rpm is missing"):
+        payload.source(tree, "rpms", ["rpms/gone.rpm"], (".rpm",), work=tmp_path / "w3", live=None)
+
+
 def test_previous_metadata_is_the_resolved_directory_below_the_snapshots(tmp_path: Path) -> None:
     snapshots = tmp_path / ".snapshots"
     live = snapshots / "k/000001-20261206T000000Z"
