@@ -6,8 +6,10 @@ It writes only inside the repository directory (and the tool's cache when given)
 argument lists and Release fields are pure, running them goes through a ``CommandRunner``.
 
 The tree layout (packages in a payload tree that may hold more than the area's releases):
-apt-ftparchive is run, exactly as in a snapshot, over a private directory of hard links of
-the listed packages (``payload.link_exactly``). Not ``apt-ftparchive generate`` with a
+apt-ftparchive is run, exactly as in a snapshot, over a directory of hard links of the listed
+packages: ``LINKS_DIR`` in the area's cache, brought up to date (``payload.keep_linked``: links
+only for the packages that changed), or without a cache a private one
+(``payload.link_exactly``). Not ``apt-ftparchive generate`` with a
 ``FileList``: that takes a configuration of its own (archive dir, path prefixes, compression
 and Contents settings) whose ``Filename`` lines and cache keys would have to be shown equal to
 ``packages .``'s, while the links give the very same run: the same ``Filename: ./…`` lines,

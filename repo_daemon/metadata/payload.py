@@ -6,7 +6,8 @@ area's links, and gives apt-ftparchive a directory of exactly those files.
 
 It never writes into the payload tree: what it makes (the tools' package lists, the directory
 of hard links) lives in a private work directory inside the snapshot being built, removed
-before the metadata step returns. It runs no tool.
+before the metadata step returns, except the directory of hard links ``keep_linked`` keeps
+up to date in the area's cache (given by the caller). It runs no tool.
 """
 
 from __future__ import annotations

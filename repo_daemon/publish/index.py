@@ -197,36 +197,15 @@ def _metadata_files(top: Path, payload: set[str]) -> Iterable[manifest.FileEntry
             st = os.lstat(full)
             if not stat.S_ISREG(st.st_mode):
                 continue  # publish's own check refuses symlinks and the like
-            yield manifest.FileEntry(path=path, size=st.st_size, sha256=_sha256(full, st))
+            yield manifest.FileEntry(path=path, size=st.st_size, sha256=_sha256(full))
 
 
-# SHA-256 of files hashed lately, by what identifies their bytes on this host (device, inode,
-# size, mtime and ctime: a write changes the ctime, which nothing can set back). The by-hash
-# names are hard links of the indexes, so each is read once per snapshot (a link made later,
-# like the previous snapshot's files kept reachable, changes the ctime: hashed again).
-_HASHED: collections.OrderedDict[tuple[int, ...], str] = collections.OrderedDict()
-_HASHED_MAX = 4096
-_HASHED_LOCK = threading.Lock()
-
-
-def _sha256(path: str, st: os.stat_result) -> str:
-    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-    with _HASHED_LOCK:
-        known = _HASHED.get(key)
-    if known is not None:
-        return known
+def _sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as reader:  # noqa: PTH123 (a str path on a hot loop)
         while chunk := reader.read(_CHUNK):
             digest.update(chunk)
-        after = os.fstat(reader.fileno())
-    sha = digest.hexdigest()
-    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) == key[2:]:  # unchanged meanwhile
-        with _HASHED_LOCK:
-            _HASHED[key] = sha
-            while len(_HASHED) > _HASHED_MAX:
-                _HASHED.popitem(last=False)
-    return sha
+    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------- rendering (pure)
