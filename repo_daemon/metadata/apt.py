@@ -6,8 +6,10 @@ It writes only inside the repository directory (and the tool's cache when given)
 argument lists and Release fields are pure, running them goes through a ``CommandRunner``.
 
 The tree layout (packages in a payload tree that may hold more than the area's releases):
-apt-ftparchive is run, exactly as in a snapshot, over a private directory of hard links of
-the listed packages (``payload.link_exactly``). Not ``apt-ftparchive generate`` with a
+apt-ftparchive is run, exactly as in a snapshot, over a directory of hard links of the listed
+packages: ``LINKS_DIR`` in the area's cache, brought up to date (``payload.keep_linked``: links
+only for the packages that changed), or without a cache a private one
+(``payload.link_exactly``). Not ``apt-ftparchive generate`` with a
 ``FileList``: that takes a configuration of its own (archive dir, path prefixes, compression
 and Contents settings) whose ``Filename`` lines and cache keys would have to be shown equal to
 ``packages .``'s, while the links give the very same run: the same ``Filename: ./…`` lines,
@@ -39,6 +41,9 @@ APT_INDEXES = ("Packages", "Packages.gz")
 # the metadata is built got them from a release: refused (``repository_dirs.refuse_existing``).
 APT_OUTPUTS = (*APT_INDEXES, "Packages.xz", "Release", "InRelease", "Release.gpg", "by-hash")
 CACHE_DB = "apt-ftparchive.db"  # in the area's cache directory (``--db``)
+LINKS_DIR = "apt-packages"
+"""In the area's cache directory (the tree layout): the hard links of exactly the area's
+packages that apt-ftparchive indexes, kept between publications (``payload.keep_linked``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,8 +158,15 @@ def build(
     ``source.directory``, indexed in a directory of hard links of exactly them
     (``payload.link_exactly``), and ``directory`` receives only the metadata."""
     indexed = directory
-    if source is not None:
+    if source is not None and cache_dir is not None:
+        # kept in the area's cache and brought up to date: O(changed packages) links
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        indexed = payload.keep_linked(source.directory, source.files, cache_dir / LINKS_DIR)
+    elif source is not None:
         indexed = payload.link_exactly(source.directory, source.files, source.work / "packages")
+    elif cache_dir is not None and (cache_dir / LINKS_DIR).exists():
+        # the area left the tree layout: its links must not keep pool files alive
+        shutil.rmtree(cache_dir / LINKS_DIR)
     cache_db = work_db = None
     current: dict[str, int] = {}
     known: incremental.Known = {}

@@ -16,6 +16,7 @@ tool and writes nothing but that record (``write_known``).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,7 @@ def yum_update(
     *,
     current: Mapping[str, int] | None = None,
     previous_packages: Path | None = None,
+    previous_found: Mapping[str, int] | None = None,
 ) -> Decision:
     """Whether createrepo_c may index ``directory`` with ``--update`` from the metadata in
     ``previous`` (the same repository in the snapshot being replaced).
@@ -111,6 +113,8 @@ def yum_update(
     holds the metadata only). That directory may hold more (this publication's new files,
     leftovers): more names only make the check refuse more often, never trust wrongly, and a
     path the live metadata names is never rewritten in the tree while that metadata is live.
+    ``previous_found``: ``scan(previous_packages, RPM_SUFFIXES)`` when the caller walked that
+    directory already (the live area's link leads to the payload tree being indexed).
     """
     if previous is None:
         return Decision(reuse=False, reason="no previous snapshot")
@@ -118,7 +122,8 @@ def yum_update(
         return Decision(reuse=False, reason="the previous snapshot has no repodata/repomd.xml")
     packages = previous if previous_packages is None else previous_packages
     old: dict[str, tuple[str, int]] = {}
-    for relative, inode in scan(packages, RPM_SUFFIXES).items():
+    found = scan(packages, RPM_SUFFIXES) if previous_found is None else previous_found
+    for relative, inode in found.items():
         name = relative.rpartition("/")[2]
         if name in old:
             return Decision(reuse=False, reason=f"two packages named {name} in the previous one")
@@ -164,7 +169,7 @@ def apt_cache(directory: Path, current: Mapping[str, int], known: Known | None) 
         return Decision(reuse=False, reason=f"the cache holds {len(known)} names, mostly gone")
     for relative, inode in current.items():
         for recorded in known.get(relative, ()):
-            if _masquerades(directory / relative, inode, recorded):
+            if recorded.inode != inode and _masquerades(directory / relative, inode, recorded):
                 return Decision(
                     reuse=False,
                     reason=f"{relative} has other bytes than the cache recorded "
@@ -196,7 +201,18 @@ def indexed(
 
 def read_known(path: Path) -> dict[str, tuple[FileState, ...]] | None:
     """The record written by ``write_known``; None when there is none or it is damaged (a
-    damaged record means the database is not trusted)."""
+    damaged record means the database is not trusted). The last record this process wrote
+    or read at ``path`` is kept in memory and given again (a copy) while the file is the
+    same (device, inode, size, mtime: one ``stat``); ``write_known`` replaces the file, so
+    any other writer's record is read afresh."""
+    try:
+        key = _file_key(path)
+    except OSError:
+        return None
+    with _KNOWN_LOCK:
+        kept = _KNOWN.get(str(path))
+    if kept is not None and kept[0] == key:
+        return dict(kept[1])
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -210,7 +226,24 @@ def read_known(path: Path) -> dict[str, tuple[FileState, ...]] | None:
             return None
         found = FileState(inode=int(fields[0]), size=int(fields[1]), mtime=int(fields[2]))
         known[fields[3]] = (*known.get(fields[3], ()), found)
+    _keep(path, key, known)
     return known
+
+
+# The last record read or written at each path (by ``str(path)``), with its file's key: an
+# area's record is tens of thousands of lines, parsed once per daemon instead of per run.
+_KNOWN: dict[str, tuple[tuple[int, ...], dict[str, tuple[FileState, ...]]]] = {}
+_KNOWN_LOCK = threading.Lock()
+
+
+def _file_key(path: Path) -> tuple[int, ...]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _keep(path: Path, key: tuple[int, ...], known: Known) -> None:
+    with _KNOWN_LOCK:
+        _KNOWN[str(path)] = (key, dict(known))
 
 
 def write_known(path: Path, known: Known) -> None:
@@ -223,4 +256,6 @@ def write_known(path: Path, known: Known) -> None:
             out.writelines(f"{s.inode}\t{s.size}\t{s.mtime}\t{name}\n" for s in known[name])
         out.flush()
         os.fsync(out.fileno())
-    temporary.replace(path)
+        key = os.fstat(out.fileno())
+    temporary.replace(path)  # the same inode, size and mtime under its final name
+    _keep(path, (key.st_dev, key.st_ino, key.st_size, key.st_mtime_ns), known)

@@ -6,7 +6,8 @@ area's links, and gives apt-ftparchive a directory of exactly those files.
 
 It never writes into the payload tree: what it makes (the tools' package lists, the directory
 of hard links) lives in a private work directory inside the snapshot being built, removed
-before the metadata step returns. It runs no tool.
+before the metadata step returns, except the directory of hard links ``keep_linked`` keeps
+up to date in the area's cache (given by the caller). It runs no tool.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from repo_daemon.metadata import errors, repository_dirs
+from repo_daemon.metadata import errors, incremental, repository_dirs
 
 WORK_PREFIX = ".metadata-work-"
 """A hidden directory in the snapshot being built, gone when the step returns (a crash leaves
@@ -55,6 +56,9 @@ class Source:
     files: Mapping[str, int]  # the packages to index, relative to ``directory`` → inode
     work: Path  # a private directory for this repository's list and links (made by ``source``)
     live: Path | None  # the live area's directory of the repository: the previous packages
+    # every package ``directory`` holds (``incremental.scan``, one walk): when ``live`` is the
+    # same directory (the area's link leads to this tree), the previous packages, unwalked
+    found: Mapping[str, int] | None = None
 
 
 def source(
@@ -67,11 +71,44 @@ def source(
     live: Path | None,
 ) -> Source:
     """The ``Source`` of the repository at ``relative_path``: the packages of
-    ``payload_files`` in it (``files_below``), checked (``inodes``)."""
+    ``payload_files`` in it (``files_below``), checked as ``inodes`` checks them.
+
+    One walk of the repository's directory (``incremental.scan``: ``readdir``'s inode
+    numbers and types, real directories only, no ``stat`` per file) finds them; only when a
+    listed package is not found so does ``inodes`` look at each file, for its messages."""
     parts = repository_dirs.parts(relative_path)
-    files = inodes(payload_dir, parts, files_below(relative_path, payload_files, suffixes))
+    directory = payload_dir.joinpath(*parts)
+    wanted = files_below(relative_path, payload_files, suffixes)
+    found = _walk(payload_dir, parts, suffixes)
+    try:
+        files = {name: found[name] for name in wanted}
+    except KeyError:
+        files = inodes(payload_dir, parts, wanted)  # raises, naming every problem
     work.mkdir()
-    return Source(directory=payload_dir.joinpath(*parts), files=files, work=work, live=live)
+    same = live is not None and found is not None and _same_directory(live, directory)
+    return Source(
+        directory=directory, files=files, work=work, live=live, found=found if same else None
+    )
+
+
+def _walk(payload_dir: Path, parts: Sequence[str], suffixes: tuple[str, ...]) -> dict[str, int]:
+    """``incremental.scan`` of the repository's directory when it and every directory on the
+    way are real directories; else nothing (``inodes`` then says what is wrong)."""
+    on_the_way = [payload_dir.joinpath(*parts[:n]) for n in range(len(parts) + 1)]
+    for directory in on_the_way:
+        try:
+            if not stat.S_ISDIR(os.lstat(directory).st_mode):
+                return {}
+        except OSError:
+            return {}
+    return incremental.scan(on_the_way[-1], suffixes)
+
+
+def _same_directory(one: Path, other: Path) -> bool:
+    try:
+        return one.samefile(other)
+    except OSError:
+        return False
 
 
 def inodes(payload_dir: Path, parts: Sequence[str], relative: Iterable[str]) -> dict[str, int]:
@@ -195,4 +232,56 @@ def link_exactly(source: Path, files: Mapping[str, int], target: Path) -> Path:
             raise errors.MetadataFailed(
                 f"cannot link {source / name} for indexing ({exc.strerror}){hint}"
             ) from exc
+    return target
+
+
+def keep_linked(source: Path, files: Mapping[str, int], target: Path) -> Path:
+    """Make ``target`` (kept between runs: the area's cache) hold exactly a hard link of each
+    of ``files`` (relative to ``source``, checked by ``inodes``), as ``link_exactly`` makes
+    afresh, changing only what differs: one walk of ``target`` (``readdir``'s inode numbers,
+    no ``stat``), then an unlink for every entry that is not one of ``files`` with its inode
+    and a link for every file missing. So a publication that adds a release links only the
+    release's packages. Whatever a crash left in ``target`` is set right by the next run.
+
+    The links hold their pool files' link counts above one, so the pool's GC keeps a package
+    the area dropped until the area's next metadata run unlinks it here."""
+    if not target.is_dir() or target.is_symlink():
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return link_exactly(source, files, target)
+    present: set[str] = set()
+    pending = [(str(target), "")]
+    directories: list[str] = []
+    while pending:
+        current, prefix = pending.pop()
+        with os.scandir(current) as entries:
+            for entry in entries:
+                relative = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, relative + "/"))
+                    directories.append(entry.path)
+                elif entry.is_file(follow_symlinks=False) and files.get(relative) == entry.inode():
+                    present.add(relative)
+                else:
+                    os.unlink(entry.path)  # noqa: PTH108 (a str path on a hot loop)
+    missing = {name: inode for name, inode in files.items() if name not in present}
+    top, out = f"{source}/", f"{target}/"
+    for name in missing:
+        try:
+            try:
+                os.link(top + name, out + name, follow_symlinks=False)
+            except FileNotFoundError:  # its directory is not there yet (the source is: inodes)
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                os.link(top + name, out + name, follow_symlinks=False)
+        except OSError as exc:
+            hint = ""
+            if exc.errno == errno.EXDEV:
+                hint = ": the cache and the payload tree must be on one file system"
+            raise errors.MetadataFailed(
+                f"cannot link {source / name} for indexing ({exc.strerror}){hint}"
+            ) from exc
+    for directory in reversed(directories):  # deepest last found first: empty ones go
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)  # noqa: PTH106 (found as a str)
     return target

@@ -90,7 +90,11 @@ def build(
         update = incremental_rules.yum_update(directory, previous)
     elif incremental and source is not None:
         update = incremental_rules.yum_update(
-            source.directory, previous, current=source.files, previous_packages=source.live
+            source.directory,
+            previous,
+            current=source.files,
+            previous_packages=source.live,
+            previous_found=source.found,
         )
     if source is None:
         argv = createrepo_argv(

@@ -10,12 +10,15 @@ three files above, never touches payload files and makes no symlinks.
 
 from __future__ import annotations
 
+import collections
+import functools
 import hashlib
 import html
 import json
 import logging
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,6 +72,21 @@ class Index:
         """Every file a complete copy holds besides ``index.json`` and ``index.html``."""
         payload = manifest.union_files(self.releases, area=self.area)
         return tuple(sorted((*payload, *self.metadata_files), key=lambda f: f.path))
+
+    @functools.cached_property
+    def totals(self) -> tuple[int, int]:
+        """How many payload files the area holds and their bytes (a path two releases
+        share counted once). Raises ``PathConflict`` as ``manifest.union_files`` does.
+
+        In the tree layout, where the payload tree cannot hold one path as a file and a
+        directory at once, releases that share no path are counted from their cached sums
+        (``_rendered``): no loop over every file but one set of the paths."""
+        if self.layout == LAYOUT_TREE:
+            counted = sum(len(r.files) for r in self.releases)
+            if len({f.path for r in self.releases for f in r.files}) == counted:
+                return counted, sum(_rendered(r).bytes for r in self.releases)
+        union = manifest.union_files(self.releases, area=self.area)
+        return len(union), sum(f.size for f in union)
 
 
 def compose(*steps: Step) -> Step:
@@ -148,7 +166,7 @@ def write_index(
         "index of %s: %d releases, %d files",
         area,
         len(index.releases),
-        len(index.files()),
+        index.totals[0] + len(index.metadata_files),
         extra={"action": "index"},
     )
 
@@ -196,7 +214,7 @@ def _sha256(path: str) -> str:
 def render_json(index: Index) -> bytes:
     """``index.json``: one file entry per line, keys in a fixed order, UTF-8."""
     releases = index.releases
-    total_files = manifest.union_files(releases, area=index.area)
+    packages, total_bytes = index.totals
     head: dict[str, Any] = {"format": INDEX_FORMAT}
     if index.layout != "snapshots":
         head["layout"] = index.layout
@@ -205,21 +223,23 @@ def render_json(index: Index) -> bytes:
         "snapshot": index.snapshot,
         "serial": index.serial,
         "generated": index.generated,
-        "packages": len(total_files),
-        "bytes": sum(f.size for f in total_files),
+        "packages": packages,
+        "bytes": total_bytes,
     }
     lines = [_open(head) + ","]
     lines.append(' "releases": [')
     for n, r in enumerate(releases):
+        rendered = _rendered(r)
         release = {
             "ticket_id": r.ticket_id,
             "short_name": r.short_name,
             "version": r.version,
             "packages": len(r.files),
-            "bytes": sum(f.size for f in r.files),
+            "bytes": rendered.bytes,
         }
         lines.append("  " + _open(release) + ', "files": [')
-        lines.extend(_entries(r.files, "   "))
+        if rendered.json_lines:
+            lines.append(rendered.json_lines)
         lines.append("  ]}" + ("," if n < len(releases) - 1 else ""))
     lines.append(" ],")
     lines.append(' "metadata_files": [')
@@ -227,6 +247,52 @@ def render_json(index: Index) -> bytes:
     lines.append(" ]")
     lines.append("}")
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Rendered:
+    """One release's part of the index, rendered once per files tuple (``_rendered``)."""
+
+    files: tuple[manifest.FileEntry, ...]  # what it was rendered from (kept: the cache's key)
+    json_lines: str  # its file lines of index.json, joined by newlines ("" for no files)
+    html_table: str  # its table of index.html
+    bytes: int
+
+
+# Releases rendered lately, by the identity of their files tuple, least recently used first:
+# a release read again from its cached entry (``release_entries.Entries.read``) keeps its
+# tuple, so a change of a tree-layout area renders only the files of the release it adds.
+# Keyed by ``id``, checked by ``is`` (the entry keeps the tuple alive, so the id is not reused).
+_RENDERED: collections.OrderedDict[int, _Rendered] = collections.OrderedDict()
+_RENDERED_MAX_FILES = 250_000  # about 100 MB of rendered text at most
+_RENDERED_LOCK = threading.Lock()
+_rendered_files = 0
+
+
+def _rendered(release: manifest.ReleaseEntry) -> _Rendered:
+    """``release``'s lines of index.json and table of index.html, from the cache when its
+    files tuple was rendered before: the same bytes a fresh rendering gives (pure)."""
+    global _rendered_files
+    key = id(release.files)
+    with _RENDERED_LOCK:
+        hit = _RENDERED.get(key)
+        if hit is not None and hit.files is release.files:
+            _RENDERED.move_to_end(key)
+            return hit
+    made = _Rendered(
+        files=release.files,
+        json_lines="\n".join(_entries(release.files, "   ")),
+        html_table="\n".join(_file_table(release.files)),
+        bytes=sum(f.size for f in release.files),
+    )
+    with _RENDERED_LOCK:
+        old = _RENDERED.pop(key, None)
+        _rendered_files -= len(old.files) if old is not None else 0
+        _RENDERED[key] = made
+        _rendered_files += len(made.files)
+        while _rendered_files > _RENDERED_MAX_FILES and len(_RENDERED) > 1:
+            _rendered_files -= len(_RENDERED.popitem(last=False)[1].files)
+    return made
 
 
 def _open(fields: dict[str, Any]) -> str:
@@ -282,7 +348,7 @@ def render_html(index: Index) -> bytes:
     Every value is escaped, even those checked to be safe."""
     e = html.escape
     title = f"{index.area}: snapshot {index.snapshot}"
-    total = manifest.union_files(index.releases, area=index.area)
+    packages, total_bytes = index.totals
     out = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -296,8 +362,8 @@ def render_html(index: Index) -> bytes:
         "<body>",
         f"<h1>{e(index.area)}</h1>",
         f"<p>Snapshot <code>{e(index.snapshot)}</code>, generated {e(index.generated)}. "
-        f"{len(index.releases)} release(s), {len(total)} package file(s), "
-        f"{e(_human(sum(f.size for f in total)))}. "
+        f"{len(index.releases)} release(s), {packages} package file(s), "
+        f"{e(_human(total_bytes))}. "
         f'Machine-readable: <a href="{INDEX_JSON}">{INDEX_JSON}</a>; serial: '
         f'<a href="{SERIAL_NAME}"><code>{e(index.serial)}</code></a>.</p>',
         "<h2>Releases</h2>",
@@ -308,7 +374,7 @@ def render_html(index: Index) -> bytes:
         out.append(
             f'<tr><td><a href="#{e(_anchor(r), quote=True)}">{e(r.short_name)}</a></td>'
             f"<td>{e(r.version)}</td><td>#{r.ticket_id}</td><td class=n>{len(r.files)}</td>"
-            f"<td class=n>{e(_human(sum(f.size for f in r.files)))}</td></tr>"
+            f"<td class=n>{e(_human(_rendered(r).bytes))}</td></tr>"
         )
     out.append("</table>")
     for r in index.releases:
@@ -316,7 +382,7 @@ def render_html(index: Index) -> bytes:
             f'<h2 id="{e(_anchor(r), quote=True)}">{e(r.short_name)} {e(r.version)} '
             f"(ticket #{r.ticket_id})</h2>"
         )
-        out.extend(_file_table(r.files))
+        out.append(_rendered(r).html_table)
     if index.metadata_files:
         out.append("<h2>Repository files</h2>")
         out.extend(_file_table(index.metadata_files))

@@ -11,10 +11,12 @@ it never decides what an area holds nor touches the payload tree.
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import json
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -199,7 +201,35 @@ class Entries:
 
     def read(self, ref: ReleaseRef, *, area: str) -> area_manifest.ReleaseEntry:
         """The full release ``ref`` names; ``SnapshotInvalid`` if its entry is gone or does
-        not hash to its name."""
+        not hash to its name.
+
+        An entry is immutable by its name, so a parsed one is kept in memory (``_READ``) and
+        given again while its file is the same (device, inode, size, mtime: one ``stat``):
+        a daemon's next change of the area parses only the new release's entry."""
+        path = self.path(ref.entry)
+        try:
+            st = path.stat()
+        except FileNotFoundError as exc:
+            raise errors.SnapshotInvalid(
+                area, [f"the entry {RELEASES_DIR}/{ref.entry}.json of {ref.label} is gone"]
+            ) from exc
+        except OSError as exc:
+            where = f"{RELEASES_DIR}/{ref.entry}.json"
+            raise errors.StorageFailed("cannot read", where, exc) from exc
+        key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        with _READ_LOCK:
+            cached = _READ.get(key)
+            if cached is not None:
+                _READ.move_to_end(key)
+                return cached
+        release = self._read(ref, area=area)
+        with _READ_LOCK:
+            _READ[key] = release
+            while len(_READ) > _READ_MAX:
+                _READ.popitem(last=False)
+        return release
+
+    def _read(self, ref: ReleaseRef, *, area: str) -> area_manifest.ReleaseEntry:
         try:
             data = self.path(ref.entry).read_bytes()
         except FileNotFoundError as exc:
@@ -233,6 +263,15 @@ class Entries:
             area=manifest.area,
             releases=tuple(self.read(r, area=manifest.area) for r in manifest.releases),
         )
+
+
+# ``Entries.read``'s parsed entries, least recently used first (a release entry is a few
+# hundred bytes per file: 4,096 releases of 100 files are tens of megabytes).
+_READ: collections.OrderedDict[tuple[str, int, int, int, int], area_manifest.ReleaseEntry] = (
+    collections.OrderedDict()
+)
+_READ_MAX = 4096
+_READ_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=16)

@@ -132,6 +132,24 @@ def test_the_record_keeps_both_states_until_the_database_has_moved(tmp_path: Pat
     assert incremental.read_known(record) == pending
 
 
+def test_a_record_kept_in_memory_gives_way_to_one_another_writer_put_there(
+    tmp_path: Path,
+) -> None:
+    record = tmp_path / incremental.KNOWN
+    mine = {"a.deb": (incremental.FileState(inode=1, size=2, mtime=3),)}
+    incremental.write_known(record, mine)
+    assert incremental.read_known(record) == mine  # kept from the write
+    # another daemon's run replaced it (a new file renamed over it), as write_known does
+    other = tmp_path / "other"
+    other.write_text("7\t8\t9\tb.deb\n")
+    other.replace(record)
+    assert incremental.read_known(record) == {
+        "b.deb": (incremental.FileState(inode=7, size=8, mtime=9),)
+    }
+    record.write_text("damaged")  # rewritten in place: another size, read again
+    assert incremental.read_known(record) is None
+
+
 @pytest.mark.parametrize(
     "text", ["1\t2\t3\ta.deb", "x\t2\t3\ta.deb\n", "1\t2\ta.deb\n"], ids=["cut", "nan", "short"]
 )

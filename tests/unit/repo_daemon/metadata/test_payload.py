@@ -42,6 +42,28 @@ def test_inodes_refuses_missing_files_symlinks_and_linked_directories(tmp_path: 
     assert "rpms/sub (holding sub/b.rpm) is not a directory of the payload" in message
 
 
+def test_source_walks_the_repository_once_and_shares_the_walk_with_the_live_area(
+    tmp_path: Path,
+) -> None:
+    tree = tmp_path / "tree"
+    a, b = _file(tree / "rpms/a.rpm"), _file(tree / "rpms/el9/b.rpm")
+    _file(tree / "rpms/leftover.rpm")
+    (tmp_path / "area").symlink_to(tree)  # the area's link leads to the payload tree
+    listed = ["rpms/a.rpm", "rpms/el9/b.rpm", "debs/c.deb"]
+    found = payload.source(
+        tree, "rpms", listed, (".rpm",), work=tmp_path / "w1", live=tmp_path / "area/rpms"
+    )
+    assert found.files == {"a.rpm": a.stat().st_ino, "el9/b.rpm": b.stat().st_ino}
+    assert found.found == incremental.scan(tree / "rpms", (".rpm",))  # leftover.rpm too
+    elsewhere = payload.source(
+        tree, "rpms", listed, (".rpm",), work=tmp_path / "w2", live=tmp_path / "other"
+    )
+    assert elsewhere.files == found.files
+    assert elsewhere.found is None
+    with pytest.raises(errors.MetadataFailed, match=r"gone\.rpm is missing"):
+        payload.source(tree, "rpms", ["rpms/gone.rpm"], (".rpm",), work=tmp_path / "w3", live=None)
+
+
 def test_previous_metadata_is_the_resolved_directory_below_the_snapshots(tmp_path: Path) -> None:
     snapshots = tmp_path / ".snapshots"
     live = snapshots / "k/000001-20261206T000000Z"
@@ -67,6 +89,35 @@ def test_link_exactly_gives_the_same_inodes_in_a_directory_of_their_own(tmp_path
     files = payload.inodes(tree, ["debs"], ["a.deb", "pool/b.deb"])
     linked = payload.link_exactly(tree / "debs", files, tmp_path / "links")
     assert incremental.scan(linked, incremental.DEB_SUFFIXES) == files
+
+
+def test_keep_linked_makes_exactly_the_listed_links_and_leaves_the_right_ones_alone(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "tree/debs"
+    for name in ("a.deb", "sub/b.deb", "c.deb", "sub/d.deb"):
+        _file(source / name, name.encode())
+    target = tmp_path / "cache/apt-packages"
+    first = {n: (source / n).stat().st_ino for n in ("a.deb", "sub/b.deb", "c.deb")}
+    payload.keep_linked(source, first, target)
+    kept = (target / "a.deb").stat().st_ctime_ns  # a link made or removed changes the ctime
+    # what a crash or a removed release leaves: a stale file, a link, a file of other bytes
+    (target / "c.deb").unlink()
+    _file(target / "c.deb", b"other bytes")
+    _file(target / "old/gone.deb")
+    (target / "sub/link.deb").symlink_to(source / "sub/d.deb")
+
+    wanted = {n: (source / n).stat().st_ino for n in ("a.deb", "c.deb", "sub/d.deb")}
+    assert payload.keep_linked(source, wanted, target) == target
+
+    found = {
+        str(p.relative_to(target)): p.lstat().st_ino
+        for p in target.rglob("*")
+        if not p.is_dir() or p.is_symlink()
+    }
+    assert found == wanted
+    assert not (target / "old").exists()  # emptied directories go
+    assert (target / "a.deb").stat().st_ctime_ns == kept
 
 
 def test_createrepo_argv_reads_a_list_and_writes_elsewhere(tmp_path: Path) -> None:

@@ -312,3 +312,71 @@ def test_compose_passes_payload_dir_on_only_when_given(tmp_path: Path) -> None:
     index.compose(older, newer)(tmp_path, contents)
     index.compose(newer)(tmp_path, contents, payload_dir=tmp_path / "tree")
     assert seen == [("older", None), ("newer", None), ("newer", tmp_path / "tree")]
+
+
+def test_an_index_rendered_from_cached_releases_is_the_index_rendered_afresh(
+    tmp_path: Path,
+) -> None:
+    """A tree-layout area's third change renders only the new release's files (the others
+    come from the cache of rendered releases, their entries from the cache of read entries);
+    index.json, index.html and the serial are byte for byte what a cold rendering writes."""
+    from repo_daemon.publish import release_entries
+
+    def fake_metadata(
+        snapshot: Path, contents: manifest.AreaManifest, *, payload_dir: Path | None = None
+    ) -> None:
+        _fake_metadata(snapshot, contents)
+
+    repo = publish.Repository(
+        RepositorySettings(root=tmp_path / "repo", area_layout="tree"),
+        metadata=index.compose(fake_metadata, index.write_index),
+        clock=lambda: CREATED,
+    )
+    for n, files in enumerate(
+        ({"rpms/a.rpm": b"a", ODD: b"odd"}, {"debs/b.deb": b"bb"}, {"rpms/c/c.rpm": b"ccc"})
+    ):
+        info = _release(tmp_path / f"s{n}", f"Dist{n}", "1.0.0", files)
+        repo.publish_unverified(20 + n, info, tmp_path / f"s{n}")
+        repo.promote_to_production(20 + n, info, "7", "Incremental")
+        if n == 1:  # every release so far is cached: the next change renders one release only
+            assert len(index._RENDERED) >= 2
+    live = (repo.root / "production/7/updates" / ".meta").resolve()
+    assert (repo.root / "production/7/updates" / ".meta").is_symlink()
+
+    cold = tmp_path / "cold"
+    cold.mkdir()
+    for name in (".rollout-manifest.json", "repodata"):
+        src = live / name
+        if src.is_dir():
+            (cold / name).mkdir()
+            (cold / name / "repomd.xml").write_bytes((src / "repomd.xml").read_bytes())
+        else:
+            (cold / name).write_bytes(src.read_bytes())
+    index._RENDERED.clear()  # nothing cached: every release rendered from its entry, read again
+    release_entries._READ.clear()
+    contents = release_entries.read_any(repo.root, "production/7/updates", live)
+    index.write_index(cold, contents, payload_dir=repo.root / ".trees/production~7~updates")
+
+    for name in (index.INDEX_JSON, index.INDEX_HTML, index.SERIAL_NAME):
+        assert (cold / name).read_bytes() == (live / name).read_bytes(), name
+    assert index.read_json((live / index.INDEX_JSON).read_bytes()).releases == contents.releases
+
+
+def test_the_tree_layout_totals_are_the_union_of_the_releases_files() -> None:
+    one = manifest.FileEntry(path="rpms/a.rpm", size=3, sha256=_sha(b"abc"))
+    two = manifest.FileEntry(path="rpms/b.rpm", size=5, sha256=_sha(b"abcde"))
+    releases = tuple(
+        manifest.ReleaseEntry(ticket_id=t, short_name=f"R{t}", version="1.0.0", files=files)
+        for t, files in ((1, (one, two)), (2, (one,)), (3, ()))
+    )
+    for chosen in (releases, releases[:1], releases[1:]):
+        fast = index.Index(
+            area="production/7/updates",
+            snapshot="000001-x",
+            generated="t",
+            releases=chosen,
+            metadata_files=(),
+            layout=index.LAYOUT_TREE,
+        )
+        union = manifest.union_files(chosen, area="production/7/updates")
+        assert fast.totals == (len(union), sum(f.size for f in union))

@@ -415,3 +415,25 @@ def test_a_replacement_may_turn_a_file_of_the_release_into_a_directory(
     releases.stage(1, "Alpha", {"rpms/x/y.rpm": b"now below a directory"})
     assert served(repo, STAGE)["rpms/x/y.rpm"] == b"now below a directory"
     assert "rpms/x" not in served(repo, STAGE)
+
+
+def test_an_entry_read_again_is_the_same_record_until_its_file_changes(tmp_path: Path) -> None:
+    entries = release_entries.Entries(tmp_path)
+    release = manifest.ReleaseEntry(
+        ticket_id=5,
+        short_name="Dist",
+        version="1.0.0",
+        files=(manifest.FileEntry(path="rpms/a.rpm", size=1, sha256="a" * 64),),
+    )
+    ref = entries.write(release)
+    first = entries.read(ref, area="production/7/updates")
+    assert first == release
+    assert entries.read(ref, area="production/7/updates") is first  # parsed once
+    path = entries.path(ref.entry)
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes().replace(b'"Dist"', b'"Dost"'))  # other bytes: re-read
+    with pytest.raises(errors.SnapshotInvalid, match="does not match its name"):
+        entries.read(ref, area="production/7/updates")
+    path.unlink()
+    with pytest.raises(errors.SnapshotInvalid, match="is gone"):
+        entries.read(ref, area="production/7/updates")
