@@ -185,11 +185,16 @@ def repo_gc(ctx: click.Context) -> None:
 
     The daemon does this on its own every ROLLOUT_HOUSEKEEPING_INTERVAL seconds.
     """
+    from repo_daemon.metadata import caches
     from repo_daemon.publish import locks
     from repo_daemon.publish import repository as publish
 
     settings = root.load_settings(ctx, require_tracker=False)
-    repository = publish.Repository(settings.repository, area_locks=locks.chosen(settings))
+    repository = publish.Repository(
+        settings.repository,
+        area_locks=locks.chosen(settings),
+        caches=caches.AreaCaches.of_root(settings.repository.root.resolve()),
+    )
     report = repository.collect_garbage()
     click.echo(
         f"{report.snapshots} snapshots read; removed {report.pool_removed} pool files "
@@ -198,6 +203,11 @@ def repo_gc(ctx: click.Context) -> None:
         + (
             f"; made {report.pool_repaired} writable pool files read-only"
             if report.pool_repaired
+            else ""
+        )
+        + (
+            f"; removed the metadata caches of {report.caches_removed} areas that are gone"
+            if report.caches_removed
             else ""
         )
     )

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from repo_daemon.metadata import (
     apt,
+    caches,
     clients,
     commands,
     errors,
@@ -278,9 +279,7 @@ class Step(Protocol):
 SNAPSHOTS_DIR = ".snapshots"
 """Where publication keeps the snapshots below the root (``publish.gc.SNAPSHOT_DIR``; metadata
 does not import publish): the only place previous metadata is taken from in the tree layout."""
-CACHE_DIR = ".metadata-cache"
-"""The tools' caches, below the repository root (one directory per area): on the trees' file
-system, shared by every daemon that publishes there, never served (a hidden name)."""
+CACHE_DIR = caches.CACHE_DIR
 UNCACHED_PREFIX = "unverified/"
 
 
@@ -315,7 +314,7 @@ def metadata_step(
         # An unverified/ area holds one release and disappears with it: a cache of its own
         # would outlive it and never be read again.
         if cache_root is not None and not contents.area.startswith(UNCACHED_PREFIX):
-            cache = cache_root / repository_dirs.slug(contents.area)
+            cache = cache_root / caches.cache_name(contents.area)
         build_metadata(
             snapshot,
             [r for release in contents.releases for r in release.repositories],

@@ -1,8 +1,9 @@
 """Garbage collection of the published trees: what interrupted changes left (half-built and
 half-deleted snapshots, swap symlinks, the emptied snapshot folder of an area that is gone),
 and in the tree layout the payload-tree files and links no kept snapshot names, the payload
-trees no area points at and the release entries no kept snapshot names; then the pool files
-no snapshot's manifest references, in one serialised pass under the global lock.
+trees no area points at and the release entries no kept snapshot names; the per-area caches
+(``AreaCaches``) of areas that are gone; then the pool files no snapshot's manifest
+references, in one serialised pass under the global lock.
 
 ``GarbageCollection`` is a base of ``repository.Repository`` and uses its root, locks, pool
 and snapshot readers; it publishes nothing.
@@ -13,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from repo_daemon.publish import areas, fsops, locks, names, pool, release_entries, trees
 from repo_daemon.publish import errors as publish_errors
@@ -38,6 +41,15 @@ class GcReport:
     pool_kept: int
     pool_held_elsewhere: int
     pool_repaired: int = 0  # pool files found writable and made read-only
+    caches_removed: int = 0  # per-area caches of areas that are gone (``AreaCaches``)
+
+
+class AreaCaches(Protocol):
+    """Per-area directories another part keeps below the root (the metadata tools' caches),
+    which may hold hard links to pool files: the GC removes those of areas that are gone
+    before it sweeps the pool, so their links hold nothing."""
+
+    def forget_all_but(self, areas: Iterable[str]) -> int: ...
 
 
 class GarbageCollection:
@@ -46,6 +58,7 @@ class GarbageCollection:
     root: Path
     locks: locks.Locks
     pool: pool.Pool
+    caches: AreaCaches | None
 
     def _read(self, area: areas.Area, name: str) -> area_manifest.AreaManifest:
         raise NotImplementedError  # Repository's
@@ -103,6 +116,10 @@ class GarbageCollection:
                     with contextlib.suppress(publish_errors.PathConflict):  # warned above
                         stale += self._drop_if_gone(area, key_dir)
                 stale += self._clear_orphan_swaps()
+                present = [
+                    a for a in (self._parsed(k.name) for k in keys) if a is not None
+                    and os.path.lexists(self._area_path(a, create=False))
+                ]  # fmt: skip
             except OSError as exc:
                 raise publish_errors.StorageFailed("cannot read", SNAPSHOT_DIR, exc) from exc
             held.verify()  # still exclusive after the long read, before anything is deleted
@@ -111,6 +128,14 @@ class GarbageCollection:
                 stale += self._collect_entries(kept_entries)
             except OSError as exc:
                 raise publish_errors.StorageFailed("cannot clean", names.TREES_DIR, exc) from exc
+            caches_removed = 0
+            if self.caches is not None:  # before the sweep: their links then hold nothing
+                try:
+                    caches_removed = self.caches.forget_all_but(a.path for a in present)
+                except OSError as exc:
+                    raise publish_errors.StorageFailed(
+                        "cannot clean", "the per-area caches", exc
+                    ) from exc
             sweep = self.pool.sweep(referenced)
         logger.info(
             "garbage collection: %d snapshots read, %d leftovers of interrupted changes removed",
@@ -126,7 +151,16 @@ class GarbageCollection:
             pool_kept=sweep.kept,
             pool_held_elsewhere=sweep.held_elsewhere,
             pool_repaired=sweep.repaired,
+            caches_removed=caches_removed,
         )
+
+    @staticmethod
+    def _parsed(key: str) -> areas.Area | None:
+        """The area of snapshot folder ``key``; None for a name the bridge did not make."""
+        try:
+            return areas.Area.parse(key.replace("~", "/"))
+        except publish_errors.PathRefused:
+            return None
 
     def _tree_manifest_of(
         self, area: areas.Area, snapshot: Path

@@ -85,8 +85,11 @@ class Repository(snapshot_dirs.SnapshotDirs, gc.GarbageCollection, rollback.Roll
         lock_timeout: float = 600.0,
         clock: Callable[[], datetime] | None = None,
         area_locks: locks.Locks | None = None,
+        caches: gc.AreaCaches | None = None,
     ) -> None:
+        """``caches``: per-area caches the GC removes with their area (the metadata tools')."""
         self.settings = settings
+        self.caches = caches
         try:
             settings.root.mkdir(mode=0o755, parents=True, exist_ok=True)
             self.root = settings.root.resolve(strict=True)

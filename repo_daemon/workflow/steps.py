@@ -21,7 +21,7 @@ from bridge.store import releases
 from bridge.tracker.client import TrackerClient
 from repo_daemon import errors
 from repo_daemon.metadata import build as metadata
-from repo_daemon.metadata import keys
+from repo_daemon.metadata import caches, keys
 from repo_daemon.publish import areas, index, locks
 from repo_daemon.publish import repository as publish
 from repo_daemon.release_xml import model as release_model
@@ -324,7 +324,10 @@ def repository(settings: settings_model.Settings) -> publish.Repository:
     )
     # Metadata first, then the mirror index (index.json/html), which lists it too.
     return publish.Repository(
-        repo, metadata=index.compose(step, index.write_index), area_locks=locks.chosen(settings)
+        repo,
+        metadata=index.compose(step, index.write_index),
+        area_locks=locks.chosen(settings),
+        caches=caches.AreaCaches.of_root(repo.root.resolve()),
     )
 
 
