@@ -65,9 +65,8 @@ def sync(
 
     With ``pool`` (the repository's, ``publish.pool.Pool``) and ``packages``, every package
     the pool already holds is first linked into ``dest`` from it (``placing.place``; given
-    to ``on_placed`` once the transfer has ended) and not fetched: rsync excludes it (so it
-    neither fetches, touches nor deletes it) and runs while the links are made
-    (``placing.start``), SFTP and HTTPS skip it. The result counts what was placed.
+    to ``on_placed``) and not fetched: rsync excludes it (so it neither fetches, touches nor
+    deletes it), SFTP and HTTPS skip it. The result counts what was placed.
     """
     notify = on_file or (lambda _path: None)
     name, destination, options = check_source(protocol, url, options)
@@ -92,21 +91,17 @@ def sync(
         declared_bytes=total,
         min_rate=options.min_rate,
     )
-    placed = placing.NOTHING
-    placing_now: placing.Placing | None = None
     try:
+        placed = placing.NOTHING
         if pool is not None and packages:
             scratch.prepare_dest(dest)
-            if name == "rsync":  # linked while rsync connects and fetches the rest
-                placing_now = placing.start(pool, dest, packages)
-            else:
-                placed = placing.place(pool, dest, packages)
+            placed = placing.place(pool, dest, packages)
+        if on_placed is not None:
+            on_placed(placed)
         if name == "rsync":
             result = rsync.sync_rsync(url, dest, options=options, report=report, on_file=notify,
                                       address=destination.address, deadline=limit,
-                                      placing_now=placing_now)  # fmt: skip
-            if placing_now is not None:
-                placed = placing_now.wait()
+                                      placed=placed)  # fmt: skip
         elif name == "sftp":
             result = sftp.sync_sftp(url, dest, options=options, report=report, on_file=notify,
                                     address=destination.address, deadline=limit,
@@ -116,8 +111,6 @@ def sync(
             result = https.sync_https(url, dest, packages, options=options, report=report,
                                       on_file=notify, address=destination.address,
                                       deadline=limit, placed=placed)  # fmt: skip
-        if on_placed is not None:
-            on_placed(placed)
     except OSError as exc:  # writing scratch: a full disk, the bridge's file system
         raise scratch.write_failed(exc, dest, total) from exc
     result = dataclasses.replace(result, placed_files=placed.count, placed_bytes=placed.bytes)

@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import stat
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,109 +73,20 @@ def place(
     (an earlier attempt's download). ``dest`` must exist. Nothing is placed without a pool,
     or at all when the first link shows that scratch and pool cannot share an inode.
     Placing is an optimisation: a file it cannot place for any reason is simply fetched."""
-    return start(pool, dest, packages, background=False).wait()
-
-
-def start(
-    pool: PoolFiles | None,
-    dest: Path,
-    packages: Sequence[release_model.PackageFile],
-    *,
-    background: bool = True,
-) -> Placing:
-    """``place``, with the links made on a thread of its own so that a transfer can start
-    meanwhile: before it returns, the pool has been looked up (what will be placed:
-    ``Placing.planned``), every directory the links go into exists (created as ``place``
-    would), and the first link has been made (so a scratch that cannot share inodes with the
-    pool plans nothing). A transfer started now must leave the planned paths alone (rsync:
-    excluded) and fetch afterwards those of them that ``Placing.wait`` says were not placed.
-    """
     if pool is None or not packages:
-        return Placing(planned={}, dirs=None, found={})
-    dirs = _Dirs(dest).__enter__()
+        return NOTHING
     found: dict[str, tuple[tuple[int, int, int, int], str]] = {}
-    try:
-        planned = _plan(pool, dirs, packages)
-        first = next(iter(planned.values()), None)
-        if first is not None and not _place_one(first, dirs, found):
-            planned = {}  # scratch and pool cannot share an inode: fetch everything
-        if not background:
-            _place_rest(planned, dirs, found)
-    except BaseException:
-        dirs.__exit__()
-        raise
-    return Placing(planned=planned, dirs=dirs, found=found, background=background)
+    with _Dirs(dest) as dirs:
+        _place_all(pool, dirs, packages, found)
+    return Placed(files=found)
 
 
-@dataclass(frozen=True)
-class _Candidate:
-    """A package the pool holds: its path, the pool file, that file's ``lstat`` and SHA-256."""
-
-    path: str
-    source: str
-    info: os.stat_result
-    sha256: str
-
-
-class Placing:
-    """Links being made into scratch (``start``): ``planned`` are the paths it will try,
-    ``planned_bytes`` their bytes; ``wait`` gives what was placed."""
-
-    def __init__(
-        self,
-        *,
-        planned: dict[str, _Candidate],
-        dirs: _Dirs | None,
-        found: dict[str, tuple[tuple[int, int, int, int], str]],
-        background: bool = False,
-    ) -> None:
-        self.planned = frozenset(planned)
-        self.planned_bytes = sum(c.info.st_size for c in planned.values())
-        self._candidates = planned
-        self._dirs = dirs
-        self._found = found
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        if background and len(found) < len(planned):
-            self._thread = threading.Thread(target=self._run, name="placing", daemon=True)
-            self._thread.start()
-        else:
-            self._close()
-
-    def _run(self) -> None:
-        try:
-            assert self._dirs is not None
-            _place_rest(self._candidates, self._dirs, self._found)
-        except BaseException as exc:  # handed to ``wait``
-            self._error = exc
-        finally:
-            self._close()
-
-    def _close(self) -> None:
-        if self._dirs is not None:
-            self._dirs.__exit__()
-            self._dirs = None
-
-    def join(self) -> None:
-        """Wait until no link is being made any more (never raises)."""
-        if self._thread is not None:
-            self._thread.join()
-
-    def wait(self) -> Placed:
-        """What was placed, once every link is made; raises the ``OSError`` that stopped
-        placing (a failure of scratch's file system)."""
-        self.join()
-        if self._error is not None:
-            raise self._error
-        return Placed(files=dict(self._found)) if self._found else NOTHING
-
-
-def _plan(
-    pool: PoolFiles, dirs: _Dirs, packages: Sequence[release_model.PackageFile]
-) -> dict[str, _Candidate]:
-    """The packages the pool holds as it must (a read-only regular file of the declared
-    size) and whose directory in scratch could be opened (created), by path."""
-    planned: dict[str, _Candidate] = {}
+def _place_all(
+    pool: PoolFiles,
+    dirs: _Dirs,
+    packages: Sequence[release_model.PackageFile],
+    found: dict[str, tuple[tuple[int, int, int, int], str]],
+) -> None:
     for package in packages:
         sha = package.sha256.lower()
         if not _SHA256.fullmatch(sha) or not _safe_path(package.path):
@@ -192,46 +102,21 @@ def _plan(
             or info.st_size != package.size
         ):
             continue  # not what a pool file must be: fetched, and the pool is left alone
-        if dirs.fd(package.path.rpartition("/")[0]) is None:
-            continue  # a symlink or file in the way of its directory: fetched
-        planned[package.path] = _Candidate(path=package.path, source=source, info=info, sha256=sha)
-    return planned
-
-
-def _place_rest(
-    planned: Mapping[str, _Candidate],
-    dirs: _Dirs,
-    found: dict[str, tuple[tuple[int, int, int, int], str]],
-) -> None:
-    for candidate in planned.values():
-        if candidate.path not in found and not _place_one(candidate, dirs, found):
-            return
-
-
-def _place_one(
-    candidate: _Candidate,
-    dirs: _Dirs,
-    found: dict[str, tuple[tuple[int, int, int, int], str]],
-) -> bool:
-    """Link ``candidate``; False when linking between scratch and pool is refused (placing
-    stops: the rest is fetched), True otherwise (linked or not)."""
-    try:
-        linked = _link(candidate.source, candidate.info, dirs, candidate.path)
-    except OSError as exc:
-        if exc.errno in _CANNOT_LINK:
-            logger.info(
-                "not placing files from the pool into %s: %s (fetching them)",
-                dirs.top, exc.strerror or exc, extra={"action": "sync_packages"},
-            )  # fmt: skip
-            return False
-        return True
-    if linked:
-        info = candidate.info
-        found[candidate.path] = (
-            (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns),
-            candidate.sha256,
-        )
-    return True
+        try:
+            linked = _link(source, info, dirs, package.path)
+        except OSError as exc:
+            if exc.errno in _CANNOT_LINK:
+                logger.info(
+                    "not placing files from the pool into %s: %s (fetching everything)",
+                    dirs.top, exc.strerror or exc, extra={"action": "sync_packages"},
+                )  # fmt: skip
+                return
+            continue
+        if linked:
+            found[package.path] = (
+                (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns),
+                sha,
+            )
 
 
 def _safe_path(rel: str) -> bool:
@@ -253,7 +138,7 @@ class _Dirs:
         self._fds[""] = os.open(self.top, tree_walk.DIR_FLAGS)
         return self
 
-    def __exit__(self, *_: object) -> None:  # also called directly, without arguments
+    def __exit__(self, *_: object) -> None:
         for fd in self._fds.values():
             os.close(fd)
         self._fds.clear()

@@ -161,63 +161,20 @@ def sync_rsync(
     address: str | None = None,
     deadline: sync_deadline.Deadline | None = None,
     placed: placing.Placed = placing.NOTHING,
-    placing_now: placing.Placing | None = None,
 ) -> records.SyncResult:
     """Run rsync (``plan_rsync``) into ``dest``, connecting to ``address`` when given; see
     ``fetch.sync``. The ``placed`` files (linked from the pool) are excluded from the
     transfer: rsync neither fetches, touches nor deletes them; progress counts them as done.
-    So are the files ``placing_now`` is linking meanwhile (``placing.start``): rsync runs
-    while they are placed, and those of them that could not be placed after all are fetched
-    by a second rsync run once the first has ended.
     rsync runs in a process group of its own, stopped (with the receiver it
     forks) when the sync fails, passes its ``deadline`` or is interrupted, and set to die with
     the daemon's thread that started it if the daemon is killed outright (``with_pdeathsig``).
     """
-    planned = placing_now.planned if placing_now is not None else frozenset()
-    offset = placed.bytes + (placing_now.planned_bytes if placing_now is not None else 0)
-    try:
-        seconds = _run_excluding(
-            url, dest, placed.paths | planned, options, report, on_file, address, deadline, offset
-        )
-        if placing_now is not None:
-            done = placing_now.wait()
-            if missed := planned - done.paths:
-                logger.info(
-                    "%d files could not be placed from the pool after all; fetching them",
-                    len(missed), extra=report.log_extra,
-                )  # fmt: skip
-                seconds += _run_excluding(
-                    url, dest, placed.paths | done.paths, options, report, on_file, address,
-                    deadline, placed.bytes + done.bytes,
-                )  # fmt: skip
-    finally:
-        if placing_now is not None:
-            placing_now.join()  # no link is made into scratch after the sync has returned
-    summary = scratch.check_tree(dest)
-    report.update(report.done)
-    return records.SyncResult(
-        files=summary.files, bytes=summary.bytes, seconds=seconds, listing=summary.listing
-    )
-
-
-def _run_excluding(
-    url: str,
-    dest: Path,
-    excluded: frozenset[str],
-    options: records.SyncOptions,
-    report: progress.Progress,
-    on_file: Callable[[str], None],
-    address: str | None,
-    deadline: sync_deadline.Deadline | None,
-    offset: int,
-) -> float:
-    """One rsync run into ``dest`` that leaves the ``excluded`` paths alone; its seconds."""
     with contextlib.ExitStack() as stack:
         exclude_from = None
-        if excluded:
+        if placed.count:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="rollout-")))
             exclude_from = folder / "placed-from-pool"
-            exclude_from.write_text(exclude_patterns(excluded), encoding="utf-8")
+            exclude_from.write_text(exclude_patterns(placed.paths), encoding="utf-8")
         argv = plan_rsync(
             url,
             dest,
@@ -228,7 +185,7 @@ def _run_excluding(
             address=address,
             exclude_from=exclude_from,
         )
-        return _run(argv, url, dest, options, report, on_file, deadline, offset)
+        return _run(argv, url, dest, options, report, on_file, deadline, placed.bytes)
 
 
 def _run(
@@ -240,9 +197,9 @@ def _run(
     on_file: Callable[[str], None],
     deadline: sync_deadline.Deadline | None,
     offset: int,
-) -> float:
+) -> records.SyncResult:
     """Run rsync's ``argv`` and watch it (``sync_rsync``); ``offset`` bytes are already there
-    (placed): rsync's progress counts from it. Returns the seconds it took."""
+    (placed): rsync's progress counts from it."""
     if shutil.which(argv[0]) is None:
         raise errors.RsyncFailed(127, f"{argv[0]} is not installed", url=url)
     scratch.prepare_dest(dest)
@@ -336,7 +293,11 @@ def _run(
         tail = (stdout_lines + stderr_lines)[-STDERR_TAIL_LINES:]
         host, _port = urls.endpoint("rsync", url)
         raise errors.RsyncFailed(proc.returncode, plain_tail(tail, host=host), url=url)
-    return seconds
+    summary = scratch.check_tree(dest)
+    report.update(report.done)
+    return records.SyncResult(
+        files=summary.files, bytes=summary.bytes, seconds=seconds, listing=summary.listing
+    )
 
 
 _FAILED_TO_CONNECT = re.compile(r".*failed to connect to .*?: (?P<why>.+?)(?: \(\d+\))?")

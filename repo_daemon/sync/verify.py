@@ -4,7 +4,6 @@ the first. It reads the tree and nothing else: it never fetches, repairs or dele
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import errno
 import hashlib
@@ -216,9 +215,7 @@ class Prehash:
         self._digests: dict[str, tuple[tuple[int, int, int, int], str]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="prehash", initializer=_yield_to_transfer
-        )
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prehash")
 
     def file_done(self, path: str) -> None:
         """``path`` (relative, ``/``) is complete below the tree; hash it if it is a package
@@ -268,18 +265,6 @@ class Prehash:
             return  # verify looks at it again and reports what is wrong
         with self._lock:
             self._digests[package.path] = (before, digest)
-
-
-PREHASH_NICE = 19  # the hashing threads' niceness while the transfer runs (Linux: per thread)
-
-
-def _yield_to_transfer() -> None:
-    """Lower the calling thread's CPU priority (only its own: on Linux a niceness is per
-    thread), so that the transfer's processes (rsync's receiver and generator, a local
-    daemon's sender) are never delayed by the hashing, which then fills the idle moments of
-    the CPUs. Where the kernel does not allow it, the thread runs as it is."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PREHASH_NICE)
 
 
 class _NotRegular(Exception):

@@ -5,7 +5,6 @@ publication."""
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
@@ -14,7 +13,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -345,70 +343,25 @@ def test_the_daemons_sync_step_places_from_its_repositorys_pool(
     ).stat().st_ino
 
 
-def test_links_made_after_rsync_has_connected_are_left_alone_by_it(
+def test_sync_and_verify_walks_scratch_once(
     tmp_path: Path, setup: Setup, daemon: RsyncDaemon, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Placing runs beside rsync (``placing.start``): here the links are only made once the
-    daemon has logged rsync's connection, and the provider's copies of the pooled files hold
-    other bytes and are newer. rsync leaves every placed path alone all the same (excluded:
-    neither fetched, touched nor deleted), and the pool is unchanged."""
-    from repo_daemon.sync import placing
+    """The walk that checks the tree after the transfer is the one verification checks
+    against (``SyncResult.listing``): scratch is walked once, and the release still passes."""
+    from repo_daemon.sync import tree as tree_walk
 
-    for rel, data in OLD.items():
-        (setup.provider / rel).write_bytes(bytes(b ^ 0xFF for b in data[:64]) + data[64:])
-        os.utime(setup.provider / rel, (time.time() + 3600, time.time() + 3600))
-    real_place_rest = placing._place_rest
-    waited: list[bool] = []
+    walked: list[Path] = []
+    real_walk = tree_walk.walk
 
-    def after_rsync_connected(*args: Any) -> None:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            log = daemon.log_file.read_text() if daemon.log_file.exists() else ""
-            if "connect from" in log:
-                waited.append(True)
-                break
-            time.sleep(0.005)
-        real_place_rest(*args)
+    def counting(top: Path) -> tree_walk.Listing:
+        walked.append(top)
+        return real_walk(top)
 
-    monkeypatch.setattr(placing, "_place_rest", after_rsync_connected)
-    before = _pool_state(setup)
+    monkeypatch.setattr(tree_walk, "walk", counting)
     dest = tmp_path / "d"
     result = sync.sync_and_verify(
         "rsync", daemon.url("rel"), dest, setup.packages, pool=setup.repo.pool
     )
-    assert waited == [True]
-    assert (result.placed_files, result.transferred_files) == (3, 1)
-    for rel, data in OLD.items():
-        assert (dest / rel).stat().st_ino == setup.pooled(rel).stat().st_ino
-        assert (dest / rel).read_bytes() == data
-    assert _pool_state(setup) == before
-
-
-def test_files_that_could_not_be_placed_after_all_are_fetched_by_a_second_rsync_run(
-    tmp_path: Path, setup: Setup, daemon: RsyncDaemon, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """rsync was told to leave them alone while they were being placed; a link refused on
-    the placing thread (here: too many links to the pool's inode) stops placing, and what
-    was planned but not placed comes from the provider in a second run."""
-    from repo_daemon.sync import placing
-
-    real_link = os.link
-
-    def too_many_links(src: str, dst: str, **kw: Any) -> None:
-        if dst == "b_1.0_all.deb":
-            raise OSError(errno.EMLINK, os.strerror(errno.EMLINK))
-        real_link(src, dst, **kw)
-
-    monkeypatch.setattr(placing.os, "link", too_many_links)
-    before = _pool_state(setup)
-    dest = tmp_path / "d"
-    result = sync.sync_and_verify(
-        "rsync", daemon.url("rel"), dest, setup.packages, pool=setup.repo.pool
-    )
-    # debs/a placed; debs/b refused, so neither it nor what came after it (rpms/…/c) was placed
-    assert (result.placed_files, result.transferred_files) == (1, 3)
-    assert len(_sent_by_daemon(daemon, 2)) == 2  # two rsync runs
-    for rel in ("debs/b_1.0_all.deb", "rpms/noarch/c-1.0-1.noarch.rpm"):
-        assert (dest / rel).stat().st_ino != setup.pooled(rel).stat().st_ino
-        assert (dest / rel).read_bytes() == OLD[rel]
-    assert _pool_state(setup) == before
+    assert walked == [dest]
+    assert result.listing is not None
+    assert {e.path for e in result.listing.entries if not e.is_dir} == set(setup.files)

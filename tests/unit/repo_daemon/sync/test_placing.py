@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import threading
 from pathlib import Path
 
 import pytest
@@ -121,68 +120,3 @@ def test_unsafe_paths_and_malformed_digests_are_not_placed(tmp_path: Path, pool:
     bad = [_as(a, "../a.deb"), _as(a, "/a.deb"), _as(a, "a//b.deb"), _as(a, "ok.deb", sha256="zz")]
     assert placing.place(pool, dest, bad).count == 0
     assert list(dest.iterdir()) == []
-
-
-def test_start_plans_and_makes_the_directories_before_it_returns_and_links_on_a_thread(
-    tmp_path: Path, pool: DirPool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    packages = [_as(pool.add(f"file {i}".encode()), f"d{i % 3}/sub/f{i}.rpm") for i in range(30)]
-    dest = tmp_path / "dest"
-    dest.mkdir()
-    linked_by: set[str] = set()
-    real_link = placing._link
-
-    def spy(*args: object) -> bool:
-        linked_by.add(threading.current_thread().name)
-        return real_link(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(placing, "_link", spy)
-    pending = placing.start(pool, dest, packages)
-    assert pending.planned == {p.path for p in packages}
-    assert pending.planned_bytes == sum(p.size for p in packages)
-    assert all((dest / f"d{i}/sub").is_dir() for i in range(3))
-    placed = pending.wait()
-    assert placed.paths == pending.planned
-    assert linked_by == {threading.current_thread().name, "placing"}  # the first, the rest
-    for p in packages:
-        assert (dest / p.path).stat().st_ino == Path(pool.file(p.sha256)).stat().st_ino
-    assert pending.wait() == placed  # again: the same answer
-
-
-def test_start_plans_nothing_when_scratch_cannot_share_an_inode_with_the_pool(
-    tmp_path: Path, pool: DirPool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    packages = [_as(pool.add(f"file {i}".encode()), f"f{i}.rpm") for i in range(5)]
-    dest = tmp_path / "dest"
-    dest.mkdir()
-
-    def cross_device(src: str, dst: str, **_kw: object) -> None:
-        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
-
-    monkeypatch.setattr(placing.os, "link", cross_device)
-    pending = placing.start(pool, dest, packages)
-    assert pending.planned == frozenset()  # the transfer excludes nothing: fetches it all
-    assert pending.wait() is placing.NOTHING
-
-
-def test_a_link_refused_on_the_thread_leaves_the_rest_planned_but_not_placed(
-    tmp_path: Path, pool: DirPool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """What ``wait`` does not list although it was planned is for the transfer to fetch
-    afterwards (``rsync.sync_rsync`` runs rsync again for it)."""
-    packages = [_as(pool.add(f"file {i}".encode()), f"f{i}.rpm") for i in range(6)]
-    dest = tmp_path / "dest"
-    dest.mkdir()
-    real_link = os.link
-
-    def too_many_links(src: str, dst: str, **kw: object) -> None:
-        if dst == "f3.rpm":
-            raise OSError(errno.EMLINK, os.strerror(errno.EMLINK))
-        real_link(src, dst, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(placing.os, "link", too_many_links)
-    pending = placing.start(pool, dest, packages)
-    placed = pending.wait()
-    assert pending.planned == {p.path for p in packages}
-    assert placed.paths == {"f0.rpm", "f1.rpm", "f2.rpm"}
-    assert not (dest / "f4.rpm").exists()

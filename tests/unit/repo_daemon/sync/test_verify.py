@@ -246,30 +246,6 @@ def test_a_trusted_digest_is_not_hashed_and_only_holds_for_its_inode(
     assert len(hashed) == 1  # a.rpm was taken on trust
 
 
-def test_the_background_hashing_runs_at_the_lowest_priority_and_verify_at_the_callers(
-    tree: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The hashing that overlaps a transfer yields the CPU to it (niceness 19, its own thread
-    only); verify's threads keep the caller's priority."""
-    a = _file(tree, "a.rpm", b"a" * 5000)
-    b = _file(tree, "b.rpm", b"b" * 5000)
-    niceness: dict[str, int] = {}
-    real = verify._sha256
-
-    def spy(handle: io.FileIO, **kwargs: object) -> str | None:
-        who = "prehash" if kwargs else "verify"
-        niceness[who] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        return real(handle, **kwargs)  # type: ignore[call-overload, no-any-return]
-
-    monkeypatch.setattr(verify, "_sha256", spy)
-    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    with verify.Prehash(tree, [a, b]) as prehash:
-        prehash.file_done("a.rpm")
-    verify.verify(tree, [a, b], prehash=prehash, workers=1)  # hashes b.rpm itself
-    assert niceness == {"prehash": verify.PREHASH_NICE, "verify": caller}
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
-
-
 def test_closing_with_cancel_stops_a_file_mid_hash_and_verify_hashes_it(
     tree: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
