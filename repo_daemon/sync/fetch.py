@@ -190,5 +190,5 @@ def sync_and_verify(
         # What the hashing thread has not started yet, verify hashes with all its threads:
         # the transfer is over, both cores are free for the tail.
         prehash.close(cancel=True)
-    verify.verify(dest, packages, prehash=prehash)
+    verify.verify(dest, packages, prehash=prehash, listing=result.listing)
     return result

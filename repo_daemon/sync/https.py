@@ -134,8 +134,8 @@ def sync_https(
             failures=failures,
         )
     summary = scratch.check_tree(dest)
-    return records.SyncResult(files=summary.files, bytes=summary.bytes,
-                      seconds=time.monotonic() - started)  # fmt: skip
+    return records.SyncResult(files=summary.files, bytes=summary.bytes, listing=summary.listing,
+                              seconds=time.monotonic() - started)  # fmt: skip
 
 
 def _already_fetched(dest: Path, package: release_model.PackageFile) -> bool:

@@ -7,10 +7,11 @@ other, and ``fetch`` imports those steps.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.settings.model import SyncHost
+from repo_daemon.sync import tree
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,6 +25,9 @@ class SyncResult:
     seconds: float
     placed_files: int = 0
     placed_bytes: int = 0
+    # The walk of ``dest`` that counted them (``scratch.check_tree``), taken once the
+    # transfer had ended: ``verify`` checks against it instead of walking again.
+    listing: tree.Listing | None = field(default=None, compare=False, repr=False)
 
     @property
     def transferred_files(self) -> int:

@@ -295,7 +295,9 @@ def _run(
         raise errors.RsyncFailed(proc.returncode, plain_tail(tail, host=host), url=url)
     summary = scratch.check_tree(dest)
     report.update(report.done)
-    return records.SyncResult(files=summary.files, bytes=summary.bytes, seconds=seconds)
+    return records.SyncResult(
+        files=summary.files, bytes=summary.bytes, seconds=seconds, listing=summary.listing
+    )
 
 
 _FAILED_TO_CONNECT = re.compile(r".*failed to connect to .*?: (?P<why>.+?)(?: \(\d+\))?")

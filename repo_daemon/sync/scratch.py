@@ -12,7 +12,7 @@ import errno
 import logging
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -29,10 +29,11 @@ CHUNK = 1024 * 1024  # bytes fetched and written at a time (SFTP, HTTPS)
 
 @dataclass(frozen=True, kw_only=True)
 class TreeSummary:
-    """The regular files below a checked tree and their bytes."""
+    """The regular files below a checked tree and their bytes, and the walk that found them."""
 
     files: int
     bytes: int
+    listing: tree_walk.Listing | None = field(default=None, compare=False, repr=False)
 
 
 class ScratchFull(errors.SyncError):
@@ -94,7 +95,7 @@ def check_tree(tree: Path) -> TreeSummary:
             f"; symlinks and special files never): {', '.join(shown)}",
             [r.rsplit(" (", 1)[0] for r in refused],
         )
-    return TreeSummary(files=files, bytes=size)
+    return TreeSummary(files=files, bytes=size, listing=listing)
 
 
 def walk_tree(tree: Path) -> tree_walk.Listing:

@@ -245,8 +245,8 @@ def sync_sftp(
             client.close()
         _shut_down(sockets)
     summary = scratch.check_tree(dest)
-    return records.SyncResult(files=summary.files, bytes=summary.bytes,
-                      seconds=time.monotonic() - started)  # fmt: skip
+    return records.SyncResult(files=summary.files, bytes=summary.bytes, listing=summary.listing,
+                              seconds=time.monotonic() - started)  # fmt: skip
 
 
 def _mirror(

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 from bridge import printable
 from repo_daemon import errors
@@ -91,6 +92,7 @@ def verify(
     *,
     workers: int | None = None,
     prehash: Prehash | None = None,
+    listing: tree_walk.Listing | None = None,
 ) -> None:
     """Check ``tree`` against ``packages``; raise ``ChecksumMismatch`` listing every file that
     is missing, extra, not a regular file (a symlink, device, fifo or socket), of the wrong
@@ -100,12 +102,15 @@ def verify(
     Sizes are compared before anything is hashed; files are hashed in 1 MiB chunks, by up to
     ``workers`` threads (default: one per CPU, at most 4: hashing releases the GIL), except
     those ``prehash`` already hashed while they arrived. Files are opened with ``O_NOFOLLOW``,
-    so a file swapped for a symlink meanwhile is not followed.
+    so a file swapped for a symlink meanwhile is not followed. ``listing`` is a walk of
+    ``tree`` taken since it last changed (the sync's own, ``SyncResult.listing``), used
+    instead of walking again.
     """
     expected = {p.path: p for p in packages}
     problems: list[Problem] = []
     present: set[str] = set()
-    listing = tree_walk.walk(tree)
+    if listing is None:
+        listing = tree_walk.walk(tree)
     for refused in listing.refused:
         problems.append(
             Problem(kind=ProblemKind.NAME_REFUSED, path=refused.shown, actual=refused.reason)
@@ -209,6 +214,7 @@ class Prehash:
         self._expected = {p.path: p for p in packages}
         self._digests: dict[str, tuple[tuple[int, int, int, int], str]] = {}
         self._lock = threading.Lock()
+        self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prehash")
 
     def file_done(self, path: str) -> None:
@@ -231,6 +237,11 @@ class Prehash:
         return found[1] if found and found[0] == identity else None
 
     def close(self, *, cancel: bool = False) -> None:
+        """Wait for the hashing to finish; with ``cancel``, drop what has not started and
+        stop a file being hashed at its next chunk (its digest is not kept: ``verify``
+        hashes it on threads of normal priority)."""
+        if cancel:
+            self._stop.set()
         self._pool.shutdown(wait=True, cancel_futures=cancel)
 
     def __enter__(self) -> Prehash:
@@ -245,7 +256,9 @@ class Prehash:
                 before = _identity(os.fstat(handle.fileno()))
                 if before[2] != package.size:
                     return
-                digest = _sha256(handle)
+                digest = _sha256(handle, stop=self._stop)
+                if digest is None:
+                    return  # stopped: verify hashes it
                 if _identity(os.fstat(handle.fileno())) != before:
                     return  # written to while hashed: verify hashes it again
         except (OSError, _NotRegular):
@@ -279,11 +292,18 @@ def _identity(info: os.stat_result) -> tuple[int, int, int, int]:
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
-def _sha256(handle: io.FileIO) -> str:
-    """The SHA-256 of the rest of ``handle``, read in ``CHUNK``s."""
+@overload
+def _sha256(handle: io.FileIO) -> str: ...
+@overload
+def _sha256(handle: io.FileIO, *, stop: threading.Event) -> str | None: ...
+def _sha256(handle: io.FileIO, *, stop: threading.Event | None = None) -> str | None:
+    """The SHA-256 of the rest of ``handle``, read in ``CHUNK``s; None when ``stop`` is set
+    before the end."""
     digest = hashlib.sha256()
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     while count := handle.readinto(buffer):
+        if stop is not None and stop.is_set():
+            return None
         digest.update(view[:count])
     return digest.hexdigest()

@@ -341,3 +341,27 @@ def test_the_daemons_sync_step_places_from_its_repositorys_pool(
     assert (work.scratch(2) / "debs/a_1.0_all.deb").stat().st_ino == setup.pooled(
         "debs/a_1.0_all.deb"
     ).stat().st_ino
+
+
+def test_sync_and_verify_walks_scratch_once(
+    tmp_path: Path, setup: Setup, daemon: RsyncDaemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk that checks the tree after the transfer is the one verification checks
+    against (``SyncResult.listing``): scratch is walked once, and the release still passes."""
+    from repo_daemon.sync import tree as tree_walk
+
+    walked: list[Path] = []
+    real_walk = tree_walk.walk
+
+    def counting(top: Path) -> tree_walk.Listing:
+        walked.append(top)
+        return real_walk(top)
+
+    monkeypatch.setattr(tree_walk, "walk", counting)
+    dest = tmp_path / "d"
+    result = sync.sync_and_verify(
+        "rsync", daemon.url("rel"), dest, setup.packages, pool=setup.repo.pool
+    )
+    assert walked == [dest]
+    assert result.listing is not None
+    assert {e.path for e in result.listing.entries if not e.is_dir} == set(setup.files)

@@ -6,12 +6,15 @@ import hashlib
 import io
 import os
 import socket
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from repo_daemon.release_xml import model as release_model
+from repo_daemon.sync import tree as tree_walk
 from repo_daemon.sync import verify
 
 if TYPE_CHECKING:
@@ -32,9 +35,9 @@ def _spy_on_hashing(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     hashed: list[str] = []
     real = verify._sha256
 
-    def spy(handle: object) -> str:
+    def spy(handle: object, **kwargs: object) -> str | None:
         hashed.append(str(getattr(handle, "name", "")))
-        return real(handle)  # type: ignore[arg-type]
+        return real(handle, **kwargs)  # type: ignore[arg-type, call-overload, no-any-return]
 
     monkeypatch.setattr(verify, "_sha256", spy)
     return hashed
@@ -241,3 +244,59 @@ def test_a_trusted_digest_is_not_hashed_and_only_holds_for_its_inode(
         (verify.ProblemKind.WRONG_SHA256, "b.rpm")
     ]
     assert len(hashed) == 1  # a.rpm was taken on trust
+
+
+def test_closing_with_cancel_stops_a_file_mid_hash_and_verify_hashes_it(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = _file(tree, "a.rpm", os.urandom(3 * 4096))
+    monkeypatch.setattr(verify, "CHUNK", 4096)
+    started, go = threading.Event(), threading.Event()
+    real_open = verify._open_regular
+
+    def held_open(root: Path, rel: str) -> io.FileIO:
+        handle = real_open(root, rel)
+        if threading.current_thread().name.startswith("prehash"):
+            started.set()
+            go.wait(10)  # until the hashing has been told to stop
+        return handle
+
+    monkeypatch.setattr(verify, "_open_regular", held_open)
+    prehash = verify.Prehash(tree, [a])
+    prehash.file_done("a.rpm")
+    assert started.wait(10)
+    closer = threading.Thread(target=prehash.close, kwargs={"cancel": True})
+    closer.start()
+    deadline = time.monotonic() + 10
+    while not prehash._stop.is_set() and time.monotonic() < deadline:
+        time.sleep(0.001)
+    go.set()
+    closer.join(10)
+    assert not closer.is_alive()
+    info = (tree / "a.rpm").stat()
+    identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    assert prehash.lookup("a.rpm", identity) is None  # stopped: no digest kept
+    hashed = _spy_on_hashing(monkeypatch)
+    verify.verify(tree, [a], prehash=prehash, workers=1)
+    assert len(hashed) == 1
+
+
+def test_a_tampered_file_is_refused_although_the_background_hashing_was_stopped(
+    tree: Path,
+) -> None:
+    a = _file(tree, "a.rpm", b"a" * 5000)
+    (tree / "a.rpm").write_bytes(b"A" * 5000)  # other bytes than declared, same size
+    with verify.Prehash(tree, [a]) as prehash:
+        prehash.file_done("a.rpm")
+        prehash.close(cancel=True)
+    with pytest.raises(verify.ChecksumMismatch, match=r"wrong SHA-256: a\.rpm"):
+        verify.verify(tree, [a], prehash=prehash)
+
+
+def test_verify_checks_against_the_walk_it_is_given_instead_of_walking_again(tree: Path) -> None:
+    a = _file(tree, "a.rpm", b"a" * 100)
+    listing = tree_walk.walk(tree)
+    (tree / "junk.txt").write_text("added after the walk")
+    verify.verify(tree, [a], listing=listing)  # the given walk has no junk.txt
+    with pytest.raises(verify.ChecksumMismatch, match=r"extra: junk\.txt"):
+        verify.verify(tree, [a])
