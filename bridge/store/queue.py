@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge import errors, records
-from bridge.store import event_log, job_events, jobs_read, raw_sql, retry, tables, text
+from bridge.store import event_log, job_events, job_inserts, jobs_read, retry, tables, text
 from bridge.store import events as eventlog
 
 logger = logging.getLogger(__name__)
@@ -41,51 +41,6 @@ OPEN = (records.JobStatus.QUEUED.label, records.JobStatus.RUNNING.label)
 def utcnow() -> datetime:
     """The current time as naive UTC, the form every table stores."""
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-# The columns ``Queue.enqueue_many`` writes, in the order of its insert's parameters.
-_JOB_COLUMNS = (
-    "ticket_id",
-    "transaction_id",
-    "current",
-    "previous",
-    "field",
-    "old_value",
-    "new_value",
-    "changed_at",
-    "emergency",
-    "actor",
-    "source",
-    "status",
-    "attempts",
-    "scheduled_at",
-    "created_at",
-)
-# Rows per insert statement (SQLite binds at most 32,766 parameters in one).
-_ROWS_PER_INSERT = 500
-
-
-def _insert_jobs(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> dict[int, int]:
-    """Insert ``rows`` (new transactions only: ``ON CONFLICT DO NOTHING``); transaction id ->
-    new job id. One multi-row ``INSERT … RETURNING`` per 500 rows, on the DBAPI cursor
-    (``raw_sql``): through SQLAlchemy's execution it cost more CPU than the insert itself."""
-    dialect = conn.dialect
-    binders = raw_sql.binders(dialect, tables.jobs, _JOB_COLUMNS)
-    created: dict[int, int] = {}
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
-        sql = raw_sql.insert_sql(
-            dialect,
-            "jobs",
-            _JOB_COLUMNS,
-            len(chunk),
-            on_conflict="transaction_id",
-            returning=("id", "transaction_id"),
-        )
-        params = [v for row in chunk for v in raw_sql.row_values(row, _JOB_COLUMNS, binders)]
-        # RETURNING gives the new rows in no promised order: match them by transaction.
-        created |= {int(t): int(i) for i, t in raw_sql.execute(conn, sql, params)}
-    return created
 
 
 class AlreadyQueued(errors.BridgeError):
@@ -143,9 +98,9 @@ class Queue(jobs_read.JobReading, event_log.EventLog):
         reconciliation, the bridge; a hook of an emergency release is ``emergency``).
 
         All rows go in one multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` run on the
-        DBAPI cursor (``_insert_jobs``), and the transactions it skipped (queued before, or
-        twice in ``requests``) are looked up in one select: a few statements per commit, not
-        two per row."""
+        DBAPI cursor (``job_inserts.insert_jobs``), and the transactions it skipped (queued
+        before, or twice in ``requests``) are looked up in one select: a few statements per
+        commit, not two per row."""
         if not requests:
             return []
         now = self.clock()
@@ -172,7 +127,7 @@ class Queue(jobs_read.JobReading, event_log.EventLog):
             for request in requests
         ]
         with self.engine.begin() as conn:
-            created = _insert_jobs(conn, rows)
+            created = job_inserts.insert_jobs(conn, rows)
             missing = [r.transaction_id for r in requests if r.transaction_id not in created]
             existing: dict[int, int] = {}
             if missing:

@@ -209,13 +209,8 @@ class Entries:
         path = self.path(ref.entry)
         try:
             st = path.stat()
-        except FileNotFoundError as exc:
-            raise errors.SnapshotInvalid(
-                area, [f"the entry {RELEASES_DIR}/{ref.entry}.json of {ref.label} is gone"]
-            ) from exc
         except OSError as exc:
-            where = f"{RELEASES_DIR}/{ref.entry}.json"
-            raise errors.StorageFailed("cannot read", where, exc) from exc
+            raise _unreadable(ref, area, exc) from exc
         key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         with _READ_LOCK:
             cached = _READ.get(key)
@@ -232,13 +227,8 @@ class Entries:
     def _read(self, ref: ReleaseRef, *, area: str) -> area_manifest.ReleaseEntry:
         try:
             data = self.path(ref.entry).read_bytes()
-        except FileNotFoundError as exc:
-            raise errors.SnapshotInvalid(
-                area, [f"the entry {RELEASES_DIR}/{ref.entry}.json of {ref.label} is gone"]
-            ) from exc
         except OSError as exc:
-            where = f"{RELEASES_DIR}/{ref.entry}.json"
-            raise errors.StorageFailed("cannot read", where, exc) from exc
+            raise _unreadable(ref, area, exc) from exc
         if hashlib.sha256(data).hexdigest() != ref.entry:
             raise errors.SnapshotInvalid(
                 area, [f"the entry {RELEASES_DIR}/{ref.entry}.json does not match its name"]
@@ -263,6 +253,16 @@ class Entries:
             area=manifest.area,
             releases=tuple(self.read(r, area=manifest.area) for r in manifest.releases),
         )
+
+
+def _unreadable(ref: ReleaseRef, area: str, exc: OSError) -> errors.PublishFailed:
+    """What ``Entries.read`` raises when ``ref``'s entry cannot be read: ``SnapshotInvalid``
+    when it is gone (permanent), ``StorageFailed`` otherwise (transient)."""
+    if isinstance(exc, FileNotFoundError):
+        return errors.SnapshotInvalid(
+            area, [f"the entry {RELEASES_DIR}/{ref.entry}.json of {ref.label} is gone"]
+        )
+    return errors.StorageFailed("cannot read", f"{RELEASES_DIR}/{ref.entry}.json", exc)
 
 
 # ``Entries.read``'s parsed entries, least recently used first (a release entry is a few
