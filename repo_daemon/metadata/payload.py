@@ -265,6 +265,11 @@ def keep_linked(source: Path, files: Mapping[str, int], target: Path) -> Path:
                     present.add(relative)
                 else:
                     os.unlink(entry.path)  # noqa: PTH108 (a str path on a hot loop)
+    # Emptied directories go before anything is linked: a package may now be named as a
+    # directory was (the links below recreate the parents they need).
+    for directory in reversed(directories):  # deepest last found first: empty ones go
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)  # noqa: PTH106 (found as a str)
     missing = {name: inode for name, inode in files.items() if name not in present}
     top, out = f"{source}/", f"{target}/"
     for name in missing:
@@ -281,7 +286,4 @@ def keep_linked(source: Path, files: Mapping[str, int], target: Path) -> Path:
             raise errors.MetadataFailed(
                 f"cannot link {source / name} for indexing ({exc.strerror}){hint}"
             ) from exc
-    for directory in reversed(directories):  # deepest last found first: empty ones go
-        with contextlib.suppress(OSError):
-            os.rmdir(directory)  # noqa: PTH106 (found as a str)
     return target

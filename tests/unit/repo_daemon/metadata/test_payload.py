@@ -120,6 +120,27 @@ def test_keep_linked_makes_exactly_the_listed_links_and_leaves_the_right_ones_al
     assert (target / "a.deb").stat().st_ctime_ns == kept
 
 
+def test_keep_linked_links_a_package_where_a_directory_of_an_earlier_release_was(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "tree/debs"
+    _file(source / "tool.deb/inner.deb")
+    target = tmp_path / "cache/apt-packages"
+    payload.keep_linked(source, {"tool.deb/inner.deb": _ino(source / "tool.deb/inner.deb")}, target)
+    (source / "tool.deb/inner.deb").unlink()
+    (source / "tool.deb").rmdir()
+    _file(source / "tool.deb")
+
+    payload.keep_linked(source, {"tool.deb": _ino(source / "tool.deb")}, target)
+
+    assert (target / "tool.deb").is_file()
+    assert (target / "tool.deb").stat().st_ino == _ino(source / "tool.deb")
+
+
+def _ino(path: Path) -> int:
+    return path.stat().st_ino
+
+
 def test_createrepo_argv_reads_a_list_and_writes_elsewhere(tmp_path: Path) -> None:
     argv = yum.createrepo_argv(
         tmp_path / "tree/rpms", output=tmp_path / "snap/rpms", pkglist=tmp_path / "list"
