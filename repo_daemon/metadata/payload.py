@@ -226,13 +226,16 @@ def link_exactly(source: Path, files: Mapping[str, int], target: Path) -> Path:
         try:
             os.link(top + name, out + name, follow_symlinks=False)
         except OSError as exc:
-            hint = ""
-            if exc.errno == errno.EXDEV:
-                hint = ": the snapshots and the payload tree must be on one file system"
-            raise errors.MetadataFailed(
-                f"cannot link {source / name} for indexing ({exc.strerror}){hint}"
-            ) from exc
+            raise _cannot_link(source / name, exc, "the snapshots") from exc
     return target
+
+
+def _cannot_link(path: Path, exc: OSError, where: str) -> errors.MetadataFailed:
+    """The error for a package that could not be linked into ``where`` for indexing."""
+    hint = ""
+    if exc.errno == errno.EXDEV:
+        hint = f": {where} and the payload tree must be on one file system"
+    return errors.MetadataFailed(f"cannot link {path} for indexing ({exc.strerror}){hint}")
 
 
 def keep_linked(source: Path, files: Mapping[str, int], target: Path) -> Path:
@@ -280,10 +283,5 @@ def keep_linked(source: Path, files: Mapping[str, int], target: Path) -> Path:
                 (target / name).parent.mkdir(parents=True, exist_ok=True)
                 os.link(top + name, out + name, follow_symlinks=False)
         except OSError as exc:
-            hint = ""
-            if exc.errno == errno.EXDEV:
-                hint = ": the cache and the payload tree must be on one file system"
-            raise errors.MetadataFailed(
-                f"cannot link {source / name} for indexing ({exc.strerror}){hint}"
-            ) from exc
+            raise _cannot_link(source / name, exc, "the cache") from exc
     return target
