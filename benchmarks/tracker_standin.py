@@ -377,16 +377,18 @@ class _Handler(BaseHTTPRequestHandler):
             )  # fmt: skip
             status, answer, ticket = self.owner.answer(self.command, path, body)
         data = json.dumps(answer).encode()
+        # Recorded before the answer is sent: a client that has its answer finds its call
+        # in ``calls`` (recording after the write raced the client's next look).
+        self.owner._record(
+            Call(route=_route(self.command, path), ticket_id=ticket, began=began_wall,
+                 seconds=time.perf_counter() - began)
+        )  # fmt: skip
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
         self.wfile.flush()
-        self.owner._record(
-            Call(route=_route(self.command, path), ticket_id=ticket, began=began_wall,
-                 seconds=time.perf_counter() - began)
-        )  # fmt: skip
 
     def do_GET(self) -> None:
         self._serve()
