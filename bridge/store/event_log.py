@@ -125,9 +125,6 @@ _COLUMNS = (
     "major_release",
     "area",
 )
-# Events per insert statement (SQLite binds at most 32,766 parameters in one).
-_ROWS_PER_INSERT = 500
-
 # A result row has at most 2,000 columns on SQLite: tickets are looked up this many at a time.
 _TICKETS_PER_LOOKUP = 250
 
@@ -154,14 +151,7 @@ def _lookup(marker: str, tickets: int, *, head: bool) -> str:
 
 def _insert(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert the event ``rows``: one multi-row INSERT per 500, on the DBAPI cursor."""
-    dialect = conn.dialect
-    binders = raw_sql.binders(dialect, tables.event_log, _COLUMNS)
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
-        sql = raw_sql.insert_sql(dialect, "event_log", _COLUMNS, len(chunk))
-        raw_sql.execute(
-            conn, sql, [v for row in chunk for v in raw_sql.row_values(row, _COLUMNS, binders)]
-        )
+    raw_sql.insert_rows(conn, tables.event_log, _COLUMNS, rows)
 
 
 def append(conn: sa.Connection, drafts: Sequence[Draft], *, now: datetime) -> list[int]:

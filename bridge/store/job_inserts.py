@@ -30,28 +30,19 @@ _JOB_COLUMNS = (
     "scheduled_at",
     "created_at",
 )
-# Rows per insert statement (SQLite binds at most 32,766 parameters in one).
-_ROWS_PER_INSERT = 500
 
 
 def insert_jobs(conn: sa.Connection, rows: Sequence[dict[str, Any]]) -> dict[int, int]:
     """Insert ``rows`` (new transactions only: ``ON CONFLICT DO NOTHING``); transaction id ->
     new job id. One multi-row ``INSERT … RETURNING`` per 500 rows, on the DBAPI cursor
     (``raw_sql``): through SQLAlchemy's execution it cost more CPU than the insert itself."""
-    dialect = conn.dialect
-    binders = raw_sql.binders(dialect, tables.jobs, _JOB_COLUMNS)
-    created: dict[int, int] = {}
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        chunk = rows[start : start + _ROWS_PER_INSERT]
-        sql = raw_sql.insert_sql(
-            dialect,
-            "jobs",
-            _JOB_COLUMNS,
-            len(chunk),
-            on_conflict="transaction_id",
-            returning=("id", "transaction_id"),
-        )
-        params = [v for row in chunk for v in raw_sql.row_values(row, _JOB_COLUMNS, binders)]
-        # RETURNING gives the new rows in no promised order: match them by transaction.
-        created |= {int(t): int(i) for i, t in raw_sql.execute(conn, sql, params)}
-    return created
+    returned = raw_sql.insert_rows(
+        conn,
+        tables.jobs,
+        _JOB_COLUMNS,
+        rows,
+        on_conflict="transaction_id",
+        returning=("id", "transaction_id"),
+    )
+    # RETURNING gives the new rows in no promised order: match them by transaction.
+    return {int(t): int(i) for i, t in returned}

@@ -3,12 +3,13 @@ SQL text with bound parameters, values converted by the columns' own SQLAlchemy 
 
 Every accepted hook's commit runs a handful of statements; through SQLAlchemy's execution
 machinery (execution context, parameter processing, result set-up) each cost ~0.1–0.3 ms of
-CPU, more than the database's own work (docs/benchmarks.md, "Receiver"). ``insert_sql`` and
-``execute`` run the same statements in the caller's transaction without that machinery; the
-rows stored are the same, because each value goes through the bind processor SQLAlchemy would
-have used (``binders``: SQLite's text form of a datetime, its integers for booleans), and
-results through the result processor asked for (``reader``). A DBAPI error is raised as
-SQLAlchemy's ``DBAPIError`` subclass, as ``Connection.execute`` would.
+CPU, more than the database's own work (docs/benchmarks.md, "Receiver"). ``insert_rows``,
+``insert_sql`` and ``execute`` run the same statements in the caller's transaction without
+that machinery; the rows stored are the same, because each value goes through the bind
+processor SQLAlchemy would have used (``binders``: SQLite's text form of a datetime, its
+integers for booleans), and results through the result processor asked for (``reader``). A
+DBAPI error is raised as SQLAlchemy's ``DBAPIError`` subclass, as ``Connection.execute``
+would.
 
 Only constants and column names go into the text; values are always bound parameters. It
 decides nothing about what is stored (``queue``, ``event_log`` do).
@@ -81,6 +82,35 @@ def insert_sql(
     if returning:
         sql += f" RETURNING {', '.join(quote(c) for c in returning)}"
     return sql
+
+
+# Rows per insert statement (SQLite binds at most 32,766 parameters in one).
+ROWS_PER_INSERT = 500
+
+
+def insert_rows(
+    conn: sa.Connection,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    rows: Sequence[dict[str, Any]],
+    *,
+    on_conflict: str | None = None,
+    returning: tuple[str, ...] = (),
+) -> list[tuple[Any, ...]]:
+    """Insert ``rows`` (their ``columns``, each bound as its column's type binds it) into
+    ``table`` in ``conn``'s transaction: one multi-row INSERT per ``ROWS_PER_INSERT`` rows.
+    Returns the ``returning`` columns of the rows inserted, in no promised order."""
+    dialect = conn.dialect
+    processors = binders(dialect, table, columns)
+    returned: list[tuple[Any, ...]] = []
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        sql = insert_sql(
+            dialect, table.name, columns, len(chunk), on_conflict=on_conflict, returning=returning
+        )
+        params = [v for row in chunk for v in row_values(row, columns, processors)]
+        returned += execute(conn, sql, params)
+    return returned
 
 
 def execute(
