@@ -87,6 +87,7 @@ class GarbageCollection:
             referenced: set[str] = set()
             kept_entries: set[str] = set()
             claimed: dict[str, set[str]] = {}  # area key -> payload paths kept snapshots name
+            parsed: list[areas.Area] = []  # the areas of the bridge's snapshot folders
             snapshots = stale = 0
             top = self.root / SNAPSHOT_DIR
             try:
@@ -99,6 +100,7 @@ class GarbageCollection:
                             "%s/%s is not the bridge's: left alone", top.name, key_dir.name
                         )
                         continue  # its links, if any, keep their pool files (st_nlink > 1)
+                    parsed.append(area)
                     try:
                         stale += self._clear_leftovers(area)
                     except publish_errors.PathConflict as exc:
@@ -116,10 +118,7 @@ class GarbageCollection:
                     with contextlib.suppress(publish_errors.PathConflict):  # warned above
                         stale += self._drop_if_gone(area, key_dir)
                 stale += self._clear_orphan_swaps()
-                present = [
-                    a for a in (self._parsed(k.name) for k in keys) if a is not None
-                    and os.path.lexists(self._area_path(a, create=False))
-                ]  # fmt: skip
+                present = [a for a in parsed if os.path.lexists(self._area_path(a, create=False))]
             except OSError as exc:
                 raise publish_errors.StorageFailed("cannot read", SNAPSHOT_DIR, exc) from exc
             held.verify()  # still exclusive after the long read, before anything is deleted
@@ -153,14 +152,6 @@ class GarbageCollection:
             pool_repaired=sweep.repaired,
             caches_removed=caches_removed,
         )
-
-    @staticmethod
-    def _parsed(key: str) -> areas.Area | None:
-        """The area of snapshot folder ``key``; None for a name the bridge did not make."""
-        try:
-            return areas.Area.parse(key.replace("~", "/"))
-        except publish_errors.PathRefused:
-            return None
 
     def _tree_manifest_of(
         self, area: areas.Area, snapshot: Path
