@@ -90,5 +90,6 @@ class Rollback(tree_changes.TreeChanges):
         old_links = set(before.links) if before is not None else tree_changes.all_links(tree)
         trees.drop_links(tree, sorted(old_links - set(target.links)))
         if before is not None:
-            gone = [r for r in before.releases if r not in target.releases]
+            kept = set(target.releases)
+            gone = [r for r in before.releases if r not in kept]
             self._unlink_released(area, tree, gone, target.releases)

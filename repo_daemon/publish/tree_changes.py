@@ -237,7 +237,8 @@ class TreeChanges:
         self._retain(area, name)
         old_links = set(state.live.links) if state.live is not None else all_links(tree)
         trees.drop_links(tree, sorted(old_links - set(manifest.links)))
-        gone = [r for r in refs if r not in new_refs]
+        kept = set(new_refs)  # a set: a tuple's `in` made this quadratic in the area's releases
+        gone = [r for r in refs if r not in kept]
         if gone:
             self._unlink_released(area, tree, gone, new_refs)
         return name, True
