@@ -319,7 +319,7 @@ class TreeChanges:
                 links=tuple(links),
             )  # fmt: skip
             target.unlink()  # the final manifest names the links the metadata step made
-            fsops.write_new(target, manifest.to_json())
+            fsops.write_new(target, manifest.written())
             problems = [f"{p} is a symlink" for p in pool._symlinks(str(building), "")]
             if problems:
                 raise publish_errors.SnapshotInvalid(area.path, problems)

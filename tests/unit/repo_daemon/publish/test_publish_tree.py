@@ -437,3 +437,44 @@ def test_an_entry_read_again_is_the_same_record_until_its_file_changes(tmp_path:
     path.unlink()
     with pytest.raises(errors.SnapshotInvalid, match="is gone"):
         entries.read(ref, area="production/7/updates")
+
+
+def test_a_manifest_read_again_is_the_same_record_until_its_bytes_change() -> None:
+    area = "production/7/updates"
+    ref = release_entries.ReleaseRef(
+        ticket_id=5, short_name="Dist", version="1.0.0", repositories=(), entry="a" * 64,
+        files=1, bytes=1,
+    )  # fmt: skip
+    data = release_entries.TreeManifest(
+        area=area, snapshot="1-x", created="2026-12-07T00:00:00+00:00", releases=(ref,)
+    ).to_json()
+    first = release_entries.TreeManifest.from_json(data, area=area)
+    assert first.releases == (ref,)
+    assert release_entries.TreeManifest.from_json(data, area=area) is first  # parsed once
+    other = release_entries.TreeManifest.from_json(data.replace(b"1.0.0", b"1.0.1"), area=area)
+    assert other.releases[0].version == "1.0.1"
+    with pytest.raises(errors.SnapshotInvalid, match="another area"):  # checked, not cached
+        release_entries.TreeManifest.from_json(data, area="production/8/updates")
+    bad = data.replace(b'"Dist"', b'"../x"')
+    for _ in range(2):  # a refused manifest is refused every time
+        with pytest.raises(errors.SnapshotInvalid):
+            release_entries.TreeManifest.from_json(bad, area=area)
+
+
+def test_a_manifest_read_back_after_it_was_written_is_the_one_written() -> None:
+    area = "production/7/updates"
+    ref = release_entries.ReleaseRef(
+        ticket_id=6, short_name="Dist", version="2.0.0",
+        repositories=(manifest.RepositoryEntry(identifier="r", name="R", type="yum",
+                                               relative_path="el9/x86_64"),),
+        entry="b" * 64, files=1, bytes=1,
+    )  # fmt: skip
+    written = release_entries.TreeManifest(
+        area=area, snapshot="2-x", created="2026-12-07T00:00:00+00:00", releases=(ref,),
+        links=("el9/x86_64/repodata",),
+    )  # fmt: skip
+    data = written.written()
+    assert data == written.to_json()
+    assert release_entries.TreeManifest.from_json(data, area=area) is written
+    # what a parse of the same bytes gives is equal: the memo changes no answer
+    assert release_entries.TreeManifest._parse(data, area=area) == written
