@@ -17,14 +17,17 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from repo_daemon.publish import errors, fsops, names
 from repo_daemon.publish import manifest as area_manifest
 
 RELEASES_DIR = names.RELEASES_DIR
+K = TypeVar("K")
+V = TypeVar("V")
 ENTRY_FORMAT = 1
 MANIFEST_FORMAT = 2
 LAYOUT = "tree"
@@ -80,20 +83,13 @@ class TreeManifest:
         by the bytes' SHA-256 (``_PARSED``): every change of an area reads its live manifest,
         whose parse and checks cost ~45 µs a release; hashing the bytes costs ~1 % of that."""
         key = (area, hashlib.sha256(data).digest())
-        with _PARSED_LOCK:
-            cached = _PARSED.get(key)
-            if cached is not None:
-                _PARSED.move_to_end(key)
-                return cached
-        manifest = cls._parse(data, area=area)
-        _remember(key, manifest)
-        return manifest
+        return _PARSED.get_or_make(key, lambda: cls._parse(data, area=area))
 
     def written(self) -> bytes:
         """``to_json()`` for the manifest this process writes: ``from_json`` of those bytes
         gives this manifest back without parsing them (the next change reads it)."""
         data = self.to_json()
-        _remember((self.area, hashlib.sha256(data).digest()), self)
+        _PARSED.put((self.area, hashlib.sha256(data).digest()), self)
         return data
 
     @classmethod
@@ -235,17 +231,7 @@ class Entries:
         except OSError as exc:
             raise _unreadable(ref, area, exc) from exc
         key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-        with _READ_LOCK:
-            cached = _READ.get(key)
-            if cached is not None:
-                _READ.move_to_end(key)
-                return cached
-        release = self._read(ref, area=area)
-        with _READ_LOCK:
-            _READ[key] = release
-            while len(_READ) > _READ_MAX:
-                _READ.popitem(last=False)
-        return release
+        return _READ.get_or_make(key, lambda: self._read(ref, area=area))
 
     def _read(self, ref: ReleaseRef, *, area: str) -> area_manifest.ReleaseEntry:
         try:
@@ -288,29 +274,50 @@ def _unreadable(ref: ReleaseRef, area: str, exc: OSError) -> errors.PublishFaile
     return errors.StorageFailed("cannot read", f"{RELEASES_DIR}/{ref.entry}.json", exc)
 
 
-# ``Entries.read``'s parsed entries, least recently used first (a release entry is a few
-# hundred bytes per file: 4,096 releases of 100 files are tens of megabytes).
-_READ: collections.OrderedDict[tuple[str, int, int, int, int], area_manifest.ReleaseEntry] = (
-    collections.OrderedDict()
+class _Memo(Generic[K, V]):
+    """Parsed records by a key that names their bytes, least recently used dropped first
+    once their ``weight`` in all passes ``most``; safe across a daemon's worker threads."""
+
+    def __init__(self, most: int, weight: Callable[[V], int]) -> None:
+        self._kept: collections.OrderedDict[K, V] = collections.OrderedDict()
+        self._most = most
+        self._weight = weight
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key: K, make: Callable[[], V]) -> V:
+        """The value kept for ``key``, else ``make()``'s (kept; not called under the lock, so
+        two threads may both make it: the records are equal)."""
+        with self._lock:
+            value = self._kept.get(key)
+            if value is not None:
+                self._kept.move_to_end(key)
+                return value
+        value = make()
+        self.put(key, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._kept[key] = value
+            self._kept.move_to_end(key)
+            total = sum(self._weight(v) for v in self._kept.values())
+            while total > self._most and len(self._kept) > 1:
+                _, gone = self._kept.popitem(last=False)
+                total -= self._weight(gone)
+
+
+# ``Entries.read``'s parsed entries (a release entry is a few hundred bytes per file: 4,096
+# releases of 100 files are tens of megabytes).
+_READ: _Memo[tuple[str, int, int, int, int], area_manifest.ReleaseEntry] = _Memo(4096, lambda _: 1)
+# ``TreeManifest.from_json``'s parsed manifests, weighed by the releases they list (a
+# reference is a few hundred bytes: 50,000 are tens of megabytes).
+_PARSED: _Memo[tuple[str, bytes], TreeManifest] = _Memo(
+    50_000, lambda manifest: len(manifest.releases) + 1
 )
-_READ_MAX = 4096
-_READ_LOCK = threading.Lock()
-
-# ``TreeManifest.from_json``'s parsed manifests, least recently used first, by the releases
-# they list in all (a reference is a few hundred bytes: 50,000 are tens of megabytes).
-_PARSED: collections.OrderedDict[tuple[str, bytes], TreeManifest] = collections.OrderedDict()
-_PARSED_MAX_RELEASES = 50_000
-_PARSED_LOCK = threading.Lock()
-
-
-def _remember(key: tuple[str, bytes], manifest: TreeManifest) -> None:
-    with _PARSED_LOCK:
-        _PARSED[key] = manifest
-        _PARSED.move_to_end(key)
-        weight = sum(len(m.releases) + 1 for m in _PARSED.values())
-        while weight > _PARSED_MAX_RELEASES and len(_PARSED) > 1:
-            _, gone = _PARSED.popitem(last=False)
-            weight -= len(gone.releases) + 1
 
 
 @functools.lru_cache(maxsize=16)
