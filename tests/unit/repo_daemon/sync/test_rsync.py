@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,7 @@ def test_plan_rsync_puts_the_url_after_double_dash(tmp_path: Path) -> None:
     for wanted in (
         "--recursive", "--times", "--partial", "--no-links", "--no-devices", "--no-specials",
         "--no-owner", "--no-group", "--chmod=D755,F644", "--timeout=600", "--delete",
+        "--sockopts=TCP_NODELAY",
     ):  # fmt: skip
         assert wanted in options
     assert "--contimeout=600" in options
@@ -165,3 +167,27 @@ def test_plan_rsync_passes_the_placed_files_as_excludes_before_the_url(tmp_path:
     assert not any(
         a.startswith("--exclude") for a in rsync.plan_rsync("rsync://h/m/", tmp_path, 60)
     )
+
+
+def test_the_argument_list_docs_sync_md_shows_is_the_real_one() -> None:
+    from tests.support import paths
+
+    doc = (paths.ROOT / "docs" / "sync.md").read_text()
+    shown = shlex.split(doc.split("**rsync.** The argument list", 1)[1].split("```\n", 2)[1])
+    argv = rsync.plan_rsync(
+        "rsync://h/m/",
+        Path("/d"),
+        600,
+        connect_timeout=30,
+        password_file=Path("/pw"),
+        exclude_from=Path("/placed"),
+    )
+    named = {
+        "--timeout=600": "--timeout=T",
+        "--contimeout=30": "--contimeout=C",
+        "--password-file=/pw": "[--password-file=FILE]",
+        "--exclude-from=/placed": "[--exclude-from=FILE]",
+        "rsync://h/m/": "URL",
+        "/d/": "DEST/",
+    }
+    assert shown == [named.get(a, a) for a in argv]
