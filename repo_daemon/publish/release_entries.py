@@ -282,6 +282,7 @@ class _Memo(Generic[K, V]):
         self._kept: collections.OrderedDict[K, V] = collections.OrderedDict()
         self._most = most
         self._weight = weight
+        self._total = 0  # the kept values' weight, kept up to date under the lock
         self._lock = threading.Lock()
 
     def get_or_make(self, key: K, make: Callable[[], V]) -> V:
@@ -299,15 +300,18 @@ class _Memo(Generic[K, V]):
     def clear(self) -> None:
         with self._lock:
             self._kept.clear()
+            self._total = 0
 
     def put(self, key: K, value: V) -> None:
         with self._lock:
+            replaced = self._kept.pop(key, None)
+            if replaced is not None:
+                self._total -= self._weight(replaced)
             self._kept[key] = value
-            self._kept.move_to_end(key)
-            total = sum(self._weight(v) for v in self._kept.values())
-            while total > self._most and len(self._kept) > 1:
+            self._total += self._weight(value)
+            while self._total > self._most and len(self._kept) > 1:
                 _, gone = self._kept.popitem(last=False)
-                total -= self._weight(gone)
+                self._total -= self._weight(gone)
 
 
 # ``Entries.read``'s parsed entries (a release entry is a few hundred bytes per file: 4,096

@@ -478,3 +478,21 @@ def test_a_manifest_read_back_after_it_was_written_is_the_one_written() -> None:
     assert release_entries.TreeManifest.from_json(data, area=area) is written
     # what a parse of the same bytes gives is equal: the memo changes no answer
     assert release_entries.TreeManifest._parse(data, area=area) == written
+
+
+def test_the_memo_drops_the_least_recently_used_once_over_its_weight() -> None:
+    memo: release_entries._Memo[str, tuple[int, ...]] = release_entries._Memo(5, len)
+    memo.put("a", (1, 1))
+    memo.put("b", (2, 2))
+    assert memo.get_or_make("a", lambda: (9,)) == (1, 1)  # "a" is now the most recent
+    memo.put("b", (3,))  # replacing a key counts its weight once: 2 + 1, nothing dropped
+    assert memo.get_or_make("a", lambda: (9,)) == (1, 1)
+    memo.put("c", (4, 4))  # 2 + 1 + 2 = 5: still within
+    assert memo.get_or_make("b", lambda: (9,)) == (3,)
+    memo.put("d", (5, 5))  # 7: the least recently used, "a", goes (5)
+    assert memo.get_or_make("a", lambda: (9,)) == (9,)  # made again (6): "c" goes
+    assert memo.get_or_make("b", lambda: (8,)) == (3,)
+    assert memo.get_or_make("c", lambda: (8,)) == (8,)
+    memo.put("heavy", tuple(range(9)))  # heavier than the whole memo: kept alone
+    assert memo.get_or_make("heavy", lambda: ()) == tuple(range(9))
+    assert memo.get_or_make("d", lambda: (7,)) == (7,)
