@@ -15,8 +15,10 @@ an earlier release; the provider's release shares ``--shared`` (90 %) of its byt
 (the same files, copied with other modification times) and the rest is new files. In each
 run, in a rotating order, into fresh directories: plain ``rsync -a`` into an empty directory,
 ``sync.sync_and_verify(…, pool=…)`` (the pooled files placed as hard links, the rest
-fetched and verified), and ``rsync -a`` told to exclude the pooled files (rsync alone
-fetching only the new files: the floor of any sync that goes through rsync). It prints wall
+fetched and verified), ``rsync -a --sockopts=TCP_NODELAY`` (plain rsync with the one socket
+option the bridge's rsync has, so the gain of that option is not counted as the pool's) and
+``rsync -a --sockopts=TCP_NODELAY`` told to exclude the pooled files (rsync alone fetching
+only the new files: the floor of any sync that goes through rsync). It prints wall
 seconds, the ratios, and the bytes the daemon says it sent for each (its log), next to what
 the sync's result says it placed and transferred.
 
@@ -151,10 +153,17 @@ def make_release(
     return packages
 
 
-def plain_rsync(url: str, dest: Path, exclude_from: Path | None = None) -> None:
-    excluding = [f"--exclude-from={exclude_from}"] if exclude_from else []
+NODELAY = "--sockopts=TCP_NODELAY"  # as the bridge's own argument list has it
+
+
+def plain_rsync(
+    url: str, dest: Path, exclude_from: Path | None = None, *, nodelay: bool = False
+) -> None:
+    options = [f"--exclude-from={exclude_from}"] if exclude_from else []
+    if nodelay:
+        options.append(NODELAY)
     subprocess.run(
-        ["rsync", "-a", *excluding, "--", url, f"{dest}/"],  # noqa: S607  (the rsync on PATH)
+        ["rsync", "-a", *options, "--", url, f"{dest}/"],  # noqa: S607  (the rsync on PATH)
         check=True,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -222,26 +231,30 @@ def shared_part(
     )
     excluded = work / "pooled-paths"  # for "rsync of the new files only"
     excluded.write_text("".join(f"/{p.path}\n" for p in kept))
-    rows: list[tuple[Timing, Timing, int, int, sync_records.SyncResult, Timing]] = []
+    rows: list[tuple[Timing, Timing, int, int, sync_records.SyncResult, Timing, Timing]] = []
     with RsyncDaemon(work / "rsyncd-shared", {"bench": source}) as daemon:
         url = daemon.url("bench")
         plain_rsync(url, work / "warm-up")  # warms the daemon and the page cache
         shutil.rmtree(work / "warm-up")
         seen = 1
         (work / "scratch").mkdir()
-        steps = ("plain", "sync", "new_only")
+        steps = ("plain", "plain_nodelay", "sync", "new_only")
         for i in range(runs):
             if time.monotonic() > deadline:
                 print("stopping early: --max-seconds reached", file=sys.stderr)
                 break
             found: dict[str, tuple[Timing, int]] = {}
             result: list[sync_records.SyncResult] = []
-            for step in steps[i % 3 :] + steps[: i % 3]:
+            for step in steps[i % 4 :] + steps[: i % 4]:
                 dest = work / "scratch" / step  # below the work dir: the pool's file system
                 if step == "plain":
                     timing = measure(lambda d=dest: plain_rsync(url, d))
+                elif step == "plain_nodelay":
+                    timing = measure(lambda d=dest: plain_rsync(url, d, nodelay=True))
                 elif step == "new_only":
-                    timing = measure(lambda d=dest: plain_rsync(url, d, exclude_from=excluded))
+                    timing = measure(
+                        lambda d=dest: plain_rsync(url, d, exclude_from=excluded, nodelay=True)
+                    )
                 else:
                     timing = measure(
                         lambda d=dest, r=result: r.append(
@@ -252,15 +265,17 @@ def shared_part(
                 found[step] = (timing, sent)
                 shutil.rmtree(dest)
             (plain, plain_sent), (ours, ours_sent) = found["plain"], found["sync"]
-            new_only = found["new_only"][0]
-            rows.append((plain, ours, plain_sent, ours_sent, result[0], new_only))
+            new_only, nodelay = found["new_only"][0], found["plain_nodelay"][0]
+            rows.append((plain, ours, plain_sent, ours_sent, result[0], new_only, nodelay))
             print(
                 f"run {i + 1}: plain rsync -a {plain.wall:.2f} s, sent {plain_sent:,} B; "
                 f"sync_and_verify with the pool {ours.wall:.2f} s (x{ours.wall / plain.wall:.3f})"
                 f", sent {ours_sent:,} B; placed {result[0].placed_files} files "
                 f"({result[0].placed_bytes:,} B), transferred {result[0].transferred_files} "
                 f"files ({result[0].transferred_bytes:,} B); rsync -a of the new files only "
-                f"{new_only.wall:.2f} s (x{new_only.wall / plain.wall:.3f})",
+                f"{new_only.wall:.2f} s (x{new_only.wall / plain.wall:.3f}); plain rsync -a "
+                f"{NODELAY} {nodelay.wall:.2f} s (the bridge x{ours.wall / nodelay.wall:.3f} "
+                "of it)",
                 flush=True,
             )
     if rows:
@@ -271,8 +286,10 @@ def shared_part(
             f"({statistics.median(r[3] for r in rows):,} B sent); ratio x"
             f"{statistics.median(r[1].wall / r[0].wall for r in rows):.3f} "
             f"(runs: {', '.join(f'{r[1].wall / r[0].wall:.3f}' for r in rows)}); rsync -a of "
-            f"the new files only {statistics.median(r[5].wall for r in rows):.2f} s, x"
-            f"{statistics.median(r[5].wall / r[0].wall for r in rows):.3f}",
+            f"the new files only ({NODELAY}) {statistics.median(r[5].wall for r in rows):.2f}"
+            f" s, x{statistics.median(r[5].wall / r[0].wall for r in rows):.3f}; plain rsync -a"
+            f" {NODELAY} {statistics.median(r[6].wall for r in rows):.2f} s, the bridge x"
+            f"{statistics.median(r[1].wall / r[6].wall for r in rows):.3f} of it",
             flush=True,
         )
 
