@@ -314,9 +314,13 @@ class _Memo(Generic[K, V]):
                 self._total -= self._weight(gone)
 
 
-# ``Entries.read``'s parsed entries (a release entry is a few hundred bytes per file: 4,096
-# releases of 100 files are tens of megabytes).
-_READ: _Memo[tuple[str, int, int, int, int], area_manifest.ReleaseEntry] = _Memo(4096, lambda _: 1)
+# ``Entries.read``'s parsed entries, weighed by their files (~350 bytes of memory a file, so at
+# most ~100 MB): every area of 300,000 files in all stays parsed, whether they come in 100
+# releases or 30,000 (a bound counted in releases made a change of a 10,000-release area
+# parse every entry again: a scan in LRU order drops each entry just before it is needed).
+_READ: _Memo[tuple[str, int, int, int, int], area_manifest.ReleaseEntry] = _Memo(
+    300_000, lambda entry: len(entry.files) + 1
+)
 # ``TreeManifest.from_json``'s parsed manifests, weighed by the releases they list (a
 # reference is a few hundred bytes: 50,000 are tens of megabytes).
 _PARSED: _Memo[tuple[str, bytes], TreeManifest] = _Memo(

@@ -439,6 +439,41 @@ def test_an_entry_read_again_is_the_same_record_until_its_file_changes(tmp_path:
         entries.read(ref, area="production/7/updates")
 
 
+def one_file_release(ticket: int) -> manifest.ReleaseEntry:
+    return manifest.ReleaseEntry(
+        ticket_id=ticket,
+        short_name="Dist",
+        version=f"1.{ticket}.0",
+        files=(manifest.FileEntry(path=f"rpms/p{ticket}.rpm", size=1, sha256="a" * 64),),
+    )
+
+
+def test_the_entries_of_an_area_of_many_small_releases_stay_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 6,000 one-file releases: more releases than a bound counted in releases (4,096) held,
+    # far fewer files than the bound counted in files; the second pass parses nothing
+    release_entries._READ.clear()
+    monkeypatch.setattr(os, "fsync", lambda fd: None)  # durability is not what is tested here
+    entries = release_entries.Entries(tmp_path)
+    refs = [entries.write(one_file_release(n)) for n in range(1, 6001)]
+    first = [entries.read(r, area="production/7/updates") for r in refs]
+    parsed: list[str] = []
+    real = release_entries.Entries._read
+
+    def counting(
+        self: release_entries.Entries, ref: release_entries.ReleaseRef, *, area: str
+    ) -> manifest.ReleaseEntry:
+        parsed.append(ref.entry)
+        return real(self, ref, area=area)
+
+    monkeypatch.setattr(release_entries.Entries, "_read", counting)
+    again = [entries.read(r, area="production/7/updates") for r in refs]
+    assert parsed == []
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    release_entries._READ.clear()
+
+
 def test_a_manifest_read_again_is_the_same_record_until_its_bytes_change() -> None:
     area = "production/7/updates"
     ref = release_entries.ReleaseRef(
