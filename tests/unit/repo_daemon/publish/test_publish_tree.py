@@ -159,6 +159,21 @@ def test_a_promotion_links_the_payload_into_the_tree_and_metadata_beside_it(
     assert step.calls[0]["payload_dir"] is None
 
 
+def record_calls(monkeypatch: pytest.MonkeyPatch, method: str) -> list[release_entries.ReleaseRef]:
+    """The references ``Entries.<method>`` is called with from now on (the calls still run)."""
+    calls: list[release_entries.ReleaseRef] = []
+    original = getattr(release_entries.Entries, method)
+
+    def recording(
+        self: release_entries.Entries, ref: release_entries.ReleaseRef, *, area: str
+    ) -> manifest.ReleaseEntry:
+        calls.append(ref)
+        return original(self, ref, area=area)
+
+    monkeypatch.setattr(release_entries.Entries, method, recording)
+    return calls
+
+
 def test_a_promotion_reads_no_other_release_s_entry_without_metadata(
     settings: RepositorySettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,16 +181,7 @@ def test_a_promotion_reads_no_other_release_s_entry_without_metadata(
     releases = Releases(repo, tmp_path / "scratch")
     for n in range(1, 4):
         releases.stage(n, f"R{n}", {f"r{n}/x.rpm": bytes([n])})
-    reads: list[str] = []
-    original = release_entries.Entries.read
-
-    def counting(
-        self: release_entries.Entries, ref: release_entries.ReleaseRef, *, area: str
-    ) -> manifest.ReleaseEntry:
-        reads.append(ref.label)
-        return original(self, ref, area=area)
-
-    monkeypatch.setattr(release_entries.Entries, "read", counting)
+    reads = record_calls(monkeypatch, "read")
     releases.stage(4, "R4", {"r4/x.rpm": b"4"})
 
     assert reads == []
@@ -458,16 +464,7 @@ def test_the_entries_of_an_area_of_many_small_releases_stay_parsed(
     entries = release_entries.Entries(tmp_path)
     refs = [entries.write(one_file_release(n)) for n in range(1, 6001)]
     first = [entries.read(r, area="production/7/updates") for r in refs]
-    parsed: list[str] = []
-    real = release_entries.Entries._read
-
-    def counting(
-        self: release_entries.Entries, ref: release_entries.ReleaseRef, *, area: str
-    ) -> manifest.ReleaseEntry:
-        parsed.append(ref.entry)
-        return real(self, ref, area=area)
-
-    monkeypatch.setattr(release_entries.Entries, "_read", counting)
+    parsed = record_calls(monkeypatch, "_read")
     again = [entries.read(r, area="production/7/updates") for r in refs]
     assert parsed == []
     assert all(a is b for a, b in zip(first, again, strict=True))
